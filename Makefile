@@ -1,0 +1,38 @@
+# Thin wrapper over CMake/ctest. `make run` and `make test` do all set-up on a fresh Debian 12.
+BUILD      ?= build
+BUILD_TYPE ?= Debug
+CMAKE_ARGS ?=
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all deps configure build run test test-asan clean help
+
+all: build
+
+help:
+	@echo "make            install missing deps, configure and build into $(BUILD)/"
+	@echo "make run        start tlab-sim (port 8000) and tlab-gateway (port 8001)"
+	@echo "make test       build and run the whole ctest suite"
+	@echo "make test-asan  the suite again in an ASan+UBSan build (build-asan/)"
+
+deps:
+	@infra/install-deps.sh --check >/dev/null 2>&1 || infra/install-deps.sh
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DTLAB_WERROR=ON $(CMAKE_ARGS)
+
+configure: $(BUILD)/CMakeCache.txt
+
+build: deps configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	infra/run.sh $(BUILD)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+test-asan:
+	$(MAKE) test BUILD=build-asan CMAKE_ARGS="-DTLAB_SANITIZE=ON"
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,252 @@
+/*
+ * tlab/plugin.h - the whole contract between tlab-gateway and its compiled plugins.
+ *
+ * A plugin is a shared object that exports one symbol, TLAB_PLUGIN_ENTRY_SYMBOL, returning a
+ * pointer to a static tlab_plugin descriptor. The gateway dlopen()s it (RTLD_NOW|RTLD_LOCAL),
+ * checks the ABI version in the descriptor, and calls init() with a table of function pointers,
+ * the tlab_api. Plugins never link against gateway symbols: everything they may do goes through
+ * that table, as Redis modules do through RedisModule_* pointers.
+ *
+ * Versioning (see docs/plugins.md):
+ *  - TLAB_ABI_MAJOR changes when an existing field changes meaning or moves. The gateway refuses a
+ *    plugin built for another major, naming both versions.
+ *  - TLAB_ABI_MINOR grows when fields are appended. Shared structs start with their size, so each
+ *    side reads only what the other side had: a plugin built against an older minor still loads,
+ *    and a newer plugin tests TLAB_API_HAS(api, field) before calling a function that may be absent.
+ *
+ * Threading: the gateway runs one event loop on one thread. Every hook and every API call happens
+ * on that thread; none of them may block. Hooks must return quickly: use api->timer_* for delays.
+ *
+ * Return codes follow one vocabulary everywhere (after nginx): TLAB_OK, TLAB_ERROR, TLAB_AGAIN
+ * ("not yet; the plugin will call api->dispatch_wake() when that changes") and TLAB_DECLINED
+ * ("not mine").
+ */
+#ifndef TLAB_PLUGIN_H
+#define TLAB_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TLAB_ABI_MAJOR 1
+#define TLAB_ABI_MINOR 0
+
+#define TLAB_OK 0
+#define TLAB_ERROR (-1)
+#define TLAB_AGAIN (-2)
+#define TLAB_DECLINED (-5)
+
+/* The exported entry point. Declare it with TLAB_PLUGIN_DECLARE(descriptor). */
+#define TLAB_PLUGIN_ENTRY_SYMBOL "tlab_plugin_entry"
+
+#if defined(__GNUC__)
+#define TLAB_EXPORT __attribute__((visibility("default")))
+#define TLAB_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define TLAB_EXPORT
+#define TLAB_PRINTF(f, a)
+#endif
+
+/* True when the gateway's api table is large enough to contain `field`. */
+#define TLAB_API_HAS(api, field) ((api)->size >= offsetof(tlab_api, field) + sizeof((api)->field) && (api)->field != NULL)
+
+/* Opaque handles. A plugin only ever holds pointers to these and passes them back to the API. */
+typedef struct tlab_plugin_ctx tlab_plugin_ctx; /* one per loaded plugin, for logging and ownership */
+typedef struct tlab_request tlab_request;       /* one LLM request (chat or completions) */
+typedef struct tlab_timer tlab_timer;           /* a timer on the gateway's loop */
+typedef struct tlab_metric tlab_metric;         /* a metric family in the registry */
+typedef struct tlab_exchange tlab_exchange;     /* one HTTP exchange on a plugin route */
+
+/* Lifecycle events of a request, in the order they normally happen. A request that fails early
+ * (validation, admission, client gone) jumps to TLAB_EV_DONE; every request that produced
+ * TLAB_EV_ARRIVED produces exactly one TLAB_EV_DONE. */
+typedef enum tlab_event {
+    TLAB_EV_ARRIVED = 0,    /* body read, request object created */
+    TLAB_EV_ADMITTED = 1,   /* passed validation and admission */
+    TLAB_EV_QUEUED = 2,     /* handed to the queue (only when a queue plugin is loaded) */
+    TLAB_EV_DISPATCHED = 3, /* sent to a worker */
+    TLAB_EV_FIRST_BYTE = 4, /* first response byte from the worker */
+    TLAB_EV_DONE = 5,       /* answered (or abandoned); tlab_api.request_status tells how */
+    TLAB_EV__COUNT = 6
+} tlab_event;
+
+typedef enum tlab_log_level { TLAB_LOG_DEBUG = 0, TLAB_LOG_INFO = 1, TLAB_LOG_WARN = 2, TLAB_LOG_ERROR = 3 } tlab_log_level;
+
+typedef enum tlab_metric_kind { TLAB_METRIC_COUNTER = 0, TLAB_METRIC_GAUGE = 1, TLAB_METRIC_HISTOGRAM = 2 } tlab_metric_kind;
+
+/* Worker states, shared with the gateway_worker_state metric. */
+typedef enum tlab_worker_state {
+    TLAB_WORKER_IDLE = 0,
+    TLAB_WORKER_STARTING = 1,
+    TLAB_WORKER_RUNNING = 2,
+    TLAB_WORKER_STOPPING = 3,
+    TLAB_WORKER_FAILED = 5
+} tlab_worker_state;
+
+/* A visitor over one sample of the metrics registry; see tlab_api.metrics_foreach.
+ * `labels` is the series' label text without braces (e.g. `code="200",route="/v1/completions"`),
+ * "" when it has none. For histograms, `buckets`/`bucket_counts` hold n_buckets upper bounds and
+ * cumulative counts; `value` is the sum and `count` the number of observations. */
+typedef struct tlab_metric_sample {
+    const char *name;
+    const char *help;
+    tlab_metric_kind kind;
+    const char *labels;
+    double value;
+    uint64_t count;
+    size_t n_buckets;
+    const double *buckets;
+    const uint64_t *bucket_counts;
+} tlab_metric_sample;
+
+typedef void (*tlab_timer_cb)(void *arg);
+typedef void (*tlab_route_handler)(void *arg, tlab_exchange *ex);
+typedef void (*tlab_metric_visitor)(void *arg, const tlab_metric_sample *sample);
+
+/*
+ * The table the gateway hands to init(). Valid from init() until shutdown() returns.
+ * Fields are only ever appended; test with TLAB_API_HAS before using one newer than your minor.
+ */
+typedef struct tlab_api {
+    uint32_t size; /* sizeof(tlab_api) as the gateway was built */
+    uint16_t abi_major;
+    uint16_t abi_minor;
+
+    /* ---- logging and time ---- */
+    /* One line on stderr, prefixed with the level and the plugin's name. */
+    void (*log)(tlab_plugin_ctx *ctx, tlab_log_level level, const char *fmt, ...) TLAB_PRINTF(3, 4);
+    /* Monotonic microseconds (CLOCK_MONOTONIC); the clock of every request timestamp. */
+    uint64_t (*now_us)(void);
+
+    /* ---- timers on the loop ---- */
+    /* Returns NULL on allocation failure. The timer is owned by the plugin: free it in shutdown(). */
+    tlab_timer *(*timer_new)(tlab_plugin_ctx *ctx, tlab_timer_cb cb, void *arg);
+    /* (Re)arm: fire after `after_us`, then every `after_us` again when `repeat` is non-zero. */
+    int (*timer_start)(tlab_timer *t, uint64_t after_us, int repeat);
+    void (*timer_stop)(tlab_timer *t);
+    void (*timer_free)(tlab_timer *t);
+
+    /* ---- metrics registry (rendered by the metrics plugin) ---- */
+    /* Registers a family, or returns the existing one when name and kind match (NULL otherwise).
+     * `buckets` (ascending upper bounds, +Inf implied) are used for histograms only. */
+    tlab_metric *(*metric_register)(tlab_plugin_ctx *ctx, tlab_metric_kind kind, const char *name, const char *help,
+                                    const double *buckets, size_t n_buckets);
+    /* `labels` is label text without braces, or NULL/"" for the unlabelled series. */
+    void (*metric_add)(tlab_metric *m, const char *labels, double delta); /* counters and gauges */
+    void (*metric_set)(tlab_metric *m, const char *labels, double value); /* gauges */
+    void (*metric_observe)(tlab_metric *m, const char *labels, double value); /* histograms */
+    /* Visits every series of every family in registration order. */
+    void (*metrics_foreach)(tlab_metric_visitor visit, void *arg);
+
+    /* ---- request accessors (valid from TLAB_EV_ARRIVED until the TLAB_EV_DONE hooks return) ---- */
+    const char *(*request_id)(const tlab_request *r);
+    const char *(*request_path)(const tlab_request *r); /* "/v1/chat/completions" or "/v1/completions" */
+    /* Monotonic microseconds at which `ev` happened, or 0 if it has not happened. */
+    uint64_t (*request_time_us)(const tlab_request *r, tlab_event ev);
+    /* Request header by name (case-insensitive), NULL if absent. */
+    const char *(*request_header)(const tlab_request *r, const char *name);
+    /* The validated JSON body. Plugins may read it; changes before dispatch go to the worker. */
+    json_t *(*request_body)(tlab_request *r);
+    int (*request_is_stream)(const tlab_request *r);
+    /* HTTP status sent to the client so far (0 before headers went out). */
+    int (*request_status)(const tlab_request *r);
+    /* Id of the worker the request went to (0 while there is one worker), -1 before dispatch. */
+    int (*request_worker_id)(const tlab_request *r);
+    /* Adds a header to the response; TLAB_ERROR once headers have been sent. */
+    int (*request_add_response_header)(tlab_request *r, const char *name, const char *value);
+    /* One pointer of plugin data per request per plugin. */
+    void (*request_set_data)(tlab_plugin_ctx *ctx, tlab_request *r, void *data);
+    void *(*request_get_data)(tlab_plugin_ctx *ctx, const tlab_request *r);
+    /* Answers the request now with an OpenAI error JSON and ends it (TLAB_EV_DONE follows).
+     * `retry_after_s` > 0 adds a Retry-After header. Only before dispatch. */
+    int (*request_reject)(tlab_request *r, int status, const char *type, const char *message, int retry_after_s);
+
+    /* ---- dispatch (queue and gate roles) ---- */
+    /* Asks the gateway to re-run its dispatcher: call after a TLAB_AGAIN gate may have opened or
+     * after the queue plugin gained a request. Safe to call from any hook; runs on the next loop turn. */
+    void (*dispatch_wake)(void);
+    /* Requests sent to workers and not yet done. */
+    size_t (*in_flight)(void);
+
+    /* ---- routes ---- */
+    /* Serves `method` `path` (exact match) from `handler`. TLAB_ERROR when the route is taken. */
+    int (*route_add)(tlab_plugin_ctx *ctx, const char *method, const char *path, tlab_route_handler handler, void *arg);
+    const char *(*exchange_header)(tlab_exchange *ex, const char *name);
+    /* Body of the request, NUL-terminated; *len receives its length when len is not NULL. */
+    const char *(*exchange_body)(tlab_exchange *ex, size_t *len);
+    int (*exchange_add_header)(tlab_exchange *ex, const char *name, const char *value);
+    /* Sends the whole reply. Call exactly once per exchange, now or later from a timer. */
+    void (*exchange_reply)(tlab_exchange *ex, int status, const char *content_type, const char *body, size_t len);
+} tlab_api;
+
+/* A queue role: the gateway pushes admitted requests here and pops them when it may dispatch. */
+typedef struct tlab_queue_role {
+    uint32_t size; /* sizeof(tlab_queue_role) */
+    /* TLAB_OK: the queue holds r. TLAB_ERROR: the plugin has answered r (api->request_reject). */
+    int (*push)(void *self, tlab_request *r);
+    tlab_request *(*peek)(void *self); /* next request to dispatch, or NULL */
+    tlab_request *(*pop)(void *self);  /* removes and returns what peek() returned */
+    void (*remove)(void *self, tlab_request *r); /* r's client left; drop it without answering */
+    size_t (*depth)(void *self);
+} tlab_queue_role;
+
+/* A worker role: who owns the worker process (the supervisor). */
+typedef struct tlab_worker_role {
+    uint32_t size; /* sizeof(tlab_worker_role) */
+    tlab_worker_state (*state)(void *self);
+    /* Called when a request is waiting for a worker that is not running. */
+    void (*demand)(void *self);
+    /* Restart with knob overrides (a JSON object of model-profile keys); TLAB_ERROR when refused. */
+    int (*restart)(void *self, const json_t *overrides);
+} tlab_worker_role;
+
+/*
+ * The descriptor a plugin returns from its entry point. Keep it static and const.
+ */
+typedef struct tlab_plugin {
+    uint16_t abi_major; /* TLAB_ABI_MAJOR at build time */
+    uint16_t abi_minor; /* TLAB_ABI_MINOR at build time */
+    uint32_t size;      /* sizeof(tlab_plugin) at build time */
+    const char *name;   /* short, [a-z0-9_]; used in logs and errors */
+    const char *version;
+
+    /* Required. Reads `config` (the plugin's YAML block as a JSON object, never NULL) and sets
+     * *self. On failure returns TLAB_ERROR with a message in err; the plugin must then have freed
+     * whatever it created, and shutdown() is not called. */
+    int (*init)(tlab_plugin_ctx *ctx, const tlab_api *api, const json_t *config, void **self, char *err, size_t errlen);
+    /* Called once at gateway exit, in reverse load order. */
+    void (*shutdown)(void *self);
+
+    /* Optional hooks; NULL means not interested. */
+    void (*on_event)(void *self, tlab_request *r, tlab_event ev);
+    /* TLAB_OK lets r go to a worker now; TLAB_AGAIN holds it (call api->dispatch_wake() later). */
+    int (*dispatch_gate)(void *self, tlab_request *r);
+    const tlab_queue_role *queue;   /* at most one loaded plugin may have a queue role */
+    const tlab_worker_role *worker; /* at most one loaded plugin may have a worker role */
+    uint64_t tick_interval_us;      /* when non-zero, on_tick runs at this interval */
+    void (*on_tick)(void *self);
+
+    void *spare[8]; /* reserved for future hooks; leave NULL */
+} tlab_plugin;
+
+typedef const tlab_plugin *(*tlab_plugin_entry_fn)(void);
+
+/* Declares the entry point: TLAB_PLUGIN_DECLARE(my_descriptor); */
+#define TLAB_PLUGIN_DECLARE(desc)                                                                                          \
+    TLAB_EXPORT const tlab_plugin *tlab_plugin_entry(void);                                                                \
+    TLAB_EXPORT const tlab_plugin *tlab_plugin_entry(void) {                                                               \
+        return &(desc);                                                                                                    \
+    }
+
+/* Initialiser for the version fields of a descriptor. */
+#define TLAB_PLUGIN_HEADER .abi_major = TLAB_ABI_MAJOR, .abi_minor = TLAB_ABI_MINOR, .size = sizeof(tlab_plugin)
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TLAB_PLUGIN_H */

@@ -1,0 +1,60 @@
+/*
+ * config.h - the gateway's configuration: loaded from YAML (libyaml), checked against a fixed
+ * schema, with --set overrides applied on top.
+ *
+ * Every error names where it is: "file:line:col: message" (1-based line and column of the
+ * offending key or value). An unknown key, a wrong type or an out-of-range value is an error;
+ * the caller exits with status 2.
+ */
+#ifndef TLAB_CONFIG_H
+#define TLAB_CONFIG_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+typedef struct tlab_plugin_conf {
+    char *name;     /* plugins[i].name, required */
+    char *path;     /* plugins[i].path, or "<plugin_dir>/<name>.so" when absent */
+    json_t *config; /* plugins[i].config as a JSON object ({} when absent); owned */
+    int line, col;  /* where the entry starts, for error messages */
+} tlab_plugin_conf;
+
+typedef struct tlab_config {
+    char *source;      /* path of the file loaded */
+    char *listen_host; /* listen.host, default "127.0.0.1" */
+    int listen_port;   /* listen.port, 0..65535 (0 = any free port), default 8001 */
+
+    char *upstream_url;          /* upstream.url, http(s) URL, default "http://127.0.0.1:8000" */
+    long connect_timeout_ms;     /* upstream.connect_timeout_ms, 1..600000, default 2000 */
+    long first_byte_timeout_ms;  /* upstream.first_byte_timeout_ms, 1..3600000, default 120000 */
+    long total_timeout_ms;       /* upstream.total_timeout_ms, 1..86400000, default 600000 */
+    long idle_keepalive_ms;      /* upstream.idle_keepalive_ms, 100..60000, default 4000 (< vLLM's 5 s) */
+    long max_connections;        /* upstream.max_connections, 1..100000, default 1024 */
+
+    long long max_body_bytes;    /* limits.max_body_bytes, 64..1073741824, default 1048576 */
+    long max_tokens;             /* limits.max_tokens: largest max_tokens accepted, 1..10000000, default 4096 */
+    long max_connections_in;     /* limits.max_client_connections, 1..1000000, default 10000 */
+    long client_timeout_ms;      /* limits.client_timeout_ms: read/write timeout toward clients, default 60000 */
+
+    char *log_level;             /* log.level: debug|info|warn|error, default "info" */
+
+    char *plugin_dir;            /* plugin_dir: where plugins without a path are found, default TLAB_DEFAULT_PLUGIN_DIR */
+    tlab_plugin_conf *plugins;   /* plugins: list, in load order */
+    size_t n_plugins;
+} tlab_config;
+
+/* Fills `cfg` with the defaults above. Never fails except on allocation (returns -1). */
+int tlab_config_defaults(tlab_config *cfg);
+
+/*
+ * Loads `path` over the defaults, then applies each of `sets` ("dotted.key=value", value parsed
+ * as a YAML scalar, e.g. "listen.port=0", "upstream.url=http://h:1", "log.level=debug").
+ * On success returns 0. On failure returns -1 and writes "file:line:col: message" into err
+ * (for a bad --set: "--set 'k=v': message"); `cfg` is then left freed and zeroed.
+ * path may be NULL: defaults plus sets only.
+ */
+int tlab_config_load(tlab_config *cfg, const char *path, const char *const *sets, size_t n_sets, char *err, size_t errlen);
+
+void tlab_config_free(tlab_config *cfg);
+
+#endif

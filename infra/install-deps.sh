@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 and npm packages the project needs, and only those missing.
+# Usage: infra/install-deps.sh [--check]
+#   --check  exit 0 when everything is present, 1 otherwise (prints what is missing)
+# As root it runs apt-get; otherwise it prints the exact command to run.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+DEB_PKGS=(
+  build-essential cmake pkg-config
+  libevent-dev libcurl4-openssl-dev liblua5.4-dev lua5.4 libjansson-dev libyaml-dev
+  curl python3 nodejs npm
+)
+
+missing=()
+for p in "${DEB_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# node and npm may come from another source than Debian; accept them if they run.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  tmp=(); for p in "${missing[@]}"; do [[ $p == nodejs || $p == npm ]] || tmp+=("$p"); done
+  missing=("${tmp[@]+"${tmp[@]}"}")
+fi
+
+npm_missing=0
+[ -d "$here/tests/e2e/node_modules/openai" ] || npm_missing=1
+
+if [[ ${1:-} == --check ]]; then
+  [[ ${#missing[@]} -eq 0 && $npm_missing -eq 0 ]] && exit 0
+  [[ ${#missing[@]} -gt 0 ]] && echo "missing Debian packages: ${missing[*]}"
+  [[ $npm_missing -eq 1 ]] && echo "missing npm packages in tests/e2e (openai)"
+  exit 1
+fi
+
+if [[ ${#missing[@]} -gt 0 ]]; then
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "install-deps: apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  else
+    echo "install-deps: not root; run:"
+    echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}"
+    exit 1
+  fi
+fi
+
+if [[ $npm_missing -eq 1 ]]; then
+  echo "install-deps: npm ci in tests/e2e"
+  (cd "$here/tests/e2e" && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --silent; else npm install --no-audit --no-fund --silent; fi)
+fi
+echo "install-deps: all dependencies present"
