@@ -1,0 +1,150 @@
+"""Shared helpers for the integration tests: real processes on 127.0.0.1, free ports, bounded time.
+
+Every process a test starts is registered and stopped by PID at exit (SIGTERM, then SIGKILL),
+so a failing test never leaves a server behind. Standard library only.
+"""
+import atexit
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BIN = os.environ.get("TLAB_BIN_DIR", os.path.join(os.getcwd(), "bin"))
+SRC = os.environ.get("TLAB_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+PLUGIN_DIR = os.environ.get("TLAB_PLUGIN_DIR", os.path.join(os.path.dirname(BIN), "plugins"))
+
+_procs = []
+_passed = 0
+_failed = 0
+
+
+def check(cond, what):
+    """Records one assertion; prints failures. Use finish() at the end."""
+    global _passed, _failed
+    if cond:
+        _passed += 1
+    else:
+        _failed += 1
+        print(f"CHECK failed: {what}", file=sys.stderr, flush=True)
+    return cond
+
+
+def finish():
+    print(f"{_passed} passed, {_failed} failed", flush=True)
+    stop_all()
+    sys.exit(1 if _failed or _passed == 0 else 0)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    def __init__(self, argv, name, env=None):
+        self.name = name
+        self.log = tempfile.NamedTemporaryFile(prefix=f"tlab-{name}-", suffix=".log", delete=False)
+        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                  start_new_session=True)
+        _procs.append(self)
+
+    @property
+    def pid(self):
+        return self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def output(self):
+        with open(self.log.name, "r", errors="replace") as f:
+            return f.read()
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        if self.p.poll() is None:
+            try:
+                self.p.send_signal(sig)
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+        return self.p.returncode
+
+
+def stop_all():
+    for pr in reversed(_procs):
+        pr.stop()
+    _procs.clear()
+
+
+atexit.register(stop_all)
+
+
+def wait_http(port, path="/health", timeout=10.0, proc=None, want=200):
+    """Polls GET path until it answers `want`; raises with the process log on timeout or exit."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and not proc.alive():
+            raise RuntimeError(f"{proc.name} exited with {proc.p.returncode}:\n{proc.output()}")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", path)
+            r = c.getresponse()
+            r.read()
+            c.close()
+            if r.status == want:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not answer {want} on {path} within {timeout}s"
+                       + (f"\n{proc.output()}" if proc else ""))
+
+
+def request(port, method, path, body=None, headers=None, timeout=30.0):
+    """One HTTP request; returns (status, headers dict lower-cased, body bytes)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    hdrs = {"Content-Type": "application/json"}
+    hdrs.update(headers or {})
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+    c.request(method, path, body=body, headers=hdrs)
+    r = c.getresponse()
+    data = r.read()
+    h = {k.lower(): v for k, v in r.getheaders()}
+    c.close()
+    return r.status, h, data
+
+
+def start_sim(args=(), port=None, time_scale=None):
+    """Starts tlab-sim on a free port; returns (Proc, port) once /health answers 200."""
+    port = port or free_port()
+    argv = [os.path.join(BIN, "tlab-sim"), "--host", "127.0.0.1", "--port", str(port)]
+    if time_scale is not None:
+        argv += ["--time-scale", str(time_scale)]
+    argv += list(args)
+    pr = Proc(argv, "sim")
+    wait_http(port, "/health", timeout=30, proc=pr)
+    return pr, port
+
+
+def start_gateway(upstream_port, sets=(), port=None, config=None, wait=True):
+    """Starts tlab-gateway on a free port in front of 127.0.0.1:upstream_port."""
+    port = port or free_port()
+    argv = [os.path.join(BIN, "tlab-gateway")]
+    if config:
+        argv += ["-c", config]
+    argv += ["--set", "listen.host=127.0.0.1", "--set", f"listen.port={port}",
+             "--set", f"upstream.url=http://127.0.0.1:{upstream_port}",
+             "--set", f"plugin_dir={PLUGIN_DIR}"]
+    for s in sets:
+        argv += ["--set", s]
+    pr = Proc(argv, "gateway")
+    if wait:
+        wait_http(port, "/health", timeout=10, proc=pr)
+    return pr, port

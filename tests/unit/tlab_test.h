@@ -1,0 +1,42 @@
+/*
+ * tlab_test.h - a tiny assertion harness for the unit tests. Each test binary prints one line
+ * per failure and closes with "N passed, N failed"; its exit code is non-zero on any failure.
+ */
+#ifndef TLAB_TEST_H
+#define TLAB_TEST_H
+
+#include <stdio.h>
+#include <string.h>
+
+static int tlab_test_passed, tlab_test_failed;
+
+#define CHECK(cond)                                                                                                        \
+    do {                                                                                                                   \
+        if (cond) {                                                                                                        \
+            tlab_test_passed++;                                                                                            \
+        } else {                                                                                                           \
+            tlab_test_failed++;                                                                                            \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                                       \
+        }                                                                                                                  \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                                                                               \
+    do {                                                                                                                   \
+        if (cond) {                                                                                                        \
+            tlab_test_passed++;                                                                                            \
+        } else {                                                                                                           \
+            tlab_test_failed++;                                                                                            \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);                                       \
+            fprintf(stderr, __VA_ARGS__);                                                                                  \
+            fputc('\n', stderr);                                                                                           \
+        }                                                                                                                  \
+    } while (0)
+
+#define CHECK_STR_CONTAINS(hay, needle) CHECK_MSG((hay) && strstr((hay), (needle)), "'%s' lacks '%s'", (hay) ? (hay) : "(null)", (needle))
+
+static inline int tlab_test_finish(void) {
+    printf("%d passed, %d failed\n", tlab_test_passed, tlab_test_failed);
+    return tlab_test_failed ? 1 : 0;
+}
+
+#endif
