@@ -16,7 +16,7 @@ import time
 
 BIN = os.environ.get("TLAB_BIN_DIR", os.path.join(os.getcwd(), "bin"))
 SRC = os.environ.get("TLAB_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
-PLUGIN_DIR = os.environ.get("TLAB_PLUGIN_DIR", os.path.join(os.path.dirname(BIN), "plugins"))
+PLUGIN_DIR = os.environ.get("TLAB_PLUGIN_DIR", os.path.join(os.path.dirname(BIN), "lib", "plugins"))
 
 _procs = []
 _passed = 0

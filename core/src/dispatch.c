@@ -1,0 +1,139 @@
+/*
+ * dispatch.c - the dispatcher: queue role or the core's FIFO, then the gates, then the proxy.
+ */
+#include "dispatch.h"
+
+#include <event2/event.h>
+
+#include "gateway.h"
+#include "log.h"
+#include "plugin_host.h"
+#include "proxy.h"
+
+static struct {
+    struct event *ev;
+    tlab_request *head, *tail; /* the core's FIFO (no queue plugin) */
+    size_t fifo_len;
+    int scheduled;
+} d;
+
+static void run_dispatch(evutil_socket_t fd, short what, void *arg);
+
+int tlab_dispatch_init(struct event_base *base) {
+    d.ev = event_new(base, -1, 0, run_dispatch, NULL);
+    return d.ev ? 0 : -1;
+}
+
+void tlab_dispatch_shutdown(void) {
+    if (d.ev)
+        event_free(d.ev);
+    d.ev = NULL;
+}
+
+void tlab_dispatch_wake(void) {
+    if (d.ev && !d.scheduled) {
+        d.scheduled = 1;
+        event_active(d.ev, 0, 0);
+    }
+}
+
+static void fifo_push(tlab_request *r) {
+    r->fifo_prev = d.tail;
+    r->fifo_next = NULL;
+    if (d.tail)
+        d.tail->fifo_next = r;
+    else
+        d.head = r;
+    d.tail = r;
+    d.fifo_len++;
+}
+
+static void fifo_remove(tlab_request *r) {
+    if (r->fifo_prev)
+        r->fifo_prev->fifo_next = r->fifo_next;
+    else
+        d.head = r->fifo_next;
+    if (r->fifo_next)
+        r->fifo_next->fifo_prev = r->fifo_prev;
+    else
+        d.tail = r->fifo_prev;
+    r->fifo_next = r->fifo_prev = NULL;
+    d.fifo_len--;
+}
+
+void tlab_dispatch_submit(tlab_request *r) {
+    void *qself;
+    const tlab_queue_role *q = tlab_plugins_queue(&qself);
+    r->phase = TLAB_PHASE_WAITING;
+    r->dispatch_pass = tlab_dispatch_pass;
+    if (q) {
+        r->queued_in_plugin = 1;
+        tlab_request_emit(r, TLAB_EV_QUEUED);
+        if (q->push(qself, r) != TLAB_OK) {
+            /* The plugin answered it (request_reject), which finished it. */
+            return;
+        }
+    } else {
+        fifo_push(r);
+    }
+    tlab_dispatch_wake();
+}
+
+void tlab_dispatch_forget(tlab_request *r) {
+    if (r->phase != TLAB_PHASE_WAITING)
+        return;
+    if (r->queued_in_plugin) {
+        void *qself;
+        const tlab_queue_role *q = tlab_plugins_queue(&qself);
+        r->queued_in_plugin = 0;
+        if (q)
+            q->remove(qself, r);
+    } else {
+        fifo_remove(r);
+    }
+}
+
+size_t tlab_dispatch_waiting(void) {
+    void *qself;
+    const tlab_queue_role *q = tlab_plugins_queue(&qself);
+    return d.fifo_len + (q ? q->depth(qself) : 0);
+}
+
+static tlab_request *peek(const tlab_queue_role *q, void *qself) {
+    return q ? q->peek(qself) : d.head;
+}
+
+static void run_dispatch(evutil_socket_t fd, short what, void *arg) {
+    d.scheduled = 0;
+    tlab_dispatch_pass++;
+    void *qself;
+    const tlab_queue_role *q = tlab_plugins_queue(&qself);
+    tlab_request *r;
+    while ((r = peek(q, qself)) != NULL) {
+        if (tlab_plugins_gate(r) != TLAB_OK)
+            return; /* a gate holds the head; it calls dispatch_wake when it opens */
+        if (q) {
+            q->pop(qself);
+            r->queued_in_plugin = 0;
+        } else {
+            fifo_remove(r);
+        }
+        tlab_proxy_dispatch(r);
+    }
+}
+
+void tlab_dispatch_fail_all(const tlab_error *err) {
+    void *qself;
+    const tlab_queue_role *q = tlab_plugins_queue(&qself);
+    tlab_request *r;
+    while ((r = peek(q, qself)) != NULL) {
+        if (q) {
+            q->pop(qself);
+            r->queued_in_plugin = 0;
+        } else {
+            fifo_remove(r);
+        }
+        r->phase = TLAB_PHASE_NEW;
+        tlab_request_fail(r, err, 0);
+    }
+}

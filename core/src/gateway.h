@@ -1,0 +1,41 @@
+/*
+ * gateway.h - the gateway's process-wide state. There is one loop on one thread, so there is
+ * one gateway: the plugin API (dispatch_wake, in_flight) needs it without a handle.
+ */
+#ifndef TLAB_GATEWAY_H
+#define TLAB_GATEWAY_H
+
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "config.h"
+
+struct tlab_upstream;
+
+typedef struct tlab_gateway {
+    struct event_base *base;
+    struct evhttp *http;
+    const tlab_config *cfg;
+    struct tlab_upstream *upstream;
+    int port;                /* the port actually bound (listen.port may be 0) */
+    uint64_t started_us;
+    uint64_t request_seq;    /* for request ids */
+    size_t in_flight;        /* dispatched to a worker, not yet done */
+    size_t live_requests;    /* arrived, not yet done */
+    int draining;            /* shutdown started: new requests get 503 */
+    struct event *dispatch_ev;
+} tlab_gateway;
+
+extern tlab_gateway tlab_gw;
+
+/* Monotonic clock in microseconds. */
+static inline uint64_t tlab_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+#endif

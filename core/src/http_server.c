@@ -1,0 +1,163 @@
+/*
+ * http_server.c - routing and the front half of a request's walk: read, validate, admit, submit.
+ */
+#include "http_server.h"
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "dispatch.h"
+#include "log.h"
+#include "plugin_host.h"
+#include "proxy.h"
+#include "request.h"
+#include "upstream.h"
+
+static void send_json(struct evhttp_request *http, int status, json_t *obj) {
+    char *text = json_dumps(obj, JSON_COMPACT);
+    struct evbuffer *b = evbuffer_new();
+    evhttp_add_header(evhttp_request_get_output_headers(http), "Content-Type", "application/json");
+    if (b && text)
+        evbuffer_add(b, text, strlen(text));
+    evhttp_send_reply(http, status, NULL, b);
+    if (b)
+        evbuffer_free(b);
+    free(text);
+}
+
+static void send_error(struct evhttp_request *http, int status, const char *type, const char *fmt, const char *arg) {
+    tlab_error err;
+    tlab_error_set(&err, status, type, NULL, fmt, arg);
+    tlab_http_send_error(http, &err, status == 503 ? 1 : 0);
+}
+
+static void method_not_allowed(struct evhttp_request *http, const char *path, const char *allow) {
+    evhttp_add_header(evhttp_request_get_output_headers(http), "Allow", allow);
+    send_error(http, 405, "invalid_request_error", "Method not allowed on %s", path);
+}
+
+static void handle_health(tlab_gateway *gw, struct evhttp_request *http) {
+    const tlab_upstream_stats *st = tlab_upstream_get_stats(gw->upstream);
+    json_t *o = json_pack("{s:s, s:s, s:f, s:I, s:I, s:I, s:{s:s, s:I, s:I, s:I, s:I, s:I}, s:o}", "status",
+                          gw->draining ? "draining" : "ok", "version", TLAB_VERSION, "uptime_s",
+                          (double)(tlab_now_us() - gw->started_us) / 1e6, "in_flight", (json_int_t)gw->in_flight, "waiting",
+                          (json_int_t)tlab_dispatch_waiting(), "live_requests", (json_int_t)gw->live_requests, "upstream",
+                          "url", gw->cfg->upstream_url, "transfers", (json_int_t)st->transfers, "connections_opened",
+                          (json_int_t)st->connections_opened, "retries", (json_int_t)st->retries, "aborted",
+                          (json_int_t)st->aborted, "active", (json_int_t)st->active, "plugins", tlab_plugins_describe());
+    if (!o) {
+        evhttp_send_error(http, 500, "out of memory");
+        return;
+    }
+    send_json(http, gw->draining ? 503 : 200, o);
+    json_decref(o);
+}
+
+static void handle_llm(tlab_gateway *gw, struct evhttp_request *http, const char *path, tlab_api_kind kind) {
+    if (gw->draining) {
+        send_error(http, 503, "service_unavailable", "%s", "the gateway is shutting down; retry on another instance");
+        return;
+    }
+    tlab_request *r = tlab_request_new(http, path, kind);
+    if (!r) {
+        send_error(http, 500, "internal_error", "%s", "out of memory");
+        return;
+    }
+    tlab_request_emit(r, TLAB_EV_ARRIVED);
+    tlab_validate_limits limits = {.max_body_bytes = gw->cfg->max_body_bytes, .max_tokens = gw->cfg->max_tokens};
+    tlab_error err;
+    if (tlab_validate_request(kind, r->raw_body, r->raw_len, &limits, &r->body, &r->info, &err) != 0) {
+        tlab_request_fail(r, &err, 0);
+        return;
+    }
+    tlab_request_emit(r, TLAB_EV_ADMITTED);
+    r->overhead_us += r->t[TLAB_EV_ADMITTED] - r->t[TLAB_EV_ARRIVED];
+    tlab_dispatch_submit(r);
+}
+
+static void handle_models(struct evhttp_request *http) {
+    tlab_request *r = tlab_request_new(http, "/v1/models", TLAB_KIND_CHAT);
+    if (!r) {
+        send_error(http, 500, "internal_error", "%s", "out of memory");
+        return;
+    }
+    r->internal = 1;
+    tlab_request_emit(r, TLAB_EV_ARRIVED);
+    tlab_proxy_dispatch(r);
+}
+
+static void on_request(struct evhttp_request *http, void *arg) {
+    tlab_gateway *gw = arg;
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(http);
+    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+    if (!path || !*path)
+        path = "/";
+    enum evhttp_cmd_type cmd = evhttp_request_get_command(http);
+
+    if (strcmp(path, "/v1/chat/completions") == 0 || strcmp(path, "/v1/completions") == 0) {
+        if (cmd != EVHTTP_REQ_POST)
+            return method_not_allowed(http, path, "POST");
+        return handle_llm(gw, http, path[4] == 'c' && path[5] == 'h' ? "/v1/chat/completions" : "/v1/completions",
+                          path[4] == 'c' && path[5] == 'h' ? TLAB_KIND_CHAT : TLAB_KIND_COMPLETIONS);
+    }
+    if (strcmp(path, "/v1/models") == 0) {
+        if (cmd != EVHTTP_REQ_GET)
+            return method_not_allowed(http, path, "GET");
+        return handle_models(http);
+    }
+    if (strcmp(path, "/health") == 0) {
+        if (cmd != EVHTTP_REQ_GET)
+            return method_not_allowed(http, path, "GET");
+        return handle_health(gw, http);
+    }
+    int routed = tlab_plugins_route(http, path);
+    if (routed == 1)
+        return;
+    if (routed == -1)
+        return method_not_allowed(http, path, "see the plugin's documentation");
+    send_error(http, 404, "invalid_request_error", "No route for %s", path);
+}
+
+int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen) {
+    const tlab_config *cfg = gw->cfg;
+    gw->http = evhttp_new(gw->base);
+    if (!gw->http) {
+        snprintf(err, errlen, "cannot create the HTTP server");
+        return -1;
+    }
+    /* Bodies between max_body_bytes and this hard cap get our OpenAI-shaped 413; beyond it
+     * evhttp answers 413 itself without reading them, so memory per connection stays bounded. */
+    long long hard_cap = cfg->max_body_bytes * 2 > cfg->max_body_bytes + (1 << 20) ? cfg->max_body_bytes * 2
+                                                                                   : cfg->max_body_bytes + (1 << 20);
+    evhttp_set_max_body_size(gw->http, (ev_ssize_t)hard_cap);
+    evhttp_set_max_headers_size(gw->http, 64 * 1024);
+    struct timeval tv = {.tv_sec = cfg->client_timeout_ms / 1000, .tv_usec = (cfg->client_timeout_ms % 1000) * 1000};
+    evhttp_set_timeout_tv(gw->http, &tv);
+    evhttp_set_allowed_methods(gw->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(gw->http, on_request, gw);
+    struct evhttp_bound_socket *bound = evhttp_bind_socket_with_handle(gw->http, cfg->listen_host, (ev_uint16_t)cfg->listen_port);
+    if (!bound) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
+                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        return -1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) == 0)
+        gw->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
+void tlab_http_stop(tlab_gateway *gw) {
+    if (gw->http)
+        evhttp_free(gw->http);
+    gw->http = NULL;
+}

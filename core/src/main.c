@@ -1,0 +1,175 @@
+/*
+ * main.c - tlab-gateway's command line, start-up order and graceful shutdown.
+ *
+ * Start-up: config (exit 2 on any error, as file:line:col: message), loop, upstream client,
+ * plugins (exit 1 when one fails to load), HTTP listener. Shutdown on SIGTERM/SIGINT: stop
+ * taking new work (503), answer everything still waiting for dispatch with 503, let in-flight
+ * responses finish for up to SHUTDOWN_GRACE_S, then exit 0. A second signal exits at once.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "gateway.h"
+#include "http_server.h"
+#include "log.h"
+#include "plugin_host.h"
+#include "upstream.h"
+
+#define SHUTDOWN_GRACE_S 30
+
+tlab_gateway tlab_gw;
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "Usage: tlab-gateway [-c FILE] [--set key=value]... [--check-config]\n"
+            "\n"
+            "An OpenAI-compatible gateway in front of an LLM worker (vLLM or tlab-sim).\n"
+            "\n"
+            "Options:\n"
+            "  -c, --config FILE    YAML config (see configs/gateway.yaml); built-in defaults when absent\n"
+            "  -s, --set KEY=VALUE  override one config key, e.g. --set listen.port=9001\n"
+            "                       --set upstream.url=http://127.0.0.1:8000 (repeatable)\n"
+            "      --check-config   validate the config and exit (0 valid, 2 invalid)\n"
+            "  -h, --help           this help\n"
+            "  -V, --version        print the version\n"
+            "\n"
+            "Exit status: 0 clean shutdown, 1 runtime failure (listen, plugin load), 2 bad config or usage.\n");
+}
+
+static struct event *shutdown_timer;
+
+static void check_drained(void) {
+    if (tlab_gw.draining && tlab_gw.live_requests == 0)
+        event_base_loopexit(tlab_gw.base, NULL);
+}
+
+static void on_drain_poll(evutil_socket_t fd, short what, void *arg) {
+    check_drained();
+}
+
+static void on_grace_over(evutil_socket_t fd, short what, void *arg) {
+    LOG_WARN("shutdown grace of %d s is over with %zu requests still running; exiting", SHUTDOWN_GRACE_S,
+             tlab_gw.live_requests);
+    event_base_loopexit(tlab_gw.base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg) {
+    if (tlab_gw.draining) {
+        LOG_WARN("second signal: exiting now");
+        event_base_loopbreak(tlab_gw.base);
+        return;
+    }
+    LOG_INFO("%s: draining (%zu in flight, %zu waiting)", sig == SIGINT ? "SIGINT" : "SIGTERM", tlab_gw.in_flight,
+             tlab_dispatch_waiting());
+    tlab_gw.draining = 1;
+    tlab_error err;
+    tlab_error_set(&err, 503, "service_unavailable", NULL, "the gateway is shutting down; retry on another instance");
+    tlab_dispatch_fail_all(&err);
+    /* Poll for the last request to end; a 50 ms poll costs nothing and keeps request.c unaware of shutdown. */
+    struct event *poll = event_new(tlab_gw.base, -1, EV_PERSIST, on_drain_poll, NULL);
+    struct timeval p = {0, 50000}, grace = {SHUTDOWN_GRACE_S, 0};
+    if (poll)
+        event_add(poll, &p);
+    shutdown_timer = poll;
+    event_base_once(tlab_gw.base, -1, EV_TIMEOUT, on_grace_over, NULL, &grace);
+    check_drained();
+}
+
+int main(int argc, char **argv) {
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
+                                         {"check-config", no_argument, 0, 'k'}, {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},       {0, 0, 0, 0}};
+    const char *config_path = NULL;
+    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+    size_t n_sets = 0;
+    int check_only = 0, c;
+    if (!sets)
+        return 1;
+    while ((c = getopt_long(argc, argv, "c:s:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config_path = optarg; break;
+        case 's': sets[n_sets++] = optarg; break;
+        case 'k': check_only = 1; break;
+        case 'h': usage(stdout); free(sets); return 0;
+        case 'V': printf("tlab-gateway %s (plugin ABI %d.%d)\n", TLAB_VERSION, TLAB_ABI_MAJOR, TLAB_ABI_MINOR); free(sets); return 0;
+        default: usage(stderr); free(sets); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tlab-gateway: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        free(sets);
+        return 2;
+    }
+
+    tlab_config cfg;
+    char err[1024];
+    if (tlab_config_load(&cfg, config_path, sets, n_sets, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        free(sets);
+        return 2;
+    }
+    free(sets);
+    if (check_only) {
+        printf("%s: configuration is valid\n", config_path ? config_path : "(built-in defaults)");
+        tlab_config_free(&cfg);
+        return 0;
+    }
+    tlab_log_set_level((tlab_log_level)tlab_log_level_parse(cfg.log_level));
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    tlab_gw.cfg = &cfg;
+    tlab_gw.started_us = tlab_now_us();
+    tlab_gw.base = event_base_new();
+    struct event *sigterm = NULL, *sigint = NULL;
+    if (!tlab_gw.base || tlab_dispatch_init(tlab_gw.base) != 0) {
+        LOG_ERROR("cannot create the event loop");
+        goto out;
+    }
+    tlab_gw.upstream = tlab_upstream_new(tlab_gw.base, &cfg);
+    if (!tlab_gw.upstream) {
+        LOG_ERROR("cannot initialise libcurl");
+        goto out;
+    }
+    if (tlab_plugins_load(tlab_gw.base, &cfg, err, sizeof err) != 0) {
+        LOG_ERROR("%s", err);
+        goto out;
+    }
+    if (tlab_http_start(&tlab_gw, err, sizeof err) != 0) {
+        LOG_ERROR("%s", err);
+        goto out;
+    }
+    sigterm = evsignal_new(tlab_gw.base, SIGTERM, on_signal, NULL);
+    sigint = evsignal_new(tlab_gw.base, SIGINT, on_signal, NULL);
+    evsignal_add(sigterm, NULL);
+    evsignal_add(sigint, NULL);
+    LOG_INFO("tlab-gateway %s listening on http://%s:%d (upstream %s, %zu plugin%s)", TLAB_VERSION, cfg.listen_host,
+             tlab_gw.port, cfg.upstream_url, tlab_plugins_count(), tlab_plugins_count() == 1 ? "" : "s");
+    event_base_dispatch(tlab_gw.base);
+    LOG_INFO("stopped");
+    rc = 0;
+
+out:
+    tlab_http_stop(&tlab_gw);
+    tlab_plugins_unload();
+    if (sigterm)
+        event_free(sigterm);
+    if (sigint)
+        event_free(sigint);
+    if (shutdown_timer)
+        event_free(shutdown_timer);
+    tlab_dispatch_shutdown();
+    tlab_upstream_free(tlab_gw.upstream);
+    if (tlab_gw.base)
+        event_base_free(tlab_gw.base);
+    tlab_config_free(&cfg);
+    return rc;
+}

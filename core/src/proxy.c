@@ -1,0 +1,193 @@
+/*
+ * proxy.c - the upstream leg of a request and the relay back to the client.
+ *
+ * Gateway overhead (x-tlab-overhead-us) counts the time a request spends in gateway code:
+ * validation and admission, the dispatch step, libcurl's work before the request is on the wire
+ * (minus TCP connect), and relaying the response headers. It excludes time waiting on the worker
+ * and time held by a dispatch gate (queue wait).
+ */
+#include "proxy.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "gateway.h"
+#include "log.h"
+#include "upstream.h"
+
+/* A client this far behind gets no more bytes until it catches up: the worker's transfer is
+ * paused (TCP back-pressure reaches the worker) instead of buffering without bound. */
+#define CLIENT_BACKLOG_LIMIT (1u << 20)
+
+uint64_t tlab_dispatch_pass;
+
+static int is_event_stream(const char *ctype) {
+    return ctype && strncmp(ctype, "text/event-stream", 17) == 0;
+}
+
+static void on_headers(void *arg, int status, const char *ctype) {
+    tlab_request *r = arg;
+    uint64_t start = tlab_now_us();
+    r->status = status;
+    r->overhead_us += tlab_xfer_send_overhead_us(r->xfer);
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->http);
+    evhttp_add_header(out, "Content-Type", ctype ? ctype : "application/json");
+    if (is_event_stream(ctype)) {
+        evhttp_add_header(out, "Cache-Control", "no-cache");
+        evhttp_add_header(out, "X-Accel-Buffering", "no");
+    }
+    r->phase = TLAB_PHASE_RESPONDING;
+    r->overhead_us += tlab_now_us() - start;
+    tlab_request_add_headers(r, out);
+    evhttp_send_reply_start(r->http, status, NULL);
+}
+
+static void on_client_drained(struct evhttp_connection *evcon, void *arg) {
+    tlab_request *r = arg;
+    (void)evcon;
+    tlab_xfer_pause(r->xfer, 0);
+}
+
+static void on_data(void *arg, const char *data, size_t len) {
+    tlab_request *r = arg;
+    if (!r->t[TLAB_EV_FIRST_BYTE])
+        tlab_request_emit(r, TLAB_EV_FIRST_BYTE);
+    struct evbuffer *chunk = evbuffer_new();
+    if (!chunk)
+        return;
+    evbuffer_add(chunk, data, len);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->http);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (bev && evbuffer_get_length(bufferevent_get_output(bev)) + len > CLIENT_BACKLOG_LIMIT) {
+        tlab_xfer_pause(r->xfer, 1);
+        evhttp_send_reply_chunk_with_cb(r->http, chunk, on_client_drained, r);
+    } else {
+        evhttp_send_reply_chunk(r->http, chunk);
+    }
+    evbuffer_free(chunk);
+}
+
+static void fail_mid_response(tlab_request *r, const char *detail) {
+    tlab_log(TLAB_LOG_WARN, r->id, "%s (after %d was sent)", detail, r->status);
+    r->status = 502;
+    struct evhttp_request *http = r->http;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(http);
+    const char *ctype = evhttp_find_header(evhttp_request_get_output_headers(http), "Content-Type");
+    if (is_event_stream(ctype)) {
+        tlab_error err;
+        tlab_error_set(&err, 502, "upstream_error", NULL, "%s", detail);
+        char *json = tlab_error_json(&err);
+        struct evbuffer *b = evbuffer_new();
+        if (b && json) {
+            evbuffer_add_printf(b, "data: %s\n\n", json);
+            evhttp_send_reply_chunk(http, b);
+        }
+        if (b)
+            evbuffer_free(b);
+        free(json);
+        evhttp_send_reply_end(http);
+        tlab_request_finish(r);
+        return;
+    }
+    /* A cut connection is the only way to tell an HTTP/1.1 client the body is incomplete. */
+    tlab_request_finish(r); /* detaches the close callback */
+    if (evcon)
+        evhttp_connection_free(evcon);
+}
+
+static void on_done(void *arg, tlab_xfer_result result, const char *detail) {
+    tlab_request *r = arg;
+    r->xfer = NULL;
+    if (result == TLAB_XFER_OK) {
+        if (r->phase == TLAB_PHASE_RESPONDING) {
+            evhttp_send_reply_end(r->http);
+            tlab_request_finish(r);
+        } else {
+            tlab_error err;
+            tlab_error_set(&err, 502, "upstream_error", NULL, "the worker closed the connection without a response");
+            tlab_request_fail(r, &err, 0);
+        }
+        return;
+    }
+    if (r->phase == TLAB_PHASE_RESPONDING) {
+        fail_mid_response(r, detail);
+        return;
+    }
+    tlab_error err;
+    switch (result) {
+    case TLAB_XFER_UNREACHABLE:
+        tlab_error_set(&err, 503, "service_unavailable", NULL, "%s", detail);
+        tlab_request_fail(r, &err, 1);
+        return;
+    case TLAB_XFER_CONNECT_TIMEOUT:
+    case TLAB_XFER_FIRST_BYTE_TIMEOUT:
+    case TLAB_XFER_TOTAL_TIMEOUT:
+        tlab_error_set(&err, 504, "timeout", NULL, "%s", detail);
+        break;
+    default:
+        tlab_error_set(&err, 502, "upstream_error", NULL, "%s", detail);
+        break;
+    }
+    tlab_request_fail(r, &err, 0);
+}
+
+static const tlab_xfer_callbacks relay_callbacks = {on_headers, on_data, on_done};
+
+void tlab_proxy_dispatch(tlab_request *r) {
+    uint64_t start = tlab_now_us();
+    r->phase = TLAB_PHASE_UPSTREAM;
+    tlab_gw.in_flight++;
+    r->worker_id = 0;
+    tlab_request_emit(r, TLAB_EV_DISPATCHED);
+    if (!r->internal && r->t[TLAB_EV_ADMITTED]) {
+        /* Waiting beyond the first dispatcher pass after admission was a gate's doing. */
+        if (r->dispatch_pass + 1 < tlab_dispatch_pass)
+            r->queue_wait_us = r->t[TLAB_EV_DISPATCHED] - r->t[TLAB_EV_ADMITTED];
+        else
+            r->overhead_us += r->t[TLAB_EV_DISPATCHED] - r->t[TLAB_EV_ADMITTED];
+    }
+
+    char *dumped = NULL;
+    const char *body = r->raw_body;
+    size_t body_len = r->raw_len;
+    if (r->body_dirty && r->body) {
+        dumped = json_dumps(r->body, JSON_COMPACT);
+        if (dumped) {
+            body = dumped;
+            body_len = strlen(dumped);
+        }
+    }
+    const char *headers[5];
+    size_t n = 0;
+    char idh[64], auth[1024], accept[256];
+    snprintf(idh, sizeof idh, "X-Request-Id: %s", r->id);
+    headers[n++] = idh;
+    if (!r->internal)
+        headers[n++] = "Content-Type: application/json";
+    struct evkeyvalq *in = evhttp_request_get_input_headers(r->http);
+    const char *v = evhttp_find_header(in, "Authorization");
+    if (v && strlen(v) < sizeof auth - 20) {
+        snprintf(auth, sizeof auth, "Authorization: %s", v);
+        headers[n++] = auth;
+    }
+    v = evhttp_find_header(in, "Accept");
+    if (v && strlen(v) < sizeof accept - 10) {
+        snprintf(accept, sizeof accept, "Accept: %s", v);
+        headers[n++] = accept;
+    }
+    headers[n] = NULL;
+    r->xfer = tlab_upstream_start(tlab_gw.upstream, r->internal ? "GET" : "POST", r->path, r->internal ? NULL : body,
+                                  r->internal ? 0 : body_len, headers, &relay_callbacks, r);
+    free(dumped);
+    r->overhead_us += tlab_now_us() - start;
+    if (!r->xfer) {
+        tlab_error err;
+        tlab_error_set(&err, 500, "internal_error", NULL, "out of memory starting the upstream transfer");
+        tlab_request_fail(r, &err, 0);
+    }
+}

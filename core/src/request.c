@@ -1,0 +1,197 @@
+/*
+ * request.c - the request object, its lifecycle events and its error replies.
+ */
+#include "request.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "dispatch.h"
+#include "gateway.h"
+#include "log.h"
+#include "plugin_host.h"
+#include "upstream.h"
+
+static void on_client_close(struct evhttp_connection *evcon, void *arg);
+
+/*
+ * evhttp stops reading a connection once it has a whole request, so on its own it notices a
+ * client that leaves only when a write fails - for a queued or generating request that can be
+ * minutes of worker time spent for nobody. This watcher peeks at the socket: EOF or an error
+ * means the client is gone, and freeing the connection runs on_client_close. Bytes instead
+ * (a pipelined request) end the watch; evhttp reads them after this reply.
+ */
+static void on_client_readable(evutil_socket_t fd, short what, void *arg) {
+    tlab_request *r = arg;
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
+        if (n > 0)
+            event_del(r->close_watch);
+        return;
+    }
+    struct evhttp_connection *evcon = r->http ? evhttp_request_get_connection(r->http) : NULL;
+    if (evcon)
+        evhttp_connection_free(evcon); /* runs on_client_close */
+}
+
+static void watch_client(tlab_request *r, struct evhttp_connection *evcon) {
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0)
+        return;
+    r->close_watch = event_new(tlab_gw.base, fd, EV_READ | EV_PERSIST, on_client_readable, r);
+    if (r->close_watch)
+        event_add(r->close_watch, NULL);
+}
+
+tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tlab_api_kind kind) {
+    tlab_request *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    size_t n_plugins = tlab_plugins_count();
+    if (n_plugins && !(r->plugin_data = calloc(n_plugins, sizeof *r->plugin_data))) {
+        free(r);
+        return NULL;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(http);
+    r->raw_len = evbuffer_get_length(in);
+    r->raw_body = malloc(r->raw_len + 1);
+    if (!r->raw_body) {
+        free(r->plugin_data);
+        free(r);
+        return NULL;
+    }
+    evbuffer_copyout(in, r->raw_body, r->raw_len);
+    r->raw_body[r->raw_len] = '\0';
+    snprintf(r->id, sizeof r->id, "req-%llx-%llu", (unsigned long long)(tlab_gw.started_us & 0xffffff),
+             (unsigned long long)++tlab_gw.request_seq);
+    r->http = http;
+    r->path = path;
+    r->kind = kind;
+    r->worker_id = -1;
+    r->info.max_tokens = -1;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(http);
+    if (evcon) {
+        evhttp_connection_set_closecb(evcon, on_client_close, r);
+        watch_client(r, evcon);
+    }
+    tlab_gw.live_requests++;
+    return r;
+}
+
+void tlab_request_emit(tlab_request *r, tlab_event ev) {
+    r->t[ev] = tlab_now_us();
+    if (!r->internal)
+        tlab_plugins_emit(r, ev);
+}
+
+/* Detaches from the client connection: after this evhttp owns nothing of ours. */
+static void detach_http(tlab_request *r) {
+    if (r->close_watch) {
+        event_free(r->close_watch);
+        r->close_watch = NULL;
+    }
+    if (!r->http)
+        return;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->http);
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    r->http = NULL;
+}
+
+void tlab_request_finish(tlab_request *r) {
+    if (r->phase == TLAB_PHASE_DONE)
+        return;
+    if (r->xfer) {
+        tlab_xfer_abort(r->xfer);
+        r->xfer = NULL;
+    }
+    if (r->phase == TLAB_PHASE_UPSTREAM || r->phase == TLAB_PHASE_RESPONDING) {
+        tlab_gw.in_flight--;
+        tlab_dispatch_wake(); /* a worker slot opened */
+    }
+    tlab_dispatch_forget(r);
+    r->phase = TLAB_PHASE_DONE;
+    detach_http(r);
+    tlab_request_emit(r, TLAB_EV_DONE);
+    tlab_log(TLAB_LOG_DEBUG, r->id, "done status=%d e2e_us=%llu", r->status,
+             (unsigned long long)(r->t[TLAB_EV_DONE] - r->t[TLAB_EV_ARRIVED]));
+    tlab_gw.live_requests--;
+    json_decref(r->body);
+    free(r->raw_body);
+    free(r->plugin_data);
+    for (tlab_header *h = r->response_headers; h;) {
+        tlab_header *next = h->next;
+        free(h->name);
+        free(h->value);
+        free(h);
+        h = next;
+    }
+    free(r);
+}
+
+/* The client went away (evhttp frees its request after this returns). */
+static void on_client_close(struct evhttp_connection *evcon, void *arg) {
+    tlab_request *r = arg;
+    evhttp_connection_set_closecb(evcon, NULL, NULL);
+    r->http = NULL;
+    if (r->close_watch) {
+        event_free(r->close_watch);
+        r->close_watch = NULL;
+    }
+    if (r->status == 0)
+        r->status = 499; /* nginx's "client closed request" */
+    tlab_log(TLAB_LOG_INFO, r->id, "client disconnected; %s", r->xfer ? "aborting the worker's transfer" : "dropping it");
+    tlab_request_finish(r);
+}
+
+void tlab_request_add_headers(tlab_request *r, struct evkeyvalq *out) {
+    for (tlab_header *h = r->response_headers; h; h = h->next)
+        evhttp_add_header(out, h->name, h->value);
+    evhttp_add_header(out, "x-request-id", r->id);
+    char overhead[32];
+    snprintf(overhead, sizeof overhead, "%llu", (unsigned long long)r->overhead_us);
+    evhttp_add_header(out, "x-tlab-overhead-us", overhead);
+}
+
+void tlab_http_send_error(struct evhttp_request *http, const tlab_error *err, int retry_after_s) {
+    char *json = tlab_error_json(err);
+    struct evbuffer *buf = evbuffer_new();
+    struct evkeyvalq *out = evhttp_request_get_output_headers(http);
+    evhttp_add_header(out, "Content-Type", "application/json");
+    if (retry_after_s > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", retry_after_s);
+        evhttp_add_header(out, "Retry-After", ra);
+    }
+    if (buf && json)
+        evbuffer_add(buf, json, strlen(json));
+    evhttp_send_reply(http, err->status, NULL, buf);
+    if (buf)
+        evbuffer_free(buf);
+    free(json);
+}
+
+void tlab_request_fail(tlab_request *r, const tlab_error *err, int retry_after_s) {
+    if (r->phase == TLAB_PHASE_DONE)
+        return;
+    r->status = err->status;
+    tlab_log(err->status >= 500 ? TLAB_LOG_WARN : TLAB_LOG_INFO, r->id, "%d %s", err->status, err->message);
+    if (r->http && r->phase != TLAB_PHASE_RESPONDING) {
+        struct evhttp_request *http = r->http;
+        detach_http(r);
+        struct evkeyvalq *out = evhttp_request_get_output_headers(http);
+        tlab_request_add_headers(r, out);
+        tlab_http_send_error(http, err, retry_after_s);
+    }
+    tlab_request_finish(r);
+}

@@ -1,0 +1,75 @@
+/*
+ * request.h - one LLM request's object and lifecycle.
+ *
+ * Ownership: the request owns its evhttp_request until it answers it (or the client leaves),
+ * its parsed body and its upstream transfer. Exactly one TLAB_EV_DONE is emitted per request
+ * that emitted TLAB_EV_ARRIVED, then the request is freed by tlab_request_finish().
+ */
+#ifndef TLAB_REQUEST_H
+#define TLAB_REQUEST_H
+
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "tlab/plugin.h"
+#include "validate.h"
+
+struct tlab_xfer;
+
+typedef enum tlab_phase {
+    TLAB_PHASE_NEW = 0,        /* being validated and admitted */
+    TLAB_PHASE_WAITING = 1,    /* admitted, waiting for dispatch (in the queue plugin or the core's FIFO) */
+    TLAB_PHASE_UPSTREAM = 2,   /* sent to a worker, nothing relayed to the client yet */
+    TLAB_PHASE_RESPONDING = 3, /* headers sent to the client, body being relayed */
+    TLAB_PHASE_DONE = 4
+} tlab_phase;
+
+typedef struct tlab_header {
+    char *name, *value;
+    struct tlab_header *next;
+} tlab_header;
+
+struct tlab_request {
+    char id[32];
+    const char *path;
+    tlab_api_kind kind;
+    int internal; /* /v1/models and other pass-through calls: no events, no queue */
+    struct evhttp_request *http;
+    struct event *close_watch; /* notices the client leaving while evhttp is not reading */
+    char *raw_body;
+    size_t raw_len;
+    json_t *body;
+    int body_dirty; /* body changed after parsing: re-serialise before sending */
+    tlab_request_info info;
+    uint64_t t[TLAB_EV__COUNT];
+    uint64_t queue_wait_us;
+    uint64_t overhead_us; /* gateway time so far, excluding waiting on the queue or the worker */
+    int status;
+    int worker_id;
+    tlab_phase phase;
+    int queued_in_plugin;
+    uint64_t dispatch_pass; /* tlab_dispatch_pass at submission */
+    struct tlab_request *fifo_next, *fifo_prev; /* the core's FIFO, when no queue plugin */
+    struct tlab_xfer *xfer;
+    tlab_header *response_headers; /* added by plugins before the reply starts */
+    void **plugin_data;
+};
+
+/* Creates a request for `http` (the body is copied). NULL on allocation failure. */
+tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tlab_api_kind kind);
+/* Records the event's time and tells the plugins (unless internal). */
+void tlab_request_emit(tlab_request *r, tlab_event ev);
+/* Answers with an OpenAI error JSON (if the client is still there) and finishes the request. */
+void tlab_request_fail(tlab_request *r, const tlab_error *err, int retry_after_s);
+/* Emits TLAB_EV_DONE, detaches from the connection and frees. */
+void tlab_request_finish(tlab_request *r);
+/* Adds the plugin headers and the gateway's own (x-request-id, x-tlab-overhead-us) to `http`. */
+void tlab_request_add_headers(tlab_request *r, struct evkeyvalq *out);
+
+/* Sends an OpenAI error JSON reply on a bare evhttp request (no tlab_request around it). */
+void tlab_http_send_error(struct evhttp_request *http, const tlab_error *err, int retry_after_s);
+
+#endif
