@@ -34,7 +34,7 @@ typedef struct tlab_config {
     long long max_body_bytes;    /* limits.max_body_bytes, 64..1073741824, default 1048576 */
     long max_tokens;             /* limits.max_tokens: largest max_tokens accepted, 1..10000000, default 4096 */
     long max_connections_in;     /* limits.max_client_connections, 1..1000000, default 10000 */
-    long client_timeout_ms;      /* limits.client_timeout_ms: read/write timeout toward clients, default 60000 */
+    long client_timeout_ms;      /* limits.client_timeout_ms: read/write timeout toward clients, 1..86400000, default 60000 */
 
     char *log_level;             /* log.level: debug|info|warn|error, default "info" */
 
