@@ -24,7 +24,6 @@
 
 #define SHUTDOWN_GRACE_S 30
 
-tlab_gateway tlab_gw;
 
 static void usage(FILE *out) {
     fprintf(out,

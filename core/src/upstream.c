@@ -77,9 +77,7 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg) {
     int flags = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running = 0;
     curl_multi_socket_action(up->multi, fd, flags, &running);
-    check_multi_info(up);
-    if (running <= 0)
-        evtimer_del(up->timer_ev);
+    check_multi_info(up); /* may re-add a handle for a retry: leave curl's timer to curl */
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg) {

@@ -10,6 +10,8 @@
  * It shows the whole contract: the descriptor, init reading its JSON config, a route, an event
  * hook, a metric, and a shutdown that frees everything init made.
  */
+#define _POSIX_C_SOURCE 200809L /* strdup under -std=c11 */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

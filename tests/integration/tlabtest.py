@@ -35,6 +35,11 @@ def check(cond, what):
 
 
 def finish():
+    # A gateway must leave cleanly on SIGTERM: exit 0 (under ASan this also means no leak).
+    for pr in list(_procs):
+        if pr.name == "gateway" and pr.alive():
+            rc = pr.stop()
+            check(rc == 0, f"gateway pid {pr.pid} exited {rc} on SIGTERM:\n{pr.output()[-3000:]}")
     print(f"{_passed} passed, {_failed} failed", flush=True)
     stop_all()
     sys.exit(1 if _failed or _passed == 0 else 0)

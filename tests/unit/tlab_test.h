@@ -32,7 +32,16 @@ static int tlab_test_passed, tlab_test_failed;
         }                                                                                                                  \
     } while (0)
 
-#define CHECK_STR_CONTAINS(hay, needle) CHECK_MSG((hay) && strstr((hay), (needle)), "'%s' lacks '%s'", (hay) ? (hay) : "(null)", (needle))
+#define CHECK_STR_CONTAINS(hay, needle) tlab_check_contains(__FILE__, __LINE__, (hay), (needle))
+
+static inline void tlab_check_contains(const char *file, int line, const char *hay, const char *needle) {
+    if (hay && strstr(hay, needle)) {
+        tlab_test_passed++;
+    } else {
+        tlab_test_failed++;
+        fprintf(stderr, "%s:%d: CHECK failed: '%s' lacks '%s'\n", file, line, hay ? hay : "(null)", needle);
+    }
+}
 
 static inline int tlab_test_finish(void) {
     printf("%d passed, %d failed\n", tlab_test_passed, tlab_test_failed);

@@ -1,0 +1,27 @@
+#!/usr/bin/env python3
+"""Runs a Node test script against live servers on loopback.
+
+Usage: run_with_servers.py {sim|gateway} SCRIPT.mjs
+Starts tlab-sim (and, for `gateway`, tlab-gateway in front of it) on free ports, runs
+`node SCRIPT` with OPENAI_BASE_URL pointing at the front server, and stops everything by PID.
+The exit status is node's.
+"""
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import tlabtest as t  # noqa: E402
+
+target, script = sys.argv[1], sys.argv[2]
+here = os.path.dirname(os.path.abspath(__file__))
+if not os.path.isdir(os.path.join(here, "node_modules", "openai")):
+    print("the openai npm package is missing: run `make deps` (infra/install-deps.sh)", file=sys.stderr)
+    sys.exit(1)
+sim, port = t.start_sim(["--max-model-len", "1024", "--startup-seconds", "0"])
+if target == "gateway":
+    gw, port = t.start_gateway(port)
+env = dict(os.environ, OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1", OPENAI_API_KEY="unused", TLAB_TARGET=target)
+rc = subprocess.run(["node", script], cwd=here, env=env, timeout=120).returncode
+t.stop_all()
+sys.exit(rc)

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Gateway against a deliberately faulty upstream (fault_upstream.py), for what tlab-sim does not
+stage: a connection dropped before any byte (retried once on a fresh connection), a stale
+keep-alive connection, a worker's odd status passed through, and a worker that hangs."""
+import json
+import os
+import sys
+import time
+
+import tlabtest as t
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def start_fault(mode):
+    port = t.free_port()
+    pr = t.Proc([sys.executable, os.path.join(HERE, "fault_upstream.py"), str(port), mode], f"fault-{mode}")
+    deadline = time.monotonic() + 10
+    while "ready" not in pr.output():
+        if time.monotonic() > deadline or not pr.alive():
+            raise RuntimeError(pr.output())
+        time.sleep(0.02)
+    return pr, port
+
+
+CHAT = {"model": "Qwen/Qwen2.5-0.5B-Instruct", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+
+
+def health(port):
+    return json.loads(t.request(port, "GET", "/health")[2])
+
+
+# A fresh connection closed before any response byte: only the gateway's retry can save it.
+_, up = start_fault("dropfirst")
+_, gw = t.start_gateway(up)
+st, _, body = t.request(gw, "POST", "/v1/chat/completions", CHAT)
+t.check(st == 200, f"request survives a dropped first connection: {st} {body}")
+t.check(health(gw)["upstream"]["retries"] == 1, f"one retry counted: {health(gw)['upstream']}")
+
+# A keep-alive connection the worker closes between requests: every request still succeeds.
+_, up = start_fault("stale")
+_, gw = t.start_gateway(up)
+ok = sum(t.request(gw, "POST", "/v1/chat/completions", CHAT)[0] == 200 for _ in range(5))
+t.check(ok == 5, f"5/5 requests over stale connections succeed ({ok})")
+
+# The worker's own error status and body reach the client untouched.
+_, up = start_fault("status")
+_, gw = t.start_gateway(up)
+st, _, body = t.request(gw, "POST", "/v1/chat/completions", CHAT)
+t.check(st == 418 and json.loads(body).get("message") == "I am a teapot", f"418 passed through: {st} {body}")
+
+# A worker that accepts and never answers: 504 after the first-byte timeout, not a hang.
+_, up = start_fault("hang")
+_, gw = t.start_gateway(up, sets=["upstream.first_byte_timeout_ms=300"])
+t0 = time.monotonic()
+st, _, body = t.request(gw, "POST", "/v1/chat/completions", CHAT, timeout=10)
+t.check(st == 504 and b"first_byte_timeout_ms" in body, f"504 from a hung worker: {st} {body}")
+t.check(time.monotonic() - t0 < 3, "504 arrives near the timeout")
+t.check(health(gw)["live_requests"] == 0, "nothing left behind")
+
+t.finish()

@@ -1,0 +1,99 @@
+/*
+ * test_plugin_host.c - plugin loading: a good plugin loads and shuts down, and each way a plugin
+ * can be wrong (missing file, missing entry symbol, wrong ABI major, failing init) stops loading
+ * with the plugin's name and a message that says what is wrong, leaving nothing loaded.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "metrics_registry.h"
+#include "plugin_host.h"
+#include "tlab_test.h"
+
+typedef struct {
+    const char *name;
+    const char *file;
+    const char *config_json;
+    int ok;
+    const char *expect[3];
+} load_case;
+
+static const load_case cases[] = {
+    {"example", TLAB_EXAMPLE_PLUGIN, "{\"value\": \"v1\"}", 1, {NULL}},
+    {"counter", TLAB_TEST_PLUGIN_DIR "/counter.so", "{}", 1, {NULL}},
+    {"missing", TLAB_TEST_PLUGIN_DIR "/does_not_exist.so", "{}", 0,
+     {"plugin 'missing' (", "cannot load", "does_not_exist.so"}},
+    {"no_entry", TLAB_TEST_PLUGIN_DIR "/no_entry.so", "{}", 0, {"plugin 'no_entry'", "missing entry symbol 'tlab_plugin_entry'", NULL}},
+    {"bad_abi", TLAB_TEST_PLUGIN_DIR "/bad_abi.so", "{}", 0,
+     {"plugin 'bad_abi'", "is not binary compatible: built for plugin ABI 2.3", "this gateway provides ABI 1.0"}},
+    {"failing_init", TLAB_TEST_PLUGIN_DIR "/failing_init.so", "{\"reason\": \"test\"}", 0,
+     {"plugin 'failing_init'", "init failed: refusing on purpose: reason=test", NULL}},
+};
+
+static int load_list(struct event_base *base, const load_case *const *list, size_t n, char *err, size_t errlen) {
+    tlab_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    tlab_plugin_conf *pcs = calloc(n, sizeof *pcs);
+    for (size_t i = 0; i < n; i++) {
+        pcs[i].name = (char *)list[i]->name;
+        pcs[i].path = (char *)list[i]->file;
+        pcs[i].config = json_loads(list[i]->config_json, 0, NULL);
+    }
+    cfg.plugins = pcs;
+    cfg.n_plugins = n;
+    int rc = tlab_plugins_load(base, &cfg, err, errlen);
+    for (size_t i = 0; i < n; i++)
+        json_decref(pcs[i].config);
+    free(pcs);
+    return rc;
+}
+
+int main(void) {
+    struct event_base *base = event_base_new();
+    char err[1024];
+
+    /* Each case alone. */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const load_case *list[1] = {&cases[i]};
+        err[0] = '\0';
+        int rc = load_list(base, list, 1, err, sizeof err);
+        CHECK_MSG((rc == 0) == cases[i].ok, "case %s: rc=%d err=%s", cases[i].name, rc, err);
+        for (size_t k = 0; k < 3 && cases[i].expect[k]; k++)
+            CHECK_STR_CONTAINS(err, cases[i].expect[k]);
+        if (rc == 0) {
+            CHECK(tlab_plugins_count() == 1);
+            tlab_plugins_unload();
+        }
+        CHECK(tlab_plugins_count() == 0);
+    }
+
+    /* A failure after good plugins unloads the good ones too (their shutdown runs). */
+    const load_case *chain[] = {&cases[1], &cases[5]};
+    tlab_metric *events = tlab_metric_register(TLAB_METRIC_COUNTER, "test_counter_events_total", "events seen", NULL, 0);
+    double shutdowns_before = tlab_metric_value(events, "event=\"shutdown\"");
+    CHECK(load_list(base, chain, 2, err, sizeof err) == -1);
+    CHECK(tlab_plugins_count() == 0);
+    CHECK(tlab_metric_value(events, "event=\"shutdown\"") == shutdowns_before + 1);
+
+    /* failing_init registered /example/hello before failing: the route must be gone, so the
+     * example plugin can take it. */
+    const load_case *after[] = {&cases[0]};
+    CHECK_MSG(load_list(base, after, 1, err, sizeof err) == 0, "example after failing_init: %s", err);
+    json_t *desc = tlab_plugins_describe();
+    CHECK(json_array_size(desc) == 1);
+    CHECK(strcmp(json_string_value(json_object_get(json_array_get(desc, 0), "name")), "example") == 0);
+    json_decref(desc);
+    tlab_plugins_unload();
+
+    /* Two queue roles are refused; the API table reports its own size and version. */
+    const tlab_api *api = tlab_plugin_api();
+    CHECK(api->size == sizeof(tlab_api));
+    CHECK(api->abi_major == TLAB_ABI_MAJOR);
+    CHECK(TLAB_API_HAS(api, exchange_reply));
+
+    tlab_metrics_reset();
+    event_base_free(base);
+    return tlab_test_finish();
+}
