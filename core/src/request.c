@@ -143,6 +143,11 @@ void tlab_request_finish(tlab_request *r) {
 static void on_client_close(struct evhttp_connection *evcon, void *arg) {
     tlab_request *r = arg;
     evhttp_connection_set_closecb(evcon, NULL, NULL);
+    /* When evhttp itself saw the failure (a write error mid-reply, a read EOF), it has already
+     * detached the unfinished request from the connection and left it to us to free; when the
+     * connection is freed with the request still attached (our watcher), evhttp frees it. */
+    if (r->http && evhttp_request_get_connection(r->http) == NULL)
+        evhttp_request_free(r->http);
     r->http = NULL;
     if (r->close_watch) {
         event_free(r->close_watch);
