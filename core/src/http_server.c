@@ -4,6 +4,7 @@
 #include "http_server.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,11 @@ int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen) {
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         return -1;
     }
+    /* SSE events are small writes: without TCP_NODELAY, Nagle's algorithm holds each one back
+     * until the client's delayed ACK (~40 ms). Linux copies the option from the listening socket
+     * to every accepted one, so one setsockopt here covers all client connections. */
+    int one = 1;
+    setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) == 0)
