@@ -110,6 +110,10 @@ if len(events) > 10:
     t.check(first < last * 0.5, f"first chunk at {first:.3f}s, long before the end at {last:.3f}s")
     t.check(distinct > 20, f"chunks arrive incrementally ({distinct} distinct arrival times)")
 
+# --- /v1/models comes from the worker ---
+st, h, body = t.request(port, "GET", "/v1/models")
+t.check(st == 200 and json.loads(body)["data"][0]["id"] == MODEL, f"/v1/models relayed: {st} {body[:200]}")
+
 # --- errors in OpenAI's shape ---
 st, h, body = t.request(port, "GET", "/nope")
 t.check(st == 404 and error_shape(body), f"404 shape {st} {body}")
