@@ -159,6 +159,10 @@ static size_t api_in_flight(void) {
     return tlab_gw.in_flight;
 }
 
+static size_t api_waiting(void) {
+    return tlab_dispatch_waiting();
+}
+
 static const tlab_api api_table = {
     .size = sizeof(tlab_api),
     .abi_major = TLAB_ABI_MAJOR,
@@ -193,6 +197,9 @@ static const tlab_api api_table = {
     .exchange_body = tlab_exchange_body,
     .exchange_add_header = tlab_exchange_add_header,
     .exchange_reply = tlab_exchange_reply,
+    .command = tlab_plugins_command,
+    .worker_state = tlab_plugins_worker_state,
+    .waiting = api_waiting,
 };
 
 const tlab_api *tlab_plugin_api(void) {

@@ -42,6 +42,7 @@ static size_t n_plugins;
 static route *routes;
 static struct event_base *host_base;
 static size_t queue_owner = (size_t)-1;
+static size_t worker_owner = (size_t)-1;
 
 /* The core reads descriptor fields up to on_tick; later fields are read only if size covers them. */
 #define DESC_MIN_SIZE (offsetof(tlab_plugin, on_tick) + sizeof(((tlab_plugin *)0)->on_tick))
@@ -135,6 +136,12 @@ static int load_one(const tlab_plugin_conf *pc, size_t index, char *err, size_t 
             !desc->queue->pop || !desc->queue->remove || !desc->queue->depth)
             FAIL("queue role is incomplete (push, peek, pop, remove and depth are required)");
     }
+    if (desc->worker) {
+        if (worker_owner != (size_t)-1)
+            FAIL("declares a worker role, but plugin '%s' already has it", plugins[worker_owner]->name);
+        if (desc->worker->size < sizeof(tlab_worker_role) || !desc->worker->state)
+            FAIL("worker role is incomplete (state is required)");
+    }
     if (desc->abi_minor > TLAB_ABI_MINOR)
         tlab_log(TLAB_LOG_WARN, "core", "plugin '%s' was built for ABI %u.%u, newer than this gateway's %d.%d; it must test TLAB_API_HAS",
                  pc->name, desc->abi_major, desc->abi_minor, TLAB_ABI_MAJOR, TLAB_ABI_MINOR);
@@ -146,6 +153,8 @@ static int load_one(const tlab_plugin_conf *pc, size_t index, char *err, size_t 
     ctx->initialized = 1;
     if (desc->queue)
         queue_owner = index;
+    if (desc->worker)
+        worker_owner = index;
     if (desc->on_tick && desc->tick_interval_us) {
         ctx->tick_ev = event_new(host_base, -1, EV_PERSIST, on_tick, ctx);
         struct timeval tv = {.tv_sec = (time_t)(desc->tick_interval_us / 1000000),
@@ -195,6 +204,7 @@ void tlab_plugins_unload(void) {
     plugins = NULL;
     n_plugins = 0;
     queue_owner = (size_t)-1;
+    worker_owner = (size_t)-1;
 }
 
 void tlab_plugins_emit(tlab_request *r, tlab_event ev) {
@@ -219,6 +229,32 @@ const tlab_queue_role *tlab_plugins_queue(void **self) {
         return NULL;
     *self = plugins[queue_owner]->self;
     return plugins[queue_owner]->desc->queue;
+}
+
+int tlab_plugins_command(const char *verb, const json_t *args, json_t **result) {
+    if (result)
+        *result = NULL;
+    if (!verb)
+        return TLAB_ERROR;
+    for (size_t i = 0; i < n_plugins; i++) {
+        if (!plugins[i]->desc->command)
+            continue;
+        int rc = plugins[i]->desc->command(plugins[i]->self, verb, args, result);
+        if (rc != TLAB_DECLINED)
+            return rc;
+    }
+    return TLAB_DECLINED;
+}
+
+int tlab_plugins_worker_state(void) {
+    if (worker_owner == (size_t)-1)
+        return -1;
+    return (int)plugins[worker_owner]->desc->worker->state(plugins[worker_owner]->self);
+}
+
+void tlab_plugins_worker_demand(void) {
+    if (worker_owner != (size_t)-1 && plugins[worker_owner]->desc->worker->demand)
+        plugins[worker_owner]->desc->worker->demand(plugins[worker_owner]->self);
 }
 
 int tlab_plugins_add_route(tlab_plugin_ctx *ctx, const char *method, const char *path, tlab_route_handler h, void *arg) {

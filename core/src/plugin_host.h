@@ -29,6 +29,13 @@ const tlab_queue_role *tlab_plugins_queue(void **self);
 /* Serves a plugin route if one matches; returns 1 when handled, 0 when no route matches the
  * path, -1 when the path matches but not the method (caller answers 405). */
 int tlab_plugins_route(struct evhttp_request *http, const char *path);
+/* Runs a command through the plugins' command hooks (see tlab_api.command). */
+int tlab_plugins_command(const char *verb, const json_t *args, json_t **result);
+/* The worker role's state, or -1 when no plugin has the worker role. */
+int tlab_plugins_worker_state(void);
+/* Tells the worker role there is demand (no-op without one). */
+void tlab_plugins_worker_demand(void);
+
 /* Names and versions of the loaded plugins, as a JSON array (for /health). New reference. */
 json_t *tlab_plugins_describe(void);
 

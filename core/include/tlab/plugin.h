@@ -182,6 +182,17 @@ typedef struct tlab_api {
     int (*exchange_add_header)(tlab_exchange *ex, const char *name, const char *value);
     /* Sends the whole reply. Call exactly once per exchange, now or later from a timer. */
     void (*exchange_reply)(tlab_exchange *ex, int status, const char *content_type, const char *body, size_t len);
+
+    /* ---- commands between plugins (and from Lua policies), the worker, the queue ---- */
+    /* Offers `verb` with `args` (borrowed, may be NULL) to each plugin's command hook in load
+     * order until one answers other than TLAB_DECLINED; returns that answer, or TLAB_DECLINED
+     * when no plugin takes the verb. *result, when result is not NULL, receives the handler's
+     * new reference (or NULL). Verbs in use: "set_window_ms" {"ms"}, "restart_worker" {knobs}. */
+    int (*command)(const char *verb, const json_t *args, json_t **result);
+    /* The worker role's state (tlab_worker_state), or -1 when no plugin owns the worker. */
+    int (*worker_state)(void);
+    /* Requests admitted and not yet dispatched (the queue's depth, or the core FIFO's). */
+    size_t (*waiting)(void);
 } tlab_api;
 
 /* A queue role: the gateway pushes admitted requests here and pops them when it may dispatch. */
@@ -230,6 +241,8 @@ typedef struct tlab_plugin {
     const tlab_worker_role *worker; /* at most one loaded plugin may have a worker role */
     uint64_t tick_interval_us;      /* when non-zero, on_tick runs at this interval */
     void (*on_tick)(void *self);
+    /* Handles a command (see tlab_api.command): TLAB_DECLINED when `verb` is not this plugin's. */
+    int (*command)(void *self, const char *verb, const json_t *args, json_t **result);
 
     void *spare[8]; /* reserved for future hooks; leave NULL */
 } tlab_plugin;
