@@ -163,6 +163,25 @@ static size_t api_waiting(void) {
     return tlab_dispatch_waiting();
 }
 
+static uint64_t api_request_overhead_us(const tlab_request *r) {
+    return r->overhead_us;
+}
+
+static const char *api_request_priority(const tlab_request *r) {
+    if (r->priority)
+        return r->priority;
+    return api_request_header(r, "x-priority");
+}
+
+static int api_request_set_priority(tlab_request *r, const char *class_name) {
+    char *copy = class_name ? strdup(class_name) : NULL;
+    if (class_name && !copy)
+        return TLAB_ERROR;
+    free(r->priority);
+    r->priority = copy;
+    return TLAB_OK;
+}
+
 static const tlab_api api_table = {
     .size = sizeof(tlab_api),
     .abi_major = TLAB_ABI_MAJOR,
@@ -200,6 +219,9 @@ static const tlab_api api_table = {
     .command = tlab_plugins_command,
     .worker_state = tlab_plugins_worker_state,
     .waiting = api_waiting,
+    .request_overhead_us = api_request_overhead_us,
+    .request_priority = api_request_priority,
+    .request_set_priority = api_request_set_priority,
 };
 
 const tlab_api *tlab_plugin_api(void) {

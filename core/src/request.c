@@ -129,6 +129,7 @@ void tlab_request_finish(tlab_request *r) {
     json_decref(r->body);
     free(r->raw_body);
     free(r->plugin_data);
+    free(r->priority);
     for (tlab_header *h = r->response_headers; h;) {
         tlab_header *next = h->next;
         free(h->name);

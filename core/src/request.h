@@ -54,6 +54,7 @@ struct tlab_request {
     uint64_t dispatch_pass; /* tlab_dispatch_pass at submission */
     struct tlab_request *fifo_next, *fifo_prev; /* the core's FIFO, when no queue plugin */
     struct tlab_xfer *xfer;
+    char *priority; /* set by a policy or plugin; NULL: use the x-priority header */
     tlab_header *response_headers; /* added by plugins before the reply starts */
     void **plugin_data;
 };

@@ -85,6 +85,7 @@ typedef enum tlab_worker_state {
     TLAB_WORKER_STARTING = 1,
     TLAB_WORKER_RUNNING = 2,
     TLAB_WORKER_STOPPING = 3,
+    TLAB_WORKER_SLEEPING = 4,
     TLAB_WORKER_FAILED = 5
 } tlab_worker_state;
 
@@ -193,6 +194,14 @@ typedef struct tlab_api {
     int (*worker_state)(void);
     /* Requests admitted and not yet dispatched (the queue's depth, or the core FIFO's). */
     size_t (*waiting)(void);
+
+    /* ---- more request accessors ---- */
+    /* Gateway time spent on r so far (what x-tlab-overhead-us reports), in microseconds. */
+    uint64_t (*request_overhead_us)(const tlab_request *r);
+    /* The request's priority class name: set by a policy or plugin, else the x-priority header,
+     * else NULL (the queue's default applies). */
+    const char *(*request_priority)(const tlab_request *r);
+    int (*request_set_priority)(tlab_request *r, const char *class_name);
 } tlab_api;
 
 /* A queue role: the gateway pushes admitted requests here and pops them when it may dispatch. */
@@ -258,6 +267,76 @@ typedef const tlab_plugin *(*tlab_plugin_entry_fn)(void);
 
 /* Initialiser for the version fields of a descriptor. */
 #define TLAB_PLUGIN_HEADER .abi_major = TLAB_ABI_MAJOR, .abi_minor = TLAB_ABI_MINOR, .size = sizeof(tlab_plugin)
+
+/*
+ * Config helpers for init(): header-only, so plugins stay free of core symbols. Each returns
+ * TLAB_OK, or TLAB_ERROR with a message naming the key in err.
+ */
+#include <stdio.h>
+#include <string.h>
+
+/* Fails on any key of `config` not in the NULL-terminated `allowed` list. */
+static inline int tlab_config_check_keys(const json_t *config, const char *const *allowed, char *err, size_t errlen) {
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)config, key, value) {
+        int known = 0;
+        for (size_t i = 0; allowed[i]; i++)
+            known |= strcmp(allowed[i], key) == 0;
+        if (!known) {
+            int off = snprintf(err, errlen, "unknown key '%s' (expected:", key);
+            for (size_t i = 0; allowed[i] && off > 0 && (size_t)off < errlen; i++)
+                off += snprintf(err + off, errlen - (size_t)off, "%s %s", i ? "," : "", allowed[i]);
+            if (off > 0 && (size_t)off < errlen)
+                snprintf(err + off, errlen - (size_t)off, ")");
+            (void)value;
+            return TLAB_ERROR;
+        }
+    }
+    return TLAB_OK;
+}
+
+/* Reads an optional integer key into *out (default when absent), checking min..max. */
+static inline int tlab_config_int(const json_t *config, const char *key, long long dflt, long long min, long long max,
+                                  long long *out, char *err, size_t errlen) {
+    const json_t *v = json_object_get(config, key);
+    if (!v) {
+        *out = dflt;
+        return TLAB_OK;
+    }
+    if (!json_is_integer(v)) {
+        snprintf(err, errlen, "'%s' must be an integer", key);
+        return TLAB_ERROR;
+    }
+    long long x = (long long)json_integer_value(v);
+    if (x < min || x > max) {
+        snprintf(err, errlen, "'%s' must be between %lld and %lld, got %lld", key, min, max, x);
+        return TLAB_ERROR;
+    }
+    *out = x;
+    return TLAB_OK;
+}
+
+/* Reads an optional number (integer or real) key into *out, checking min..max. */
+static inline int tlab_config_number(const json_t *config, const char *key, double dflt, double min, double max, double *out,
+                                     char *err, size_t errlen) {
+    const json_t *v = json_object_get(config, key);
+    if (!v) {
+        *out = dflt;
+        return TLAB_OK;
+    }
+    if (!json_is_number(v)) {
+        snprintf(err, errlen, "'%s' must be a number", key);
+        return TLAB_ERROR;
+    }
+    double x = json_number_value(v);
+    if (x < min || x > max) {
+        snprintf(err, errlen, "'%s' must be between %g and %g, got %g", key, min, max, x);
+        return TLAB_ERROR;
+    }
+    *out = x;
+    return TLAB_OK;
+}
 
 #ifdef __cplusplus
 }
