@@ -36,8 +36,12 @@ static double real_now(void) {
 
 double sim_engine_now(const sim_engine *e) { return (real_now() - e->real0) * e->cfg->time_scale; }
 
-/* Plans and arms the step that starts at simulated time t, or goes idle when there is no work. */
-static void start_step(sim_engine *e, double t) {
+/*
+ * Plans and arms the step that starts at simulated time t, or goes idle when there is no work.
+ * real_begin is when the step's real span starts: the previous timer's firing (so the time spent
+ * delivering that step's tokens is counted against the clock), or now when leaving idle.
+ */
+static void start_step(sim_engine *e, double t, double real_begin) {
     sim_step_shape shape;
     if (sim_sched_plan(e->sched, &shape, t) == 0) {
         e->busy = 0;
@@ -48,7 +52,7 @@ static void start_step(sim_engine *e, double t) {
     e->busy = 1;
     e->step_start = t;
     e->step_end = t + d;
-    e->step_real_begin = now;
+    e->step_real_begin = real_begin;
     e->step_deadline = e->real0 + e->step_end / e->cfg->time_scale;
     double wait = e->step_deadline - now;
     if (wait < 0)
@@ -95,7 +99,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
     e->metrics.sim_busy += e->step_end - e->step_start;
     e->metrics.real_busy += now - e->step_real_begin;
     sim_sched_commit(e->sched, e->step_end, on_token, e);
-    start_step(e, e->step_end);
+    start_step(e, e->step_end, now);
 }
 
 sim_engine *sim_engine_new(struct event_base *base, const sim_config *cfg, const sim_hw *hw, const sim_modelp *m,
@@ -140,7 +144,7 @@ void sim_engine_submit(sim_engine *e, sim_job *job) {
     sim_sched_add(e->sched, &job->seq, now);
     if (!e->busy) {
         /* An idle engine starts at once, but never before the end of the previous step. */
-        start_step(e, now > e->step_end ? now : e->step_end);
+        start_step(e, now > e->step_end ? now : e->step_end, real_now());
     }
 }
 

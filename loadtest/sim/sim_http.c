@@ -62,14 +62,19 @@ static void send_error(sim_http *h, struct evhttp_request *req, int code, const 
     sim_engine_count_rejected(h->engine);
 }
 
-/* Detaches r from its connection (close callback and fd watch) and frees it. */
+#define SIM_IDLE_TIMEOUT 5       /* uvicorn's keep-alive timeout, which vLLM inherits */
+#define SIM_BUSY_TIMEOUT 86400   /* a request may wait and stream for a long time */
+
+/* Detaches r from its connection (close callback, fd watch, long timeout) and frees it. */
 static void req_release(sim_req *r) {
     if (r->watch) {
         event_free(r->watch);
         r->watch = NULL;
     }
-    if (r->conn)
+    if (r->conn) {
         evhttp_connection_set_closecb(r->conn, NULL, NULL);
+        evhttp_connection_set_timeout(r->conn, SIM_IDLE_TIMEOUT);
+    }
     free(r);
 }
 
@@ -190,6 +195,8 @@ static void handle_generate(sim_http *h, struct evhttp_request *req, int kind) {
     r->job.on_token = req_on_token;
 
     evhttp_connection_set_closecb(r->conn, on_conn_close, r);
+    /* evhttp's timeout also runs while a request waits or streams slowly; vLLM never cuts those. */
+    evhttp_connection_set_timeout(r->conn, SIM_BUSY_TIMEOUT);
     struct bufferevent *bev = evhttp_connection_get_bufferevent(r->conn);
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     if (fd >= 0) {
@@ -278,9 +285,8 @@ sim_http *sim_http_new(struct event_base *base, const sim_config *cfg, sim_engin
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
     evhttp_set_max_body_size(h->http, 64 << 20);
-    /* uvicorn (vLLM) closes idle keep-alive connections after 5 s; evhttp applies this to idle reads and to
-     * stalled writes only, never to a request that is being computed. */
-    evhttp_set_timeout(h->http, 5);
+    /* uvicorn (vLLM) closes idle keep-alive connections after 5 s; requests lift it while they run. */
+    evhttp_set_timeout(h->http, SIM_IDLE_TIMEOUT);
     evhttp_set_gencb(h->http, on_request, h);
     return h;
 }
