@@ -38,7 +38,7 @@ char *sim_api_json_escape(const char *s, char *dst, size_t dstlen) {
 }
 
 void sim_api_error(struct evbuffer *out, const char *msg, const char *type, int code) {
-    json_t *o = json_pack("{s:s,s:s,s:s,s:n,s:i}", "object", "error", "message", msg, "type", type, "param", "code", code);
+    json_t *o = json_pack("{s:{s:s,s:s,s:n,s:i}}", "error", "message", msg, "type", type, "param", "code", code);
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     evbuffer_add(out, s, strlen(s));
     free(s);

@@ -42,7 +42,11 @@ typedef struct sim_api_fmt {
 int sim_api_parse(int kind, const char *body, size_t len, const char *served_model, int max_model_len, sim_api_req *out,
                   char *msg, size_t msglen, const char **etype);
 
-/* Writes {"object":"error","message":...,"type":...,"param":null,"code":...} (vLLM's ErrorResponse). */
+/*
+ * Writes {"error":{"message":...,"type":...,"param":null,"code":...}}: vLLM's ErrorResponse since
+ * vllm-project/vllm PR #22099 (v0.10.2, Aug 2025). Older vLLM sent the same fields flat, with
+ * "object":"error", which the openai SDKs cannot read ("400 status code (no body)").
+ */
 void sim_api_error(struct evbuffer *out, const char *msg, const char *type, int code);
 
 /* Writes one SSE event for output token text (role chunk first when first is set, for chat). */

@@ -115,19 +115,20 @@ check(r["choices"][0]["finish_reason"] == "length", "max_tokens before EOS")
 st, h, data = post("/v1/chat/completions", {"messages": [{"role": "user", "content": PROMPT_200}],
                                             "max_tokens": 4000})
 e = json.loads(data)
-check(st == 400 and list(e.keys()) == ["object", "message", "type", "param", "code"], f"error keys {e}")
-check(e["object"] == "error" and e["type"] == "BadRequestError" and e["param"] is None and e["code"] == 400,
-      "error fields")
+check(st == 400 and list(e.keys()) == ["error"], f"error envelope {e}")
+e = e["error"]
+check(list(e.keys()) == ["message", "type", "param", "code"], f"error keys {e}")
+check(e["type"] == "BadRequestError" and e["param"] is None and e["code"] == 400, "error fields")
 check(e["message"] == "This model's maximum context length is 4096 tokens. However, you requested 4200 tokens "
       "(200 in the messages, 4000 in the completion). Please reduce the length of the messages or completion.",
       e["message"])
 st, _, data = post("/v1/completions", {"model": "gpt-4", "prompt": "x"})
-e = json.loads(data)
+e = json.loads(data)["error"]
 check(st == 404 and e["type"] == "NotFoundError" and e["message"] == "The model `gpt-4` does not exist.", f"{e}")
 st, _, data = post("/v1/completions", {"prompt": "x", "temperature": -0.5})
-check(st == 400 and "temperature must be non-negative" in json.loads(data)["message"], "temperature error")
+check(st == 400 and "temperature must be non-negative" in json.loads(data)["error"]["message"], "temperature error")
 st, _, data = request(port, "POST", "/v1/completions", body="{not json")
-check(st == 400 and json.loads(data)["object"] == "error", "bad json")
+check(st == 400 and json.loads(data)["error"]["code"] == 400, "bad json")
 st, _, data = request(port, "GET", "/nope")
 check(st == 404 and json.loads(data) == {"detail": "Not Found"}, "unknown route")
 

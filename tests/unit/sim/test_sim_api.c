@@ -97,7 +97,7 @@ static void test_format(void) {
     free(s);
     sim_api_error(b, "bad", "BadRequestError", 400);
     s = take(b);
-    CHECK(!strcmp(s, "{\"object\":\"error\",\"message\":\"bad\",\"type\":\"BadRequestError\",\"param\":null,\"code\":400}"));
+    CHECK(!strcmp(s, "{\"error\":{\"message\":\"bad\",\"type\":\"BadRequestError\",\"param\":null,\"code\":400}}"));
     free(s);
     f.kind = SIM_API_COMPLETION;
     sim_api_chunk(b, &f, " and", 0, SIM_FINISH_LENGTH);
