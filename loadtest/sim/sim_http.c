@@ -90,8 +90,13 @@ static void req_abort(sim_req *r, int close_conn) {
 static void on_conn_close(struct evhttp_connection *conn, void *arg) {
     (void)conn;
     sim_req *r = arg;
+    struct evhttp_request *req = r->http;
     r->conn = NULL; /* evhttp is freeing it right now */
     req_abort(r, 0);
+    /* On EOF or a write error evhttp detaches a request the user has not finished and leaves it to us
+     * (evhttp_connection_incoming_fail); one still attached is freed with its connection. */
+    if (evhttp_request_get_connection(req) == NULL)
+        evhttp_request_free(req);
 }
 
 static void on_peer_readable(evutil_socket_t fd, short what, void *arg) {
