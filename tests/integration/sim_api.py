@@ -144,4 +144,5 @@ for name in ["vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_
 check("# TYPE vllm:time_to_first_token_seconds histogram" in text, "histogram type line")
 mt = simlib.metrics(port)
 check(mt["vllm:generation_tokens_total"] > 0 and mt["vllm:prompt_tokens_total"] >= 200, "token counters move")
+simlib.stop_clean(sim)
 finish()

@@ -67,4 +67,5 @@ check(st["vllm:num_requests_running"] == 0 and st["vllm:num_requests_waiting"] =
 from tlabtest import request  # noqa: E402
 s, _, _ = request(port, "POST", "/v1/completions", {"prompt": "x", "max_tokens": 2})
 check(s == 200, "still serving")
+simlib.stop_clean(sim)
 finish()

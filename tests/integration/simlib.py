@@ -82,3 +82,11 @@ def step_seconds(hw, m, prefill, decode, ctx):
     memory = (params * m["dtype_bytes"] + ctx * kvb) / (hw["memory_bandwidth_gb_s"] * 1e9 * hw["memory_efficiency"])
     return (hw["beta0_ms"] * 1e-3 + max(compute, memory) + hw["beta1_us_per_prefill_token"] * 1e-6 * prefill
             + hw["beta2_us_per_decode_seq"] * 1e-6 * decode)
+
+
+def stop_clean(proc):
+    """Stops proc (SIGTERM) and checks it exited 0 with no sanitizer report in its log."""
+    rc = proc.stop()
+    out = proc.output()
+    bad = [w for w in ("AddressSanitizer", "LeakSanitizer", "runtime error:") if w in out]
+    tlabtest.check(rc == 0 and not bad, f"{proc.name} exited {rc} cleanly, sanitizer reports: {bad}\n{out[-2000:]}")
