@@ -21,6 +21,7 @@ struct sim_engine {
     sim_metrics metrics;
     double real0;         /* real monotonic seconds at start */
     int busy;             /* a step is in flight */
+    int waking;           /* idle, timer armed for the next request to leave the API server */
     double step_start;    /* simulated start of the step in flight */
     double step_end;      /* simulated end of the step in flight / of the last step */
     double step_real_begin; /* real time the step in flight was planned */
@@ -36,6 +37,16 @@ static double real_now(void) {
 
 double sim_engine_now(const sim_engine *e) { return (real_now() - e->real0) * e->cfg->time_scale; }
 
+/* Arms the step timer for simulated time t, from the absolute clock. */
+static void arm(sim_engine *e, double t) {
+    e->step_deadline = e->real0 + t / e->cfg->time_scale;
+    double wait = e->step_deadline - real_now();
+    if (wait < 0)
+        wait = 0;
+    struct timeval tv = {(time_t)wait, (suseconds_t)((wait - (double)(time_t)wait) * 1e6)};
+    evtimer_add(e->timer, &tv);
+}
+
 /*
  * Plans and arms the step that starts at simulated time t, or goes idle when there is no work.
  * real_begin is when the step's real span starts: the previous timer's firing (so the time spent
@@ -45,20 +56,20 @@ static void start_step(sim_engine *e, double t, double real_begin) {
     sim_step_shape shape;
     if (sim_sched_plan(e->sched, &shape, t) == 0) {
         e->busy = 0;
+        double ready = sim_sched_next_ready(e->sched);
+        if (ready > t) { /* requests still in pre-processing: wake up when the first one is ready */
+            e->waking = 1;
+            e->step_start = e->step_end = ready;
+            arm(e, ready);
+        }
         return;
     }
     double d = sim_step_seconds(e->hw, e->model, &shape);
-    double now = real_now();
     e->busy = 1;
     e->step_start = t;
     e->step_end = t + d;
     e->step_real_begin = real_begin;
-    e->step_deadline = e->real0 + e->step_end / e->cfg->time_scale;
-    double wait = e->step_deadline - now;
-    if (wait < 0)
-        wait = 0;
-    struct timeval tv = {(time_t)wait, (suseconds_t)((wait - (double)(time_t)wait) * 1e6)};
-    evtimer_add(e->timer, &tv);
+    arm(e, e->step_end);
 }
 
 /* Per-token bookkeeping shared by every job, then the job's own callback. */
@@ -89,6 +100,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     sim_engine *e = arg;
     double now = real_now();
+    if (e->waking) {
+        e->waking = 0;
+        start_step(e, e->step_end, now);
+        return;
+    }
     double lag = now - e->step_deadline;
     if (lag < 0)
         lag = 0;
@@ -141,8 +157,9 @@ void sim_engine_submit(sim_engine *e, sim_job *job) {
     double now = sim_engine_now(e);
     job->seq.id = ++e->next_id;
     job->seq.t_arrival = now;
+    job->seq.t_ready = now + e->hw->api_overhead_s;
     sim_sched_add(e->sched, &job->seq, now);
-    if (!e->busy) {
+    if (!e->busy && !e->waking) {
         /* An idle engine starts at once, but never before the end of the previous step. */
         start_step(e, now > e->step_end ? now : e->step_end, real_now());
     }

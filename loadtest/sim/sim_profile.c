@@ -114,7 +114,7 @@ double sim_model_kv_bytes_per_token(const sim_modelp *m) {
 int sim_hw_load(const char *config_dir, const char *name, sim_hw *hw, char *err, size_t errlen) {
     char path[1024];
     kv_file kv;
-    double gib, bw, tf, ec, em, b0, b1, b2, ov, dbt;
+    double gib, bw, tf, ec, em, b0, b1, b2, ov, dbt, api;
     resolve(config_dir, "hardware", name, path, sizeof path);
     if (kv_parse(path, &kv, err, errlen))
         return -1;
@@ -123,7 +123,8 @@ int sim_hw_load(const char *config_dir, const char *name, sim_hw *hw, char *err,
         kv_num(&kv, path, "memory_efficiency", &em, err, errlen) || kv_num(&kv, path, "beta0_ms", &b0, err, errlen) ||
         kv_num(&kv, path, "beta1_us_per_prefill_token", &b1, err, errlen) ||
         kv_num(&kv, path, "beta2_us_per_decode_seq", &b2, err, errlen) || kv_num(&kv, path, "overhead_gib", &ov, err, errlen) ||
-        kv_num(&kv, path, "default_max_num_batched_tokens", &dbt, err, errlen))
+        kv_num(&kv, path, "default_max_num_batched_tokens", &dbt, err, errlen) ||
+        kv_num(&kv, path, "api_overhead_ms", &api, err, errlen))
         return -1;
     if (ec <= 0 || ec > 1 || em <= 0 || em > 1 || bw <= 0 || tf <= 0 || gib <= 0) {
         snprintf(err, errlen, "%s: bandwidth, peak_tflops, memory must be > 0 and efficiencies in (0, 1]", path);
@@ -141,6 +142,7 @@ int sim_hw_load(const char *config_dir, const char *name, sim_hw *hw, char *err,
     hw->beta2_s = b2 * 1e-6;
     hw->overhead_bytes = ov * 1073741824.0;
     hw->default_batched = (int)dbt;
+    hw->api_overhead_s = api * 1e-3;
     return 0;
 }
 

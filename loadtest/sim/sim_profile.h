@@ -20,6 +20,7 @@ typedef struct sim_hw {
     double beta2_s;         /* extra cost per decoding sequence */
     double overhead_bytes;  /* activations + CUDA graphs + non-torch memory, taken before the KV cache */
     int default_batched;    /* vLLM's default max_num_batched_tokens on this GPU (chunked prefill on) */
+    double api_overhead_s;  /* HTTP + tokenization + hand-off to the engine, before a request can be scheduled */
 } sim_hw;
 
 /* A dense decoder model: enough to size weights and the KV cache. */

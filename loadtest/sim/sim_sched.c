@@ -186,6 +186,8 @@ int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now) {
     /* 2. Waiting sequences in FIFO order; none when this step had to preempt (as vLLM). */
     while (!preempted && s->waiting.head && budget > 0 && s->running.n < s->cfg.max_num_seqs) {
         q = s->waiting.head;
+        if (q->t_ready > now)
+            break; /* still in the API server; arrivals are FIFO, so nothing behind it is ready either */
         int n = q->prompt_len + q->num_output - q->num_computed;
         if (!s->cfg.chunked_prefill && n > budget)
             break;
@@ -255,3 +257,5 @@ void sim_sched_get_stats(const sim_sched *s, sim_sched_stats *st) {
     st->used_blocks = s->cfg.num_blocks - s->free_blocks;
     st->preemptions_total = s->preemptions;
 }
+
+double sim_sched_next_ready(const sim_sched *s) { return s->waiting.head ? s->waiting.head->t_ready : -1; }

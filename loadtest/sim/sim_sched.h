@@ -28,6 +28,7 @@ typedef struct sim_seq {
     int num_blocks;   /* KV blocks held */
     int scheduled;    /* tokens scheduled in the current step; 0 if none */
     int state, finish, preemptions;
+    double t_ready; /* not admitted before this simulated time (API-server pre-processing); 0 = at once */
     double t_arrival, t_scheduled, t_first_token, t_last_token, t_prev_token;
 } sim_seq;
 
@@ -83,5 +84,8 @@ typedef void (*sim_token_fn)(sim_seq *seq, int token_index, int finish, void *ar
 void sim_sched_commit(sim_sched *s, double now, sim_token_fn fn, void *arg);
 
 void sim_sched_get_stats(const sim_sched *s, sim_sched_stats *st);
+
+/* The t_ready of the head of the waiting queue, or -1 when nothing waits. */
+double sim_sched_next_ready(const sim_sched *s);
 
 #endif

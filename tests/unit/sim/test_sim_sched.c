@@ -177,7 +177,21 @@ static void test_finish_reasons(void) {
     sim_sched_free(s);
 }
 
+static void test_ready_time(void) {
+    sim_sched *s = mk(256, 2048, 1000, 1);
+    sim_step_shape sh;
+    add(s, 0, 10, 2);
+    seqs[0].t_ready = 5.0; /* still being pre-processed by the API server */
+    CHECK(sim_sched_plan(s, &sh, 1.0) == 0);
+    CHECK(sim_sched_next_ready(s) == 5.0);
+    CHECK(sim_sched_plan(s, &sh, 5.0) == 1);
+    CHECK(seqs[0].t_scheduled == 5.0);
+    sim_sched_commit(s, 6.0, on_tok, NULL);
+    sim_sched_free(s);
+}
+
 int main(void) {
+    test_ready_time();
     test_budget_and_chunking();
     test_no_chunking();
     test_max_num_seqs();
