@@ -90,7 +90,8 @@ async def one_request(host, port, body, st, stop_at):
         st.errors += 1
 
 
-async def worker(host, port, body, st, stop_at):
+async def worker(host, port, body, st, stop_at, delay=0.0):
+    await asyncio.sleep(delay)
     while time.monotonic() < stop_at:
         await one_request(host, port, body, st, stop_at)
 
@@ -156,7 +157,8 @@ async def run(args):
     stop_at = t_start + args.duration
     tasks = []
     for i in range(args.concurrency):
-        tasks.append(asyncio.create_task(worker(args.host, args.port, body, st, stop_at)))
+        delay = args.stagger * i / args.concurrency
+        tasks.append(asyncio.create_task(worker(args.host, args.port, body, st, stop_at, delay)))
         if args.ramp and i % 50 == 49:
             await asyncio.sleep(0.01)
     await asyncio.gather(*tasks)
@@ -178,6 +180,9 @@ def main():
     ap.add_argument("--time-scale", type=float, default=1.0, help="the server's --time-scale, to convert back")
     ap.add_argument("--start-sim", default=None, metavar="ARGS", help="start tlab-sim with these extra flags")
     ap.add_argument("--ramp", action="store_true", help="open connections in batches of 50 every 10 ms")
+    ap.add_argument("--stagger", type=float, default=0.0,
+                    help="spread the workers' first requests over this many real seconds, so a closed loop does "
+                         "not move in synchronized waves")
     args = ap.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -185,9 +190,14 @@ def main():
     proc = None
     if args.start_sim is not None:
         proc, args.port = start_sim(args.start_sim, args.time_scale)
+    cpu = None
     try:
         st, t0 = asyncio.run(run(args))
         metrics = scrape(args.host, args.port)
+        if proc is not None:
+            with open(f"/proc/{proc.pid}/stat") as f:  # utime + stime of the simulator, in seconds
+                fields = f.read().rsplit(")", 1)[1].split()
+            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     finally:
         if proc is not None:
             proc.send_signal(signal.SIGTERM)
@@ -207,6 +217,7 @@ def main():
         "real_seconds": args.duration, "time_scale": F, "window_sim_seconds": round(span_sim, 3),
         "completed_in_window": len(done), "errors": st.errors,
         "requests_per_s": round(len(done) / span_sim, 3),
+        "requests_per_s_from_tokens": round(toks / span_sim / args.max_tokens, 3),
         "output_tokens_per_s": round(toks / span_sim, 1),
         "ttft_p50_s": round(percentile([d[1] for d in done], 50) * F, 4),
         "ttft_p95_s": round(percentile([d[1] for d in done], 95) * F, 4),
@@ -214,6 +225,7 @@ def main():
         "e2e_p50_s": round(percentile([d[2] for d in done], 50) * F, 3),
         "e2e_p95_s": round(percentile([d[2] for d in done], 95) * F, 3),
         "server": metrics,
+        "sim_cpu_seconds": cpu,
     }
     print(json.dumps(res, indent=1))
 
