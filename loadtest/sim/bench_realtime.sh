@@ -17,7 +17,10 @@ import json, sys
 d = json.load(sys.stdin)
 s = d["server"]
 r = s["tlab_sim:realtime_ratio"]
-print(f"realtime_ratio={r:.4f} lag_max={s[\"tlab_sim:step_lag_max_seconds\"] * 1e3:.2f}ms "
-      f"steps={s[\"tlab_sim:steps_total\"]:.0f} sim_cpu={d[\"sim_cpu_seconds\"]}s errors={d[\"errors\"]} "
-      + ("PASS" if r >= 0.95 else "FAIL"))
+lag = s["tlab_sim:step_lag_max_seconds"] * 1e3
+steps = s["tlab_sim:steps_total"]
+verdict = "PASS" if r >= 0.95 else "FAIL"
+cpu, errors, tps = d["sim_cpu_seconds"], d["errors"], d["output_tokens_per_s"]
+print(f"realtime_ratio={r:.6f} lag_max={lag:.2f}ms steps={steps:.0f} sim_cpu={cpu}s errors={errors} "
+      f"out_tok/s={tps} {verdict}")
 sys.exit(0 if r >= 0.95 else 1)'
