@@ -92,12 +92,10 @@ static int kv_num(const kv_file *kv, const char *path, const char *key, double *
     return 0;
 }
 
-/* Builds the file path for NAME: NAME itself when it looks like a path, else dir/sub/NAME.yaml. */
+/* Builds the file path for NAME: NAME itself when it ends in .yaml, else dir/sub/<basename of NAME>.yaml. */
 static void resolve(const char *dir, const char *sub, const char *name, char *out, size_t outlen) {
     size_t n = strlen(name);
-    if (strchr(name, '/') && (n > 5 && strcmp(name + n - 5, ".yaml") == 0)) {
-        snprintf(out, outlen, "%s", name);
-    } else if (n > 5 && strcmp(name + n - 5, ".yaml") == 0) {
+    if (n > 5 && strcmp(name + n - 5, ".yaml") == 0) {
         snprintf(out, outlen, "%s", name);
     } else {
         const char *base = strrchr(name, '/'); /* "Qwen/Qwen2.5-0.5B-Instruct" -> its basename */
