@@ -86,7 +86,8 @@ static void on_token(sim_seq *seq, int idx, int finish, void *arg) {
     }
     if (finish) {
         sim_hist_observe(&m->e2e, seq->t_last_token - seq->t_arrival);
-        sim_hist_observe(&m->queue, seq->t_scheduled - seq->t_arrival);
+        /* vLLM's queue time starts when the engine core receives the request, after pre-processing. */
+        sim_hist_observe(&m->queue, seq->t_scheduled - (seq->t_ready > seq->t_arrival ? seq->t_ready : seq->t_arrival));
         if (finish == SIM_FINISH_STOP)
             m->success_stop++;
         else
@@ -179,4 +180,11 @@ void sim_engine_render_metrics(sim_engine *e, struct evbuffer *out) {
     sim_sched_stats st;
     sim_sched_get_stats(e->sched, &st);
     sim_metrics_render(&e->metrics, &st, e->cfg->model, e->cfg->time_scale, sim_engine_now(e), out);
+    /* vLLM's info gauge: what the KV cache was sized to at start-up. */
+    evbuffer_add_printf(out,
+                        "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig\n"
+                        "# TYPE vllm:cache_config_info gauge\n"
+                        "vllm:cache_config_info{block_size=\"%d\",engine=\"0\",gpu_memory_utilization=\"%g\","
+                        "num_gpu_blocks=\"%ld\"} 1.0\n",
+                        e->cfg->block_size, e->cfg->gpu_memory_utilization, st.num_blocks);
 }

@@ -142,6 +142,7 @@ for name in ["vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_
              "tlab_sim:aborted_requests_total", "tlab_sim:step_lag_seconds", "tlab_sim:realtime_ratio"]:
     check(name in text, f"/metrics has {name}")
 check("# TYPE vllm:time_to_first_token_seconds histogram" in text, "histogram type line")
+check('vllm:cache_config_info{block_size="16"' in text and 'num_gpu_blocks="' in text, "cache_config_info")
 mt = simlib.metrics(port)
 check(mt["vllm:generation_tokens_total"] > 0 and mt["vllm:prompt_tokens_total"] >= 200, "token counters move")
 simlib.stop_clean(sim)
