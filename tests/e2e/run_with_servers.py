@@ -22,6 +22,6 @@ sim, port = t.start_sim(["--max-model-len", "1024", "--startup-seconds", "0"])
 if target == "gateway":
     gw, port = t.start_gateway(port)
 env = dict(os.environ, OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1", OPENAI_API_KEY="unused", TLAB_TARGET=target)
-rc = subprocess.run(["node", script], cwd=here, env=env, timeout=120).returncode
+rc = subprocess.run(["node", "--test", script], cwd=here, env=env, timeout=120).returncode
 t.stop_all()
 sys.exit(rc)

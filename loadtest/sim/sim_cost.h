@@ -1,0 +1,46 @@
+/*
+ * sim_cost.h - the two formulas the simulator is built on: how many tokens of KV cache fit on the GPU
+ * at start-up, and how long one continuous-batching step takes. Pure functions; see docs/simulator.md.
+ */
+#ifndef SIM_COST_H
+#define SIM_COST_H
+
+#include <stddef.h>
+
+#include "sim_profile.h"
+
+/* Result of the start-up memory accounting (vLLM's gpu_worker determine_available_memory). */
+typedef struct sim_memory {
+    double requested_bytes; /* total * gpu_memory_utilization */
+    double weight_bytes;
+    double kv_avail_bytes;  /* what is left for the KV cache; may be <= 0 */
+    double kv_bytes_per_token;
+    long num_blocks;        /* KV blocks of block_size tokens */
+    long capacity_tokens;   /* num_blocks * block_size */
+    double max_concurrency; /* capacity_tokens / max_model_len */
+} sim_memory;
+
+/*
+ * Sizes the KV cache. Returns 0 when at least one max_model_len sequence fits; otherwise -1 with a
+ * vLLM-worded error in err (the CUDA OOM when weights exceed the GPU, "No available memory for the
+ * cache blocks" when nothing is left, or "To serve at least one request ..." when too little is).
+ */
+int sim_memory_plan(const sim_hw *hw, const sim_modelp *m, double gpu_util, int block_size, int max_model_len,
+                    sim_memory *out, char *err, size_t errlen);
+
+/* What one step computes: the scheduler fills it, the cost model prices it. */
+typedef struct sim_step_shape {
+    int prefill_tokens;    /* prompt tokens computed this step (all chunks) */
+    int decode_seqs;       /* sequences decoding one token */
+    long long ctx_tokens;  /* sum over scheduled sequences of their context length after the step */
+} sim_step_shape;
+
+/*
+ * Simulated duration of one step in seconds:
+ *   beta0 + max(compute, memory) + beta1 * prefill_tokens + beta2 * decode_seqs
+ *   compute = 2 * params * (prefill_tokens + decode_seqs) / (peak_flops * eff_compute)
+ *   memory  = (weight_bytes + ctx_tokens * kv_bytes_per_token) / (bandwidth * eff_mem)
+ */
+double sim_step_seconds(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * sim_profile.h - hardware and model profiles for tlab-sim, loaded from flat YAML files under
+ * <config-dir>/hardware/<name>.yaml and <config-dir>/hardware/models/<name>.yaml (libyaml).
+ */
+#ifndef SIM_PROFILE_H
+#define SIM_PROFILE_H
+
+#include <stddef.h>
+
+/* A GPU as the step-time model sees it. Units are SI (bytes, seconds, FLOP/s). */
+typedef struct sim_hw {
+    char name[64];
+    double mem_bytes;       /* total device memory, as torch reports it */
+    double bw_bytes_s;      /* peak memory bandwidth */
+    double flops;           /* peak dense FP16/BF16 tensor FLOP/s */
+    double eff_compute;     /* achievable fraction of flops */
+    double eff_mem;         /* achievable fraction of bandwidth */
+    double beta0_s;         /* fixed cost per step */
+    double beta1_s;         /* extra cost per prefill token */
+    double beta2_s;         /* extra cost per decoding sequence */
+    double overhead_bytes;  /* activations + CUDA graphs + non-torch memory, taken before the KV cache */
+    int default_batched;    /* vLLM's default max_num_batched_tokens on this GPU (chunked prefill on) */
+    double api_overhead_s;  /* HTTP + tokenization + hand-off to the engine, before a request can be scheduled */
+} sim_hw;
+
+/* A dense decoder model: enough to size weights and the KV cache. */
+typedef struct sim_modelp {
+    char name[128];
+    double params;
+    int layers, kv_heads, head_dim, dtype_bytes;
+    int max_model_len;
+} sim_modelp;
+
+/* Bytes of weights and of KV cache per token (K and V, all layers). */
+double sim_model_weight_bytes(const sim_modelp *m);
+double sim_model_kv_bytes_per_token(const sim_modelp *m);
+
+/*
+ * Resolves NAME (a path if it contains '/' or ends in .yaml, else <dir>/<name>.yaml) and loads it.
+ * Returns 0 on success; on failure returns -1 and writes a one-line reason into err.
+ */
+int sim_hw_load(const char *config_dir, const char *name, sim_hw *hw, char *err, size_t errlen);
+int sim_model_load(const char *config_dir, const char *name, sim_modelp *m, char *err, size_t errlen);
+
+#endif

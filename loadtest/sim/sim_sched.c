@@ -1,0 +1,261 @@
+/*
+ * sim_sched.c - continuous batching after vLLM's V1 Scheduler.schedule(): one token budget per step
+ * shared by decodes and prefills, KV blocks allocated per block_size tokens, recompute preemption of
+ * the newest running request when the allocator is empty, FIFO admission from the waiting queue.
+ */
+#include "sim_sched.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct seq_list {
+    sim_seq *head, *tail;
+    int n;
+} seq_list;
+
+struct sim_sched {
+    sim_sched_cfg cfg;
+    seq_list waiting, running;
+    long free_blocks;
+    uint64_t preemptions;
+    sim_seq **step;  /* sequences scheduled in the step under way; aborted ones become NULL */
+    int step_n, step_cap;
+};
+
+static void list_push_tail(seq_list *l, sim_seq *q) {
+    q->next = NULL;
+    q->prev = l->tail;
+    if (l->tail)
+        l->tail->next = q;
+    else
+        l->head = q;
+    l->tail = q;
+    l->n++;
+}
+
+static void list_push_head(seq_list *l, sim_seq *q) {
+    q->prev = NULL;
+    q->next = l->head;
+    if (l->head)
+        l->head->prev = q;
+    else
+        l->tail = q;
+    l->head = q;
+    l->n++;
+}
+
+static void list_remove(seq_list *l, sim_seq *q) {
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        l->head = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    else
+        l->tail = q->prev;
+    q->prev = q->next = NULL;
+    l->n--;
+}
+
+sim_sched *sim_sched_new(const sim_sched_cfg *cfg) {
+    sim_sched *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->cfg = *cfg;
+    s->free_blocks = cfg->num_blocks;
+    s->step_cap = cfg->max_num_seqs > 0 ? cfg->max_num_seqs : 1;
+    s->step = calloc((size_t)s->step_cap, sizeof(*s->step));
+    if (!s->step) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void sim_sched_free(sim_sched *s) {
+    if (!s)
+        return;
+    free(s->step);
+    free(s);
+}
+
+void sim_sched_add(sim_sched *s, sim_seq *seq, double now) {
+    (void)now;
+    seq->state = SIM_SEQ_WAITING;
+    seq->scheduled = 0;
+    list_push_tail(&s->waiting, seq);
+}
+
+static void free_blocks(sim_sched *s, sim_seq *q) {
+    s->free_blocks += q->num_blocks;
+    q->num_blocks = 0;
+}
+
+/* Drops q from the step under way, if it is in it. */
+static void unschedule(sim_sched *s, sim_seq *q) {
+    if (!q->scheduled)
+        return;
+    for (int i = 0; i < s->step_n; i++)
+        if (s->step[i] == q)
+            s->step[i] = NULL;
+    q->scheduled = 0;
+}
+
+void sim_sched_abort(sim_sched *s, sim_seq *seq) {
+    if (seq->state == SIM_SEQ_WAITING)
+        list_remove(&s->waiting, seq);
+    else if (seq->state == SIM_SEQ_RUNNING)
+        list_remove(&s->running, seq);
+    else
+        return;
+    unschedule(s, seq);
+    free_blocks(s, seq);
+    seq->state = SIM_SEQ_ABORTED;
+}
+
+/* Grows q's block table to hold `tokens` tokens. Returns false, changing nothing, if blocks run out. */
+static bool alloc_slots(sim_sched *s, sim_seq *q, int tokens) {
+    long need = (tokens + s->cfg.block_size - 1) / s->cfg.block_size - q->num_blocks;
+    if (need <= 0)
+        return true;
+    if (need > s->free_blocks)
+        return false;
+    s->free_blocks -= need;
+    q->num_blocks += (int)need;
+    return true;
+}
+
+/* Recompute preemption: q loses its KV and goes back to the head of the waiting queue. */
+static void preempt(sim_sched *s, sim_seq *q) {
+    list_remove(&s->running, q);
+    unschedule(s, q);
+    free_blocks(s, q);
+    q->num_computed = 0;
+    q->state = SIM_SEQ_WAITING;
+    q->preemptions++;
+    s->preemptions++;
+    list_push_head(&s->waiting, q);
+}
+
+static void add_to_step(sim_sched *s, sim_seq *q, int n, sim_step_shape *shape) {
+    int total = q->prompt_len + q->num_output;
+    q->scheduled = n;
+    s->step[s->step_n++] = q;
+    /* A sequence with all but its newest token cached decodes; anything else is (re)prefill. */
+    if (q->num_output > 0 && q->num_computed == total - 1)
+        shape->decode_seqs++;
+    else
+        shape->prefill_tokens += n;
+    shape->ctx_tokens += q->num_computed + n;
+}
+
+int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now) {
+    memset(shape, 0, sizeof(*shape));
+    s->step_n = 0;
+    int budget = s->cfg.max_num_batched_tokens;
+    bool preempted = false;
+
+    /* 1. Running sequences, oldest first. Victims are taken from the tail, i.e. after q, so q->next
+     *    stays valid (list_remove relinks it). */
+    sim_seq *q = s->running.head;
+    while (q && budget > 0) {
+        int n = q->prompt_len + q->num_output - q->num_computed;
+        if (n > budget)
+            n = budget;
+        if (n <= 0) { /* nothing to compute (cannot happen after commit); skip */
+            q = q->next;
+            continue;
+        }
+        bool ok = true;
+        while (!alloc_slots(s, q, q->num_computed + n)) {
+            sim_seq *victim = s->running.tail; /* the newest request */
+            preempt(s, victim);
+            preempted = true;
+            if (victim == q) {
+                ok = false;
+                break;
+            }
+        }
+        if (!ok)
+            break; /* q itself was preempted: nothing after it can run either */
+        add_to_step(s, q, n, shape);
+        budget -= n;
+        q = q->next;
+    }
+
+    /* 2. Waiting sequences in FIFO order; none when this step had to preempt (as vLLM). */
+    while (!preempted && s->waiting.head && budget > 0 && s->running.n < s->cfg.max_num_seqs) {
+        q = s->waiting.head;
+        if (q->t_ready > now)
+            break; /* still in the API server; arrivals are FIFO, so nothing behind it is ready either */
+        int n = q->prompt_len + q->num_output - q->num_computed;
+        if (!s->cfg.chunked_prefill && n > budget)
+            break;
+        if (n > budget)
+            n = budget;
+        if (!alloc_slots(s, q, q->num_computed + n))
+            break;
+        list_remove(&s->waiting, q);
+        list_push_tail(&s->running, q);
+        q->state = SIM_SEQ_RUNNING;
+        if (q->t_scheduled == 0)
+            q->t_scheduled = now;
+        add_to_step(s, q, n, shape);
+        budget -= n;
+    }
+    return s->step_n;
+}
+
+/* Decides whether q stops after producing output token number q->num_output. */
+static int finish_reason(const sim_sched *s, const sim_seq *q) {
+    if (!q->ignore_eos) {
+        /* The EOS token is the eos_at-th output token; min_tokens suppresses it until then. */
+        int stop_at = q->eos_at > q->min_tokens ? q->eos_at : q->min_tokens;
+        if (stop_at > 0 && q->num_output >= stop_at)
+            return SIM_FINISH_STOP;
+    }
+    if (q->num_output >= q->max_tokens)
+        return SIM_FINISH_LENGTH;
+    if (q->prompt_len + q->num_output >= s->cfg.max_model_len)
+        return SIM_FINISH_LENGTH;
+    return SIM_FINISH_NONE;
+}
+
+void sim_sched_commit(sim_sched *s, double now, sim_token_fn fn, void *arg) {
+    /* fn may abort other sequences of this step: unschedule() then NULLs their slots, which is why
+     * step_n stays valid until the walk is over. */
+    int n = s->step_n;
+    for (int i = 0; i < n; i++) {
+        sim_seq *q = s->step[i];
+        if (!q)
+            continue;
+        q->num_computed += q->scheduled;
+        q->scheduled = 0;
+        if (q->num_computed < q->prompt_len + q->num_output)
+            continue; /* a prefill chunk that is not the last one: no token yet */
+        int idx = q->num_output++;
+        if (idx == 0)
+            q->t_first_token = now;
+        q->t_prev_token = idx == 0 ? now : q->t_last_token;
+        q->t_last_token = now;
+        int fin = finish_reason(s, q);
+        if (fin) {
+            list_remove(&s->running, q);
+            free_blocks(s, q);
+            q->state = SIM_SEQ_FINISHED;
+            q->finish = fin;
+        }
+        fn(q, idx, fin, arg);
+    }
+    s->step_n = 0;
+}
+
+void sim_sched_get_stats(const sim_sched *s, sim_sched_stats *st) {
+    st->num_running = s->running.n;
+    st->num_waiting = s->waiting.n;
+    st->num_blocks = s->cfg.num_blocks;
+    st->used_blocks = s->cfg.num_blocks - s->free_blocks;
+    st->preemptions_total = s->preemptions;
+}
+
+double sim_sched_next_ready(const sim_sched *s) { return s->waiting.head ? s->waiting.head->t_ready : -1; }

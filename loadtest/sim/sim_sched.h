@@ -1,0 +1,91 @@
+/*
+ * sim_sched.h - a pure model of vLLM's V1 continuous-batching scheduler: FIFO waiting queue, a per-step
+ * token budget, a cap on running sequences, paged KV blocks, chunked prefill, and preemption by
+ * recompute. No I/O and no clock: the caller drives it with sim_sched_plan() then sim_sched_commit().
+ */
+#ifndef SIM_SCHED_H
+#define SIM_SCHED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sim_cost.h"
+
+enum sim_seq_state { SIM_SEQ_NEW = 0, SIM_SEQ_WAITING, SIM_SEQ_RUNNING, SIM_SEQ_FINISHED, SIM_SEQ_ABORTED };
+enum sim_finish { SIM_FINISH_NONE = 0, SIM_FINISH_LENGTH, SIM_FINISH_STOP };
+
+/*
+ * One request. The caller owns the memory (embed it in its own struct); the scheduler only links it.
+ * Fill prompt_len, max_tokens, min_tokens, ignore_eos, eos_at and t_arrival before sim_sched_add().
+ */
+typedef struct sim_seq {
+    struct sim_seq *prev, *next; /* in the waiting or running list */
+    uint64_t id;
+    int prompt_len, max_tokens, min_tokens, eos_at;
+    bool ignore_eos;
+    int num_computed; /* tokens whose KV is in the cache (prompt and output) */
+    int num_output;   /* tokens generated */
+    int num_blocks;   /* KV blocks held */
+    int scheduled;    /* tokens scheduled in the current step; 0 if none */
+    int state, finish, preemptions;
+    double t_ready; /* not admitted before this simulated time (API-server pre-processing); 0 = at once */
+    double t_arrival, t_scheduled, t_first_token, t_last_token, t_prev_token;
+} sim_seq;
+
+typedef struct sim_sched_cfg {
+    int max_num_seqs;
+    int max_num_batched_tokens;
+    int block_size;
+    long num_blocks;
+    int max_model_len;
+    bool chunked_prefill;
+} sim_sched_cfg;
+
+typedef struct sim_sched sim_sched;
+
+/* Counters a caller may read at any time. */
+typedef struct sim_sched_stats {
+    int num_running, num_waiting;
+    long used_blocks, num_blocks;
+    uint64_t preemptions_total;
+} sim_sched_stats;
+
+/* Creates a scheduler; NULL on allocation failure. The config is copied. */
+sim_sched *sim_sched_new(const sim_sched_cfg *cfg);
+/* Frees the scheduler, not the sequences (they belong to the caller). */
+void sim_sched_free(sim_sched *s);
+
+/* Queues seq at the tail of the waiting list (FIFO admission). */
+void sim_sched_add(sim_sched *s, sim_seq *seq, double now);
+
+/*
+ * Removes seq wherever it is (waiting, running, or scheduled in the step under way) and frees its KV
+ * blocks at once, as vLLM does on client disconnect. Its tokens in the current step are dropped.
+ * A finished or never-added seq is left alone. Afterwards the scheduler holds no pointer to seq.
+ */
+void sim_sched_abort(sim_sched *s, sim_seq *seq);
+
+/*
+ * Builds the next step: running sequences first (one decode token each, or the next prefill chunk),
+ * preempting the newest running sequence when blocks run out, then waiting sequences in FIFO order
+ * while budget, max_num_seqs and blocks allow. Returns the number of sequences scheduled (0 = idle)
+ * and fills shape for the cost model. Must be followed by sim_sched_commit() before the next plan.
+ */
+int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now);
+
+/*
+ * Called by sim_sched_commit for each scheduled sequence that produced a token (token_index is its
+ * 0-based index in the output). When finish != SIM_FINISH_NONE the sequence has left the scheduler,
+ * its blocks are free, and the callee may free it.
+ */
+typedef void (*sim_token_fn)(sim_seq *seq, int token_index, int finish, void *arg);
+
+/* Ends the step at simulated time now: advances computed tokens, emits tokens and finishes. */
+void sim_sched_commit(sim_sched *s, double now, sim_token_fn fn, void *arg);
+
+void sim_sched_get_stats(const sim_sched *s, sim_sched_stats *st);
+
+/* The t_ready of the head of the waiting queue, or -1 when nothing waits. */
+double sim_sched_next_ready(const sim_sched *s);
+
+#endif

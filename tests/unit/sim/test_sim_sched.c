@@ -1,0 +1,202 @@
+/*
+ * test_sim_sched.c - the scheduler driven by explicit plan/commit calls: token budget, max_num_seqs,
+ * chunked and unchunked prefill, decode, preemption when KV blocks run out, abort freeing blocks,
+ * and finish reasons (length, EOS, min_tokens, ignore_eos).
+ */
+#include <stdlib.h>
+
+#include "sim_sched.h"
+#include "tlab_test.h"
+
+typedef struct rec {
+    int tokens, finished, finish;
+} rec;
+
+static rec recs[64];
+static sim_seq seqs[64];
+
+static void on_tok(sim_seq *q, int idx, int finish, void *arg) {
+    (void)arg;
+    rec *r = &recs[q - seqs];
+    CHECK(idx == r->tokens);
+    r->tokens++;
+    if (finish) {
+        r->finished = 1;
+        r->finish = finish;
+    }
+}
+
+static sim_sched *mk(int seqs_max, int budget, long blocks, int chunked) {
+    sim_sched_cfg c = {.max_num_seqs = seqs_max, .max_num_batched_tokens = budget, .block_size = 16,
+                       .num_blocks = blocks, .max_model_len = 100000, .chunked_prefill = chunked != 0};
+    memset(recs, 0, sizeof recs);
+    memset(seqs, 0, sizeof seqs);
+    return sim_sched_new(&c);
+}
+
+static void add(sim_sched *s, int i, int prompt, int max_tokens) {
+    seqs[i].prompt_len = prompt;
+    seqs[i].max_tokens = max_tokens;
+    seqs[i].ignore_eos = true;
+    sim_sched_add(s, &seqs[i], 0);
+}
+
+static void test_budget_and_chunking(void) {
+    sim_sched *s = mk(256, 2048, 100000, 1);
+    sim_step_shape sh;
+    for (int i = 0; i < 3; i++)
+        add(s, i, 1000, 4);
+    CHECK(sim_sched_plan(s, &sh, 0) == 3); /* 1000 + 1000 + a 48-token chunk of the third */
+    CHECK(sh.prefill_tokens == 2048);
+    CHECK(seqs[2].scheduled == 48);
+    sim_sched_commit(s, 1, on_tok, NULL);
+    CHECK(recs[0].tokens == 1 && recs[1].tokens == 1 && recs[2].tokens == 0); /* a partial prefill emits nothing */
+    CHECK(sim_sched_plan(s, &sh, 1) == 3); /* two decodes + the rest of the third prompt */
+    CHECK(sh.decode_seqs == 2 && sh.prefill_tokens == 952);
+    sim_sched_commit(s, 2, on_tok, NULL);
+    CHECK(recs[2].tokens == 1);
+    for (int k = 0; k < 10; k++) {
+        if (sim_sched_plan(s, &sh, 3 + k) == 0)
+            break;
+        sim_sched_commit(s, 3 + k, on_tok, NULL);
+    }
+    CHECK(recs[0].finished && recs[0].finish == SIM_FINISH_LENGTH && recs[0].tokens == 4);
+    sim_sched_stats st;
+    sim_sched_get_stats(s, &st);
+    CHECK(st.used_blocks == 0 && st.num_running == 0 && st.num_waiting == 0);
+    sim_sched_free(s);
+}
+
+static void test_no_chunking(void) {
+    sim_sched *s = mk(256, 2048, 100000, 0);
+    sim_step_shape sh;
+    add(s, 0, 1500, 2);
+    add(s, 1, 1000, 2); /* does not fit in the 548 left: waits for the next step, whole */
+    CHECK(sim_sched_plan(s, &sh, 0) == 1);
+    CHECK(sh.prefill_tokens == 1500);
+    sim_sched_commit(s, 1, on_tok, NULL);
+    CHECK(sim_sched_plan(s, &sh, 1) == 2);
+    CHECK(sh.decode_seqs == 1 && sh.prefill_tokens == 1000);
+    sim_sched_commit(s, 2, on_tok, NULL);
+    sim_sched_free(s);
+}
+
+static void test_max_num_seqs(void) {
+    sim_sched *s = mk(2, 2048, 100000, 1);
+    sim_step_shape sh;
+    for (int i = 0; i < 5; i++)
+        add(s, i, 10, 3);
+    CHECK(sim_sched_plan(s, &sh, 0) == 2);
+    sim_sched_stats st;
+    sim_sched_get_stats(s, &st);
+    CHECK(st.num_running == 2 && st.num_waiting == 3);
+    sim_sched_commit(s, 1, on_tok, NULL);
+    int steps = 1;
+    while (sim_sched_plan(s, &sh, steps) > 0) {
+        sim_sched_get_stats(s, &st);
+        CHECK(st.num_running <= 2);
+        sim_sched_commit(s, steps + 1, on_tok, NULL);
+        steps++;
+    }
+    for (int i = 0; i < 5; i++)
+        CHECK(recs[i].finished && recs[i].tokens == 3);
+    CHECK(seqs[4].t_scheduled > seqs[0].t_scheduled); /* FIFO admission */
+    sim_sched_free(s);
+}
+
+static void test_preemption(void) {
+    /* 4 blocks of 16 tokens; two sequences of 16-token prompts each want 3 blocks to finish. */
+    sim_sched *s = mk(256, 2048, 4, 1);
+    sim_step_shape sh;
+    add(s, 0, 16, 40);
+    add(s, 1, 16, 40);
+    int t = 0;
+    sim_sched_stats st;
+    while (sim_sched_plan(s, &sh, t) > 0 && t < 500) {
+        sim_sched_get_stats(s, &st);
+        CHECK(st.used_blocks <= 4);
+        sim_sched_commit(s, ++t, on_tok, NULL);
+    }
+    sim_sched_get_stats(s, &st);
+    CHECK(st.preemptions_total >= 1);
+    CHECK(seqs[1].preemptions >= 1); /* the newest is the victim */
+    CHECK(seqs[0].preemptions == 0);
+    CHECK(recs[0].finished && recs[1].finished);
+    CHECK(recs[0].tokens == 40 && recs[1].tokens == 40);
+    CHECK(st.used_blocks == 0);
+    sim_sched_free(s);
+}
+
+static void test_abort_frees_blocks(void) {
+    sim_sched *s = mk(256, 2048, 1000, 1);
+    sim_step_shape sh;
+    add(s, 0, 100, 50); /* 7 blocks */
+    add(s, 1, 100, 50);
+    sim_sched_plan(s, &sh, 0);
+    sim_sched_commit(s, 1, on_tok, NULL);
+    sim_sched_stats st;
+    sim_sched_get_stats(s, &st);
+    CHECK(st.used_blocks == 14);
+    sim_sched_abort(s, &seqs[0]); /* running */
+    sim_sched_get_stats(s, &st);
+    CHECK(st.used_blocks == 7 && st.num_running == 1);
+    CHECK(seqs[0].state == SIM_SEQ_ABORTED);
+    sim_sched_plan(s, &sh, 1);
+    sim_sched_abort(s, &seqs[1]); /* scheduled in the step under way */
+    sim_sched_commit(s, 2, on_tok, NULL);
+    CHECK(recs[1].tokens == 1); /* only the token of the first step */
+    add(s, 2, 100, 5);
+    sim_sched_abort(s, &seqs[2]); /* waiting */
+    sim_sched_get_stats(s, &st);
+    CHECK(st.used_blocks == 0 && st.num_running == 0 && st.num_waiting == 0);
+    CHECK(sim_sched_plan(s, &sh, 3) == 0);
+    sim_sched_free(s);
+}
+
+static void run_one(sim_sched *s) {
+    sim_step_shape sh;
+    for (int t = 0; t < 1000 && sim_sched_plan(s, &sh, t) > 0; t++)
+        sim_sched_commit(s, t + 1, on_tok, NULL);
+}
+
+static void test_finish_reasons(void) {
+    sim_sched *s = mk(256, 2048, 1000, 1);
+    seqs[0] = (sim_seq){.prompt_len = 10, .max_tokens = 100, .eos_at = 20};
+    sim_sched_add(s, &seqs[0], 0);
+    seqs[1] = (sim_seq){.prompt_len = 10, .max_tokens = 100, .eos_at = 20, .min_tokens = 30};
+    sim_sched_add(s, &seqs[1], 0);
+    seqs[2] = (sim_seq){.prompt_len = 10, .max_tokens = 100, .eos_at = 20, .ignore_eos = true};
+    sim_sched_add(s, &seqs[2], 0);
+    seqs[3] = (sim_seq){.prompt_len = 10, .max_tokens = 5, .eos_at = 20};
+    sim_sched_add(s, &seqs[3], 0);
+    run_one(s);
+    CHECK(recs[0].finish == SIM_FINISH_STOP && recs[0].tokens == 20);
+    CHECK(recs[1].finish == SIM_FINISH_STOP && recs[1].tokens == 30);
+    CHECK(recs[2].finish == SIM_FINISH_LENGTH && recs[2].tokens == 100);
+    CHECK(recs[3].finish == SIM_FINISH_LENGTH && recs[3].tokens == 5);
+    sim_sched_free(s);
+}
+
+static void test_ready_time(void) {
+    sim_sched *s = mk(256, 2048, 1000, 1);
+    sim_step_shape sh;
+    add(s, 0, 10, 2);
+    seqs[0].t_ready = 5.0; /* still being pre-processed by the API server */
+    CHECK(sim_sched_plan(s, &sh, 1.0) == 0);
+    CHECK(sim_sched_next_ready(s) == 5.0);
+    CHECK(sim_sched_plan(s, &sh, 5.0) == 1);
+    CHECK(seqs[0].t_scheduled == 5.0);
+    sim_sched_commit(s, 6.0, on_tok, NULL);
+    sim_sched_free(s);
+}
+
+int main(void) {
+    test_ready_time();
+    test_budget_and_chunking();
+    test_no_chunking();
+    test_max_num_seqs();
+    test_preemption();
+    test_abort_frees_blocks();
+    test_finish_reasons();
+    return tlab_test_finish();
+}
