@@ -3,6 +3,8 @@
  */
 #include "http_server.h"
 
+#include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -126,6 +128,38 @@ static void on_request(struct evhttp_request *http, void *arg) {
     send_error(http, 404, "invalid_request_error", "No route for %s", path);
 }
 
+/*
+ * A listening socket with a deep backlog (evhttp_bind_socket's is 128: a burst of clients would
+ * see connection resets) and TCP_NODELAY. SSE events are small writes: without TCP_NODELAY,
+ * Nagle's algorithm holds each one back until the client's delayed ACK (~40 ms). Linux copies
+ * the option from the listening socket to every accepted one. Returns -1 with errno set.
+ */
+static evutil_socket_t listen_socket(const char *host, int port) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res = NULL;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    int gai = getaddrinfo(host, service, &hints, &res);
+    if (gai != 0 || !res) {
+        errno = gai == EAI_SYSTEM ? errno : EADDRNOTAVAIL;
+        return -1;
+    }
+    evutil_socket_t fd = socket(res->ai_family, SOCK_STREAM, 0);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0 || evutil_make_socket_nonblocking(fd) != 0 ||
+            evutil_make_socket_closeonexec(fd) != 0) {
+            int saved = errno;
+            evutil_closesocket(fd);
+            errno = saved;
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
 int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen) {
     const tlab_config *cfg = gw->cfg;
     gw->http = evhttp_new(gw->base);
@@ -144,17 +178,14 @@ int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen) {
     evhttp_set_allowed_methods(gw->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(gw->http, on_request, gw);
-    struct evhttp_bound_socket *bound = evhttp_bind_socket_with_handle(gw->http, cfg->listen_host, (ev_uint16_t)cfg->listen_port);
+    evutil_socket_t fd = listen_socket(cfg->listen_host, cfg->listen_port);
+    struct evhttp_bound_socket *bound = fd < 0 ? NULL : evhttp_accept_socket_with_handle(gw->http, fd);
     if (!bound) {
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
-                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port, strerror(errno));
+        if (fd >= 0)
+            evutil_closesocket(fd);
         return -1;
     }
-    /* SSE events are small writes: without TCP_NODELAY, Nagle's algorithm holds each one back
-     * until the client's delayed ACK (~40 ms). Linux copies the option from the listening socket
-     * to every accepted one, so one setsockopt here covers all client connections. */
-    int one = 1;
-    setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) == 0)

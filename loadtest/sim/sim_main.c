@@ -7,6 +7,8 @@
 #include <event2/event.h>
 #include <event2/util.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -76,6 +78,9 @@ static evutil_socket_t listen_on(const char *host, int port) {
     if (fd >= 0) {
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        /* SSE tokens are small writes; without TCP_NODELAY Nagle holds each behind the client's
+         * delayed ACK (~40 ms). Accepted sockets inherit the option from the listener on Linux. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0 || evutil_make_socket_nonblocking(fd)) {
             int e = errno;
             close(fd);
