@@ -195,8 +195,9 @@ static void preregister(metrics *m) {
         if (f && owned_elsewhere[i].zero_series)
             m->api->metric_add(f, NULL, 0); /* adds nothing to a value its owner already set */
     }
-    m->api->metric_register(m->ctx, TLAB_METRIC_HISTOGRAM, "gateway_worker_cold_start_seconds", "Time from worker start to READY",
-                            cold_start_buckets, N(cold_start_buckets));
+    tlab_metric *cold = m->api->metric_register(m->ctx, TLAB_METRIC_HISTOGRAM, "gateway_worker_cold_start_seconds",
+                                                "Time from worker start to READY", cold_start_buckets, N(cold_start_buckets));
+    m->api->metric_add(cold, NULL, 0); /* an empty series: count 0, every bucket 0 */
 }
 
 static int init(tlab_plugin_ctx *ctx, const tlab_api *api, const json_t *cfg, void **self, char *err, size_t errlen) {

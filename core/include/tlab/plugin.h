@@ -138,7 +138,9 @@ typedef struct tlab_api {
     tlab_metric *(*metric_register)(tlab_plugin_ctx *ctx, tlab_metric_kind kind, const char *name, const char *help,
                                     const double *buckets, size_t n_buckets);
     /* `labels` is label text without braces, or NULL/"" for the unlabelled series. */
-    void (*metric_add)(tlab_metric *m, const char *labels, double delta); /* counters and gauges */
+    /* Counters and gauges. A delta of 0 creates the series without changing it (histograms too:
+     * an empty series with count 0), so a family shows in /metrics before its first event. */
+    void (*metric_add)(tlab_metric *m, const char *labels, double delta);
     void (*metric_set)(tlab_metric *m, const char *labels, double value); /* gauges */
     void (*metric_observe)(tlab_metric *m, const char *labels, double value); /* histograms */
     /* Visits every series of every family in registration order. */
