@@ -160,6 +160,10 @@ void sim_engine_submit(sim_engine *e, sim_job *job) {
     job->seq.t_arrival = now;
     job->seq.t_ready = now + e->hw->api_overhead_s;
     sim_sched_add(e->sched, &job->seq, now);
+    sim_sched_stats st;
+    sim_sched_get_stats(e->sched, &st);
+    if ((uint64_t)(st.num_running + st.num_waiting) > e->metrics.peak_requests)
+        e->metrics.peak_requests = (uint64_t)(st.num_running + st.num_waiting);
     if (!e->busy && !e->waking) {
         /* An idle engine starts at once, but never before the end of the previous step. */
         start_step(e, now > e->step_end ? now : e->step_end, real_now());

@@ -95,6 +95,8 @@ void sim_metrics_render(const sim_metrics *m, const sim_sched_stats *st, const c
     counter(out, "tlab_sim:aborted_requests", "Requests aborted because the client disconnected.", lbl, m->aborted);
     counter(out, "tlab_sim:rejected_requests", "Requests rejected with a 4xx before reaching the scheduler.", lbl,
             m->rejected);
+    gauge(out, "tlab_sim:peak_requests", "Most requests held at once (running + waiting) since start.", lbl,
+          (double)m->peak_requests);
     counter(out, "tlab_sim:steps", "Scheduler steps executed.", lbl, m->steps);
     gauge(out, "tlab_sim:step_lag_seconds", "Real seconds the last step ended after its deadline.", lbl, m->lag_last);
     gauge(out, "tlab_sim:step_lag_max_seconds", "Largest real lag of a step deadline since start.", lbl, m->lag_max);
