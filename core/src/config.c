@@ -52,6 +52,7 @@ static const field upstream_fields[] = {
     FLD("total_timeout_ms", F_LONG, total_timeout_ms, 1, 86400000),
     FLD("idle_keepalive_ms", F_LONG, idle_keepalive_ms, 100, 60000),
     FLD("max_connections", F_LONG, max_connections, 1, 100000),
+    FLD("sse_keepalive_ms", F_LONG, sse_keepalive_ms, 0, 600000),
 };
 static const field limits_fields[] = {
     FLD("max_body_bytes", F_LLONG, max_body_bytes, 64, 1073741824LL),
@@ -534,6 +535,7 @@ int tlab_config_defaults(tlab_config *cfg) {
     cfg->total_timeout_ms = 600000;
     cfg->idle_keepalive_ms = 4000;
     cfg->max_connections = 1024;
+    cfg->sse_keepalive_ms = 5000;
     cfg->max_body_bytes = 1048576;
     cfg->max_tokens = 4096;
     cfg->max_connections_in = 10000;

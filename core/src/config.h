@@ -30,6 +30,8 @@ typedef struct tlab_config {
     long total_timeout_ms;       /* upstream.total_timeout_ms, 1..86400000, default 600000 */
     long idle_keepalive_ms;      /* upstream.idle_keepalive_ms, 100..60000, default 4000 (< vLLM's 5 s) */
     long max_connections;        /* upstream.max_connections, 1..100000, default 1024 */
+    long sse_keepalive_ms;       /* upstream.sse_keepalive_ms: SSE comment to a stream still waiting for its first
+                                    byte, every this often; 0 = off. 0..600000, default 5000 */
 
     long long max_body_bytes;    /* limits.max_body_bytes, 64..1073741824, default 1048576 */
     long max_tokens;             /* limits.max_tokens: largest max_tokens accepted, 1..10000000, default 4096 */

@@ -123,6 +123,10 @@ static void run_dispatch(evutil_socket_t fd, short what, void *arg) {
 }
 
 void tlab_dispatch_fail_all(const tlab_error *err) {
+    tlab_dispatch_fail_all_retry(err, 0);
+}
+
+void tlab_dispatch_fail_all_retry(const tlab_error *err, int retry_after_s) {
     void *qself;
     const tlab_queue_role *q = tlab_plugins_queue(&qself);
     tlab_request *r;
@@ -134,6 +138,6 @@ void tlab_dispatch_fail_all(const tlab_error *err) {
             fifo_remove(r);
         }
         r->phase = TLAB_PHASE_NEW;
-        tlab_request_fail(r, err, 0);
+        tlab_request_fail(r, err, retry_after_s);
     }
 }

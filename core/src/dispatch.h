@@ -23,5 +23,7 @@ void tlab_dispatch_forget(tlab_request *r);
 size_t tlab_dispatch_waiting(void);
 /* Answers every waiting request with `err` (used at shutdown). */
 void tlab_dispatch_fail_all(const tlab_error *err);
+/* The same, with a Retry-After header when retry_after_s > 0. */
+void tlab_dispatch_fail_all_retry(const tlab_error *err, int retry_after_s);
 
 #endif

@@ -20,6 +20,8 @@
 #include "http_server.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "process.h"
+#include "stream_keepalive.h"
 #include "upstream.h"
 
 #define SHUTDOWN_GRACE_S 30
@@ -129,7 +131,8 @@ int main(int argc, char **argv) {
     tlab_gw.started_us = tlab_now_us();
     tlab_gw.base = event_base_new();
     struct event *sigterm = NULL, *sigint = NULL;
-    if (!tlab_gw.base || tlab_dispatch_init(tlab_gw.base) != 0) {
+    if (!tlab_gw.base || tlab_dispatch_init(tlab_gw.base) != 0 || tlab_process_init(tlab_gw.base) != 0 ||
+        tlab_stream_keepalive_init(tlab_gw.base, &cfg) != 0) {
         LOG_ERROR("cannot create the event loop");
         goto out;
     }
@@ -165,6 +168,8 @@ out:
         event_free(sigint);
     if (shutdown_timer)
         event_free(shutdown_timer);
+    tlab_stream_keepalive_shutdown();
+    tlab_process_shutdown();
     tlab_dispatch_shutdown();
     tlab_upstream_free(tlab_gw.upstream);
     if (tlab_gw.base)

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics_registry.h"
 #include "plugin_host.h"
+#include "plugin_services.h"
 #include "request.h"
 
 struct tlab_timer {
@@ -222,6 +223,13 @@ static const tlab_api api_table = {
     .request_overhead_us = api_request_overhead_us,
     .request_priority = api_request_priority,
     .request_set_priority = api_request_set_priority,
+    .process_spawn = tlab_svc_process_spawn,
+    .process_signal = tlab_svc_process_signal,
+    .http_request = tlab_svc_http_request,
+    .http_cancel = tlab_svc_http_cancel,
+    .fail_waiting = tlab_svc_fail_waiting,
+    .yaml_load = tlab_svc_yaml_load,
+    .upstream_url = tlab_svc_upstream_url,
 };
 
 const tlab_api *tlab_plugin_api(void) {

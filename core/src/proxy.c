@@ -17,7 +17,9 @@
 #include <event2/keyvalq_struct.h>
 
 #include "gateway.h"
+#include "dispatch.h"
 #include "log.h"
+#include "plugin_host.h"
 #include "upstream.h"
 
 /* A client this far behind gets no more bytes until it catches up: the worker's transfer is
@@ -33,8 +35,16 @@ static int is_event_stream(const char *ctype) {
 static void on_headers(void *arg, int status, const char *ctype) {
     tlab_request *r = arg;
     uint64_t start = tlab_now_us();
-    r->status = status;
     r->overhead_us += tlab_xfer_send_overhead_us(r->xfer);
+    if (r->early_headers) {
+        /* The keep-alive already sent 200 and SSE headers. A worker error can now only be told
+         * in an SSE event: collect its body (on_data) and send it at the end (on_done). */
+        if (status != 200)
+            r->upstream_error_status = status;
+        r->phase = TLAB_PHASE_RESPONDING;
+        return;
+    }
+    r->status = status;
     struct evkeyvalq *out = evhttp_request_get_output_headers(r->http);
     evhttp_add_header(out, "Content-Type", ctype ? ctype : "application/json");
     if (is_event_stream(ctype)) {
@@ -57,6 +67,17 @@ static void on_data(void *arg, const char *data, size_t len) {
     tlab_request *r = arg;
     if (!r->t[TLAB_EV_FIRST_BYTE])
         tlab_request_emit(r, TLAB_EV_FIRST_BYTE);
+    if (r->upstream_error_status) {
+        size_t room = r->upstream_error_len < 2048 ? 2048 - r->upstream_error_len : 0;
+        char *grown = room ? realloc(r->upstream_error_body, r->upstream_error_len + (len < room ? len : room) + 1) : NULL;
+        if (grown) {
+            memcpy(grown + r->upstream_error_len, data, len < room ? len : room);
+            r->upstream_error_len += len < room ? len : room;
+            grown[r->upstream_error_len] = '\0';
+            r->upstream_error_body = grown;
+        }
+        return;
+    }
     struct evbuffer *chunk = evbuffer_new();
     if (!chunk)
         return;
@@ -81,17 +102,7 @@ static void fail_mid_response(tlab_request *r, const char *detail) {
     if (is_event_stream(ctype)) {
         tlab_error err;
         tlab_error_set(&err, 502, "upstream_error", NULL, "%s", detail);
-        char *json = tlab_error_json(&err);
-        struct evbuffer *b = evbuffer_new();
-        if (b && json) {
-            evbuffer_add_printf(b, "data: %s\n\n", json);
-            evhttp_send_reply_chunk(http, b);
-        }
-        if (b)
-            evbuffer_free(b);
-        free(json);
-        evhttp_send_reply_end(http);
-        tlab_request_finish(r);
+        tlab_request_end_stream_with_error(r, &err);
         return;
     }
     /* A cut connection is the only way to tell an HTTP/1.1 client the body is incomplete. */
@@ -100,9 +111,32 @@ static void fail_mid_response(tlab_request *r, const char *detail) {
         evhttp_connection_free(evcon);
 }
 
+/* The worker went away before answering (crash, restart): with a supervisor, the request goes
+ * back to the queue once and is served when the worker is back, instead of failing. */
+static int requeue(tlab_request *r) {
+    if (r->requeued || tlab_plugins_worker_state() < 0 || !r->http)
+        return 0;
+    r->requeued = 1;
+    tlab_gw.in_flight--;
+    r->worker_id = -1;
+    tlab_log(TLAB_LOG_INFO, r->id, "worker unreachable before any response byte: back to the queue");
+    tlab_dispatch_submit(r);
+    return 1;
+}
+
 static void on_done(void *arg, tlab_xfer_result result, const char *detail) {
     tlab_request *r = arg;
     r->xfer = NULL;
+    if (result == TLAB_XFER_OK && r->upstream_error_status) {
+        tlab_error err;
+        tlab_error_set(&err, r->upstream_error_status >= 500 ? 502 : r->upstream_error_status, "upstream_error", NULL,
+                       "the worker answered %d: %.1900s", r->upstream_error_status,
+                       r->upstream_error_body ? r->upstream_error_body : "");
+        tlab_request_end_stream_with_error(r, &err);
+        return;
+    }
+    if (result == TLAB_XFER_UNREACHABLE && r->phase == TLAB_PHASE_UPSTREAM && requeue(r))
+        return;
     if (result == TLAB_XFER_OK) {
         if (r->phase == TLAB_PHASE_RESPONDING) {
             evhttp_send_reply_end(r->http);
@@ -182,7 +216,7 @@ void tlab_proxy_dispatch(tlab_request *r) {
     }
     headers[n] = NULL;
     r->xfer = tlab_upstream_start(tlab_gw.upstream, r->internal ? "GET" : "POST", r->path, r->internal ? NULL : body,
-                                  r->internal ? 0 : body_len, headers, &relay_callbacks, r);
+                                  r->internal ? 0 : body_len, headers, 0, &relay_callbacks, r);
     free(dumped);
     r->overhead_us += tlab_now_us() - start;
     if (!r->xfer) {

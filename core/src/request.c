@@ -22,6 +22,12 @@
 
 static void on_client_close(struct evhttp_connection *evcon, void *arg);
 
+static tlab_request *live_head, *live_tail;
+
+tlab_request *tlab_requests_live(void) {
+    return live_head;
+}
+
 /*
  * evhttp stops reading a connection once it has a whole request, so on its own it notices a
  * client that leaves only when a write fails - for a queued or generating request that can be
@@ -85,6 +91,12 @@ tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tl
         watch_client(r, evcon);
     }
     tlab_gw.live_requests++;
+    r->live_prev = live_tail;
+    if (live_tail)
+        live_tail->live_next = r;
+    else
+        live_head = r;
+    live_tail = r;
     return r;
 }
 
@@ -126,6 +138,15 @@ void tlab_request_finish(tlab_request *r) {
     tlab_log(TLAB_LOG_DEBUG, r->id, "done status=%d e2e_us=%llu", r->status,
              (unsigned long long)(r->t[TLAB_EV_DONE] - r->t[TLAB_EV_ARRIVED]));
     tlab_gw.live_requests--;
+    if (r->live_prev)
+        r->live_prev->live_next = r->live_next;
+    else
+        live_head = r->live_next;
+    if (r->live_next)
+        r->live_next->live_prev = r->live_prev;
+    else
+        live_tail = r->live_prev;
+    free(r->upstream_error_body);
     json_decref(r->body);
     free(r->raw_body);
     free(r->plugin_data);
@@ -187,11 +208,48 @@ void tlab_http_send_error(struct evhttp_request *http, const tlab_error *err, in
     free(json);
 }
 
+void tlab_request_start_stream_early(tlab_request *r) {
+    if (!r->http || r->early_headers || r->phase >= TLAB_PHASE_RESPONDING)
+        return;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->http);
+    evhttp_add_header(out, "Content-Type", "text/event-stream");
+    evhttp_add_header(out, "Cache-Control", "no-cache");
+    evhttp_add_header(out, "X-Accel-Buffering", "no");
+    tlab_request_add_headers(r, out);
+    evhttp_send_reply_start(r->http, 200, NULL);
+    r->early_headers = 1;
+    r->status = 200;
+}
+
+void tlab_request_end_stream_with_error(tlab_request *r, const tlab_error *err) {
+    r->status = err->status;
+    if (r->http) {
+        char *json = tlab_error_json(err);
+        struct evbuffer *b = evbuffer_new();
+        if (b && json) {
+            evbuffer_add_printf(b, "data: %s\n\n", json);
+            evhttp_send_reply_chunk(r->http, b);
+        }
+        if (b)
+            evbuffer_free(b);
+        free(json);
+        struct evhttp_request *http = r->http;
+        detach_http(r);
+        evhttp_send_reply_end(http);
+    }
+    tlab_request_finish(r);
+}
+
 void tlab_request_fail(tlab_request *r, const tlab_error *err, int retry_after_s) {
     if (r->phase == TLAB_PHASE_DONE)
         return;
     r->status = err->status;
     tlab_log(err->status >= 500 ? TLAB_LOG_WARN : TLAB_LOG_INFO, r->id, "%d %s", err->status, err->message);
+    if (r->early_headers && r->phase != TLAB_PHASE_RESPONDING) {
+        /* The 200 is out: the error can only travel as an SSE event. */
+        tlab_request_end_stream_with_error(r, err);
+        return;
+    }
     if (r->http && r->phase != TLAB_PHASE_RESPONDING) {
         struct evhttp_request *http = r->http;
         detach_http(r);

@@ -56,6 +56,13 @@ struct tlab_request {
     struct tlab_xfer *xfer;
     char *priority; /* set by a policy or plugin; NULL: use the x-priority header */
     tlab_header *response_headers; /* added by plugins before the reply starts */
+    struct tlab_request *live_next, *live_prev; /* every request not yet done */
+    int early_headers;           /* 200 + SSE headers already sent by the keep-alive */
+    uint64_t last_client_write_us;
+    int requeued;                /* sent back to the queue once after the worker went away */
+    int upstream_error_status;   /* worker's non-200 status after early headers; body collected */
+    char *upstream_error_body;
+    size_t upstream_error_len;
     void **plugin_data;
 };
 
@@ -69,6 +76,14 @@ void tlab_request_fail(tlab_request *r, const tlab_error *err, int retry_after_s
 void tlab_request_finish(tlab_request *r);
 /* Adds the plugin headers and the gateway's own (x-request-id, x-tlab-overhead-us) to `http`. */
 void tlab_request_add_headers(tlab_request *r, struct evkeyvalq *out);
+
+/* For a stream whose headers are out: sends `data: <OpenAI error JSON>` and ends the reply,
+ * then finishes the request. */
+void tlab_request_end_stream_with_error(tlab_request *r, const tlab_error *err);
+/* Requests not yet done, oldest first (walk with ->live_next). */
+tlab_request *tlab_requests_live(void);
+/* Sends the SSE headers (200) now, before any worker byte; used by the stream keep-alive. */
+void tlab_request_start_stream_early(tlab_request *r);
 
 /* Sends an OpenAI error JSON reply on a bare evhttp request (no tlab_request around it). */
 void tlab_http_send_error(struct evhttp_request *http, const tlab_error *err, int retry_after_s);

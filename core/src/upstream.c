@@ -44,6 +44,7 @@ struct tlab_xfer {
     int in_callback;  /* inside a curl callback: curl_multi_remove_handle is forbidden */
     int abort_pending;/* tlab_xfer_abort was called from inside a callback */
     int paused;
+    long first_byte_ms;
     struct event *first_byte_timer;
 };
 
@@ -207,19 +208,19 @@ static void on_first_byte_timeout(evutil_socket_t fd, short what, void *arg) {
     x->up->stats.aborted++;
     char detail[128];
     snprintf(detail, sizeof detail, "no response from the worker within %ld ms (upstream.first_byte_timeout_ms)",
-             x->up->cfg->first_byte_timeout_ms);
+             x->first_byte_ms);
     finish(x, TLAB_XFER_FIRST_BYTE_TIMEOUT, detail);
 }
 
 static int add_to_multi(tlab_xfer *x) {
-    long ms = x->up->cfg->first_byte_timeout_ms;
+    long ms = x->first_byte_ms;
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     evtimer_add(x->first_byte_timer, &tv);
     return curl_multi_add_handle(x->up->multi, x->easy) == CURLM_OK ? 0 : -1;
 }
 
 tlab_xfer *tlab_upstream_start(tlab_upstream *up, const char *method, const char *path, const char *body, size_t body_len,
-                               const char *const *headers, const tlab_xfer_callbacks *cb, void *arg) {
+                               const char *const *headers, long timeout_ms, const tlab_xfer_callbacks *cb, void *arg) {
     tlab_xfer *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
@@ -229,7 +230,9 @@ tlab_xfer *tlab_upstream_start(tlab_upstream *up, const char *method, const char
     x->arg = arg;
     x->easy = curl_easy_init();
     x->first_byte_timer = evtimer_new(up->base, on_first_byte_timeout, x);
-    size_t url_len = strlen(up->cfg->upstream_url) + strlen(path) + 1;
+    x->first_byte_ms = timeout_ms > 0 ? timeout_ms : up->cfg->first_byte_timeout_ms;
+    int absolute = strncmp(path, "http://", 7) == 0 || strncmp(path, "https://", 8) == 0;
+    size_t url_len = (absolute ? 0 : strlen(up->cfg->upstream_url)) + strlen(path) + 1;
     char *url = malloc(url_len);
     if (body && body_len) {
         x->body = malloc(body_len);
@@ -243,7 +246,7 @@ tlab_xfer *tlab_upstream_start(tlab_upstream *up, const char *method, const char
         return NULL;
     }
     /* upstream.url may end in '/'; path always starts with one. */
-    const char *base_url = up->cfg->upstream_url;
+    const char *base_url = absolute ? "" : up->cfg->upstream_url;
     size_t blen = strlen(base_url);
     if (blen && base_url[blen - 1] == '/')
         blen--;
@@ -261,8 +264,8 @@ tlab_xfer *tlab_upstream_start(tlab_upstream *up, const char *method, const char
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, up->cfg->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, up->cfg->total_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : up->cfg->connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : up->cfg->total_timeout_ms);
     curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, up->maxage_s);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);

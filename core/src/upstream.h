@@ -55,11 +55,13 @@ tlab_upstream *tlab_upstream_new(struct event_base *base, const tlab_config *cfg
 void tlab_upstream_free(tlab_upstream *up);
 
 /*
- * Starts `method` base_url+`path` with `body` (copied; may be NULL) and extra request headers
- * (`headers`, NULL-terminated "Name: value" strings, copied). Returns NULL on allocation failure.
+ * Starts `method` upstream.url+`path` (or `path` itself when it is an absolute http(s) URL) with
+ * `body` (copied; may be NULL) and extra request headers (`headers`, NULL-terminated
+ * "Name: value" strings, copied). `timeout_ms` > 0 replaces the configured connect, first-byte
+ * and total timeouts for this transfer (health checks). Returns NULL on allocation failure.
  */
 tlab_xfer *tlab_upstream_start(tlab_upstream *up, const char *method, const char *path, const char *body, size_t body_len,
-                               const char *const *headers, const tlab_xfer_callbacks *cb, void *arg);
+                               const char *const *headers, long timeout_ms, const tlab_xfer_callbacks *cb, void *arg);
 /* Stops a transfer now and closes its connection, so the worker sees the client leave. No
  * callback runs afterwards. */
 void tlab_xfer_abort(tlab_xfer *x);

@@ -230,3 +230,35 @@ json_t *tlab_yaml_to_json(yaml_document_t *doc, yaml_node_t *node, const char *p
     }
     return v;
 }
+
+json_t *tlab_yaml_load_file(const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    json_t *out = NULL;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, f);
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(err, errlen, "%s:%zu:%zu: %s", path, parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                 parser.problem ? parser.problem : "YAML syntax error");
+    } else {
+        yaml_node_t *root = yaml_document_get_root_node(&doc);
+        if (!root) {
+            out = json_object(); /* an empty file is an empty mapping */
+        } else {
+            char msg[256];
+            yaml_mark_t where = root->start_mark;
+            out = tlab_yaml_to_json(&doc, root, "", msg, sizeof msg, &where);
+            if (!out)
+                snprintf(err, errlen, "%s:%zu:%zu: %s", path, where.line + 1, where.column + 1, msg);
+        }
+        yaml_document_delete(&doc);
+    }
+    yaml_parser_delete(&parser);
+    fclose(f);
+    return out;
+}

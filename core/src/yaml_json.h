@@ -39,6 +39,10 @@ int tlab_yaml_scalar_int(const yaml_node_t *node, long long *out);
  */
 json_t *tlab_yaml_to_json(yaml_document_t *doc, yaml_node_t *node, const char *path, char *err, size_t errlen, yaml_mark_t *where);
 
+/* Reads a whole YAML file into a new JSON value (same scalar typing). NULL on failure, with
+ * "file:line:col: message" (or "file: cannot open: ...") in err. */
+json_t *tlab_yaml_load_file(const char *path, char *err, size_t errlen);
+
 /* Short description of a node for "got ..." in messages: "'abc'", "null", "a mapping", "a sequence". */
 void tlab_yaml_describe(const yaml_node_t *node, char *buf, size_t len);
 

@@ -61,6 +61,7 @@ typedef struct tlab_request tlab_request;       /* one LLM request (chat or comp
 typedef struct tlab_timer tlab_timer;           /* a timer on the gateway's loop */
 typedef struct tlab_metric tlab_metric;         /* a metric family in the registry */
 typedef struct tlab_exchange tlab_exchange;     /* one HTTP exchange on a plugin route */
+typedef struct tlab_http_call tlab_http_call;   /* an outgoing HTTP call (api->http_request) */
 
 /* Lifecycle events of a request, in the order they normally happen. A request that fails early
  * (validation, admission, client gone) jumps to TLAB_EV_DONE; every request that produced
@@ -204,6 +205,35 @@ typedef struct tlab_api {
      * else NULL (the queue's default applies). */
     const char *(*request_priority)(const tlab_request *r);
     int (*request_set_priority)(tlab_request *r, const char *class_name);
+
+    /* ---- worker processes (the supervisor) ---- */
+    /* Starts argv (argv[0] looked up in PATH) in its own process group, stdout and stderr
+     * appended to log_path (rotated to "<log_path>.1" first when larger than log_max_bytes;
+     * 0: no cap). env adds "NAME=value" entries (NULL-terminated, may be NULL). Returns the pid,
+     * or -1 with a message in err when it could not be started. on_exit(arg, pid, wait_status)
+     * runs once on the loop when the process exits. */
+    long (*process_spawn)(tlab_plugin_ctx *ctx, const char *const *argv, const char *const *env, const char *log_path,
+                          size_t log_max_bytes, void (*on_exit)(void *arg, long pid, int wait_status), void *arg, char *err,
+                          size_t errlen);
+    /* Signals the process group of pid. TLAB_OK or TLAB_ERROR. */
+    int (*process_signal)(long pid, int sig);
+
+    /* ---- HTTP client on the loop ---- */
+    /* Sends method to an absolute URL; cb(arg, status, body, len) runs once on the loop with the
+     * HTTP status, or 0 when no response came (refused, reset, timeout). The body passed to cb is
+     * capped at 64 KiB. NULL on allocation failure (cb never runs). */
+    tlab_http_call *(*http_request)(tlab_plugin_ctx *ctx, const char *method, const char *url, const char *body, long timeout_ms,
+                                    void (*cb)(void *arg, int status, const char *body, size_t len), void *arg);
+    /* Cancels a call whose callback has not run yet; its callback never runs. */
+    void (*http_cancel)(tlab_http_call *call);
+
+    /* ---- misc ---- */
+    /* Answers every request waiting for dispatch with an OpenAI error; returns how many. */
+    size_t (*fail_waiting)(int status, const char *type, const char *message, int retry_after_s);
+    /* Reads a YAML file into a new JSON value, or NULL with "file:line:col: message" in err. */
+    json_t *(*yaml_load)(const char *path, char *err, size_t errlen);
+    /* The configured upstream.url (the worker's base URL). */
+    const char *(*upstream_url)(void);
 } tlab_api;
 
 /* A queue role: the gateway pushes admitted requests here and pops them when it may dispatch. */

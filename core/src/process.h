@@ -1,0 +1,34 @@
+/*
+ * process.h - child processes owned by the gateway (the worker, started by the supervisor
+ * plugin): spawn in a new process group with output to a log file, signal the group, and learn
+ * of exits on the event loop (SIGCHLD through libevent, then waitpid).
+ */
+#ifndef TLAB_PROCESS_H
+#define TLAB_PROCESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+
+typedef void (*tlab_process_exit_cb)(void *arg, long pid, int wait_status);
+
+/* Installs the SIGCHLD watcher on `base`. Returns 0, or -1. */
+int tlab_process_init(struct event_base *base);
+/* Removes the watcher; children still running are left alone (their owner stops them). */
+void tlab_process_shutdown(void);
+
+/*
+ * Starts argv (argv[0] looked up in PATH) in a new process group with stdin from /dev/null and
+ * stdout and stderr appended to `log_path` (NULL: /dev/null). `env` adds "NAME=value" entries
+ * (NULL-terminated, may be NULL). Before starting, a log larger than `log_max_bytes` (0: no cap)
+ * is rotated to "<log_path>.1", so at most about twice the cap is kept.
+ * Returns the pid, or -1 with a message in err when the program could not be started (exec
+ * failures are reported here, not as an exit). on_exit runs once on the loop when it exits.
+ */
+long tlab_process_spawn(const char *const *argv, const char *const *env, const char *log_path, size_t log_max_bytes,
+                        tlab_process_exit_cb on_exit, void *arg, char *err, size_t errlen);
+/* Sends `sig` to the process group of `pid`. 0, or -1 with errno. */
+int tlab_process_signal(long pid, int sig);
+
+#endif
