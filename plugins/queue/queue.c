@@ -50,6 +50,7 @@ typedef struct queue {
     int default_class;
     size_t depth, max_depth;
     size_t max_inflight;
+    uint64_t cold_start_timeout_us; /* deadline while the worker is not running (scale-to-zero) */
     unsigned starvation_limit;
     int retry_after_s;
     json_t *api_keys; /* key -> class name */
@@ -69,12 +70,20 @@ static void publish_depth(queue *q, int cls) {
     q->api->metric_set(q->class_depth, labels, (double)q->classes[cls].len);
 }
 
+/* A request waiting on a cold start gets cold_start_timeout_ms instead of its class deadline
+ * when that is longer: the worker is coming, and a 503 now would only make the client retry. */
+static uint64_t effective_timeout(const qclass *c) {
+    int ws = c->q->api->worker_state();
+    int cold = ws == TLAB_WORKER_IDLE || ws == TLAB_WORKER_STARTING || ws == TLAB_WORKER_STOPPING || ws == TLAB_WORKER_SLEEPING;
+    return cold && c->q->cold_start_timeout_us > c->timeout_us ? c->q->cold_start_timeout_us : c->timeout_us;
+}
+
 static void arm_deadline(qclass *c) {
     if (!c->head) {
         c->q->api->timer_stop(c->deadline);
         return;
     }
-    uint64_t now = c->q->api->now_us(), due = c->head->enqueued_us + c->timeout_us;
+    uint64_t now = c->q->api->now_us(), due = c->head->enqueued_us + effective_timeout(c);
     c->q->api->timer_start(c->deadline, due > now ? due - now : 0, 0);
 }
 
@@ -105,10 +114,12 @@ static void on_deadline(void *arg) {
     char labels[96], msg[192];
     snprintf(labels, sizeof labels, "class=\"%s\"", c->name);
     /* request_reject removes the request through remove(), which re-arms the timer. */
-    while (c->head && c->head->enqueued_us + c->timeout_us <= now) {
+    uint64_t limit = effective_timeout(c);
+    while (c->head && c->head->enqueued_us + limit <= now) {
         node *n = c->head;
-        snprintf(msg, sizeof msg, "the request waited %llu ms in the '%s' queue without reaching a worker (queue_timeout_ms %llu)",
-                 (unsigned long long)((now - n->enqueued_us) / 1000), c->name, (unsigned long long)(c->timeout_us / 1000));
+        snprintf(msg, sizeof msg, "the request waited %llu ms in the '%s' queue without reaching a worker (%s %llu)",
+                 (unsigned long long)((now - n->enqueued_us) / 1000), c->name,
+                 limit == c->timeout_us ? "queue_timeout_ms" : "cold_start_timeout_ms", (unsigned long long)(limit / 1000));
         q->api->metric_add(q->timeouts, labels, 1);
         if (q->api->request_reject(n->r, 503, "queue_timeout", msg, q->retry_after_s) != TLAB_OK)
             unlink_node(q, n); /* cannot happen for a queued request; never spin on it */
@@ -268,15 +279,17 @@ static int add_class(queue *q, const char *name, long long timeout_ms, char *err
 }
 
 static int parse_config(queue *q, const json_t *cfg, char *err, size_t errlen) {
-    static const char *const keys[] = {"max_depth", "max_inflight", "queue_timeout_ms", "retry_after_s", "starvation_limit",
-                                       "classes", "default_class", "api_keys", NULL};
-    long long max_depth, max_inflight, timeout_ms, retry_after, starvation;
+    static const char *const keys[] = {"max_depth", "max_inflight", "queue_timeout_ms", "cold_start_timeout_ms", "retry_after_s",
+                                       "starvation_limit", "classes", "default_class", "api_keys", NULL};
+    long long max_depth, max_inflight, timeout_ms, retry_after, starvation, cold_ms;
     if (tlab_config_check_keys(cfg, keys, err, errlen) || tlab_config_int(cfg, "max_depth", 1024, 1, 10000000, &max_depth, err, errlen) ||
         tlab_config_int(cfg, "max_inflight", 256, 1, 1000000, &max_inflight, err, errlen) ||
         tlab_config_int(cfg, "queue_timeout_ms", 30000, 1, 86400000, &timeout_ms, err, errlen) ||
         tlab_config_int(cfg, "retry_after_s", 1, 1, 3600, &retry_after, err, errlen) ||
-        tlab_config_int(cfg, "starvation_limit", 16, 1, 1000000, &starvation, err, errlen))
+        tlab_config_int(cfg, "starvation_limit", 16, 1, 1000000, &starvation, err, errlen) ||
+        tlab_config_int(cfg, "cold_start_timeout_ms", 600000, 1, 86400000, &cold_ms, err, errlen))
         return TLAB_ERROR;
+    q->cold_start_timeout_us = (uint64_t)cold_ms * 1000;
     q->max_depth = (size_t)max_depth;
     q->max_inflight = (size_t)max_inflight;
     q->retry_after_s = (int)retry_after;

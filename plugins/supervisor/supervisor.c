@@ -1,0 +1,463 @@
+/*
+ * supervisor.c - owns the worker process: start on demand, health to READY, stop when idle,
+ * restart on crash, restart with new knobs. Scale-to-zero after Knative's activator and
+ * llama-swap: requests that find no worker wait in the gateway queue while it starts.
+ *
+ * States (gateway_worker_state): idle 0 -> starting 1 -> running 2 -> stopping 3 -> idle, and
+ * failed 5 (a start that did not reach READY; retried after a backoff when there is demand).
+ *
+ * The dispatch gate holds every request while the worker is not running, and a held request is
+ * the demand that starts it. READY is the first 200 from the health URL, polled on the loop.
+ * A worker that exits while starting (vLLM exits on a config that does not fit the GPU) fails
+ * the start at once, and the waiting requests get 503 with the worker's own last log lines.
+ * A crash while running is counted and logged, and the worker is started again, after a
+ * backoff, as long as anything waits. Requests that were at the worker when it died and had
+ * received nothing go back to the queue (the core does that). Those already streaming get an
+ * error event.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <tlab/plugin.h>
+
+#include "supervisor_cmd.h"
+
+typedef struct supervisor {
+    const tlab_api *api;
+    tlab_plugin_ctx *ctx;
+    sup_options opt;
+    json_t *profile;   /* the model profile's knobs */
+    json_t *overrides; /* knobs from restart_worker, on top of the profile */
+    tlab_worker_state state;
+    long pid;
+    int restart_pending; /* restart_worker: drain, stop, then start with overrides */
+    uint64_t state_since_us, last_activity_us, ready_at_us, backoff_until_us;
+    uint64_t backoff_us;
+    int dispatched_since_ready;
+    tlab_timer *health_timer, *startup_timer, *stop_timer, *tick_timer, *backoff_timer;
+    tlab_http_call *health_call;
+    tlab_metric *starts, *stops, *crashes, *cold_start, *ready_to_dispatch, *failures;
+} supervisor;
+
+static const double ready_buckets[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25};
+static const double cold_start_buckets[] = {0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300};
+static const char *const state_names[] = {"idle", "starting", "running", "stopping", "sleeping", "failed"};
+
+static void start_worker(supervisor *s, const char *why);
+
+static void set_state(supervisor *s, tlab_worker_state st, const char *reason) {
+    if (s->state == st)
+        return;
+    s->api->log(s->ctx, TLAB_LOG_INFO, "worker %s -> %s (%s)", state_names[s->state], state_names[st], reason);
+    s->state = st;
+    s->state_since_us = s->api->now_us();
+}
+
+static void stop_timers(supervisor *s) {
+    s->api->timer_stop(s->health_timer);
+    s->api->timer_stop(s->startup_timer);
+    if (s->health_call) {
+        s->api->http_cancel(s->health_call);
+        s->health_call = NULL;
+    }
+}
+
+static int demand(const supervisor *s) {
+    return s->api->waiting() > 0;
+}
+
+/* The failed start's requests get the worker's own words, so an operator sees "OOM" at once. */
+static void fail_start(supervisor *s, const char *what) {
+    char tail[1600], msg[2048];
+    sup_log_tail(s->opt.log_file, tail, sizeof tail, 12);
+    stop_timers(s);
+    if (s->pid > 0)
+        s->api->process_signal(s->pid, SIGKILL);
+    snprintf(msg, sizeof msg, "the worker failed to start: %s. Last lines of %s:\n%s", what, s->opt.log_file, tail);
+    s->api->log(s->ctx, TLAB_LOG_ERROR, "%s", msg);
+    s->api->metric_add(s->failures, NULL, 1);
+    set_state(s, TLAB_WORKER_FAILED, what);
+    size_t n = s->api->fail_waiting(503, "worker_start_failed", msg, (int)(s->backoff_us / 1000000) + 1);
+    s->api->log(s->ctx, TLAB_LOG_WARN, "answered %zu waiting request(s) with 503; next start in %.1f s", n,
+                (double)s->backoff_us / 1e6);
+    s->backoff_until_us = s->api->now_us() + s->backoff_us;
+    s->api->timer_start(s->backoff_timer, s->backoff_us, 0);
+    s->backoff_us = s->backoff_us * 2 > s->opt.backoff_max_us ? s->opt.backoff_max_us : s->backoff_us * 2;
+}
+
+static void on_exit_cb(void *arg, long pid, int status) {
+    supervisor *s = arg;
+    if (pid != s->pid)
+        return;
+    s->pid = 0;
+    char how[96];
+    if (WIFEXITED(status))
+        snprintf(how, sizeof how, "exit status %d", WEXITSTATUS(status));
+    else
+        snprintf(how, sizeof how, "killed by signal %d", WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    switch (s->state) {
+    case TLAB_WORKER_STARTING: {
+        char what[160];
+        snprintf(what, sizeof what, "it exited during start-up (%s)", how);
+        fail_start(s, what);
+        return;
+    }
+    case TLAB_WORKER_STOPPING:
+        s->api->timer_stop(s->stop_timer);
+        s->api->metric_add(s->stops, NULL, 1);
+        set_state(s, TLAB_WORKER_IDLE, how);
+        if (s->restart_pending || demand(s)) {
+            s->restart_pending = 0;
+            start_worker(s, "requests are waiting");
+        }
+        return;
+    case TLAB_WORKER_RUNNING: {
+        char tail[1200];
+        sup_log_tail(s->opt.log_file, tail, sizeof tail, 8);
+        s->api->metric_add(s->crashes, NULL, 1);
+        s->api->log(s->ctx, TLAB_LOG_ERROR, "worker crashed (%s); last lines of %s:\n%s", how, s->opt.log_file, tail);
+        set_state(s, TLAB_WORKER_IDLE, "crashed");
+        /* Restart after a backoff if anything is waiting or was in flight (it comes back queued). */
+        s->backoff_until_us = s->api->now_us() + s->backoff_us;
+        s->api->timer_start(s->backoff_timer, s->backoff_us, 0);
+        return;
+    }
+    default:
+        return;
+    }
+}
+
+static void on_health(void *arg, int status, const char *body, size_t len) {
+    supervisor *s = arg;
+    (void)body, (void)len;
+    s->health_call = NULL;
+    if (s->state != TLAB_WORKER_STARTING)
+        return;
+    if (status != 200) {
+        s->api->timer_start(s->health_timer, s->opt.health_interval_us, 0);
+        return;
+    }
+    uint64_t now = s->api->now_us();
+    s->api->timer_stop(s->startup_timer);
+    s->api->metric_observe(s->cold_start, NULL, (double)(now - s->state_since_us) / 1e6);
+    s->api->log(s->ctx, TLAB_LOG_INFO, "worker READY after %.2f s (pid %ld)", (double)(now - s->state_since_us) / 1e6, s->pid);
+    s->ready_at_us = now;
+    s->dispatched_since_ready = 0;
+    s->backoff_us = s->opt.backoff_min_us;
+    s->last_activity_us = now;
+    set_state(s, TLAB_WORKER_RUNNING, "health answered 200");
+    s->api->dispatch_wake();
+}
+
+static void on_health_timer(void *arg) {
+    supervisor *s = arg;
+    if (s->state != TLAB_WORKER_STARTING || s->health_call)
+        return;
+    s->health_call = s->api->http_request(s->ctx, "GET", s->opt.health_url, NULL, s->opt.health_timeout_ms, on_health, s);
+    if (!s->health_call)
+        s->api->timer_start(s->health_timer, s->opt.health_interval_us, 0);
+}
+
+static void on_startup_timeout(void *arg) {
+    supervisor *s = arg;
+    char what[128];
+    snprintf(what, sizeof what, "not READY within startup_timeout_s=%llu", (unsigned long long)(s->opt.startup_timeout_us / 1000000));
+    fail_start(s, what);
+}
+
+static void start_worker(supervisor *s, const char *why) {
+    if (s->state != TLAB_WORKER_IDLE && s->state != TLAB_WORKER_FAILED)
+        return;
+    json_t *knobs = sup_merge_knobs(s->profile, s->overrides);
+    char err[512];
+    char **argv = sup_build_argv(&s->opt, knobs, err, sizeof err);
+    json_decref(knobs);
+    if (!argv) {
+        s->state = TLAB_WORKER_STARTING;
+        fail_start(s, err);
+        return;
+    }
+    char cmdline[1024];
+    sup_join_argv(argv, cmdline, sizeof cmdline);
+    s->api->log(s->ctx, TLAB_LOG_INFO, "starting worker (%s): %s", why, cmdline);
+    set_state(s, TLAB_WORKER_STARTING, why);
+    s->pid = s->api->process_spawn(s->ctx, (const char *const *)argv, NULL, s->opt.log_file, s->opt.log_max_bytes, on_exit_cb, s,
+                                   err, sizeof err);
+    sup_free_argv(argv);
+    s->api->metric_add(s->starts, NULL, 1);
+    if (s->pid < 0) {
+        s->pid = 0;
+        fail_start(s, err);
+        return;
+    }
+    s->api->timer_start(s->startup_timer, s->opt.startup_timeout_us, 0);
+    s->api->timer_start(s->health_timer, s->opt.health_interval_us, 0);
+}
+
+static void stop_worker(supervisor *s, const char *why) {
+    if (s->state != TLAB_WORKER_RUNNING && s->state != TLAB_WORKER_STARTING)
+        return;
+    stop_timers(s);
+    set_state(s, TLAB_WORKER_STOPPING, why);
+    if (s->pid <= 0 || s->api->process_signal(s->pid, SIGTERM) != TLAB_OK) {
+        set_state(s, TLAB_WORKER_IDLE, "no process to stop");
+        return;
+    }
+    s->api->timer_start(s->stop_timer, s->opt.stop_grace_us, 0);
+}
+
+static void on_stop_grace(void *arg) {
+    supervisor *s = arg;
+    if (s->state == TLAB_WORKER_STOPPING && s->pid > 0) {
+        s->api->log(s->ctx, TLAB_LOG_WARN, "worker did not exit within stop_grace_s; SIGKILL");
+        s->api->process_signal(s->pid, SIGKILL);
+    }
+}
+
+static void on_backoff(void *arg) {
+    supervisor *s = arg;
+    if (s->state == TLAB_WORKER_FAILED)
+        set_state(s, TLAB_WORKER_IDLE, "backoff over");
+    if (s->state == TLAB_WORKER_IDLE && (demand(s) || s->opt.always_on))
+        start_worker(s, s->opt.always_on ? "always_on" : "requests are waiting");
+}
+
+static void maybe_restart_drained(supervisor *s) {
+    if (s->restart_pending && s->state == TLAB_WORKER_RUNNING && s->api->in_flight() == 0)
+        stop_worker(s, "restart_worker: drained, restarting with new knobs");
+}
+
+static void on_tick(void *arg) {
+    supervisor *s = arg;
+    uint64_t now = s->api->now_us();
+    maybe_restart_drained(s);
+    if (s->state == TLAB_WORKER_RUNNING && !s->opt.always_on && !s->restart_pending) {
+        if (s->api->waiting() > 0 || s->api->in_flight() > 0)
+            s->last_activity_us = now;
+        else if (now - s->last_activity_us >= s->opt.idle_timeout_us)
+            stop_worker(s, "idle");
+    }
+}
+
+static int gate(void *self, tlab_request *r) {
+    supervisor *s = self;
+    (void)r;
+    s->last_activity_us = s->api->now_us();
+    if (s->state == TLAB_WORKER_RUNNING && !s->restart_pending)
+        return TLAB_OK;
+    if (s->state == TLAB_WORKER_IDLE && s->api->now_us() >= s->backoff_until_us)
+        start_worker(s, "a request is waiting");
+    return TLAB_AGAIN;
+}
+
+static void on_event(void *self, tlab_request *r, tlab_event ev) {
+    supervisor *s = self;
+    (void)r;
+    if (ev == TLAB_EV_DISPATCHED && !s->dispatched_since_ready && s->ready_at_us) {
+        s->dispatched_since_ready = 1;
+        double delay = (double)(s->api->now_us() - s->ready_at_us) / 1e6;
+        s->api->metric_observe(s->ready_to_dispatch, NULL, delay);
+        s->api->log(s->ctx, TLAB_LOG_INFO, "first request dispatched %.3f ms after READY", delay * 1000);
+    } else if (ev == TLAB_EV_DONE) {
+        maybe_restart_drained(s);
+    }
+}
+
+static tlab_worker_state role_state(void *self) {
+    return ((supervisor *)self)->state;
+}
+
+static void role_demand(void *self) {
+    supervisor *s = self;
+    if (s->state == TLAB_WORKER_IDLE)
+        start_worker(s, "demand");
+}
+
+static int role_restart(void *self, const json_t *overrides) {
+    supervisor *s = self;
+    char err[256];
+    if (overrides && sup_check_knobs(overrides, err, sizeof err) != 0) {
+        s->api->log(s->ctx, TLAB_LOG_WARN, "restart_worker refused: %s", err);
+        return TLAB_ERROR;
+    }
+    json_t *merged = sup_merge_knobs(s->overrides, overrides);
+    json_decref(s->overrides);
+    s->overrides = merged;
+    char *text = json_dumps(overrides ? overrides : json_object(), JSON_COMPACT);
+    s->api->log(s->ctx, TLAB_LOG_INFO, "restart_worker %s: draining %zu in flight", text ? text : "", s->api->in_flight());
+    free(text);
+    if (s->state == TLAB_WORKER_RUNNING) {
+        s->restart_pending = 1;
+        maybe_restart_drained(s);
+    } else if (s->state == TLAB_WORKER_STARTING) {
+        s->restart_pending = 1;
+        stop_worker(s, "restart_worker during start-up");
+    }
+    /* idle, failed or stopping: the next start uses the new knobs anyway */
+    return TLAB_OK;
+}
+
+static int command(void *self, const char *verb, const json_t *args, json_t **result) {
+    if (strcmp(verb, "restart_worker") == 0)
+        return role_restart(self, args);
+    if (strcmp(verb, "worker_state") == 0) {
+        supervisor *s = self;
+        if (result)
+            *result = json_pack("{s:s, s:I}", "state", state_names[s->state], "pid", (json_int_t)s->pid);
+        return TLAB_OK;
+    }
+    return TLAB_DECLINED;
+}
+
+static json_t *describe(const supervisor *s) {
+    json_t *knobs = sup_merge_knobs(s->profile, s->overrides);
+    return json_pack("{s:s, s:I, s:f, s:o, s:s, s:b}", "state", state_names[s->state], "pid", (json_int_t)s->pid, "state_for_s",
+                     (double)(s->api->now_us() - s->state_since_us) / 1e6, "knobs", knobs, "engine",
+                     s->opt.engine == SUP_ENGINE_VLLM ? "vllm" : "sim", "restart_pending", s->restart_pending);
+}
+
+static void reply_json(const supervisor *s, tlab_exchange *ex, int status, json_t *body) {
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    s->api->exchange_reply(ex, text ? status : 500, "application/json", text ? text : "{}", text ? strlen(text) : 2);
+    free(text);
+    json_decref(body);
+}
+
+/* GET /admin/worker: state, pid and the knobs the next start uses. */
+static void on_admin_state(void *arg, tlab_exchange *ex) {
+    supervisor *s = arg;
+    reply_json(s, ex, 200, describe(s));
+}
+
+/* POST /admin/worker/restart {knobs}: drain, stop, start with the knobs (the tuner's and the
+ * operator's way in; Lua policies use gw.restart_worker). */
+static void on_admin_restart(void *arg, tlab_exchange *ex) {
+    supervisor *s = arg;
+    size_t len;
+    const char *body = s->api->exchange_body(ex, &len);
+    json_error_t jerr;
+    json_t *knobs = len ? json_loadb(body, len, 0, &jerr) : json_object();
+    char err[256];
+    if (!knobs || !json_is_object(knobs) || sup_check_knobs(knobs, err, sizeof err) != 0) {
+        if (!knobs || !json_is_object(knobs))
+            snprintf(err, sizeof err, "the body must be a JSON object of model-profile knobs");
+        reply_json(s, ex, 400, json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", err, "type", "invalid_request_error", "param", "code"));
+        json_decref(knobs);
+        return;
+    }
+    role_restart(s, knobs);
+    json_decref(knobs);
+    reply_json(s, ex, 202, describe(s));
+}
+
+/* Gateway exit: the worker must not outlive it. The loop has stopped, so waiting here is fine. */
+static void sup_shutdown(void *self) {
+    supervisor *s = self;
+    if (!s)
+        return;
+    if (s->pid > 0) {
+        s->api->log(s->ctx, TLAB_LOG_INFO, "stopping worker pid %ld", s->pid);
+        s->api->process_signal(s->pid, SIGTERM);
+        for (uint64_t waited = 0; waited < s->opt.stop_grace_us && kill((pid_t)s->pid, 0) == 0; waited += 20000) {
+            if (waitpid((pid_t)s->pid, NULL, WNOHANG) == (pid_t)s->pid)
+                break;
+            usleep(20000);
+        }
+        s->api->process_signal(s->pid, SIGKILL);
+        waitpid((pid_t)s->pid, NULL, WNOHANG);
+    }
+    if (s->health_call)
+        s->api->http_cancel(s->health_call);
+    tlab_timer *timers[] = {s->health_timer, s->startup_timer, s->stop_timer, s->tick_timer, s->backoff_timer};
+    for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
+        if (timers[i])
+            s->api->timer_free(timers[i]);
+    json_decref(s->profile);
+    json_decref(s->overrides);
+    sup_options_free(&s->opt);
+    free(s);
+}
+
+static int sup_init(tlab_plugin_ctx *ctx, const tlab_api *api, const json_t *config, void **self, char *err, size_t errlen) {
+    supervisor *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return TLAB_ERROR;
+    }
+    s->api = api;
+    s->ctx = ctx;
+    if (sup_options_parse(&s->opt, config, api->upstream_url(), err, errlen) != 0 ||
+        !(s->profile = sup_load_profile(api, &s->opt, err, errlen))) {
+        sup_shutdown(s);
+        return TLAB_ERROR;
+    }
+    char why[256];
+    sup_resolve_engine(&s->opt, why, sizeof why);
+    api->log(ctx, TLAB_LOG_INFO, "engine %s (%s); worker at %s; idle_timeout %llu s%s", s->opt.engine == SUP_ENGINE_VLLM ? "vllm" : "sim",
+             why, s->opt.health_url, (unsigned long long)(s->opt.idle_timeout_us / 1000000), s->opt.always_on ? ", always on" : "");
+    s->overrides = json_object();
+    s->backoff_us = s->opt.backoff_min_us;
+    s->health_timer = api->timer_new(ctx, on_health_timer, s);
+    s->startup_timer = api->timer_new(ctx, on_startup_timeout, s);
+    s->stop_timer = api->timer_new(ctx, on_stop_grace, s);
+    s->tick_timer = api->timer_new(ctx, on_tick, s);
+    s->backoff_timer = api->timer_new(ctx, on_backoff, s);
+    s->starts = api->metric_register(ctx, TLAB_METRIC_COUNTER, "gateway_worker_starts_total", "Worker process starts by the supervisor", NULL, 0);
+    s->stops = api->metric_register(ctx, TLAB_METRIC_COUNTER, "gateway_worker_stops_total", "Worker process stops by the supervisor", NULL, 0);
+    s->crashes = api->metric_register(ctx, TLAB_METRIC_COUNTER, "gateway_worker_crashes_total", "Unexpected worker exits", NULL, 0);
+    s->failures = api->metric_register(ctx, TLAB_METRIC_COUNTER, "gateway_worker_start_failures_total",
+                                       "Worker starts that did not reach READY", NULL, 0);
+    s->cold_start = api->metric_register(ctx, TLAB_METRIC_HISTOGRAM, "gateway_worker_cold_start_seconds", "Time from worker start to READY",
+                                         cold_start_buckets, sizeof cold_start_buckets / sizeof cold_start_buckets[0]);
+    s->ready_to_dispatch = api->metric_register(ctx, TLAB_METRIC_HISTOGRAM, "gateway_worker_ready_to_dispatch_seconds",
+                                                "Gateway-added cold-start delay: READY seen to first request dispatched",
+                                                ready_buckets, sizeof ready_buckets / sizeof ready_buckets[0]);
+    if (!s->health_timer || !s->startup_timer || !s->stop_timer || !s->tick_timer || !s->backoff_timer || !s->starts ||
+        !s->cold_start || !s->ready_to_dispatch) {
+        snprintf(err, errlen, "cannot create timers or metrics");
+        sup_shutdown(s);
+        return TLAB_ERROR;
+    }
+    if (api->route_add(ctx, "GET", "/admin/worker", on_admin_state, s) != TLAB_OK ||
+        api->route_add(ctx, "POST", "/admin/worker/restart", on_admin_restart, s) != TLAB_OK) {
+        snprintf(err, errlen, "cannot register /admin/worker routes (taken?)");
+        sup_shutdown(s);
+        return TLAB_ERROR;
+    }
+    api->metric_add(s->starts, NULL, 0);
+    api->metric_add(s->failures, NULL, 0);
+    api->timer_start(s->tick_timer, 1000000 < s->opt.idle_timeout_us / 4 ? 1000000 : s->opt.idle_timeout_us / 4 + 1, 1);
+    s->state = TLAB_WORKER_IDLE;
+    s->state_since_us = s->last_activity_us = api->now_us();
+    if (s->opt.always_on)
+        start_worker(s, "always_on");
+    *self = s;
+    return TLAB_OK;
+}
+
+static const tlab_worker_role worker_role = {
+    .size = sizeof(tlab_worker_role),
+    .state = role_state,
+    .demand = role_demand,
+    .restart = role_restart,
+};
+
+static const tlab_plugin supervisor_plugin = {
+    TLAB_PLUGIN_HEADER,
+    .name = "supervisor",
+    .version = "1.0.0",
+    .init = sup_init,
+    .shutdown = sup_shutdown,
+    .on_event = on_event,
+    .dispatch_gate = gate,
+    .worker = &worker_role,
+    .command = command,
+};
+
+TLAB_PLUGIN_DECLARE(supervisor_plugin)

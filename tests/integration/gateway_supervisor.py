@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""The supervisor plugin running tlab-sim as its worker (scale to zero):
+- 20 cycles of idle -> start on demand -> serve -> idle stop under intermittent load: nothing lost;
+- the gateway-added cold-start delay (READY seen -> first dispatch) stays under 10 ms;
+- a streaming client waiting on a cold start gets SSE comment keep-alives;
+- kill -9 of the worker under load: every request ends (served after the restart, or a clear error
+  for those mid-stream), none hangs, the crash is counted, and the worker comes back;
+- a worker that cannot start (the 3B model on a 4 GB GPU: out of memory) fails the start at once,
+  and waiting requests get 503 carrying the worker's own error text;
+- the idle stop waits while a request is in flight;
+- restart with new knobs under load (POST /admin/worker/restart) loses no queued request.
+"""
+import json
+import os
+import re
+import signal
+import socket
+import tempfile
+import threading
+import time
+import urllib.request
+
+import tlabtest as t
+
+MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+SIM = os.path.join(t.BIN, "tlab-sim")
+tmp = tempfile.mkdtemp(prefix="tlab-sup-")
+
+
+def gateway(extra="", idle_s=1, sim_args='["--startup-seconds", "1", "--time-scale", "10"]', queue="{max_inflight: 64}",
+            sets=()):
+    wport = t.free_port()
+    cfg = os.path.join(tmp, f"gw-{wport}.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"""upstream:
+  url: http://127.0.0.1:{wport}
+  sse_keepalive_ms: 300
+plugins:
+  - name: queue
+    config: {queue}
+  - name: supervisor
+    config:
+      engine: sim
+      profile: safe
+      profiles_dir: {t.SRC}/configs/model_profiles
+      sim_command: {SIM}
+      sim_args: {sim_args}
+      idle_timeout_s: {idle_s}
+      stop_grace_s: 3
+      backoff_min_ms: 200
+      log_file: {tmp}/worker-{wport}.log
+{extra}
+  - name: metrics
+""")
+    return t.start_gateway(wport, config=cfg, sets=["upstream.url=http://127.0.0.1:%d" % wport, *sets])
+
+
+def metric(port, name):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
+    return float(m.group(1)) if m else None
+
+
+def worker(port):
+    return json.loads(t.request(port, "GET", "/admin/worker")[2])
+
+
+def wait_state(port, want, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if metric(port, "gateway_worker_state") == want:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def completion(port, max_tokens=10, out=None, i=None):
+    try:
+        r = t.request(port, "POST", "/v1/completions", {"model": MODEL, "prompt": "hi", "max_tokens": max_tokens,
+                                                        "ignore_eos": True}, timeout=60)
+    except Exception as e:  # noqa: BLE001 - a hang or reset is what we look for
+        r = (0, {}, str(e).encode())
+    if out is not None:
+        out[i] = r
+    return r
+
+
+def stream(port, max_tokens, out=None, i=None):
+    """Streams a chat completion on a raw socket; returns (status line, body text)."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
+        body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens,
+                           "ignore_eos": True, "stream": True}).encode()
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        r = (data.split(b"\r\n", 1)[0].decode(), data.decode(errors="replace"))
+    except Exception as e:  # noqa: BLE001
+        r = ("", f"exception: {e}")
+    if out is not None:
+        out[i] = r
+    return r
+
+
+# --- 20 scale-to-zero cycles under intermittent load ---
+gw, port = gateway(idle_s=1)
+t.check(metric(port, "gateway_worker_state") == 0, "starts idle: no worker until there is demand")
+failures = 0
+for cycle in range(20):
+    results = [None] * 4
+    threads = [threading.Thread(target=completion, args=(port, 5, results, i)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    failures += sum(1 for r in results if r[0] != 200)
+    if not wait_state(port, 0, timeout=6):
+        t.check(False, f"cycle {cycle}: worker did not stop when idle")
+        break
+t.check(failures == 0, f"20 cycles x 4 requests: {failures} failed")
+t.check(metric(port, "gateway_worker_starts_total") == 20 and metric(port, "gateway_worker_stops_total") == 20,
+        f"20 starts and 20 stops ({metric(port, 'gateway_worker_starts_total')}, {metric(port, 'gateway_worker_stops_total')})")
+text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+within = float(re.search(r'^gateway_worker_ready_to_dispatch_seconds_bucket\{le="0.01"\} (\S+)$', text, re.M).group(1))
+count = float(re.search(r"^gateway_worker_ready_to_dispatch_seconds_count (\S+)$", text, re.M).group(1))
+total = float(re.search(r"^gateway_worker_ready_to_dispatch_seconds_sum (\S+)$", text, re.M).group(1))
+t.check(count == 20 and within == 20, f"READY -> first dispatch under 10 ms in {within:.0f}/{count:.0f} cold starts "
+        f"(mean {total / max(count, 1) * 1000:.3f} ms; add up to one 100 ms health poll interval)")
+
+# --- SSE keep-alive while a stream waits on a cold start (startup 1 s at time-scale 1) ---
+gw.stop()
+gw, port = gateway(idle_s=1, sim_args='["--startup-seconds", "1"]')
+status, body = stream(port, 5)
+t.check(" 200 " in status and ": waiting for worker" in body and body.index(": waiting for worker") < body.index("data: "),
+        f"keep-alive comment before the first token: {status} {body[:200]!r}")
+t.check("data: [DONE]" in body, "then the whole stream")
+gw.stop()
+
+# --- kill -9 under load ---
+gw, port = gateway(idle_s=30, sim_args='["--startup-seconds", "0.5"]')  # real time: requests last ~2 s
+completion(port, 2)  # start the worker
+pid = worker(port)["pid"]
+results = [None] * 24
+threads = [threading.Thread(target=stream if i % 2 else completion, args=(port, 200, results, i)) for i in range(24)]
+for th in threads:
+    th.start()
+time.sleep(0.6)
+t.check(metric(port, "gateway_in_flight") > 0, "requests are at the worker when it is killed")
+os.kill(pid, signal.SIGKILL)
+for th in threads:
+    th.join(90)
+t.check(not any(th.is_alive() for th in threads), "no request hangs after the crash")
+answered = [r for r in results if r is not None]
+ok = sum(1 for i, r in enumerate(results) if r and ((i % 2 == 0 and r[0] == 200) or (i % 2 == 1 and "data: [DONE]" in r[1])))
+clear_errors = sum(1 for i, r in enumerate(results) if r and (
+    (i % 2 == 0 and r[0] in (502, 503)) or (i % 2 == 1 and "data: [DONE]" not in r[1] and '"error"' in r[1])))
+t.check(len(answered) == 24 and ok + clear_errors == 24, f"every request ended: {ok} served, {clear_errors} clear errors")
+t.check(metric(port, "gateway_worker_crashes_total") == 1, "the crash is counted")
+t.check(wait_state(port, 2, timeout=10) or completion(port, 2)[0] == 200, "the worker is back")
+st, _, _ = completion(port, 3)
+t.check(st == 200, f"served after the restart ({st})")
+t.check(worker(port)["pid"] != pid, "a new worker process")
+gw.stop()
+
+# --- a start that cannot succeed: 503 with the worker's own words, at once ---
+gw, port = gateway(extra="      overrides: {model: Qwen/Qwen2.5-3B-Instruct, max_model_len: 32768}")
+t0 = time.monotonic()
+st, h, body = completion(port, 5)
+took = time.monotonic() - t0
+msg = json.loads(body)["error"]["message"] if st == 503 else body
+t.check(st == 503 and "failed to start" in msg, f"503 from a failed start: {st} {msg[:300]}")
+t.check(re.search(r"memory|Error", msg) is not None, f"the worker's own error text is in the message: {msg[-400:]}")
+t.check(took < 3, f"failed at once ({took:.2f} s), not after startup_timeout_s")
+t.check(metric(port, "gateway_worker_state") in (5, 0, 1), "state failed (or retrying after the backoff)")
+gw.stop()
+
+# --- the idle stop waits while a request is in flight ---
+gw, port = gateway(idle_s=1, sim_args='["--startup-seconds", "0", "--time-scale", "1"]')
+out = [None]
+th = threading.Thread(target=completion, args=(port, 300, out, 0))  # ~2-3 s of decoding at time-scale 1
+th.start()
+time.sleep(2.2)
+t.check(metric(port, "gateway_worker_state") == 2, "still running past idle_timeout while a request is in flight")
+th.join(30)
+t.check(out[0] and out[0][0] == 200, "the long request completed")
+t.check(wait_state(port, 0, timeout=5), "then it stops when idle")
+gw.stop()
+
+# --- restart with new knobs under load loses nothing ---
+gw, port = gateway(idle_s=30, queue="{max_inflight: 8}")
+completion(port, 2)
+old_pid = worker(port)["pid"]
+results = [None] * 40
+threads = [threading.Thread(target=completion, args=(port, 150, results, i)) for i in range(40)]
+for th in threads:
+    th.start()
+time.sleep(0.1)
+t.check(metric(port, "gateway_in_flight") > 0 and metric(port, "gateway_queue_depth") > 0, "in flight and queued at the restart")
+st, _, body = t.request(port, "POST", "/admin/worker/restart", {"max_num_seqs": 16})
+t.check(st == 202, f"restart accepted: {st} {body}")
+for th in threads:
+    th.join(60)
+codes = [r[0] for r in results]
+t.check(codes.count(200) == 40, f"no request lost across the restart: {sorted(set(codes))} ({codes.count(200)}/40 ok)")
+info = worker(port)
+t.check(info["pid"] != old_pid and info["knobs"]["max_num_seqs"] == 16, f"new worker with the new knob: {info}")
+cmdline = open(f"/proc/{info['pid']}/cmdline").read().split("\0")
+t.check("--max-num-seqs" in cmdline and cmdline[cmdline.index("--max-num-seqs") + 1] == "16", f"argv: {cmdline}")
+st, _, body = t.request(port, "POST", "/admin/worker/restart", {"max_num_sqs": 16})
+t.check(st == 400 and b"unknown key" in body, f"bad knob refused: {st} {body}")
+gw.stop()
+t.finish()
