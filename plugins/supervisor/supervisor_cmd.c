@@ -82,6 +82,12 @@ int sup_options_parse(sup_options *o, const json_t *cfg, const char *upstream_ur
 
     int bad = 0;
     char *engine = str_or(cfg, "engine", "auto", &bad);
+    const char *env_engine = getenv("TLAB_ENGINE"); /* make run's switch; see the README */
+    if (env_engine && *env_engine && strcmp(env_engine, "external") != 0) {
+        free(engine);
+        engine = strdup(env_engine);
+        o->engine_from_env = 1;
+    }
     char *profile = str_or(cfg, "profile", "safe", &bad);
     char *dir = str_or(cfg, "profiles_dir", "configs/model_profiles", &bad);
     char *health_path = str_or(cfg, "health_path", "/health", &bad);
@@ -210,13 +216,15 @@ static int on_path(const char *cmd) {
 
 void sup_resolve_engine(sup_options *o, char *why, size_t whylen) {
     if (o->engine != SUP_ENGINE_AUTO) {
-        snprintf(why, whylen, "engine: %s in the config", o->engine == SUP_ENGINE_VLLM ? "vllm" : "sim");
+        snprintf(why, whylen, "engine: %s %s", o->engine == SUP_ENGINE_VLLM ? "vllm" : "sim",
+                 o->engine_from_env ? "from $TLAB_ENGINE" : "in the config");
         return;
     }
     int has_vllm = on_path(o->vllm_command);
     int has_gpu = access("/dev/nvidiactl", F_OK) == 0 || access("/dev/nvidia0", F_OK) == 0;
     o->engine = has_vllm && has_gpu ? SUP_ENGINE_VLLM : SUP_ENGINE_SIM;
-    snprintf(why, whylen, "engine auto: %s command %s, NVIDIA device %s", o->vllm_command, has_vllm ? "found" : "not found",
+    snprintf(why, whylen, "engine auto%s: %s command %s, NVIDIA device %s", o->engine_from_env ? " from $TLAB_ENGINE" : "",
+             o->vllm_command, has_vllm ? "found" : "not found",
              has_gpu ? "present" : "absent");
 }
 

@@ -26,6 +26,7 @@ typedef struct sup_options {
     uint64_t health_interval_us, startup_timeout_us, idle_timeout_us, stop_grace_us, backoff_min_us, backoff_max_us;
     long health_timeout_ms;
     int always_on;
+    int engine_from_env; /* TLAB_ENGINE overrode `engine` */
 } sup_options;
 
 /* Reads the plugin's config block; the worker's host and port come from upstream.url.

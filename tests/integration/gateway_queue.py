@@ -114,7 +114,7 @@ gw.stop()
 cfg = config("plugins:\n  - name: queue\n    config: {max_inflight: 1, max_depth: 2, retry_after_s: 3}\n")
 gw, port = t.start_gateway(sim_port, config=cfg)
 results = [None] * 6
-threads = [threading.Thread(target=completion, args=(port, 100, results, i)) for i in range(6)]
+threads = [threading.Thread(target=completion, args=(port, 400, results, i)) for i in range(6)]  # each ~1 s
 for th in threads:
     th.start()
     time.sleep(0.03)

@@ -330,9 +330,10 @@ static void test_shipped_config(void) {
     CHECK(cfg.max_connections == def.max_connections && cfg.max_body_bytes == def.max_body_bytes);
     CHECK(cfg.max_tokens == def.max_tokens && cfg.max_connections_in == def.max_connections_in);
     CHECK(cfg.client_timeout_ms == def.client_timeout_ms && strcmp(cfg.log_level, def.log_level) == 0);
-    /* The shipped plugin chain: queue, batching (window 0 = pass-through), metrics. */
-    CHECK(cfg.n_plugins == 3 && strcmp(cfg.plugins[0].name, "queue") == 0 && strcmp(cfg.plugins[2].name, "metrics") == 0);
-    CHECK(cfg.n_plugins == 3 && json_integer_value(json_object_get(cfg.plugins[1].config, "window_ms")) == 0);
+    /* The shipped plugin chain: queue, batching (window 0 = pass-through), supervisor (engine auto), metrics. */
+    CHECK(cfg.n_plugins == 4 && strcmp(cfg.plugins[0].name, "queue") == 0 && strcmp(cfg.plugins[3].name, "metrics") == 0);
+    CHECK(cfg.n_plugins == 4 && json_integer_value(json_object_get(cfg.plugins[1].config, "window_ms")) == 0);
+    CHECK(cfg.n_plugins == 4 && strcmp(json_string_value(json_object_get(cfg.plugins[2].config, "engine")), "auto") == 0);
     tlab_config_free(&cfg);
     tlab_config_free(&def);
 }
