@@ -6,6 +6,12 @@
  * States (gateway_worker_state): idle 0 -> starting 1 -> running 2 -> stopping 3 -> idle, and
  * failed 5 (a start that did not reach READY; retried after a backoff when there is demand).
  *
+ * The idle ladder: running -> (idle sleep_after_s) sleeping 4 via vLLM's POST /sleep, which frees
+ * the GPU but keeps the process -> (idle idle_timeout_s in total) stopped. A request that finds
+ * the worker asleep wakes it (POST /wake_up, state starting while it wakes), which is far faster
+ * than a cold start. A worker that answers 404 to /sleep has no sleep mode: the ladder turns
+ * itself off and the worker is stopped and started as before.
+ *
  * The dispatch gate holds every request while the worker is not running, and a held request is
  * the demand that starts it. READY is the first 200 from the health URL, polled on the loop.
  * A worker that exits while starting (vLLM exits on a config that does not fit the GPU) fails
@@ -40,13 +46,19 @@ typedef struct supervisor {
     uint64_t state_since_us, last_activity_us, ready_at_us, backoff_until_us;
     uint64_t backoff_us;
     int dispatched_since_ready;
+    int sleep_supported;   /* cleared when the worker answers 404 to /sleep */
+    int sleep_in_progress; /* POST /sleep sent: hold dispatch (vLLM aborts in-flight work on sleep) */
+    int waking;            /* state starting because of POST /wake_up, not a spawn */
+    uint64_t wake_started_us;
+    tlab_http_call *sleep_call;
     tlab_timer *health_timer, *startup_timer, *stop_timer, *tick_timer, *backoff_timer;
     tlab_http_call *health_call;
-    tlab_metric *starts, *stops, *crashes, *cold_start, *ready_to_dispatch, *failures;
+    tlab_metric *starts, *stops, *crashes, *cold_start, *ready_to_dispatch, *failures, *sleeps, *wakes, *wake_seconds;
 } supervisor;
 
 static const double ready_buckets[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25};
 static const double cold_start_buckets[] = {0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300};
+static const double wake_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30};
 static const char *const state_names[] = {"idle", "starting", "running", "stopping", "sleeping", "failed"};
 
 static void start_worker(supervisor *s, const char *why);
@@ -66,6 +78,12 @@ static void stop_timers(supervisor *s) {
         s->api->http_cancel(s->health_call);
         s->health_call = NULL;
     }
+    if (s->sleep_call) {
+        s->api->http_cancel(s->sleep_call);
+        s->sleep_call = NULL;
+    }
+    s->sleep_in_progress = 0;
+    s->waking = 0;
 }
 
 static int demand(const supervisor *s) {
@@ -117,8 +135,10 @@ static void on_exit_cb(void *arg, long pid, int status) {
             start_worker(s, "requests are waiting");
         }
         return;
-    case TLAB_WORKER_RUNNING: {
+    case TLAB_WORKER_RUNNING:
+    case TLAB_WORKER_SLEEPING: {
         char tail[1200];
+        stop_timers(s);
         sup_log_tail(s->opt.log_file, tail, sizeof tail, 8);
         s->api->metric_add(s->crashes, NULL, 1);
         s->api->log(s->ctx, TLAB_LOG_ERROR, "worker crashed (%s); last lines of %s:\n%s", how, s->opt.log_file, tail);
@@ -167,7 +187,8 @@ static void on_health_timer(void *arg) {
 static void on_startup_timeout(void *arg) {
     supervisor *s = arg;
     char what[128];
-    snprintf(what, sizeof what, "not READY within startup_timeout_s=%llu", (unsigned long long)(s->opt.startup_timeout_us / 1000000));
+    snprintf(what, sizeof what, "%s within startup_timeout_s=%llu", s->waking ? "did not wake" : "not READY",
+             (unsigned long long)(s->opt.startup_timeout_us / 1000000));
     fail_start(s, what);
 }
 
@@ -187,7 +208,10 @@ static void start_worker(supervisor *s, const char *why) {
     sup_join_argv(argv, cmdline, sizeof cmdline);
     s->api->log(s->ctx, TLAB_LOG_INFO, "starting worker (%s): %s", why, cmdline);
     set_state(s, TLAB_WORKER_STARTING, why);
-    s->pid = s->api->process_spawn(s->ctx, (const char *const *)argv, NULL, s->opt.log_file, s->opt.log_max_bytes, on_exit_cb, s,
+    /* vLLM serves /sleep and /wake_up only in its dev mode. */
+    static const char *const sleep_env[] = {"VLLM_SERVER_DEV_MODE=1", NULL};
+    const char *const *env = sup_sleep_enabled(&s->opt) && s->opt.sleep_mode_flag ? sleep_env : NULL;
+    s->pid = s->api->process_spawn(s->ctx, (const char *const *)argv, env, s->opt.log_file, s->opt.log_max_bytes, on_exit_cb, s,
                                    err, sizeof err);
     sup_free_argv(argv);
     s->api->metric_add(s->starts, NULL, 1);
@@ -201,7 +225,7 @@ static void start_worker(supervisor *s, const char *why) {
 }
 
 static void stop_worker(supervisor *s, const char *why) {
-    if (s->state != TLAB_WORKER_RUNNING && s->state != TLAB_WORKER_STARTING)
+    if (s->state != TLAB_WORKER_RUNNING && s->state != TLAB_WORKER_STARTING && s->state != TLAB_WORKER_SLEEPING)
         return;
     stop_timers(s);
     set_state(s, TLAB_WORKER_STOPPING, why);
@@ -228,6 +252,77 @@ static void on_backoff(void *arg) {
         start_worker(s, s->opt.always_on ? "always_on" : "requests are waiting");
 }
 
+static void on_sleep_done(void *arg, int status, const char *body, size_t len) {
+    supervisor *s = arg;
+    (void)len;
+    s->sleep_call = NULL;
+    s->sleep_in_progress = 0;
+    if (s->state != TLAB_WORKER_RUNNING)
+        return;
+    if (status == 200) {
+        s->api->metric_add(s->sleeps, NULL, 1);
+        char why[64];
+        snprintf(why, sizeof why, "idle %llu s: sleep level %d", (unsigned long long)(s->opt.sleep_after_us / 1000000),
+                 s->opt.sleep_level);
+        set_state(s, TLAB_WORKER_SLEEPING, why);
+        return;
+    }
+    if (status == 404) {
+        s->sleep_supported = 0;
+        s->api->log(s->ctx, TLAB_LOG_WARN, "the worker has no sleep mode (POST /sleep answered 404); the idle ladder falls back to stop");
+    } else {
+        s->api->log(s->ctx, TLAB_LOG_WARN, "POST /sleep failed (status %d: %.200s); staying awake", status, body);
+    }
+    s->api->dispatch_wake(); /* dispatch was held during the attempt */
+}
+
+static void go_to_sleep(supervisor *s) {
+    char url[512];
+    snprintf(url, sizeof url, "http://%s:%d/sleep?level=%d", s->opt.host, s->opt.port, s->opt.sleep_level);
+    s->sleep_in_progress = 1;
+    s->sleep_call = s->api->http_request(s->ctx, "POST", url, "", 120000, on_sleep_done, s);
+    if (!s->sleep_call)
+        s->sleep_in_progress = 0;
+}
+
+static void on_wake_done(void *arg, int status, const char *body, size_t len) {
+    supervisor *s = arg;
+    (void)len;
+    s->sleep_call = NULL;
+    if (s->state != TLAB_WORKER_STARTING || !s->waking)
+        return;
+    s->waking = 0;
+    s->api->timer_stop(s->startup_timer);
+    if (status != 200) {
+        s->api->log(s->ctx, TLAB_LOG_WARN, "POST /wake_up failed (status %d: %.200s); restarting the worker", status, body);
+        set_state(s, TLAB_WORKER_RUNNING, "wake failed");
+        s->restart_pending = 1;
+        stop_worker(s, "wake failed: restart");
+        return;
+    }
+    uint64_t now = s->api->now_us();
+    double took = (double)(now - s->wake_started_us) / 1e6;
+    s->api->metric_add(s->wakes, NULL, 1);
+    s->api->metric_observe(s->wake_seconds, NULL, took);
+    s->api->log(s->ctx, TLAB_LOG_INFO, "worker woke in %.3f s", took);
+    s->ready_at_us = s->last_activity_us = now;
+    s->dispatched_since_ready = 0;
+    set_state(s, TLAB_WORKER_RUNNING, "woken");
+    s->api->dispatch_wake();
+}
+
+static void wake_worker(supervisor *s) {
+    char url[512];
+    snprintf(url, sizeof url, "http://%s:%d/wake_up", s->opt.host, s->opt.port);
+    set_state(s, TLAB_WORKER_STARTING, "a request is waiting: waking");
+    s->waking = 1;
+    s->wake_started_us = s->api->now_us();
+    s->api->timer_start(s->startup_timer, s->opt.startup_timeout_us, 0);
+    s->sleep_call = s->api->http_request(s->ctx, "POST", url, "", 120000, on_wake_done, s);
+    if (!s->sleep_call)
+        on_wake_done(s, 0, "cannot send", 0);
+}
+
 static void maybe_restart_drained(supervisor *s) {
     if (s->restart_pending && s->state == TLAB_WORKER_RUNNING && s->api->in_flight() == 0)
         stop_worker(s, "restart_worker: drained, restarting with new knobs");
@@ -237,11 +332,16 @@ static void on_tick(void *arg) {
     supervisor *s = arg;
     uint64_t now = s->api->now_us();
     maybe_restart_drained(s);
-    if (s->state == TLAB_WORKER_RUNNING && !s->opt.always_on && !s->restart_pending) {
-        if (s->api->waiting() > 0 || s->api->in_flight() > 0)
+    int busy = s->api->waiting() > 0 || s->api->in_flight() > 0;
+    if (s->state == TLAB_WORKER_RUNNING && !s->opt.always_on && !s->restart_pending && !s->sleep_in_progress) {
+        if (busy)
             s->last_activity_us = now;
         else if (now - s->last_activity_us >= s->opt.idle_timeout_us)
             stop_worker(s, "idle");
+        else if (s->sleep_supported && sup_sleep_enabled(&s->opt) && now - s->last_activity_us >= s->opt.sleep_after_us)
+            go_to_sleep(s);
+    } else if (s->state == TLAB_WORKER_SLEEPING && !busy && now - s->last_activity_us >= s->opt.idle_timeout_us) {
+        stop_worker(s, "idle while asleep");
     }
 }
 
@@ -249,10 +349,12 @@ static int gate(void *self, tlab_request *r) {
     supervisor *s = self;
     (void)r;
     s->last_activity_us = s->api->now_us();
-    if (s->state == TLAB_WORKER_RUNNING && !s->restart_pending)
+    if (s->state == TLAB_WORKER_RUNNING && !s->restart_pending && !s->sleep_in_progress)
         return TLAB_OK;
     if (s->state == TLAB_WORKER_IDLE && s->api->now_us() >= s->backoff_until_us)
         start_worker(s, "a request is waiting");
+    else if (s->state == TLAB_WORKER_SLEEPING)
+        wake_worker(s);
     return TLAB_AGAIN;
 }
 
@@ -277,6 +379,8 @@ static void role_demand(void *self) {
     supervisor *s = self;
     if (s->state == TLAB_WORKER_IDLE)
         start_worker(s, "demand");
+    else if (s->state == TLAB_WORKER_SLEEPING)
+        wake_worker(s);
 }
 
 static int role_restart(void *self, const json_t *overrides) {
@@ -295,9 +399,10 @@ static int role_restart(void *self, const json_t *overrides) {
     if (s->state == TLAB_WORKER_RUNNING) {
         s->restart_pending = 1;
         maybe_restart_drained(s);
-    } else if (s->state == TLAB_WORKER_STARTING) {
+    } else if (s->state == TLAB_WORKER_STARTING || s->state == TLAB_WORKER_SLEEPING) {
+        /* A sleeping worker would wake with its old knobs: replace it. */
         s->restart_pending = 1;
-        stop_worker(s, "restart_worker during start-up");
+        stop_worker(s, s->state == TLAB_WORKER_SLEEPING ? "restart_worker while asleep" : "restart_worker during start-up");
     }
     /* idle, failed or stopping: the next start uses the new knobs anyway */
     return TLAB_OK;
@@ -374,6 +479,8 @@ static void sup_shutdown(void *self) {
     }
     if (s->health_call)
         s->api->http_cancel(s->health_call);
+    if (s->sleep_call)
+        s->api->http_cancel(s->sleep_call);
     tlab_timer *timers[] = {s->health_timer, s->startup_timer, s->stop_timer, s->tick_timer, s->backoff_timer};
     for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
         if (timers[i])
@@ -399,10 +506,14 @@ static int sup_init(tlab_plugin_ctx *ctx, const tlab_api *api, const json_t *con
     }
     char why[256];
     sup_resolve_engine(&s->opt, why, sizeof why);
+    if (sup_sleep_enabled(&s->opt))
+        api->log(ctx, TLAB_LOG_INFO, "idle ladder: sleep (level %d) after %llu s idle, stop after %llu s", s->opt.sleep_level,
+                 (unsigned long long)(s->opt.sleep_after_us / 1000000), (unsigned long long)(s->opt.idle_timeout_us / 1000000));
     api->log(ctx, TLAB_LOG_INFO, "engine %s (%s); worker at %s; idle_timeout %llu s%s", s->opt.engine == SUP_ENGINE_VLLM ? "vllm" : "sim",
              why, s->opt.health_url, (unsigned long long)(s->opt.idle_timeout_us / 1000000), s->opt.always_on ? ", always on" : "");
     s->overrides = json_object();
     s->backoff_us = s->opt.backoff_min_us;
+    s->sleep_supported = 1;
     s->health_timer = api->timer_new(ctx, on_health_timer, s);
     s->startup_timer = api->timer_new(ctx, on_startup_timeout, s);
     s->stop_timer = api->timer_new(ctx, on_stop_grace, s);
@@ -418,6 +529,10 @@ static int sup_init(tlab_plugin_ctx *ctx, const tlab_api *api, const json_t *con
     s->ready_to_dispatch = api->metric_register(ctx, TLAB_METRIC_HISTOGRAM, "gateway_worker_ready_to_dispatch_seconds",
                                                 "Gateway-added cold-start delay: READY seen to first request dispatched",
                                                 ready_buckets, sizeof ready_buckets / sizeof ready_buckets[0]);
+    s->sleeps = api->metric_register(ctx, TLAB_METRIC_COUNTER, "gateway_worker_sleeps_total", "Worker put to sleep (vLLM sleep mode)", NULL, 0);
+    s->wakes = api->metric_register(ctx, TLAB_METRIC_COUNTER, "gateway_worker_wakes_total", "Worker woken from sleep", NULL, 0);
+    s->wake_seconds = api->metric_register(ctx, TLAB_METRIC_HISTOGRAM, "gateway_worker_wake_seconds", "Time for POST /wake_up to finish",
+                                           wake_buckets, sizeof wake_buckets / sizeof wake_buckets[0]);
     if (!s->health_timer || !s->startup_timer || !s->stop_timer || !s->tick_timer || !s->backoff_timer || !s->starts ||
         !s->cold_start || !s->ready_to_dispatch) {
         snprintf(err, errlen, "cannot create timers or metrics");
@@ -432,6 +547,9 @@ static int sup_init(tlab_plugin_ctx *ctx, const tlab_api *api, const json_t *con
     }
     api->metric_add(s->starts, NULL, 0);
     api->metric_add(s->failures, NULL, 0);
+    api->metric_add(s->sleeps, NULL, 0);
+    api->metric_add(s->wakes, NULL, 0);
+    api->metric_add(s->wake_seconds, NULL, 0);
     api->timer_start(s->tick_timer, 1000000 < s->opt.idle_timeout_us / 4 ? 1000000 : s->opt.idle_timeout_us / 4 + 1, 1);
     s->state = TLAB_WORKER_IDLE;
     s->state_since_us = s->last_activity_us = api->now_us();

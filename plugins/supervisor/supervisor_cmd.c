@@ -53,9 +53,9 @@ int sup_options_parse(sup_options *o, const json_t *cfg, const char *upstream_ur
     static const char *const keys[] = {"engine", "profile", "profiles_dir", "overrides", "sim_command", "sim_args",
                                        "vllm_command", "extra_args", "health_path", "health_interval_ms", "startup_timeout_s",
                                        "idle_timeout_s", "stop_grace_s", "always_on", "backoff_min_ms", "backoff_max_ms",
-                                       "log_file", "log_max_bytes", NULL};
+                                       "log_file", "log_max_bytes", "sleep_after_s", "sleep_level", "sleep_mode_flag", NULL};
     memset(o, 0, sizeof *o);
-    long long interval, startup, idle, grace, bmin, bmax, logmax;
+    long long interval, startup, idle, grace, bmin, bmax, logmax, sleep_after, sleep_level;
     if (tlab_config_check_keys(cfg, keys, err, errlen) ||
         tlab_config_int(cfg, "health_interval_ms", 100, 5, 60000, &interval, err, errlen) ||
         tlab_config_int(cfg, "startup_timeout_s", 600, 1, 86400, &startup, err, errlen) ||
@@ -63,8 +63,18 @@ int sup_options_parse(sup_options *o, const json_t *cfg, const char *upstream_ur
         tlab_config_int(cfg, "stop_grace_s", 10, 1, 3600, &grace, err, errlen) ||
         tlab_config_int(cfg, "backoff_min_ms", 1000, 1, 3600000, &bmin, err, errlen) ||
         tlab_config_int(cfg, "backoff_max_ms", 30000, 1, 3600000, &bmax, err, errlen) ||
-        tlab_config_int(cfg, "log_max_bytes", 64LL << 20, 0, 1LL << 40, &logmax, err, errlen))
+        tlab_config_int(cfg, "log_max_bytes", 64LL << 20, 0, 1LL << 40, &logmax, err, errlen) ||
+        tlab_config_int(cfg, "sleep_after_s", 30, 0, 31536000, &sleep_after, err, errlen) ||
+        tlab_config_int(cfg, "sleep_level", 1, 1, 2, &sleep_level, err, errlen))
         return -1;
+    o->sleep_after_us = (uint64_t)sleep_after * 1000000;
+    o->sleep_level = (int)sleep_level;
+    const json_t *flag = json_object_get(cfg, "sleep_mode_flag");
+    if (flag && !json_is_boolean(flag)) {
+        snprintf(err, errlen, "'sleep_mode_flag' must be true or false");
+        return -1;
+    }
+    o->sleep_mode_flag = !flag || json_is_true(flag);
     o->health_interval_us = (uint64_t)interval * 1000;
     o->health_timeout_ms = interval * 5 < 2000 ? 2000 : interval * 5;
     o->startup_timeout_us = (uint64_t)startup * 1000000;
@@ -136,6 +146,10 @@ out:
     free(dir);
     free(health_path);
     return rc;
+}
+
+int sup_sleep_enabled(const sup_options *o) {
+    return o->sleep_after_us > 0 && o->sleep_after_us < o->idle_timeout_us;
 }
 
 void sup_options_free(sup_options *o) {
@@ -284,6 +298,8 @@ char **sup_build_argv(const sup_options *o, const json_t *knobs, char *err, size
     const json_t *extra = json_object_get(knobs, "extra_args");
     if (extra)
         fail |= push_array(&argv, &n, extra);
+    if (sup_sleep_enabled(o) && o->sleep_mode_flag)
+        fail |= push(&argv, &n, "--enable-sleep-mode");
     fail |= push_array(&argv, &n, o->extra_args);
     if (!vllm)
         fail |= push_array(&argv, &n, o->sim_args);

@@ -26,6 +26,9 @@ typedef struct sup_options {
     uint64_t health_interval_us, startup_timeout_us, idle_timeout_us, stop_grace_us, backoff_min_us, backoff_max_us;
     long health_timeout_ms;
     int always_on;
+    uint64_t sleep_after_us; /* idle time before POST /sleep; 0 = no sleep rung */
+    int sleep_level;         /* 1: weights to CPU RAM; 2: weights discarded */
+    int sleep_mode_flag;     /* add --enable-sleep-mode and VLLM_SERVER_DEV_MODE=1 to the worker */
     int engine_from_env; /* TLAB_ENGINE overrode `engine` */
 } sup_options;
 
@@ -33,6 +36,8 @@ typedef struct sup_options {
  * 0, or -1 with a message naming the key. */
 int sup_options_parse(sup_options *o, const json_t *cfg, const char *upstream_url, char *err, size_t errlen);
 void sup_options_free(sup_options *o);
+/* The sleep rung is on when sleep_after_s > 0 and comes before idle_timeout_s. */
+int sup_sleep_enabled(const sup_options *o);
 /* Loads the model profile and applies the config's overrides. NULL with err on failure. */
 json_t *sup_load_profile(const tlab_api *api, const sup_options *o, char *err, size_t errlen);
 /* engine auto -> vllm when the vllm command and an NVIDIA device are present, else sim; `why` says which. */
