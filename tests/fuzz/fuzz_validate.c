@@ -1,0 +1,38 @@
+/*
+ * fuzz_validate.c - libFuzzer target for request validation (tlab_validate_request and
+ * tlab_error_json): any body, for both routes, must give a clean verdict, never a crash, a leak
+ * or an error that is not valid OpenAI error JSON.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "validate.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    tlab_validate_limits limits = {.max_body_bytes = 1 << 20, .max_tokens = 4096};
+    for (int kind = 0; kind < 2; kind++) {
+        json_t *out = NULL;
+        tlab_request_info info;
+        tlab_error err;
+        if (tlab_validate_request((tlab_api_kind)kind, (const char *)data, size, &limits, &out, &info, &err) == 0) {
+            if (!json_is_object(out))
+                abort();
+            json_decref(out);
+        } else {
+            if (out || err.status < 400 || err.status > 599)
+                abort();
+            char *text = tlab_error_json(&err);
+            json_t *back = text ? json_loads(text, 0, NULL) : NULL;
+            if (!back || !json_is_string(json_object_get(json_object_get(back, "error"), "message")))
+                abort();
+            json_decref(back);
+            free(text);
+        }
+    }
+    return 0;
+}
