@@ -17,7 +17,10 @@
 #include "sim_text.h"
 
 const char *sim_api_finish_str(int finish) {
-    return finish == SIM_FINISH_STOP ? "stop" : finish == SIM_FINISH_LENGTH ? "length" : NULL;
+    return finish == SIM_FINISH_STOP    ? "stop"
+           : finish == SIM_FINISH_LENGTH ? "length"
+           : finish == SIM_FINISH_ABORT  ? "abort"
+                                         : NULL;
 }
 
 char *sim_api_json_escape(const char *s, char *dst, size_t dstlen) {

@@ -48,6 +48,8 @@ void sim_config_usage(FILE *out) {
             "  --gpu-memory-utilization F      fraction of GPU memory vLLM may use (default 0.9)\n"
             "  --enable-chunked-prefill / --no-enable-chunked-prefill   (default on, as vLLM V1)\n"
             "  --block-size N                  KV block size in tokens (default 16)\n"
+            "  --enable-sleep-mode             serve POST /sleep, POST /wake_up, GET /is_sleeping; as in vLLM,\n"
+            "                                  only when the environment also has VLLM_SERVER_DEV_MODE=1\n"
             "Simulator flags:\n"
             "  --hardware NAME|FILE            GPU profile from <config-dir>/hardware (default rtx3050-4gb)\n"
             "  --model-profile NAME|FILE       model from <config-dir>/hardware/models (default: --model's\n"
@@ -121,8 +123,14 @@ int sim_config_parse(sim_config *cfg, int argc, char **argv, char *err, size_t e
                 printf("tlab-sim %s\n", TLAB_VERSION);
             return 1;
         }
-        if (!strcmp(flag, "--enable-chunked-prefill") || !strcmp(flag, "--no-enable-chunked-prefill")) {
-            int on = flag[2] == 'e';
+        /* Boolean flags take an optional =true/=false and a --no- form, as vLLM's argparse. */
+        int *bool_dst = NULL, on = 1;
+        if (!strcmp(flag, "--enable-chunked-prefill") || !strcmp(flag, "--no-enable-chunked-prefill"))
+            bool_dst = &cfg->chunked_prefill;
+        else if (!strcmp(flag, "--enable-sleep-mode") || !strcmp(flag, "--no-enable-sleep-mode"))
+            bool_dst = &cfg->enable_sleep_mode;
+        if (bool_dst) {
+            on = flag[2] == 'e';
             if (val) {
                 if (!strcmp(val, "true") || !strcmp(val, "True") || !strcmp(val, "1"))
                     on = on ? 1 : 0;
@@ -133,7 +141,7 @@ int sim_config_parse(sim_config *cfg, int argc, char **argv, char *err, size_t e
                     return -1;
                 }
             }
-            cfg->chunked_prefill = on;
+            *bool_dst = on;
             continue;
         }
         static const char *const with_value[] = {"--model", "--host", "--port", "--max-model-len", "--max-num-seqs",

@@ -46,6 +46,22 @@ double sim_engine_now(const sim_engine *e);
 /* Appends the /metrics text. */
 void sim_engine_render_metrics(sim_engine *e, struct evbuffer *out);
 
+/*
+ * Sleep mode. Sleep, wake and status calls run one at a time in arrival order, as utility calls on
+ * vLLM's engine core do; done(arg, is_sleeping) is called when one is over (the HTTP reply).
+ *
+ * sim_engine_sleep: mode SIM_SLEEP_ABORT aborts every waiting and running request at once (they
+ * finish with finish_reason "abort"); SIM_SLEEP_WAIT stops admitting waiting requests and falls
+ * asleep when the running ones have finished. Either way the KV cache is empty while asleep, and
+ * requests that arrive meanwhile queue in the waiting list until the engine is fully awake.
+ * sim_engine_wake_up: tags is a mask of enum sim_sleep_tag; 0 = everything still asleep.
+ */
+enum sim_sleep_mode { SIM_SLEEP_ABORT = 0, SIM_SLEEP_WAIT };
+typedef void (*sim_engine_done_fn)(void *arg, int is_sleeping);
+void sim_engine_sleep(sim_engine *e, int level, int mode, sim_engine_done_fn done, void *arg);
+void sim_engine_wake_up(sim_engine *e, int tags, sim_engine_done_fn done, void *arg);
+void sim_engine_is_sleeping(sim_engine *e, sim_engine_done_fn done, void *arg);
+
 /* Counts a request rejected before scheduling (4xx). */
 void sim_engine_count_rejected(sim_engine *e);
 

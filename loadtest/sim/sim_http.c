@@ -27,6 +27,8 @@
 #include <time.h>
 
 #include "sim_api.h"
+#include "sim_log.h"
+#include "sim_sleep.h"
 #include "sim_text.h"
 
 struct sim_http {
@@ -38,6 +40,7 @@ struct sim_http {
     char model_json[512]; /* served model name, JSON-escaped once */
     uint64_t counter;
     long long started;
+    int sleep_routes; /* --enable-sleep-mode and VLLM_SERVER_DEV_MODE=1, as vLLM requires both */
 };
 
 typedef struct sim_req {
@@ -121,8 +124,9 @@ static void req_on_token(sim_job *job, int idx, int finish) {
     const sim_seq *q = &job->seq;
     if (r->stream) {
         /* The EOS token (finish == stop) carries no text, as in vLLM. */
-        const char *text = finish == SIM_FINISH_STOP ? "" : sim_token_text(r->text_seed, idx);
-        sim_api_chunk(h->scratch, &r->fmt, text, idx == 0, finish);
+        const char *text = finish == SIM_FINISH_STOP || finish == SIM_FINISH_ABORT ? "" : sim_token_text(r->text_seed, idx);
+        /* An abort (/sleep) ends the stream with an empty chunk carrying finish_reason "abort". */
+        sim_api_chunk(h->scratch, &r->fmt, text, finish == SIM_FINISH_ABORT ? q->num_output == 0 : idx == 0, finish);
         if (finish) {
             if (r->include_usage)
                 sim_api_usage_chunk(h->scratch, &r->fmt, q->prompt_len, q->num_output);
@@ -236,6 +240,113 @@ static void handle_models(sim_http *h, struct evhttp_request *req) {
     send_json(req, 200, "OK", h->scratch);
 }
 
+/* ---- sleep mode: vLLM's dev routes (vllm/entrypoints/serve/sleep/api_router.py) ------------ */
+
+/* /sleep and /wake_up answer 200 with an empty body once the engine has done the work. */
+static void reply_empty(void *arg, int sleeping) {
+    (void)sleeping;
+    evhttp_send_reply(arg, 200, "OK", NULL);
+}
+
+static void reply_is_sleeping(void *arg, int sleeping) {
+    struct evbuffer *b = evbuffer_new();
+    if (b)
+        evbuffer_add_printf(b, "{\"is_sleeping\":%s}", sleeping ? "true" : "false"); /* Starlette's compact JSON */
+    evhttp_add_header(evhttp_request_get_output_headers(arg), "Content-Type", "application/json");
+    evhttp_send_reply(arg, 200, "OK", b);
+    if (b)
+        evbuffer_free(b);
+}
+
+/* What FastAPI answers when a handler raises (vLLM's int(level) on a non-number). */
+static void reply_500(struct evhttp_request *req) {
+    struct evbuffer *b = evbuffer_new();
+    if (b)
+        evbuffer_add_printf(b, "Internal Server Error");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain; charset=utf-8");
+    evhttp_send_reply(req, 500, "Internal Server Error", b);
+    if (b)
+        evbuffer_free(b);
+}
+
+static void handle_sleep(sim_http *h, struct evhttp_request *req, const struct evkeyvalq *q) {
+    const char *lv = evhttp_find_header(q, "level"), *mode = evhttp_find_header(q, "mode");
+    char *end = NULL;
+    long level = lv ? strtol(lv, &end, 10) : 1;
+    if (lv && (end == lv || *end)) {
+        sim_log("ERROR", "api_server.py", "ValueError: invalid literal for int() with base 10: '%s'", lv);
+        reply_500(req);
+        return;
+    }
+    char msg[160];
+    if (level < 1) { /* vLLM >= 0.13 has a level 0 (pause scheduling only); not emulated */
+        snprintf(msg, sizeof msg, "tlab-sim emulates sleep levels 1 and 2, not %ld", level);
+        send_error(h, req, 400, msg, "BadRequestError");
+        return;
+    }
+    int m = SIM_SLEEP_ABORT;
+    if (mode && !strcmp(mode, "wait"))
+        m = SIM_SLEEP_WAIT;
+    else if (mode && strcmp(mode, "abort")) {
+        snprintf(msg, sizeof msg, "tlab-sim emulates sleep modes 'abort' and 'wait', not '%.60s'", mode);
+        send_error(h, req, 400, msg, "BadRequestError");
+        return;
+    }
+    sim_engine_sleep(h->engine, (int)level, m, reply_empty, req);
+}
+
+static void handle_wake_up(sim_http *h, struct evhttp_request *req, const struct evkeyvalq *q) {
+    int tags = 0, given = 0;
+    for (const struct evkeyval *kv = q->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (strcmp(kv->key, "tags"))
+            continue;
+        given = 1;
+        if (!strcmp(kv->value, "weights"))
+            tags |= SIM_TAG_WEIGHTS;
+        else if (!strcmp(kv->value, "kv_cache"))
+            tags |= SIM_TAG_KV_CACHE;
+        else
+            sim_log("WARNING", "abstract.py", "Tag %.60s is not in sleeping tags {'weights', 'kv_cache'}", kv->value);
+    }
+    static const char *const names[] = {"[]", "['weights']", "['kv_cache']", "['weights', 'kv_cache']"};
+    sim_log("INFO", "api_router.py", "wake up the engine with tags: %s", given ? names[tags & SIM_TAG_ALL] : "None");
+    if (given && !tags) { /* only unknown tags: nothing to wake */
+        reply_empty(req, 0);
+        return;
+    }
+    sim_engine_wake_up(h->engine, tags, reply_empty, req);
+}
+
+/* Returns 1 if path is a sleep-mode route and was handled (or refused with 405). */
+static int route_sleep(sim_http *h, struct evhttp_request *req, const char *path, const char *uri, int get, int post) {
+    int is_sleep = !strcmp(path, "/sleep"), is_wake = !strcmp(path, "/wake_up"), is_q = !strcmp(path, "/is_sleeping");
+    if (!h->sleep_routes || !(is_sleep || is_wake || is_q))
+        return 0;
+    if ((is_q && !get) || (!is_q && !post)) {
+        evbuffer_add_printf(h->scratch, "{\"detail\":\"Method Not Allowed\"}");
+        send_json(req, 405, "Method Not Allowed", h->scratch);
+        return 1;
+    }
+    if (is_q) {
+        sim_engine_is_sleeping(h->engine, reply_is_sleeping, req);
+        return 1;
+    }
+    struct evkeyvalq q;
+    const char *qs = strchr(uri, '?');
+    memset(&q, 0, sizeof q); /* evhttp_parse_query_str initialises it; empty when there is no query */
+    if (qs && evhttp_parse_query_str(qs + 1, &q) != 0) {
+        evhttp_clear_headers(&q);
+        reply_500(req);
+        return 1;
+    }
+    if (is_sleep)
+        handle_sleep(h, req, &q);
+    else
+        handle_wake_up(h, req, &q);
+    evhttp_clear_headers(&q);
+    return 1;
+}
+
 static void on_request(struct evhttp_request *req, void *arg) {
     sim_http *h = arg;
     const char *uri = evhttp_request_get_uri(req);
@@ -248,7 +359,9 @@ static void on_request(struct evhttp_request *req, void *arg) {
     path[n] = '\0';
     int get = cmd == EVHTTP_REQ_GET, post = cmd == EVHTTP_REQ_POST;
 
-    if (!strcmp(path, "/health") && get) {
+    if (route_sleep(h, req, path, uri, get, post)) {
+        /* handled */
+    } else if (!strcmp(path, "/health") && get) {
         evhttp_send_reply(req, 200, "OK", NULL);
     } else if (!strcmp(path, "/v1/models") && get) {
         handle_models(h, req);
@@ -282,6 +395,9 @@ sim_http *sim_http_new(struct event_base *base, const sim_config *cfg, sim_engin
     h->cfg = cfg;
     h->engine = engine;
     h->started = (long long)time(NULL);
+    /* vLLM registers these routes only in dev mode (envs.VLLM_SERVER_DEV_MODE = bool(int(...))). */
+    const char *dev = getenv("VLLM_SERVER_DEV_MODE");
+    h->sleep_routes = cfg->enable_sleep_mode && dev && strtol(dev, NULL, 10) != 0;
     sim_api_json_escape(cfg->model, h->model_json, sizeof h->model_json);
     h->scratch = evbuffer_new();
     h->http = evhttp_new(base);

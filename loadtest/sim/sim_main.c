@@ -10,7 +10,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +22,7 @@
 #include "sim_cost.h"
 #include "sim_engine.h"
 #include "sim_http.h"
+#include "sim_log.h"
 #include "sim_profile.h"
 
 typedef struct sim_app {
@@ -34,21 +34,6 @@ typedef struct sim_app {
     sim_engine *engine;
     sim_http *http;
 } sim_app;
-
-/* Logs one line in vLLM's style: "INFO 11-23 14:08:23 [file] message". */
-static void vlog(const char *level, const char *where, const char *fmt, ...) {
-    char ts[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    strftime(ts, sizeof ts, "%m-%d %H:%M:%S", &tm);
-    fprintf(stderr, "%s %s [%s] ", level, ts, where);
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
 
 /* Formats n with thousands separators, as vLLM's logs do ("175,856"). */
 static const char *commas(long n, char *buf, size_t len) {
@@ -98,23 +83,23 @@ static void on_ready(evutil_socket_t unused, short what, void *arg) {
     sim_app *app = arg;
     evutil_socket_t fd = listen_on(app->cfg.host, app->cfg.port);
     if (fd < 0) {
-        vlog("ERROR", "api_server.py", "OSError: [Errno %d] error while attempting to bind on address ('%s', %d): %s",
+        sim_log("ERROR", "api_server.py", "OSError: [Errno %d] error while attempting to bind on address ('%s', %d): %s",
              errno, app->cfg.host, app->cfg.port, strerror(errno));
         exit(1);
     }
     app->http = sim_http_new(app->base, &app->cfg, app->engine, fd);
     if (!app->http) {
-        vlog("ERROR", "api_server.py", "cannot start the HTTP server");
+        sim_log("ERROR", "api_server.py", "cannot start the HTTP server");
         exit(1);
     }
-    vlog("INFO", "launcher.py", "Starting vLLM API server 0 on http://%s:%d", app->cfg.host, app->cfg.port);
-    vlog("INFO", "on.py", "Application startup complete.");
+    sim_log("INFO", "launcher.py", "Starting vLLM API server 0 on http://%s:%d", app->cfg.host, app->cfg.port);
+    sim_log("INFO", "on.py", "Application startup complete.");
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
     (void)what;
     sim_app *app = arg;
-    vlog("INFO", "launcher.py", "Shutting down FastAPI HTTP server (signal %d).", (int)sig);
+    sim_log("INFO", "launcher.py", "Shutting down FastAPI HTTP server (signal %d).", (int)sig);
     event_base_loopexit(app->base, NULL);
 }
 
@@ -155,10 +140,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (sim_config_finalize(&app.cfg, &app.hw, &app.model, err, sizeof err)) {
-        vlog("ERROR", "core.py", "%s", err);
+        sim_log("ERROR", "core.py", "%s", err);
         return 1;
     }
-    vlog("INFO", "sim_main.c",
+    sim_log("INFO", "sim_main.c",
          "tlab-sim: model=%s profile=%s hardware=%s max_model_len=%d max_num_seqs=%d max_num_batched_tokens=%d "
          "chunked_prefill=%s block_size=%d gpu_memory_utilization=%.2f time_scale=%g",
          app.cfg.model, app.model.name, app.hw.name, app.cfg.max_model_len, app.cfg.max_num_seqs,
@@ -166,15 +151,15 @@ int main(int argc, char **argv) {
          app.cfg.gpu_memory_utilization, app.cfg.time_scale);
     if (sim_memory_plan(&app.hw, &app.model, app.cfg.gpu_memory_utilization, app.cfg.block_size, app.cfg.max_model_len,
                         &app.mem, err, sizeof err)) {
-        vlog("ERROR", "core.py", "EngineCore failed to start.");
-        vlog("ERROR", "core.py", "%s", err);
+        sim_log("ERROR", "core.py", "EngineCore failed to start.");
+        sim_log("ERROR", "core.py", "%s", err);
         return 1;
     }
     char a[32], b[32];
-    vlog("INFO", "gpu_model_runner.py", "Model loading took %.4f GiB", app.mem.weight_bytes / 1073741824.0);
-    vlog("INFO", "gpu_worker.py", "Available KV cache memory: %.2f GiB", app.mem.kv_avail_bytes / 1073741824.0);
-    vlog("INFO", "kv_cache_utils.py", "GPU KV cache size: %s tokens", commas(app.mem.capacity_tokens, a, sizeof a));
-    vlog("INFO", "kv_cache_utils.py", "Maximum concurrency for %s tokens per request: %.2fx",
+    sim_log("INFO", "gpu_model_runner.py", "Model loading took %.4f GiB", app.mem.weight_bytes / 1073741824.0);
+    sim_log("INFO", "gpu_worker.py", "Available KV cache memory: %.2f GiB", app.mem.kv_avail_bytes / 1073741824.0);
+    sim_log("INFO", "kv_cache_utils.py", "GPU KV cache size: %s tokens", commas(app.mem.capacity_tokens, a, sizeof a));
+    sim_log("INFO", "kv_cache_utils.py", "Maximum concurrency for %s tokens per request: %.2fx",
          commas(app.cfg.max_model_len, b, sizeof b), app.mem.max_concurrency);
 
     raise_nofile();

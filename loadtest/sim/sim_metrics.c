@@ -86,7 +86,7 @@ void sim_metrics_render(const sim_metrics *m, const sim_sched_stats *st, const c
                         "vllm:request_success_total{%s,finished_reason=\"length\"} %llu\n"
                         "vllm:request_success_total{%s,finished_reason=\"abort\"} %llu\n",
                         lbl, (unsigned long long)m->success_stop, lbl, (unsigned long long)m->success_length, lbl,
-                        (unsigned long long)m->aborted);
+                        (unsigned long long)(m->aborted + m->sleep_aborted));
     render_hist(out, "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", &m->ttft, lbl);
     render_hist(out, "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", &m->itl, lbl);
     render_hist(out, "vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", &m->e2e, lbl);
@@ -95,6 +95,11 @@ void sim_metrics_render(const sim_metrics *m, const sim_sched_stats *st, const c
     counter(out, "tlab_sim:aborted_requests", "Requests aborted because the client disconnected.", lbl, m->aborted);
     counter(out, "tlab_sim:rejected_requests", "Requests rejected with a 4xx before reaching the scheduler.", lbl,
             m->rejected);
+    counter(out, "tlab_sim:sleeps", "Completed sleeps (POST /sleep).", lbl, m->sleeps);
+    counter(out, "tlab_sim:wakes", "Completed wake-ups (POST /wake_up that restored weights and/or KV cache).", lbl,
+            m->wakes);
+    counter(out, "tlab_sim:sleep_aborted_requests", "Requests aborted by POST /sleep (mode=abort).", lbl,
+            m->sleep_aborted);
     gauge(out, "tlab_sim:peak_requests", "Most requests held at once (running + waiting) since start.", lbl,
           (double)m->peak_requests);
     counter(out, "tlab_sim:steps", "Scheduler steps executed.", lbl, m->steps);

@@ -24,6 +24,7 @@ typedef struct sim_hist {
 typedef struct sim_metrics {
     uint64_t prompt_tokens, generation_tokens;
     uint64_t success_stop, success_length, aborted, rejected;
+    uint64_t sleeps, wakes, sleep_aborted; /* sleep mode: completed sleeps / wakes, requests aborted by /sleep */
     uint64_t peak_requests; /* most requests held at once (running + waiting), since start */
     sim_hist ttft, itl, e2e, queue;
     /* Loop health: real-time lag of step deadlines and how much of real time the sim clock kept. */

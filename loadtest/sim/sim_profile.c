@@ -112,7 +112,7 @@ double sim_model_kv_bytes_per_token(const sim_modelp *m) {
 int sim_hw_load(const char *config_dir, const char *name, sim_hw *hw, char *err, size_t errlen) {
     char path[1024];
     kv_file kv;
-    double gib, bw, tf, ec, em, b0, b1, b2, ov, dbt, api;
+    double gib, bw, tf, ec, em, b0, b1, b2, ov, dbt, api, h2d, rel, wfix;
     resolve(config_dir, "hardware", name, path, sizeof path);
     if (kv_parse(path, &kv, err, errlen))
         return -1;
@@ -122,8 +122,13 @@ int sim_hw_load(const char *config_dir, const char *name, sim_hw *hw, char *err,
         kv_num(&kv, path, "beta1_us_per_prefill_token", &b1, err, errlen) ||
         kv_num(&kv, path, "beta2_us_per_decode_seq", &b2, err, errlen) || kv_num(&kv, path, "overhead_gib", &ov, err, errlen) ||
         kv_num(&kv, path, "default_max_num_batched_tokens", &dbt, err, errlen) ||
-        kv_num(&kv, path, "api_overhead_ms", &api, err, errlen))
+        kv_num(&kv, path, "api_overhead_ms", &api, err, errlen) || kv_num(&kv, path, "h2d_gb_s", &h2d, err, errlen) ||
+        kv_num(&kv, path, "weight_reload_gb_s", &rel, err, errlen) || kv_num(&kv, path, "wake_fixed_s", &wfix, err, errlen))
         return -1;
+    if (h2d <= 0 || rel <= 0) {
+        snprintf(err, errlen, "%s: h2d_gb_s and weight_reload_gb_s must be > 0", path);
+        return -1;
+    }
     if (ec <= 0 || ec > 1 || em <= 0 || em > 1 || bw <= 0 || tf <= 0 || gib <= 0) {
         snprintf(err, errlen, "%s: bandwidth, peak_tflops, memory must be > 0 and efficiencies in (0, 1]", path);
         return -1;
@@ -141,6 +146,9 @@ int sim_hw_load(const char *config_dir, const char *name, sim_hw *hw, char *err,
     hw->overhead_bytes = ov * 1073741824.0;
     hw->default_batched = (int)dbt;
     hw->api_overhead_s = api * 1e-3;
+    hw->h2d_bytes_s = h2d * 1e9;
+    hw->reload_bytes_s = rel * 1e9;
+    hw->wake_fixed_s = wfix;
     return 0;
 }
 

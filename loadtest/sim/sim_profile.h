@@ -21,6 +21,9 @@ typedef struct sim_hw {
     double overhead_bytes;  /* activations + CUDA graphs + non-torch memory, taken before the KV cache */
     int default_batched;    /* vLLM's default max_num_batched_tokens on this GPU (chunked prefill on) */
     double api_overhead_s;  /* HTTP + tokenization + hand-off to the engine, before a request can be scheduled */
+    double h2d_bytes_s;     /* achievable host<->device copy rate (pinned memory, the card's PCIe link) */
+    double reload_bytes_s;  /* weight load rate from disk / page cache after a level-2 sleep */
+    double wake_fixed_s;    /* wake cost that does not scale with the weights (KV cache re-allocation) */
 } sim_hw;
 
 /* A dense decoder model: enough to size weights and the KV cache. */

@@ -18,6 +18,7 @@ struct sim_sched {
     seq_list waiting, running;
     long free_blocks;
     uint64_t preemptions;
+    bool no_admit; /* waiting sequences stay queued (draining before a sleep) */
     sim_seq **step;  /* sequences scheduled in the step under way; aborted ones become NULL */
     int step_n, step_cap;
 };
@@ -184,7 +185,7 @@ int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now) {
     }
 
     /* 2. Waiting sequences in FIFO order; none when this step had to preempt (as vLLM). */
-    while (!preempted && s->waiting.head && budget > 0 && s->running.n < s->cfg.max_num_seqs) {
+    while (!preempted && !s->no_admit && s->waiting.head && budget > 0 && s->running.n < s->cfg.max_num_seqs) {
         q = s->waiting.head;
         if (q->t_ready > now)
             break; /* still in the API server; arrivals are FIFO, so nothing behind it is ready either */
@@ -259,3 +260,22 @@ void sim_sched_get_stats(const sim_sched *s, sim_sched_stats *st) {
 }
 
 double sim_sched_next_ready(const sim_sched *s) { return s->waiting.head ? s->waiting.head->t_ready : -1; }
+
+void sim_sched_set_admit(sim_sched *s, bool admit) { s->no_admit = !admit; }
+
+int sim_sched_abort_all(sim_sched *s, sim_token_fn fn, void *arg) {
+    int n = 0;
+    /* Each sequence is unlinked before fn runs, since fn may free it. */
+    for (seq_list *l = &s->running;; l = &s->waiting) {
+        while (l->head) {
+            sim_seq *q = l->head;
+            sim_sched_abort(s, q);
+            q->finish = SIM_FINISH_ABORT;
+            n++;
+            fn(q, -1, SIM_FINISH_ABORT, arg);
+        }
+        if (l == &s->waiting)
+            break;
+    }
+    return n;
+}

@@ -12,7 +12,7 @@
 #include "sim_cost.h"
 
 enum sim_seq_state { SIM_SEQ_NEW = 0, SIM_SEQ_WAITING, SIM_SEQ_RUNNING, SIM_SEQ_FINISHED, SIM_SEQ_ABORTED };
-enum sim_finish { SIM_FINISH_NONE = 0, SIM_FINISH_LENGTH, SIM_FINISH_STOP };
+enum sim_finish { SIM_FINISH_NONE = 0, SIM_FINISH_LENGTH, SIM_FINISH_STOP, SIM_FINISH_ABORT };
 
 /*
  * One request. The caller owns the memory (embed it in its own struct); the scheduler only links it.
@@ -84,6 +84,19 @@ typedef void (*sim_token_fn)(sim_seq *seq, int token_index, int finish, void *ar
 void sim_sched_commit(sim_sched *s, double now, sim_token_fn fn, void *arg);
 
 void sim_sched_get_stats(const sim_sched *s, sim_sched_stats *st);
+
+/*
+ * Stops (false) or resumes (true) admission from the waiting queue; running sequences keep going.
+ * This is vLLM's PAUSED_NEW state, used by /sleep?mode=wait to drain before sleeping.
+ */
+void sim_sched_set_admit(sim_sched *s, bool admit);
+
+/*
+ * Aborts every waiting and running sequence (vLLM's /sleep with mode=abort): each leaves the
+ * scheduler with its blocks freed, state SIM_SEQ_ABORTED and finish SIM_FINISH_ABORT, then fn is
+ * called with token_index -1. Returns the number aborted.
+ */
+int sim_sched_abort_all(sim_sched *s, sim_token_fn fn, void *arg);
 
 /* The t_ready of the head of the waiting queue, or -1 when nothing waits. */
 double sim_sched_next_ready(const sim_sched *s);
