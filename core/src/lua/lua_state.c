@@ -230,8 +230,12 @@ static int setup(lua_State *L) {
     lua_pushvalue(L, 4);
     lua_setmetatable(L, 3);
 
-    if (luaL_loadbufferx(L, a->src, a->len, a->chunkname, "t") != LUA_OK)
+    if (luaL_loadbufferx(L, a->src, a->len, a->chunkname, "t") != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        if (msg && strncmp(msg, "attempt to load", 15) == 0) /* bytecode: Lua names no file there */
+            lua_pushfstring(L, "%s: %s", a->chunkname + 1, msg);
         return lua_error(L);
+    }
     lua_pushvalue(L, 3);
     lua_setupvalue(L, -2, 1);
     lua_call(L, 0, 0); /* the top level, under the hook armed by the caller */
