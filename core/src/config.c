@@ -23,7 +23,7 @@
 /* Config files are a few kilobytes; the cap only stops an accidental multi-gigabyte read. */
 #define MAX_CONFIG_BYTES (16 * 1024 * 1024)
 
-typedef enum ftype { F_STR, F_URL, F_LEVEL, F_INT, F_LONG, F_LLONG } ftype;
+typedef enum ftype { F_STR, F_URL, F_LEVEL, F_INT, F_LONG, F_LLONG, F_PATH, F_BOOL } ftype;
 
 typedef struct field {
     const char *key;
@@ -63,6 +63,16 @@ static const field limits_fields[] = {
 static const field log_fields[] = {
     FLD("level", F_LEVEL, log_level, 0, 0),
 };
+static const field policies_fields[] = {
+    FLD("admission", F_PATH, policy_admission, 0, 0),
+    FLD("degradation", F_PATH, policy_degradation, 0, 0),
+    FLD("tick_ms", F_LONG, policy_tick_ms, 10, 600000),
+    FLD("fail_open", F_BOOL, policy_fail_open, 0, 1),
+    FLD("instruction_budget", F_LONG, policy_instruction_budget, 1000, 100000000),
+    FLD("memory_limit_mb", F_LONG, policy_memory_limit_mb, 1, 4096),
+    FLD("stats_window_s", F_LONG, policy_stats_window_s, 1, 300),
+    FLD("min_restart_interval_s", F_LONG, policy_min_restart_interval_s, 0, 86400),
+};
 static const field top_fields[] = {
     FLD("plugin_dir", F_STR, plugin_dir, 0, 0),
 };
@@ -74,11 +84,12 @@ static const section sections[] = {
     SECTION("upstream", upstream_fields),
     SECTION("limits", limits_fields),
     SECTION("log", log_fields),
+    SECTION("policies", policies_fields),
 };
 static const section top_section = SECTION(NULL, top_fields);
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
-static const char *const top_expected = "listen, upstream, limits, log, plugin_dir, plugins";
+static const char *const top_expected = "listen, upstream, limits, log, policies, plugin_dir, plugins";
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 
 /* Where a value came from, so one error function can phrase both kinds of message. */
@@ -168,12 +179,33 @@ static char *get_string(loader *ld, const yaml_node_t *n, const char *path) {
     return s;
 }
 
+static char *resolve_path(loader *ld, const char *p);
+
 /* Checks `n` against field `f` and stores it in the config. The single gate for file and --set. */
 static int set_field(loader *ld, const field *f, const char *path, const yaml_node_t *n) {
     char got[64];
     tlab_yaml_describe(n, got, sizeof got);
     void *dst = (char *)ld->cfg + f->off;
 
+    if (f->type == F_PATH) {
+        /* "" is allowed and means "off"; anything else is a path, relative ones from the file's directory. */
+        if (n->type != YAML_SCALAR_NODE || is_null(n) || memchr(scalar(n), '\0', n->data.scalar.length))
+            return fail(ld, n->start_mark, "'%s' must be a path or \"\" (off), got %s", path, got);
+        /* A --set path is the operator's, typed relative to where they stand: no joining. */
+        char *s = n->data.scalar.length == 0 || ld->set ? strdup(scalar(n)) : resolve_path(ld, scalar(n));
+        if (!s)
+            return fail_oom(ld);
+        char **slot = dst;
+        free(*slot);
+        *slot = s;
+        return 0;
+    }
+    if (f->type == F_BOOL) {
+        if (n->type != YAML_SCALAR_NODE || tlab_yaml_scalar_type_of(n) != TLAB_YS_BOOL)
+            return fail(ld, n->start_mark, "'%s' must be true or false, got %s", path, got);
+        *(int *)dst = scalar(n)[0] == 't' || scalar(n)[0] == 'T';
+        return 0;
+    }
     if (f->type == F_STR || f->type == F_URL || f->type == F_LEVEL) {
         char *s = get_string(ld, n, path);
         if (!s)
@@ -540,11 +572,20 @@ int tlab_config_defaults(tlab_config *cfg) {
     cfg->max_tokens = 4096;
     cfg->max_connections_in = 10000;
     cfg->client_timeout_ms = 60000;
+    cfg->policy_tick_ms = 1000;
+    cfg->policy_fail_open = 1;
+    cfg->policy_instruction_budget = 100000;
+    cfg->policy_memory_limit_mb = 16;
+    cfg->policy_stats_window_s = 10;
+    cfg->policy_min_restart_interval_s = 60;
+    cfg->policy_admission = strdup("");
+    cfg->policy_degradation = strdup("");
     cfg->listen_host = strdup("127.0.0.1");
     cfg->upstream_url = strdup("http://127.0.0.1:8000");
     cfg->log_level = strdup("info");
     cfg->plugin_dir = strdup(TLAB_DEFAULT_PLUGIN_DIR);
-    if (!cfg->listen_host || !cfg->upstream_url || !cfg->log_level || !cfg->plugin_dir) {
+    if (!cfg->listen_host || !cfg->upstream_url || !cfg->log_level || !cfg->plugin_dir || !cfg->policy_admission ||
+        !cfg->policy_degradation) {
         tlab_config_free(cfg);
         return -1;
     }
@@ -602,5 +643,7 @@ void tlab_config_free(tlab_config *cfg) {
     free(cfg->upstream_url);
     free(cfg->log_level);
     free(cfg->plugin_dir);
+    free(cfg->policy_admission);
+    free(cfg->policy_degradation);
     memset(cfg, 0, sizeof *cfg);
 }

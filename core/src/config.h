@@ -40,6 +40,17 @@ typedef struct tlab_config {
 
     char *log_level;             /* log.level: debug|info|warn|error, default "info" */
 
+    /* policies: the Lua policy host (docs/policies.md). A path "" disables that policy; a relative
+     * path is taken from the config file's directory (the current directory without a file). */
+    char *policy_admission;      /* policies.admission, default "" (off without a config file) */
+    char *policy_degradation;    /* policies.degradation, default "" */
+    long policy_tick_ms;         /* policies.tick_ms: degradation tick, 10..600000, default 1000 */
+    int policy_fail_open;        /* policies.fail_open: a failing admission call admits (1) or gets 503 (0), default 1 */
+    long policy_instruction_budget; /* policies.instruction_budget: Lua VM instructions per call, 1000..100000000, default 100000 */
+    long policy_memory_limit_mb; /* policies.memory_limit_mb: per Lua state, 1..4096, default 16 */
+    long policy_stats_window_s;  /* policies.stats_window_s: window of rps, error_rate, quantiles, 1..300, default 10 */
+    long policy_min_restart_interval_s; /* policies.min_restart_interval_s: gw.restart_worker rate limit, 0..86400, default 60 */
+
     char *plugin_dir;            /* plugin_dir: where plugins without a path are found, default TLAB_DEFAULT_PLUGIN_DIR */
     tlab_plugin_conf *plugins;   /* plugins: list, in load order */
     size_t n_plugins;

@@ -19,6 +19,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "policy_host.h"
 #include "proxy.h"
 #include "request.h"
 #include "upstream.h"
@@ -80,6 +81,8 @@ static void handle_llm(tlab_gateway *gw, struct evhttp_request *http, const char
         tlab_request_fail(r, &err, 0);
         return;
     }
+    if (tlab_policy_admit_request(r) != 0)
+        return; /* admission.lua rejected it (or failed with fail_open: false); already answered */
     tlab_request_emit(r, TLAB_EV_ADMITTED);
     r->overhead_us += r->t[TLAB_EV_ADMITTED] - r->t[TLAB_EV_ARRIVED];
     tlab_dispatch_submit(r);
@@ -119,6 +122,16 @@ static void on_request(struct evhttp_request *http, void *arg) {
         if (cmd != EVHTTP_REQ_GET)
             return method_not_allowed(http, path, "GET");
         return handle_health(gw, http);
+    }
+    if (strcmp(path, "/admin/policies") == 0) {
+        if (cmd != EVHTTP_REQ_GET)
+            return method_not_allowed(http, path, "GET");
+        json_t *o = tlab_policies_describe();
+        if (!o)
+            return send_error(http, 500, "internal_error", "%s", "out of memory");
+        send_json(http, 200, o);
+        json_decref(o);
+        return;
     }
     int routed = tlab_plugins_route(http, path);
     if (routed == 1)

@@ -5,6 +5,7 @@
  * plugins (exit 1 when one fails to load), HTTP listener. Shutdown on SIGTERM/SIGINT: stop
  * taking new work (503), answer everything still waiting for dispatch with 503, let in-flight
  * responses finish for up to SHUTDOWN_GRACE_S, then exit 0. A second signal exits at once.
+ * SIGHUP reloads the Lua policies.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "policy_host.h"
 #include "process.h"
 #include "stream_keepalive.h"
 #include "upstream.h"
@@ -59,6 +61,12 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg) {
     LOG_WARN("shutdown grace of %d s is over with %zu requests still running; exiting", SHUTDOWN_GRACE_S,
              tlab_gw.live_requests);
     event_base_loopexit(tlab_gw.base, NULL);
+}
+
+/* SIGHUP: reload the Lua policies (each keeps its old version if the new one does not load). */
+static void on_sighup(evutil_socket_t sig, short what, void *arg) {
+    LOG_INFO("SIGHUP: reloading the policies");
+    tlab_policies_reload_all();
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
@@ -130,7 +138,7 @@ int main(int argc, char **argv) {
     tlab_gw.cfg = &cfg;
     tlab_gw.started_us = tlab_now_us();
     tlab_gw.base = event_base_new();
-    struct event *sigterm = NULL, *sigint = NULL;
+    struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     if (!tlab_gw.base || tlab_dispatch_init(tlab_gw.base) != 0 || tlab_process_init(tlab_gw.base) != 0 ||
         tlab_stream_keepalive_init(tlab_gw.base, &cfg) != 0) {
         LOG_ERROR("cannot create the event loop");
@@ -145,6 +153,11 @@ int main(int argc, char **argv) {
         LOG_ERROR("%s", err);
         goto out;
     }
+    /* After the plugins, so gw.set_window_ms and gw.restart_worker find them from the first call. */
+    if (tlab_policies_start(tlab_gw.base, &cfg, err, sizeof err) != 0) {
+        LOG_ERROR("%s", err);
+        goto out;
+    }
     if (tlab_http_start(&tlab_gw, err, sizeof err) != 0) {
         LOG_ERROR("%s", err);
         goto out;
@@ -153,6 +166,8 @@ int main(int argc, char **argv) {
     sigint = evsignal_new(tlab_gw.base, SIGINT, on_signal, NULL);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
+    sighup = evsignal_new(tlab_gw.base, SIGHUP, on_sighup, NULL);
+    evsignal_add(sighup, NULL);
     LOG_INFO("tlab-gateway %s listening on http://%s:%d (upstream %s, %zu plugin%s)", TLAB_VERSION, cfg.listen_host,
              tlab_gw.port, cfg.upstream_url, tlab_plugins_count(), tlab_plugins_count() == 1 ? "" : "s");
     event_base_dispatch(tlab_gw.base);
@@ -161,11 +176,14 @@ int main(int argc, char **argv) {
 
 out:
     tlab_http_stop(&tlab_gw);
+    tlab_policies_stop();
     tlab_plugins_unload();
     if (sigterm)
         event_free(sigterm);
     if (sigint)
         event_free(sigint);
+    if (sighup)
+        event_free(sighup);
     if (shutdown_timer)
         event_free(shutdown_timer);
     tlab_stream_keepalive_shutdown();

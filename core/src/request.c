@@ -18,6 +18,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "plugin_host.h"
+#include "stats.h"
 #include "upstream.h"
 
 static void on_client_close(struct evhttp_connection *evcon, void *arg);
@@ -102,8 +103,10 @@ tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tl
 
 void tlab_request_emit(tlab_request *r, tlab_event ev) {
     r->t[ev] = tlab_now_us();
-    if (!r->internal)
+    if (!r->internal) {
+        tlab_stats_on_event(r, ev); /* feeds the policies' rolling windows (gw.rps, gw.e2e_p95, ...) */
         tlab_plugins_emit(r, ev);
+    }
 }
 
 /* Detaches from the client connection: after this evhttp owns nothing of ours. */

@@ -85,6 +85,13 @@ static const bad_case bad_cases[] = {
     {"upstream:\n  url: http://\n", {0}, 2, 8, "'upstream.url' must start with http:// or https://"},
     {"log:\n  level: verbose\n", {0}, 2, 10, "'log.level' must be one of debug, info, warn, error, got 'verbose'"},
     {"listen:\n  host: ''\n", {0}, 2, 9, "'listen.host' must be a non-empty string"},
+    /* policies */
+    {"policies:\n  tick_ms: 5\n", {0}, 2, 12, "'policies.tick_ms' must be between 10 and 600000, got 5"},
+    {"policies:\n  fail_open: maybe\n", {0}, 2, 14, "'policies.fail_open' must be true or false, got 'maybe'"},
+    {"policies:\n  admission:\n", {0}, 2, 13, "'policies.admission' must be a path or \"\" (off), got null"},
+    {"policies:\n  admision: x.lua\n", {0}, 2, 3, "unknown key 'admision' in 'policies' (expected: admission, degradation"},
+    {"policies:\n  memory_limit_mb: 0\n", {0}, 2, 20, "'policies.memory_limit_mb' must be between 1 and 4096, got 0"},
+    {NULL, {"policies.instruction_budget=10"}, 0, 0, "'policies.instruction_budget' must be between 1000 and 100000000"},
     /* --set: same checks, other prefix */
     {NULL, {"listen.prot=1"}, 0, 0, "unknown key 'prot' in 'listen' (expected: host, port)"},
     {NULL, {"bogus=1"}, 0, 0, "unknown key 'bogus' at top level"},
@@ -167,6 +174,28 @@ static void check_defaults(const tlab_config *cfg) {
     CHECK(strcmp(cfg->log_level, "info") == 0);
     CHECK(cfg->plugin_dir != NULL && cfg->plugin_dir[0] == '/');
     CHECK(cfg->n_plugins == 0 && cfg->plugins == NULL);
+    /* Without a config file the policies are off: a relative default would depend on the cwd. */
+    CHECK(strcmp(cfg->policy_admission, "") == 0 && strcmp(cfg->policy_degradation, "") == 0);
+    CHECK(cfg->policy_tick_ms == 1000 && cfg->policy_fail_open == 1 && cfg->policy_instruction_budget == 100000);
+    CHECK(cfg->policy_memory_limit_mb == 16 && cfg->policy_stats_window_s == 10 && cfg->policy_min_restart_interval_s == 60);
+}
+
+static void test_policies(void) {
+    tlab_config cfg;
+    char err[512], want[PATH_MAX + 32];
+    const char *path = write_file("pol.yaml", "policies:\n  admission: ../s/adm.lua\n  degradation: ''\n"
+                                              "  fail_open: false\n  tick_ms: 250\n");
+    CHECK_MSG(tlab_config_load(&cfg, path, NULL, 0, err, sizeof err) == 0, "%s", err);
+    snprintf(want, sizeof want, "%s/../s/adm.lua", tmpdir); /* relative to the file, like plugin paths */
+    CHECK_MSG(strcmp(cfg.policy_admission, want) == 0, "'%s' != '%s'", cfg.policy_admission, want);
+    CHECK(strcmp(cfg.policy_degradation, "") == 0);
+    CHECK(cfg.policy_fail_open == 0 && cfg.policy_tick_ms == 250);
+    tlab_config_free(&cfg);
+    /* A --set path is taken as typed (relative to where the operator runs the gateway). */
+    const char *sets[] = {"policies.admission=x/a.lua", "policies.fail_open=true"};
+    CHECK_MSG(tlab_config_load(&cfg, path, sets, 2, err, sizeof err) == 0, "%s", err);
+    CHECK(strcmp(cfg.policy_admission, "x/a.lua") == 0 && cfg.policy_fail_open == 1);
+    tlab_config_free(&cfg);
 }
 
 static void test_defaults(void) {
@@ -334,6 +363,13 @@ static void test_shipped_config(void) {
     CHECK(cfg.n_plugins == 4 && strcmp(cfg.plugins[0].name, "queue") == 0 && strcmp(cfg.plugins[3].name, "metrics") == 0);
     CHECK(cfg.n_plugins == 4 && json_integer_value(json_object_get(cfg.plugins[1].config, "window_ms")) == 0);
     CHECK(cfg.n_plugins == 4 && strcmp(json_string_value(json_object_get(cfg.plugins[2].config, "engine")), "auto") == 0);
+    /* The shipped policies: the scripts next to configs/, and the documented defaults. */
+    CHECK(strcmp(cfg.policy_admission, "configs/../scripts-lua/admission.lua") == 0);
+    CHECK(strcmp(cfg.policy_degradation, "configs/../scripts-lua/degradation.lua") == 0);
+    CHECK(cfg.policy_tick_ms == def.policy_tick_ms && cfg.policy_fail_open == def.policy_fail_open);
+    CHECK(cfg.policy_instruction_budget == def.policy_instruction_budget && cfg.policy_memory_limit_mb == def.policy_memory_limit_mb);
+    CHECK(cfg.policy_stats_window_s == def.policy_stats_window_s &&
+          cfg.policy_min_restart_interval_s == def.policy_min_restart_interval_s);
     tlab_config_free(&cfg);
     tlab_config_free(&def);
 }
@@ -350,6 +386,7 @@ int main(void) {
     test_full_file();
     test_plugins();
     test_sets();
+    test_policies();
     test_shipped_config();
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

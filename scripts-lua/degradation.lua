@@ -1,0 +1,83 @@
+-- degradation.lua - runs every policies.tick_ms (default 1 s) and walks the degradation ladder,
+-- one tier at a time, with hysteresis. Reference: docs/policies.md. Edited live like admission.lua.
+--
+--   tier 0  normal
+--   tier 1  clamp max_tokens to 128 (done by admission.lua, which reads gw.tier)
+--   tier 2  restart the worker with max_model_len 512 -> 448
+--   tier 3  restart the worker with a lower max_num_seqs as well
+--
+-- Step up after the gateway has been "hot" for ENTER_HOLD_S; step down after it has been "cool"
+-- for LEAVE_HOLD_S. Between the two thresholds nothing moves (hysteresis). After each step the
+-- hold starts again, so the ladder moves one tier per hold. Steps that restart the worker wait
+-- until MIN_RESTART_INTERVAL_S has passed since the last restart (the core also refuses restarts
+-- closer than policies.min_restart_interval_s).
+
+-- Hot: any of these, for ENTER_HOLD_S.
+ENTER_P95_MS = 4000        -- end-to-end p95 over the stats window (the SLO is 5000)
+ENTER_QUEUE = 128          -- requests waiting in the gateway
+ENTER_ERROR_RATE = 0.01    -- share of 5xx answers
+ENTER_HOLD_S = 10
+-- Cool: all of these, for LEAVE_HOLD_S.
+LEAVE_P95_MS = 2500
+LEAVE_QUEUE = 16
+LEAVE_ERROR_RATE = 0.001
+LEAVE_HOLD_S = 30
+
+MAX_TIER = 3
+-- Worker knobs per tier (the seed ladder).
+BASE_MAX_MODEL_LEN = 512
+TIER2_MAX_MODEL_LEN = 448
+BASE_MAX_NUM_SEQS = 256
+TIER3_MAX_NUM_SEQS = 128
+MIN_RESTART_INTERVAL_S = 120
+
+local hot_since, cool_since, last_restart = nil, nil, nil
+
+local function figures()
+  return string.format("e2e_p95=%.0fms queue_depth=%d error_rate=%.4f", gw.e2e_p95, gw.queue_depth, gw.error_rate)
+end
+
+-- The worker knobs that belong to a tier.
+local function knobs_for(tier)
+  local k = { max_model_len = BASE_MAX_MODEL_LEN, max_num_seqs = BASE_MAX_NUM_SEQS }
+  if tier >= 2 then k.max_model_len = TIER2_MAX_MODEL_LEN end
+  if tier >= 3 then k.max_num_seqs = TIER3_MAX_NUM_SEQS end
+  return k
+end
+
+-- Moves to tier `to`; returns false when a needed restart must wait for the minimum interval.
+local function step(to, why)
+  local from = gw.tier
+  if math.max(from, to) >= 2 then -- 1<->2 and 2<->3 change the worker's knobs
+    local now = gw.now()
+    if last_restart and now - last_restart < MIN_RESTART_INTERVAL_S then
+      return false
+    end
+    last_restart = now
+    local ok, err = gw.restart_worker(knobs_for(to))
+    if not ok then
+      gw.log("warn", string.format("tier %d: the worker was not restarted: %s", to, tostring(err)))
+    end
+  end
+  gw.set_tier(to, string.format("%s; %s", why, figures()))
+  return true
+end
+
+function on_tick()
+  local now, tier = gw.now(), gw.tier
+  local p95, depth, err = gw.e2e_p95, gw.queue_depth, gw.error_rate
+  local hot = p95 > ENTER_P95_MS or depth > ENTER_QUEUE or err > ENTER_ERROR_RATE
+  local cool = p95 < LEAVE_P95_MS and depth < LEAVE_QUEUE and err < LEAVE_ERROR_RATE
+  if hot then hot_since = hot_since or now else hot_since = nil end
+  if cool then cool_since = cool_since or now else cool_since = nil end
+
+  if hot_since and tier < MAX_TIER and now - hot_since >= ENTER_HOLD_S then
+    if step(tier + 1, string.format("hot for %.1f s", now - hot_since)) then
+      hot_since = now
+    end
+  elseif cool_since and tier > 0 and now - cool_since >= LEAVE_HOLD_S then
+    if step(tier - 1, string.format("cool for %.1f s", now - cool_since)) then
+      cool_since = now
+    end
+  end
+end
