@@ -26,8 +26,6 @@ def start_fault(mode):
 CHAT = {"model": "Qwen/Qwen2.5-0.5B-Instruct", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
 
 
-def health(port):
-    return json.loads(t.request(port, "GET", "/health")[2])
 
 
 # A fresh connection closed before any response byte: only the gateway's retry can save it.
@@ -35,7 +33,7 @@ _, up = start_fault("dropfirst")
 _, gw = t.start_gateway(up)
 st, _, body = t.request(gw, "POST", "/v1/chat/completions", CHAT)
 t.check(st == 200, f"request survives a dropped first connection: {st} {body}")
-t.check(health(gw)["upstream"]["retries"] == 1, f"one retry counted: {health(gw)['upstream']}")
+t.check(t.health(gw)["upstream"]["retries"] == 1, f"one retry counted: {t.health(gw)['upstream']}")
 
 # A keep-alive connection the worker closes between requests: every request still succeeds.
 _, up = start_fault("stale")
@@ -56,6 +54,6 @@ t0 = time.monotonic()
 st, _, body = t.request(gw, "POST", "/v1/chat/completions", CHAT, timeout=10)
 t.check(st == 504 and b"first_byte_timeout_ms" in body, f"504 from a hung worker: {st} {body}")
 t.check(time.monotonic() - t0 < 3, "504 arrives near the timeout")
-t.check(health(gw)["live_requests"] == 0, "nothing left behind")
+t.check(t.health(gw)["live_requests"] == 0, "nothing left behind")
 
 t.finish()

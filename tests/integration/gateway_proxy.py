@@ -7,10 +7,8 @@ own 4xx passed through, client disconnect aborting the worker's sequence, keep-a
 the idle lifetime, first-byte timeout -> 504, worker down -> 503.
 """
 import json
-import re
 import socket
 import time
-import urllib.request
 
 import tlabtest as t
 
@@ -18,20 +16,8 @@ MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 PROMPT = open(f"{t.SRC}/configs/prompts/prompt_200.txt").read()
 
 
-def sim_metric(port, name):
-    """Sum of every series of one metric in the sim's /metrics (None when absent)."""
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    total, seen = 0.0, False
-    for line in text.splitlines():
-        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$", line)
-        if m and m.group(1) == name:
-            total += float(m.group(3))
-            seen = True
-    return total if seen else None
 
 
-def health(port):
-    return json.loads(t.request(port, "GET", "/health")[2])
 
 
 def stream_raw(port, body, read_events=None):
@@ -130,16 +116,16 @@ direct = t.request(sim_port, "POST", "/v1/completions", {"model": MODEL, "prompt
 t.check(st == 400 and direct[0] == 400 and body == direct[2], f"worker 400 relayed as is: {st} {body[:200]}")
 
 # --- keep-alive reuse ---
-before = health(port)["upstream"]
+before = t.health(port)["upstream"]
 for _ in range(10):
     t.request(port, "POST", "/v1/completions", {"model": MODEL, "prompt": "hello", "max_tokens": 2})
-after = health(port)["upstream"]
+after = t.health(port)["upstream"]
 t.check(after["transfers"] - before["transfers"] == 10, "10 transfers")
 t.check(after["connections_opened"] - before["connections_opened"] <= 1,
         f"keep-alive reuse: {after['connections_opened'] - before['connections_opened']} new connections for 10 requests")
 
 # --- client disconnect aborts the worker's sequence ---
-aborted_before = sim_metric(sim_port, "tlab_sim:aborted_requests_total") or 0
+aborted_before = t.metric(sim_port, "tlab_sim:aborted_requests_total") or 0
 status, headers, events, sock = stream_raw(port, {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}],
                                                   "max_tokens": 300, "ignore_eos": True, "stream": True}, read_events=2)
 t.check(sock is not None, "stream started")
@@ -148,13 +134,13 @@ if sock:
 deadline = time.monotonic() + 5
 aborted = aborted_before
 while time.monotonic() < deadline:
-    aborted = sim_metric(sim_port, "tlab_sim:aborted_requests_total") or 0
+    aborted = t.metric(sim_port, "tlab_sim:aborted_requests_total") or 0
     if aborted > aborted_before:
         break
     time.sleep(0.05)
 t.check(aborted == aborted_before + 1, f"worker saw the abort ({aborted_before} -> {aborted})")
-t.check(sim_metric(sim_port, "vllm:num_requests_running") == 0, "worker freed the sequence")
-t.check(health(port)["live_requests"] == 0, "gateway forgot the request")
+t.check(t.metric(sim_port, "vllm:num_requests_running") == 0, "worker freed the sequence")
+t.check(t.health(port)["live_requests"] == 0, "gateway forgot the request")
 
 # --- gateway 2: short first-byte timeout -> 504, and the worker is told to stop ---
 gw2, port2 = t.start_gateway(sim_port, sets=["upstream.first_byte_timeout_ms=200"])
@@ -169,10 +155,10 @@ t.check(took < 2.0, f"504 came after {took:.2f}s, near the 0.2s timeout")
 gw3, port3 = t.start_gateway(sim_port, sets=["upstream.idle_keepalive_ms=1000"])
 t.request(port3, "POST", "/v1/completions", {"model": MODEL, "prompt": "a", "max_tokens": 1})
 t.request(port3, "POST", "/v1/completions", {"model": MODEL, "prompt": "a", "max_tokens": 1})
-mid = health(port3)["upstream"]["connections_opened"]
+mid = t.health(port3)["upstream"]["connections_opened"]
 time.sleep(2.2)
 t.request(port3, "POST", "/v1/completions", {"model": MODEL, "prompt": "a", "max_tokens": 1})
-end = health(port3)["upstream"]["connections_opened"]
+end = t.health(port3)["upstream"]["connections_opened"]
 t.check(mid == 1 and end == 2, f"reused while fresh, new connection after the idle limit ({mid}, {end})")
 
 # --- gateway 4: worker down -> 503 in OpenAI's shape ---

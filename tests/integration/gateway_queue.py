@@ -7,28 +7,16 @@
 - a full queue answers 429 with Retry-After.
 """
 import json
-import os
-import re
 import socket
 import tempfile
 import threading
 import time
-import urllib.request
 
 import tlabtest as t
 
 MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 
 
-def metric(port, name, labels=""):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    total, seen = 0.0, False
-    for line in text.splitlines():
-        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$", line)
-        if m and m.group(1) == name and labels in (m.group(2) or ""):
-            total += float(m.group(3))
-            seen = True
-    return total if seen else None
 
 
 def config(text):
@@ -59,17 +47,17 @@ for th in threads:
     th.start()
 max_depth_seen = 0
 while any(th.is_alive() for th in threads):
-    max_depth_seen = max(max_depth_seen, metric(port, "gateway_queue_depth") or 0)
+    max_depth_seen = max(max_depth_seen, t.metric(port, "gateway_queue_depth") or 0)
     time.sleep(0.02)
 for th in threads:
     th.join()
 ok = sum(1 for r in results if r and r[0] == 200)
 t.check(ok == N, f"all {N} requests answered 200 ({ok})")
-peak = metric(sim_port, "tlab_sim:peak_requests")
+peak = t.metric(sim_port, "tlab_sim:peak_requests")
 t.check(peak is not None and 1 <= peak <= 8, f"the worker never held more than max_inflight=8 (peak {peak})")
 t.check(max_depth_seen >= 20, f"the backlog waited in the gateway queue (max depth seen {max_depth_seen})")
-t.check(metric(port, "gateway_queue_depth") == 0 and metric(port, "gateway_in_flight") == 0, "queue and in-flight back to 0")
-t.check(metric(port, "gateway_requests_total", 'code="200"') == N, "gateway_requests_total counts them")
+t.check(t.metric(port, "gateway_queue_depth") == 0 and t.metric(port, "gateway_in_flight") == 0, "queue and in-flight back to 0")
+t.check(t.metric(port, "gateway_requests_total", 'code="200"') == N, "gateway_requests_total counts them")
 gw.stop()
 
 # --- queue timeout: one slot, a long request holds it, the next outwaits 300 ms ---
@@ -85,29 +73,29 @@ took = time.monotonic() - t0
 t.check(st == 503 and h.get("retry-after") == "2", f"queue timeout: 503 with Retry-After 2 ({st} {h.get('retry-after')})")
 t.check(json.loads(body)["error"]["type"] == "queue_timeout", f"error type queue_timeout: {body}")
 t.check(0.25 < took < 2.0, f"answered near the 300 ms deadline ({took:.2f} s)")
-t.check(metric(port, "gateway_queue_timeouts_total") == 1, "queue timeout counted")
+t.check(t.metric(port, "gateway_queue_timeouts_total") == 1, "queue timeout counted")
 
 # --- a client that leaves while queued is removed at once and never reaches the worker ---
-sim_requests_before = metric(sim_port, "vllm:request_success_total") or 0
-aborted_before = metric(sim_port, "tlab_sim:aborted_requests_total") or 0
+sim_requests_before = t.metric(sim_port, "vllm:request_success_total") or 0
+aborted_before = t.metric(sim_port, "tlab_sim:aborted_requests_total") or 0
 s = socket.create_connection(("127.0.0.1", port))
 body = json.dumps({"model": MODEL, "prompt": "x", "max_tokens": 5}).encode()
 s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
           % len(body) + body)
 deadline = time.monotonic() + 3
-while metric(port, "gateway_queue_depth") != 1 and time.monotonic() < deadline:
+while t.metric(port, "gateway_queue_depth") != 1 and time.monotonic() < deadline:
     time.sleep(0.01)
-t.check(metric(port, "gateway_queue_depth") == 1, "the request is queued")
+t.check(t.metric(port, "gateway_queue_depth") == 1, "the request is queued")
 s.close()
 deadline = time.monotonic() + 3
-while metric(port, "gateway_queue_depth") != 0 and time.monotonic() < deadline:
+while t.metric(port, "gateway_queue_depth") != 0 and time.monotonic() < deadline:
     time.sleep(0.01)
-t.check(metric(port, "gateway_queue_depth") == 0, "removed from the queue when its client left")
-t.check(metric(port, "gateway_requests_total", 'code="499"') == 1, "counted as 499")
+t.check(t.metric(port, "gateway_queue_depth") == 0, "removed from the queue when its client left")
+t.check(t.metric(port, "gateway_requests_total", 'code="499"') == 1, "counted as 499")
 holder.join()
-t.check((metric(sim_port, "vllm:request_success_total") or 0) - sim_requests_before == 1,
+t.check((t.metric(sim_port, "vllm:request_success_total") or 0) - sim_requests_before == 1,
         "only the holder reached the worker")
-t.check((metric(sim_port, "tlab_sim:aborted_requests_total") or 0) == aborted_before, "no abort at the worker either")
+t.check((t.metric(sim_port, "tlab_sim:aborted_requests_total") or 0) == aborted_before, "no abort at the worker either")
 gw.stop()
 
 # --- a full queue answers 429 with Retry-After ---

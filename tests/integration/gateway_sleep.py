@@ -7,13 +7,10 @@
 - a sleep never cuts a request in flight;
 - a worker without sleep mode is detected (404) and the ladder falls back to stop and start.
 """
-import json
 import os
-import re
 import tempfile
 import threading
 import time
-import urllib.request
 
 import tlabtest as t
 
@@ -46,19 +43,8 @@ plugins:
     return t.start_gateway(wport, config=cfg, sets=[f"upstream.url=http://127.0.0.1:{wport}"])
 
 
-def metric(port, name):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
-    return float(m.group(1)) if m else None
 
 
-def wait_state(port, want, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if metric(port, "gateway_worker_state") == want:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def timed(port, max_tokens=4):
@@ -76,7 +62,7 @@ def ladder(sim_args, label):
     t.check(st == 200, f"{label}: first request starts the worker ({st})")
     after_sleep, after_stop, failures = [], [], 0
     for cycle in range(3):
-        t.check(wait_state(port, 4, timeout=5), f"{label} cycle {cycle}: asleep after sleep_after_s")
+        t.check(t.wait_metric(port, 'gateway_worker_state', 4, timeout=5), f"{label} cycle {cycle}: asleep after sleep_after_s")
         results = []  # intermittent load: a burst arrives while asleep; the first one wakes the worker
         lock = threading.Lock()
 
@@ -91,15 +77,15 @@ def ladder(sim_args, label):
             th.join()
         failures += sum(1 for st, _ in results if st != 200)
         after_sleep.append(min(d for _, d in results))
-        t.check(metric(port, "gateway_worker_state") == 2, f"{label}: running again after the wake")
+        t.check(t.metric(port, "gateway_worker_state") == 2, f"{label}: running again after the wake")
     for cycle in range(2):
-        t.check(wait_state(port, 4, timeout=5) and wait_state(port, 0, timeout=10), f"{label} stop cycle {cycle}: asleep, then stopped")
+        t.check(t.wait_metric(port, 'gateway_worker_state', 4, timeout=5) and t.wait_metric(port, 'gateway_worker_state', 0, timeout=10), f"{label} stop cycle {cycle}: asleep, then stopped")
         st, d = timed(port, 4)
         failures += st != 200
         after_stop.append(d)
     t.check(failures == 0, f"{label}: no request lost across sleeps, wakes, stops and starts ({failures} failed)")
-    t.check(metric(port, "gateway_worker_wakes_total") == 3 and metric(port, "gateway_worker_sleeps_total") == 5,
-            f"{label}: wakes {metric(port, 'gateway_worker_wakes_total')}, sleeps {metric(port, 'gateway_worker_sleeps_total')}")
+    t.check(t.metric(port, "gateway_worker_wakes_total") == 3 and t.metric(port, "gateway_worker_sleeps_total") == 5,
+            f"{label}: wakes {t.metric(port, 'gateway_worker_wakes_total')}, sleeps {t.metric(port, 'gateway_worker_sleeps_total')}")
     gw.stop()
     sleep_ms = sorted(after_sleep)[len(after_sleep) // 2] * 1000
     stop_ms = sorted(after_stop)[len(after_stop) // 2] * 1000
@@ -122,20 +108,20 @@ out = []
 th = threading.Thread(target=lambda: out.append(timed(port, 480)))  # ~3.4 s of decoding
 th.start()
 time.sleep(2.0)
-st_now = metric(port, "gateway_worker_state")
+st_now = t.metric(port, "gateway_worker_state")
 t.check(st_now == 2, f"no sleep while a request is in flight (state {st_now}, {out})")
 th.join(30)
 t.check(out and out[0][0] == 200, "the long request completed")
-t.check(wait_state(port, 4, timeout=5), "then the worker sleeps")
+t.check(t.wait_metric(port, 'gateway_worker_state', 4, timeout=5), "then the worker sleeps")
 gw.stop()
 
 # A worker without sleep mode: the ladder falls back to stop and start.
 gw, port = gateway(sleep_after=1, idle=3, extra="      sleep_mode_flag: false")
 timed(port)
 time.sleep(1.8)
-t.check(metric(port, "gateway_worker_state") == 2, "still running: /sleep answered 404")
-t.check(wait_state(port, 0, timeout=5), "stopped at idle_timeout_s instead")
+t.check(t.metric(port, "gateway_worker_state") == 2, "still running: /sleep answered 404")
+t.check(t.wait_metric(port, 'gateway_worker_state', 0, timeout=5), "stopped at idle_timeout_s instead")
 t.check("has no sleep mode" in gw.output(), "the fallback is logged")
 st, _ = timed(port)
-t.check(st == 200 and metric(port, "gateway_worker_starts_total") == 2, "and started again on demand")
+t.check(st == 200 and t.metric(port, "gateway_worker_starts_total") == 2, "and started again on demand")
 t.finish()

@@ -55,23 +55,12 @@ plugins:
     return t.start_gateway(wport, config=cfg, sets=["upstream.url=http://127.0.0.1:%d" % wport, *sets])
 
 
-def metric(port, name):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    m = re.search(r"^%s (\S+)$" % re.escape(name), text, re.M)
-    return float(m.group(1)) if m else None
 
 
 def worker(port):
     return json.loads(t.request(port, "GET", "/admin/worker")[2])
 
 
-def wait_state(port, want, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if metric(port, "gateway_worker_state") == want:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def completion(port, max_tokens=10, out=None, i=None):
@@ -110,7 +99,7 @@ def stream(port, max_tokens, out=None, i=None):
 
 # --- 20 scale-to-zero cycles under intermittent load ---
 gw, port = gateway(idle_s=1)
-t.check(metric(port, "gateway_worker_state") == 0, "starts idle: no worker until there is demand")
+t.check(t.metric(port, "gateway_worker_state") == 0, "starts idle: no worker until there is demand")
 failures = 0
 for cycle in range(20):
     results = [None] * 4
@@ -120,12 +109,12 @@ for cycle in range(20):
     for th in threads:
         th.join()
     failures += sum(1 for r in results if r[0] != 200)
-    if not wait_state(port, 0, timeout=6):
+    if not t.wait_metric(port, 'gateway_worker_state', 0, timeout=6):
         t.check(False, f"cycle {cycle}: worker did not stop when idle")
         break
 t.check(failures == 0, f"20 cycles x 4 requests: {failures} failed")
-t.check(metric(port, "gateway_worker_starts_total") == 20 and metric(port, "gateway_worker_stops_total") == 20,
-        f"20 starts and 20 stops ({metric(port, 'gateway_worker_starts_total')}, {metric(port, 'gateway_worker_stops_total')})")
+t.check(t.metric(port, "gateway_worker_starts_total") == 20 and t.metric(port, "gateway_worker_stops_total") == 20,
+        f"20 starts and 20 stops ({t.metric(port, 'gateway_worker_starts_total')}, {t.metric(port, 'gateway_worker_stops_total')})")
 text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
 within = float(re.search(r'^gateway_worker_ready_to_dispatch_seconds_bucket\{le="0.01"\} (\S+)$', text, re.M).group(1))
 count = float(re.search(r"^gateway_worker_ready_to_dispatch_seconds_count (\S+)$", text, re.M).group(1))
@@ -151,7 +140,7 @@ threads = [threading.Thread(target=stream if i % 2 else completion, args=(port, 
 for th in threads:
     th.start()
 time.sleep(0.6)
-t.check(metric(port, "gateway_in_flight") > 0, "requests are at the worker when it is killed")
+t.check(t.metric(port, "gateway_in_flight") > 0, "requests are at the worker when it is killed")
 os.kill(pid, signal.SIGKILL)
 for th in threads:
     th.join(90)
@@ -161,8 +150,8 @@ ok = sum(1 for i, r in enumerate(results) if r and ((i % 2 == 0 and r[0] == 200)
 clear_errors = sum(1 for i, r in enumerate(results) if r and (
     (i % 2 == 0 and r[0] in (502, 503)) or (i % 2 == 1 and "data: [DONE]" not in r[1] and '"error"' in r[1])))
 t.check(len(answered) == 24 and ok + clear_errors == 24, f"every request ended: {ok} served, {clear_errors} clear errors")
-t.check(metric(port, "gateway_worker_crashes_total") == 1, "the crash is counted")
-t.check(wait_state(port, 2, timeout=10) or completion(port, 2)[0] == 200, "the worker is back")
+t.check(t.metric(port, "gateway_worker_crashes_total") == 1, "the crash is counted")
+t.check(t.wait_metric(port, 'gateway_worker_state', 2, timeout=10) or completion(port, 2)[0] == 200, "the worker is back")
 st, _, _ = completion(port, 3)
 t.check(st == 200, f"served after the restart ({st})")
 t.check(worker(port)["pid"] != pid, "a new worker process")
@@ -177,7 +166,7 @@ msg = json.loads(body)["error"]["message"] if st == 503 else body
 t.check(st == 503 and "failed to start" in msg, f"503 from a failed start: {st} {msg[:300]}")
 t.check(re.search(r"memory|Error", msg) is not None, f"the worker's own error text is in the message: {msg[-400:]}")
 t.check(took < 3, f"failed at once ({took:.2f} s), not after startup_timeout_s")
-t.check(metric(port, "gateway_worker_state") in (5, 0, 1), "state failed (or retrying after the backoff)")
+t.check(t.metric(port, "gateway_worker_state") in (5, 0, 1), "state failed (or retrying after the backoff)")
 gw.stop()
 
 # --- the idle stop waits while a request is in flight ---
@@ -186,10 +175,10 @@ out = [None]
 th = threading.Thread(target=completion, args=(port, 300, out, 0))  # ~2-3 s of decoding at time-scale 1
 th.start()
 time.sleep(2.2)
-t.check(metric(port, "gateway_worker_state") == 2, "still running past idle_timeout while a request is in flight")
+t.check(t.metric(port, "gateway_worker_state") == 2, "still running past idle_timeout while a request is in flight")
 th.join(30)
 t.check(out[0] and out[0][0] == 200, "the long request completed")
-t.check(wait_state(port, 0, timeout=5), "then it stops when idle")
+t.check(t.wait_metric(port, 'gateway_worker_state', 0, timeout=5), "then it stops when idle")
 gw.stop()
 
 # --- restart with new knobs under load loses nothing ---
@@ -201,7 +190,7 @@ threads = [threading.Thread(target=completion, args=(port, 150, results, i)) for
 for th in threads:
     th.start()
 time.sleep(0.1)
-t.check(metric(port, "gateway_in_flight") > 0 and metric(port, "gateway_queue_depth") > 0, "in flight and queued at the restart")
+t.check(t.metric(port, "gateway_in_flight") > 0 and t.metric(port, "gateway_queue_depth") > 0, "in flight and queued at the restart")
 st, _, body = t.request(port, "POST", "/admin/worker/restart", {"max_num_seqs": 16})
 t.check(st == 202, f"restart accepted: {st} {body}")
 for th in threads:

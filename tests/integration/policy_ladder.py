@@ -15,7 +15,6 @@ import re
 import tempfile
 import threading
 import time
-import urllib.request
 
 import tlabtest as t
 
@@ -24,15 +23,6 @@ tmp = tempfile.mkdtemp(prefix="tlab-policy-ladder-")
 RESTART_PLUGIN = os.path.join(os.path.dirname(t.BIN), "tests", "unit", "test-plugins", "restart_counter.so")
 
 
-def metric(port, name, labels=""):
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    total, seen = 0.0, False
-    for line in text.splitlines():
-        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$", line)
-        if m and m.group(1) == name and labels in (m.group(2) or ""):
-            total += float(m.group(3))
-            seen = True
-    return total if seen else None
 
 
 def test_copy(name, constants):
@@ -86,7 +76,7 @@ errs = [json.loads(r[2])["error"] for r in rejected]
 t.check(all(e["type"] == "rate_limit_exceeded" and "queue is full" in e["message"] and "code" in e for e in errs),
         f"OpenAI error shape: {errs[:1]}")
 t.check(max(r[3] for r in ok) < 5.0, f"admitted requests meet the 5 s deadline (max {max(r[3] for r in ok):.2f} s)")
-t.check(metric(port, "gateway_admission_rejects_total", 'reason="queue_full"') == len(rejected), "rejects counted by reason")
+t.check(t.metric(port, "gateway_admission_rejects_total", 'reason="queue_full"') == len(rejected), "rejects counted by reason")
 gw.stop()
 
 # --- degradation ladder: queue depth is the pressure signal here ---
@@ -116,7 +106,7 @@ def pressure():
 
 tiers = []
 def sample_tier():
-    v = metric(port, "gateway_degradation_tier")
+    v = t.metric(port, "gateway_degradation_tier")
     if not tiers or tiers[-1] != v:
         tiers.append(v)
     return v
@@ -146,9 +136,9 @@ for a, b in [(0, 1), (1, 2), (2, 3), (3, 2), (2, 1), (1, 0)]:
     line = next((l for l in log.splitlines() if f"degradation tier {a} -> {b}:" in l), "")
     t.check("queue_depth=" in line and ("hot for" in line or "cool for" in line),
             f"tier {a} -> {b} logged with reason and figures: {line!r}")
-restarts = metric(port, "test_restart_worker_total")
+restarts = t.metric(port, "test_restart_worker_total")
 t.check(restarts == 4, f"restarts at 1->2, 2->3, 3->2, 2->1 ({restarts})")
-t.check(metric(port, "test_restart_worker_knob", 'knob="max_model_len"') == 512, "back to max_model_len 512 at tier 1")
+t.check(t.metric(port, "test_restart_worker_knob", 'knob="max_model_len"') == 512, "back to max_model_len 512 at tier 1")
 times = [l[:23] for l in log.splitlines() if "restart_worker {" in l and "requested" in l]
 stamps = [time.mktime(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + s[19:23]) for s in times]
 gaps = [b - a for a, b in zip(stamps, stamps[1:])]

@@ -7,6 +7,7 @@ import atexit
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -153,3 +154,31 @@ def start_gateway(upstream_port, sets=(), port=None, config=None, wait=True):
     if wait:
         wait_http(port, "/health", timeout=10, proc=pr)
     return pr, port
+
+
+def metric(port, name, labels=""):
+    """Sum of every series of `name` in a /metrics page whose label text contains `labels`
+    (None when there is none): gateway and tlab-sim alike."""
+    text = request(port, "GET", "/metrics", timeout=5)[2].decode()
+    total, seen = 0.0, False
+    for line in text.splitlines():
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$", line)
+        if m and m.group(1) == name and labels in (m.group(2) or ""):
+            total += float(m.group(3))
+            seen = True
+    return total if seen else None
+
+
+def wait_metric(port, name, want, timeout=10.0):
+    """Polls until metric(port, name) == want; returns whether it got there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if metric(port, name) == want:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def health(port):
+    """The gateway's GET /health as a dict."""
+    return json.loads(request(port, "GET", "/health")[2])
