@@ -2,13 +2,15 @@
 # Scale-to-zero, end to end: tlab-gateway with the supervisor plugin and tlab-sim as its worker,
 # on free loopback ports, with a short idle timeout. Prints a timeline:
 #   idle -> load arrives -> worker starts (cold start measured) -> load served -> idle ->
-#   worker stops -> the next request starts it again.
-# Usage: loadtest/scale_to_zero_demo.sh [BUILD_DIR]   (env: STARTUP_S=3 IDLE_S=4 REQUESTS=8)
+#   worker sleeps (vLLM sleep mode) -> a request wakes it -> idle -> sleeps, then stops ->
+#   the next request starts it again (the two first-request latencies compared).
+# Usage: loadtest/scale_to_zero_demo.sh [BUILD_DIR]   (env: STARTUP_S=3 SLEEP_S=2 IDLE_S=6 REQUESTS=8)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=$(cd "${1:-build}" && pwd)
 STARTUP_S=${STARTUP_S:-3}
-IDLE_S=${IDLE_S:-4}
+SLEEP_S=${SLEEP_S:-2}
+IDLE_S=${IDLE_S:-6}
 REQUESTS=${REQUESTS:-8}
 MODEL=Qwen/Qwen2.5-0.5B-Instruct
 tmp=$(mktemp -d)
@@ -27,6 +29,7 @@ plugins:
       profiles_dir: $PWD/configs/model_profiles
       sim_command: $BUILD/bin/tlab-sim
       sim_args: ["--startup-seconds", "$STARTUP_S"]
+      sleep_after_s: $SLEEP_S
       idle_timeout_s: $IDLE_S
       log_file: $tmp/worker.log
   - name: metrics
@@ -54,10 +57,16 @@ echo "[$(now)]    worker running; cold start $(metric gateway_worker_cold_start_
 wait "${pids[@]}"
 ok=$(cat "$tmp"/r* | awk '$1 == 200' | wc -l)
 echo "[$(now)] 4. load served: $ok/$REQUESTS answered 200; slowest $(cat "$tmp"/r* | awk '{print $2}' | sort -n | tail -1) s (includes the cold start)"
-echo "[$(now)] 5. idle: nothing queued or in flight; idle_timeout_s = $IDLE_S"
+echo "[$(now)] 5. idle: nothing queued or in flight; sleep_after_s = $SLEEP_S, idle_timeout_s = $IDLE_S"
+wait_for sleeping
+echo "[$(now)] 6. worker asleep (vLLM sleep mode: GPU memory freed, process kept)"
+read -r wcode wsecs < <(req)
+echo "[$(now)] 7. a request wakes it: $wcode in $wsecs s (gateway_worker_wakes_total $(metric gateway_worker_wakes_total))"
+wait_for sleeping
+echo "[$(now)] 8. asleep again; stopping once idle_timeout_s has passed in total"
 wait_for idle
-echo "[$(now)] 6. worker stopped (state $(state); gateway_worker_stops_total $(metric gateway_worker_stops_total))"
-echo "[$(now)] 7. next request:"
+echo "[$(now)] 9. worker stopped (gateway_worker_stops_total $(metric gateway_worker_stops_total))"
 read -r code secs < <(req)
-echo "[$(now)]    $code in $secs s: the worker started again (gateway_worker_starts_total $(metric gateway_worker_starts_total))"
-[[ $ok == "$REQUESTS" && $code == 200 ]] && echo "demo: OK" || { echo "demo: FAILED"; exit 1; }
+echo "[$(now)] 10. the next request: $code in $secs s: the worker started again (gateway_worker_starts_total $(metric gateway_worker_starts_total))"
+python3 -c "print(f'first request after sleep {float(\"$wsecs\"):.3f} s vs after stop {float(\"$secs\"):.3f} s: {float(\"$secs\")/float(\"$wsecs\"):.1f}x')"
+[[ $ok == "$REQUESTS" && $code == 200 && $wcode == 200 ]] && echo "demo: OK" || { echo "demo: FAILED"; exit 1; }
