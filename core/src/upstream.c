@@ -1,9 +1,9 @@
 /*
- * upstream.c - libcurl multi driven by libevent (the "hiperfifo" pattern): curl tells us which
- * sockets to watch and when its timer is due; libevent tells curl when they fire.
+ * upstream.c - the gateway's HTTP client toward the worker, on libcurl multi driven by the loop
+ * (curl_loop.c): transfers, retries, timeouts and the relay callbacks.
  *
  * curl forbids removing an easy handle from inside its own callbacks, so every end of a transfer
- * goes through check_multi_info() or a libevent callback, never through on_data.
+ * goes through on_transfer_finished() (curl_loop.c) or a libevent callback, never through on_data.
  */
 #include "upstream.h"
 
@@ -13,22 +13,18 @@
 
 #include <curl/curl.h>
 
+#include "curl_loop.h"
 #include "gateway.h"
 #include "log.h"
 
 struct tlab_upstream {
     struct event_base *base;
     CURLM *multi;
-    struct event *timer_ev;
+    tlab_curl_loop *loop;
     const tlab_config *cfg;
     long maxage_s;
     tlab_upstream_stats stats;
 };
-
-typedef struct sock_watch {
-    struct event *ev;
-    tlab_upstream *up;
-} sock_watch;
 
 struct tlab_xfer {
     tlab_upstream *up;
@@ -47,8 +43,6 @@ struct tlab_xfer {
     long first_byte_ms;
     struct event *first_byte_timer;
 };
-
-static void check_multi_info(tlab_upstream *up);
 
 static void xfer_free(tlab_xfer *x) {
     long connects = 0;
@@ -73,86 +67,21 @@ static void finish(tlab_xfer *x, tlab_xfer_result result, const char *detail) {
     cb.on_done(arg, result, detail);
 }
 
-static void on_socket_event(evutil_socket_t fd, short what, void *arg) {
-    tlab_upstream *up = ((sock_watch *)arg)->up; /* the watch may be freed by socket_action */
-    int flags = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-    int running = 0;
-    curl_multi_socket_action(up->multi, fd, flags, &running);
-    check_multi_info(up); /* may re-add a handle for a retry: leave curl's timer to curl */
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg) {
-    tlab_upstream *up = arg;
-    int running = 0;
-    curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_multi_info(up);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
-    tlab_upstream *up = userp;
-    sock_watch *w = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (w) {
-            event_free(w->ev);
-            free(w);
-        }
-        curl_multi_assign(up->multi, s, NULL);
-        return 0;
-    }
-    short kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
-    if (!w) {
-        w = calloc(1, sizeof *w);
-        if (!w)
-            return -1;
-        w->up = up;
-        w->ev = event_new(up->base, s, kind, on_socket_event, w);
-        if (!w->ev) {
-            free(w);
-            return -1;
-        }
-        curl_multi_assign(up->multi, s, w);
-    } else {
-        event_del(w->ev);
-        event_assign(w->ev, up->base, s, kind, on_socket_event, w);
-    }
-    event_add(w->ev, NULL);
-    return 0;
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
-    tlab_upstream *up = userp;
-    if (timeout_ms < 0) {
-        evtimer_del(up->timer_ev);
-    } else {
-        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-        evtimer_add(up->timer_ev, &tv);
-    }
-    return 0;
-}
+static void on_transfer_finished(void *arg, CURL *easy, CURLcode rc);
 
 tlab_upstream *tlab_upstream_new(struct event_base *base, const tlab_config *cfg) {
-    static int curl_ready;
-    if (!curl_ready) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-            return NULL;
-        curl_ready = 1;
-    }
     tlab_upstream *up = calloc(1, sizeof *up);
     if (!up)
         return NULL;
     up->base = base;
     up->cfg = cfg;
     up->maxage_s = cfg->idle_keepalive_ms / 1000 > 0 ? cfg->idle_keepalive_ms / 1000 : 1;
-    up->multi = curl_multi_init();
-    up->timer_ev = evtimer_new(base, on_timer, up);
-    if (!up->multi || !up->timer_ev) {
-        tlab_upstream_free(up);
+    up->loop = tlab_curl_loop_new(base, on_transfer_finished, up);
+    if (!up->loop) {
+        free(up);
         return NULL;
     }
-    curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
-    curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
+    up->multi = tlab_curl_loop_multi(up->loop);
     curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, cfg->max_connections);
     return up;
 }
@@ -160,10 +89,7 @@ tlab_upstream *tlab_upstream_new(struct event_base *base, const tlab_config *cfg
 void tlab_upstream_free(tlab_upstream *up) {
     if (!up)
         return;
-    if (up->multi)
-        curl_multi_cleanup(up->multi);
-    if (up->timer_ev)
-        event_free(up->timer_ev);
+    tlab_curl_loop_free(up->loop);
     free(up);
 }
 
@@ -293,7 +219,7 @@ void tlab_xfer_abort(tlab_xfer *x) {
         return;
     x->up->stats.aborted++;
     if (x->in_callback) {
-        /* Returning 0 from the callback makes curl fail the transfer; check_multi_info frees it. */
+        /* Returning 0 from the callback makes curl fail the transfer; on_transfer_finished frees it. */
         x->abort_pending = 1;
         return;
     }
@@ -371,16 +297,10 @@ static void on_transfer_done(tlab_xfer *x, CURLcode rc) {
     finish(x, result, detail);
 }
 
-static void check_multi_info(tlab_upstream *up) {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(up->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        tlab_xfer *x = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-        CURLcode rc = msg->data.result;
-        if (x)
-            on_transfer_done(x, rc);
-    }
+static void on_transfer_finished(void *arg, CURL *easy, CURLcode rc) {
+    (void)arg;
+    tlab_xfer *x = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
+    if (x)
+        on_transfer_done(x, rc);
 }

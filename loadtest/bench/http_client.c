@@ -3,8 +3,9 @@
  * once and reused from a free list (setting ~15 options per request costs more than the request
  * on loopback), the body and header list are shared by all requests, and nothing is copied.
  *
- * curl forbids removing an easy handle from inside its own callbacks, so requests end only in
- * check_done(), after curl_multi_socket_action has returned.
+ * The libcurl/libevent glue is core/src/curl_loop.c, shared with the gateway. curl forbids
+ * removing an easy handle from inside its own callbacks, so requests end only in on_finished(),
+ * which curl_loop calls after curl_multi_socket_action has returned.
  */
 #include "http_client.h"
 
@@ -13,6 +14,8 @@
 
 #include <curl/curl.h>
 #include <event2/event.h>
+
+#include "curl_loop.h"
 
 typedef struct slot {
     struct tlab_http *h;
@@ -24,15 +27,11 @@ typedef struct slot {
     struct slot *next_free;
 } slot;
 
-typedef struct sock_watch {
-    struct event *ev;
-    struct tlab_http *h;
-} sock_watch;
 
 struct tlab_http {
     struct event_base *base;
     CURLM *multi;
-    struct event *timer_ev;
+    tlab_curl_loop *loop;
     struct curl_slist *headers;
     char *url;
     const char *body;
@@ -46,64 +45,7 @@ struct tlab_http {
     unsigned long connections;
 };
 
-static void check_done(tlab_http *h);
-
-static void on_socket_event(evutil_socket_t fd, short what, void *arg) {
-    tlab_http *h = ((sock_watch *)arg)->h; /* the watch may be freed inside socket_action */
-    int flags = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
-    int running = 0;
-    curl_multi_socket_action(h->multi, fd, flags, &running);
-    check_done(h);
-}
-
-static void on_timer(evutil_socket_t fd, short what, void *arg) {
-    tlab_http *h = arg;
-    int running = 0;
-    curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(h);
-}
-
-static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
-    tlab_http *h = userp;
-    sock_watch *w = socketp;
-    if (what == CURL_POLL_REMOVE) {
-        if (w) {
-            event_free(w->ev);
-            free(w);
-        }
-        curl_multi_assign(h->multi, s, NULL);
-        return 0;
-    }
-    short kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
-    if (!w) {
-        w = calloc(1, sizeof *w);
-        if (!w)
-            return -1;
-        w->h = h;
-        w->ev = event_new(h->base, s, kind, on_socket_event, w);
-        if (!w->ev) {
-            free(w);
-            return -1;
-        }
-        curl_multi_assign(h->multi, s, w);
-    } else {
-        event_del(w->ev);
-        event_assign(w->ev, h->base, s, kind, on_socket_event, w);
-    }
-    event_add(w->ev, NULL);
-    return 0;
-}
-
-static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
-    tlab_http *h = userp;
-    if (timeout_ms < 0) {
-        evtimer_del(h->timer_ev);
-    } else {
-        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-        evtimer_add(h->timer_ev, &tv);
-    }
-    return 0;
-}
+static void on_finished(void *arg, CURL *easy, CURLcode rc);
 
 static size_t header_cb(char *data, size_t size, size_t n, void *arg) {
     slot *s = arg;
@@ -133,12 +75,6 @@ static size_t write_cb(char *data, size_t size, size_t n, void *arg) {
 
 tlab_http *tlab_http_new(struct event_base *base, const char *url, const char *body, size_t body_len, long timeout_ms,
                          long max_connections, const tlab_http_callbacks *cb) {
-    static int curl_ready;
-    if (!curl_ready) {
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-            return NULL;
-        curl_ready = 1;
-    }
     tlab_http *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
@@ -148,19 +84,15 @@ tlab_http *tlab_http_new(struct event_base *base, const char *url, const char *b
     h->body_len = body_len;
     h->timeout_ms = timeout_ms;
     h->cb = *cb;
-    h->multi = curl_multi_init();
-    h->timer_ev = evtimer_new(base, on_timer, h);
+    h->loop = tlab_curl_loop_new(base, on_finished, h);
+    h->multi = h->loop ? tlab_curl_loop_multi(h->loop) : NULL;
     h->headers = curl_slist_append(NULL, "Content-Type: application/json");
     if (h->headers)
         h->headers = curl_slist_append(h->headers, "Expect:"); /* no 100-continue round trip */
-    if (!h->url || !h->multi || !h->timer_ev || !h->headers) {
+    if (!h->url || !h->multi || !h->headers) {
         tlab_http_free(h);
         return NULL;
     }
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, max_connections);
     return h;
 }
@@ -235,27 +167,21 @@ static tlab_http_result classify(CURLcode rc, const slot *s) {
     return TLAB_HTTP_FAILED;
 }
 
-static void check_done(tlab_http *h) {
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(h->multi, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        slot *s = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&s);
-        CURLcode rc = msg->data.result;
-        long connects = 0;
-        if (curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
-            h->connections += (unsigned long)connects;
-        tlab_http_result res = classify(rc, s);
-        /* Free the slot before the callback, which may start the next request on it. */
-        curl_multi_remove_handle(h->multi, s->easy);
-        s->active = 0;
-        h->active--;
-        s->next_free = h->free_list;
-        h->free_list = s;
-        h->cb.on_done(s->arg, res, rc == CURLE_OK ? "" : curl_easy_strerror(rc));
-    }
+static void on_finished(void *arg, CURL *easy, CURLcode rc) {
+    tlab_http *h = arg;
+    slot *s = NULL;
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&s);
+    long connects = 0;
+    if (curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
+        h->connections += (unsigned long)connects;
+    tlab_http_result res = classify(rc, s);
+    /* Free the slot before the callback, which may start the next request on it. */
+    curl_multi_remove_handle(h->multi, s->easy);
+    s->active = 0;
+    h->active--;
+    s->next_free = h->free_list;
+    h->free_list = s;
+    h->cb.on_done(s->arg, res, rc == CURLE_OK ? "" : curl_easy_strerror(rc));
 }
 
 size_t tlab_http_active(const tlab_http *h) {
@@ -280,10 +206,7 @@ void tlab_http_free(tlab_http *h) {
         free(h->all[i]);
     }
     free(h->all);
-    if (h->multi)
-        curl_multi_cleanup(h->multi);
-    if (h->timer_ev)
-        event_free(h->timer_ev);
+    tlab_curl_loop_free(h->loop);
     curl_slist_free_all(h->headers);
     free(h->url);
     free(h);

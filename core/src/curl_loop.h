@@ -1,0 +1,24 @@
+/*
+ * curl_loop.h - libcurl's multi interface driven by a libevent loop (curl_multi_socket_action):
+ * curl says which sockets to watch and when its timer is due; libevent says when they fire.
+ * Shared by the gateway's upstream client and tlab-bench, so both have one copy of the glue.
+ *
+ * on_done(arg, easy, result) runs for each finished transfer, from the loop and never from
+ * inside a curl callback, so it may remove, re-add or clean up easy handles.
+ */
+#ifndef TLAB_CURL_LOOP_H
+#define TLAB_CURL_LOOP_H
+
+#include <curl/curl.h>
+#include <event2/event.h>
+
+typedef struct tlab_curl_loop tlab_curl_loop;
+typedef void (*tlab_curl_done_fn)(void *arg, CURL *easy, CURLcode result);
+
+/* Calls curl_global_init on first use. NULL on failure. */
+tlab_curl_loop *tlab_curl_loop_new(struct event_base *base, tlab_curl_done_fn on_done, void *arg);
+CURLM *tlab_curl_loop_multi(tlab_curl_loop *loop);
+/* Cleans up the multi handle; easy handles still attached are the caller's to free first. */
+void tlab_curl_loop_free(tlab_curl_loop *loop);
+
+#endif
