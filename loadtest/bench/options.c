@@ -56,6 +56,9 @@ static void usage(FILE *o) {
           "                         METRIC_mean or METRIC_pNN judge the window; plain METRIC is per request\n"
           "                         and only shapes goodput. Times: us, ms, s; a bare number is ms\n"
           "  --fail-on-slo          exit 1 when the SLO verdict is FAIL\n"
+          "  --early-stop           open loop: stop as soon as the verdict can only be FAIL (the e2e/ttft quantile\n"
+          "                         or error_rate objective is already broken for the whole window, whatever\n"
+          "                         the rest does); the report says when and why. Used by tlab-tune's probes\n"
           "\n"
           "Output:\n"
           "  --profile NAME         label of the run, used in the file name (default \"default\")\n"
@@ -104,7 +107,7 @@ static int duration(const char *opt, const char *v, double *out) {
 
 enum {
     O_URL = 256, O_WORKLOAD, O_MODEL, O_ARRIVAL, O_RATE, O_BURST, O_RATE_END, O_RAMP_TIME, O_STEP_FACTOR, O_STEP_LEN,
-    O_STEP_PERIOD, O_CONC, O_DURATION, O_WARMUP, O_COOLDOWN, O_QUICK, O_TIMEOUT, O_MAXIN, O_SEED, O_SLO, O_FAIL_SLO,
+    O_STEP_PERIOD, O_CONC, O_DURATION, O_WARMUP, O_COOLDOWN, O_QUICK, O_TIMEOUT, O_MAXIN, O_SEED, O_SLO, O_FAIL_SLO, O_EARLY,
     O_PROFILE, O_OUTPUT, O_RUNS_DIR, O_PROGRESS, O_HELP, O_VERSION
 };
 
@@ -117,6 +120,7 @@ int tlab_options_parse(int argc, char **argv, tlab_options *o) {
         {"duration", 1, 0, O_DURATION}, {"warmup", 1, 0, O_WARMUP},       {"cooldown", 1, 0, O_COOLDOWN},
         {"quick", 0, 0, O_QUICK},       {"timeout", 1, 0, O_TIMEOUT},       {"max-inflight", 1, 0, O_MAXIN},
         {"seed", 1, 0, O_SEED},         {"slo", 1, 0, O_SLO},               {"fail-on-slo", 0, 0, O_FAIL_SLO},
+        {"early-stop", 0, 0, O_EARLY},
         {"profile", 1, 0, O_PROFILE},   {"output", 1, 0, O_OUTPUT},         {"runs-dir", 1, 0, O_RUNS_DIR},
         {"progress", 1, 0, O_PROGRESS}, {"help", 0, 0, O_HELP},             {"version", 0, 0, O_VERSION},
         {0, 0, 0, 0}};
@@ -132,7 +136,7 @@ int tlab_options_parse(int argc, char **argv, tlab_options *o) {
     c->concurrency = 8;
     c->timeout_s = 120;
     c->max_inflight = 10000;
-    int arrival_set = 0, burst_set = 0, conc_set = 0, rate_end_set = 0, ramp_set = 0, quick = 0;
+    int arrival_set = 0, burst_set = 0, conc_set = 0, rate_end_set = 0, ramp_set = 0, quick = 0, early = 0;
     int dur_set = 0, warm_set = 0, cool_set = 0;
     double dur = 600, warm = 30, cool = 10;
     long l;
@@ -171,6 +175,7 @@ int tlab_options_parse(int argc, char **argv, tlab_options *o) {
         case O_WARMUP: rc = duration("--warmup", optarg, &warm); warm_set = 1; break;
         case O_COOLDOWN: rc = duration("--cooldown", optarg, &cool); cool_set = 1; break;
         case O_QUICK: quick = 1; break;
+        case O_EARLY: early = 1; break;
         case O_TIMEOUT: rc = duration("--timeout", optarg, &c->timeout_s); break;
         case O_MAXIN: rc = integer("--max-inflight", optarg, 1, &c->max_inflight); break;
         case O_SEED: rc = integer("--seed", optarg, 0, &l); c->seed = (uint64_t)l; break;
@@ -229,6 +234,13 @@ int tlab_options_parse(int argc, char **argv, tlab_options *o) {
     char err[256];
     if (tlab_slo_parse(o->slo_spec, &o->slos, err, sizeof err) != 0)
         return bad("%s%s", err, "");
+    if (early) {
+        if (c->arrival.kind == TLAB_ARRIVAL_CLOSED)
+            return bad("--early-stop needs an open-loop arrival (it judges the schedule's window)%s%s", "", "");
+        if (tlab_early_rule_from_slo(&o->slos, &o->early) != 0)
+            return bad("--early-stop needs an e2e or ttft quantile objective, or error_rate, in --slo%s%s", "", "");
+        c->early = &o->early;
+    }
     /* Every request in flight holds a socket: keep the cap inside the fd limit. */
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {

@@ -16,6 +16,7 @@ typedef struct {
     const char *runs_dir;
     const char *slo_spec;
     tlab_slo_set slos;
+    tlab_early_rule early;  /* used when --early-stop is given (run.early points here) */
     int fail_on_slo;
     int progress;           /* -1 auto (terminal), 0 never, 1 always */
     tlab_run_cfg run;       /* url inside is filled in by main */

@@ -166,6 +166,8 @@ int tlab_report_compute(const tlab_run_result *run, const tlab_slo_set *slos, lo
     }
     if (rep->n_aggregate && rep->completed == 0)
         rep->slo_pass = 0;
+    if (run->early_stop) /* the cut window's figures may look fine; the stop itself proved FAIL */
+        rep->slo_pass = 0;
     tlab_samples_free(&ttft);
     tlab_samples_free(&tpot);
     tlab_samples_free(&itl);

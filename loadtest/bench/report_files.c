@@ -101,6 +101,9 @@ int tlab_report_write_json(const tlab_report *rep, const tlab_report_meta *m, co
     json_object_set_new(gen, "connections_opened", json_integer((json_int_t)m->run->connections));
     json_object_set_new(gen, "wall_seconds", json_real(m->run->wall_s));
     json_object_set_new(gen, "interrupted", json_boolean(m->run->interrupted));
+    json_object_set_new(o, "early_stop", m->run->early_stop ? json_pack("{s:f, s:s}", "at_s", m->run->early_stop_s, "reason",
+                                                                        m->run->early_why)
+                                                            : json_null());
     json_object_set_new(gen, "behind_count", json_integer((json_int_t)rep->n_behind_total));
     json_t *behind = json_array();
     for (int i = 0; i < rep->n_behind; i++) {

@@ -110,6 +110,8 @@ void tlab_report_print(const tlab_report *rep, const tlab_report_meta *meta, FIL
             fprintf(o, "  %-14s <= %-8s %s%-12s %s\n", r->slo->name, r->slo->value, per_request ? "worst " : "", v,
                     per_request ? "(per request: goodput)" : r->pass ? "ok" : "MISSED");
         }
+        if (meta->run->early_stop)
+            fprintf(o, "%-40sat %.1f s: %s\n", "Early stop (FAIL certain):", meta->run->early_stop_s, meta->run->early_why);
         if (rep->n_aggregate)
             fprintf(o, "%-40s%s\n", "SLO verdict:", rep->slo_pass ? "PASS" : "FAIL");
     }

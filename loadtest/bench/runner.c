@@ -33,7 +33,8 @@ typedef struct run {
     tlab_run_result *res;
     struct event_base *base;
     tlab_http *http;
-    struct event *send_ev, *progress_ev, *sigint_ev, *sigterm_ev;
+    struct event *send_ev, *progress_ev, *sigint_ev, *sigterm_ev, *early_ev;
+    size_t planned;        /* requests due in the window, for early stop */
     double t0;
     double end_s;          /* no request is due at or after this */
     tlab_arrival arrival;
@@ -182,6 +183,50 @@ static void on_progress(evutil_socket_t fd, short what, void *arg) {
     fflush(stdout);
 }
 
+/* The number of requests the schedule puts in [from, to): the same generator, walked ahead. */
+static size_t count_due(const tlab_arrival_cfg *cfg, uint64_t seed, double from, double to) {
+    tlab_arrival a;
+    tlab_arrival_init(&a, cfg, seed);
+    size_t n = 0;
+    for (double t = tlab_arrival_next(&a); t < to; t = tlab_arrival_next(&a))
+        n += t >= from;
+    return n;
+}
+
+/* Early stop: classify the window's requests so far; stop the run when FAIL is certain. */
+static void on_early_check(evutil_socket_t fd, short what, void *arg) {
+    run *r = arg;
+    const tlab_early_rule *rule = r->cfg->early;
+    double t = now_s(r);
+    tlab_early_counts c = {.planned = r->planned};
+    for (size_t i = 0; i < r->res->reqs.n; i++) {
+        const tlab_req *q = tlab_reqs_at(&r->res->reqs, i);
+        if (!q->in_window)
+            continue;
+        int finished = q->done >= 0 || q->kind != TLAB_K_OK;
+        if (finished && q->kind != TLAB_K_OK) {
+            c.failed++;
+            continue;
+        }
+        if (!rule->has_latency)
+            continue;
+        double mark = rule->metric == TLAB_M_TTFT ? q->first : q->done;
+        if (mark >= 0)
+            c.late_ok += mark - q->sched > rule->limit_s;
+        else
+            c.late_inflight += t - q->sched > rule->limit_s;
+    }
+    if (!tlab_early_certain_fail(rule, &c, r->res->early_why, sizeof r->res->early_why))
+        return;
+    r->res->early_stop = 1;
+    r->res->early_stop_s = t;
+    r->sending = 0;
+    r->res->send_end_s = t;
+    if (r->res->window_end > t)
+        r->res->window_end = t > r->res->window_start ? t : r->res->window_start;
+    event_base_loopbreak(r->base); /* what is still in flight ends as unfinished */
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
     run *r = arg;
     double t = now_s(r);
@@ -223,6 +268,8 @@ int tlab_run(const tlab_run_cfg *cfg, const tlab_workload *w, tlab_run_result *r
         r.sigterm_ev = evsignal_new(r.base, SIGTERM, on_signal, &r);
         if (cfg->progress)
             r.progress_ev = event_new(r.base, -1, EV_PERSIST, on_progress, &r);
+        if (cfg->early && cfg->arrival.kind != TLAB_ARRIVAL_CLOSED)
+            r.early_ev = event_new(r.base, -1, EV_PERSIST, on_early_check, &r);
     }
     if (!r.base || !r.http || !r.send_ev || !r.sigint_ev || !r.sigterm_ev || (cfg->progress && !r.progress_ev)) {
         snprintf(err, errlen, "could not set up the event loop or libcurl");
@@ -233,6 +280,11 @@ int tlab_run(const tlab_run_cfg *cfg, const tlab_workload *w, tlab_run_result *r
     if (r.progress_ev) {
         struct timeval one = {1, 0};
         event_add(r.progress_ev, &one);
+    }
+    if (r.early_ev) {
+        r.planned = count_due(&cfg->arrival, cfg->seed, res->window_start, res->window_end);
+        struct timeval fifth = {0, 200000};
+        event_add(r.early_ev, &fifth);
     }
     r.sending = 1;
     r.t0 = mono();
@@ -263,6 +315,8 @@ out:
         event_free(r.send_ev);
     if (r.progress_ev)
         event_free(r.progress_ev);
+    if (r.early_ev)
+        event_free(r.early_ev);
     if (r.sigint_ev)
         event_free(r.sigint_ev);
     if (r.sigterm_ev)

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "arrival.h"
+#include "early_stop.h"
 #include "record.h"
 #include "workload.h"
 
@@ -21,6 +22,7 @@ typedef struct {
     double timeout_s;
     long max_inflight;
     int progress;          /* print the live line (stdout is a terminal) */
+    const tlab_early_rule *early; /* open loop: stop once the verdict can only be FAIL; NULL = off */
 } tlab_run_cfg;
 
 typedef struct {
@@ -32,6 +34,9 @@ typedef struct {
     long peak_inflight;
     unsigned long connections;
     int interrupted;       /* SIGINT/SIGTERM cut the run short */
+    int early_stop;        /* cfg->early fired: the verdict is FAIL whatever the figures say */
+    double early_stop_s;   /* when */
+    char early_why[256];
 } tlab_run_result;
 
 /* Runs to completion (all sent requests answered or failed). Returns 0, or -1 with a message
