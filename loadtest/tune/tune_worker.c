@@ -1,0 +1,234 @@
+/*
+ * tune_worker.c - start, health-wait and stop the measured worker (see tune_worker.h).
+ */
+#include "tune_worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+extern char **environ;
+
+static double mono(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void nap(double s) {
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+int tune_free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static int port_answers(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *ud) {
+    (void)p;
+    (void)ud;
+    return size * n;
+}
+
+/* 1 when /health answers 200 within a second. */
+static int healthy(int port) {
+    CURL *c = curl_easy_init();
+    if (!c)
+        return 0;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/health", port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status == 200;
+}
+
+void tune_log_tail(const char *path, char *out, size_t len, int lines) {
+    snprintf(out, len, "(no log)");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return;
+    char buf[4096];
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : 0;
+    long from = size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0;
+    fseek(f, from, SEEK_SET);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    char *start = buf + n;
+    for (int seen = 0; start > buf; start--)
+        if (start[-1] == '\n' && ++seen == lines)
+            break;
+    snprintf(out, len, "%s", n ? start : "(empty log)");
+}
+
+/* vLLM's (and tlab-sim's) ways of saying the GPU is too small for these knobs. */
+static int looks_like_oom(const char *text) {
+    static const char *const marks[] = {"OutOfMemoryError", "out of memory", "No available memory for the cache blocks",
+                                        "larger than the available KV cache memory", NULL};
+    for (size_t i = 0; marks[i]; i++)
+        if (strstr(text, marks[i]))
+            return 1;
+    return 0;
+}
+
+static pid_t spawn(char *const *argv, char *const *env, const char *log_path, char *err, size_t errlen) {
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) != 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "fork: %s", strerror(errno));
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a tuner killed with -9 must not leave its worker behind */
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in >= 0)
+            dup2(in, 0);
+        if (out >= 0) {
+            dup2(out, 1);
+            dup2(out, 2);
+        }
+        for (size_t i = 0; env && env[i]; i++)
+            putenv(env[i]);
+        execvp(argv[0], argv);
+        int e = errno;
+        if (write(pipefd[1], &e, sizeof e) < 0)
+            _exit(127);
+        _exit(127);
+    }
+    setpgid(pid, pid); /* also from here, so the group exists before we might signal it */
+    close(pipefd[1]);
+    int e = 0;
+    ssize_t got = read(pipefd[0], &e, sizeof e);
+    close(pipefd[0]);
+    if (got == (ssize_t)sizeof e) {
+        waitpid(pid, NULL, 0);
+        snprintf(err, errlen, "cannot run %s: %s", argv[0], strerror(e));
+        return -1;
+    }
+    return pid;
+}
+
+tune_worker_status tune_worker_start(tune_worker *w, char *const *argv, char *const *env, int port, const char *log_path,
+                                     double timeout_s, volatile int *stop_flag) {
+    memset(w, 0, sizeof *w);
+    w->pid = -1;
+    w->port = port;
+    snprintf(w->log_path, sizeof w->log_path, "%s", log_path);
+    if (port_answers(port)) {
+        snprintf(w->error, sizeof w->error, "something already listens on 127.0.0.1:%d; it would be measured instead of the worker",
+                 port);
+        return TUNE_WORKER_SPAWN;
+    }
+    w->pid = spawn(argv, env, log_path, w->error, sizeof w->error);
+    if (w->pid < 0)
+        return TUNE_WORKER_SPAWN;
+    double deadline = mono() + timeout_s;
+    for (;;) {
+        if (!tune_worker_alive(w))
+            return looks_like_oom(w->error) ? TUNE_WORKER_OOM : TUNE_WORKER_CRASH;
+        if (healthy(port))
+            return TUNE_WORKER_READY;
+        if (stop_flag && *stop_flag) {
+            tune_worker_stop(w, 5);
+            snprintf(w->error, sizeof w->error, "interrupted while the worker was starting");
+            return TUNE_WORKER_INTERRUPTED;
+        }
+        if (mono() > deadline) {
+            char tail[1800];
+            tune_log_tail(w->log_path, tail, sizeof tail, 8);
+            tune_worker_stop(w, 10);
+            snprintf(w->error, sizeof w->error, "not healthy after %.0f s; log: %s", timeout_s, tail);
+            return TUNE_WORKER_TIMEOUT;
+        }
+        nap(0.1);
+    }
+}
+
+int tune_worker_alive(tune_worker *w) {
+    if (w->pid <= 0)
+        return 0;
+    int st;
+    pid_t r = waitpid(w->pid, &st, WNOHANG);
+    if (r == 0)
+        return 1;
+    if (r == w->pid) {
+        char tail[1800];
+        tune_log_tail(w->log_path, tail, sizeof tail, 8);
+        snprintf(w->error, sizeof w->error, "%s (%s %d); log: %s", "worker exited",
+                 WIFSIGNALED(st) ? "signal" : "status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), tail);
+        kill(-w->pid, SIGKILL); /* whatever it left in its group */
+        w->pid = -1;
+    }
+    return 0;
+}
+
+void tune_worker_stop(tune_worker *w, double grace_s) {
+    if (w->pid <= 0)
+        return;
+    kill(-w->pid, SIGTERM);
+    double deadline = mono() + grace_s;
+    int st;
+    while (waitpid(w->pid, &st, WNOHANG) == 0) {
+        if (mono() > deadline) {
+            kill(-w->pid, SIGKILL);
+            waitpid(w->pid, &st, 0);
+            break;
+        }
+        nap(0.05);
+    }
+    kill(-w->pid, SIGKILL); /* children that outlived their parent */
+    w->pid = -1;
+}
+
+const char *tune_worker_status_name(tune_worker_status s) {
+    static const char *const names[] = {"ready", "oom", "crash", "timeout", "spawn_failed", "interrupted"};
+    return (unsigned)s < sizeof names / sizeof *names ? names[s] : "?";
+}
