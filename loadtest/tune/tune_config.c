@@ -238,8 +238,10 @@ int tune_config_load(const char *path, tune_config *c, char *err, size_t errlen)
     memset(c, 0, sizeof *c);
     c->path = strdup(path);
     json_t *root = tlab_yaml_load_file(path, err, errlen);
-    if (!root)
+    if (!root) {
+        tune_config_free(c);
         return -1;
+    }
     checker k = {.file = path, .marks = json_object(), .err = err, .errlen = errlen};
     FILE *f = fopen(path, "rb");
     if (f) {

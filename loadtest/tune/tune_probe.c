@@ -80,9 +80,10 @@ int tune_probe_parse(const json_t *j, double scale, double miss_fraction, tune_p
     p->completed = (long)num(j, "completed");
     p->failed = (long)num(j, "failed");
     p->good = (long)json_integer_value(json_object_get(slo, "good_requests"));
-    p->throughput = num(j, "request_throughput") * scale;
-    p->goodput = num(j, "request_goodput") * scale;
-    p->output_tps = num(j, "output_throughput") * scale;
+    /* The bench's clock runs `scale` times faster: its rates are `scale` times higher, its times shorter. */
+    p->throughput = num(j, "request_throughput") / scale;
+    p->goodput = num(j, "request_goodput") / scale;
+    p->output_tps = num(j, "output_throughput") / scale;
     p->error_rate = num(j, "error_rate");
     p->e2e_p50_s = num(j, "median_e2el_ms") * 1e-3 * scale;
     p->e2e_p95_s = num(j, "p95_e2el_ms") * 1e-3 * scale;
