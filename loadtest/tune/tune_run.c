@@ -179,6 +179,8 @@ static json_t *measure(tuner *t, const char *stage, size_t index, const char *id
     sup_free_argv(argv);
     if (ws == TUNE_WORKER_INTERRUPTED)
         return NULL;
+    /* For a failure, how long it took to notice: a worker that dies while starting must be seen at once. */
+    json_object_set_new(e, "startup_s", json_real(tune_progress_elapsed(&t->prog) - t0));
     if (ws != TUNE_WORKER_READY) {
         set_status(e, tune_worker_status_name(ws), t->worker.error);
         tune_runfile_save(&t->rf);
@@ -186,7 +188,8 @@ static json_t *measure(tuner *t, const char *stage, size_t index, const char *id
         tune_progress_point_done(&t->prog, msg);
         return e;
     }
-    json_object_set_new(e, "startup_s", json_real(tune_progress_elapsed(&t->prog) - t0));
+    json_object_set_new(e, "worker_pid", json_integer(t->worker.pid));
+    tune_runfile_save(&t->rf);
     t->worker_died = 0;
     tune_search_result res = {.best_rate = rate};
     if (search) {
