@@ -15,6 +15,8 @@
 
 #include <event2/event.h>
 
+#include "auth.h"
+#include "auth_keys.h"
 #include "config.h"
 #include "dispatch.h"
 #include "gateway.h"
@@ -144,6 +146,10 @@ int main(int argc, char **argv) {
         LOG_ERROR("cannot create the event loop");
         goto out;
     }
+    if (tlab_auth_init(&cfg) != 0) {
+        LOG_ERROR("out of memory setting up the API keys' limits");
+        goto out;
+    }
     tlab_gw.upstream = tlab_upstream_new(tlab_gw.base, &cfg);
     if (!tlab_gw.upstream) {
         LOG_ERROR("cannot initialise libcurl");
@@ -170,6 +176,16 @@ int main(int argc, char **argv) {
     evsignal_add(sighup, NULL);
     LOG_INFO("tlab-gateway %s listening on http://%s:%d (upstream %s, %zu plugin%s)", TLAB_VERSION, cfg.listen_host,
              tlab_gw.port, cfg.upstream_url, tlab_plugins_count(), tlab_plugins_count() == 1 ? "" : "s");
+    if (cfg.keyring)
+        LOG_INFO("auth on: %zu API key%s from %s", cfg.keyring->n, cfg.keyring->n == 1 ? "" : "s", cfg.auth_keys_file);
+    else
+        LOG_INFO("auth off (auth.keys_file is empty): any client may call");
+    if (tlab_gw.admin_http) {
+        LOG_INFO("admin routes (/metrics, /admin/...) on http://%s:%d only", cfg.admin_host, tlab_gw.admin_port);
+        if (strncmp(cfg.admin_host, "127.", 4) != 0 && strcmp(cfg.admin_host, "::1") != 0 && strcmp(cfg.admin_host, "localhost") != 0)
+            LOG_WARN("admin.listen.host %s is not a loopback address: the admin routes take no key there; firewall that port",
+                     cfg.admin_host);
+    }
     event_base_dispatch(tlab_gw.base);
     LOG_INFO("stopped");
     rc = 0;
@@ -190,6 +206,7 @@ out:
     tlab_process_shutdown();
     tlab_dispatch_shutdown();
     tlab_upstream_free(tlab_gw.upstream);
+    tlab_auth_shutdown();
     if (tlab_gw.base)
         event_base_free(tlab_gw.base);
     tlab_config_free(&cfg);

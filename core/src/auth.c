@@ -1,0 +1,278 @@
+/*
+ * auth.c - API keys and per-key limits on the request path (see auth.h). Keys are looked up by
+ * their SHA-256 in constant time (auth_keys.c); the limits are token buckets (rate_limit.c)
+ * evaluated on the loop, so nothing here blocks or needs a thread.
+ */
+#include "auth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/keyvalq_struct.h>
+
+#include "auth_keys.h"
+#include "gateway.h"
+#include "log.h"
+#include "metrics_registry.h"
+#include "rate_limit.h"
+#include "usage_meter.h"
+
+typedef struct tlab_access tlab_access;
+
+struct tlab_access {
+    long key;
+    int64_t reserved;        /* tokens taken from the key's bucket at admission; 0 before */
+    int64_t prompt_estimate; /* the prompt's share of `reserved` */
+    int admitted;
+    int metering;            /* the key has a token limit: read usage from the response */
+    tlab_usage_meter meter;
+};
+
+static const tlab_keyring *ring;
+static tlab_limiter *limiters;
+static long default_max_tokens;
+
+/* Failed attempts can come in floods: one log line per second at most, with a count. */
+static uint64_t last_fail_log_us;
+static unsigned long fails_unlogged;
+
+static void count(const char *family, const char *help, const char *labels, double n) {
+    tlab_metric *m = tlab_metric_register(TLAB_METRIC_COUNTER, family, help, NULL, 0);
+    if (m)
+        tlab_metric_add(m, labels, n);
+}
+
+#define AUTH_FAILURES "gateway_auth_failures_total"
+#define AUTH_FAILURES_HELP "Requests refused for a missing, unknown or insufficient API key, by reason"
+#define RATE_LIMITED "gateway_rate_limited_total"
+#define RATE_LIMITED_HELP "Requests refused by a key's rate limit, by key name and limit (requests, tokens, too_large)"
+#define KEY_TOKENS "gateway_key_tokens_total"
+#define KEY_TOKENS_HELP "Tokens charged to each API key after settlement (prompt + completion)"
+
+int tlab_auth_init(const tlab_config *cfg) {
+    ring = cfg->keyring;
+    default_max_tokens = cfg->max_tokens;
+    if (!ring)
+        return 0;
+    if (!(limiters = calloc(ring->n, sizeof *limiters)))
+        return -1;
+    uint64_t now = tlab_now_us();
+    for (size_t i = 0; i < ring->n; i++)
+        tlab_limiter_init(&limiters[i], ring->keys[i].requests_per_minute, ring->keys[i].tokens_per_minute, now);
+    /* Registered up front so /metrics shows the families before the first refusal. */
+    tlab_metric_register(TLAB_METRIC_COUNTER, AUTH_FAILURES, AUTH_FAILURES_HELP, NULL, 0);
+    tlab_metric_register(TLAB_METRIC_COUNTER, RATE_LIMITED, RATE_LIMITED_HELP, NULL, 0);
+    tlab_metric_register(TLAB_METRIC_COUNTER, KEY_TOKENS, KEY_TOKENS_HELP, NULL, 0);
+    return 0;
+}
+
+void tlab_auth_shutdown(void) {
+    free(limiters);
+    limiters = NULL;
+    ring = NULL;
+}
+
+int tlab_auth_enabled(void) {
+    return ring != NULL;
+}
+
+const char *tlab_auth_key_name(long key) {
+    return ring && key >= 0 && (size_t)key < ring->n ? ring->keys[key].name : NULL;
+}
+
+static void refuse(struct evhttp_request *http, int status, const char *type, const char *reason, const char *message) {
+    char labels[64];
+    snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
+    count(AUTH_FAILURES, AUTH_FAILURES_HELP, labels, 1);
+
+    uint64_t now = tlab_now_us();
+    if (now - last_fail_log_us >= 1000000) {
+        char *peer = NULL;
+        ev_uint16_t port = 0;
+        struct evhttp_connection *evcon = evhttp_request_get_connection(http);
+        if (evcon)
+            evhttp_connection_get_peer(evcon, &peer, &port);
+        tlab_log(TLAB_LOG_INFO, "auth", "%d %s from %s:%u on %s (%lu more refused since the last line)", status, reason,
+                 peer ? peer : "?", (unsigned)port, evhttp_request_get_uri(http), fails_unlogged);
+        last_fail_log_us = now;
+        fails_unlogged = 0;
+    } else {
+        fails_unlogged++;
+    }
+    tlab_error err;
+    tlab_error_set(&err, status, type, NULL, "%s", message);
+    err.code = status == 401 ? "invalid_api_key" : NULL;
+    if (status == 401)
+        evhttp_add_header(evhttp_request_get_output_headers(http), "WWW-Authenticate", "Bearer");
+    tlab_http_send_error(http, &err, 0);
+}
+
+long tlab_auth_check(struct evhttp_request *http, int need_admin) {
+    if (!ring)
+        return TLAB_AUTH_OPEN;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(http), "Authorization");
+    const char *key = NULL;
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+        for (key = h + 7; *key == ' '; key++)
+            ;
+        if (!*key)
+            key = NULL;
+    }
+    if (!key) {
+        refuse(http, 401, "invalid_request_error", "missing_key",
+               "You didn't provide an API key. You need to provide your API key in an Authorization header using "
+               "Bearer auth (i.e. Authorization: Bearer YOUR_KEY).");
+        return -1;
+    }
+    /* The key is never echoed, not even in part: a log or an error body is no place for it. */
+    long idx = tlab_keyring_find(ring, key, strlen(key));
+    if (idx < 0) {
+        refuse(http, 401, "invalid_request_error", "invalid_key", "Incorrect API key provided.");
+        return -1;
+    }
+    if (need_admin && !ring->keys[idx].admin) {
+        refuse(http, 403, "permission_error", "not_admin", "This API key is not allowed to use admin routes.");
+        return -1;
+    }
+    return idx;
+}
+
+int tlab_auth_attach(tlab_request *r, long key) {
+    if (key < 0)
+        return 0;
+    if (!(r->access = calloc(1, sizeof *r->access)))
+        return -1;
+    r->access->key = key;
+    return 0;
+}
+
+const char *tlab_auth_request_key_name(const tlab_request *r) {
+    return r->access ? tlab_auth_key_name(r->access->key) : NULL;
+}
+
+static void add_header(tlab_request *r, const char *name, long long value) {
+    tlab_header *h = calloc(1, sizeof *h);
+    char v[32];
+    snprintf(v, sizeof v, "%lld", value);
+    if (!h || !(h->name = strdup(name)) || !(h->value = strdup(v))) {
+        if (h)
+            free(h->name);
+        free(h);
+        return;
+    }
+    h->next = r->response_headers;
+    r->response_headers = h;
+}
+
+/* OpenAI's x-ratelimit-* headers, for the limits the key has. */
+static void add_limit_headers(tlab_request *r, tlab_limiter *l, uint64_t now) {
+    if (l->requests.per_minute) {
+        add_header(r, "x-ratelimit-limit-requests", l->requests.per_minute);
+        add_header(r, "x-ratelimit-remaining-requests", tlab_bucket_tokens(&l->requests, now));
+    }
+    if (l->tokens.per_minute) {
+        add_header(r, "x-ratelimit-limit-tokens", l->tokens.per_minute);
+        add_header(r, "x-ratelimit-remaining-tokens", tlab_bucket_tokens(&l->tokens, now));
+    }
+}
+
+static const char *limit_name(tlab_limit_result res) {
+    return res == TLAB_LIMIT_REQUESTS ? "requests" : res == TLAB_LIMIT_TOKENS ? "tokens" : "too_large";
+}
+
+static void rate_limited(const char *key_name, tlab_limit_result res) {
+    char labels[128];
+    snprintf(labels, sizeof labels, "key=\"%s\",limit=\"%s\"", key_name, limit_name(res));
+    count(RATE_LIMITED, RATE_LIMITED_HELP, labels, 1);
+}
+
+int tlab_auth_admit(tlab_request *r) {
+    tlab_access *a = r->access;
+    if (!a || !ring)
+        return 0;
+    tlab_limiter *l = &limiters[a->key];
+    const tlab_api_key *k = &ring->keys[a->key];
+    uint64_t now = tlab_now_us();
+    /* The same prompt estimate as admission.lua's req.prompt_tokens (about 4 bytes a token). */
+    int64_t prompt = (int64_t)(r->info.prompt_token_ids + (r->info.prompt_bytes + 3) / 4);
+    int64_t reserve = prompt + (r->info.max_tokens >= 0 ? r->info.max_tokens : default_max_tokens);
+    int retry = 0;
+    tlab_limit_result res = tlab_limiter_admit(l, reserve, now, &retry);
+    if (res != TLAB_LIMIT_OK) {
+        tlab_error err;
+        if (res == TLAB_LIMIT_TOO_LARGE)
+            tlab_error_set(&err, 429, "tokens", NULL,
+                           "Request too large for key '%s': it reserves %lld tokens (prompt estimate %lld + max_tokens), more "
+                           "than its limit of %lld tokens per minute. Lower max_tokens.",
+                           k->name, (long long)reserve, (long long)prompt, k->tokens_per_minute);
+        else if (res == TLAB_LIMIT_REQUESTS)
+            tlab_error_set(&err, 429, "requests", NULL,
+                           "Rate limit reached for key '%s' on requests per minute: limit %lld. Please try again in %ds.",
+                           k->name, k->requests_per_minute, retry);
+        else
+            tlab_error_set(&err, 429, "tokens", NULL,
+                           "Rate limit reached for key '%s' on tokens per minute: limit %lld, requested %lld. Please try "
+                           "again in %ds.",
+                           k->name, k->tokens_per_minute, (long long)reserve, retry);
+        err.code = "rate_limit_exceeded";
+        rate_limited(k->name, res);
+        add_limit_headers(r, l, now);
+        tlab_request_fail(r, &err, retry);
+        return -1;
+    }
+    a->admitted = 1;
+    a->reserved = reserve;
+    a->prompt_estimate = prompt;
+    /* Every admitted request is metered, so gateway_key_tokens_total is real usage for
+     * unlimited keys too; only keys with a token limit have a bucket to settle. */
+    a->metering = 1;
+    tlab_usage_meter_init(&a->meter, r->info.stream);
+    add_limit_headers(r, l, now);
+    tlab_log(TLAB_LOG_DEBUG, r->id, "key=%s reserved=%lld tokens", k->name, (long long)reserve);
+    return 0;
+}
+
+int tlab_auth_admit_call(struct evhttp_request *http, long key) {
+    if (key < 0 || !ring)
+        return 0;
+    int retry = 0;
+    tlab_limit_result res = tlab_limiter_admit(&limiters[key], 0, tlab_now_us(), &retry);
+    if (res == TLAB_LIMIT_OK)
+        return 0;
+    const tlab_api_key *k = &ring->keys[key];
+    tlab_error err;
+    tlab_error_set(&err, 429, "requests", NULL,
+                   "Rate limit reached for key '%s' on requests per minute: limit %lld. Please try again in %ds.", k->name,
+                   k->requests_per_minute, retry);
+    err.code = "rate_limit_exceeded";
+    rate_limited(k->name, res);
+    tlab_http_send_error(http, &err, retry);
+    return -1;
+}
+
+void tlab_auth_on_data(tlab_request *r, const char *data, size_t len) {
+    if (r->access && r->access->metering)
+        tlab_usage_meter_feed(&r->access->meter, data, len);
+}
+
+void tlab_auth_settle(tlab_request *r) {
+    tlab_access *a = r->access;
+    if (!a)
+        return;
+    r->access = NULL;
+    if (a->admitted && ring) {
+        tlab_usage_meter_end(&a->meter);
+        int64_t used = tlab_usage_charge(&a->meter, r->t[TLAB_EV_DISPATCHED] != 0, r->status, a->prompt_estimate, a->reserved);
+        tlab_limiter_settle(&limiters[a->key], a->reserved, used, tlab_now_us());
+        tlab_usage_meter_free(&a->meter);
+        const char *name = ring->keys[a->key].name;
+        char labels[96];
+        snprintf(labels, sizeof labels, "key=\"%s\"", name);
+        count(KEY_TOKENS, KEY_TOKENS_HELP, labels, (double)used);
+        tlab_log(TLAB_LOG_DEBUG, r->id, "key=%s reserved=%lld charged=%lld tokens", name, (long long)a->reserved,
+                 (long long)used);
+    }
+    free(a);
+}
