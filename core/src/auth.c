@@ -94,8 +94,11 @@ static void refuse(struct evhttp_request *http, int status, const char *type, co
         struct evhttp_connection *evcon = evhttp_request_get_connection(http);
         if (evcon)
             evhttp_connection_get_peer(evcon, &peer, &port);
-        tlab_log(TLAB_LOG_INFO, "auth", "%d %s from %s:%u on %s (%lu more refused since the last line)", status, reason,
-                 peer ? peer : "?", (unsigned)port, evhttp_request_get_uri(http), fails_unlogged);
+        char more[64] = "";
+        if (fails_unlogged)
+            snprintf(more, sizeof more, " (and %lu more refused since the last line)", fails_unlogged);
+        tlab_log(TLAB_LOG_INFO, "auth", "%d %s from %s:%u on %s%s", status, reason, peer ? peer : "?", (unsigned)port,
+                 evhttp_request_get_uri(http), more);
         last_fail_log_us = now;
         fails_unlogged = 0;
     } else {

@@ -103,10 +103,9 @@ static int load_entry(kloader *ld, tlab_keyring *kr, size_t idx, const yaml_node
     char path[96], got[64];
     int have_key = 0;
     k->line = (int)item->start_mark.line + 1;
-    if (item->type != YAML_MAPPING_NODE) {
-        tlab_yaml_describe(item, got, sizeof got);
-        return kfail(ld, item->start_mark, "'keys[%zu]' must be a mapping with name and key, got %s", idx, got);
-    }
+    if (item->type != YAML_MAPPING_NODE) /* not quoted: a bare scalar here is likely a key */
+        return kfail(ld, item->start_mark, "'keys[%zu]' must be a mapping with name and key, got a %s", idx,
+                     item->type == YAML_SCALAR_NODE ? "scalar" : "sequence");
     for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key), *v = yaml_document_get_node(ld->doc, p->value);
         if (kn->type != YAML_SCALAR_NODE)

@@ -572,7 +572,7 @@ static int apply_set(loader *ld, const char *set) {
         return fail(ld, none, "expected key=value, e.g. listen.port=8001");
     char key[128];
     snprintf(key, sizeof key, "%.*s", (int)(eq - set), set);
-    if (strncmp(key, "plugins", 7) == 0 && (key[7] == '\0' || key[7] == '['))
+    if (strncmp(key, "plugins", 7) == 0 && (key[7] == '\0' || key[7] == '[' || key[7] == '.'))
         return fail(ld, none, "entries of the plugins list cannot be set from the command line; edit the config file");
 
     /* "a.b.c": section "a.b", key "c"; a name with no section is a top-level key. */
