@@ -169,15 +169,16 @@ static void add_header(tlab_request *r, const char *name, long long value) {
     r->response_headers = h;
 }
 
-/* OpenAI's x-ratelimit-* headers, for the limits the key has. */
+/* OpenAI's x-ratelimit-* headers, for the limits the key has (added last to first: the list
+ * is sent from its head). */
 static void add_limit_headers(tlab_request *r, tlab_limiter *l, uint64_t now) {
-    if (l->requests.per_minute) {
-        add_header(r, "x-ratelimit-limit-requests", l->requests.per_minute);
-        add_header(r, "x-ratelimit-remaining-requests", tlab_bucket_tokens(&l->requests, now));
-    }
     if (l->tokens.per_minute) {
-        add_header(r, "x-ratelimit-limit-tokens", l->tokens.per_minute);
         add_header(r, "x-ratelimit-remaining-tokens", tlab_bucket_tokens(&l->tokens, now));
+        add_header(r, "x-ratelimit-limit-tokens", l->tokens.per_minute);
+    }
+    if (l->requests.per_minute) {
+        add_header(r, "x-ratelimit-remaining-requests", tlab_bucket_tokens(&l->requests, now));
+        add_header(r, "x-ratelimit-limit-requests", l->requests.per_minute);
     }
 }
 
