@@ -23,11 +23,19 @@
 
 #define TLAB_AUTH_OPEN (-2L) /* auth is off: no key is needed and none is checked */
 
-/* Takes cfg->keyring (may be NULL: auth off) for the gateway's lifetime and sets up one
+/* Takes over cfg->keyring (NULL: auth off; cfg->keyring is NULL afterwards) and sets up one
  * limiter per key. Returns 0, or -1 on allocation failure. */
-int tlab_auth_init(const tlab_config *cfg);
+int tlab_auth_init(tlab_config *cfg);
+/*
+ * Reads auth.keys_file again (SIGHUP). On success the new keys apply to the next request, and
+ * each key that keeps its name and limits keeps its buckets; requests under way settle against
+ * their key's new bucket. On failure the old keys stay in force, the error is logged, and -1 is
+ * returned. A no-op with auth off (turning auth on or off needs a restart).
+ */
+int tlab_auth_reload(void);
 void tlab_auth_shutdown(void);
 int tlab_auth_enabled(void);
+size_t tlab_auth_key_count(void);
 
 /*
  * Checks the Authorization header of `http`. Returns the key's index (>= 0), or TLAB_AUTH_OPEN

@@ -9,10 +9,12 @@ request while the first streams, a cancelled stream gives back its unused tokens
 real usage (usage.completion_tokens) settles so that a request that would not fit without the
 refund passes; gateway_key_tokens_total is the real usage; admission.lua sees req.api_key_name;
 the admin listener serves /metrics and /admin/*, the main port 404s them; without an admin
-listener they need an admin key (401 / 403 / 200). No key text reaches the logs.
+listener they need an admin key (401 / 403 / 200); SIGHUP reloads the keys file (a broken one
+keeps the old keys). No key text reaches the logs.
 """
 import json
 import os
+import signal
 import socket
 import tempfile
 import time
@@ -93,8 +95,9 @@ tok_limit = 2 * reserve - 20
 
 tmp = tempfile.mkdtemp(prefix="tlab-auth-")
 os.makedirs(os.path.join(tmp, "auth"))
-with open(os.path.join(tmp, "auth", "keys.yaml"), "w") as f:
-    f.write(f"""keys:
+keys_file = os.path.join(tmp, "auth", "keys.yaml")
+with open(keys_file, "w") as f:
+    f.write(keys_text := f"""keys:
   - {{name: open, key: {KEYS['open']}}}
   - {{name: rpm, key: {KEYS['rpm']}, requests_per_minute: 30}}
   - {{name: tok, key: {KEYS['tok']}, tokens_per_minute: {tok_limit}}}
@@ -226,6 +229,31 @@ t.check((t.metric(admin_port, "gateway_rate_limited_total", 'key="big",limit="to
 # The tok key's first two requests were settled from the usage the worker reported.
 charged = t.metric(admin_port, "gateway_key_tokens_total", 'key="tok"')
 t.check(charged == 2 * used, f"gateway_key_tokens_total{{key=tok}} {charged} != {2 * used}")
+
+# --- SIGHUP reloads the keys file; a broken one leaves the old keys in force ---
+KEYS["new"] = "sk-tlab-test-new-0123456789"
+with open(keys_file + ".tmp", "w") as f:
+    f.write(keys_text.replace(f"  - {{name: open, key: {KEYS['open']}}}", f"  - {{name: new, key: {KEYS['new']}}}"))
+os.rename(keys_file + ".tmp", keys_file)
+os.kill(gw.pid, signal.SIGHUP)
+deadline, st = time.monotonic() + 5, 0
+while time.monotonic() < deadline and st != 200:
+    time.sleep(0.05)
+    st = completion(port, "new")[0]
+t.check(st == 200, f"a key added by the reload: {st}")
+t.check(completion(port, "open")[0] == 401, "a key removed by the reload")
+with open(keys_file, "w") as f:
+    f.write("keys:\n  - name: new\n    key: short\n")
+os.kill(gw.pid, signal.SIGHUP)
+deadline = time.monotonic() + 5
+while time.monotonic() < deadline and "keys file not reloaded" not in gw.output():
+    time.sleep(0.05)
+t.check(f"{keys_file}:3:10: 'keys[0].key' must be 16..512" in gw.output(), "the reload error names file:line:col")
+t.check(completion(port, "new")[0] == 200, "after a broken reload the previous keys stay")
+t.check(t.metric(admin_port, "gateway_auth_reloads_total", 'result="ok"') == 1
+        and t.metric(admin_port, "gateway_auth_reloads_total", 'result="error"') == 1, "gateway_auth_reloads_total")
+with open(keys_file, "w") as f:
+    f.write(keys_text)
 
 # --- without an admin listener, the operator routes need an admin key on the main port ---
 gw2, port2 = t.start_gateway(sim_port, config=cfg, sets=["admin.listen.port="])
