@@ -179,11 +179,18 @@ static void refuse(struct evhttp_request *http, int status, const char *type, co
         struct evhttp_connection *evcon = evhttp_request_get_connection(http);
         if (evcon)
             evhttp_connection_get_peer(evcon, &peer, &port);
-        char more[64] = "";
+        char more[64] = "", path[96];
         if (fails_unlogged)
             snprintf(more, sizeof more, " (and %lu more refused since the last line)", fails_unlogged);
-        tlab_log(TLAB_LOG_INFO, "auth", "%d %s from %s:%u on %s%s", status, reason, peer ? peer : "?", (unsigned)port,
-                 evhttp_request_get_uri(http), more);
+        /* The path only (a query string may carry a key), short and printable: the client wrote it. */
+        const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(http);
+        const char *p = uri && evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "?";
+        size_t n = 0;
+        for (; p[n] && n + 1 < sizeof path; n++)
+            path[n] = p[n] > 0x20 && p[n] < 0x7f ? p[n] : '?';
+        path[n] = '\0';
+        tlab_log(TLAB_LOG_INFO, "auth", "%d %s from %s:%u on %s%s", status, reason, peer ? peer : "?", (unsigned)port, path,
+                 more);
         last_fail_log_us = now;
         fails_unlogged = 0;
     } else {
