@@ -38,7 +38,7 @@ struct tlab_access {
     int64_t reserved;        /* tokens taken from the key's bucket at admission; 0 before */
     int64_t prompt_estimate; /* the prompt's share of `reserved` */
     int admitted;
-    int metering;            /* the key has a token limit: read usage from the response */
+    int metering; /* admitted: the response is read for usage (meter initialised) */
     tlab_usage_meter meter;
 };
 
@@ -189,8 +189,7 @@ static void refuse(struct evhttp_request *http, int status, const char *type, co
         for (; p[n] && n + 1 < sizeof path; n++)
             path[n] = p[n] > 0x20 && p[n] < 0x7f ? p[n] : '?';
         path[n] = '\0';
-        tlab_log(TLAB_LOG_INFO, "auth", "%d %s from %s:%u on %s%s", status, reason, peer ? peer : "?", (unsigned)port, path,
-                 more);
+        tlab_log(TLAB_LOG_INFO, "auth", "%d %s from %s:%u on %s%s", status, reason, peer ? peer : "?", (unsigned)port, path, more);
         last_fail_log_us = now;
         fails_unlogged = 0;
     } else {
@@ -308,8 +307,8 @@ int tlab_auth_admit(tlab_request *r) {
                            k->name, (long long)reserve, (long long)prompt, k->tokens_per_minute);
         else if (res == TLAB_LIMIT_REQUESTS)
             tlab_error_set(&err, 429, "requests", NULL,
-                           "Rate limit reached for key '%s' on requests per minute: limit %lld. Please try again in %ds.",
-                           k->name, k->requests_per_minute, retry);
+                           "Rate limit reached for key '%s' on requests per minute: limit %lld. Please try again in %ds.", k->name,
+                           k->requests_per_minute, retry);
         else
             tlab_error_set(&err, 429, "tokens", NULL,
                            "Rate limit reached for key '%s' on tokens per minute: limit %lld, requested %lld. Please try "
@@ -372,8 +371,7 @@ void tlab_auth_settle(tlab_request *r) {
         char labels[96];
         snprintf(labels, sizeof labels, "key=\"%s\"", name);
         count(KEY_TOKENS, KEY_TOKENS_HELP, labels, (double)used);
-        tlab_log(TLAB_LOG_DEBUG, r->id, "key=%s reserved=%lld charged=%lld tokens", name, (long long)a->reserved,
-                 (long long)used);
+        tlab_log(TLAB_LOG_DEBUG, r->id, "key=%s reserved=%lld charged=%lld tokens", name, (long long)a->reserved, (long long)used);
     }
     keyset_unref(a->set);
     free(a);

@@ -655,7 +655,8 @@ int tlab_config_defaults(tlab_config *cfg) {
     cfg->auth_keys_file = strdup("");
     cfg->admin_host = strdup("127.0.0.1");
     cfg->admin_port = -1;
-    if (!cfg->auth_keys_file || !cfg->admin_host || !cfg->listen_host || !cfg->upstream_url || !cfg->log_level || !cfg->plugin_dir || !cfg->policy_admission ||
+    if (!cfg->auth_keys_file || !cfg->admin_host || !cfg->listen_host || !cfg->upstream_url || !cfg->log_level ||
+        !cfg->plugin_dir || !cfg->policy_admission ||
         !cfg->policy_degradation) {
         tlab_config_free(cfg);
         return -1;

@@ -54,7 +54,8 @@ typedef struct tlab_config {
     long policy_min_restart_interval_s; /* policies.min_restart_interval_s: gw.restart_worker rate limit, 0..86400, default 60 */
 
     /* auth: API keys (docs/security.md). */
-    char *auth_keys_file;        /* auth.keys_file: YAML keys file, relative to the config file's directory; "" = auth off (default) */
+    char *auth_keys_file;        /* auth.keys_file: YAML keys file, relative to the config file's directory;
+                                    "" = auth off (default) */
     struct tlab_keyring *keyring; /* loaded from auth_keys_file when set (NULL = auth off); owned */
 
     /* admin: a separate listener for /metrics and /admin/... */

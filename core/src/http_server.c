@@ -264,7 +264,10 @@ int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen) {
     main_listener = (listener){gw, 0};
     admin_listener = (listener){gw, 1};
     gw->admin_port = -1;
-    if (!(gw->http = new_server(cfg, &main_listener)) || (cfg->admin_port >= 0 && !(gw->admin_http = new_server(cfg, &admin_listener)))) {
+    gw->http = new_server(cfg, &main_listener);
+    if (cfg->admin_port >= 0)
+        gw->admin_http = new_server(cfg, &admin_listener);
+    if (!gw->http || (cfg->admin_port >= 0 && !gw->admin_http)) {
         snprintf(err, errlen, "cannot create the HTTP server");
         return -1;
     }

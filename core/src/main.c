@@ -183,7 +183,8 @@ int main(int argc, char **argv) {
         LOG_INFO("auth off (auth.keys_file is empty): any client may call");
     if (tlab_gw.admin_http) {
         LOG_INFO("admin routes (/metrics, /admin/...) on http://%s:%d only", cfg.admin_host, tlab_gw.admin_port);
-        if (strncmp(cfg.admin_host, "127.", 4) != 0 && strcmp(cfg.admin_host, "::1") != 0 && strcmp(cfg.admin_host, "localhost") != 0)
+        const char *h = cfg.admin_host;
+        if (strncmp(h, "127.", 4) != 0 && strcmp(h, "::1") != 0 && strcmp(h, "localhost") != 0)
             LOG_WARN("admin.listen.host %s is not a loopback address: the admin routes take no key there; firewall that port",
                      cfg.admin_host);
     }

@@ -17,13 +17,13 @@
 #define TLAB_USAGE_LINE_CAP (64u << 10)
 
 typedef struct tlab_usage_meter {
-    int stream;         /* the reply is SSE */
-    char *buf;          /* JSON: the body so far; SSE: the current line */
+    int stream; /* the reply is SSE */
+    char *buf;  /* JSON: the body so far; SSE: the current line */
     size_t len, cap;
-    int overflow;       /* the body (or current line) passed its cap */
-    uint64_t bytes;     /* body bytes fed */
-    int64_t events;     /* SSE data events other than [DONE] */
-    int have_usage;     /* a usage object with integer prompt_tokens and completion_tokens was seen */
+    int overflow;   /* the body (or current line) passed its cap */
+    uint64_t bytes; /* body bytes fed */
+    int64_t events; /* SSE data events other than [DONE] */
+    int have_usage; /* a usage object with integer prompt_tokens and completion_tokens was seen */
     int64_t prompt_tokens, completion_tokens;
 } tlab_usage_meter;
 
