@@ -302,8 +302,8 @@ int tlab_auth_admit(tlab_request *r) {
         tlab_error err;
         if (res == TLAB_LIMIT_TOO_LARGE)
             tlab_error_set(&err, 429, "tokens", NULL,
-                           "Request too large for key '%s': it reserves %lld tokens (prompt estimate %lld + max_tokens), more "
-                           "than its limit of %lld tokens per minute. Lower max_tokens.",
+                           "Request too large for key '%s': it reserves %lld tokens (prompt estimate %lld + max_tokens, "
+                           "limits.max_tokens when absent), more than its limit of %lld tokens per minute. Lower max_tokens.",
                            k->name, (long long)reserve, (long long)prompt, k->tokens_per_minute);
         else if (res == TLAB_LIMIT_REQUESTS)
             tlab_error_set(&err, 429, "requests", NULL,

@@ -47,10 +47,15 @@ static void append(tlab_usage_meter *m, const char *data, size_t len, size_t lim
 
 /* Takes usage from a parsed chunk or body; the last one seen wins (continuous_usage_stats
  * sends a running total in every chunk). */
+static int plausible(const json_t *v) {
+    /* A count past this is a broken worker, and summing two such could overflow. */
+    return json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= TLAB_USAGE_MAX_TOKENS;
+}
+
 static void take_usage(tlab_usage_meter *m, json_t *doc) {
     json_t *u = json_is_object(doc) ? json_object_get(doc, "usage") : NULL;
     json_t *p = json_object_get(u, "prompt_tokens"), *c = json_object_get(u, "completion_tokens");
-    if (json_is_integer(p) && json_is_integer(c) && json_integer_value(p) >= 0 && json_integer_value(c) >= 0) {
+    if (plausible(p) && plausible(c)) {
         m->have_usage = 1;
         m->prompt_tokens = json_integer_value(p);
         m->completion_tokens = json_integer_value(c);

@@ -15,6 +15,8 @@
 
 #define TLAB_USAGE_BODY_CAP (1u << 20)
 #define TLAB_USAGE_LINE_CAP (64u << 10)
+/* Larger token counts in a usage object are ignored as implausible. */
+#define TLAB_USAGE_MAX_TOKENS 1000000000000LL
 
 typedef struct tlab_usage_meter {
     int stream; /* the reply is SSE */

@@ -159,6 +159,8 @@ static const mcase meter_cases[] = {
     {"JSON without usage", 0, "{\"id\":\"c\",\"choices\":[]}", 0, 0, 0, 0},
     {"JSON usage null", 0, "{\"usage\":null}", 0, 0, 0, 0},
     {"JSON usage with a negative count", 0, "{\"usage\":{\"prompt_tokens\":-1,\"completion_tokens\":5}}", 0, 0, 0, 0},
+    {"JSON usage past any plausible count (and an overflowing sum)", 0,
+     "{\"usage\":{\"prompt_tokens\":9223372036854775807,\"completion_tokens\":9223372036854775807}}", 0, 0, 0, 0},
     {"JSON cut short", 0, "{\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":5}", 0, 0, 0, 0},
     {"not JSON at all", 0, "Internal Server Error", 0, 0, 0, 0},
     {"SSE without usage", 1, SSE_TOK("a") SSE_TOK("b") SSE_TOK("c") "data: [DONE]\n\n", 0, 0, 0, 3},
