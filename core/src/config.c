@@ -14,6 +14,7 @@
 
 #include <yaml.h>
 
+#include "auth_keys.h"
 #include "yaml_json.h"
 
 #ifndef TLAB_DEFAULT_PLUGIN_DIR
@@ -23,7 +24,8 @@
 /* Config files are a few kilobytes; the cap only stops an accidental multi-gigabyte read. */
 #define MAX_CONFIG_BYTES (16 * 1024 * 1024)
 
-typedef enum ftype { F_STR, F_URL, F_LEVEL, F_INT, F_LONG, F_LLONG, F_PATH, F_BOOL } ftype;
+/* F_OPT_INT: an integer, or null for "none" (stored as -1). */
+typedef enum ftype { F_STR, F_URL, F_LEVEL, F_INT, F_OPT_INT, F_LONG, F_LLONG, F_PATH, F_BOOL } ftype;
 
 typedef struct field {
     const char *key;
@@ -33,7 +35,7 @@ typedef struct field {
 } field;
 
 typedef struct section {
-    const char *name; /* NULL for the top level's scalar keys */
+    const char *name; /* NULL for the top level's scalar keys; "a.b" for a section nested in "a" */
     const field *fields;
     size_t n;
 } section;
@@ -73,6 +75,13 @@ static const field policies_fields[] = {
     FLD("stats_window_s", F_LONG, policy_stats_window_s, 1, 300),
     FLD("min_restart_interval_s", F_LONG, policy_min_restart_interval_s, 0, 86400),
 };
+static const field auth_fields[] = {
+    FLD("keys_file", F_PATH, auth_keys_file, 0, 0),
+};
+static const field admin_listen_fields[] = {
+    FLD("host", F_STR, admin_host, 0, 0),
+    FLD("port", F_OPT_INT, admin_port, 0, 65535),
+};
 static const field top_fields[] = {
     FLD("plugin_dir", F_STR, plugin_dir, 0, 0),
 };
@@ -85,11 +94,13 @@ static const section sections[] = {
     SECTION("limits", limits_fields),
     SECTION("log", log_fields),
     SECTION("policies", policies_fields),
+    SECTION("auth", auth_fields),
+    SECTION("admin.listen", admin_listen_fields),
 };
 static const section top_section = SECTION(NULL, top_fields);
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
-static const char *const top_expected = "listen, upstream, limits, log, policies, plugin_dir, plugins";
+static const char *const top_expected = "listen, upstream, limits, log, policies, auth, admin, plugin_dir, plugins";
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 
 /* Where a value came from, so one error function can phrase both kinds of message. */
@@ -148,6 +159,24 @@ static const section *find_section(const char *name) {
         if (strcmp(sections[i].name, name) == 0)
             return &sections[i];
     return NULL;
+}
+
+/* A parent is a name that only groups sections ("admin" for "admin.listen"). */
+static int is_parent(const char *name) {
+    size_t n = strlen(name);
+    for (size_t i = 0; i < N_SECTIONS; i++)
+        if (strncmp(sections[i].name, name, n) == 0 && sections[i].name[n] == '.')
+            return 1;
+    return 0;
+}
+
+/* "listen, ..." : the sections right under parent `name`. */
+static void child_names(const char *name, char *buf, size_t len) {
+    size_t n = strlen(name), used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_SECTIONS && used < len; i++)
+        if (strncmp(sections[i].name, name, n) == 0 && sections[i].name[n] == '.')
+            used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "", sections[i].name + n + 1);
 }
 
 static int unknown_key(loader *ld, yaml_mark_t mark, const section *s, const char *key) {
@@ -228,11 +257,16 @@ static int set_field(loader *ld, const field *f, const char *path, const yaml_no
     }
 
     long long v;
+    if (f->type == F_OPT_INT && is_null(n)) {
+        *(int *)dst = -1;
+        return 0;
+    }
     if (n->type != YAML_SCALAR_NODE || tlab_yaml_scalar_type_of(n) != TLAB_YS_INT)
-        return fail(ld, n->start_mark, "'%s' must be an integer, got %s", path, got);
+        return fail(ld, n->start_mark, "'%s' must be an integer%s, got %s", path, f->type == F_OPT_INT ? " or null (none)" : "",
+                    got);
     if (tlab_yaml_scalar_int(n, &v) < 0 || v < f->min || v > f->max)
         return fail(ld, n->start_mark, "'%s' must be between %lld and %lld, got %s", path, f->min, f->max, scalar(n));
-    if (f->type == F_INT)
+    if (f->type == F_INT || f->type == F_OPT_INT)
         *(int *)dst = (int)v;
     else if (f->type == F_LONG)
         *(long *)dst = (long)v;
@@ -277,6 +311,32 @@ static int load_section(loader *ld, const section *s, const yaml_node_t *map) {
             return unknown_key(ld, k->start_mark, s, scalar(k));
         snprintf(path, sizeof path, "%s.%s", s->name, f->key);
         if (set_field(ld, f, path, v) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A parent mapping ("admin:") holds only sections; null means "all defaults". */
+static int load_parent(loader *ld, const char *name, const yaml_node_t *map) {
+    char where[64], sub[128], got[64];
+    snprintf(where, sizeof where, "'%s'", name);
+    if (is_null(map))
+        return 0;
+    if (map->type != YAML_MAPPING_NODE) {
+        tlab_yaml_describe(map, got, sizeof got);
+        return fail(ld, map->start_mark, "'%s' must be a mapping, got %s", name, got);
+    }
+    if (check_keys(ld, map, where) < 0)
+        return -1;
+    FOR_PAIRS(ld, map, k, v) {
+        snprintf(sub, sizeof sub, "%s.%s", name, scalar(k));
+        const section *s = strchr(scalar(k), '.') ? NULL : find_section(sub);
+        if (!s) {
+            char expected[256];
+            child_names(name, expected, sizeof expected);
+            return fail(ld, k->start_mark, "unknown key '%s' in '%s' (expected: %s)", scalar(k), name, expected);
+        }
+        if (load_section(ld, s, v) < 0)
             return -1;
     }
     return 0;
@@ -380,11 +440,13 @@ static int load_root(loader *ld, const yaml_node_t *root) {
         return -1;
     FOR_PAIRS(ld, root, k, v) {
         const char *key = scalar(k);
-        const section *s = find_section(key);
+        const section *s = strchr(key, '.') ? NULL : find_section(key);
         const field *f = find_field(&top_section, key);
         int rc;
         if (s)
             rc = load_section(ld, s, v);
+        else if (!strchr(key, '.') && is_parent(key))
+            rc = load_parent(ld, key, v);
         else if (f)
             rc = set_field(ld, f, key, v);
         else if (strcmp(key, "plugins") == 0)
@@ -510,30 +572,36 @@ static int apply_set(loader *ld, const char *set) {
         return fail(ld, none, "expected key=value, e.g. listen.port=8001");
     char key[128];
     snprintf(key, sizeof key, "%.*s", (int)(eq - set), set);
-    char *dot = strchr(key, '.');
-    char *sub = dot ? dot + 1 : NULL;
-    if (dot)
-        *dot = '\0';
-    if (strncmp(key, "plugins", 7) == 0 && (key[7] == '\0' || key[7] == '['))
+    if (strncmp(key, "plugins", 7) == 0 && (key[7] == '\0' || key[7] == '[' || key[7] == '.'))
         return fail(ld, none, "entries of the plugins list cannot be set from the command line; edit the config file");
 
-    const section *s = find_section(key);
-    const field *f;
-    char path[160];
-    if (s) {
-        if (!sub) {
-            char expected[256];
-            expected_keys(s, expected, sizeof expected);
-            return fail(ld, none, "'%s' is a section; set one of its keys (%s)", key, expected);
-        }
-        if (!(f = find_field(s, sub)))
-            return unknown_key(ld, none, s, sub);
-    } else {
-        if (sub)
-            *dot = '.';
-        if (!(f = find_field(&top_section, key)))
-            return unknown_key(ld, none, &top_section, key);
+    /* "a.b.c": section "a.b", key "c"; a name with no section is a top-level key. */
+    char expected[256];
+    if (find_section(key)) {
+        expected_keys(find_section(key), expected, sizeof expected);
+        return fail(ld, none, "'%s' is a section; set one of its keys (%s)", key, expected);
     }
+    if (is_parent(key)) {
+        child_names(key, expected, sizeof expected);
+        return fail(ld, none, "'%s' is a section; set a key of one of its sections (%s)", key, expected);
+    }
+    char *dot = strrchr(key, '.');
+    const section *s = NULL;
+    const field *f = NULL;
+    char path[160];
+    if (dot) {
+        *dot = '\0';
+        s = find_section(key);
+        if (!s && is_parent(key)) {
+            child_names(key, expected, sizeof expected);
+            return fail(ld, none, "unknown key '%s' in '%s' (expected: %s)", dot + 1, key, expected);
+        }
+        if (s && !(f = find_field(s, dot + 1)))
+            return unknown_key(ld, none, s, dot + 1);
+        *dot = '.';
+    }
+    if (!s && !(f = find_field(&top_section, key)))
+        return unknown_key(ld, none, &top_section, key);
     snprintf(path, sizeof path, "%.*s", (int)(eq - set), set);
 
     yaml_parser_t parser;
@@ -584,7 +652,11 @@ int tlab_config_defaults(tlab_config *cfg) {
     cfg->upstream_url = strdup("http://127.0.0.1:8000");
     cfg->log_level = strdup("info");
     cfg->plugin_dir = strdup(TLAB_DEFAULT_PLUGIN_DIR);
-    if (!cfg->listen_host || !cfg->upstream_url || !cfg->log_level || !cfg->plugin_dir || !cfg->policy_admission ||
+    cfg->auth_keys_file = strdup("");
+    cfg->admin_host = strdup("127.0.0.1");
+    cfg->admin_port = -1;
+    if (!cfg->auth_keys_file || !cfg->admin_host || !cfg->listen_host || !cfg->upstream_url || !cfg->log_level ||
+        !cfg->plugin_dir || !cfg->policy_admission ||
         !cfg->policy_degradation) {
         tlab_config_free(cfg);
         return -1;
@@ -623,6 +695,9 @@ int tlab_config_load(tlab_config *cfg, const char *path, const char *const *sets
     ld.set = NULL;
     if (rc == 0)
         rc = finish_plugins(&ld);
+    /* Last, so a --set auth.keys_file is the one loaded; its errors name the keys file. */
+    if (rc == 0 && cfg->auth_keys_file[0] && !(cfg->keyring = tlab_keyring_load(cfg->auth_keys_file, err, errlen)))
+        rc = -1;
     free(ld.dir);
     if (rc < 0)
         tlab_config_free(cfg);
@@ -645,5 +720,8 @@ void tlab_config_free(tlab_config *cfg) {
     free(cfg->plugin_dir);
     free(cfg->policy_admission);
     free(cfg->policy_degradation);
+    free(cfg->auth_keys_file);
+    free(cfg->admin_host);
+    tlab_keyring_free(cfg->keyring);
     memset(cfg, 0, sizeof *cfg);
 }

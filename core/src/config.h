@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <jansson.h>
 
+struct tlab_keyring;
+
 typedef struct tlab_plugin_conf {
     char *name;     /* plugins[i].name, required */
     char *path;     /* plugins[i].path, or "<plugin_dir>/<name>.so" when absent */
@@ -51,6 +53,15 @@ typedef struct tlab_config {
     long policy_stats_window_s;  /* policies.stats_window_s: window of rps, error_rate, quantiles, 1..300, default 10 */
     long policy_min_restart_interval_s; /* policies.min_restart_interval_s: gw.restart_worker rate limit, 0..86400, default 60 */
 
+    /* auth: API keys (docs/security.md). */
+    char *auth_keys_file;        /* auth.keys_file: YAML keys file, relative to the config file's directory;
+                                    "" = auth off (default) */
+    struct tlab_keyring *keyring; /* loaded from auth_keys_file when set (NULL = auth off); owned */
+
+    /* admin: a separate listener for /metrics and /admin/... */
+    char *admin_host;            /* admin.listen.host, default "127.0.0.1" */
+    int admin_port;              /* admin.listen.port, 0..65535, or -1 = none (default): served on the main listener */
+
     char *plugin_dir;            /* plugin_dir: where plugins without a path are found, default TLAB_DEFAULT_PLUGIN_DIR */
     tlab_plugin_conf *plugins;   /* plugins: list, in load order */
     size_t n_plugins;
@@ -64,7 +75,8 @@ int tlab_config_defaults(tlab_config *cfg);
  * as a YAML scalar, e.g. "listen.port=0", "upstream.url=http://h:1", "log.level=debug").
  * On success returns 0. On failure returns -1 and writes "file:line:col: message" into err
  * (for a bad --set: "--set 'k=v': message"); `cfg` is then left freed and zeroed.
- * path may be NULL: defaults plus sets only.
+ * path may be NULL: defaults plus sets only. When auth.keys_file is set (after the sets), the
+ * keys file is loaded into cfg->keyring; its errors name the keys file ("keys.yaml:3:7: ...").
  */
 int tlab_config_load(tlab_config *cfg, const char *path, const char *const *sets, size_t n_sets, char *err, size_t errlen);
 

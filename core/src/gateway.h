@@ -21,6 +21,8 @@ typedef struct tlab_gateway {
     const tlab_config *cfg;
     struct tlab_upstream *upstream;
     int port;                /* the port actually bound (listen.port may be 0) */
+    struct evhttp *admin_http; /* the admin listener (/metrics, /admin/...), NULL when admin.listen.port is none */
+    int admin_port;          /* its bound port, -1 without one */
     uint64_t started_us;
     uint64_t request_seq;    /* for request ids */
     size_t in_flight;        /* dispatched to a worker, not yet done */

@@ -1,5 +1,11 @@
 /*
- * http_server.c - routing and the front half of a request's walk: read, validate, admit, submit.
+ * http_server.c - routing and the front half of a request's walk: read, authenticate,
+ * validate, admit, submit.
+ *
+ * Two listeners can share the routes. The main one serves clients; the admin one (when
+ * admin.listen.port is set) serves /health and the operator routes, /metrics and /admin/..., and
+ * those are then 404 on the main one. The split is made here by path prefix, for core and plugin
+ * routes alike, so no plugin has to know which port it is on.
  */
 #include "http_server.h"
 
@@ -16,6 +22,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "auth.h"
 #include "dispatch.h"
 #include "log.h"
 #include "plugin_host.h"
@@ -64,7 +71,7 @@ static void handle_health(tlab_gateway *gw, struct evhttp_request *http) {
     json_decref(o);
 }
 
-static void handle_llm(tlab_gateway *gw, struct evhttp_request *http, const char *path, tlab_api_kind kind) {
+static void handle_llm(tlab_gateway *gw, struct evhttp_request *http, const char *path, tlab_api_kind kind, long key) {
     if (gw->draining) {
         send_error(http, 503, "service_unavailable", "%s", "the gateway is shutting down; retry on another instance");
         return;
@@ -75,6 +82,12 @@ static void handle_llm(tlab_gateway *gw, struct evhttp_request *http, const char
         return;
     }
     tlab_request_emit(r, TLAB_EV_ARRIVED);
+    if (tlab_auth_attach(r, key) != 0) {
+        tlab_error oom;
+        tlab_error_set(&oom, 500, "internal_error", NULL, "out of memory");
+        tlab_request_fail(r, &oom, 0);
+        return;
+    }
     tlab_validate_limits limits = {.max_body_bytes = gw->cfg->max_body_bytes, .max_tokens = gw->cfg->max_tokens};
     tlab_error err;
     if (tlab_validate_request(kind, r->raw_body, r->raw_len, &limits, &r->body, &r->info, &err) != 0) {
@@ -83,6 +96,10 @@ static void handle_llm(tlab_gateway *gw, struct evhttp_request *http, const char
     }
     if (tlab_policy_admit_request(r) != 0)
         return; /* admission.lua rejected it (or failed with fail_open: false); already answered */
+    /* After the policy, so a clamped max_tokens is what gets reserved and a policy's refusal
+     * costs the key nothing. */
+    if (tlab_auth_admit(r) != 0)
+        return; /* the key's rate limit: 429 already sent */
     tlab_request_emit(r, TLAB_EV_ADMITTED);
     r->overhead_us += r->t[TLAB_EV_ADMITTED] - r->t[TLAB_EV_ARRIVED];
     tlab_dispatch_submit(r);
@@ -99,29 +116,59 @@ static void handle_models(struct evhttp_request *http) {
     tlab_proxy_dispatch(r);
 }
 
+typedef struct listener {
+    tlab_gateway *gw;
+    int admin; /* the admin listener */
+} listener;
+
+static listener main_listener, admin_listener;
+
+/* The operator's routes: on the admin listener when there is one, else behind an admin key. */
+static int is_admin_route(const char *path) {
+    return strcmp(path, "/metrics") == 0 || strcmp(path, "/admin") == 0 || strncmp(path, "/admin/", 7) == 0;
+}
+
+static void not_found(struct evhttp_request *http, const char *path) {
+    send_error(http, 404, "invalid_request_error", "No route for %s", path);
+}
+
 static void on_request(struct evhttp_request *http, void *arg) {
-    tlab_gateway *gw = arg;
+    const listener *l = arg;
+    tlab_gateway *gw = l->gw;
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(http);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path || !*path)
         path = "/";
     enum evhttp_cmd_type cmd = evhttp_request_get_command(http);
 
-    if (strcmp(path, "/v1/chat/completions") == 0 || strcmp(path, "/v1/completions") == 0) {
-        if (cmd != EVHTTP_REQ_POST)
-            return method_not_allowed(http, path, "POST");
-        return handle_llm(gw, http, path[4] == 'c' && path[5] == 'h' ? "/v1/chat/completions" : "/v1/completions",
-                          path[4] == 'c' && path[5] == 'h' ? TLAB_KIND_CHAT : TLAB_KIND_COMPLETIONS);
-    }
-    if (strcmp(path, "/v1/models") == 0) {
-        if (cmd != EVHTTP_REQ_GET)
-            return method_not_allowed(http, path, "GET");
-        return handle_models(http);
-    }
+    /* /health stays open on both listeners: load balancers and supervisors probe it without keys. */
     if (strcmp(path, "/health") == 0) {
         if (cmd != EVHTTP_REQ_GET)
             return method_not_allowed(http, path, "GET");
         return handle_health(gw, http);
+    }
+    int admin_route = is_admin_route(path);
+    if (l->admin ? !admin_route : admin_route && gw->admin_http)
+        return not_found(http, path);
+    /* With auth on, every other route of the main listener needs a key (deny by default, plugin
+     * routes included), and the operator's routes an admin key. The admin listener is trusted
+     * by where it listens (loopback by default). */
+    long key = TLAB_AUTH_OPEN;
+    if (!l->admin && (key = tlab_auth_check(http, admin_route)) == -1)
+        return;
+
+    if (strcmp(path, "/v1/chat/completions") == 0 || strcmp(path, "/v1/completions") == 0) {
+        if (cmd != EVHTTP_REQ_POST)
+            return method_not_allowed(http, path, "POST");
+        return handle_llm(gw, http, path[4] == 'c' && path[5] == 'h' ? "/v1/chat/completions" : "/v1/completions",
+                          path[4] == 'c' && path[5] == 'h' ? TLAB_KIND_CHAT : TLAB_KIND_COMPLETIONS, key);
+    }
+    if (strcmp(path, "/v1/models") == 0) {
+        if (cmd != EVHTTP_REQ_GET)
+            return method_not_allowed(http, path, "GET");
+        if (tlab_auth_admit_call(http, key) != 0)
+            return;
+        return handle_models(http);
     }
     if (strcmp(path, "/admin/policies") == 0) {
         if (cmd != EVHTTP_REQ_GET)
@@ -138,7 +185,7 @@ static void on_request(struct evhttp_request *http, void *arg) {
         return;
     if (routed == -1)
         return method_not_allowed(http, path, "see the plugin's documentation");
-    send_error(http, 404, "invalid_request_error", "No route for %s", path);
+    not_found(http, path);
 }
 
 /*
@@ -173,41 +220,70 @@ static evutil_socket_t listen_socket(const char *host, int port) {
     return fd;
 }
 
-int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen) {
-    const tlab_config *cfg = gw->cfg;
-    gw->http = evhttp_new(gw->base);
-    if (!gw->http) {
-        snprintf(err, errlen, "cannot create the HTTP server");
-        return -1;
-    }
+/* An evhttp server with the gateway's limits, routing through `l`. NULL on allocation failure. */
+static struct evhttp *new_server(const tlab_config *cfg, listener *l) {
+    struct evhttp *http = evhttp_new(l->gw->base);
+    if (!http)
+        return NULL;
     /* Bodies between max_body_bytes and this hard cap get our OpenAI-shaped 413; beyond it
      * evhttp answers 413 itself without reading them, so memory per connection stays bounded. */
     long long hard_cap = cfg->max_body_bytes * 2 > cfg->max_body_bytes + (1 << 20) ? cfg->max_body_bytes * 2
                                                                                    : cfg->max_body_bytes + (1 << 20);
-    evhttp_set_max_body_size(gw->http, (ev_ssize_t)hard_cap);
-    evhttp_set_max_headers_size(gw->http, 64 * 1024);
+    evhttp_set_max_body_size(http, (ev_ssize_t)hard_cap);
+    evhttp_set_max_headers_size(http, 64 * 1024);
     struct timeval tv = {.tv_sec = cfg->client_timeout_ms / 1000, .tv_usec = (cfg->client_timeout_ms % 1000) * 1000};
-    evhttp_set_timeout_tv(gw->http, &tv);
-    evhttp_set_allowed_methods(gw->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                                             EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-    evhttp_set_gencb(gw->http, on_request, gw);
-    evutil_socket_t fd = listen_socket(cfg->listen_host, cfg->listen_port);
-    struct evhttp_bound_socket *bound = fd < 0 ? NULL : evhttp_accept_socket_with_handle(gw->http, fd);
+    evhttp_set_timeout_tv(http, &tv);
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                         EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(http, on_request, l);
+    return http;
+}
+
+/* Binds `http` to host:port; stores the bound port. On failure returns -1 with err set. */
+static int bind_server(struct evhttp *http, const char *what, const char *host, int port, int *bound_port, char *err,
+                       size_t errlen) {
+    evutil_socket_t fd = listen_socket(host, port);
+    struct evhttp_bound_socket *bound = fd < 0 ? NULL : evhttp_accept_socket_with_handle(http, fd);
     if (!bound) {
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port, strerror(errno));
+        snprintf(err, errlen, "cannot listen on %s%s:%d: %s", what, host, port, strerror(errno));
         if (fd >= 0)
             evutil_closesocket(fd);
         return -1;
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
+    *bound_port = port;
     if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) == 0)
-        gw->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+        *bound_port =
+            ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
+int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen) {
+    const tlab_config *cfg = gw->cfg;
+    main_listener = (listener){gw, 0};
+    admin_listener = (listener){gw, 1};
+    gw->admin_port = -1;
+    gw->http = new_server(cfg, &main_listener);
+    if (cfg->admin_port >= 0)
+        gw->admin_http = new_server(cfg, &admin_listener);
+    if (!gw->http || (cfg->admin_port >= 0 && !gw->admin_http)) {
+        snprintf(err, errlen, "cannot create the HTTP server");
+        return -1;
+    }
+    if (bind_server(gw->http, "", cfg->listen_host, cfg->listen_port, &gw->port, err, errlen) != 0)
+        return -1;
+    if (gw->admin_http &&
+        bind_server(gw->admin_http, "admin.listen ", cfg->admin_host, cfg->admin_port, &gw->admin_port, err, errlen) != 0)
+        return -1;
     return 0;
 }
 
 void tlab_http_stop(tlab_gateway *gw) {
     if (gw->http)
         evhttp_free(gw->http);
+    if (gw->admin_http)
+        evhttp_free(gw->admin_http);
     gw->http = NULL;
+    gw->admin_http = NULL;
 }

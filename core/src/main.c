@@ -5,7 +5,7 @@
  * plugins (exit 1 when one fails to load), HTTP listener. Shutdown on SIGTERM/SIGINT: stop
  * taking new work (503), answer everything still waiting for dispatch with 503, let in-flight
  * responses finish for up to SHUTDOWN_GRACE_S, then exit 0. A second signal exits at once.
- * SIGHUP reloads the Lua policies.
+ * SIGHUP reloads the Lua policies and the API keys.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -15,6 +15,7 @@
 
 #include <event2/event.h>
 
+#include "auth.h"
 #include "config.h"
 #include "dispatch.h"
 #include "gateway.h"
@@ -63,10 +64,11 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg) {
     event_base_loopexit(tlab_gw.base, NULL);
 }
 
-/* SIGHUP: reload the Lua policies (each keeps its old version if the new one does not load). */
+/* SIGHUP: reload the Lua policies and the keys file (each keeps its old version if the new one does not load). */
 static void on_sighup(evutil_socket_t sig, short what, void *arg) {
-    LOG_INFO("SIGHUP: reloading the policies");
+    LOG_INFO("SIGHUP: reloading the policies%s", tlab_auth_enabled() ? " and the API keys" : "");
     tlab_policies_reload_all();
+    tlab_auth_reload();
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
@@ -144,6 +146,10 @@ int main(int argc, char **argv) {
         LOG_ERROR("cannot create the event loop");
         goto out;
     }
+    if (tlab_auth_init(&cfg) != 0) {
+        LOG_ERROR("out of memory setting up the API keys' limits");
+        goto out;
+    }
     tlab_gw.upstream = tlab_upstream_new(tlab_gw.base, &cfg);
     if (!tlab_gw.upstream) {
         LOG_ERROR("cannot initialise libcurl");
@@ -170,6 +176,18 @@ int main(int argc, char **argv) {
     evsignal_add(sighup, NULL);
     LOG_INFO("tlab-gateway %s listening on http://%s:%d (upstream %s, %zu plugin%s)", TLAB_VERSION, cfg.listen_host,
              tlab_gw.port, cfg.upstream_url, tlab_plugins_count(), tlab_plugins_count() == 1 ? "" : "s");
+    if (tlab_auth_enabled())
+        LOG_INFO("auth on: %zu API key%s from %s", tlab_auth_key_count(), tlab_auth_key_count() == 1 ? "" : "s",
+                 cfg.auth_keys_file);
+    else
+        LOG_INFO("auth off (auth.keys_file is empty): any client may call");
+    if (tlab_gw.admin_http) {
+        LOG_INFO("admin routes (/metrics, /admin/...) on http://%s:%d only", cfg.admin_host, tlab_gw.admin_port);
+        const char *h = cfg.admin_host;
+        if (strncmp(h, "127.", 4) != 0 && strcmp(h, "::1") != 0 && strcmp(h, "localhost") != 0)
+            LOG_WARN("admin.listen.host %s is not a loopback address: the admin routes take no key there; firewall that port",
+                     cfg.admin_host);
+    }
     event_base_dispatch(tlab_gw.base);
     LOG_INFO("stopped");
     rc = 0;
@@ -190,6 +208,7 @@ out:
     tlab_process_shutdown();
     tlab_dispatch_shutdown();
     tlab_upstream_free(tlab_gw.upstream);
+    tlab_auth_shutdown();
     if (tlab_gw.base)
         event_base_free(tlab_gw.base);
     tlab_config_free(&cfg);

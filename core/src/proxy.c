@@ -16,6 +16,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "auth.h"
 #include "gateway.h"
 #include "dispatch.h"
 #include "log.h"
@@ -78,6 +79,8 @@ static void on_data(void *arg, const char *data, size_t len) {
         }
         return;
     }
+    if (r->status == 200)
+        tlab_auth_on_data(r, data, len); /* usage, to settle the key's token reservation */
     struct evbuffer *chunk = evbuffer_new();
     if (!chunk)
         return;
@@ -204,7 +207,8 @@ void tlab_proxy_dispatch(tlab_request *r) {
     if (!r->internal)
         headers[n++] = "Content-Type: application/json";
     struct evkeyvalq *in = evhttp_request_get_input_headers(r->http);
-    const char *v = evhttp_find_header(in, "Authorization");
+    /* With gateway auth on, the client's key is the gateway's business: the worker never sees it. */
+    const char *v = tlab_auth_enabled() ? NULL : evhttp_find_header(in, "Authorization");
     if (v && strlen(v) < sizeof auth - 20) {
         snprintf(auth, sizeof auth, "Authorization: %s", v);
         headers[n++] = auth;

@@ -14,6 +14,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "auth.h"
 #include "dispatch.h"
 #include "gateway.h"
 #include "log.h"
@@ -137,6 +138,7 @@ void tlab_request_finish(tlab_request *r) {
     tlab_dispatch_forget(r);
     r->phase = TLAB_PHASE_DONE;
     detach_http(r);
+    tlab_auth_settle(r); /* before DONE, so observers of DONE see the key's settled bucket */
     tlab_request_emit(r, TLAB_EV_DONE);
     tlab_log(TLAB_LOG_DEBUG, r->id, "done status=%d e2e_us=%llu", r->status,
              (unsigned long long)(r->t[TLAB_EV_DONE] - r->t[TLAB_EV_ARRIVED]));

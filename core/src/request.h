@@ -64,6 +64,7 @@ struct tlab_request {
     char *upstream_error_body;
     size_t upstream_error_len;
     void **plugin_data;
+    struct tlab_access *access; /* the API key and its token reservation (auth.c); NULL with auth off */
 };
 
 /* Creates a request for `http` (the body is copied). NULL on allocation failure. */

@@ -20,6 +20,7 @@ int tlab_error_set(tlab_error *err, int status, const char *type, const char *pa
     va_list ap;
     err->status = status;
     err->type = type;
+    err->code = NULL;
     snprintf(err->param, sizeof err->param, "%s", param ? param : "");
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof err->message, fmt, ap);
@@ -43,8 +44,10 @@ static json_t *message_string(const char *msg) {
 
 char *tlab_error_json(const tlab_error *err) {
     json_t *param = err->param[0] ? json_string(err->param) : json_null();
-    json_t *doc = json_pack("{s:{s:o,s:s,s:o,s:n}}", "error", "message", message_string(err->message), "type",
-                            err->type ? err->type : INVALID, "param", param ? param : json_null(), "code");
+    json_t *code = err->code ? json_string(err->code) : json_null();
+    json_t *doc = json_pack("{s:{s:o,s:s,s:o,s:o}}", "error", "message", message_string(err->message), "type",
+                            err->type ? err->type : INVALID, "param", param ? param : json_null(), "code",
+                            code ? code : json_null());
     if (!doc)
         return NULL;
     char *out = json_dumps(doc, JSON_COMPACT);

@@ -33,6 +33,7 @@ typedef struct tlab_error {
     const char *type;   /* "invalid_request_error", ... (static string) */
     char param[64];     /* offending field ("messages[2].role"), "" when none */
     char message[512];
+    const char *code;   /* OpenAI's "code" ("invalid_api_key", "rate_limit_exceeded"; static string), NULL = null */
 } tlab_error;
 
 /*
@@ -55,7 +56,7 @@ int tlab_validate_request(tlab_api_kind kind, const char *body, size_t len, cons
 /* Formats `err` as OpenAI's error JSON into a new malloc'd string (NULL on allocation failure). */
 char *tlab_error_json(const tlab_error *err);
 
-/* Convenience: fills *err from parts (printf-style message). Returns -1 for tail calls. */
+/* Convenience: fills *err from parts (printf-style message; code NULL). Returns -1 for tail calls. */
 int tlab_error_set(tlab_error *err, int status, const char *type, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth_keys.h"
 #include "config.h"
 #include "tlab_test.h"
 
@@ -107,6 +108,21 @@ static const bad_case bad_cases[] = {
     {NULL, {"plugins=[]"}, 0, 0, "plugins list cannot be set from the command line"},
     {NULL, {"plugins.0.name=x"}, 0, 0, "plugins list cannot be set from the command line"},
     {NULL, {"plugins[0].path=x"}, 0, 0, "plugins list cannot be set from the command line"},
+    /* auth and the admin listener (a nested section) */
+    {"auth:\n  keys_file:\n", {0}, 2, 13, "'auth.keys_file' must be a path or \"\" (off), got null"},
+    {"auth:\n  keys: x\n", {0}, 2, 3, "unknown key 'keys' in 'auth' (expected: keys_file)"},
+    {"admin:\n  listen:\n    port: 70000\n", {0}, 3, 11, "'admin.listen.port' must be between 0 and 65535, got 70000"},
+    {"admin:\n  listen:\n    port: x\n", {0}, 3, 11, "'admin.listen.port' must be an integer or null (none), got 'x'"},
+    {"admin:\n  listen:\n    hots: a\n", {0}, 3, 5, "unknown key 'hots' in 'admin.listen' (expected: host, port)"},
+    {"admin:\n  lisen: {}\n", {0}, 2, 3, "unknown key 'lisen' in 'admin' (expected: listen)"},
+    {"admin: 1\n", {0}, 1, 8, "'admin' must be a mapping, got '1'"},
+    {"admin.listen: {port: 1}\n", {0}, 1, 1, "unknown key 'admin.listen' at top level"},
+    {NULL, {"admin.listen.port=abc"}, 0, 0, "'admin.listen.port' must be an integer or null (none), got 'abc'"},
+    {NULL, {"admin.listen.prot=1"}, 0, 0, "unknown key 'prot' in 'admin.listen' (expected: host, port)"},
+    {NULL, {"admin.lisen.port=1"}, 0, 0, "unknown key 'admin.lisen.port' at top level"},
+    {NULL, {"admin.port=1"}, 0, 0, "unknown key 'port' in 'admin' (expected: listen)"},
+    {NULL, {"admin=1"}, 0, 0, "'admin' is a section; set a key of one of its sections (listen)"},
+    {NULL, {"admin.listen=1"}, 0, 0, "'admin.listen' is a section; set one of its keys (host, port)"},
     /* a bad --set after good ones, on top of a good file */
     {"listen: {port: 1}\n",
      {"listen.port=2", "limits.max_tokens=0"},
@@ -346,6 +362,44 @@ static void test_sets(void) {
     tlab_config_free(&cfg);
 }
 
+/* auth.keys_file (relative to the config file, errors naming the keys file) and admin.listen. */
+static void test_auth_admin(void) {
+    tlab_config cfg;
+    char err[512], want[PATH_MAX + 64];
+    CHECK(tlab_config_load(&cfg, NULL, NULL, 0, err, sizeof err) == 0);
+    CHECK(strcmp(cfg.auth_keys_file, "") == 0 && cfg.keyring == NULL);
+    CHECK(strcmp(cfg.admin_host, "127.0.0.1") == 0 && cfg.admin_port == -1);
+    tlab_config_free(&cfg);
+
+    snprintf(want, sizeof want, "mkdir -p '%s/conf/auth'", tmpdir);
+    CHECK(system(want) == 0);
+    write_file("conf/auth/keys.yaml", "keys:\n  - {name: a, key: sk-0123456789abcdef}\n  - {name: b, key: sk-fedcba9876543210}\n");
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s", write_file("conf/gw.yaml", "auth:\n  keys_file: auth/keys.yaml\nadmin:\n  listen:\n    port: 9100\n"));
+    CHECK_MSG(tlab_config_load(&cfg, path, NULL, 0, err, sizeof err) == 0, "%s", err);
+    snprintf(want, sizeof want, "%s/conf/auth/keys.yaml", tmpdir);
+    CHECK_MSG(strcmp(cfg.auth_keys_file, want) == 0, "'%s' != '%s'", cfg.auth_keys_file, want);
+    CHECK(cfg.keyring && cfg.keyring->n == 2);
+    CHECK(cfg.admin_port == 9100 && strcmp(cfg.admin_host, "127.0.0.1") == 0);
+    tlab_config_free(&cfg);
+
+    /* --set: the port back to none (null), another host. */
+    const char *sets[] = {"admin.listen.port=", "admin.listen.host=::1", "auth.keys_file=''"};
+    CHECK_MSG(tlab_config_load(&cfg, path, sets, 3, err, sizeof err) == 0, "%s", err);
+    CHECK(cfg.admin_port == -1 && strcmp(cfg.admin_host, "::1") == 0 && cfg.keyring == NULL);
+    tlab_config_free(&cfg);
+
+    /* A bad keys file fails the config with the keys file's own line and column. */
+    write_file("conf/auth/keys.yaml", "keys:\n  - name: a\n    key: short\n");
+    CHECK(tlab_config_load(&cfg, path, NULL, 0, err, sizeof err) == -1);
+    snprintf(want, sizeof want, "%s/conf/auth/keys.yaml:3:10: 'keys[0].key' must be 16..512 characters long", tmpdir);
+    CHECK_MSG(strncmp(err, want, strlen(want)) == 0, "'%s' does not start with '%s'", err, want);
+    CHECK(strstr(err, "short") == NULL); /* never quote a key */
+    const char *missing[] = {"auth.keys_file=/nonexistent/keys.yaml"};
+    CHECK(tlab_config_load(&cfg, NULL, missing, 1, err, sizeof err) == -1);
+    CHECK_STR_CONTAINS(err, "/nonexistent/keys.yaml: cannot open");
+}
+
 static void test_shipped_config(void) {
     tlab_config cfg, def;
     char err[512];
@@ -368,6 +422,8 @@ static void test_shipped_config(void) {
     CHECK(strcmp(cfg.policy_degradation, "configs/../scripts-lua/degradation.lua") == 0);
     CHECK(cfg.policy_tick_ms == def.policy_tick_ms && cfg.policy_fail_open == def.policy_fail_open);
     CHECK(cfg.policy_instruction_budget == def.policy_instruction_budget && cfg.policy_memory_limit_mb == def.policy_memory_limit_mb);
+    CHECK(strcmp(cfg.auth_keys_file, "") == 0 && cfg.keyring == NULL); /* auth off by default */
+    CHECK(cfg.admin_port == -1 && strcmp(cfg.admin_host, def.admin_host) == 0);
     CHECK(cfg.policy_stats_window_s == def.policy_stats_window_s &&
           cfg.policy_min_restart_interval_s == def.policy_min_restart_interval_s);
     tlab_config_free(&cfg);
@@ -387,6 +443,7 @@ int main(void) {
     test_plugins();
     test_sets();
     test_policies();
+    test_auth_admin();
     test_shipped_config();
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

@@ -15,6 +15,7 @@
 #include <event2/http.h>
 #include <lauxlib.h>
 
+#include "auth.h"
 #include "log.h"
 #include "lua_gw.h"
 #include "metrics_registry.h"
@@ -53,6 +54,7 @@ static void fill_req(lua_State *L, int t, const tlab_admission_input *in) {
     lua_setfield(L, t, "kind");
     set_or_nil_string(L, t, "model", in->model);
     set_or_nil_string(L, t, "api_key_id", in->api_key_id);
+    set_or_nil_string(L, t, "api_key_name", in->api_key_name);
     set_or_nil_string(L, t, "priority", in->priority);
 }
 
@@ -195,6 +197,7 @@ int tlab_policy_admit_request(tlab_request *r) {
         .prompt_tokens = (long)(r->info.prompt_token_ids + (r->info.prompt_bytes + 3) / 4),
         .model = r->info.model,
         .api_key_id = api_key_id(r, key_buf, sizeof key_buf),
+        .api_key_name = tlab_auth_request_key_name(r),
         .priority = r->priority ? r->priority
                                 : r->http ? evhttp_find_header(evhttp_request_get_input_headers(r->http), "x-priority") : NULL,
     };

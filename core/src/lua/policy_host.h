@@ -29,6 +29,7 @@ typedef struct tlab_admission_input {
     long prompt_tokens;     /* estimate: token ids + ceil(text bytes / 4) */
     const char *model;      /* NULL: absent */
     const char *api_key_id; /* short non-secret id of the Bearer key, NULL without one */
+    const char *api_key_name; /* the key's name in auth.keys_file, NULL with auth off */
     const char *priority;   /* the request's priority class, NULL without one */
 } tlab_admission_input;
 
