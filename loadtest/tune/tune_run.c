@@ -131,7 +131,19 @@ static int confirm(tuner *t, json_t *e, double rate, long runs) {
     return 0;
 }
 
+/* tlab-sim says how well it kept its clock; a lagging simulator makes every figure suspect,
+ * so the record keeps it for each point. */
+static void record_sim_health(tuner *t, json_t *e) {
+    if (t->sup.engine != SUP_ENGINE_SIM || t->worker.pid <= 0)
+        return;
+    double lag = tune_worker_metric(&t->worker, "tlab_sim:step_lag_max_seconds");
+    if (!isnan(lag))
+        json_object_set_new(e, "sim_step_lag_max_s", json_real(lag * t->cfg->time_scale));
+}
+
 static void stop_worker(tuner *t) {
+    if (t->entry)
+        record_sim_health(t, t->entry);
     tune_worker_stop(&t->worker, 15);
 }
 

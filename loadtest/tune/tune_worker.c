@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -226,6 +227,52 @@ void tune_worker_stop(tune_worker *w, double grace_s) {
     }
     kill(-w->pid, SIGKILL); /* children that outlived their parent */
     w->pid = -1;
+}
+
+typedef struct {
+    char buf[1 << 20];
+    size_t n;
+} body;
+
+static size_t keep(char *p, size_t size, size_t n, void *ud) {
+    body *b = ud;
+    size_t len = size * n, room = sizeof b->buf - 1 - b->n;
+    memcpy(b->buf + b->n, p, len < room ? len : room);
+    b->n += len < room ? len : room;
+    return len;
+}
+
+double tune_worker_metric(const tune_worker *w, const char *metric) {
+    CURL *c = curl_easy_init();
+    body *b = calloc(1, sizeof *b);
+    double value = NAN;
+    if (!c || !b)
+        goto out;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", w->port);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+    if (curl_easy_perform(c) != CURLE_OK)
+        goto out;
+    b->buf[b->n] = '\0';
+    size_t mlen = strlen(metric);
+    for (char *line = b->buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, metric, mlen) != 0 || (line[mlen] != ' ' && line[mlen] != '{'))
+            continue;
+        char *sp = strchr(line + mlen, '}');
+        sp = strchr(sp ? sp : line + mlen, ' ');
+        if (sp)
+            value = strtod(sp + 1, NULL);
+        break;
+    }
+out:
+    if (c)
+        curl_easy_cleanup(c);
+    free(b);
+    return value;
 }
 
 const char *tune_worker_status_name(tune_worker_status s) {

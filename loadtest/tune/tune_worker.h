@@ -50,6 +50,10 @@ void tune_worker_stop(tune_worker *w, double grace_s);
 
 const char *tune_worker_status_name(tune_worker_status s);
 
+/* The value of an unlabelled-or-first sample of `metric` on the worker's GET /metrics, or NAN
+ * when absent or unreachable. Used for tlab-sim's own health (tlab_sim:step_lag_max_seconds). */
+double tune_worker_metric(const tune_worker *w, const char *metric);
+
 /* The last `lines` lines of a file, or "(empty log)". */
 void tune_log_tail(const char *path, char *out, size_t len, int lines);
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """tlab-tune end to end on a tiny 2x2 grid (tlab-sim at 20x): the run record, the best point,
 tuned.yaml, the results report with its plots, and the command line's errors."""
+import json
 import os
 import re
 import subprocess
@@ -46,6 +47,7 @@ for e in es:
     check(e["worker_command"].split()[0].endswith("tlab-sim") and f"--max-num-seqs {e['knobs']['max_num_seqs']}" in e["worker_command"]
           and "--time-scale 20" in e["worker_command"], f"worker command {e['worker_command']}")
     check(not T.pid_alive(e["worker_pid"]), f"{e['id']}: worker {e['worker_pid']} still running")
+    check(0 <= e["sim_step_lag_max_s"] < 5, f"{e['id']}: tlab-sim lag {e.get('sim_step_lag_max_s')}")
 # 8 sequences must beat 2 at both batched-token budgets: the search really ranks configurations.
 by = {(e["knobs"]["max_num_seqs"], e["knobs"]["max_num_batched_tokens"]): T.score(e) for e in es}
 check(by[(8, 1024)] > 1.5 * by[(2, 1024)] and by[(8, 4096)] > 1.5 * by[(2, 4096)], f"scores {by}")
@@ -58,6 +60,32 @@ text = open(tuned).read()
 check(re.search(r"^max_num_seqs: 8$", text, re.M) and re.search(r'^model: "Qwen/Qwen2.5-0.5B-Instruct"$', text, re.M)
       and re.search(rf"^max_num_batched_tokens: {best['knobs']['max_num_batched_tokens']}$", text, re.M)
       and re.search(r"^max_model_len: 512$", text, re.M) and text.startswith("# tuned:"), f"tuned.yaml:\n{text}")
+
+# tuned.yaml is ready for the supervisor: a gateway whose supervisor uses it starts tlab-sim with
+# the tuned knobs and answers.
+wport = tlabtest.free_port()
+gcfg = os.path.join(T.TMP, "gateway.yaml")
+with open(gcfg, "w") as f:
+    f.write(f"""plugins:
+  - name: queue
+  - name: supervisor
+    config:
+      engine: sim
+      profile: {tuned}
+      sim_command: {os.path.join(tlabtest.BIN, "tlab-sim")}
+      sim_args: ["--startup-seconds", "0", "--time-scale", "20"]
+      sleep_after_s: 0
+      log_file: {T.TMP}/supervised.log
+""")
+gw, gport = tlabtest.start_gateway(wport, config=gcfg)
+st, _, body = tlabtest.request(gport, "POST", "/v1/completions", {"model": "Qwen/Qwen2.5-0.5B-Instruct", "prompt": "hi",
+                                                                   "max_tokens": 4}, timeout=30)
+check(st == 200, f"request through the supervisor with tuned.yaml: {st} {body[:300]}")
+st, _, body = tlabtest.request(gport, "GET", "/admin/worker")
+w = json.loads(body) if st == 200 else {}
+check(w.get("knobs", {}).get("max_num_seqs") == best["knobs"]["max_num_seqs"]
+      and w["knobs"].get("max_num_batched_tokens") == best["knobs"]["max_num_batched_tokens"], f"supervised worker: {w}")
+gw.stop()
 
 # The report: Markdown, PNG and SVG from the record.
 rep = os.path.join(T.TMP, "report")
