@@ -446,6 +446,22 @@ int tune_run(const tune_options *o, volatile int *stop) {
         status = 2;
         goto out;
     }
+    /* The programs must be there before hours of work depend on them. */
+    char cmd[1200], line[256];
+    int vllm = t.sup.engine == SUP_ENGINE_VLLM;
+    snprintf(cmd, sizeof cmd, "'%s' --version 2>/dev/null", o->bench_cmd);
+    first_line(cmd, line, sizeof line);
+    if (strncmp(line, "tlab-bench", 10) != 0) {
+        fprintf(stderr, "tlab-tune: cannot run tlab-bench as '%s' (give --bench PATH)\n", o->bench_cmd);
+        goto out;
+    }
+    snprintf(cmd, sizeof cmd, "'%s' --version 2>&1", vllm ? o->vllm_cmd : o->sim_cmd);
+    first_line(cmd, line, sizeof line);
+    if (!vllm ? strncmp(line, "tlab-sim", 8) != 0 : (!strcmp(line, "unknown") || strstr(line, "not found") != NULL)) {
+        fprintf(stderr, "tlab-tune: cannot run the worker as '%s' (give --%s PATH)\n", vllm ? o->vllm_cmd : o->sim_cmd,
+                vllm ? "vllm" : "sim");
+        goto out;
+    }
     pts = tune_points_expand(o->cfg, &n);
     if (!pts)
         goto out;
