@@ -199,7 +199,7 @@ static int load_smart(checker *k, const json_t *s, tune_smart_params *p) {
     int rc = check_keys(k, o, "smart", keys) || get_int(k, o, "smart", "screen_requests", 120, 10, 10000000, &p->screen_requests) ||
              get_number(k, o, "smart", "screen_tolerance", 0.15, 0.005, 0.5, &p->screen_tolerance) ||
              get_number(k, o, "smart", "keep_fraction", 0.25, 0.01, 1, &p->keep_fraction) ||
-             get_int(k, o, "smart", "finalists", 1, 1, 1000, &p->finalists);
+             get_int(k, o, "smart", "finalists", 2, 1, 1000, &p->finalists);
     json_decref(empty);
     return rc ? -1 : 0;
 }

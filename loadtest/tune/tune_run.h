@@ -8,7 +8,8 @@
  *   smart - successive halving: every point is screened with short probes that stop as soon
  *           as FAIL is certain and a coarse tolerance, each search starting from the last
  *           point's answer; the best `keep_fraction` are searched again with full probes
- *           inside their screened bracket; only the `finalists` best are confirmed.
+ *           inside their screened bracket; only the `finalists` best are confirmed, and
+ *           the best confirmed one wins.
  * Points that need at least as much memory as one that ran out of it are skipped.
  */
 #ifndef TLAB_TUNE_RUN_H

@@ -59,7 +59,7 @@ rc, so, se = T.run(["--grid", grid, "--strategy", "smart", "--output", sout, "--
 check(rc == 0, f"smart exit {rc}\n{se[-3000:]}")
 smart = T.record(sout)
 stages = [e["stage"] for e in smart["entries"]]
-check(stages.count("screen") == 3 and stages.count("refine") == 2 and stages.count("confirm") == 1, f"smart stages {stages}")
+check(stages.count("screen") == 3 and stages.count("refine") == 2 and stages.count("confirm") == 2, f"smart stages {stages}")
 check(all(p.get("early_stop_enabled") for e in T.entries(smart, "screen") for p in e["probes"]), "screening probes stop early")
 sb, fb = smart["result"]["best"], full["result"]["best"]
 check(sb["id"] == fb["id"] == "max_num_seqs=8", f"best: smart {sb['id']} full {fb['id']}")
