@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -73,10 +74,13 @@ static void rotate(const char *log_path, size_t max_bytes) {
 }
 
 /* In the child: never returns. Reports a failed exec's errno through `report`. */
-static void exec_child(const char *const *argv, const char *const *env, const char *log_path, int report) {
+static void exec_child(const char *const *argv, const char *const *env, const char *log_path, int flags, int report) {
     setpgid(0, 0);
+    if (flags & TLAB_PROCESS_DIE_WITH_PARENT)
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
     int in = open("/dev/null", O_RDONLY);
-    int out = open(log_path ? log_path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int out = open(log_path ? log_path : "/dev/null",
+                   O_WRONLY | O_CREAT | ((flags & TLAB_PROCESS_TRUNCATE_LOG) ? O_TRUNC : O_APPEND), 0644);
     if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0) {
         int e = errno;
         (void)!write(report, &e, sizeof e);
@@ -94,23 +98,15 @@ static void exec_child(const char *const *argv, const char *const *env, const ch
     _exit(127);
 }
 
-long tlab_process_spawn(const char *const *argv, const char *const *env, const char *log_path, size_t log_max_bytes,
-                        tlab_process_exit_cb on_exit, void *arg, char *err, size_t errlen) {
+long tlab_process_start(const char *const *argv, const char *const *env, const char *log_path, int flags, char *err,
+                        size_t errlen) {
     if (!argv || !argv[0]) {
         snprintf(err, errlen, "no command");
         return -1;
     }
-    rotate(log_path, log_max_bytes);
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) != 0) {
         snprintf(err, errlen, "pipe: %s", strerror(errno));
-        return -1;
-    }
-    child *c = calloc(1, sizeof *c);
-    if (!c) {
-        close(pipefd[0]);
-        close(pipefd[1]);
-        snprintf(err, errlen, "out of memory");
         return -1;
     }
     pid_t pid = fork();
@@ -118,11 +114,10 @@ long tlab_process_spawn(const char *const *argv, const char *const *env, const c
         snprintf(err, errlen, "fork: %s", strerror(errno));
         close(pipefd[0]);
         close(pipefd[1]);
-        free(c);
         return -1;
     }
     if (pid == 0)
-        exec_child(argv, env, log_path, pipefd[1]);
+        exec_child(argv, env, log_path, flags, pipefd[1]);
     setpgid(pid, pid); /* also in the parent, so signalling the group never races the child's setpgid */
     close(pipefd[1]);
     int child_errno = 0;
@@ -132,13 +127,28 @@ long tlab_process_spawn(const char *const *argv, const char *const *env, const c
     while (n < 0 && errno == EINTR);
     close(pipefd[0]);
     if (n > 0) {
-        /* The child is exiting with 127; reap it now so no SIGCHLD callback is owed for it. */
+        /* The child is exiting with 127; reap it now so no exit is reported for it. */
         waitpid(pid, NULL, 0);
         snprintf(err, errlen, "cannot start '%s': %s", argv[0], strerror(child_errno));
+        return -1;
+    }
+    return pid;
+}
+
+long tlab_process_spawn(const char *const *argv, const char *const *env, const char *log_path, size_t log_max_bytes,
+                        tlab_process_exit_cb on_exit, void *arg, char *err, size_t errlen) {
+    child *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    rotate(log_path, log_max_bytes);
+    long pid = tlab_process_start(argv, env, log_path, 0, err, errlen);
+    if (pid < 0) {
         free(c);
         return -1;
     }
-    c->pid = pid;
+    c->pid = (pid_t)pid;
     c->on_exit = on_exit;
     c->arg = arg;
     c->next = children;

@@ -28,6 +28,18 @@ void tlab_process_shutdown(void);
  */
 long tlab_process_spawn(const char *const *argv, const char *const *env, const char *log_path, size_t log_max_bytes,
                         tlab_process_exit_cb on_exit, void *arg, char *err, size_t errlen);
+enum {
+    TLAB_PROCESS_TRUNCATE_LOG = 1,    /* start the log afresh instead of appending */
+    TLAB_PROCESS_DIE_WITH_PARENT = 2, /* SIGTERM to the child when its parent dies, even by kill -9 */
+};
+/*
+ * The part of tlab_process_spawn that needs no event loop, for command-line tools (tlab-tune):
+ * fork, new process group, stdin from /dev/null, stdout and stderr to `log_path`, exec. `flags`
+ * are TLAB_PROCESS_* bits. Returns the pid, or -1 with a message in err (exec failures
+ * included). The caller reaps the child (waitpid).
+ */
+long tlab_process_start(const char *const *argv, const char *const *env, const char *log_path, int flags, char *err,
+                        size_t errlen);
 /* Sends `sig` to the process group of `pid`. 0, or -1 with errno. */
 int tlab_process_signal(long pid, int sig);
 

@@ -4,17 +4,16 @@
 #include "tune_probe.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "process.h"
 #include "slo.h"
 
 double tune_probe_duration(double rate, long min_requests, double min_s, double max_s) {
@@ -134,21 +133,13 @@ int tune_probe_run(const tune_bench_env *env, const tune_probe_plan *plan, tune_
         argv[n++] = "--early-stop";
     argv[n] = NULL;
     unlink(out);
-    pid_t pid = fork();
+    char err[256];
+    /* Its own process group and death with the tuner: a Ctrl-C reaches it through the tuner,
+     * which asks it to stop and still reads what it measured. */
+    pid_t pid = (pid_t)tlab_process_start(argv, NULL, log, TLAB_PROCESS_TRUNCATE_LOG | TLAB_PROCESS_DIE_WITH_PARENT, err, sizeof err);
     if (pid < 0) {
-        snprintf(p->error, sizeof p->error, "fork: %s", strerror(errno));
+        snprintf(p->error, sizeof p->error, "tlab-bench: %s", err);
         return -1;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execvp(argv[0], (char *const *)argv);
-        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-        _exit(127);
     }
     int st = 0, signalled = 0;
     while (waitpid(pid, &st, WNOHANG) == 0) {

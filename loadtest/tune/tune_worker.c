@@ -6,13 +6,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -20,7 +18,8 @@
 
 #include <curl/curl.h>
 
-extern char **environ;
+#include "process.h"
+#include "supervisor_cmd.h"
 
 static double mono(void) {
     struct timespec ts;
@@ -81,27 +80,6 @@ static int healthy(int port) {
     return status == 200;
 }
 
-void tune_log_tail(const char *path, char *out, size_t len, int lines) {
-    snprintf(out, len, "(no log)");
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return;
-    char buf[4096];
-    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : 0;
-    long from = size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0;
-    fseek(f, from, SEEK_SET);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    char *start = buf + n;
-    for (int seen = 0; start > buf; start--)
-        if (start[-1] == '\n' && ++seen == lines)
-            break;
-    snprintf(out, len, "%s", n ? start : "(empty log)");
-}
-
 /* vLLM's (and tlab-sim's) ways of saying the GPU is too small for these knobs. */
 static int looks_like_oom(const char *text) {
     static const char *const marks[] = {"OutOfMemoryError", "out of memory", "No available memory for the cache blocks",
@@ -110,51 +88,6 @@ static int looks_like_oom(const char *text) {
         if (strstr(text, marks[i]))
             return 1;
     return 0;
-}
-
-static pid_t spawn(char *const *argv, char *const *env, const char *log_path, char *err, size_t errlen) {
-    int pipefd[2];
-    if (pipe2(pipefd, O_CLOEXEC) != 0) {
-        snprintf(err, errlen, "pipe: %s", strerror(errno));
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        snprintf(err, errlen, "fork: %s", strerror(errno));
-        close(pipefd[0]);
-        close(pipefd[1]);
-        return -1;
-    }
-    if (pid == 0) {
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGTERM); /* a tuner killed with -9 must not leave its worker behind */
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (in >= 0)
-            dup2(in, 0);
-        if (out >= 0) {
-            dup2(out, 1);
-            dup2(out, 2);
-        }
-        for (size_t i = 0; env && env[i]; i++)
-            putenv(env[i]);
-        execvp(argv[0], argv);
-        int e = errno;
-        if (write(pipefd[1], &e, sizeof e) < 0)
-            _exit(127);
-        _exit(127);
-    }
-    setpgid(pid, pid); /* also from here, so the group exists before we might signal it */
-    close(pipefd[1]);
-    int e = 0;
-    ssize_t got = read(pipefd[0], &e, sizeof e);
-    close(pipefd[0]);
-    if (got == (ssize_t)sizeof e) {
-        waitpid(pid, NULL, 0);
-        snprintf(err, errlen, "cannot run %s: %s", argv[0], strerror(e));
-        return -1;
-    }
-    return pid;
 }
 
 tune_worker_status tune_worker_start(tune_worker *w, char *const *argv, char *const *env, int port, const char *log_path,
@@ -168,7 +101,8 @@ tune_worker_status tune_worker_start(tune_worker *w, char *const *argv, char *co
                  port);
         return TUNE_WORKER_SPAWN;
     }
-    w->pid = spawn(argv, env, log_path, w->error, sizeof w->error);
+    w->pid = (pid_t)tlab_process_start((const char *const *)argv, (const char *const *)env, log_path,
+                                       TLAB_PROCESS_TRUNCATE_LOG | TLAB_PROCESS_DIE_WITH_PARENT, w->error, sizeof w->error);
     if (w->pid < 0)
         return TUNE_WORKER_SPAWN;
     double deadline = mono() + timeout_s;
@@ -184,7 +118,7 @@ tune_worker_status tune_worker_start(tune_worker *w, char *const *argv, char *co
         }
         if (mono() > deadline) {
             char tail[1800];
-            tune_log_tail(w->log_path, tail, sizeof tail, 8);
+            sup_log_tail(w->log_path, tail, sizeof tail, 8);
             tune_worker_stop(w, 10);
             snprintf(w->error, sizeof w->error, "not healthy after %.0f s; log: %s", timeout_s, tail);
             return TUNE_WORKER_TIMEOUT;
@@ -202,7 +136,7 @@ int tune_worker_alive(tune_worker *w) {
         return 1;
     if (r == w->pid) {
         char tail[1800];
-        tune_log_tail(w->log_path, tail, sizeof tail, 8);
+        sup_log_tail(w->log_path, tail, sizeof tail, 8);
         snprintf(w->error, sizeof w->error, "%s (%s %d); log: %s", "worker exited",
                  WIFSIGNALED(st) ? "signal" : "status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), tail);
         kill(-w->pid, SIGKILL); /* whatever it left in its group */

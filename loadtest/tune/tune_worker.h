@@ -54,7 +54,4 @@ const char *tune_worker_status_name(tune_worker_status s);
  * when absent or unreachable. Used for tlab-sim's own health (tlab_sim:step_lag_max_seconds). */
 double tune_worker_metric(const tune_worker *w, const char *metric);
 
-/* The last `lines` lines of a file, or "(empty log)". */
-void tune_log_tail(const char *path, char *out, size_t len, int lines);
-
 #endif

@@ -13,18 +13,18 @@ from tunelib import tlabtest  # noqa: E402
 
 check = tlabtest.check
 
-grid = T.grid_file("oom", {"model": ["Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-3B-Instruct"], "max_num_seqs": [2, 4]})
+grid = T.grid_file("oom", {"model": ["Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-3B-Instruct"], "max_num_seqs": [1, 2]})
 out = os.path.join(T.TMP, "oom.json")
 rc, so, se = T.run(["--grid", grid, "--output", out, "--tuned-out", ""])
 check(rc == 0, f"tlab-tune exit {rc}\n{se[-3000:]}")
 rec = T.record(out)
 st = {e["id"]: e for e in T.entries(rec, "grid")}
-small2, small4 = st["model=Qwen/Qwen2.5-0.5B-Instruct,max_num_seqs=2"], st["model=Qwen/Qwen2.5-0.5B-Instruct,max_num_seqs=4"]
-big2, big4 = st["model=Qwen/Qwen2.5-3B-Instruct,max_num_seqs=2"], st["model=Qwen/Qwen2.5-3B-Instruct,max_num_seqs=4"]
+small2, small4 = st["model=Qwen/Qwen2.5-0.5B-Instruct,max_num_seqs=1"], st["model=Qwen/Qwen2.5-0.5B-Instruct,max_num_seqs=2"]
+big2, big4 = st["model=Qwen/Qwen2.5-3B-Instruct,max_num_seqs=1"], st["model=Qwen/Qwen2.5-3B-Instruct,max_num_seqs=2"]
 check(small2["status"] == "ok" and small4["status"] == "ok", f"small model: {small2['status']} {small4['status']}")
 check(big2["status"] == "oom" and "OutOfMemoryError" in big2["error"], f"3B on 4 GB: {big2['status']}: {big2.get('error')}")
 check(big2["startup_s"] < 3, f"the dead worker was noticed after {big2['startup_s']:.2f} s")
-check(big4["status"] == "skipped" and "Qwen2.5-3B-Instruct,max_num_seqs=2" in big4["error"] and not big4["probes"],
+check(big4["status"] == "skipped" and "Qwen2.5-3B-Instruct,max_num_seqs=1" in big4["error"] and not big4["probes"],
       f"3B with more seqs: {big4['status']}: {big4.get('error')}")
 check(rec["status"] == "done" and rec["result"]["best"]["knobs"]["model"] == "Qwen/Qwen2.5-0.5B-Instruct", "best point")
 check("oom" in so and "skipped" in so, f"table:\n{so}")

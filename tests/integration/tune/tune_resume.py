@@ -15,7 +15,7 @@ from tunelib import tlabtest  # noqa: E402
 
 check = tlabtest.check
 
-grid = T.grid_file("resume", {"max_num_seqs": [2, 4, 8]}, smart={"screen_requests": 20, "keep_fraction": 0.5})
+grid = T.grid_file("resume", {"max_num_seqs": [1, 2, 4]}, smart={"screen_requests": 20, "keep_fraction": 0.5})
 out = os.path.join(T.TMP, "full.json")
 p = subprocess.Popen([T.TUNE, "--progress", "never", "--grid", grid, "--output", out, "--tuned-out", ""], cwd=tlabtest.SRC,
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -62,7 +62,7 @@ stages = [e["stage"] for e in smart["entries"]]
 check(stages.count("screen") == 3 and stages.count("refine") == 2 and stages.count("confirm") == 2, f"smart stages {stages}")
 check(all(p.get("early_stop_enabled") for e in T.entries(smart, "screen") for p in e["probes"]), "screening probes stop early")
 sb, fb = smart["result"]["best"], full["result"]["best"]
-check(sb["id"] == fb["id"] == "max_num_seqs=8", f"best: smart {sb['id']} full {fb['id']}")
+check(sb["id"] == fb["id"] == "max_num_seqs=4", f"best: smart {sb['id']} full {fb['id']}")
 check(smart["result"]["bench_seconds"] < full["result"]["bench_seconds"],
       f"bench time smart {smart['result']['bench_seconds']:.0f} s, full {full['result']['bench_seconds']:.0f} s")
 rep = os.path.join(T.TMP, "report")

@@ -17,7 +17,7 @@ REPORT = os.path.join(tlabtest.SRC, "loadtest", "report", "tlab-report")
 TMP = tempfile.mkdtemp(prefix="tlab-tune-test-")
 
 # Small, fast probes: a few dozen requests each, one confirming run.
-SEARCH = {"start_rate": 4, "min_rate": 0.1, "max_rate": 64, "growth": 2, "tolerance": 0.15, "min_requests": 80,
+SEARCH = {"start_rate": 2, "min_rate": 0.1, "max_rate": 64, "growth": 2, "tolerance": 0.15, "min_requests": 80,
           "min_duration_s": 4, "warmup_s": 1, "cooldown_s": 0.5, "confirm_runs": 1, "confirm_requests": 80,
           "startup_timeout_s": 30}
 
