@@ -398,7 +398,7 @@ static int setup_worker_options(tuner *t, char *why, size_t whylen) {
     }
     s->host = (char *)"127.0.0.1";
     s->port = t->o->port ? t->o->port : tune_free_port();
-    s->extra_args = json_copy(s->engine == SUP_ENGINE_VLLM ? c->vllm_args : json_array());
+    s->extra_args = s->engine == SUP_ENGINE_VLLM ? json_copy(c->vllm_args) : json_array();
     s->sim_args = json_copy(c->sim_args);
     if (s->engine == SUP_ENGINE_SIM) {
         char ts[32];
