@@ -86,6 +86,7 @@ tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tl
     r->kind = kind;
     r->worker_id = -1;
     r->info.max_tokens = -1;
+    tlab_sse_relay_init(&r->sse, 0);
     struct evhttp_connection *evcon = evhttp_request_get_connection(http);
     if (evcon) {
         evhttp_connection_set_closecb(evcon, on_client_close, r);
@@ -150,6 +151,7 @@ void tlab_request_finish(tlab_request *r) {
     else
         live_tail = r->live_prev;
     free(r->upstream_error_body);
+    tlab_sse_relay_free(&r->sse);
     json_decref(r->body);
     free(r->raw_body);
     free(r->plugin_data);
@@ -230,7 +232,7 @@ void tlab_request_end_stream_with_error(tlab_request *r, const tlab_error *err) 
         char *json = tlab_error_json(err);
         struct evbuffer *b = evbuffer_new();
         if (b && json) {
-            evbuffer_add_printf(b, "data: %s\n\n", json);
+            evbuffer_add_printf(b, "%sdata: %s\n\n", tlab_sse_relay_event_prefix(&r->sse), json);
             evhttp_send_reply_chunk(r->http, b);
         }
         if (b)
