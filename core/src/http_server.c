@@ -16,6 +16,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "client_conns.h"
 #include "dispatch.h"
 #include "log.h"
 #include "plugin_host.h"
@@ -49,10 +50,12 @@ static void method_not_allowed(struct evhttp_request *http, const char *path, co
 
 static void handle_health(tlab_gateway *gw, struct evhttp_request *http) {
     const tlab_upstream_stats *st = tlab_upstream_get_stats(gw->upstream);
-    json_t *o = json_pack("{s:s, s:s, s:f, s:I, s:I, s:I, s:{s:s, s:I, s:I, s:I, s:I, s:I}, s:o}", "status",
+    json_t *o = json_pack("{s:s, s:s, s:f, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:s, s:I, s:I, s:I, s:I, s:I}, s:o}", "status",
                           gw->draining ? "draining" : "ok", "version", TLAB_VERSION, "uptime_s",
                           (double)(tlab_now_us() - gw->started_us) / 1e6, "in_flight", (json_int_t)gw->in_flight, "waiting",
-                          (json_int_t)tlab_dispatch_waiting(), "live_requests", (json_int_t)gw->live_requests, "upstream",
+                          (json_int_t)tlab_dispatch_waiting(), "live_requests", (json_int_t)gw->live_requests, "clients", "open",
+                          (json_int_t)tlab_client_conns_open(), "max", (json_int_t)gw->cfg->max_connections_in, "rejected",
+                          (json_int_t)tlab_client_conns_rejected(), "timed_out", (json_int_t)tlab_client_conns_cut(), "upstream",
                           "url", gw->cfg->upstream_url, "transfers", (json_int_t)st->transfers, "connections_opened",
                           (json_int_t)st->connections_opened, "retries", (json_int_t)st->retries, "aborted",
                           (json_int_t)st->aborted, "active", (json_int_t)st->active, "plugins", tlab_plugins_describe());
@@ -101,6 +104,7 @@ static void handle_models(struct evhttp_request *http) {
 
 static void on_request(struct evhttp_request *http, void *arg) {
     tlab_gateway *gw = arg;
+    tlab_client_conn_request_arrived(evhttp_request_get_connection(http));
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(http);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path || !*path)
@@ -191,6 +195,10 @@ int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen) {
     evhttp_set_allowed_methods(gw->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                                              EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(gw->http, on_request, gw);
+    if (tlab_client_conns_init(gw->http, gw->base, cfg->max_connections_in, cfg->client_timeout_ms) != 0) {
+        snprintf(err, errlen, "cannot set up client connection accounting");
+        return -1;
+    }
     evutil_socket_t fd = listen_socket(cfg->listen_host, cfg->listen_port);
     struct evhttp_bound_socket *bound = fd < 0 ? NULL : evhttp_accept_socket_with_handle(gw->http, fd);
     if (!bound) {
@@ -210,4 +218,5 @@ void tlab_http_stop(tlab_gateway *gw) {
     if (gw->http)
         evhttp_free(gw->http);
     gw->http = NULL;
+    tlab_client_conns_shutdown();
 }

@@ -14,6 +14,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "client_conns.h"
 #include "dispatch.h"
 #include "gateway.h"
 #include "log.h"
@@ -89,7 +90,7 @@ tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tl
     tlab_sse_relay_init(&r->sse, 0);
     struct evhttp_connection *evcon = evhttp_request_get_connection(http);
     if (evcon) {
-        evhttp_connection_set_closecb(evcon, on_client_close, r);
+        tlab_client_conn_watch(evcon, on_client_close, r);
         watch_client(r, evcon);
     }
     tlab_gw.live_requests++;
@@ -120,7 +121,7 @@ static void detach_http(tlab_request *r) {
         return;
     struct evhttp_connection *evcon = evhttp_request_get_connection(r->http);
     if (evcon)
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        tlab_client_conn_watch(evcon, NULL, NULL);
     r->http = NULL;
 }
 
@@ -169,7 +170,7 @@ void tlab_request_finish(tlab_request *r) {
 /* The client went away (evhttp frees its request after this returns). */
 static void on_client_close(struct evhttp_connection *evcon, void *arg) {
     tlab_request *r = arg;
-    evhttp_connection_set_closecb(evcon, NULL, NULL);
+    tlab_client_conn_watch(evcon, NULL, NULL);
     /* When evhttp itself saw the failure (a write error mid-reply, a read EOF), it has already
      * detached the unfinished request from the connection and left it to us to free; when the
      * connection is freed with the request still attached (our watcher), evhttp frees it. */
