@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -102,6 +103,21 @@ static void handle_models(struct evhttp_request *http) {
     tlab_proxy_dispatch(r);
 }
 
+/* evhttp frames a body by the first Content-Length header. A second one that disagrees means
+ * something in front may have framed it by the other (request smuggling); RFC 9112 section 6.3
+ * says to reject such a message and close the connection. */
+static int conflicting_lengths(struct evhttp_request *http) {
+    const char *first = NULL;
+    for (struct evkeyval *h = evhttp_request_get_input_headers(http)->tqh_first; h; h = h->next.tqe_next) {
+        if (strcasecmp(h->key, "Content-Length") != 0)
+            continue;
+        if (first && strcmp(first, h->value) != 0)
+            return 1;
+        first = h->value;
+    }
+    return 0;
+}
+
 static void on_request(struct evhttp_request *http, void *arg) {
     tlab_gateway *gw = arg;
     tlab_client_conn_request_arrived(evhttp_request_get_connection(http));
@@ -110,6 +126,11 @@ static void on_request(struct evhttp_request *http, void *arg) {
     if (!path || !*path)
         path = "/";
     enum evhttp_cmd_type cmd = evhttp_request_get_command(http);
+    if (conflicting_lengths(http)) {
+        evhttp_add_header(evhttp_request_get_output_headers(http), "Connection", "close");
+        return send_error(http, 400, "invalid_request_error", "%s",
+                          "Conflicting Content-Length headers; send exactly one");
+    }
 
     if (strcmp(path, "/v1/chat/completions") == 0 || strcmp(path, "/v1/completions") == 0) {
         if (cmd != EVHTTP_REQ_POST)
