@@ -125,8 +125,10 @@ static void adopt(struct bufferevent *bev) {
 }
 
 static void on_adopt(evutil_socket_t fd, short what, void *arg) {
-    for (size_t i = 0; i < n_pending; i++)
+    for (size_t i = 0; i < n_pending; i++) {
         adopt(pending[i]);
+        bufferevent_decref(pending[i]);
+    }
     n_pending = 0;
 }
 
@@ -143,6 +145,9 @@ static struct bufferevent *new_bev(struct event_base *base, void *arg) {
         pending = p;
         cap_pending = cap;
     }
+    /* Our reference keeps the struct valid even if evhttp fails the set-up and frees it before
+     * on_adopt: its callbacks are then cleared, and adopt() sees no connection. */
+    bufferevent_incref(bev);
     pending[n_pending++] = bev;
     event_active(adopt_ev, EV_TIMEOUT, 1);
     return bev;
@@ -180,6 +185,9 @@ int tlab_client_conns_init(struct evhttp *http, struct event_base *base, long ma
 }
 
 void tlab_client_conns_shutdown(void) {
+    for (size_t i = 0; i < n_pending; i++)
+        bufferevent_decref(pending[i]);
+    n_pending = 0;
     for (size_t i = 0; i < by_fd_cap; i++)
         if (by_fd[i])
             drop(by_fd[i]);
