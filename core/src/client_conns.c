@@ -74,6 +74,11 @@ static void reject(struct evhttp_connection *evcon, evutil_socket_t fd) {
     free(json);
     if (n > 0 && (size_t)n < sizeof reply)
         (void)send(fd, reply, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    /* Closing with unread input sends a reset, which can destroy the 503 before the client reads
+     * it; the request it already sent is read away first (bounded: this runs on the loop). */
+    char sink[4096];
+    for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
+        ;
     evhttp_connection_free(evcon);
     uint64_t now = tlab_now_us();
     if (now - last_warn_us > 1000000) { /* at most one line a second under a flood */

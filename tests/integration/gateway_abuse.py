@@ -320,7 +320,7 @@ t.check(max(d for _, d in q) < 2.0, f"... promptly (slowest {max(d for _, d in q
 
 # Fill the spare room and go past it: the extra connections get 503 JSON and are closed.
 extra = [socket.create_connection(("127.0.0.1", idle_gw), timeout=10) for _ in range(SPARE + 5)]
-refused = 0
+refused, statuses = 0, []
 for s in extra:
     s.settimeout(0.3)
     try:
@@ -328,6 +328,7 @@ for s in extra:
     except OSError:
         pass
     st, hh, body = read_response(s, timeout=3)
+    statuses.append(st)
     if st == 503:
         refused += 1
         ok = False
@@ -337,6 +338,7 @@ for s in extra:
             pass
         t.check(ok, f"the refusal says why, as OpenAI error JSON: {body[:200]!r}")
 t.check(refused >= 5, f"connections past limits.max_client_connections refused with 503: {refused}")
+t.check(all(st in (200, 503) for st in statuses), f"... each one answered (served or 503), none reset: {statuses}")
 for s in extra:
     s.close()
 for s in idle[:100]:
