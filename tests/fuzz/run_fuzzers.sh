@@ -17,8 +17,10 @@ for t in "${targets[@]}"; do
   [[ -x $bin ]] || { echo "fuzz: $bin missing (build with -DTLAB_FUZZ=ON and clang)"; failed=1; continue; }
   work="$build/fuzz-corpus/$t"; mkdir -p "$work"
   log="$build/fuzz-artifacts/$t.log"
+  dict=()
+  case $t in sse_relay | bench_sse) dict=(-dict="$here/sse.dict") ;; esac
   # Leak checks stay on; -timeout flags a single input slower than 10 s as a hang.
-  "$bin" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
+  "$bin" -max_total_time="$seconds" -timeout=10 -print_final_stats=1 "${dict[@]}" \
          -artifact_prefix="$build/fuzz-artifacts/$t-" "$work" "$here/corpus/$t" >"$log" 2>&1
   rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
