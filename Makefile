@@ -41,9 +41,10 @@ test-asan:
 fuzz-deps:
 	@infra/install-deps.sh --check --fuzz >/dev/null 2>&1 || infra/install-deps.sh --fuzz
 
-# libFuzzer needs clang; only the fuzzer binaries (and what they link) are built.
+# libFuzzer needs clang; only the fuzzer binaries (and what they link) are built, optimised
+# (RelWithDebInfo: several times the executions of -O0 in the same time).
 fuzz: fuzz-deps
-	test -f $(FUZZ_BUILD)/CMakeCache.txt || CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DTLAB_WERROR=ON -DTLAB_FUZZ=ON
+	test -f $(FUZZ_BUILD)/CMakeCache.txt || CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTLAB_WERROR=ON -DTLAB_FUZZ=ON
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(addprefix fuzz_,$(addsuffix _fuzzer,$(FUZZ_TARGETS)))
 	tests/fuzz/run_fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
