@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 and npm packages the project needs, and only those missing.
-# Usage: infra/install-deps.sh [--check]
+# Usage: infra/install-deps.sh [--check] [--fuzz]
 #   --check  exit 0 when everything is present, 1 otherwise (prints what is missing)
+#   --fuzz   also clang and its runtime (libFuzzer, sanitizers) for `make fuzz`
 # As root it runs apt-get; otherwise it prints the exact command to run.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,6 +12,14 @@ DEB_PKGS=(
   libevent-dev libcurl4-openssl-dev libssl-dev liblua5.4-dev lua5.4 libjansson-dev libyaml-dev
   curl python3 valgrind prometheus nodejs npm python3-locust gnuplot-nox
 )
+check=0
+for arg in "$@"; do
+  case $arg in
+    --check) check=1 ;;
+    --fuzz) DEB_PKGS+=(clang libclang-rt-14-dev) ;; # Debian 12's clang is 14; libFuzzer is in -rt
+    *) echo "usage: $0 [--check] [--fuzz]" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${DEB_PKGS[@]}"; do
@@ -25,7 +34,7 @@ fi
 npm_missing=0
 [ -d "$here/tests/e2e/node_modules/openai" ] || npm_missing=1
 
-if [[ ${1:-} == --check ]]; then
+if [[ $check -eq 1 ]]; then
   [[ ${#missing[@]} -eq 0 && $npm_missing -eq 0 ]] && exit 0
   [[ ${#missing[@]} -gt 0 ]] && echo "missing Debian packages: ${missing[*]}"
   [[ $npm_missing -eq 1 ]] && echo "missing npm packages in tests/e2e (openai)"

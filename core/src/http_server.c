@@ -23,6 +23,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "auth.h"
+#include "client_conns.h"
 #include "dispatch.h"
 #include "log.h"
 #include "plugin_host.h"
@@ -132,14 +133,35 @@ static void not_found(struct evhttp_request *http, const char *path) {
     send_error(http, 404, "invalid_request_error", "No route for %s", path);
 }
 
+/* evhttp frames a body by the first Content-Length header. A second one that disagrees means
+ * something in front may have framed it by the other (request smuggling); RFC 9112 section 6.3
+ * says to reject such a message and close the connection. */
+static int conflicting_lengths(struct evhttp_request *http) {
+    const char *first = NULL;
+    for (struct evkeyval *h = evhttp_request_get_input_headers(http)->tqh_first; h; h = h->next.tqe_next) {
+        if (strcasecmp(h->key, "Content-Length") != 0)
+            continue;
+        if (first && strcmp(first, h->value) != 0)
+            return 1;
+        first = h->value;
+    }
+    return 0;
+}
+
 static void on_request(struct evhttp_request *http, void *arg) {
     const listener *l = arg;
     tlab_gateway *gw = l->gw;
+    if (!l->admin)
+        tlab_client_conn_request_arrived(evhttp_request_get_connection(http));
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(http);
     const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!path || !*path)
         path = "/";
     enum evhttp_cmd_type cmd = evhttp_request_get_command(http);
+    if (conflicting_lengths(http)) {
+        evhttp_add_header(evhttp_request_get_output_headers(http), "Connection", "close");
+        return send_error(http, 400, "invalid_request_error", "%s", "Conflicting Content-Length headers; send exactly one");
+    }
 
     /* /health stays open on both listeners: load balancers and supervisors probe it without keys. */
     if (strcmp(path, "/health") == 0) {
@@ -271,6 +293,12 @@ int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen) {
         snprintf(err, errlen, "cannot create the HTTP server");
         return -1;
     }
+    /* Clients' connections are counted, capped and cut when they trickle; the admin listener
+     * serves operators on loopback and is left as evhttp runs it. */
+    if (tlab_client_conns_init(gw->http, gw->base, cfg->max_connections_in, cfg->client_timeout_ms) != 0) {
+        snprintf(err, errlen, "cannot set up client connection accounting");
+        return -1;
+    }
     if (bind_server(gw->http, "", cfg->listen_host, cfg->listen_port, &gw->port, err, errlen) != 0)
         return -1;
     if (gw->admin_http &&
@@ -286,4 +314,5 @@ void tlab_http_stop(tlab_gateway *gw) {
         evhttp_free(gw->admin_http);
     gw->http = NULL;
     gw->admin_http = NULL;
+    tlab_client_conns_shutdown();
 }

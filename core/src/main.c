@@ -9,6 +9,7 @@
  */
 #include <getopt.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,25 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     check_drained();
 }
 
+/* Every client connection is a descriptor: without this, a default soft limit of 1024 would cut
+ * the gateway off (accept fails with EMFILE) long before limits.max_client_connections. */
+static void raise_fd_limit(const tlab_config *cfg) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    /* Room for the worker connections, plugins and logs besides the clients. */
+    rlim_t need = (rlim_t)cfg->max_connections_in + (rlim_t)cfg->max_connections + 64;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+        LOG_WARN("open-file limit %llu is below limits.max_client_connections + upstream.max_connections + 64 = %llu; "
+                 "raise it (ulimit -n) or lower the limits",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)need);
+}
+
 int main(int argc, char **argv) {
     static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
                                          {"check-config", no_argument, 0, 'k'}, {"help", no_argument, 0, 'h'},
@@ -135,6 +155,7 @@ int main(int argc, char **argv) {
     }
     tlab_log_set_level((tlab_log_level)tlab_log_level_parse(cfg.log_level));
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(&cfg);
 
     int rc = 1;
     tlab_gw.cfg = &cfg;

@@ -42,6 +42,8 @@ static void on_headers(void *arg, int status, const char *ctype) {
          * in an SSE event: collect its body (on_data) and send it at the end (on_done). */
         if (status != 200)
             r->upstream_error_status = status;
+        else
+            r->sse_framed = 1;
         r->phase = TLAB_PHASE_RESPONDING;
         return;
     }
@@ -51,6 +53,7 @@ static void on_headers(void *arg, int status, const char *ctype) {
     if (is_event_stream(ctype)) {
         evhttp_add_header(out, "Cache-Control", "no-cache");
         evhttp_add_header(out, "X-Accel-Buffering", "no");
+        r->sse_framed = 1;
     }
     r->phase = TLAB_PHASE_RESPONDING;
     r->overhead_us += tlab_now_us() - start;
@@ -62,6 +65,23 @@ static void on_client_drained(struct evhttp_connection *evcon, void *arg) {
     tlab_request *r = arg;
     (void)evcon;
     tlab_xfer_pause(r->xfer, 0);
+}
+
+static void add_to_chunk(void *arg, const char *data, size_t len) {
+    evbuffer_add(arg, data, len);
+}
+
+/* Sends `chunk` to the client; a client too far behind pauses the worker's transfer. */
+static void send_chunk(tlab_request *r, struct evbuffer *chunk) {
+    size_t len = evbuffer_get_length(chunk);
+    struct evhttp_connection *evcon = evhttp_request_get_connection(r->http);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (bev && evbuffer_get_length(bufferevent_get_output(bev)) + len > CLIENT_BACKLOG_LIMIT) {
+        tlab_xfer_pause(r->xfer, 1);
+        evhttp_send_reply_chunk_with_cb(r->http, chunk, on_client_drained, r);
+    } else {
+        evhttp_send_reply_chunk(r->http, chunk);
+    }
 }
 
 static void on_data(void *arg, const char *data, size_t len) {
@@ -84,15 +104,12 @@ static void on_data(void *arg, const char *data, size_t len) {
     struct evbuffer *chunk = evbuffer_new();
     if (!chunk)
         return;
-    evbuffer_add(chunk, data, len);
-    struct evhttp_connection *evcon = evhttp_request_get_connection(r->http);
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    if (bev && evbuffer_get_length(bufferevent_get_output(bev)) + len > CLIENT_BACKLOG_LIMIT) {
-        tlab_xfer_pause(r->xfer, 1);
-        evhttp_send_reply_chunk_with_cb(r->http, chunk, on_client_drained, r);
-    } else {
-        evhttp_send_reply_chunk(r->http, chunk);
-    }
+    if (r->sse_framed)
+        tlab_sse_relay_feed(&r->sse, data, len, add_to_chunk, chunk);
+    else
+        evbuffer_add(chunk, data, len);
+    if (evbuffer_get_length(chunk))
+        send_chunk(r, chunk);
     evbuffer_free(chunk);
 }
 
@@ -142,6 +159,12 @@ static void on_done(void *arg, tlab_xfer_result result, const char *detail) {
         return;
     if (result == TLAB_XFER_OK) {
         if (r->phase == TLAB_PHASE_RESPONDING) {
+            struct evbuffer *tail = r->sse_framed && r->sse.held_len ? evbuffer_new() : NULL;
+            if (tail) { /* the worker ended mid-event: the client gets its bytes as they were */
+                tlab_sse_relay_flush(&r->sse, add_to_chunk, tail);
+                evhttp_send_reply_chunk(r->http, tail);
+                evbuffer_free(tail);
+            }
             evhttp_send_reply_end(r->http);
             tlab_request_finish(r);
         } else {

@@ -1,6 +1,7 @@
 /*
  * proxy.h - sends a dispatched request to the worker and relays the answer to its client as it
- * arrives: status and headers at once, then each body chunk (SSE events unbuffered).
+ * arrives: status and headers at once, then each body chunk. An event stream goes out event by
+ * event as each one completes (sse_relay.h), so an error event appended after a break stands alone.
  *
  * Failure mapping when nothing has reached the client yet: worker unreachable -> 503,
  * connect / first-byte / total timeout -> 504, broken response -> 502; a worker's own 4xx/5xx is

@@ -15,6 +15,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "auth.h"
+#include "client_conns.h"
 #include "dispatch.h"
 #include "gateway.h"
 #include "log.h"
@@ -87,9 +88,10 @@ tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tl
     r->kind = kind;
     r->worker_id = -1;
     r->info.max_tokens = -1;
+    tlab_sse_relay_init(&r->sse, 0);
     struct evhttp_connection *evcon = evhttp_request_get_connection(http);
     if (evcon) {
-        evhttp_connection_set_closecb(evcon, on_client_close, r);
+        tlab_client_conn_watch(evcon, on_client_close, r);
         watch_client(r, evcon);
     }
     tlab_gw.live_requests++;
@@ -120,7 +122,7 @@ static void detach_http(tlab_request *r) {
         return;
     struct evhttp_connection *evcon = evhttp_request_get_connection(r->http);
     if (evcon)
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        tlab_client_conn_watch(evcon, NULL, NULL);
     r->http = NULL;
 }
 
@@ -152,6 +154,7 @@ void tlab_request_finish(tlab_request *r) {
     else
         live_tail = r->live_prev;
     free(r->upstream_error_body);
+    tlab_sse_relay_free(&r->sse);
     json_decref(r->body);
     free(r->raw_body);
     free(r->plugin_data);
@@ -169,7 +172,7 @@ void tlab_request_finish(tlab_request *r) {
 /* The client went away (evhttp frees its request after this returns). */
 static void on_client_close(struct evhttp_connection *evcon, void *arg) {
     tlab_request *r = arg;
-    evhttp_connection_set_closecb(evcon, NULL, NULL);
+    tlab_client_conn_watch(evcon, NULL, NULL);
     /* When evhttp itself saw the failure (a write error mid-reply, a read EOF), it has already
      * detached the unfinished request from the connection and left it to us to free; when the
      * connection is freed with the request still attached (our watcher), evhttp frees it. */
@@ -232,7 +235,7 @@ void tlab_request_end_stream_with_error(tlab_request *r, const tlab_error *err) 
         char *json = tlab_error_json(err);
         struct evbuffer *b = evbuffer_new();
         if (b && json) {
-            evbuffer_add_printf(b, "data: %s\n\n", json);
+            evbuffer_add_printf(b, "%sdata: %s\n\n", tlab_sse_relay_event_prefix(&r->sse), json);
             evhttp_send_reply_chunk(r->http, b);
         }
         if (b)

@@ -14,6 +14,7 @@
 #include <event2/http.h>
 #include <jansson.h>
 
+#include "sse_relay.h"
 #include "tlab/plugin.h"
 #include "validate.h"
 
@@ -63,6 +64,8 @@ struct tlab_request {
     int upstream_error_status;   /* worker's non-200 status after early headers; body collected */
     char *upstream_error_body;
     size_t upstream_error_len;
+    int sse_framed;              /* the body relays through `sse` (an event stream to the client) */
+    tlab_sse_relay sse;          /* holds back unfinished events; see sse_relay.h */
     void **plugin_data;
     struct tlab_access *access; /* the API key and its token reservation (auth.c); NULL with auth off */
 };

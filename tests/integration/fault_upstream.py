@@ -8,12 +8,15 @@ Usage: fault_upstream.py PORT MODE
           normally: only the gateway's own retry (not libcurl's reuse retry) can save it.
   hang    accepts connections and reads requests but never answers.
   status  answers every request with 418 and an OpenAI error body (pass-through check).
+  midevent  answers 200 text/event-stream with one whole event and half of the next, in separate
+          writes, then closes (no terminating chunk): a stream that breaks mid-event.
 Prints "ready" once listening. Standard library only; binds 127.0.0.1.
 """
 import json
 import socket
 import sys
 import threading
+import time
 
 port, mode = int(sys.argv[1]), sys.argv[2]
 stats = {"connections": 0, "requests": 0, "dropped": 0}
@@ -61,6 +64,13 @@ def serve(conn):
                 return
             if mode == "stale" and served >= 1:
                 return  # close without an answer, as a worker's idle close races a reused connection
+            if mode == "midevent":
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                for piece in (b'data: {"choices": [{"index": 0, "delta": {"content": "one"}}]}\n\n',
+                              b'data: {"choices": [{"index": 0, "del'):
+                    conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    time.sleep(0.1)
+                return
             if mode == "status":
                 reply(conn, 418, {"object": "error", "message": "I am a teapot", "type": "BadRequestError", "code": 418})
             else:

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Gateway against a deliberately faulty upstream (fault_upstream.py), for what tlab-sim does not
 stage: a connection dropped before any byte (retried once on a fresh connection), a stale
-keep-alive connection, a worker's odd status passed through, and a worker that hangs."""
+keep-alive connection, a worker's odd status passed through, a worker that hangs, and a stream
+that breaks in the middle of an event."""
 import json
 import os
 import sys
@@ -55,5 +56,24 @@ st, _, body = t.request(gw, "POST", "/v1/chat/completions", CHAT, timeout=10)
 t.check(st == 504 and b"first_byte_timeout_ms" in body, f"504 from a hung worker: {st} {body}")
 t.check(time.monotonic() - t0 < 3, "504 arrives near the timeout")
 t.check(t.health(gw)["live_requests"] == 0, "nothing left behind")
+
+# A stream that breaks mid-event: the client gets the whole first event, never the half one, and
+# then the gateway's error event on its own (glued onto the half event it would be unparseable).
+_, up = start_fault("midevent")
+_, gw = t.start_gateway(up)
+st, _, body = t.request(gw, "POST", "/v1/chat/completions", dict(CHAT, stream=True), timeout=10)
+events = [e for e in body.decode().split("\n\n") if e.strip()]
+t.check(st == 200 and len(events) == 2, f"two events after a mid-event break: {st} {body!r}")
+parsed = []
+for e in events:
+    try:
+        parsed.append(json.loads(e[len("data: "):]) if e.startswith("data: ") else None)
+    except ValueError:
+        parsed.append(None)
+t.check(len(parsed) == 2 and parsed[0] and parsed[0]["choices"][0]["delta"]["content"] == "one",
+        f"first event relayed whole: {body!r}")
+t.check(len(parsed) == 2 and parsed[1] and parsed[1]["error"]["type"] == "upstream_error",
+        f"the error event stands alone and parses: {body!r}")
+t.check(body.count(b'"del') == 1 and b'"deldata' not in body, f"the half event never reaches the client: {body!r}")
 
 t.finish()
