@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -57,10 +58,12 @@ static void method_not_allowed(struct evhttp_request *http, const char *path, co
 
 static void handle_health(tlab_gateway *gw, struct evhttp_request *http) {
     const tlab_upstream_stats *st = tlab_upstream_get_stats(gw->upstream);
-    json_t *o = json_pack("{s:s, s:s, s:f, s:I, s:I, s:I, s:{s:s, s:I, s:I, s:I, s:I, s:I}, s:o}", "status",
+    json_t *o = json_pack("{s:s, s:s, s:f, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:s, s:I, s:I, s:I, s:I, s:I}, s:o}", "status",
                           gw->draining ? "draining" : "ok", "version", TLAB_VERSION, "uptime_s",
                           (double)(tlab_now_us() - gw->started_us) / 1e6, "in_flight", (json_int_t)gw->in_flight, "waiting",
-                          (json_int_t)tlab_dispatch_waiting(), "live_requests", (json_int_t)gw->live_requests, "upstream",
+                          (json_int_t)tlab_dispatch_waiting(), "live_requests", (json_int_t)gw->live_requests, "clients", "open",
+                          (json_int_t)tlab_client_conns_open(), "max", (json_int_t)gw->cfg->max_connections_in, "rejected",
+                          (json_int_t)tlab_client_conns_rejected(), "timed_out", (json_int_t)tlab_client_conns_cut(), "upstream",
                           "url", gw->cfg->upstream_url, "transfers", (json_int_t)st->transfers, "connections_opened",
                           (json_int_t)st->connections_opened, "retries", (json_int_t)st->retries, "aborted",
                           (json_int_t)st->aborted, "active", (json_int_t)st->active, "plugins", tlab_plugins_describe());
