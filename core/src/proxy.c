@@ -27,6 +27,15 @@
  * paused (TCP back-pressure reaches the worker) instead of buffering without bound. */
 #define CLIENT_BACKLOG_LIMIT (1u << 20)
 
+/*
+ * A non-SSE response (a whole JSON completion, or the worker's own error) is held until it ends
+ * and then sent in one reply. A client cannot use half a JSON document anyway, and holding it
+ * means a worker that dies, hangs or cuts the body mid-way still gets the client a clean 502/504
+ * OpenAI error instead of a truncated 200. Bodies past this size are relayed as they come (the
+ * old behaviour: a cut connection is then the only way to say the body is incomplete).
+ */
+#define HOLD_LIMIT (1u << 20)
+
 uint64_t tlab_dispatch_pass;
 
 static int is_event_stream(const char *ctype) {
@@ -46,6 +55,15 @@ static void on_headers(void *arg, int status, const char *ctype) {
         return;
     }
     r->status = status;
+    if (!is_event_stream(ctype) && (r->held_body = evbuffer_new()) != NULL) {
+        r->held_status = status;
+        r->held_ctype = strdup(ctype ? ctype : "application/json");
+        /* The response has begun, and the SSE keep-alive must not start a stream on top of it. */
+        if (!r->t[TLAB_EV_FIRST_BYTE])
+            tlab_request_emit(r, TLAB_EV_FIRST_BYTE);
+        r->overhead_us += tlab_now_us() - start;
+        return; /* phase stays UPSTREAM: nothing has reached the client */
+    }
     struct evkeyvalq *out = evhttp_request_get_output_headers(r->http);
     evhttp_add_header(out, "Content-Type", ctype ? ctype : "application/json");
     if (is_event_stream(ctype)) {
@@ -56,6 +74,23 @@ static void on_headers(void *arg, int status, const char *ctype) {
     r->overhead_us += tlab_now_us() - start;
     tlab_request_add_headers(r, out);
     evhttp_send_reply_start(r->http, status, NULL);
+}
+
+/* Sends the held response's status and headers, then what was held; relaying goes on from there. */
+static void release_held(tlab_request *r, int whole) {
+    struct evbuffer *held = r->held_body;
+    r->held_body = NULL;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->http);
+    evhttp_add_header(out, "Content-Type", r->held_ctype ? r->held_ctype : "application/json");
+    tlab_request_add_headers(r, out);
+    r->phase = TLAB_PHASE_RESPONDING;
+    if (whole) {
+        evhttp_send_reply(r->http, r->held_status, NULL, held);
+    } else {
+        evhttp_send_reply_start(r->http, r->held_status, NULL);
+        evhttp_send_reply_chunk(r->http, held);
+    }
+    evbuffer_free(held);
 }
 
 static void on_client_drained(struct evhttp_connection *evcon, void *arg) {
@@ -81,6 +116,12 @@ static void on_data(void *arg, const char *data, size_t len) {
     }
     if (r->status == 200)
         tlab_auth_on_data(r, data, len); /* usage, to settle the key's token reservation */
+    if (r->held_body) {
+        evbuffer_add(r->held_body, data, len);
+        if (evbuffer_get_length(r->held_body) > HOLD_LIMIT)
+            release_held(r, 0);
+        return;
+    }
     struct evbuffer *chunk = evbuffer_new();
     if (!chunk)
         return;
@@ -140,6 +181,17 @@ static void on_done(void *arg, tlab_xfer_result result, const char *detail) {
     }
     if (result == TLAB_XFER_UNREACHABLE && r->phase == TLAB_PHASE_UPSTREAM && requeue(r))
         return;
+    if (result == TLAB_XFER_OK && r->held_body) {
+        release_held(r, 1);
+        tlab_request_finish(r);
+        return;
+    }
+    if (r->held_body) {
+        /* Nothing of the held response reached the client: it gets a clean error instead. */
+        evbuffer_free(r->held_body);
+        r->held_body = NULL;
+        tlab_log(TLAB_LOG_INFO, r->id, "dropping the worker's incomplete %d response", r->held_status);
+    }
     if (result == TLAB_XFER_OK) {
         if (r->phase == TLAB_PHASE_RESPONDING) {
             evhttp_send_reply_end(r->http);

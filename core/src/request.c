@@ -152,6 +152,9 @@ void tlab_request_finish(tlab_request *r) {
     else
         live_tail = r->live_prev;
     free(r->upstream_error_body);
+    if (r->held_body)
+        evbuffer_free(r->held_body);
+    free(r->held_ctype);
     json_decref(r->body);
     free(r->raw_body);
     free(r->plugin_data);

@@ -63,6 +63,9 @@ struct tlab_request {
     int upstream_error_status;   /* worker's non-200 status after early headers; body collected */
     char *upstream_error_body;
     size_t upstream_error_len;
+    struct evbuffer *held_body;  /* a non-SSE response kept whole until it ends (proxy.c), NULL otherwise */
+    int held_status;
+    char *held_ctype;
     void **plugin_data;
     struct tlab_access *access; /* the API key and its token reservation (auth.c); NULL with auth off */
 };
