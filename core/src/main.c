@@ -26,6 +26,7 @@
 #include "plugin_host.h"
 #include "policy_host.h"
 #include "process.h"
+#include "proxy.h"
 #include "reload.h"
 #include "stream_keepalive.h"
 #include "upstream.h"
@@ -57,19 +58,32 @@ static void usage(FILE *out) {
 
 static struct event *shutdown_timer;
 
+/* Replies just finished may still sit in evhttp's output buffers: a short last turn of the loop
+ * writes them before the listeners are freed. */
+static const struct timeval flush_delay = {0, 200000};
+
 static void check_drained(void) {
     if (tlab_gw.draining && tlab_gw.live_requests == 0)
-        event_base_loopexit(tlab_gw.base, NULL);
+        event_base_loopexit(tlab_gw.base, &flush_delay);
 }
 
 static void on_drain_poll(evutil_socket_t fd, short what, void *arg) {
     check_drained();
 }
 
+/* Grace over: every request still running is ended properly (503 JSON, or an SSE error event and
+ * the end of the stream), so no client is left with a stream that just stops. */
 static void on_grace_over(evutil_socket_t fd, short what, void *arg) {
-    LOG_WARN("shutdown grace of %ld s (shutdown.grace_s) is over with %zu requests still running; exiting",
+    LOG_WARN("shutdown grace of %ld s (shutdown.grace_s) is over with %zu requests still running; ending them and exiting",
              tlab_gw.cfg->shutdown_grace_s, tlab_gw.live_requests);
-    event_base_loopexit(tlab_gw.base, NULL);
+    tlab_error err;
+    tlab_error_set(&err, 503, "service_unavailable", NULL,
+                   "the gateway shut down before this request finished (shutdown.grace_s); retry on another instance");
+    for (tlab_request *r = tlab_requests_live(), *next; r; r = next) {
+        next = r->live_next;
+        tlab_proxy_abort(r, &err);
+    }
+    event_base_loopexit(tlab_gw.base, &flush_delay);
 }
 
 /* SIGHUP: the config file, then the Lua policies and the keys file (each keeps its old version

@@ -137,16 +137,14 @@ static void on_data(void *arg, const char *data, size_t len) {
     evbuffer_free(chunk);
 }
 
-static void fail_mid_response(tlab_request *r, const char *detail) {
-    tlab_log(TLAB_LOG_WARN, r->id, "%s (after %d was sent)", detail, r->status);
-    r->status = 502;
+static void fail_mid_response_with(tlab_request *r, const tlab_error *err) {
+    tlab_log(TLAB_LOG_WARN, r->id, "%s (after %d was sent)", err->message, r->status);
+    r->status = err->status;
     struct evhttp_request *http = r->http;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(http);
-    const char *ctype = evhttp_find_header(evhttp_request_get_output_headers(http), "Content-Type");
+    struct evhttp_connection *evcon = http ? evhttp_request_get_connection(http) : NULL;
+    const char *ctype = http ? evhttp_find_header(evhttp_request_get_output_headers(http), "Content-Type") : NULL;
     if (is_event_stream(ctype)) {
-        tlab_error err;
-        tlab_error_set(&err, 502, "upstream_error", NULL, "%s", detail);
-        tlab_request_end_stream_with_error(r, &err);
+        tlab_request_end_stream_with_error(r, err);
         return;
     }
     /* A cut connection is the only way to tell an HTTP/1.1 client the body is incomplete. */
@@ -155,11 +153,36 @@ static void fail_mid_response(tlab_request *r, const char *detail) {
         evhttp_connection_free(evcon);
 }
 
+static void fail_mid_response(tlab_request *r, const char *detail) {
+    tlab_error err;
+    tlab_error_set(&err, 502, "upstream_error", NULL, "%s", detail);
+    fail_mid_response_with(r, &err);
+}
+
+void tlab_proxy_abort(tlab_request *r, const tlab_error *err) {
+    if (r->phase == TLAB_PHASE_DONE)
+        return;
+    if (r->xfer) {
+        tlab_xfer_abort(r->xfer);
+        r->xfer = NULL;
+    }
+    if (r->held_body) {
+        evbuffer_free(r->held_body);
+        r->held_body = NULL;
+    }
+    if (r->phase == TLAB_PHASE_RESPONDING && !r->upstream_error_status)
+        fail_mid_response_with(r, err);
+    else if (r->phase == TLAB_PHASE_RESPONDING) /* early SSE headers out, the worker's error being collected */
+        tlab_request_end_stream_with_error(r, err);
+    else
+        tlab_request_fail(r, err, 0);
+}
+
 /* The worker went away before answering (crash, restart): with a supervisor, the request goes
  * back to the queue once and is served when the worker is back, instead of failing. */
 static int requeue(tlab_request *r) {
-    if (r->requeued || tlab_plugins_worker_state() < 0 || !r->http)
-        return 0;
+    if (r->requeued || tlab_plugins_worker_state() < 0 || !r->http || tlab_gw.draining)
+        return 0; /* while draining nothing is dispatched from the queue any more: answer now */
     r->requeued = 1;
     tlab_gw.in_flight--;
     r->worker_id = -1;
