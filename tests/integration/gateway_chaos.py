@@ -142,7 +142,7 @@ plugins:
       profile: safe
       profiles_dir: {t.SRC}/configs/model_profiles
       sim_command: {SIM}
-      sim_args: ["--startup-seconds", "0.2", "--time-scale", "20"]
+      sim_args: ["--startup-seconds", "0.2", "--time-scale", "10"]
       idle_timeout_s: 600
       stop_grace_s: 3
       backoff_min_ms: 200
