@@ -120,6 +120,14 @@ def start_fault(mode):
     return pr, port
 
 
+def stop_clean(gw):
+    """SIGTERM: exit 0 (under ASan: no leak) and no sanitizer report in its log."""
+    rc = gw.stop()
+    out = gw.output()
+    t.check(rc == 0 and "runtime error" not in out and "Sanitizer" not in out,
+            f"gateway exits 0 with a clean log (rc {rc}):\n{out[-2000:]}")
+
+
 def worker(port):
     return json.loads(t.request(port, "GET", "/admin/worker")[2])
 
@@ -206,7 +214,7 @@ t.check(t.metric(port, "gateway_worker_starts_total") >= kills + 1, "restarted a
 t.check(call(port, chat(False, 3))["kind"] == "ok" and gw.alive(), "the gateway still serves")
 t.check(t.health(port)["live_requests"] == 0, "nothing left behind")
 pid = worker(port).get("pid")
-gw.stop()
+stop_clean(gw)
 t.check(pid is None or not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z",
         "the worker is stopped with the gateway")
 
@@ -276,7 +284,7 @@ print(f"garbage: {total - bad}/{total} answered as expected", flush=True)
 t.check(bad == 0, f"every garbage answer handled cleanly ({bad} not)")
 t.check(gw.alive() and t.health(port)["live_requests"] == 0, "the gateway survives the garbage, nothing left behind")
 t.check(call(port, chat(True))["kind"] == "stream_done" and call(port, chat(False))["kind"] == "ok", "then serves normally")
-gw.stop()
+stop_clean(gw)
 
 # ---------------------------------------------------------------------------------------------
 # 4. a plugin hook that fails
@@ -312,4 +320,5 @@ t.check(failed_ok == 20, f"a failing gate answers 500 JSON ({failed_ok}/20)")
 t.check(served == 20, f"the other requests are served ({served}/20)")
 t.check(t.metric(port, "test_gate_failures_total") == 20, "the gate was called for each")
 t.check(t.health(port)["live_requests"] == 0 and gw.alive(), "nothing left behind")
+stop_clean(gw)
 t.finish()
