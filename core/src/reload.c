@@ -96,8 +96,7 @@ static void restart_keys(const tlab_config *old, const tlab_config *next, keylis
 
 static void count(const char *result) {
     tlab_metric *m = tlab_metric_register(TLAB_METRIC_COUNTER, "gateway_config_reloads_total",
-                                          "Config reloads on SIGHUP, by result (ok, failed: the old config kept running)",
-                                          NULL, 0);
+                                          "Config reloads on SIGHUP, by result (ok, failed: the old config kept running)", NULL, 0);
     char labels[32];
     snprintf(labels, sizeof labels, "result=\"%s\"", result);
     if (m)

@@ -29,13 +29,14 @@ static void write_config(const char *text) {
 }
 
 typedef struct key_case {
-    const char *key;   /* for messages */
-    size_t off;        /* a long field of tlab_config */
+    const char *key;    /* for messages */
+    size_t off;         /* a long field of tlab_config */
     long before, after; /* value in the first and the second file */
-    int live;          /* 1: SIGHUP applies it; 0: it keeps `before` until a restart */
+    int live;           /* 1: SIGHUP applies it; 0: it keeps `before` until a restart */
 } key_case;
 
-#define K(key, field, b, a, live) {key, offsetof(tlab_config, field), b, a, live}
+#define K(key, field, b, a, live)                                                                                                  \
+    { key, offsetof(tlab_config, field), b, a, live }
 
 static const key_case cases[] = {
     K("limits.max_tokens", max_tokens, 100, 60, 1),

@@ -30,12 +30,12 @@ static int fh_init(tlab_plugin_ctx *ctx, const tlab_api *api, const json_t *conf
     if (!f)
         return TLAB_ERROR;
     f->api = api;
-    f->failed = api->metric_register(ctx, TLAB_METRIC_COUNTER, "test_gate_failures_total", "gate calls that failed on purpose",
-                                     NULL, 0);
+    f->failed =
+        api->metric_register(ctx, TLAB_METRIC_COUNTER, "test_gate_failures_total", "gate calls that failed on purpose", NULL, 0);
     *self = f;
     return TLAB_OK;
 }
 
-static const tlab_plugin desc = {TLAB_PLUGIN_HEADER, .name = "failing_hook", .version = "0", .init = fh_init,
-                                 .shutdown = fh_shutdown, .dispatch_gate = gate};
+static const tlab_plugin desc = {TLAB_PLUGIN_HEADER, .name = "failing_hook",  .version = "0",
+                                 .init = fh_init,    .shutdown = fh_shutdown, .dispatch_gate = gate};
 TLAB_PLUGIN_DECLARE(desc)
