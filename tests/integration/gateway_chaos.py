@@ -6,7 +6,8 @@
   OpenAI error JSON, or (a stream already started) an SSE error event and a proper end; none
   hangs or is cut; the supervisor counts every crash and restarts the worker; the gateway stays
   healthy.
-- a worker that hangs (never answers; or answers headers then goes silent): 504 JSON within
+- a worker that hangs (tlab-sim frozen by SIGSTOP; a fake worker that never answers, or answers
+  headers then goes silent): 504 JSON within
   upstream.first_byte_timeout_ms, started streams ended by an error event within
   upstream.total_timeout_ms.
 - a worker that answers garbage (invalid JSON, wrong content type, truncated chunked body, junk
@@ -158,7 +159,9 @@ plugins:
       log_file: {tmp}/worker.log
   - name: metrics
 """)
-gw, port = t.start_gateway(wport, config=cfg)
+SFB_MS, STOTAL_MS = 1500, 4000  # far above a request's time here; they matter for the SIGSTOP part
+gw, port = t.start_gateway(wport, config=cfg, sets=[f"upstream.first_byte_timeout_ms={SFB_MS}",
+                                                    f"upstream.total_timeout_ms={STOTAL_MS}"])
 t.check(call(port, chat(False, 2))["kind"] == "ok", "the worker starts on demand")
 
 LOAD_S, DEADLINE_S, CLIENTS = 20.0, 20.0, 6
@@ -213,7 +216,59 @@ t.check(t.wait_metric(port, "gateway_worker_state", 2, timeout=10) or call(port,
 t.check(t.metric(port, "gateway_worker_starts_total") >= kills + 1, "restarted after each crash")
 t.check(call(port, chat(False, 3))["kind"] == "ok" and gw.alive(), "the gateway still serves")
 t.check(t.health(port)["live_requests"] == 0, "nothing left behind")
-pid = worker(port).get("pid")
+
+# The same worker frozen (SIGSTOP): its sockets stay open and nothing answers. A stream that had
+# started ends by total_timeout_ms; new requests end by first_byte_timeout_ms (a stream may get
+# its 200 early from the SSE keep-alive, then the 504 as an error event).
+pid = worker(port)["pid"]
+started, frozen = threading.Event(), {}
+
+
+def long_stream():
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    t0 = time.monotonic()
+    c.request("POST", "/v1/chat/completions", body=json.dumps(chat(True, 450)),
+              headers={"Content-Type": "application/json", "Connection": "close"})  # EOF ends the raw read
+    r = c.getresponse()
+    data = b""
+    while True:
+        line = r.fp.readline()
+        if not line:
+            break
+        data += line
+        if line.startswith(b"data: ") and not started.is_set():
+            os.kill(pid, signal.SIGSTOP)
+            started.set()
+    frozen["long"] = (data, time.monotonic() - t0)
+
+
+th = threading.Thread(target=long_stream)
+th.start()
+started.wait(10)
+fresh = [None] * 6
+
+
+def run_fresh(i):
+    fresh[i] = call(port, chat(i % 2 == 1, 20), timeout=20)
+
+
+fths = [threading.Thread(target=run_fresh, args=(i,)) for i in range(6)]
+for f in fths:
+    f.start()
+for f in fths + [th]:
+    f.join(20)
+os.kill(pid, signal.SIGCONT)
+data, took = frozen.get("long", (b"", 0))
+events = sse_data(data.decode(errors="replace"))
+fresh_ok = sum(1 for r in fresh if r and ((r["status"] == 504 and r["kind"] == "error_json") or r["kind"] == "stream_error")
+               and b"first_byte_timeout_ms" in r["body"] and r["elapsed"] < SFB_MS / 1000 + SLACK)
+print(f"SIGSTOP: stream ended after {took:.2f} s with {events[-1][:80] if events else None!r}; "
+      f"{fresh_ok}/6 new requests got 504 (slowest {max(r['elapsed'] for r in fresh if r):.2f} s)", flush=True)
+t.check(started.is_set() and events and "total_timeout_ms" in events[-1] and took < STOTAL_MS / 1000 + SLACK,
+        "a stream frozen mid-way is ended with a 504 error event by total_timeout_ms")
+t.check(fresh_ok == 6, f"requests to a frozen worker get 504 by first_byte_timeout_ms ({fresh_ok}/6)")
+t.check(call(port, chat(False, 3))["kind"] == "ok", "served again once the worker resumes")
+t.check(t.health(port)["live_requests"] == 0, "nothing left behind")
 stop_clean(gw)
 t.check(pid is None or not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z",
         "the worker is stopped with the gateway")
