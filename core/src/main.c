@@ -91,7 +91,7 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg) {
 static void on_sighup(evutil_socket_t sig, short what, void *arg) {
     if (tlab_gw.draining)
         return; /* nothing worth changing on the way out */
-    LOG_INFO("SIGHUP: reloading the config, the policies%s", tlab_auth_enabled() ? " and the API keys" : "");
+    LOG_INFO("SIGHUP: reloading the config, the policies%s", tlab_auth_enabled() ? " and the API keys" : " (auth is off)");
     tlab_reload_config(reload_args.cfg, reload_args.path, reload_args.sets, reload_args.n_sets);
     tlab_auth_reload();
 }
