@@ -129,6 +129,10 @@ int tlab_auth_init(tlab_config *cfg) {
     return 0;
 }
 
+void tlab_auth_set_default_max_tokens(long max_tokens) {
+    default_max_tokens = max_tokens;
+}
+
 int tlab_auth_reload(void) {
     if (!current)
         return 0;

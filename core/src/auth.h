@@ -33,6 +33,8 @@ int tlab_auth_init(tlab_config *cfg);
  * returned. A no-op with auth off (turning auth on or off needs a restart).
  */
 int tlab_auth_reload(void);
+/* SIGHUP with a new limits.max_tokens: the token reservation of a request without max_tokens. */
+void tlab_auth_set_default_max_tokens(long max_tokens);
 void tlab_auth_shutdown(void);
 int tlab_auth_enabled(void);
 size_t tlab_auth_key_count(void);

@@ -82,6 +82,9 @@ static const field admin_listen_fields[] = {
     FLD("host", F_STR, admin_host, 0, 0),
     FLD("port", F_OPT_INT, admin_port, 0, 65535),
 };
+static const field shutdown_fields[] = {
+    FLD("grace_s", F_LONG, shutdown_grace_s, 0, 3600),
+};
 static const field top_fields[] = {
     FLD("plugin_dir", F_STR, plugin_dir, 0, 0),
 };
@@ -96,11 +99,12 @@ static const section sections[] = {
     SECTION("policies", policies_fields),
     SECTION("auth", auth_fields),
     SECTION("admin.listen", admin_listen_fields),
+    SECTION("shutdown", shutdown_fields),
 };
 static const section top_section = SECTION(NULL, top_fields);
 #define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
 
-static const char *const top_expected = "listen, upstream, limits, log, policies, auth, admin, plugin_dir, plugins";
+static const char *const top_expected = "listen, upstream, limits, log, policies, auth, admin, shutdown, plugin_dir, plugins";
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 
 /* Where a value came from, so one error function can phrase both kinds of message. */
@@ -655,6 +659,7 @@ int tlab_config_defaults(tlab_config *cfg) {
     cfg->auth_keys_file = strdup("");
     cfg->admin_host = strdup("127.0.0.1");
     cfg->admin_port = -1;
+    cfg->shutdown_grace_s = 30;
     if (!cfg->auth_keys_file || !cfg->admin_host || !cfg->listen_host || !cfg->upstream_url || !cfg->log_level ||
         !cfg->plugin_dir || !cfg->policy_admission ||
         !cfg->policy_degradation) {

@@ -62,6 +62,9 @@ typedef struct tlab_config {
     char *admin_host;            /* admin.listen.host, default "127.0.0.1" */
     int admin_port;              /* admin.listen.port, 0..65535, or -1 = none (default): served on the main listener */
 
+    long shutdown_grace_s;       /* shutdown.grace_s: after SIGTERM, how long in-flight requests may run, 0..3600,
+                                    default 30 */
+
     char *plugin_dir;            /* plugin_dir: where plugins without a path are found, default TLAB_DEFAULT_PLUGIN_DIR */
     tlab_plugin_conf *plugins;   /* plugins: list, in load order */
     size_t n_plugins;

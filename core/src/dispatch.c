@@ -61,6 +61,14 @@ static void fifo_remove(tlab_request *r) {
     d.fifo_len--;
 }
 
+/* Whether r has not been finished (freed). Only for the rare error path: a walk of the live list. */
+static int still_live(const tlab_request *r) {
+    for (const tlab_request *l = tlab_requests_live(); l; l = l->live_next)
+        if (l == r)
+            return 1;
+    return 0;
+}
+
 void tlab_dispatch_submit(tlab_request *r) {
     void *qself;
     const tlab_queue_role *q = tlab_plugins_queue(&qself);
@@ -70,7 +78,15 @@ void tlab_dispatch_submit(tlab_request *r) {
         r->queued_in_plugin = 1;
         tlab_request_emit(r, TLAB_EV_QUEUED);
         if (q->push(qself, r) != TLAB_OK) {
-            /* The plugin answered it (request_reject), which finished it. */
+            /* The contract says the plugin answered it (request_reject), which freed it. A plugin
+             * that failed without answering would leave r hanging: answer it here. */
+            if (still_live(r)) {
+                tlab_dispatch_forget(r);
+                r->phase = TLAB_PHASE_NEW;
+                tlab_error err;
+                tlab_error_set(&err, 500, "internal_error", NULL, "the queue plugin failed to take the request");
+                tlab_request_fail(r, &err, 0);
+            }
             return;
         }
     } else {
@@ -110,13 +126,23 @@ static void run_dispatch(evutil_socket_t fd, short what, void *arg) {
     const tlab_queue_role *q = tlab_plugins_queue(&qself);
     tlab_request *r;
     while ((r = peek(q, qself)) != NULL) {
-        if (tlab_plugins_gate(r) != TLAB_OK)
+        int rc = tlab_plugins_gate(r);
+        if (rc == TLAB_AGAIN)
             return; /* a gate holds the head; it calls dispatch_wake when it opens */
         if (q) {
             q->pop(qself);
             r->queued_in_plugin = 0;
         } else {
             fifo_remove(r);
+        }
+        if (rc != TLAB_OK) {
+            /* A failing gate would otherwise hold the head forever (it never calls dispatch_wake):
+             * this request gets a clean 500 and the ones behind it go on. */
+            r->phase = TLAB_PHASE_NEW;
+            tlab_error err;
+            tlab_error_set(&err, 500, "internal_error", NULL, "a plugin's dispatch gate failed (returned %d)", rc);
+            tlab_request_fail(r, &err, 0);
+            continue;
         }
         tlab_proxy_dispatch(r);
     }

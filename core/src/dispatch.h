@@ -3,7 +3,8 @@
  *
  * An admitted request goes to the queue plugin when one is loaded, else to the core's FIFO.
  * The dispatcher then takes requests in order while every dispatch gate says TLAB_OK, and hands
- * each to the proxy. It runs on the next loop turn after tlab_dispatch_wake(), so a hook that
+ * each to the proxy. TLAB_AGAIN from a gate holds the head; any other answer (TLAB_ERROR, an
+ * unknown code) fails that one request with a 500 and the dispatcher goes on. It runs on the next loop turn after tlab_dispatch_wake(), so a hook that
  * wakes it never re-enters itself.
  */
 #ifndef TLAB_DISPATCH_H

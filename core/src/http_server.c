@@ -245,19 +245,24 @@ static evutil_socket_t listen_socket(const char *host, int port) {
     return fd;
 }
 
-/* An evhttp server with the gateway's limits, routing through `l`. NULL on allocation failure. */
-static struct evhttp *new_server(const tlab_config *cfg, listener *l) {
-    struct evhttp *http = evhttp_new(l->gw->base);
-    if (!http)
-        return NULL;
+/* The limits.* that evhttp enforces itself. */
+static void set_limits(struct evhttp *http, const tlab_config *cfg) {
     /* Bodies between max_body_bytes and this hard cap get our OpenAI-shaped 413; beyond it
      * evhttp answers 413 itself without reading them, so memory per connection stays bounded. */
     long long hard_cap = cfg->max_body_bytes * 2 > cfg->max_body_bytes + (1 << 20) ? cfg->max_body_bytes * 2
                                                                                    : cfg->max_body_bytes + (1 << 20);
     evhttp_set_max_body_size(http, (ev_ssize_t)hard_cap);
-    evhttp_set_max_headers_size(http, 64 * 1024);
     struct timeval tv = {.tv_sec = cfg->client_timeout_ms / 1000, .tv_usec = (cfg->client_timeout_ms % 1000) * 1000};
     evhttp_set_timeout_tv(http, &tv);
+}
+
+/* An evhttp server with the gateway's limits, routing through `l`. NULL on allocation failure. */
+static struct evhttp *new_server(const tlab_config *cfg, listener *l) {
+    struct evhttp *http = evhttp_new(l->gw->base);
+    if (!http)
+        return NULL;
+    set_limits(http, cfg);
+    evhttp_set_max_headers_size(http, 64 * 1024);
     evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                          EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(http, on_request, l);
@@ -308,6 +313,13 @@ int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen) {
         bind_server(gw->admin_http, "admin.listen ", cfg->admin_host, cfg->admin_port, &gw->admin_port, err, errlen) != 0)
         return -1;
     return 0;
+}
+
+void tlab_http_apply_limits(tlab_gateway *gw) {
+    if (gw->http)
+        set_limits(gw->http, gw->cfg);
+    if (gw->admin_http)
+        set_limits(gw->admin_http, gw->cfg);
 }
 
 void tlab_http_stop(tlab_gateway *gw) {

@@ -12,5 +12,8 @@
  * On failure returns -1 with err set; tlab_http_stop cleans up either way. */
 int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen);
 void tlab_http_stop(tlab_gateway *gw);
+/* Re-applies gw->cfg's limits.max_body_bytes and limits.client_timeout_ms to the running servers
+ * (SIGHUP); connections already open keep the timeout they had. */
+void tlab_http_apply_limits(tlab_gateway *gw);
 
 #endif

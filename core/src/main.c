@@ -3,9 +3,11 @@
  *
  * Start-up: config (exit 2 on any error, as file:line:col: message), loop, upstream client,
  * plugins (exit 1 when one fails to load), HTTP listener. Shutdown on SIGTERM/SIGINT: stop
- * taking new work (503), answer everything still waiting for dispatch with 503, let in-flight
- * responses finish for up to SHUTDOWN_GRACE_S, then exit 0. A second signal exits at once.
- * SIGHUP reloads the Lua policies and the API keys.
+ * taking new work (503: the listener stays open while draining), answer everything still
+ * waiting for dispatch with 503, let in-flight responses finish for up to shutdown.grace_s, then
+ * exit 0 (plugins shut down in reverse order: the supervisor stops its worker). A second signal
+ * exits at once. SIGHUP re-reads the config file (reload.c: live keys applied, restart-only keys
+ * warned about), then reloads the Lua policies and the API keys.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -25,11 +27,18 @@
 #include "plugin_host.h"
 #include "policy_host.h"
 #include "process.h"
+#include "proxy.h"
+#include "reload.h"
 #include "stream_keepalive.h"
 #include "upstream.h"
 
-#define SHUTDOWN_GRACE_S 30
-
+/* What SIGHUP needs to load the config again exactly as at start-up. */
+static struct {
+    tlab_config *cfg;
+    const char *path;
+    const char *const *sets;
+    size_t n_sets;
+} reload_args;
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -50,25 +59,41 @@ static void usage(FILE *out) {
 
 static struct event *shutdown_timer;
 
+/* Replies just finished may still sit in evhttp's output buffers: a short last turn of the loop
+ * writes them before the listeners are freed. */
+static const struct timeval flush_delay = {0, 200000};
+
 static void check_drained(void) {
     if (tlab_gw.draining && tlab_gw.live_requests == 0)
-        event_base_loopexit(tlab_gw.base, NULL);
+        event_base_loopexit(tlab_gw.base, &flush_delay);
 }
 
 static void on_drain_poll(evutil_socket_t fd, short what, void *arg) {
     check_drained();
 }
 
+/* Grace over: every request still running is ended properly (503 JSON, or an SSE error event and
+ * the end of the stream), so no client is left with a stream that just stops. */
 static void on_grace_over(evutil_socket_t fd, short what, void *arg) {
-    LOG_WARN("shutdown grace of %d s is over with %zu requests still running; exiting", SHUTDOWN_GRACE_S,
-             tlab_gw.live_requests);
-    event_base_loopexit(tlab_gw.base, NULL);
+    LOG_WARN("shutdown grace of %ld s (shutdown.grace_s) is over with %zu requests still running; ending them and exiting",
+             tlab_gw.cfg->shutdown_grace_s, tlab_gw.live_requests);
+    tlab_error err;
+    tlab_error_set(&err, 503, "service_unavailable", NULL,
+                   "the gateway shut down before this request finished (shutdown.grace_s); retry on another instance");
+    for (tlab_request *r = tlab_requests_live(), *next; r; r = next) {
+        next = r->live_next;
+        tlab_proxy_abort(r, &err);
+    }
+    event_base_loopexit(tlab_gw.base, &flush_delay);
 }
 
-/* SIGHUP: reload the Lua policies and the keys file (each keeps its old version if the new one does not load). */
+/* SIGHUP: the config file, then the Lua policies and the keys file (each keeps its old version
+ * if the new one does not load). In-flight and waiting requests are not touched. */
 static void on_sighup(evutil_socket_t sig, short what, void *arg) {
-    LOG_INFO("SIGHUP: reloading the policies%s", tlab_auth_enabled() ? " and the API keys" : "");
-    tlab_policies_reload_all();
+    if (tlab_gw.draining)
+        return; /* nothing worth changing on the way out */
+    LOG_INFO("SIGHUP: reloading the config, the policies%s", tlab_auth_enabled() ? " and the API keys" : " (auth is off)");
+    tlab_reload_config(reload_args.cfg, reload_args.path, reload_args.sets, reload_args.n_sets);
     tlab_auth_reload();
 }
 
@@ -86,7 +111,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     tlab_dispatch_fail_all(&err);
     /* Poll for the last request to end; a 50 ms poll costs nothing and keeps request.c unaware of shutdown. */
     struct event *poll = event_new(tlab_gw.base, -1, EV_PERSIST, on_drain_poll, NULL);
-    struct timeval p = {0, 50000}, grace = {SHUTDOWN_GRACE_S, 0};
+    struct timeval p = {0, 50000}, grace = {(time_t)tlab_gw.cfg->shutdown_grace_s, 0};
     if (poll)
         event_add(poll, &p);
     shutdown_timer = poll;
@@ -147,12 +172,16 @@ int main(int argc, char **argv) {
         free(sets);
         return 2;
     }
-    free(sets);
     if (check_only) {
         printf("%s: configuration is valid\n", config_path ? config_path : "(built-in defaults)");
         tlab_config_free(&cfg);
+        free(sets);
         return 0;
     }
+    reload_args.cfg = &cfg;
+    reload_args.path = config_path;
+    reload_args.sets = sets;
+    reload_args.n_sets = n_sets;
     tlab_log_set_level((tlab_log_level)tlab_log_level_parse(cfg.log_level));
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(&cfg);
@@ -233,5 +262,6 @@ out:
     if (tlab_gw.base)
         event_base_free(tlab_gw.base);
     tlab_config_free(&cfg);
+    free(sets);
     return rc;
 }

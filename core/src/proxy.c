@@ -27,6 +27,15 @@
  * paused (TCP back-pressure reaches the worker) instead of buffering without bound. */
 #define CLIENT_BACKLOG_LIMIT (1u << 20)
 
+/*
+ * A non-SSE response (a whole JSON completion, or the worker's own error) is held until it ends
+ * and then sent in one reply. A client cannot use half a JSON document anyway, and holding it
+ * means a worker that dies, hangs or cuts the body mid-way still gets the client a clean 502/504
+ * OpenAI error instead of a truncated 200. Bodies past this size are relayed as they come (the
+ * old behaviour: a cut connection is then the only way to say the body is incomplete).
+ */
+#define HOLD_LIMIT (1u << 20)
+
 uint64_t tlab_dispatch_pass;
 
 static int is_event_stream(const char *ctype) {
@@ -48,6 +57,15 @@ static void on_headers(void *arg, int status, const char *ctype) {
         return;
     }
     r->status = status;
+    if (!is_event_stream(ctype) && (r->held_body = evbuffer_new()) != NULL) {
+        r->held_status = status;
+        r->held_ctype = strdup(ctype ? ctype : "application/json");
+        /* The response has begun, and the SSE keep-alive must not start a stream on top of it. */
+        if (!r->t[TLAB_EV_FIRST_BYTE])
+            tlab_request_emit(r, TLAB_EV_FIRST_BYTE);
+        r->overhead_us += tlab_now_us() - start;
+        return; /* phase stays UPSTREAM: nothing has reached the client */
+    }
     struct evkeyvalq *out = evhttp_request_get_output_headers(r->http);
     evhttp_add_header(out, "Content-Type", ctype ? ctype : "application/json");
     if (is_event_stream(ctype)) {
@@ -59,6 +77,23 @@ static void on_headers(void *arg, int status, const char *ctype) {
     r->overhead_us += tlab_now_us() - start;
     tlab_request_add_headers(r, out);
     evhttp_send_reply_start(r->http, status, NULL);
+}
+
+/* Sends the held response's status and headers, then what was held; relaying goes on from there. */
+static void release_held(tlab_request *r, int whole) {
+    struct evbuffer *held = r->held_body;
+    r->held_body = NULL;
+    struct evkeyvalq *out = evhttp_request_get_output_headers(r->http);
+    evhttp_add_header(out, "Content-Type", r->held_ctype ? r->held_ctype : "application/json");
+    tlab_request_add_headers(r, out);
+    r->phase = TLAB_PHASE_RESPONDING;
+    if (whole) {
+        evhttp_send_reply(r->http, r->held_status, NULL, held);
+    } else {
+        evhttp_send_reply_start(r->http, r->held_status, NULL);
+        evhttp_send_reply_chunk(r->http, held);
+    }
+    evbuffer_free(held);
 }
 
 static void on_client_drained(struct evhttp_connection *evcon, void *arg) {
@@ -101,6 +136,12 @@ static void on_data(void *arg, const char *data, size_t len) {
     }
     if (r->status == 200)
         tlab_auth_on_data(r, data, len); /* usage, to settle the key's token reservation */
+    if (r->held_body) {
+        evbuffer_add(r->held_body, data, len);
+        if (evbuffer_get_length(r->held_body) > HOLD_LIMIT)
+            release_held(r, 0);
+        return;
+    }
     struct evbuffer *chunk = evbuffer_new();
     if (!chunk)
         return;
@@ -113,16 +154,14 @@ static void on_data(void *arg, const char *data, size_t len) {
     evbuffer_free(chunk);
 }
 
-static void fail_mid_response(tlab_request *r, const char *detail) {
-    tlab_log(TLAB_LOG_WARN, r->id, "%s (after %d was sent)", detail, r->status);
-    r->status = 502;
+static void fail_mid_response_with(tlab_request *r, const tlab_error *err) {
+    tlab_log(TLAB_LOG_WARN, r->id, "%s (after %d was sent)", err->message, r->status);
+    r->status = err->status;
     struct evhttp_request *http = r->http;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(http);
-    const char *ctype = evhttp_find_header(evhttp_request_get_output_headers(http), "Content-Type");
+    struct evhttp_connection *evcon = http ? evhttp_request_get_connection(http) : NULL;
+    const char *ctype = http ? evhttp_find_header(evhttp_request_get_output_headers(http), "Content-Type") : NULL;
     if (is_event_stream(ctype)) {
-        tlab_error err;
-        tlab_error_set(&err, 502, "upstream_error", NULL, "%s", detail);
-        tlab_request_end_stream_with_error(r, &err);
+        tlab_request_end_stream_with_error(r, err);
         return;
     }
     /* A cut connection is the only way to tell an HTTP/1.1 client the body is incomplete. */
@@ -131,11 +170,36 @@ static void fail_mid_response(tlab_request *r, const char *detail) {
         evhttp_connection_free(evcon);
 }
 
+static void fail_mid_response(tlab_request *r, const char *detail) {
+    tlab_error err;
+    tlab_error_set(&err, 502, "upstream_error", NULL, "%s", detail);
+    fail_mid_response_with(r, &err);
+}
+
+void tlab_proxy_abort(tlab_request *r, const tlab_error *err) {
+    if (r->phase == TLAB_PHASE_DONE)
+        return;
+    if (r->xfer) {
+        tlab_xfer_abort(r->xfer);
+        r->xfer = NULL;
+    }
+    if (r->held_body) {
+        evbuffer_free(r->held_body);
+        r->held_body = NULL;
+    }
+    if (r->phase == TLAB_PHASE_RESPONDING && !r->upstream_error_status)
+        fail_mid_response_with(r, err);
+    else if (r->phase == TLAB_PHASE_RESPONDING) /* early SSE headers out, the worker's error being collected */
+        tlab_request_end_stream_with_error(r, err);
+    else
+        tlab_request_fail(r, err, 0);
+}
+
 /* The worker went away before answering (crash, restart): with a supervisor, the request goes
  * back to the queue once and is served when the worker is back, instead of failing. */
 static int requeue(tlab_request *r) {
-    if (r->requeued || tlab_plugins_worker_state() < 0 || !r->http)
-        return 0;
+    if (r->requeued || tlab_plugins_worker_state() < 0 || !r->http || tlab_gw.draining)
+        return 0; /* while draining nothing is dispatched from the queue any more: answer now */
     r->requeued = 1;
     tlab_gw.in_flight--;
     r->worker_id = -1;
@@ -157,6 +221,17 @@ static void on_done(void *arg, tlab_xfer_result result, const char *detail) {
     }
     if (result == TLAB_XFER_UNREACHABLE && r->phase == TLAB_PHASE_UPSTREAM && requeue(r))
         return;
+    if (result == TLAB_XFER_OK && r->held_body) {
+        release_held(r, 1);
+        tlab_request_finish(r);
+        return;
+    }
+    if (r->held_body) {
+        /* Nothing of the held response reached the client: it gets a clean error instead. */
+        evbuffer_free(r->held_body);
+        r->held_body = NULL;
+        tlab_log(TLAB_LOG_INFO, r->id, "dropping the worker's incomplete %d response", r->held_status);
+    }
     if (result == TLAB_XFER_OK) {
         if (r->phase == TLAB_PHASE_RESPONDING) {
             struct evbuffer *tail = r->sse_framed && r->sse.held_len ? evbuffer_new() : NULL;

@@ -155,6 +155,9 @@ void tlab_request_finish(tlab_request *r) {
         live_tail = r->live_prev;
     free(r->upstream_error_body);
     tlab_sse_relay_free(&r->sse);
+    if (r->held_body)
+        evbuffer_free(r->held_body);
+    free(r->held_ctype);
     json_decref(r->body);
     free(r->raw_body);
     free(r->plugin_data);

@@ -66,6 +66,9 @@ struct tlab_request {
     size_t upstream_error_len;
     int sse_framed;              /* the body relays through `sse` (an event stream to the client) */
     tlab_sse_relay sse;          /* holds back unfinished events; see sse_relay.h */
+    struct evbuffer *held_body;  /* a non-SSE response kept whole until it ends (proxy.c), NULL otherwise */
+    int held_status;
+    char *held_ctype;
     void **plugin_data;
     struct tlab_access *access; /* the API key and its token reservation (auth.c); NULL with auth off */
 };

@@ -10,10 +10,18 @@ Usage: fault_upstream.py PORT MODE
   status  answers every request with 418 and an OpenAI error body (pass-through check).
   midevent  answers 200 text/event-stream with one whole event and half of the next, in separate
           writes, then closes (no terminating chunk): a stream that breaks mid-event.
+  mix     the request body's "fault" field picks the behaviour per request (gateway_chaos.py):
+          ok, hang (never answers), hangmid (headers and one event or half a body, then silence),
+          badjson (200 JSON content type, body not JSON), wrongctype (200 text/html), truncchunk
+          (chunked body cut before its last chunk), garbagesse (SSE with junk lines, then [DONE]),
+          random (random bytes instead of HTTP), resetmid (a stream reset by RST after two
+          events), empty (connection closed without a byte).
 Prints "ready" once listening. Standard library only; binds 127.0.0.1.
 """
 import json
+import os
 import socket
+import struct
 import sys
 import threading
 import time
@@ -23,10 +31,11 @@ stats = {"connections": 0, "requests": 0, "dropped": 0}
 
 
 def read_request(conn, buf):
+    """Returns (head, body, rest of buf): (None, ...) once the client closes."""
     while b"\r\n\r\n" not in buf:
         data = conn.recv(65536)
         if not data:
-            return None, buf
+            return None, None, buf
         buf += data
     head, rest = buf.split(b"\r\n\r\n", 1)
     length = 0
@@ -37,14 +46,73 @@ def read_request(conn, buf):
     while len(rest) < length:
         data = conn.recv(65536)
         if not data:
-            return None, rest
+            return None, None, rest
         rest += data
-    return head, rest[length:]
+    return head, rest[:length], rest[length:]
 
 
 def reply(conn, status, body):
     data = json.dumps(body).encode()
     conn.sendall(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % (status, len(data)) + data)
+
+
+def chunk(data):
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+SSE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+EVENT = b'data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"a"}}]}\n\n'
+
+
+def mixed(conn, body):
+    """One request of mode mix. Returns False when the connection must close."""
+    try:
+        fault = json.loads(body or b"{}").get("fault", "ok")
+    except ValueError:
+        fault = "ok"
+    stream = b'"stream": true' in body or b'"stream":true' in body
+    if fault == "hang":
+        threading.Event().wait()
+    if fault == "empty":
+        return False
+    if fault == "random":
+        conn.sendall(os.urandom(512))
+        return False
+    if fault == "badjson":
+        data = b'{"id": "x", "choices": [{"message": {"content": "trunc'
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
+        return True
+    if fault == "wrongctype":
+        data = b"<html><body>502 Bad Gateway (nginx)</body></html>"
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
+        return True
+    if fault == "truncchunk":
+        if stream:
+            conn.sendall(SSE_HEAD + chunk(EVENT) + chunk(EVENT))
+        else:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         + chunk(b'{"id": "x", "choices": ['))
+        return False
+    if fault == "garbagesse":
+        junk = b"\x00\xff garbage line\n:comment\nevent: ???\ndata: {not json\n\n" + EVENT + b"data: [DONE]\n\n"
+        conn.sendall(SSE_HEAD + chunk(junk) + chunk(b""))
+        return True
+    if fault == "resetmid":
+        conn.sendall(SSE_HEAD + chunk(EVENT) + chunk(EVENT))
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        return False
+    if fault == "hangmid":
+        if stream:
+            conn.sendall(SSE_HEAD + chunk(EVENT))
+        else:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\"")
+        threading.Event().wait()
+    if stream:
+        conn.sendall(SSE_HEAD + chunk(EVENT + b"data: [DONE]\n\n") + chunk(b""))
+    else:
+        reply(conn, 200, {"id": "x", "object": "chat.completion",
+                          "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]})
+    return True
 
 
 def serve(conn):
@@ -53,10 +121,14 @@ def serve(conn):
     served = 0
     try:
         while True:
-            head, buf = read_request(conn, buf)
+            head, body, buf = read_request(conn, buf)
             if head is None:
                 return
             stats["requests"] += 1
+            if mode == "mix":
+                if not mixed(conn, body):
+                    return
+                continue
             if mode == "hang":
                 threading.Event().wait()
             if mode == "dropfirst" and stats["dropped"] == 0:

@@ -65,6 +65,8 @@ int tlab_policies_has_admission(void);
 
 /* Core-owned degradation state (lua_gw_actions.c). */
 void tlab_lua_actions_configure(const tlab_config *cfg);
+/* SIGHUP: a new gw.restart_worker rate limit; the tier and the last restart time are kept. */
+void tlab_lua_actions_set_min_restart_interval(long seconds);
 int tlab_lua_tier(void);
 
 #endif

@@ -43,6 +43,10 @@ void tlab_lua_actions_configure(const tlab_config *cfg) {
         tlab_metric_set(g, NULL, 0);
 }
 
+void tlab_lua_actions_set_min_restart_interval(long seconds) {
+    act.min_restart_interval_s = seconds;
+}
+
 int tlab_lua_tier(void) {
     return act.tier;
 }

@@ -180,6 +180,58 @@ void tlab_policies_reload_all(void) {
         tlab_policies_reload((tlab_policy_id)i);
 }
 
+/* Points policy p at `path` ("" = off) and loads it; on failure p keeps its old path and state. */
+static void switch_path(tlab_policy_id id, const char *path, int force) {
+    policy *p = &host.p[id];
+    if (!path || !path[0]) {
+        if (p->path)
+            tlab_log(TLAB_LOG_INFO, "lua", "%s policy turned off (policies.%s is empty)", p->name, p->name);
+        tlab_lstate_free(p->live);
+        free(p->path);
+        p->live = NULL;
+        p->path = NULL;
+        p->hash = 0;
+        p->refused_valid = 0;
+        return;
+    }
+    int moved = !p->path || strcmp(p->path, path) != 0;
+    if (!moved && !force) {
+        tlab_policies_reload(id);
+        return;
+    }
+    char *old_path = p->path, *new_path = strdup(path);
+    if (!new_path)
+        return;
+    uint64_t old_hash = p->hash;
+    p->path = new_path;
+    p->hash = 0; /* a moved file or new limits: validate again even if the bytes are the same */
+    p->refused_valid = 0;
+    if (tlab_policies_reload(id) < 0 && p->live) {
+        tlab_log(TLAB_LOG_WARN, "lua", "%s policy keeps serving from %s", p->name, old_path);
+        p->path = old_path;
+        p->hash = old_hash;
+        free(new_path);
+        return;
+    }
+    free(old_path);
+}
+
+int tlab_policies_apply(struct event_base *base, const tlab_config *cfg, char *err, size_t errlen) {
+    size_t mem_limit = (size_t)cfg->policy_memory_limit_mb * 1024 * 1024;
+    int limits_changed = host.budget != cfg->policy_instruction_budget || host.mem_limit != mem_limit;
+    host.budget = cfg->policy_instruction_budget;
+    host.mem_limit = mem_limit;
+    host.fail_open = cfg->policy_fail_open;
+    tlab_lua_actions_set_min_restart_interval(cfg->policy_min_restart_interval_s);
+    const char *paths[TLAB_POLICY__COUNT] = {cfg->policy_admission, cfg->policy_degradation};
+    for (int i = 0; i < TLAB_POLICY__COUNT; i++)
+        switch_path((tlab_policy_id)i, paths[i], limits_changed);
+    /* The watcher watches the scripts' directories and the tick runs only with degradation on:
+     * both follow the (possibly new) paths and tick_ms. */
+    tlab_policy_watch_stop();
+    return base ? tlab_policy_watch_start(base, cfg->policy_tick_ms, err, errlen) : 0;
+}
+
 const char *tlab_policies_path(tlab_policy_id id) {
     return host.p[id].path;
 }

@@ -60,6 +60,14 @@ void tlab_policies_stop(void);
 int tlab_policies_reload(tlab_policy_id id);
 /* SIGHUP: reloads every configured policy. */
 void tlab_policies_reload_all(void);
+/*
+ * SIGHUP with a re-read config: applies fail_open, instruction_budget, memory_limit_mb,
+ * min_restart_interval_s and tick_ms, and points each policy at its (possibly new) path, then
+ * reloads it. A new path or new limits are validated like any reload: a version that does not
+ * load leaves the old one (and its path) serving. An empty path turns the policy off. Returns 0,
+ * or -1 with err set when the watcher or tick cannot be restarted (the policies still serve).
+ */
+int tlab_policies_apply(struct event_base *base, const tlab_config *cfg, char *err, size_t errlen);
 /* Runs admission.lua for one request. Without an admission policy the decision is "admit". */
 void tlab_policy_admission(const tlab_admission_input *in, tlab_admission_decision *d);
 /* Runs degradation.lua's on_tick once (the timer calls this). Returns 0, or -1 when it failed. */
