@@ -68,6 +68,17 @@ void tune_progress_probe(tune_progress *p, const char *phase, double rate, doubl
     fflush(stderr);
 }
 
+void tune_progress_note(tune_progress *p, const char *what) {
+    if (!p->tty)
+        return;
+    char el[32], et[32];
+    hms(tune_progress_elapsed(p), el, sizeof el);
+    eta(p, et, sizeof et);
+    fprintf(stderr, "\r\033[K[%s %zu/%zu] %s  %s  | elapsed %s  ETA %s", p->stage, p->point_index + 1, p->points_in_stage,
+            p->point_id, what, el, et);
+    fflush(stderr);
+}
+
 void tune_progress_result(tune_progress *p, const char *phase, const tune_probe *r) {
     if (p->tty)
         return;

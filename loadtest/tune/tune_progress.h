@@ -27,6 +27,8 @@ void tune_progress_stage(tune_progress *p, const char *stage, size_t points);
 void tune_progress_point(tune_progress *p, size_t index, const char *id);
 /* A probe is about to run. */
 void tune_progress_probe(tune_progress *p, const char *phase, double rate, double duration_s);
+/* Something other than a probe is under way (the worker starting). */
+void tune_progress_note(tune_progress *p, const char *what);
 /* A probe finished. */
 void tune_progress_result(tune_progress *p, const char *phase, const tune_probe *r);
 /* The point is done; `summary` is one line about it. */

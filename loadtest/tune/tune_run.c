@@ -36,12 +36,17 @@ typedef struct {
     json_t *entry;            /* the entry being measured */
     tune_worker worker;
     int worker_died;
-    const char *phase;
 } tuner;
 
 /* --- probes -------------------------------------------------------------------------------- */
 
-static int probe_cb(void *ctx, const tune_probe_plan *plan, tune_probe *out) {
+/* The last `n` characters of a message: a log tail's newest lines matter most. */
+static const char *last_chars(const char *text, size_t n) {
+    size_t len = strlen(text);
+    return len > n ? text + len - n : text;
+}
+
+static int probe_cb(void *ctx, const tune_probe_plan *plan, const char *phase, tune_probe *out) {
     tuner *t = ctx;
     if (*t->stop) {
         memset(out, 0, sizeof *out);
@@ -49,12 +54,12 @@ static int probe_cb(void *ctx, const tune_probe_plan *plan, tune_probe *out) {
         snprintf(out->error, sizeof out->error, "interrupted");
         return -1;
     }
-    tune_progress_probe(&t->prog, t->phase, plan->rate, plan->duration_s);
+    tune_progress_probe(&t->prog, phase, plan->rate, plan->duration_s);
     int rc = tune_probe_run(&t->benv, plan, out);
     if (!tune_worker_alive(&t->worker)) {
         t->worker_died = 1;
         out->ok = 0;
-        snprintf(out->error, sizeof out->error, "the worker died during the probe: %.400s", t->worker.error);
+        snprintf(out->error, sizeof out->error, "the worker died during the probe: %s", last_chars(t->worker.error, 400));
         rc = -1;
     }
     return *t->stop ? -1 : rc;
@@ -96,7 +101,6 @@ static void set_status(json_t *e, const char *status, const char *error) {
  * (twice at most). Fills entry.confirm. -1 when interrupted or a run could not be made. */
 static int confirm(tuner *t, json_t *e, double rate, long runs) {
     const tune_search_params *s = &t->cfg->search;
-    t->phase = "confirm";
     for (int attempt = 0; attempt < 3; attempt++) {
         double rps[100], p95[100], ttft[100], good[100], tps[100];
         long passes = 0;
@@ -105,7 +109,7 @@ static int confirm(tuner *t, json_t *e, double rate, long runs) {
                                     .duration_s = tune_probe_duration(rate, s->confirm_requests, s->min_duration_s, s->max_duration_s),
                                     .seed = 1000u + (unsigned)(attempt * 100 + i)};
             tune_probe p;
-            if (probe_cb(t, &plan, &p) != 0) {
+            if (probe_cb(t, &plan, "confirm", &p) != 0) {
                 on_probe(t, &p, "confirm");
                 return -1;
             }
@@ -186,7 +190,7 @@ static json_t *measure(tuner *t, const char *stage, size_t index, const char *id
     json_object_set_new(e, "worker_log", json_string(log));
     char *env[] = {NULL};
     double t0 = tune_progress_elapsed(&t->prog);
-    tune_progress_probe(&t->prog, "starting worker", 0, 0);
+    tune_progress_note(&t->prog, "starting the worker");
     tune_worker_status ws = tune_worker_start(&t->worker, argv, env, t->sup.port, log, t->cfg->search.startup_timeout_s, t->stop);
     sup_free_argv(argv);
     if (ws == TUNE_WORKER_INTERRUPTED)
@@ -205,7 +209,6 @@ static json_t *measure(tuner *t, const char *stage, size_t index, const char *id
     t->worker_died = 0;
     tune_search_result res = {.best_rate = rate};
     if (search) {
-        t->phase = stage;
         tune_search(search, probe_cb, t, on_probe, &res);
         if (res.aborted) {
             stop_worker(t);

@@ -22,7 +22,7 @@ static int judge(searcher *s, double rate, const char *phase, tune_probe *kept) 
                             .seed = c->seed + s->seq++,
                             .early_stop = c->early_stop};
     tune_probe p;
-    if (s->probe(s->ctx, &plan, &p) != 0) {
+    if (s->probe(s->ctx, &plan, phase, &p) != 0) {
         if (s->on_probe)
             s->on_probe(s->ctx, &p, phase);
         return -1;
@@ -32,7 +32,7 @@ static int judge(searcher *s, double rate, const char *phase, tune_probe *kept) 
     if (!p.certain && c->retry_uncertain && plan.duration_s < c->max_duration_s) {
         plan.duration_s = plan.duration_s * 2 < c->max_duration_s ? plan.duration_s * 2 : c->max_duration_s;
         plan.seed = c->seed + s->seq++;
-        if (s->probe(s->ctx, &plan, &p) != 0) {
+        if (s->probe(s->ctx, &plan, "retry", &p) != 0) {
             if (s->on_probe)
                 s->on_probe(s->ctx, &p, "retry");
             return -1;

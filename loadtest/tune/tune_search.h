@@ -17,8 +17,9 @@
 
 #include "tune_probe.h"
 
-/* Runs one probe. 0 with *out filled, or -1 when the probe could not run (the search stops). */
-typedef int (*tune_probe_fn)(void *ctx, const tune_probe_plan *plan, tune_probe *out);
+/* Runs one probe (`phase`: "bracket", "bisect" or "retry", for progress). 0 with *out filled, or
+ * -1 when the probe could not run (the search stops). */
+typedef int (*tune_probe_fn)(void *ctx, const tune_probe_plan *plan, const char *phase, tune_probe *out);
 
 typedef struct {
     double start_rate, min_rate, max_rate, growth, tolerance;

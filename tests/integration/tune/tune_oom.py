@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""tlab-tune with a grid that does not fit the GPU: a model too large for rtx3050-4gb runs out of
-memory at start-up; the point is recorded with the worker's own error text, the point that needs
-more memory in the same direction is skipped, and the run goes on. Also: a port that something
-else already serves is refused rather than measured."""
+"""tlab-tune when points fail: a model too large for rtx3050-4gb runs out of memory at start-up
+(recorded with the worker's own error text; the point that needs more memory in the same
+direction is skipped; the run goes on); a worker that crashes during a probe (recorded as a
+crash with its log); an SLO that fails even at the lowest rate (infeasible, exit 1, with the live
+progress line on); a port that something else already serves (refused rather than measured)."""
+import json
 import os
 import socket
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -39,4 +42,39 @@ with socket.socket() as s:
     rc, so, se = T.run(["--grid", one, "--output", out2, "--tuned-out", "", "--port", str(port)], timeout=60)
     e = T.record(out2)["entries"][0]
     check(rc == 1 and e["status"] == "spawn_failed" and "already listens" in e["error"], f"busy port: {rc} {e}")
+# A worker that dies in the middle of the measurement.
+crashy = os.path.join(T.TMP, "crashy-sim")
+with open(crashy, "w") as f:
+    f.write(f"""#!/bin/sh
+case "$1" in --version) exec {os.path.join(tlabtest.BIN, "tlab-sim")} --version ;; esac
+{os.path.join(tlabtest.BIN, "tlab-sim")} "$@" &
+child=$!
+sleep 3
+echo "crashy-sim: killing the simulator with SIGKILL" >&2
+kill -9 $child
+wait $child
+exit 137
+""")
+os.chmod(crashy, 0o755)
+out3 = os.path.join(T.TMP, "crash.json")
+rc, so, se = T.run(["--grid", T.grid_file("crash", {"max_num_seqs": [2]}), "--sim", crashy, "--output", out3, "--tuned-out", ""],
+                   timeout=120)
+e = T.record(out3)["entries"][0]
+check(rc == 1 and e["status"] == "crash" and "killing the simulator" in e["error"], f"crash: {rc} {e['status']} {e.get('error')}")
+
+# An SLO no rate can meet: infeasible, exit 1; on a "terminal" the live line shows the ETA.
+tight = T.grid_file("tight", {"max_num_seqs": [2]}, search={"start_rate": 2, "min_rate": 1})
+with open(tight) as f:
+    doc = json.load(f)
+doc["slo"] = "e2e_p95=200ms,error_rate=0.1%"
+with open(tight, "w") as f:
+    json.dump(doc, f)
+out4 = os.path.join(T.TMP, "tight.json")
+p = subprocess.run([T.TUNE, "--progress", "always", "--grid", tight, "--output", out4, "--tuned-out", ""], capture_output=True,
+                   text=True, timeout=120, cwd=tlabtest.SRC)
+rec4 = T.record(out4)
+e = rec4["entries"][0]
+check(p.returncode == 1 and e["status"] == "infeasible" and "no point met the SLO" in p.stdout, f"infeasible: {p.returncode} {e['status']}")
+check([pr["rate"] for pr in e["probes"]] == [2, 1] and all(pr["verdict"] == "fail" for pr in e["probes"]), f"probes {e['probes']}")
+check("\033[K[grid 1/1] max_num_seqs=2  probe 1 bracket" in p.stderr and "ETA" in p.stderr, f"live line: {p.stderr[:500]!r}")
 tlabtest.finish()

@@ -20,7 +20,8 @@ typedef struct {
     int break_at;          /* this call (1-based) cannot run; 0 = never */
 } model;
 
-static int model_probe(void *ctx, const tune_probe_plan *plan, tune_probe *out) {
+static int model_probe(void *ctx, const tune_probe_plan *plan, const char *phase, tune_probe *out) {
+    (void)phase;
     model *m = ctx;
     memset(out, 0, sizeof *out);
     out->plan = *plan;
