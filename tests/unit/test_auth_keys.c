@@ -16,16 +16,7 @@
 static char tmpdir[] = "/tmp/tlab_test_auth.XXXXXX";
 
 static const char *write_file(const char *name, const char *text) {
-    static char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        perror(path);
-        exit(2);
-    }
-    fputs(text, f);
-    fclose(f);
-    return path;
+    return tlab_test_write_in(tmpdir, name, text);
 }
 
 static void hex(const uint8_t *d, char *out) {

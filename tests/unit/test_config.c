@@ -17,16 +17,7 @@ static char tmpdir[] = "/tmp/tlab_test_config.XXXXXX";
 
 /* Writes `text` to <tmpdir>/<name> and returns the path (static buffer, valid until next call). */
 static const char *write_file(const char *name, const char *text) {
-    static char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        perror(path);
-        exit(2);
-    }
-    fputs(text, f);
-    fclose(f);
-    return path;
+    return tlab_test_write_in(tmpdir, name, text);
 }
 
 #define MAX_SETS 3

@@ -41,13 +41,7 @@ static const char *const eval_script =
     "end\n";
 
 static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        perror(path);
-        exit(2);
-    }
-    fputs(text, f);
-    fclose(f);
+    tlab_test_write(path, text);
 }
 
 static tlab_admission_decision last;

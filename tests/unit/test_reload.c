@@ -19,13 +19,7 @@ static char tmpdir[] = "/tmp/tlab_test_reload.XXXXXX";
 static char path[PATH_MAX];
 
 static void write_config(const char *text) {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        perror(path);
-        exit(2);
-    }
-    fputs(text, f);
-    fclose(f);
+    tlab_test_write(path, text);
 }
 
 typedef struct key_case {

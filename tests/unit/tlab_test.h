@@ -6,6 +6,7 @@
 #define TLAB_TEST_H
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int tlab_test_passed, tlab_test_failed;
@@ -41,6 +42,26 @@ static inline void tlab_check_contains(const char *file, int line, const char *h
         tlab_test_failed++;
         fprintf(stderr, "%s:%d: CHECK failed: '%s' lacks '%s'\n", file, line, hay ? hay : "(null)", needle);
     }
+}
+
+/* Writes `text` to `path`, or stops the test binary (exit 2): a fixture that cannot be written
+ * is a broken test environment, not a failed check. */
+static inline void tlab_test_write(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Writes `text` to <dir>/<name>; returns the path (a static buffer, valid until the next call). */
+static inline const char *tlab_test_write_in(const char *dir, const char *name, const char *text) {
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    tlab_test_write(path, text);
+    return path;
 }
 
 static inline int tlab_test_finish(void) {

@@ -14,9 +14,7 @@
 static char path[] = "/tmp/tlab-tune-test-XXXXXX";
 
 static void write_file(const char *text) {
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
+    tlab_test_write(path, text);
 }
 
 static void test_expand(void) {
