@@ -13,15 +13,7 @@ import tlabtest as t
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def start_fault(mode):
-    port = t.free_port()
-    pr = t.Proc([sys.executable, os.path.join(HERE, "fault_upstream.py"), str(port), mode], f"fault-{mode}")
-    deadline = time.monotonic() + 10
-    while "ready" not in pr.output():
-        if time.monotonic() > deadline or not pr.alive():
-            raise RuntimeError(pr.output())
-        time.sleep(0.02)
-    return pr, port
+start_fault = t.start_fault_upstream
 
 
 CHAT = {"model": "Qwen/Qwen2.5-0.5B-Instruct", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}

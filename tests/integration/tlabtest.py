@@ -156,6 +156,19 @@ def start_gateway(upstream_port, sets=(), port=None, config=None, wait=True):
     return pr, port
 
 
+def start_fault_upstream(mode):
+    """Starts fault_upstream.py (a deliberately faulty worker) in `mode` on a free port; returns (proc, port)."""
+    port = free_port()
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fault_upstream.py")
+    pr = Proc([sys.executable, script, str(port), mode], f"fault-{mode}")
+    deadline = time.monotonic() + 10
+    while "ready" not in pr.output():
+        if time.monotonic() > deadline or not pr.alive():
+            raise RuntimeError(pr.output())
+        time.sleep(0.02)
+    return pr, port
+
+
 def metric(port, name, labels=""):
     """Sum of every series of `name` in a /metrics page whose label text contains `labels`
     (None when there is none): gateway and tlab-sim alike."""
