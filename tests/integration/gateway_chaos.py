@@ -29,7 +29,6 @@ import time
 
 import tlabtest as t
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 SIM = os.path.join(t.BIN, "tlab-sim")
 TEST_PLUGINS = os.path.join(os.path.dirname(t.BIN), "tests", "unit", "test-plugins")

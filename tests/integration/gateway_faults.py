@@ -4,14 +4,9 @@ stage: a connection dropped before any byte (retried once on a fresh connection)
 keep-alive connection, a worker's odd status passed through, a worker that hangs, and a stream
 that breaks in the middle of an event."""
 import json
-import os
-import sys
 import time
 
 import tlabtest as t
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-
 
 start_fault = t.start_fault_upstream
 
