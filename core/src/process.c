@@ -74,10 +74,12 @@ static void rotate(const char *log_path, size_t max_bytes) {
 }
 
 /* In the child: never returns. Reports a failed exec's errno through `report`. */
-static void exec_child(const char *const *argv, const char *const *env, const char *log_path, int flags, int report) {
+static void exec_child(const char *const *argv, const char *const *env, const char *log_path, int flags, int report,
+                       pid_t parent) {
     setpgid(0, 0);
-    if (flags & TLAB_PROCESS_DIE_WITH_PARENT)
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* A parent that died before prctl took effect sends no signal: check it is still the same one. */
+    if ((flags & TLAB_PROCESS_DIE_WITH_PARENT) && (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent))
+        _exit(127);
     int in = open("/dev/null", O_RDONLY);
     int out = open(log_path ? log_path : "/dev/null",
                    O_WRONLY | O_CREAT | ((flags & TLAB_PROCESS_TRUNCATE_LOG) ? O_TRUNC : O_APPEND), 0644);
@@ -109,6 +111,7 @@ long tlab_process_start(const char *const *argv, const char *const *env, const c
         snprintf(err, errlen, "pipe: %s", strerror(errno));
         return -1;
     }
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         snprintf(err, errlen, "fork: %s", strerror(errno));
@@ -117,7 +120,7 @@ long tlab_process_start(const char *const *argv, const char *const *env, const c
         return -1;
     }
     if (pid == 0)
-        exec_child(argv, env, log_path, flags, pipefd[1]);
+        exec_child(argv, env, log_path, flags, pipefd[1], parent);
     setpgid(pid, pid); /* also in the parent, so signalling the group never races the child's setpgid */
     close(pipefd[1]);
     int child_errno = 0;

@@ -210,11 +210,13 @@ static void on_early_check(evutil_socket_t fd, short what, void *arg) {
         }
         if (!rule->has_latency)
             continue;
+        /* A finished success counts as late only by a measured value; one still in flight is
+         * pending (late success or failure yet) once its value is, or must be, past the limit. */
         double mark = rule->metric == TLAB_M_TTFT ? q->first : q->done;
-        if (mark >= 0)
-            c.late_ok += mark - q->sched > rule->limit_s;
+        if (finished)
+            c.late_ok += mark >= 0 && mark - q->sched > rule->limit_s;
         else
-            c.late_inflight += t - q->sched > rule->limit_s;
+            c.late_inflight += (mark >= 0 ? mark : t) - q->sched > rule->limit_s;
     }
     if (!tlab_early_certain_fail(rule, &c, r->res->early_why, sizeof r->res->early_why))
         return;
@@ -271,7 +273,8 @@ int tlab_run(const tlab_run_cfg *cfg, const tlab_workload *w, tlab_run_result *r
         if (cfg->early && cfg->arrival.kind != TLAB_ARRIVAL_CLOSED)
             r.early_ev = event_new(r.base, -1, EV_PERSIST, on_early_check, &r);
     }
-    if (!r.base || !r.http || !r.send_ev || !r.sigint_ev || !r.sigterm_ev || (cfg->progress && !r.progress_ev)) {
+    if (!r.base || !r.http || !r.send_ev || !r.sigint_ev || !r.sigterm_ev || (cfg->progress && !r.progress_ev) ||
+        (cfg->early && cfg->arrival.kind != TLAB_ARRIVAL_CLOSED && !r.early_ev)) {
         snprintf(err, errlen, "could not set up the event loop or libcurl");
         goto out;
     }

@@ -390,8 +390,11 @@ tune_point *tune_points_expand(const tune_config *c, size_t *n) {
             char buf[96];
             format_value(val, buf, sizeof buf);
             int w = snprintf(pts[p].id + off, sizeof pts[p].id - off, "%s%s=%s", a ? "," : "", names[a], buf);
-            off += w > 0 && (size_t)w < sizeof pts[p].id - off ? (size_t)w : 0;
+            off += w > 0 && (size_t)w < sizeof pts[p].id - off ? (size_t)w : sizeof pts[p].id - off;
         }
+        /* An id that did not fit still names one point: the run record keys entries by it. */
+        if (off >= sizeof pts[p].id - 1)
+            snprintf(pts[p].id + sizeof pts[p].id - 24, 24, "...#%zu", p + 1);
     }
     *n = total;
     return pts;

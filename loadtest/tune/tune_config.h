@@ -50,7 +50,7 @@ void tune_config_free(tune_config *c);
 json_t *tune_config_to_json(const tune_config *c);
 
 typedef struct {
-    char id[256];             /* "max_num_seqs=64,max_num_batched_tokens=4096" */
+    char id[256];             /* "max_num_seqs=64,max_num_batched_tokens=4096" (too long: cut, "...#N") */
     json_t *knobs;            /* fixed + this point's axis values */
 } tune_point;
 

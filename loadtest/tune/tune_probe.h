@@ -60,11 +60,9 @@ void tune_wilson(long k, long n, double *lo, double *hi);
 int tune_probe_run(const tune_bench_env *env, const tune_probe_plan *plan, tune_probe *p);
 
 /* Reads a tlab-bench result JSON into *p (workload time; scale = the run's time scale).
- * `miss_fraction` is the SLO's allowed share of misses (0.05 for p95). 0, or -1 with p->error. */
-int tune_probe_parse(const json_t *bench_json, double scale, double miss_fraction, tune_probe *p);
+ * `miss_fraction` is the SLO's allowed share of misses (0.05 for p95), `error_limit` its error
+ * rate limit. A run cut by an interruption is no measurement: -1. 0, or -1 with p->error. */
+int tune_probe_parse(const json_t *bench_json, double scale, double miss_fraction, double error_limit, tune_probe *p);
 
 json_t *tune_probe_to_json(const tune_probe *p);
-/* Inverse of tune_probe_to_json, for resumed runs. */
-void tune_probe_from_json(const json_t *j, tune_probe *p);
-
 #endif

@@ -3,15 +3,11 @@
  */
 #include "tune_progress.h"
 
+#include "tune_worker.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
-
-static double mono(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static void hms(double s, char *buf, size_t len) {
     long t = s > 0 ? (long)(s + 0.5) : 0;
@@ -24,11 +20,11 @@ static void hms(double s, char *buf, size_t len) {
 void tune_progress_init(tune_progress *p, int tty) {
     memset(p, 0, sizeof *p);
     p->tty = tty;
-    p->t0 = mono();
+    p->t0 = tune_mono();
 }
 
 double tune_progress_elapsed(const tune_progress *p) {
-    return mono() - p->t0;
+    return tune_mono() - p->t0;
 }
 
 void tune_progress_stage(tune_progress *p, const char *stage, size_t points) {
@@ -41,7 +37,7 @@ void tune_progress_stage(tune_progress *p, const char *stage, size_t points) {
 void tune_progress_point(tune_progress *p, size_t index, const char *id) {
     p->point_index = index;
     snprintf(p->point_id, sizeof p->point_id, "%s", id);
-    p->point_started = mono();
+    p->point_started = tune_mono();
     p->probe_no = 0;
 }
 
@@ -52,7 +48,7 @@ static void eta(const tune_progress *p, char *buf, size_t len) {
         return;
     }
     double per = p->spent_in_stage / (double)p->finished_in_stage;
-    double left = per * (double)(p->points_in_stage - p->point_index) - (mono() - p->point_started);
+    double left = per * (double)(p->points_in_stage - p->point_index) - (tune_mono() - p->point_started);
     hms(left > 0 ? left : 0, buf, len);
 }
 
@@ -95,7 +91,7 @@ void tune_progress_result(tune_progress *p, const char *phase, const tune_probe 
 }
 
 void tune_progress_point_done(tune_progress *p, const char *summary) {
-    p->spent_in_stage += mono() - p->point_started;
+    p->spent_in_stage += tune_mono() - p->point_started;
     p->finished_in_stage++;
     if (p->tty)
         fprintf(stderr, "\r\033[K");

@@ -33,6 +33,7 @@ typedef struct {
     char dir[1100];           /* <run>.d: worker logs and the bench's scratch files */
     char url[64];
     volatile int *stop;
+    int fatal;                /* the record cannot be written: stop, exit 3 */
     json_t *entry;            /* the entry being measured */
     tune_worker worker;
     int worker_died;
@@ -40,15 +41,9 @@ typedef struct {
 
 /* --- probes -------------------------------------------------------------------------------- */
 
-/* The last `n` characters of a message: a log tail's newest lines matter most. */
-static const char *last_chars(const char *text, size_t n) {
-    size_t len = strlen(text);
-    return len > n ? text + len - n : text;
-}
-
 static int probe_cb(void *ctx, const tune_probe_plan *plan, const char *phase, tune_probe *out) {
     tuner *t = ctx;
-    if (*t->stop) {
+    if (*t->stop || t->fatal) {
         memset(out, 0, sizeof *out);
         out->plan = *plan;
         snprintf(out->error, sizeof out->error, "interrupted");
@@ -59,10 +54,11 @@ static int probe_cb(void *ctx, const tune_probe_plan *plan, const char *phase, t
     if (!tune_worker_alive(&t->worker)) {
         t->worker_died = 1;
         out->ok = 0;
-        snprintf(out->error, sizeof out->error, "the worker died during the probe: %s", last_chars(t->worker.error, 400));
+        snprintf(out->error, sizeof out->error, "the worker died during the probe: %s", tune_last_chars(t->worker.error, 400));
         rc = -1;
     }
-    return *t->stop ? -1 : rc;
+    tune_clean_utf8(out->error);
+    return *t->stop || t->fatal ? -1 : rc;
 }
 
 static void on_probe(void *ctx, const tune_probe *p, const char *phase) {
@@ -73,8 +69,13 @@ static void on_probe(void *ctx, const tune_probe *p, const char *phase) {
     json_object_set_new(j, "phase", json_string(phase));
     json_array_append_new(json_object_get(t->entry, "probes"), j);
     tune_progress_result(&t->prog, phase, p);
-    if (tune_runfile_save(&t->rf) != 0)
-        tune_progress_say(&t->prog, "warning: cannot rewrite the run record");
+    if (tune_runfile_save(&t->rf) != 0 && !t->fatal) {
+        /* Hours of measurement nobody could resume: stop now. */
+        char msg[1200];
+        snprintf(msg, sizeof msg, "cannot write the run record %s: %s", t->rf.path, strerror(errno));
+        tune_progress_say(&t->prog, msg);
+        t->fatal = 1;
+    }
 }
 
 /* --- one point ----------------------------------------------------------------------------- */
@@ -98,7 +99,8 @@ static void set_status(json_t *e, const char *status, const char *error) {
 }
 
 /* Confirming runs at `rate`; a majority must pass, else the rate backs off by the tolerance
- * (twice at most). Fills entry.confirm. -1 when interrupted or a run could not be made. */
+ * (twice at most). Fills entry.confirm. 1 confirmed, 0 not even after backing off, -1 when
+ * interrupted or a run could not be made. */
 static int confirm(tuner *t, json_t *e, double rate, long runs) {
     const tune_search_params *s = &t->cfg->search;
     for (int attempt = 0; attempt < 3; attempt++) {
@@ -129,7 +131,7 @@ static int confirm(tuner *t, json_t *e, double rate, long runs) {
                                       "median_e2e_p95_s", tune_median(p95, n), "median_ttft_p95_s", tune_median(ttft, n),
                                       "median_goodput", tune_median(good, n), "median_output_tps", tune_median(tps, n)));
         if (majority)
-            return 0;
+            return 1;
         rate *= 1 - s->tolerance;
     }
     return 0;
@@ -212,7 +214,7 @@ static json_t *measure(tuner *t, const char *stage, size_t index, const char *id
         tune_search(search, probe_cb, t, on_probe, &res);
         if (res.aborted) {
             stop_worker(t);
-            if (*t->stop)
+            if (*t->stop || t->fatal)
                 return NULL;
             const json_t *last = json_array_get(json_object_get(e, "probes"), json_array_size(json_object_get(e, "probes")) - 1);
             set_status(e, t->worker_died ? "crash" : "error", json_string_value(json_object_get(last, "error")));
@@ -235,15 +237,22 @@ static json_t *measure(tuner *t, const char *stage, size_t index, const char *id
         tune_progress_point_done(&t->prog, "infeasible: the SLO fails even at the lowest rate");
         return e;
     }
-    if (confirm_runs > 0 && confirm(t, e, res.best_rate, confirm_runs) != 0) {
+    int confirmed = confirm_runs > 0 ? confirm(t, e, res.best_rate, confirm_runs) : 1;
+    if (confirmed < 0) {
         stop_worker(t);
-        if (*t->stop)
+        if (*t->stop || t->fatal)
             return NULL;
         set_status(e, t->worker_died ? "crash" : "error", "a confirming run failed");
         tune_runfile_save(&t->rf);
         return e;
     }
     stop_worker(t);
+    if (!confirmed) {
+        set_status(e, "unconfirmed", "most confirming runs missed the SLO, even after backing off twice");
+        tune_runfile_save(&t->rf);
+        tune_progress_point_done(&t->prog, "unconfirmed: most confirming runs missed the SLO");
+        return e;
+    }
     set_status(e, "ok", NULL);
     tune_runfile_save(&t->rf);
     snprintf(msg, sizeof msg, "max %.3g req/s%s", tune_entry_score(e), res.hit_max ? " (search.max_rate reached)" : "");
@@ -504,11 +513,15 @@ int tune_run(const tune_options *o, volatile int *stop) {
         goto interrupted;
     json_object_set_new(t.rf.doc, "status", json_string("done"));
     status = tune_report_finish(&t.rf, t.base_profile, o->tuned_out, tune_progress_elapsed(&t.prog), stdout) == 0 ? 0 : 1;
-    if (tune_runfile_save(&t.rf) != 0)
+    if (tune_runfile_save(&t.rf) != 0) {
         fprintf(stderr, "tlab-tune: cannot write %s: %s\n", o->run_path, strerror(errno));
+        status = 3;
+    }
     goto out;
 interrupted:
     stop_worker(&t);
+    if (t.fatal) /* the record could not be written: already said */
+        goto out;
     if (!*stop) {
         fprintf(stderr, "tlab-tune: stopped: out of memory\n");
         goto out;

@@ -66,7 +66,7 @@ bad:
 int tune_runfile_save(tune_runfile *rf) {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", rf->path);
-    if (json_dump_file(rf->doc, tmp, JSON_INDENT(1) | JSON_REAL_PRECISION(8)) != 0) {
+    if (json_dump_file(rf->doc, tmp, JSON_INDENT(1) | JSON_REAL_PRECISION(17)) != 0) {
         if (!errno)
             errno = EIO;
         return -1;

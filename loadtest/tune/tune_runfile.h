@@ -31,7 +31,7 @@ json_t *tune_runfile_find(tune_runfile *rf, const char *stage, const char *id);
 /* The entry of (stage, id), created with status "running" and no probes when absent (an
  * unfinished entry from an interrupted run is reset, its probes dropped). Borrowed reference. */
 json_t *tune_runfile_begin(tune_runfile *rf, const char *stage, const char *id, const json_t *knobs);
-/* 1 when the entry has a final status (ok, infeasible, oom, crash, timeout, skipped). */
+/* 1 when the entry has a final status (ok, unconfirmed, infeasible, oom, crash, timeout, skipped, ...). */
 int tune_entry_finished(const json_t *entry);
 
 /* Sum of bench_s over every probe of every entry (stage NULL) or of one stage. */

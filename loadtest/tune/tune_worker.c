@@ -21,16 +21,43 @@
 #include "process.h"
 #include "supervisor_cmd.h"
 
-static double mono(void) {
+double tune_mono(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void nap(double s) {
+void tune_nap(double s) {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+void tune_clean_utf8(char *s) {
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : (*p & 0xF8) == 0xF0 ? 4 : 0;
+        int ok = n > 0;
+        for (int i = 1; ok && i < n; i++)
+            ok = (p[i] & 0xC0) == 0x80;
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
+const char *tune_last_chars(const char *text, size_t n) {
+    size_t len = strlen(text);
+    const char *p = len > n ? text + len - n : text;
+    while (p > text && ((unsigned char)*p & 0xC0) == 0x80 && *p)
+        p++;
+    return p;
+}
+
+void tune_log_tail(const char *path, char *out, size_t len, int lines) {
+    sup_log_tail(path, out, len, lines);
 }
 
 int tune_free_port(void) {
@@ -80,14 +107,31 @@ static int healthy(int port) {
     return status == 200;
 }
 
-/* vLLM's (and tlab-sim's) ways of saying the GPU is too small for these knobs. */
-static int looks_like_oom(const char *text) {
+/* vLLM's (and tlab-sim's) ways of saying the GPU is too small for these knobs, searched in the
+ * log's last 64 KiB: vLLM V1's engine process prints the cause, then the API server's own
+ * traceback fills the last lines. */
+static int log_says_oom(const char *path) {
     static const char *const marks[] = {"OutOfMemoryError", "out of memory", "No available memory for the cache blocks",
                                         "larger than the available KV cache memory", NULL};
-    for (size_t i = 0; marks[i]; i++)
-        if (strstr(text, marks[i]))
-            return 1;
-    return 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    char *buf = malloc(65537);
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : 0;
+    fseek(f, size > 65536 ? size - 65536 : 0, SEEK_SET);
+    size_t n = buf ? fread(buf, 1, 65536, f) : 0;
+    fclose(f);
+    int found = 0;
+    if (buf) {
+        for (size_t i = 0; i < n; i++)
+            if (!buf[i])
+                buf[i] = ' ';
+        buf[n] = '\0';
+        for (size_t i = 0; marks[i] && !found; i++)
+            found = strstr(buf, marks[i]) != NULL;
+    }
+    free(buf);
+    return found;
 }
 
 tune_worker_status tune_worker_start(tune_worker *w, char *const *argv, char *const *env, int port, const char *log_path,
@@ -105,10 +149,10 @@ tune_worker_status tune_worker_start(tune_worker *w, char *const *argv, char *co
                                        TLAB_PROCESS_TRUNCATE_LOG | TLAB_PROCESS_DIE_WITH_PARENT, w->error, sizeof w->error);
     if (w->pid < 0)
         return TUNE_WORKER_SPAWN;
-    double deadline = mono() + timeout_s;
+    double deadline = tune_mono() + timeout_s;
     for (;;) {
         if (!tune_worker_alive(w))
-            return looks_like_oom(w->error) ? TUNE_WORKER_OOM : TUNE_WORKER_CRASH;
+            return log_says_oom(w->log_path) ? TUNE_WORKER_OOM : TUNE_WORKER_CRASH;
         if (healthy(port))
             return TUNE_WORKER_READY;
         if (stop_flag && *stop_flag) {
@@ -116,14 +160,16 @@ tune_worker_status tune_worker_start(tune_worker *w, char *const *argv, char *co
             snprintf(w->error, sizeof w->error, "interrupted while the worker was starting");
             return TUNE_WORKER_INTERRUPTED;
         }
-        if (mono() > deadline) {
-            char tail[1800];
+        if (tune_mono() > deadline) {
+            char tail[4096];
             sup_log_tail(w->log_path, tail, sizeof tail, 8);
             tune_worker_stop(w, 10);
-            snprintf(w->error, sizeof w->error, "not healthy after %.0f s; log: %s", timeout_s, tail);
+            snprintf(w->error, sizeof w->error, "not healthy after %.0f s; log: %s", timeout_s,
+                     tune_last_chars(tail, sizeof w->error - 64));
+            tune_clean_utf8(w->error);
             return TUNE_WORKER_TIMEOUT;
         }
-        nap(0.1);
+        tune_nap(0.1);
     }
 }
 
@@ -135,10 +181,12 @@ int tune_worker_alive(tune_worker *w) {
     if (r == 0)
         return 1;
     if (r == w->pid) {
-        char tail[1800];
+        char tail[4096];
         sup_log_tail(w->log_path, tail, sizeof tail, 8);
         snprintf(w->error, sizeof w->error, "%s (%s %d); log: %s", "worker exited",
-                 WIFSIGNALED(st) ? "signal" : "status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st), tail);
+                 WIFSIGNALED(st) ? "signal" : "status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
+                 tune_last_chars(tail, sizeof w->error - 64));
+        tune_clean_utf8(w->error);
         kill(-w->pid, SIGKILL); /* whatever it left in its group */
         w->pid = -1;
     }
@@ -149,17 +197,22 @@ void tune_worker_stop(tune_worker *w, double grace_s) {
     if (w->pid <= 0)
         return;
     kill(-w->pid, SIGTERM);
-    double deadline = mono() + grace_s;
+    double deadline = tune_mono() + grace_s;
     int st;
     while (waitpid(w->pid, &st, WNOHANG) == 0) {
-        if (mono() > deadline) {
+        if (tune_mono() > deadline) {
             kill(-w->pid, SIGKILL);
             waitpid(w->pid, &st, 0);
             break;
         }
-        nap(0.05);
+        tune_nap(0.05);
     }
-    kill(-w->pid, SIGKILL); /* children that outlived their parent */
+    /* Children that outlived their leader (vLLM's engine process) are not ours to reap; wait until
+     * the group is gone, so the next point does not start while GPU memory is still held. */
+    kill(-w->pid, SIGKILL);
+    double gone = tune_mono() + 5;
+    while (kill(-w->pid, 0) == 0 && tune_mono() < gone)
+        tune_nap(0.02);
     w->pid = -1;
 }
 
@@ -196,8 +249,8 @@ double tune_worker_metric(const tune_worker *w, const char *metric) {
     for (char *line = b->buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         if (strncmp(line, metric, mlen) != 0 || (line[mlen] != ' ' && line[mlen] != '{'))
             continue;
-        char *sp = strchr(line + mlen, '}');
-        sp = strchr(sp ? sp : line + mlen, ' ');
+        char *sp = line[mlen] == '{' ? strchr(line + mlen, '}') : line + mlen;
+        sp = sp ? strchr(sp, ' ') : NULL;
         if (sp)
             value = strtod(sp + 1, NULL);
         break;

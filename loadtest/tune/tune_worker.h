@@ -31,6 +31,20 @@ typedef struct {
     char error[2048];       /* why it is not ready: the log's last lines */
 } tune_worker;
 
+/* Monotonic seconds, and a sleep that survives signals: the tuner's clock (a CLI tool may block). */
+double tune_mono(void);
+void tune_nap(double seconds);
+
+/* Replaces every byte that is not part of valid UTF-8 with '?', in place: log text goes into the
+ * JSON record, and jansson refuses invalid UTF-8 (a progress bar cut mid-character would lose it). */
+void tune_clean_utf8(char *s);
+
+/* The newest part of `text` that fits in n bytes, starting on a UTF-8 character boundary. */
+const char *tune_last_chars(const char *text, size_t n);
+
+/* The last `lines` lines of a log (the supervisor's own reader: sup_log_tail). */
+void tune_log_tail(const char *path, char *out, size_t len, int lines);
+
 /* A free TCP port on 127.0.0.1, or -1. */
 int tune_free_port(void);
 

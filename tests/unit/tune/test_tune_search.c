@@ -132,21 +132,30 @@ static void test_parse_bench_result(void) {
                           "p95_ttft_ms", 30.0, "median_tpot_ms", 1.0, "slo", "good_requests", 295, "verdict", "pass",
                           "generator", "wall_seconds", 4.5, "early_stop");
     tune_probe p = {0};
-    CHECK(tune_probe_parse(j, 10, 0.05, &p) == 0);
+    CHECK(tune_probe_parse(j, 10, 0.05, 0.001, &p) == 0);
     CHECK(p.ok && p.pass && p.due == 300 && p.good == 295);
     CHECK(fabs(p.throughput - 12) < 1e-9 && fabs(p.goodput - 11.8) < 1e-9 && fabs(p.output_tps - 2400) < 1e-9);
     CHECK(fabs(p.e2e_p95_s - 4.2) < 1e-9 && fabs(p.ttft_p95_s - 0.3) < 1e-9 && fabs(p.bench_s - 45) < 1e-9);
     CHECK(p.certain); /* 5 misses of 300: the interval is wholly under 5 % */
     json_object_set_new(json_object_get(j, "slo"), "good_requests", json_integer(287));
-    CHECK(tune_probe_parse(j, 10, 0.05, &p) == 0 && p.pass && !p.certain); /* 13 of 300: too close to call */
+    CHECK(tune_probe_parse(j, 10, 0.05, 0.001, &p) == 0 && p.pass && !p.certain); /* 13 of 300: too close to call */
     json_t *round = tune_probe_to_json(&p);
-    tune_probe q;
-    tune_probe_from_json(round, &q);
-    CHECK(q.ok && q.pass == p.pass && q.certain == p.certain && q.due == p.due && fabs(q.e2e_p95_s - p.e2e_p95_s) < 1e-9);
+    CHECK(round && json_is_true(json_object_get(round, "certain")) == p.certain &&
+          json_integer_value(json_object_get(round, "due")) == 300);
     json_decref(round);
+    /* An interrupted bench run is no measurement. */
+    json_object_set_new(json_object_get(j, "generator"), "interrupted", json_true());
+    CHECK(tune_probe_parse(j, 10, 0.05, 0.001, &p) == -1 && strstr(p.error, "interrupted"));
+    json_object_del(json_object_get(j, "generator"), "interrupted");
+    /* One failed request of 300 is under a 1 % error limit: an uncertain latency FAIL stays uncertain. */
+    json_object_set_new(j, "error_rate", json_real(1.0 / 300));
+    json_object_set_new(json_object_get(j, "slo"), "verdict", json_string("fail"));
+    json_object_set_new(json_object_get(j, "slo"), "good_requests", json_integer(283));
+    CHECK(tune_probe_parse(j, 10, 0.05, 0.01, &p) == 0 && !p.pass && !p.certain);
+    CHECK(tune_probe_parse(j, 10, 0.05, 0.001, &p) == 0 && !p.pass && p.certain); /* over a 0.1 % limit: certain */
     json_decref(j);
     json_t *junk = json_pack("{s:s}", "hello", "world");
-    CHECK(tune_probe_parse(junk, 1, 0.05, &p) == -1 && strstr(p.error, "no usable result"));
+    CHECK(tune_probe_parse(junk, 1, 0.05, 0.001, &p) == -1 && strstr(p.error, "no usable result"));
     json_decref(junk);
 }
 
