@@ -549,6 +549,7 @@ def section_memory(b, rep):
 def section_soak(b, rep):
     up, up_port = b.upstream("--delay-ms", b.a.service_ms, "--chunks", b.a.chunks, "--interval-ms", b.a.interval_ms)
     gw, gw_port = b.gateway_start(up_port)
+    rss_start = rss_kib(gw.pid)  # idle, before any request
     total = b.a.soak_s
     warm = min(10, max(2, total // 10))
     wl_small = b.workload("soak_small", False, 1)
@@ -583,7 +584,7 @@ def section_soak(b, rep):
         results[name] = {"completed": r["completed"], "failed": r["failed"], "p99_e2el_ms": r["p99_e2el_ms"],
                          "throughput": r["request_throughput"]}
     stop_all()
-    res = {"seconds": total, "samples": samples, "rss_idle_after_kib": after, "live_after": h["live_requests"],
+    res = {"seconds": total, "rss_before_load_kib": rss_start, "samples": samples, "rss_idle_after_kib": after, "live_after": h["live_requests"],
            "load": results}
     print(f"  soak run {rep}: after the load stopped RSS {after / 1024:.1f} MiB; small {results['small']}, "
           f"stream {results['stream']}", flush=True)
@@ -670,9 +671,10 @@ def report(b, runs, loads, argv_text, started):
             w(f"**Gateway soak** ({r['seconds']} s of {a.soak_rate} req/s non-streaming ({a.service_ms} ms upstream) plus "
               f"{a.soak_stream_rate} streams/s of {a.chunks} chunks; RSS in MiB every 30 s)")
             w("")
-            w("| t (s) | " + " | ".join(str(t) for t, _ in r["samples"]) + " | after the load |")
-            w("|---|" + "---|" * (len(r["samples"]) + 1))
-            w("| RSS | " + " | ".join(f"{k / 1024:.1f}" for _, k in r["samples"]) + f" | {r['rss_idle_after_kib'] / 1024:.1f} |")
+            w("| t (s) | before the load | " + " | ".join(str(t) for t, _ in r["samples"]) + " | after the load |")
+            w("|---|---|" + "---|" * (len(r["samples"]) + 1))
+            w(f"| RSS | {r['rss_before_load_kib'] / 1024:.1f} | " + " | ".join(f"{k / 1024:.1f}" for _, k in r["samples"])
+              + f" | {r['rss_idle_after_kib'] / 1024:.1f} |")
             w("")
             for name, x in r["load"].items():
                 w(f"- {name}: {x['completed']} ok, {x['failed']} failed, {x['throughput']:.0f} req/s, e2e p99 {x['p99_e2el_ms']:.1f} ms")
