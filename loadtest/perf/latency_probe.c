@@ -12,7 +12,10 @@
  * order the URLs were given ("123.4 150.2 171.9"). Exit 1 (with the reason on stderr) on any
  * transfer error or non-2xx answer: a latency of a failed request means nothing.
  *
- * Usage: tlab-perf-latency --body FILE --rounds N [--warmup N] URL...
+ * With --ttft, each figure is the time to the first byte of the response body instead (for an
+ * SSE response: its first event, i.e. the time to first token).
+ *
+ * Usage: tlab-perf-latency --body FILE --rounds N [--warmup N] [--ttft] URL...
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,16 +26,22 @@
 
 #define MAX_URLS 8
 
-static size_t discard(char *data, size_t size, size_t n, void *arg) {
-    (void)data, (void)arg;
-    return size * n;
-}
-
 static double now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
+
+static double first_body_us; /* when the current transfer's first body byte arrived; 0 = not yet */
+
+static size_t discard(char *data, size_t size, size_t n, void *arg) {
+    (void)data, (void)arg;
+    if (first_body_us == 0 && size * n > 0)
+        first_body_us = now_us();
+    return size * n;
+}
+
+static int opt_ttft;
 
 /* Reads a whole file into a NUL-terminated buffer; NULL on error. */
 static char *slurp(const char *path, long *len) {
@@ -55,9 +64,10 @@ static char *slurp(const char *path, long *len) {
 
 /* One request on `e`; returns its latency in µs, or -1 after printing why it failed. */
 static double one(CURL *e, const char *url) {
+    first_body_us = 0;
     double t0 = now_us();
     CURLcode rc = curl_easy_perform(e);
-    double dt = now_us() - t0;
+    double dt = (opt_ttft && first_body_us > 0 ? first_body_us : now_us()) - t0;
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
     if (rc != CURLE_OK || status < 200 || status > 299) {
@@ -78,10 +88,12 @@ int main(int argc, char **argv) {
             rounds = atol(argv[++i]);
         else if (!strcmp(argv[i], "--warmup") && i + 1 < argc)
             warmup = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--ttft"))
+            opt_ttft = 1;
         else if (argv[i][0] != '-' && n < MAX_URLS)
             urls[n++] = argv[i];
         else {
-            fprintf(stderr, "usage: tlab-perf-latency --body FILE --rounds N [--warmup N] URL... (at most %d URLs)\n", MAX_URLS);
+            fprintf(stderr, "usage: tlab-perf-latency --body FILE --rounds N [--warmup N] [--ttft] URL... (at most %d URLs)\n", MAX_URLS);
             return 2;
         }
     }

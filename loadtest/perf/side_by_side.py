@@ -390,14 +390,17 @@ def spread(vals, fmt="{:.0f}"):
 
 # ---------------------------------------------------------------- sections
 
-def section_latency(b, rep):
-    up, paths = b.all_paths()
+def section_latency(b, rep, ttft=False):
+    # ttft: the upstream streams (its first chunk right after the headers) and the probe times
+    # the first body byte: the time to first token each path adds, without the pacing timer's jitter.
+    up, paths = b.all_paths(*(["--chunks", 4, "--interval-ms", 0] if ttft else []))
     body = os.path.join(b.tmp, "latency_body.json")
     with open(body, "w") as f:
-        json.dump({"model": MODEL, "messages": [{"role": "user", "content": "Say ok."}], "max_tokens": 1, "stream": False}, f)
+        json.dump({"model": MODEL, "messages": [{"role": "user", "content": "Say ok."}], "max_tokens": 4 if ttft else 1,
+                   "stream": ttft}, f)
     urls = [f"http://127.0.0.1:{paths[p][1]}/v1/chat/completions" for p in PATHS]
     argv = b.pin_client + [os.path.join(b.bin, "tlab-perf-latency"), "--body", body, "--rounds", str(b.a.rounds),
-                           "--warmup", str(min(500, b.a.rounds))] + urls
+                           "--warmup", str(min(500, b.a.rounds))] + (["--ttft"] if ttft else []) + urls
     r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
     stop_all()
     if r.returncode != 0:
@@ -411,7 +414,7 @@ def section_latency(b, rep):
         d = [row[i] - row[0] for row in rows]
         res[f"added_{p}"] = {"p50": q(d, 50), "p90": q(d, 90), "p99": q(d, 99),
                              "p99_of_path_minus_p99_direct": res[p]["p99"] - res["direct"]["p99"]}
-    print(f"  latency run {rep}: direct p50 {res['direct']['p50']:.0f} µs; added nginx p50/p99 "
+    print(f"  {'ttft' if ttft else 'latency'} run {rep}: direct p50 {res['direct']['p50']:.0f} µs; added nginx p50/p99 "
           f"{res['added_nginx']['p50']:.0f}/{res['added_nginx']['p99']:.0f} µs, gateway "
           f"{res['added_gateway']['p50']:.0f}/{res['added_gateway']['p99']:.0f} µs", flush=True)
     return res
@@ -605,12 +608,16 @@ def report(b, runs, loads, argv_text, started):
     w("")
     w("Figures are the median of the runs with the range (min-max) in brackets.")
     w("")
-    if "latency" in runs:
-        rs = runs["latency"]
-        w(f"**Added latency at concurrency 1** ({rs[0]['rounds']} rounds per run, {len(rs)} runs; µs; "
+    for sec, title in (("latency", "Added latency at concurrency 1"),
+                       ("ttft", "Added time to first token at concurrency 1 (SSE, first chunk right after the headers)")):
+        if sec not in runs:
+            continue
+        rs = runs[sec]
+        w(f"**{title}** ({rs[0]['rounds']} rounds per run, {len(rs)} runs; µs; "
           "added = through - direct in the same round)")
         w("")
-        w("| path | e2e p50 | e2e p99 | added p50 | added p90 | added p99 | p99(path) - p99(direct) |")
+        m = "TTFT" if sec == "ttft" else "e2e"
+        w(f"| path | {m} p50 | {m} p99 | added p50 | added p90 | added p99 | p99(path) - p99(direct) |")
         w("|---|---|---|---|---|---|---|")
         w(f"| direct | {spread([r['direct']['p50'] for r in rs])} | {spread([r['direct']['p99'] for r in rs])} | | | | |")
         for p in ("nginx", "gateway"):
@@ -734,7 +741,7 @@ def main():
         a.repeat, a.rounds, a.step_s, a.rps_start, a.rps_max, a.warm_s, a.rps_precision = 1, 300, 1, 100, 100, 0.3, 1.0
         a.streams, a.stream_s, a.chunks, a.queued, a.soak_s, a.soak_rate, a.soak_stream_rate = 16, 1, 8, 200, 4, 50, 2
     sections = [s for s in a.sections.split(",") if s]
-    known = {"latency": section_latency, "rps": section_rps, "stream": section_stream, "memory": section_memory,
+    known = {"latency": section_latency, "ttft": lambda b, rep: section_latency(b, rep, ttft=True), "rps": section_rps, "stream": section_stream, "memory": section_memory,
              "soak": section_soak}
     bad = [s for s in sections if s not in known]
     if bad:
