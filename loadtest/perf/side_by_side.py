@@ -13,6 +13,8 @@ Every figure comes from one invocation that measures all three paths to tlab-per
 Sections (--sections, default all):
   latency  concurrency 1, tlab-perf-latency: the same small chat request to the three paths in
            rotating order, round after round; added latency = through - direct, per round.
+  ttft     as latency, but the upstream streams (first chunk right after the headers) and the time
+           to the first body byte is measured: the time to first token each proxy adds.
   rps      upstream answers after --service-ms (20); tlab-bench open loop at a constant rate,
            stepped up then bisected, per path: the highest rate with no error, throughput within
            2 % of the offered rate and e2e p99 <= service + --p99-budget-ms (20).
@@ -711,7 +713,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(SRC, "build"), help="build tree with bin/ and lib/plugins/ (default build)")
-    ap.add_argument("--sections", default="latency,rps,stream,memory,soak", help="comma-separated (default all)")
+    ap.add_argument("--sections", default="latency,ttft,rps,stream,memory,soak", help="comma-separated (default all)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each section except soak (default 3)")
     ap.add_argument("--quick", action="store_true", help="tiny version of every section (seconds; for tests, not for figures)")
     ap.add_argument("--out", help="Markdown report path (JSON beside it)")
@@ -789,8 +791,8 @@ def main():
 def checks(section, r, a):
     """Functional checks (never timing): every path answered, streams completed, the queue filled."""
     bad = []
-    if section == "latency" and r["rounds"] < a.rounds:
-        bad.append(f"latency: {r['rounds']} of {a.rounds} rounds")
+    if section in ("latency", "ttft") and r["rounds"] < a.rounds:
+        bad.append(f"{section}: {r['rounds']} of {a.rounds} rounds")
     if section == "rps":
         for p in PATHS:
             if not any(s["ok"] or s["throughput"] > 0 for s in r[p]["steps"]):
