@@ -11,6 +11,7 @@ DEB_PKGS=(
   build-essential cmake pkg-config
   libevent-dev libcurl4-openssl-dev libssl-dev liblua5.4-dev lua5.4 libjansson-dev libyaml-dev
   curl python3 valgrind prometheus nodejs npm python3-locust gnuplot-nox
+  nginx-light
 )
 check=0
 for arg in "$@"; do

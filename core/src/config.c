@@ -522,8 +522,8 @@ static int read_file(loader *ld, const char *path, char **buf, size_t *len) {
 }
 
 static int load_file(loader *ld, const char *path) {
-    char *buf;
-    size_t len;
+    char *buf = NULL; /* set by read_file; initialised so -O2 (maybe-uninitialized) builds with -Werror */
+    size_t len = 0;
     if (read_file(ld, path, &buf, &len) < 0)
         return -1;
     const char *slash = strrchr(path, '/');

@@ -81,6 +81,10 @@ tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tl
     }
     evbuffer_copyout(in, r->raw_body, r->raw_len);
     r->raw_body[r->raw_len] = '\0';
+    /* raw_body is the copy from now on. evhttp would keep its own (in read chains of up to 4 KiB)
+     * until the reply ends, which for a queued request can be minutes: about a quarter of the
+     * gateway's memory per waiting request. */
+    evbuffer_drain(in, r->raw_len);
     snprintf(r->id, sizeof r->id, "req-%llx-%llu", (unsigned long long)(tlab_gw.started_us & 0xffffff),
              (unsigned long long)++tlab_gw.request_seq);
     r->http = http;

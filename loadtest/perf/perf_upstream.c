@@ -4,13 +4,16 @@
  * the way; it can also fail on purpose, for tlab-bench's error-accounting tests.
  *
  * POST to any path:
- *   non-streaming request ("stream" absent or false): one small chat.completion JSON at once;
+ *   non-streaming request ("stream" absent or false): one small chat.completion JSON, at once or,
+ *     with --delay-ms MS, after MS (a worker with a fixed service time, for proxy comparisons);
  *   "stream": true: --chunks SSE token chunks, one every --interval-ms, a usage chunk, [DONE].
  * Faults, counted over all requests in arrival order (1-based):
  *   --fail-every N   the Nth, 2Nth, ... request gets 500 with an OpenAI error body;
  *   --break-every N  the Nth, ... streaming request is cut off after its first chunk.
  * GET /health answers 200. Prints "ready PORT" on stdout once listening.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +24,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-static long opt_chunks = 16, opt_interval_ms = 0, opt_fail_every = 0, opt_break_every = 0;
+static long opt_chunks = 16, opt_interval_ms = 0, opt_fail_every = 0, opt_break_every = 0, opt_delay_ms = 0;
 static unsigned long n_requests;
 static struct event_base *base;
 
@@ -30,6 +33,7 @@ typedef struct {
     struct event *timer;
     long sent;
     int cut;
+    int delayed; /* a non-streaming answer held for --delay-ms, not a stream */
 } stream;
 
 static void stream_free(stream *s) {
@@ -43,8 +47,22 @@ static void on_close(struct evhttp_connection *conn, void *arg) {
     stream_free(s);
 }
 
+static void send_json_answer(struct evhttp_request *req) {
+    struct evbuffer *b = evbuffer_new();
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evbuffer_add_printf(b, "{\"id\":\"x\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"ok\"},\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":8,\"completion_tokens\":1,\"total_tokens\":9}}");
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg) {
     stream *s = arg;
+    if (s->delayed) {
+        evhttp_connection_set_closecb(evhttp_request_get_connection(s->req), NULL, NULL);
+        send_json_answer(s->req);
+        stream_free(s);
+        return;
+    }
     struct evbuffer *b = evbuffer_new();
     if (s->sent < opt_chunks) {
         evbuffer_add_printf(b, "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"t%ld \"},\"finish_reason\":null}]}\n\n",
@@ -100,18 +118,23 @@ static void on_request(struct evhttp_request *req, void *arg) {
         evbuffer_free(b);
         return;
     }
-    if (!wants_stream(req)) {
-        evhttp_add_header(out, "Content-Type", "application/json");
-        evbuffer_add_printf(b, "{\"id\":\"x\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"ok\"},\"finish_reason\":\"length\"}],\"usage\":{\"prompt_tokens\":8,\"completion_tokens\":1,\"total_tokens\":9}}");
-        evhttp_send_reply(req, 200, "OK", b);
-        evbuffer_free(b);
+    evbuffer_free(b);
+    if (!wants_stream(req) && opt_delay_ms <= 0) {
+        send_json_answer(req);
         return;
     }
-    evbuffer_free(b);
     stream *s = calloc(1, sizeof *s);
     s->req = req;
     s->cut = opt_break_every && n % (unsigned long)opt_break_every == 0;
     s->timer = evtimer_new(base, on_tick, s);
+    if (!wants_stream(req)) {
+        /* Held like a stream's first chunk: a client that leaves meanwhile frees it (on_close). */
+        s->delayed = 1;
+        evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_close, s);
+        struct timeval tv = {opt_delay_ms / 1000, (opt_delay_ms % 1000) * 1000};
+        evtimer_add(s->timer, &tv);
+        return;
+    }
     evhttp_add_header(out, "Content-Type", "text/event-stream");
     evhttp_send_reply_start(req, 200, "OK");
     evhttp_connection_set_closecb(evhttp_request_get_connection(req), on_close, s);
@@ -137,8 +160,10 @@ int main(int argc, char **argv) {
             opt_fail_every = v;
         else if (!strcmp(argv[i], "--break-every"))
             opt_break_every = v;
+        else if (!strcmp(argv[i], "--delay-ms"))
+            opt_delay_ms = v;
         else {
-            fprintf(stderr, "usage: tlab-perf-upstream --port P [--chunks N] [--interval-ms MS] [--fail-every N] [--break-every N]\n");
+            fprintf(stderr, "usage: tlab-perf-upstream --port P [--chunks N] [--interval-ms MS] [--fail-every N] [--break-every N] [--delay-ms MS]\n");
             return 2;
         }
     }
@@ -151,6 +176,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tlab-perf-upstream: cannot listen on 127.0.0.1:%d\n", port);
         return 1;
     }
+    /* Accepted sockets inherit TCP_NODELAY on Linux. Without it, a stream's first chunk waits
+     * behind the unacknowledged headers for the client's delayed ACK (~40 ms): Nagle's algorithm. */
+    int one = 1;
+    setsockopt(evhttp_bound_socket_get_fd(sock), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct event *sigint = evsignal_new(base, SIGINT, on_signal, NULL), *sigterm = evsignal_new(base, SIGTERM, on_signal, NULL);
     event_add(sigint, NULL);
     event_add(sigterm, NULL);

@@ -65,8 +65,8 @@ static const char *sibling(const char *name, char *buf, size_t len) {
         char *slash = strrchr(self, '/');
         if (slash) {
             *slash = '\0';
-            snprintf(buf, len, "%s/%s", self, name);
-            if (access(buf, X_OK) == 0)
+            int w = snprintf(buf, len, "%s/%s", self, name); /* a truncated path is not the sibling */
+            if (w > 0 && (size_t)w < len && access(buf, X_OK) == 0)
                 return buf;
         }
     }

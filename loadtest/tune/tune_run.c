@@ -435,7 +435,7 @@ static json_t *load_base_profile(const tune_config *c, char *err, size_t errlen)
         return NULL;
     char msg[256];
     if (!json_is_object(p) || sup_check_knobs(p, msg, sizeof msg) != 0 || !json_is_string(json_object_get(p, "model"))) {
-        snprintf(err, errlen, "model profile %s: %s", path, json_is_object(p) ? msg : "must be a mapping with a model");
+        snprintf(err, errlen, "model profile %.1700s: %s", path, json_is_object(p) ? msg : "must be a mapping with a model");
         json_decref(p);
         return NULL;
     }
