@@ -20,8 +20,8 @@ gw, gw_port = start_gateway(sim_port)
 prefix = os.path.join(benchlib.TMP, "locust")
 env = dict(os.environ, TLAB_USER_RPS="2")
 p = subprocess.run([locust, "-f", os.path.join(SRC, "loadtest", "locustfile.py"), "--headless", "-u", "4", "-r", "4",
-                    "-t", "6s", "--host", f"http://127.0.0.1:{gw_port}", "--csv", prefix, "--only-summary",
-                    "--stop-timeout", "5"], capture_output=True, text=True, timeout=50, env=env, cwd=benchlib.TMP)
+                    "-t", "10s", "--host", f"http://127.0.0.1:{gw_port}", "--csv", prefix, "--only-summary",
+                    "--stop-timeout", "5"], capture_output=True, text=True, timeout=55, env=env, cwd=benchlib.TMP)
 check(p.returncode == 0, f"locust exited {p.returncode}:\n{p.stderr[-3000:]}")
 rows = {}
 if check(os.path.exists(prefix + "_stats.csv"), "no locust stats CSV"):
@@ -30,7 +30,7 @@ if check(os.path.exists(prefix + "_stats.csv"), "no locust stats CSV"):
 chat, ttft, e2e = rows.get("POST /v1/chat/completions"), rows.get("TTFT"), rows.get("E2E")
 if check(chat is not None and ttft is not None and e2e is not None, f"CSV rows: {list(rows)}"):
     n = int(chat["Request Count"])
-    check(n >= 20, f"only {n} requests in 6 s at 4 users x 2 req/s")
+    check(n >= 20, f"only {n} requests in 10 s at 4 users x 2 req/s")
     check(int(chat["Failure Count"]) == 0, f"{chat['Failure Count']} failures")
     check(int(ttft["Request Count"]) == n, f"TTFT rows {ttft['Request Count']} != requests {n}")
     check(int(e2e["Request Count"]) == n, f"E2E rows {e2e['Request Count']} != requests {n}")
