@@ -394,7 +394,7 @@ tune_point *tune_points_expand(const tune_config *c, size_t *n) {
         }
         /* An id that did not fit still names one point: the run record keys entries by it. */
         if (off >= sizeof pts[p].id - 1)
-            snprintf(pts[p].id + sizeof pts[p].id - 24, 24, "...#%zu", p + 1);
+            snprintf(pts[p].id + sizeof pts[p].id - 32, 32, "...#%zu", p + 1);
     }
     *n = total;
     return pts;
