@@ -369,12 +369,11 @@ static void first_line(const char *cmd, char *out, size_t len) {
     pclose(p);
 }
 
-static json_t *environment(const tuner *t, const char *engine_why) {
+/* `version`: the worker's own --version line, read once by the start-up check. */
+static json_t *environment(const tuner *t, const char *engine_why, const char *version) {
     const tune_options *o = t->o;
     int vllm = t->sup.engine == SUP_ENGINE_VLLM;
-    char version[256], gpu[256] = "none (tlab-sim)", cmd[1200], hw[300] = "rtx3050-4gb (tlab-sim default)";
-    snprintf(cmd, sizeof cmd, "'%s' --version 2>&1", vllm ? o->vllm_cmd : o->sim_cmd);
-    first_line(cmd, version, sizeof version);
+    char gpu[256] = "none (tlab-sim)", hw[300] = "rtx3050-4gb (tlab-sim default)";
     if (vllm) {
         first_line("nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null", gpu, sizeof gpu);
         snprintf(hw, sizeof hw, "%s", gpu);
@@ -480,7 +479,7 @@ int tune_run(const tune_options *o, volatile int *stop) {
     json_t *cfg_json = tune_config_to_json(o->cfg);
     json_object_set_new(cfg_json, "baseline", json_boolean(o->baseline));
     int rc = o->resume ? tune_runfile_resume(&t.rf, o->run_path, o->strategy, cfg_json, err, sizeof err)
-                       : tune_runfile_create(&t.rf, o->run_path, o->strategy, json_incref(cfg_json), environment(&t, why), err,
+                       : tune_runfile_create(&t.rf, o->run_path, o->strategy, json_incref(cfg_json), environment(&t, why, line), err,
                                              sizeof err);
     json_decref(cfg_json);
     if (rc != 0) {
