@@ -30,7 +30,6 @@ import time
 import tlabtest as t
 
 MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
-SIM = os.path.join(t.BIN, "tlab-sim")
 TEST_PLUGINS = os.path.join(os.path.dirname(t.BIN), "tests", "unit", "test-plugins")
 tmp = tempfile.mkdtemp(prefix="tlab-chaos-")
 ASAN = os.environ.get("TLAB_SANITIZE") == "1" or "build-asan" in t.BIN
@@ -128,28 +127,10 @@ def worker(port):
 # 1. kill -9 of the worker, repeatedly, under load
 # ---------------------------------------------------------------------------------------------
 wport = t.free_port()
-cfg = os.path.join(tmp, "sup.yaml")
-with open(cfg, "w") as f:
-    f.write(f"""upstream:
-  url: http://127.0.0.1:{wport}
-  sse_keepalive_ms: 500
-plugins:
-  - name: queue
-    config: {{max_inflight: 16, max_depth: 1024}}
-  - name: supervisor
-    config:
-      engine: sim
-      profile: safe
-      profiles_dir: {t.SRC}/configs/model_profiles
-      sim_command: {SIM}
-      sim_args: ["--startup-seconds", "0.2", "--time-scale", "10"]
-      idle_timeout_s: 600
-      stop_grace_s: 3
-      backoff_min_ms: 200
-      backoff_max_ms: 400
-      log_file: {tmp}/worker.log
-  - name: metrics
-""")
+cfg = t.write_supervised_config(os.path.join(tmp, "sup.yaml"), wport, '["--startup-seconds", "0.2", "--time-scale", "10"]',
+                                queue="{max_inflight: 16, max_depth: 1024}", upstream="  sse_keepalive_ms: 500\n",
+                                supervisor="      idle_timeout_s: 600\n      backoff_min_ms: 200\n      backoff_max_ms: 400\n",
+                                log_file=f"{tmp}/worker.log")
 SFB_MS, STOTAL_MS = 1500, 4000  # far above a request's time here; they matter for the SIGSTOP part
 gw, port = t.start_gateway(wport, config=cfg, sets=[f"upstream.first_byte_timeout_ms={SFB_MS}",
                                                     f"upstream.total_timeout_ms={STOTAL_MS}"])

@@ -26,7 +26,6 @@ import time
 import tlabtest as t
 
 MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
-SIM = os.path.join(t.BIN, "tlab-sim")
 tmp = tempfile.mkdtemp(prefix="tlab-lifecycle-")
 ASAN = "build-asan" in t.BIN
 
@@ -253,26 +252,9 @@ sim.stop()
 # ---------------------------------------------------------------------------------------------
 GRACE = 2
 wport = t.free_port()
-scfg = os.path.join(tmp, "sup.yaml")
-write(scfg, f"""upstream:
-  url: http://127.0.0.1:{wport}
-shutdown:
-  grace_s: {GRACE}
-plugins:
-  - name: queue
-    config: {{max_inflight: 6}}
-  - name: supervisor
-    config:
-      engine: sim
-      profile: safe
-      profiles_dir: {t.SRC}/configs/model_profiles
-      sim_command: {SIM}
-      sim_args: ["--startup-seconds", "0", "--time-scale", "1"]
-      idle_timeout_s: 600
-      stop_grace_s: 3
-      log_file: {tmp}/worker.log
-  - name: metrics
-""")
+scfg = t.write_supervised_config(os.path.join(tmp, "sup.yaml"), wport, '["--startup-seconds", "0", "--time-scale", "1"]',
+                                 queue="{max_inflight: 6}", top=f"shutdown:\n  grace_s: {GRACE}\n",
+                                 supervisor="      idle_timeout_s: 600\n", log_file=f"{tmp}/worker.log")
 gw, port = t.start_gateway(wport, config=scfg)
 st, _, took, _ = call(port, chat(max_tokens=60))
 t.check(st == 200, "worker up")

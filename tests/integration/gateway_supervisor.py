@@ -23,35 +23,16 @@ import urllib.request
 import tlabtest as t
 
 MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
-SIM = os.path.join(t.BIN, "tlab-sim")
 tmp = tempfile.mkdtemp(prefix="tlab-sup-")
 
 
 def gateway(extra="", idle_s=1, sim_args='["--startup-seconds", "1", "--time-scale", "10"]', queue="{max_inflight: 64}",
             sets=()):
     wport = t.free_port()
-    cfg = os.path.join(tmp, f"gw-{wport}.yaml")
-    with open(cfg, "w") as f:
-        f.write(f"""upstream:
-  url: http://127.0.0.1:{wport}
-  sse_keepalive_ms: 300
-plugins:
-  - name: queue
-    config: {queue}
-  - name: supervisor
-    config:
-      engine: sim
-      profile: safe
-      profiles_dir: {t.SRC}/configs/model_profiles
-      sim_command: {SIM}
-      sim_args: {sim_args}
-      idle_timeout_s: {idle_s}
-      stop_grace_s: 3
-      backoff_min_ms: 200
-      log_file: {tmp}/worker-{wport}.log
-{extra}
-  - name: metrics
-""")
+    cfg = t.write_supervised_config(os.path.join(tmp, f"gw-{wport}.yaml"), wport, sim_args, queue=queue,
+                                    upstream="  sse_keepalive_ms: 300\n",
+                                    supervisor=f"      idle_timeout_s: {idle_s}\n      backoff_min_ms: 200\n" + (extra + "\n" if extra else ""),
+                                    log_file=f"{tmp}/worker-{wport}.log")
     return t.start_gateway(wport, config=cfg, sets=["upstream.url=http://127.0.0.1:%d" % wport, *sets])
 
 

@@ -156,6 +156,31 @@ def start_gateway(upstream_port, sets=(), port=None, config=None, wait=True):
     return pr, port
 
 
+def write_supervised_config(path, worker_port, sim_args, queue="{}", upstream="", top="", supervisor="", log_file=None):
+    """Writes a gateway config whose supervisor plugin owns a tlab-sim worker on worker_port, with
+    the plugins queue (`queue`: its config mapping in flow style), supervisor and metrics. Extra
+    YAML lines, each ending in a newline: `upstream` under upstream: (indented 2), `top` at the top
+    level, `supervisor` under the supervisor's config: (indented 6). Returns path."""
+    with open(path, "w") as f:
+        f.write(f"""upstream:
+  url: http://127.0.0.1:{worker_port}
+{upstream}{top}plugins:
+  - name: queue
+    config: {queue}
+  - name: supervisor
+    config:
+      engine: sim
+      profile: safe
+      profiles_dir: {SRC}/configs/model_profiles
+      sim_command: {os.path.join(BIN, "tlab-sim")}
+      sim_args: {sim_args}
+      stop_grace_s: 3
+      log_file: {log_file or path + ".worker.log"}
+{supervisor}  - name: metrics
+""")
+    return path
+
+
 def start_fault_upstream(mode):
     """Starts fault_upstream.py (a deliberately faulty worker) in `mode` on a free port; returns (proc, port)."""
     port = free_port()
