@@ -164,7 +164,7 @@ tune_worker_status tune_worker_start(tune_worker *w, char *const *argv, char *co
             char tail[4096];
             sup_log_tail(w->log_path, tail, sizeof tail, 8);
             tune_worker_stop(w, 10);
-            snprintf(w->error, sizeof w->error, "not healthy after %.0f s; log: %s", timeout_s,
+            snprintf(w->error, sizeof w->error, "not healthy after %.0f s; log: %.1900s", timeout_s,
                      tune_last_chars(tail, sizeof w->error - 64));
             tune_clean_utf8(w->error);
             return TUNE_WORKER_TIMEOUT;
@@ -183,7 +183,7 @@ int tune_worker_alive(tune_worker *w) {
     if (r == w->pid) {
         char tail[4096];
         sup_log_tail(w->log_path, tail, sizeof tail, 8);
-        snprintf(w->error, sizeof w->error, "%s (%s %d); log: %s", "worker exited",
+        snprintf(w->error, sizeof w->error, "%s (%s %d); log: %.1900s", "worker exited",
                  WIFSIGNALED(st) ? "signal" : "status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
                  tune_last_chars(tail, sizeof w->error - 64));
         tune_clean_utf8(w->error);
