@@ -1,87 +1,23 @@
 /*
- * upstream.c - the gateway's HTTP client toward the worker, on libcurl multi driven by the loop
- * (curl_loop.c): transfers, retries, timeouts and the relay callbacks.
- *
- * curl forbids removing an easy handle from inside its own callbacks, so every end of a transfer
- * goes through on_transfer_finished() (curl_loop.c) or a libevent callback, never through on_data.
+ * upstream.c - routes each transfer of upstream.h to a transport: the gateway's own HTTP/1.1
+ * client (upstream_http.c) when it can carry the URL, libcurl (upstream_curl.c) otherwise. The
+ * libcurl side is created on first use, so a gateway in front of a plain-http worker never
+ * starts it.
  */
 #include "upstream.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
-#include <curl/curl.h>
-
-#include "curl_loop.h"
-#include "gateway.h"
-#include "log.h"
-
-/* Idle easy handles kept for the next transfers. curl_easy_init allocates and initialises a
- * large struct (about 5 % of a small request's instructions under callgrind); curl_easy_reset
- * on a kept handle is cheaper. The pool only bounds memory: beyond it handles are freed. */
-#define EASY_POOL_MAX 64
+#include "upstream_backend.h"
 
 struct tlab_upstream {
     struct event_base *base;
-    CURLM *multi;
-    tlab_curl_loop *loop;
     const tlab_config *cfg;
-    long maxage_s;
+    tlab_http_client *http;
+    tlab_curl_client *curl;
     tlab_upstream_stats stats;
-    CURL *easy_pool[EASY_POOL_MAX];
-    int easy_pooled;
 };
-
-struct tlab_xfer {
-    tlab_upstream *up;
-    CURL *easy;
-    struct curl_slist *headers;
-    char *body;
-    size_t body_len;
-    tlab_xfer_callbacks cb;
-    void *arg;
-    int got_bytes;    /* any response byte, so a retry could duplicate work */
-    int headers_done;
-    int retried;
-    int in_callback;  /* inside a curl callback: curl_multi_remove_handle is forbidden */
-    int abort_pending;/* tlab_xfer_abort was called from inside a callback */
-    int paused;
-    long first_byte_ms;
-    struct event *first_byte_timer;
-};
-
-static void xfer_free(tlab_xfer *x) {
-    long connects = 0;
-    if (x->easy && curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
-        x->up->stats.connections_opened += (uint64_t)connects;
-    if (x->easy) {
-        curl_multi_remove_handle(x->up->multi, x->easy);
-        if (x->up->easy_pooled < EASY_POOL_MAX) {
-            /* Every option back to its default (retry flags, callbacks pointing at x included);
-             * the multi handle keeps the connections, so reuse of those is unaffected. */
-            curl_easy_reset(x->easy);
-            x->up->easy_pool[x->up->easy_pooled++] = x->easy;
-        } else {
-            curl_easy_cleanup(x->easy);
-        }
-    }
-    if (x->first_byte_timer)
-        event_free(x->first_byte_timer);
-    curl_slist_free_all(x->headers);
-    free(x->body);
-    x->up->stats.active--;
-    free(x);
-}
-
-static void finish(tlab_xfer *x, tlab_xfer_result result, const char *detail) {
-    tlab_xfer_callbacks cb = x->cb;
-    void *arg = x->arg;
-    xfer_free(x);
-    cb.on_done(arg, result, detail);
-}
-
-static void on_transfer_finished(void *arg, CURL *easy, CURLcode rc);
 
 tlab_upstream *tlab_upstream_new(struct event_base *base, const tlab_config *cfg) {
     tlab_upstream *up = calloc(1, sizeof *up);
@@ -89,234 +25,80 @@ tlab_upstream *tlab_upstream_new(struct event_base *base, const tlab_config *cfg
         return NULL;
     up->base = base;
     up->cfg = cfg;
-    up->maxage_s = cfg->idle_keepalive_ms / 1000 > 0 ? cfg->idle_keepalive_ms / 1000 : 1;
-    up->loop = tlab_curl_loop_new(base, on_transfer_finished, up);
-    if (!up->loop) {
+    up->http = tlab_http_client_new(base, cfg, &up->stats);
+    if (!up->http) {
         free(up);
         return NULL;
     }
-    up->multi = tlab_curl_loop_multi(up->loop);
-    curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, cfg->max_connections);
     return up;
 }
 
 void tlab_upstream_free(tlab_upstream *up) {
     if (!up)
         return;
-    while (up->easy_pooled > 0)
-        curl_easy_cleanup(up->easy_pool[--up->easy_pooled]);
-    tlab_curl_loop_free(up->loop);
+    tlab_http_client_free(up->http);
+    tlab_curl_client_free(up->curl);
     free(up);
 }
 
-static size_t header_cb(char *data, size_t size, size_t n, void *arg) {
-    tlab_xfer *x = arg;
-    size_t len = size * n;
-    if (!x->got_bytes) {
-        x->got_bytes = 1;
-        if (x->first_byte_timer)
-            evtimer_del(x->first_byte_timer);
-    }
-    if (len <= 2 && (len == 0 || data[0] == '\r' || data[0] == '\n')) {
-        long status = 0;
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-        if (status >= 200 && !x->headers_done) { /* skip interim 1xx blocks */
-            char *ctype = NULL;
-            curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ctype);
-            x->headers_done = 1;
-            x->in_callback = 1;
-            x->cb.on_headers(x->arg, (int)status, ctype);
-            x->in_callback = 0;
-            if (x->abort_pending)
-                return 0;
-        }
-    }
-    return len;
-}
-
-static size_t write_cb(char *data, size_t size, size_t n, void *arg) {
-    tlab_xfer *x = arg;
-    size_t len = size * n;
-    if (x->abort_pending)
-        return 0;
-    x->in_callback = 1;
-    x->cb.on_data(x->arg, data, len);
-    x->in_callback = 0;
-    return x->abort_pending ? 0 : len;
-}
-
-static void on_first_byte_timeout(evutil_socket_t fd, short what, void *arg) {
-    tlab_xfer *x = arg;
-    x->up->stats.aborted++;
-    char detail[128];
-    snprintf(detail, sizeof detail, "no response from the worker within %ld ms (upstream.first_byte_timeout_ms)",
-             x->first_byte_ms);
-    finish(x, TLAB_XFER_FIRST_BYTE_TIMEOUT, detail);
-}
-
-static int add_to_multi(tlab_xfer *x) {
-    long ms = x->first_byte_ms;
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    evtimer_add(x->first_byte_timer, &tv);
-    return curl_multi_add_handle(x->up->multi, x->easy) == CURLM_OK ? 0 : -1;
+static int is_absolute(const char *path) {
+    return strncmp(path, "http://", 7) == 0 || strncmp(path, "https://", 8) == 0;
 }
 
 tlab_xfer *tlab_upstream_start(tlab_upstream *up, const char *method, const char *path, const char *body, size_t body_len,
                                const char *const *headers, long timeout_ms, const tlab_xfer_callbacks *cb, void *arg) {
-    tlab_xfer *x = calloc(1, sizeof *x);
-    if (!x)
-        return NULL;
-    x->up = up;
-    up->stats.active++;
-    x->cb = *cb;
-    x->arg = arg;
-    x->easy = up->easy_pooled > 0 ? up->easy_pool[--up->easy_pooled] : curl_easy_init();
-    x->first_byte_timer = evtimer_new(up->base, on_first_byte_timeout, x);
-    x->first_byte_ms = timeout_ms > 0 ? timeout_ms : up->cfg->first_byte_timeout_ms;
-    int absolute = strncmp(path, "http://", 7) == 0 || strncmp(path, "https://", 8) == 0;
-    size_t url_len = (absolute ? 0 : strlen(up->cfg->upstream_url)) + strlen(path) + 1;
-    char *url = malloc(url_len);
-    if (body && body_len) {
-        x->body = malloc(body_len);
-        if (x->body)
-            memcpy(x->body, body, body_len);
-        x->body_len = body_len;
-    }
-    if (!x->easy || !x->first_byte_timer || !url || (body_len && !x->body)) {
-        free(url);
-        xfer_free(x);
-        return NULL;
-    }
-    /* upstream.url may end in '/'; path always starts with one. */
-    const char *base_url = absolute ? "" : up->cfg->upstream_url;
-    size_t blen = strlen(base_url);
-    if (blen && base_url[blen - 1] == '/')
-        blen--;
-    snprintf(url, url_len, "%.*s%s", (int)blen, base_url, path);
-
-    x->headers = curl_slist_append(NULL, "Expect:"); /* no 100-continue round trip */
-    for (size_t i = 0; headers && headers[i]; i++)
-        x->headers = curl_slist_append(x->headers, headers[i]);
-
-    CURL *e = x->easy;
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    free(url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms > 0 ? timeout_ms : up->cfg->connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms > 0 ? timeout_ms : up->cfg->total_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, up->maxage_s);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    if (strcmp(method, "GET") == 0) {
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    char stack_url[512], *url = stack_url;
+    if (is_absolute(path)) {
+        url = (char *)path;
     } else {
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body ? x->body : "");
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
-        if (strcmp(method, "POST") != 0)
-            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        /* upstream.url may end in '/'; path always starts with one. */
+        const char *base_url = up->cfg->upstream_url;
+        size_t blen = strlen(base_url), plen = strlen(path);
+        if (blen && base_url[blen - 1] == '/')
+            blen--;
+        if (blen + plen + 1 > sizeof stack_url && !(url = malloc(blen + plen + 1)))
+            return NULL;
+        memcpy(url, base_url, blen);
+        memcpy(url + blen, path, plen + 1);
     }
-    if (add_to_multi(x) != 0) {
-        xfer_free(x);
-        return NULL;
+    tlab_xfer_request rq = {
+        .method = method,
+        .url = url,
+        .body = body,
+        .body_len = body_len,
+        .headers = headers,
+        .connect_ms = timeout_ms > 0 ? timeout_ms : up->cfg->connect_timeout_ms,
+        .first_byte_ms = timeout_ms > 0 ? timeout_ms : up->cfg->first_byte_timeout_ms,
+        .total_ms = timeout_ms > 0 ? timeout_ms : up->cfg->total_timeout_ms,
+        .cb = cb,
+        .arg = arg,
+    };
+    int unsupported = 0;
+    tlab_xfer *x = tlab_http_client_start(up->http, &rq, &unsupported);
+    if (unsupported) {
+        if (!up->curl)
+            up->curl = tlab_curl_client_new(up->base, up->cfg, &up->stats);
+        x = up->curl ? tlab_curl_client_start(up->curl, &rq) : NULL;
     }
-    up->stats.transfers++;
+    if (url != stack_url && url != path)
+        free(url);
     return x;
 }
 
 void tlab_xfer_abort(tlab_xfer *x) {
-    if (!x)
-        return;
-    x->up->stats.aborted++;
-    if (x->in_callback) {
-        /* Returning 0 from the callback makes curl fail the transfer; on_transfer_finished frees it. */
-        x->abort_pending = 1;
-        return;
-    }
-    /* Removing a handle mid-transfer closes its connection: the worker sees the disconnect. */
-    xfer_free(x);
+    if (x)
+        x->ops->abort(x);
 }
 
 void tlab_xfer_pause(tlab_xfer *x, int paused) {
-    if (!x || x->paused == paused)
-        return;
-    x->paused = paused;
-    curl_easy_pause(x->easy, paused ? CURLPAUSE_RECV : CURLPAUSE_CONT);
+    if (x)
+        x->ops->pause(x, paused);
 }
 
 uint64_t tlab_xfer_send_overhead_us(tlab_xfer *x) {
-    curl_off_t pretransfer = 0, connect = 0;
-    if (!x || curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) != CURLE_OK)
-        return 0;
-    curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &connect);
-    return pretransfer > connect ? (uint64_t)(pretransfer - connect) : 0;
+    return x ? x->ops->send_overhead_us(x) : 0;
 }
 
 const tlab_upstream_stats *tlab_upstream_get_stats(const tlab_upstream *up) {
     return &up->stats;
-}
-
-static int retryable(CURLcode rc) {
-    return rc == CURLE_COULDNT_CONNECT || rc == CURLE_GOT_NOTHING || rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR;
-}
-
-static void on_transfer_done(tlab_xfer *x, CURLcode rc) {
-    tlab_upstream *up = x->up;
-    if (x->abort_pending) {
-        xfer_free(x);
-        return;
-    }
-    if (rc == CURLE_OK) {
-        finish(x, TLAB_XFER_OK, "");
-        return;
-    }
-    if (!x->got_bytes && !x->retried && retryable(rc)) {
-        long connects = 0;
-        if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
-            up->stats.connections_opened += (uint64_t)connects;
-        curl_multi_remove_handle(up->multi, x->easy);
-        x->retried = 1;
-        up->stats.retries++;
-        LOG_DEBUG("upstream: %s before any response byte; retrying on a fresh connection", curl_easy_strerror(rc));
-        curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, 1L);
-        evtimer_del(x->first_byte_timer);
-        if (add_to_multi(x) == 0)
-            return;
-    }
-    char detail[256];
-    tlab_xfer_result result;
-    if (rc == CURLE_OPERATION_TIMEDOUT) {
-        curl_off_t connect = 0;
-        curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &connect);
-        if (connect == 0 && !x->got_bytes) {
-            result = TLAB_XFER_CONNECT_TIMEOUT;
-            snprintf(detail, sizeof detail, "could not connect to the worker within %ld ms (upstream.connect_timeout_ms)",
-                     up->cfg->connect_timeout_ms);
-        } else {
-            result = TLAB_XFER_TOTAL_TIMEOUT;
-            snprintf(detail, sizeof detail, "the worker did not finish within %ld ms (upstream.total_timeout_ms)",
-                     up->cfg->total_timeout_ms);
-        }
-    } else if (!x->got_bytes) {
-        result = TLAB_XFER_UNREACHABLE;
-        snprintf(detail, sizeof detail, "the worker at %s is not reachable: %s", up->cfg->upstream_url, curl_easy_strerror(rc));
-    } else {
-        result = TLAB_XFER_BROKEN;
-        snprintf(detail, sizeof detail, "the worker's response broke off: %s", curl_easy_strerror(rc));
-    }
-    finish(x, result, detail);
-}
-
-static void on_transfer_finished(void *arg, CURL *easy, CURLcode rc) {
-    (void)arg;
-    tlab_xfer *x = NULL;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
-    if (x)
-        on_transfer_done(x, rc);
 }

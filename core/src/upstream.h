@@ -1,10 +1,14 @@
 /*
- * upstream.h - HTTP to the worker through libcurl's multi interface, driven by the gateway's
- * libevent loop (curl_multi_socket_action): no thread, no blocking call.
+ * upstream.h - HTTP to the worker from the gateway's libevent loop: no thread, no blocking call.
  *
- * Connections are kept alive and reused; an idle connection is not reused after
- * upstream.idle_keepalive_ms (rounded down to whole seconds, at least 1: libcurl's
- * CURLOPT_MAXAGE_CONN granularity) so that it never meets vLLM's ~5 s idle close.
+ * Two transports sit behind this interface (upstream_backend.h). Plain http:// to an IP address
+ * or "localhost" (the worker's usual URL) goes through the gateway's own HTTP/1.1 client
+ * (upstream_http.c: non-blocking sockets, Debian's http-parser); anything else (https, a host
+ * name to resolve) goes through libcurl's multi interface (upstream_curl.c).
+ *
+ * Connections are kept alive and reused, newest first; an idle connection is closed after
+ * upstream.idle_keepalive_ms (libcurl: rounded down to whole seconds, at least 1) so that it
+ * never meets vLLM's ~5 s idle close, and at most upstream.max_connections are kept idle.
  * A transfer that fails before any response byte (refused, reset, empty reply on a stale
  * connection) is retried once on a fresh connection.
  *
