@@ -189,7 +189,14 @@ int main(int argc, char **argv) {
     int rc = 1;
     tlab_gw.cfg = &cfg;
     tlab_gw.started_us = tlab_now_us();
-    tlab_gw.base = event_base_new();
+    /* epoll's change list folds the add / delete pairs of one loop turn on a socket (evhttp
+     * stops reading a request's connection and request.c starts watching it for a close) into
+     * at most one epoll_ctl. The gateway never dup()s a watched socket, the list's one caveat. */
+    struct event_config *evcfg = event_config_new();
+    if (evcfg)
+        event_config_set_flag(evcfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    tlab_gw.base = evcfg ? event_base_new_with_config(evcfg) : event_base_new();
+    event_config_free(evcfg);
     struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
     if (!tlab_gw.base || tlab_dispatch_init(tlab_gw.base) != 0 || tlab_process_init(tlab_gw.base) != 0 ||
         tlab_stream_keepalive_init(tlab_gw.base, &cfg) != 0) {
