@@ -432,7 +432,10 @@ static void feed(hconn *c, const char *data, size_t len, const char *eof_reason)
         return;
     }
     if (x->complete) {
-        int reuse = len > 0 && parsed == len && http_should_keep_alive(&c->parser);
+        /* Not reused when bytes follow the response, or when the worker answered before the
+         * request was all written (an early 413): the rest of the body would never go out and
+         * the next request on it would be read as body bytes. */
+        int reuse = len > 0 && parsed == len && x->req_sent == x->req_len && http_should_keep_alive(&c->parser);
         finish(x, TLAB_XFER_OK, "", reuse);
         return;
     }
