@@ -239,7 +239,10 @@ static void fail_before_bytes(hxfer *x, int retryable, const char *why) {
         x->cl->stats->retries++;
         x->req_sent = 0;
         LOG_DEBUG("upstream: %s before any response byte; retrying on a fresh connection", why);
+        /* The fresh connection gets its own connect and first-byte budgets: the first attempt
+         * may have used them up (a request held, then dropped). */
         uint64_t now = tlab_now_us();
+        x->connect_deadline = now + (uint64_t)x->connect_ms * 1000;
         x->first_byte_deadline = now + (uint64_t)x->first_byte_ms * 1000;
         conn_attach(x, 1);
         return;
