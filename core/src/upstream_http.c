@@ -239,7 +239,10 @@ static void fail_before_bytes(hxfer *x, int retryable, const char *why) {
         x->cl->stats->retries++;
         x->req_sent = 0;
         LOG_DEBUG("upstream: %s before any response byte; retrying on a fresh connection", why);
+        /* The fresh connection gets its own connect and first-byte budgets: the first attempt
+         * may have used them up (a request held, then dropped). */
         uint64_t now = tlab_now_us();
+        x->connect_deadline = now + (uint64_t)x->connect_ms * 1000;
         x->first_byte_deadline = now + (uint64_t)x->first_byte_ms * 1000;
         conn_attach(x, 1);
         return;
@@ -432,7 +435,10 @@ static void feed(hconn *c, const char *data, size_t len, const char *eof_reason)
         return;
     }
     if (x->complete) {
-        int reuse = len > 0 && parsed == len && http_should_keep_alive(&c->parser);
+        /* Not reused when bytes follow the response, or when the worker answered before the
+         * request was all written (an early 413): the rest of the body would never go out and
+         * the next request on it would be read as body bytes. */
+        int reuse = len > 0 && parsed == len && x->req_sent == x->req_len && http_should_keep_alive(&c->parser);
         finish(x, TLAB_XFER_OK, "", reuse);
         return;
     }

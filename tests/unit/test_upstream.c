@@ -1,0 +1,1034 @@
+/*
+ * test_upstream.c - the upstream client of upstream.h against a scripted HTTP/1.1 server on the
+ * same event_base (127.0.0.1, port 0). The server reads a request head and its Content-Length
+ * body, then answers by the request path (see srv_handle). Each case runs the loop until its
+ * callbacks are done, bounded by a watchdog so that no case can hang.
+ *
+ * Plain http:// to 127.0.0.1 goes through the gateway's own client (upstream_http.c); the last
+ * case checks that https:// goes to libcurl (upstream_curl.c). Cases: Content-Length and reuse
+ * (and the request on the wire), large request bodies, an answer before the body is all sent,
+ * chunked SSE, EOF-delimited bodies, garbled and cut responses, refusal and its retry, idle
+ * connections closed by the server, retries after a held-then-dropped request, first-byte and
+ * total timeouts, abort and pause from inside callbacks, 100 Continue, bytes after a response,
+ * idle expiry, https to libcurl.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "config.h"
+#include "gateway.h"
+#include "tlab_test.h"
+#include "upstream.h"
+
+#define WATCHDOG_MS 5000
+#define JSON_BODY "{\"id\":\"cmpl-1\",\"choices\":[{\"text\":\"hello\"}]}"
+#define BIG_LEN 300000
+#define BURST_CHUNKS 40
+#define BURST_CHUNK_LEN 1000
+
+static struct event_base *base;
+static tlab_config cfg;
+static tlab_upstream *up;
+
+/* ---- the scripted server ---- */
+
+typedef struct sconn {
+    struct bufferevent *bev;
+    struct event *timer;
+    char mode[32]; /* the path being answered over several steps */
+    int step;
+    int close_after_flush;
+    size_t discard; /* request body bytes still to skip (/early) */
+    struct sconn *next;
+} sconn;
+
+static struct {
+    struct evconnlistener *lst;
+    int port;
+    int accepted;
+    sconn *conns;
+    char *last_req; /* the last request: head and body */
+    size_t last_req_len;
+    int requests;
+    int stream_eof;   /* the /stream connection saw the client close */
+    int slow_close_n; /* requests of /slow-close so far */
+} srv;
+
+static void sconn_free(sconn *s) {
+    for (sconn **pp = &srv.conns; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    if (s->timer)
+        event_free(s->timer);
+    bufferevent_free(s->bev);
+    free(s);
+}
+
+static void srv_send(sconn *s, const char *text) {
+    bufferevent_write(s->bev, text, strlen(text));
+}
+
+static void srv_send_close(sconn *s, const char *text) {
+    srv_send(s, text);
+    s->close_after_flush = 1;
+}
+
+static void srv_later(sconn *s, int ms) {
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(s->timer, &tv);
+}
+
+static char pattern_byte(size_t i) {
+    return (char)('a' + i % 26);
+}
+
+static void srv_send_json(sconn *s) {
+    char resp[256];
+    snprintf(resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+             strlen(JSON_BODY), JSON_BODY);
+    srv_send(s, resp);
+}
+
+/* Steps of the answers that take time. */
+static void srv_tick(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    sconn *s = arg;
+    int step = s->step++;
+    char chunk[64];
+    if (strcmp(s->mode, "/sse") == 0) {
+        if (step < 4) {
+            char ev[32];
+            snprintf(ev, sizeof ev, "data: %d\n\n", step);
+            snprintf(chunk, sizeof chunk, "%zx\r\n%s\r\n", strlen(ev), ev);
+            srv_send(s, chunk);
+            srv_later(s, 20);
+        } else {
+            srv_send(s, "0\r\n\r\n");
+        }
+    } else if (strcmp(s->mode, "/stream") == 0) {
+        srv_send(s, "7\r\ndata: x\r\n");
+        srv_later(s, 20);
+    } else if (strcmp(s->mode, "/continue") == 0) {
+        srv_send_json(s);
+    } else if (strcmp(s->mode, "/extra-late") == 0) {
+        srv_send(s, "HTTP/1.1 200 OK\r\n");
+    } else if (strcmp(s->mode, "/slow-close") == 0) {
+        sconn_free(s);
+    }
+}
+
+static void srv_handle(sconn *s, const char *path) {
+    snprintf(s->mode, sizeof s->mode, "%s", path);
+    s->step = 0;
+    if (strcmp(path, "/json") == 0 || strncmp(path, "/v1/", 4) == 0) {
+        srv_send_json(s);
+    } else if (strcmp(path, "/sse") == 0) {
+        srv_send(s, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+        srv_later(s, 20);
+    } else if (strcmp(path, "/eof") == 0) {
+        srv_send_close(s, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nuntil-eof-0123456789");
+    } else if (strcmp(path, "/garbage") == 0) {
+        srv_send(s, "this is not HTTP at all\r\n\r\n");
+    } else if (strcmp(path, "/cut") == 0) {
+        srv_send_close(s, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+    } else if (strcmp(path, "/silent") == 0) {
+        /* never answers */
+    } else if (strcmp(path, "/endless") == 0) {
+        srv_send(s, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    } else if (strcmp(path, "/stream") == 0) {
+        srv_send(s, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "7\r\ndata: 0\r\n");
+        srv_later(s, 20);
+    } else if (strcmp(path, "/big") == 0) {
+        char head[128];
+        snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n", BIG_LEN);
+        srv_send(s, head);
+        char *body = malloc(BIG_LEN);
+        for (size_t i = 0; i < BIG_LEN; i++)
+            body[i] = pattern_byte(i);
+        bufferevent_write(s->bev, body, BIG_LEN);
+        free(body);
+    } else if (strcmp(path, "/burst") == 0) {
+        /* many chunks in one write: they reach the client in one read */
+        struct evbuffer *out = evbuffer_new();
+        evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+        for (size_t c = 0; c < BURST_CHUNKS; c++) {
+            evbuffer_add_printf(out, "%x\r\n", BURST_CHUNK_LEN);
+            for (size_t i = 0; i < BURST_CHUNK_LEN; i++) {
+                char b = pattern_byte(c * BURST_CHUNK_LEN + i);
+                evbuffer_add(out, &b, 1);
+            }
+            evbuffer_add(out, "\r\n", 2);
+        }
+        evbuffer_add(out, "0\r\n\r\n", 5);
+        bufferevent_write_buffer(s->bev, out);
+        evbuffer_free(out);
+    } else if (strcmp(path, "/continue") == 0) {
+        srv_send(s, "HTTP/1.1 100 Continue\r\n\r\n");
+        srv_later(s, 30);
+    } else if (strcmp(path, "/continue1") == 0) {
+        srv_send(s, "HTTP/1.1 100 Continue\r\n\r\n");
+        srv_send_json(s);
+    } else if (strcmp(path, "/extra") == 0) {
+        srv_send_json(s);
+        srv_send(s, "HTTP/1.1 200 OK\r\n");
+    } else if (strcmp(path, "/extra-late") == 0) {
+        srv_send_json(s);
+        srv_later(s, 30);
+    } else if (strcmp(path, "/slow-close") == 0) {
+        /* the first request is accepted, held, then dropped without a byte; the retry is answered */
+        if (srv.slow_close_n++ == 0)
+            srv_later(s, 300);
+        else
+            srv_send_json(s);
+    } else {
+        srv_send_close(s, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    }
+}
+
+static size_t head_content_length(const char *head) {
+    for (const char *p = strstr(head, "\r\n"); p; p = strstr(p + 2, "\r\n"))
+        if (strncasecmp(p + 2, "Content-Length:", 15) == 0)
+            return (size_t)strtoul(p + 17, NULL, 10);
+    return 0;
+}
+
+static void srv_read(struct bufferevent *bev, void *arg) {
+    sconn *s = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    for (;;) {
+        if (s->discard) {
+            size_t n = evbuffer_get_length(in);
+            n = n < s->discard ? n : s->discard;
+            evbuffer_drain(in, n);
+            s->discard -= n;
+            if (s->discard)
+                return;
+        }
+        struct evbuffer_ptr at = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+        if (at.pos < 0)
+            return;
+        size_t head_len = (size_t)at.pos + 4;
+        char *head = malloc(head_len + 1);
+        evbuffer_copyout(in, head, head_len);
+        head[head_len] = '\0';
+        size_t cl = head_content_length(head);
+        char path[64] = "";
+        sscanf(head, "%*s %63s", path);
+        if (strcmp(path, "/early") == 0) {
+            /* answers from the head alone, then skips the body, as a server refusing it would */
+            evbuffer_drain(in, head_len);
+            free(head);
+            s->discard = cl;
+            srv_send(s, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n");
+            srv.requests++;
+            continue;
+        }
+        if (evbuffer_get_length(in) < head_len + cl) {
+            free(head);
+            return;
+        }
+        free(srv.last_req);
+        srv.last_req = malloc(head_len + cl + 1);
+        evbuffer_remove(in, srv.last_req, head_len + cl);
+        srv.last_req[head_len + cl] = '\0';
+        srv.last_req_len = head_len + cl;
+        srv.requests++;
+        free(head);
+        srv_handle(s, path);
+    }
+}
+
+static void srv_write(struct bufferevent *bev, void *arg) {
+    sconn *s = arg;
+    if (s->close_after_flush && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        sconn_free(s);
+}
+
+static void srv_event(struct bufferevent *bev, short what, void *arg) {
+    (void)bev;
+    sconn *s = arg;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        if (strcmp(s->mode, "/stream") == 0)
+            srv.stream_eof = 1;
+        sconn_free(s);
+    }
+}
+
+static void srv_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int socklen, void *arg) {
+    (void)l;
+    (void)sa;
+    (void)socklen;
+    (void)arg;
+    sconn *s = calloc(1, sizeof *s);
+    s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+    s->timer = evtimer_new(base, srv_tick, s);
+    s->next = srv.conns;
+    srv.conns = s;
+    srv.accepted++;
+    bufferevent_setcb(s->bev, srv_read, srv_write, srv_event, s);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+static int srv_start(void) {
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    srv.lst = evconnlistener_new_bind(base, srv_accept, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1,
+                                      (struct sockaddr *)&sin, sizeof sin);
+    if (!srv.lst)
+        return -1;
+    socklen_t len = sizeof sin;
+    getsockname(evconnlistener_get_fd(srv.lst), (struct sockaddr *)&sin, &len);
+    srv.port = ntohs(sin.sin_port);
+    return 0;
+}
+
+static void srv_close_all(void) {
+    while (srv.conns)
+        sconn_free(srv.conns);
+}
+
+/* A port on 127.0.0.1 with nothing listening. */
+static int closed_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sin;
+    bind(fd, (struct sockaddr *)&sin, sizeof sin);
+    getsockname(fd, (struct sockaddr *)&sin, &len);
+    close(fd);
+    return ntohs(sin.sin_port);
+}
+
+/* ---- the loop ---- */
+
+static int watchdog_fired;
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    (void)arg;
+    watchdog_fired = 1;
+}
+
+/* Runs the loop until *flag is set or WATCHDOG_MS pass; returns *flag. */
+static int run_until(const int *flag) {
+    struct event *wd = evtimer_new(base, on_watchdog, NULL);
+    struct timeval tv = {WATCHDOG_MS / 1000, (WATCHDOG_MS % 1000) * 1000};
+    watchdog_fired = 0;
+    evtimer_add(wd, &tv);
+    while (!*flag && !watchdog_fired)
+        event_base_loop(base, EVLOOP_ONCE);
+    event_free(wd);
+    return *flag;
+}
+
+static void on_flag_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    *(int *)arg = 1;
+}
+
+/* Runs the loop for `ms`. */
+static void run_for(int ms) {
+    int done = 0;
+    struct event *t = evtimer_new(base, on_flag_timer, &done);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(t, &tv);
+    run_until(&done);
+    event_free(t);
+}
+
+/* ---- transfers ---- */
+
+typedef struct xres {
+    tlab_xfer *x;
+    int headers_calls, status;
+    int has_ctype;
+    char ctype[128];
+    char *body;
+    size_t body_len, body_cap;
+    int data_calls;
+    int done;
+    tlab_xfer_result result;
+    char detail[512];
+    int calls_after_end; /* any callback after on_done or tlab_xfer_abort */
+    int aborted;
+    int abort_on_data;
+    int abort_on_headers;
+    struct xres *chain; /* started from inside on_done */
+    int pause_on_data;    /* pause at the first on_data, resume from a timer */
+    int paused_now;
+    size_t bytes_while_paused, max_while_paused, this_pause;
+    int pauses;
+    struct event *resume;
+    uint64_t t_start, t_done;
+} xres;
+
+static const tlab_xfer_callbacks cbs;
+static int in_start;          /* inside tlab_upstream_start */
+static int done_inside_start; /* on_done ran from inside it */
+
+static void on_resume(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    xres *r = arg;
+    r->paused_now = 0;
+    tlab_xfer_pause(r->x, 0);
+}
+
+static void cb_headers(void *arg, int status, const char *content_type) {
+    xres *r = arg;
+    if (r->done || r->aborted)
+        r->calls_after_end++;
+    r->headers_calls++;
+    r->status = status;
+    r->has_ctype = content_type != NULL;
+    snprintf(r->ctype, sizeof r->ctype, "%s", content_type ? content_type : "");
+    if (r->abort_on_headers && !r->aborted) {
+        r->aborted = 1;
+        tlab_xfer_abort(r->x);
+    }
+}
+
+static void cb_data(void *arg, const char *data, size_t len) {
+    xres *r = arg;
+    if (r->done || r->aborted)
+        r->calls_after_end++;
+    r->data_calls++;
+    if (r->paused_now) {
+        r->bytes_while_paused += len;
+        r->this_pause += len;
+        if (r->this_pause > r->max_while_paused)
+            r->max_while_paused = r->this_pause;
+    }
+    if (r->body_len + len + 1 > r->body_cap) {
+        r->body_cap = (r->body_len + len + 1) * 2;
+        r->body = realloc(r->body, r->body_cap);
+    }
+    memcpy(r->body + r->body_len, data, len);
+    r->body_len += len;
+    r->body[r->body_len] = '\0';
+    if (r->abort_on_data && !r->aborted) {
+        r->aborted = 1;
+        tlab_xfer_abort(r->x);
+        return;
+    }
+    if (r->pause_on_data && !r->paused_now && r->pauses < 3) {
+        r->pauses++;
+        r->paused_now = 1;
+        r->this_pause = 0;
+        tlab_xfer_pause(r->x, 1);
+        if (!r->resume)
+            r->resume = evtimer_new(base, on_resume, r);
+        struct timeval tv = {0, 40000};
+        evtimer_add(r->resume, &tv);
+    }
+}
+
+static void cb_done(void *arg, tlab_xfer_result result, const char *detail) {
+    xres *r = arg;
+    if (r->done || r->aborted)
+        r->calls_after_end++;
+    if (in_start)
+        done_inside_start++;
+    r->done = 1;
+    r->result = result;
+    snprintf(r->detail, sizeof r->detail, "%s", detail ? detail : "(null)");
+    r->t_done = tlab_now_us();
+    if (r->chain)
+        r->chain->x = tlab_upstream_start(up, "GET", "/json", NULL, 0, NULL, 0, &cbs, r->chain);
+}
+
+static const tlab_xfer_callbacks cbs = {cb_headers, cb_data, cb_done};
+
+static void xres_clear(xres *r) {
+    free(r->body);
+    if (r->resume)
+        event_free(r->resume);
+    memset(r, 0, sizeof *r);
+}
+
+static tlab_xfer *start(xres *r, const char *method, const char *path, const char *body, size_t body_len,
+                        const char *const *headers, long timeout_ms) {
+    r->t_start = tlab_now_us();
+    in_start = 1;
+    r->x = tlab_upstream_start(up, method, path, body, body_len, headers, timeout_ms, &cbs, r);
+    in_start = 0;
+    CHECK_MSG(r->x != NULL, "start %s", path);
+    return r->x;
+}
+
+/* GET `path` and run until on_done. */
+static void get(xres *r, const char *path) {
+    start(r, "GET", path, NULL, 0, NULL, 0);
+    CHECK_MSG(run_until(&r->done), "%s did not end within the watchdog", path);
+}
+
+static long elapsed_ms(const xres *r) {
+    return (long)((r->t_done - r->t_start) / 1000);
+}
+
+static const tlab_upstream_stats *stats(void) {
+    return tlab_upstream_get_stats(up);
+}
+
+#define CHECK_RESULT(r, want) CHECK_MSG((r)->result == (want), "result %d, want %d (%s)", (int)(r)->result, (int)(want), (r)->detail)
+
+/* ---- cases ---- */
+
+/* 1. Content-Length JSON; the request on the wire; a second request reuses the connection. */
+static void case_json_and_reuse(void) {
+    xres r = {0};
+    const char *hdrs[] = {"Content-Type: application/json", "X-Tlab-Test: yes", NULL};
+    const char *body = "{\"model\":\"m\",\"prompt\":\"hi\",\"max_tokens\":5}";
+    uint64_t opened = stats()->connections_opened, transfers = stats()->transfers;
+    start(&r, "POST", "/v1/completions", body, strlen(body), hdrs, 0);
+    CHECK(stats()->active == 1);
+    CHECK(run_until(&r.done));
+    CHECK_RESULT(&r, TLAB_XFER_OK);
+    CHECK(strcmp(r.detail, "") == 0);
+    CHECK(r.headers_calls == 1);
+    CHECK(r.status == 200);
+    CHECK(strcmp(r.ctype, "application/json") == 0);
+    CHECK(r.body && strcmp(r.body, JSON_BODY) == 0);
+    CHECK(r.calls_after_end == 0);
+    CHECK(done_inside_start == 0);
+
+    char want_head[256];
+    snprintf(want_head, sizeof want_head, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n", srv.port);
+    CHECK_MSG(srv.last_req && strncmp(srv.last_req, want_head, strlen(want_head)) == 0, "request: %s", srv.last_req);
+    CHECK_STR_CONTAINS(srv.last_req, "\r\nContent-Type: application/json\r\n");
+    CHECK_STR_CONTAINS(srv.last_req, "\r\nX-Tlab-Test: yes\r\n");
+    char cl[64];
+    snprintf(cl, sizeof cl, "\r\nContent-Length: %zu\r\n\r\n", strlen(body));
+    CHECK_STR_CONTAINS(srv.last_req, cl);
+    const char *at = srv.last_req ? strstr(srv.last_req, "\r\n\r\n") : NULL;
+    CHECK_MSG(at && strcmp(at + 4, body) == 0, "request body: %s", at ? at + 4 : "(none)");
+
+    xres r2 = {0};
+    start(&r2, "POST", "/v1/completions", body, strlen(body), hdrs, 0);
+    CHECK(run_until(&r2.done));
+    CHECK_RESULT(&r2, TLAB_XFER_OK);
+    CHECK(r2.body && strcmp(r2.body, JSON_BODY) == 0);
+    CHECK_MSG(stats()->connections_opened == opened + 1, "connections opened %llu, want %llu",
+              (unsigned long long)stats()->connections_opened, (unsigned long long)opened + 1);
+    CHECK(stats()->transfers == transfers + 2);
+    CHECK(stats()->retries == 0);
+    CHECK(stats()->active == 0);
+
+    /* a GET carries no Content-Length and no body */
+    xres r3 = {0};
+    get(&r3, "/json");
+    CHECK_RESULT(&r3, TLAB_XFER_OK);
+    CHECK(srv.last_req && strstr(srv.last_req, "Content-Length") == NULL);
+    CHECK(srv.last_req && strncmp(srv.last_req, "GET /json HTTP/1.1\r\n", 20) == 0);
+    CHECK(stats()->connections_opened == opened + 1);
+    xres_clear(&r);
+    xres_clear(&r2);
+    xres_clear(&r3);
+}
+
+/* 1b. A request body larger than the socket buffers goes out whole (partial sends). */
+static void case_large_request(void) {
+    size_t n = 8u << 20;
+    char *body = malloc(n + 1);
+    for (size_t i = 0; i < n; i++)
+        body[i] = pattern_byte(i);
+    body[n] = '\0';
+    xres r = {0};
+    start(&r, "POST", "/json", body, n, NULL, 0);
+    CHECK(run_until(&r.done));
+    CHECK_RESULT(&r, TLAB_XFER_OK);
+    const char *at = srv.last_req ? strstr(srv.last_req, "\r\n\r\n") : NULL;
+    CHECK(at && srv.last_req_len - (size_t)(at + 4 - srv.last_req) == n && memcmp(at + 4, body, n) == 0);
+    CHECK(stats()->active == 0);
+    free(body);
+    xres_clear(&r);
+}
+
+/* 1c. The worker answers before the request body is all sent (a 413 from the head): the rest of
+ * the body never goes out, so the connection must not carry the next request. */
+static void case_answer_before_body_sent(void) {
+    size_t n = 16u << 20;
+    char *body = calloc(1, n);
+    memset(body, 'x', n);
+    xres r = {0};
+    start(&r, "POST", "/early", body, n, NULL, 0);
+    CHECK(run_until(&r.done));
+    CHECK_RESULT(&r, TLAB_XFER_OK);
+    CHECK(r.status == 413);
+    free(body);
+    xres r2 = {0};
+    start(&r2, "GET", "/json", NULL, 0, NULL, 2000);
+    CHECK(run_until(&r2.done));
+    CHECK_RESULT(&r2, TLAB_XFER_OK);
+    CHECK(r2.body && strcmp(r2.body, JSON_BODY) == 0);
+    CHECK(stats()->active == 0);
+    xres_clear(&r);
+    xres_clear(&r2);
+}
+
+/* 2. Chunked text/event-stream, chunks in separate writes: whole and in order; then reused. */
+static void case_chunked(void) {
+    xres r = {0};
+    uint64_t opened = stats()->connections_opened;
+    get(&r, "/sse");
+    CHECK_RESULT(&r, TLAB_XFER_OK);
+    CHECK(r.status == 200);
+    CHECK(strcmp(r.ctype, "text/event-stream") == 0);
+    CHECK_MSG(r.body && strcmp(r.body, "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\n") == 0, "body: %s", r.body);
+    CHECK_MSG(r.data_calls >= 4, "%d on_data calls", r.data_calls);
+    CHECK(r.calls_after_end == 0);
+    xres r2 = {0};
+    get(&r2, "/json");
+    CHECK_RESULT(&r2, TLAB_XFER_OK);
+    CHECK(stats()->connections_opened == opened); /* both on the connection case 1 left idle */
+    CHECK(stats()->active == 0);
+    xres_clear(&r);
+    xres_clear(&r2);
+}
+
+/* 3. A body delimited by EOF (Connection: close, no length): OK, and the connection is gone. */
+static void case_eof_body(void) {
+    xres r = {0};
+    uint64_t opened = stats()->connections_opened;
+    get(&r, "/eof");
+    CHECK_RESULT(&r, TLAB_XFER_OK);
+    CHECK(r.status == 200);
+    CHECK(strcmp(r.ctype, "text/plain") == 0);
+    CHECK(r.body && strcmp(r.body, "until-eof-0123456789") == 0);
+    xres r2 = {0};
+    get(&r2, "/json");
+    CHECK_RESULT(&r2, TLAB_XFER_OK);
+    CHECK_MSG(stats()->connections_opened == opened + 1, "opened %llu, before %llu",
+              (unsigned long long)stats()->connections_opened, (unsigned long long)opened);
+    CHECK(stats()->retries == 0);
+    CHECK(stats()->active == 0);
+    xres_clear(&r);
+    xres_clear(&r2);
+}
+
+/* 4. Garbage instead of HTTP; a response cut mid-body. */
+static void case_broken(void) {
+    xres r = {0};
+    uint64_t retries = stats()->retries;
+    get(&r, "/garbage");
+    CHECK_RESULT(&r, TLAB_XFER_BROKEN);
+    CHECK_STR_CONTAINS(r.detail, "garbled");
+    CHECK(r.headers_calls == 0);
+    xres r2 = {0};
+    get(&r2, "/cut");
+    CHECK_RESULT(&r2, TLAB_XFER_BROKEN);
+    CHECK(r2.headers_calls == 1 && r2.status == 200);
+    CHECK(r2.body && strcmp(r2.body, "0123456789") == 0);
+    CHECK_MSG(strlen(r2.detail) > 0, "no detail");
+    CHECK(stats()->retries == retries); /* bytes had arrived: no retry */
+    CHECK(stats()->active == 0);
+    xres_clear(&r);
+    xres_clear(&r2);
+}
+
+/* 5. Nothing listening: UNREACHABLE after one retry, never from inside tlab_upstream_start. */
+static void case_refused(void) {
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/completions", closed_port());
+    xres r = {0};
+    uint64_t retries = stats()->retries, opened = stats()->connections_opened;
+    done_inside_start = 0;
+    start(&r, "POST", url, "{}", 2, NULL, 0);
+    CHECK(!r.done);
+    CHECK(run_until(&r.done));
+    CHECK(done_inside_start == 0);
+    CHECK_RESULT(&r, TLAB_XFER_UNREACHABLE);
+    CHECK_STR_CONTAINS(r.detail, "not reachable");
+    CHECK(r.headers_calls == 0 && r.data_calls == 0);
+    CHECK(stats()->retries == retries + 1);
+    CHECK(stats()->connections_opened == opened + 2);
+    CHECK(stats()->active == 0);
+    xres_clear(&r);
+}
+
+/* 6. The server closes a kept-alive connection while it is idle. */
+static void case_idle_closed_by_server(void) {
+    xres r = {0};
+    get(&r, "/json");
+    CHECK_RESULT(&r, TLAB_XFER_OK);
+    /* (a) the close is seen by the loop before the next request: not reused, no retry */
+    uint64_t opened = stats()->connections_opened, retries = stats()->retries;
+    srv_close_all();
+    run_for(50);
+    xres r2 = {0};
+    get(&r2, "/json");
+    CHECK_RESULT(&r2, TLAB_XFER_OK);
+    CHECK(stats()->connections_opened == opened + 1);
+    CHECK(stats()->retries == retries);
+    /* (b) the close races the next request (no loop turn in between): the request goes out on the
+     * dead connection and is retried on a fresh one */
+    opened = stats()->connections_opened;
+    srv_close_all();
+    xres r3 = {0};
+    get(&r3, "/json");
+    CHECK_RESULT(&r3, TLAB_XFER_OK);
+    CHECK(r3.body && strcmp(r3.body, JSON_BODY) == 0);
+    CHECK(r3.headers_calls == 1);
+    CHECK(stats()->connections_opened == opened + 1);
+    CHECK(stats()->retries == retries + 1);
+    CHECK(stats()->active == 0);
+    xres_clear(&r);
+    xres_clear(&r2);
+    xres_clear(&r3);
+}
+
+/* 6b. The worker holds the request longer than connect_timeout_ms, then drops the connection
+ * without a byte: the retry gets a fresh connect budget and succeeds. */
+static void case_retry_after_slow_drop(void) {
+    long saved = cfg.connect_timeout_ms;
+    cfg.connect_timeout_ms = 100;
+    xres r = {0};
+    uint64_t retries = stats()->retries;
+    get(&r, "/slow-close");
+    CHECK_RESULT(&r, TLAB_XFER_OK);
+    CHECK(stats()->retries == retries + 1);
+    CHECK(stats()->active == 0);
+    cfg.connect_timeout_ms = saved;
+    xres_clear(&r);
+}
+
+/* 6c. As 6b, but the retry's connect cannot complete (the listener's accept queue is full, so its
+ * SYN is dropped, as with a remote worker that is slow to answer): CONNECT_TIMEOUT, and only after
+ * a whole connect_timeout_ms of its own, not at once because the first attempt used it up. */
+static void on_accept_raw(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    int *cfd = arg;
+    if (*cfd < 0)
+        *cfd = accept(fd, NULL, NULL);
+}
+
+static void case_retry_connect_budget(void) {
+    long saved_connect = cfg.connect_timeout_ms;
+    cfg.connect_timeout_ms = 200;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = 0};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sin;
+    if (bind(lfd, (struct sockaddr *)&sin, sizeof sin) != 0 || listen(lfd, 0) != 0) {
+        perror("listen");
+        exit(2);
+    }
+    getsockname(lfd, (struct sockaddr *)&sin, &len);
+    int cfd = -1;
+    struct event *acc = event_new(base, lfd, EV_READ | EV_PERSIST, on_accept_raw, &cfd);
+    event_add(acc, NULL);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/completions", ntohs(sin.sin_port));
+    xres r = {0};
+    uint64_t retries = stats()->retries;
+    start(&r, "POST", url, "{}", 2, NULL, 0);
+    for (int i = 0; i < 100 && cfd < 0 && !r.done; i++)
+        run_for(10);
+    CHECK_MSG(cfd >= 0, "the first attempt was not accepted");
+    event_del(acc);
+    run_for(300); /* the request is held past connect_timeout_ms */
+    CHECK(!r.done);
+    /* fill the accept queue: the retry's SYN is dropped */
+    int dummy[3];
+    for (int i = 0; i < 3; i++) {
+        dummy[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(dummy[i], (struct sockaddr *)&sin, sizeof sin);
+    }
+    run_for(20);
+    uint64_t t_drop = tlab_now_us();
+    if (cfd >= 0)
+        close(cfd); /* unread request: a reset, before any response byte */
+    CHECK(run_until(&r.done));
+    long after_drop = (long)((r.t_done - t_drop) / 1000);
+    CHECK_RESULT(&r, TLAB_XFER_CONNECT_TIMEOUT);
+    CHECK(stats()->retries == retries + 1);
+    CHECK_MSG(after_drop >= 150, "the retry's connect timed out %ld ms after it began (connect_timeout_ms 200)", after_drop);
+    CHECK(stats()->active == 0);
+    for (int i = 0; i < 3; i++)
+        close(dummy[i]);
+    event_free(acc);
+    close(lfd);
+    cfg.connect_timeout_ms = saved_connect;
+    xres_clear(&r);
+}
+
+/* 7. First-byte and total timeouts. */
+static void case_timeouts(void) {
+    long saved_fb = cfg.first_byte_timeout_ms, saved_total = cfg.total_timeout_ms;
+    cfg.first_byte_timeout_ms = 200;
+    xres r = {0};
+    get(&r, "/silent");
+    CHECK_RESULT(&r, TLAB_XFER_FIRST_BYTE_TIMEOUT);
+    CHECK_MSG(elapsed_ms(&r) >= 195 && elapsed_ms(&r) < 200 + 400, "first-byte timeout after %ld ms", elapsed_ms(&r));
+    CHECK_STR_CONTAINS(r.detail, "first_byte_timeout_ms");
+    CHECK(r.headers_calls == 0);
+    cfg.first_byte_timeout_ms = saved_fb;
+
+    cfg.total_timeout_ms = 300;
+    xres r2 = {0};
+    get(&r2, "/endless");
+    CHECK_RESULT(&r2, TLAB_XFER_TOTAL_TIMEOUT);
+    CHECK_MSG(elapsed_ms(&r2) >= 295 && elapsed_ms(&r2) < 300 + 400, "total timeout after %ld ms", elapsed_ms(&r2));
+    CHECK_STR_CONTAINS(r2.detail, "total_timeout_ms");
+    CHECK(r2.headers_calls == 1 && r2.body && strcmp(r2.body, "hello") == 0);
+    cfg.total_timeout_ms = saved_total;
+
+    /* the per-transfer timeout of health checks */
+    xres r3 = {0};
+    start(&r3, "GET", "/silent", NULL, 0, NULL, 150);
+    CHECK(run_until(&r3.done));
+    CHECK_RESULT(&r3, TLAB_XFER_FIRST_BYTE_TIMEOUT);
+    CHECK_MSG(elapsed_ms(&r3) >= 145 && elapsed_ms(&r3) < 150 + 400, "health-check timeout after %ld ms", elapsed_ms(&r3));
+    CHECK(stats()->active == 0);
+    xres_clear(&r);
+    xres_clear(&r2);
+    xres_clear(&r3);
+}
+
+/* 8. Abort from inside on_data: no callback afterwards, and the server sees the close. */
+static void case_abort_in_data(void) {
+    xres r = {0};
+    r.abort_on_data = 1;
+    srv.stream_eof = 0;
+    uint64_t aborted = stats()->aborted;
+    start(&r, "GET", "/stream", NULL, 0, NULL, 0);
+    CHECK_MSG(run_until(&srv.stream_eof), "the server never saw the connection close");
+    run_for(60); /* a few more chunks would have come */
+    CHECK(r.aborted);
+    CHECK(!r.done);
+    CHECK(r.data_calls == 1);
+    CHECK(r.calls_after_end == 0);
+    CHECK(stats()->aborted == aborted + 1);
+    CHECK(stats()->active == 0);
+    xres_clear(&r);
+
+    /* abort from inside on_headers, the whole response in the same read: nothing more, and the
+     * connection is closed rather than pooled */
+    xres r2 = {0};
+    r2.abort_on_headers = 1;
+    start(&r2, "GET", "/json", NULL, 0, NULL, 0);
+    run_for(100);
+    CHECK(r2.aborted && r2.headers_calls == 1 && r2.data_calls == 0 && !r2.done);
+    CHECK(r2.calls_after_end == 0);
+    CHECK(stats()->active == 0);
+    uint64_t opened = stats()->connections_opened;
+    xres r3 = {0};
+    get(&r3, "/json");
+    CHECK_RESULT(&r3, TLAB_XFER_OK);
+    CHECK(stats()->connections_opened == opened + 1);
+    xres_clear(&r2);
+    xres_clear(&r3);
+
+    /* abort right after start, before the loop ran: to a closed port (its failure is pending) and
+     * to the server (connecting or sent) */
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/x", closed_port());
+    xres r4 = {0}, r5 = {0};
+    start(&r4, "GET", url, NULL, 0, NULL, 0);
+    start(&r5, "GET", "/json", NULL, 0, NULL, 0);
+    tlab_xfer_abort(r4.x);
+    tlab_xfer_abort(r5.x);
+    r4.aborted = r5.aborted = 1;
+    run_for(100);
+    CHECK(r4.headers_calls + r4.data_calls + r4.done == 0);
+    CHECK(r5.headers_calls + r5.data_calls + r5.done == 0);
+    CHECK(stats()->active == 0);
+    xres_clear(&r4);
+    xres_clear(&r5);
+
+    /* a new request started from inside on_done takes the connection just pooled */
+    xres r6 = {0}, r7 = {0}, warm = {0};
+    r6.chain = &r7;
+    get(&warm, "/json"); /* r5's abort closed the pooled connection: pool one again */
+    xres_clear(&warm);
+    opened = stats()->connections_opened;
+    get(&r6, "/json");
+    CHECK(run_until(&r7.done));
+    CHECK_RESULT(&r6, TLAB_XFER_OK);
+    CHECK_RESULT(&r7, TLAB_XFER_OK);
+    CHECK(r7.body && strcmp(r7.body, JSON_BODY) == 0);
+    CHECK(stats()->connections_opened == opened);
+    CHECK(stats()->active == 0);
+    xres_clear(&r6);
+    xres_clear(&r7);
+}
+
+/* 9. Pause from on_data, resume from a timer: every byte arrives, in order. */
+static void check_pattern(const xres *r, size_t want_len) {
+    int ok = r->body_len == want_len;
+    for (size_t i = 0; ok && i < want_len; i++)
+        ok = r->body[i] == pattern_byte(i);
+    CHECK_MSG(ok, "%zu bytes, want %zu, in pattern order", r->body_len, want_len);
+}
+
+static void case_pause(void) {
+    xres r = {0};
+    r.pause_on_data = 1;
+    get(&r, "/big");
+    CHECK_RESULT(&r, TLAB_XFER_OK);
+    check_pattern(&r, BIG_LEN);
+    CHECK(r.pauses >= 1);
+    CHECK_MSG(r.bytes_while_paused == 0, "%zu bytes delivered while paused", r.bytes_while_paused);
+
+    xres r2 = {0};
+    r2.pause_on_data = 1;
+    get(&r2, "/burst");
+    CHECK_RESULT(&r2, TLAB_XFER_OK);
+    check_pattern(&r2, (size_t)BURST_CHUNKS * BURST_CHUNK_LEN);
+    CHECK(r2.pauses >= 1);
+    /* The parser delivers what it already holds of the current read even after a pause (at most
+     * one read, 16 KiB, per pause); the relay copes, so this is bounded rather than zero. */
+    CHECK_MSG(r2.max_while_paused <= 16384, "%zu bytes delivered during one pause", r2.max_while_paused);
+    if (r2.bytes_while_paused)
+        printf("note: %zu bytes (at most %zu per pause) were delivered after tlab_xfer_pause(x, 1)\n",
+               r2.bytes_while_paused, r2.max_while_paused);
+    CHECK(stats()->active == 0);
+    xres_clear(&r);
+    xres_clear(&r2);
+}
+
+/* 10. An interim 100 Continue: on_headers sees the final status only. */
+static void case_continue(void) {
+    const char *paths[] = {"/continue", "/continue1"};
+    for (int i = 0; i < 2; i++) {
+        xres r = {0};
+        start(&r, "POST", paths[i], "{}", 2, NULL, 0);
+        CHECK(run_until(&r.done));
+        CHECK_RESULT(&r, TLAB_XFER_OK);
+        CHECK_MSG(r.headers_calls == 1 && r.status == 200, "%s: %d on_headers, status %d", paths[i], r.headers_calls, r.status);
+        CHECK(strcmp(r.ctype, "application/json") == 0);
+        CHECK(r.body && strcmp(r.body, JSON_BODY) == 0);
+        xres_clear(&r);
+    }
+    CHECK(stats()->active == 0);
+}
+
+/* 11. Bytes after the response: OK, but the connection is not reused. */
+static void case_extra_bytes(void) {
+    const char *paths[] = {"/extra", "/extra-late"};
+    for (int i = 0; i < 2; i++) {
+        xres r = {0};
+        get(&r, paths[i]);
+        CHECK_RESULT(&r, TLAB_XFER_OK);
+        CHECK(r.body && strcmp(r.body, JSON_BODY) == 0);
+        run_for(80);
+        uint64_t opened = stats()->connections_opened;
+        xres r2 = {0};
+        get(&r2, "/json");
+        CHECK_RESULT(&r2, TLAB_XFER_OK);
+        CHECK_MSG(stats()->connections_opened == opened + 1, "%s: the connection was reused", paths[i]);
+        xres_clear(&r);
+        xres_clear(&r2);
+    }
+    CHECK(stats()->active == 0);
+}
+
+/* 12. Connections idle longer than upstream.idle_keepalive_ms are not reused. */
+static void case_idle_expiry(void) {
+    long saved = cfg.idle_keepalive_ms;
+    cfg.idle_keepalive_ms = 100;
+    xres r = {0};
+    get(&r, "/json");
+    CHECK_RESULT(&r, TLAB_XFER_OK);
+    uint64_t opened = stats()->connections_opened;
+    xres r2 = {0};
+    get(&r2, "/json"); /* at once: reused */
+    CHECK(stats()->connections_opened == opened);
+    run_for(250);
+    xres r3 = {0};
+    get(&r3, "/json");
+    CHECK_RESULT(&r3, TLAB_XFER_OK);
+    CHECK_MSG(stats()->connections_opened == opened + 1, "an expired idle connection was reused");
+    /* the sweep (every second) closes expired idle connections with no request coming */
+    run_for(1500);
+    CHECK_MSG(srv.conns == NULL, "the server still holds a connection the client should have closed");
+    cfg.idle_keepalive_ms = saved;
+    xres_clear(&r);
+    xres_clear(&r2);
+    xres_clear(&r3);
+}
+
+/* 13. https goes to libcurl: it starts, and ends with a failure against a closed port. */
+static void case_https_to_curl(void) {
+    char url[64];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/health", closed_port());
+    xres r = {0};
+    done_inside_start = 0;
+    start(&r, "GET", url, NULL, 0, NULL, 1000);
+    CHECK(run_until(&r.done));
+    CHECK(done_inside_start == 0);
+    CHECK_MSG(r.result != TLAB_XFER_OK, "https to a closed port succeeded");
+    CHECK_MSG(r.result == TLAB_XFER_UNREACHABLE, "result %d (%s)", (int)r.result, r.detail);
+    CHECK(strlen(r.detail) > 0);
+    CHECK(stats()->active == 0);
+    xres_clear(&r);
+}
+
+int main(void) {
+    base = event_base_new();
+    if (!base || tlab_config_defaults(&cfg) != 0) {
+        fprintf(stderr, "set-up failed\n");
+        return 2;
+    }
+    if (srv_start() != 0) {
+        fprintf(stderr, "cannot listen on 127.0.0.1\n");
+        return 2;
+    }
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", srv.port);
+    free(cfg.upstream_url);
+    cfg.upstream_url = strdup(url);
+    cfg.connect_timeout_ms = 1000;
+    cfg.first_byte_timeout_ms = 2000;
+    cfg.total_timeout_ms = 3000;
+    up = tlab_upstream_new(base, &cfg);
+    CHECK(up != NULL);
+    if (!up)
+        return tlab_test_finish();
+
+    case_json_and_reuse();
+    case_large_request();
+    case_answer_before_body_sent();
+    case_chunked();
+    case_eof_body();
+    case_broken();
+    case_refused();
+    case_idle_closed_by_server();
+    case_retry_after_slow_drop();
+    case_retry_connect_budget();
+    case_timeouts();
+    case_abort_in_data();
+    case_pause();
+    case_continue();
+    case_extra_bytes();
+    case_idle_expiry();
+    case_https_to_curl();
+
+    CHECK(stats()->active == 0);
+    tlab_upstream_free(up);
+    run_for(20); /* the server sees the pool's closes */
+    srv_close_all();
+    evconnlistener_free(srv.lst);
+    free(srv.last_req);
+    tlab_config_free(&cfg);
+    event_base_free(base);
+    return tlab_test_finish();
+}
