@@ -69,7 +69,9 @@ tlab_xfer *tlab_upstream_start(tlab_upstream *up, const char *method, const char
 /* Stops a transfer now and closes its connection, so the worker sees the client leave. No
  * callback runs afterwards. */
 void tlab_xfer_abort(tlab_xfer *x);
-/* Pauses delivery of body bytes (the client is slow) or resumes it. */
+/* Pauses delivery of body bytes (the client is slow) or resumes it. The own client stops
+ * reading the socket (TCP back-pressure reaches the worker) but still delivers what it had
+ * already read when pause came from inside on_data: at most one 16 KiB read. */
 void tlab_xfer_pause(tlab_xfer *x, int paused);
 /* Microseconds between start and the request being on the wire, excluding TCP connect time:
  * the part of the upstream leg that is the gateway's own work. */

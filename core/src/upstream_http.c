@@ -76,6 +76,7 @@ struct hxfer {
     uint64_t connect_deadline, first_byte_deadline, total_deadline;
     int got_bytes, headers_done, interim, complete, retried, paused, aborted;
     int in_start;            /* callbacks must not run yet: failures are deferred to the loop */
+    int head;                /* a HEAD request: its response has headers only */
     int pending_fail;        /* such a deferred failure */
     char pending_detail[160];
     /* Content-Type is the one response header the caller needs. */
@@ -399,7 +400,7 @@ static int on_headers_complete(http_parser *p) {
     x->cb.on_headers(x->arg, p->status_code, x->has_ctype ? x->ctype : NULL);
     if (x->aborted)
         http_parser_pause(p, 1);
-    return 0;
+    return x->head; /* 1: http-parser expects no body */
 }
 
 static int on_body(http_parser *p, const char *at, size_t len) {
@@ -692,6 +693,7 @@ tlab_xfer *tlab_http_client_start(tlab_http_client *cl, const tlab_xfer_request 
         return NULL;
     }
     x->base.ops = &http_ops;
+    x->head = strcmp(rq->method, "HEAD") == 0;
     x->cl = cl;
     x->org = o;
     x->cb = *rq->cb;

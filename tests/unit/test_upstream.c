@@ -137,6 +137,8 @@ static void srv_handle(sconn *s, const char *path) {
     s->step = 0;
     if (strcmp(path, "/json") == 0 || strncmp(path, "/v1/", 4) == 0) {
         srv_send_json(s);
+    } else if (strcmp(path, "/head") == 0) { /* what a HEAD gets: the length of a body not sent */
+        srv_send(s, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 42\r\n\r\n");
     } else if (strcmp(path, "/sse") == 0) {
         srv_send(s, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
         srv_later(s, 20);
@@ -624,6 +626,22 @@ static void case_eof_body(void) {
     xres_clear(&r2);
 }
 
+/* 3b. A HEAD response has no body whatever its Content-Length says; the connection carries on. */
+static void case_head(void) {
+    xres r = {0}, r2 = {0};
+    uint64_t opened = stats()->connections_opened;
+    start(&r, "HEAD", "/head", NULL, 0, NULL, 0);
+    CHECK_MSG(run_until(&r.done), "HEAD did not end within the watchdog");
+    CHECK_RESULT(&r, TLAB_XFER_OK);
+    CHECK(r.status == 200);
+    CHECK(r.body_len == 0);
+    get(&r2, "/json");
+    CHECK_RESULT(&r2, TLAB_XFER_OK);
+    CHECK_MSG(stats()->connections_opened <= opened + 1, "HEAD's connection was not reused");
+    xres_clear(&r);
+    xres_clear(&r2);
+}
+
 /* 4. Garbage instead of HTTP; a response cut mid-body. */
 static void case_broken(void) {
     xres r = {0};
@@ -1009,6 +1027,7 @@ int main(void) {
     case_answer_before_body_sent();
     case_chunked();
     case_eof_body();
+    case_head();
     case_broken();
     case_refused();
     case_idle_closed_by_server();
