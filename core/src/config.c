@@ -15,97 +15,11 @@
 #include <yaml.h>
 
 #include "auth_keys.h"
+#include "config_schema.h"
 #include "yaml_json.h"
-
-#ifndef TLAB_DEFAULT_PLUGIN_DIR
-#define TLAB_DEFAULT_PLUGIN_DIR "/usr/local/lib/tlab/plugins"
-#endif
 
 /* Config files are a few kilobytes; the cap only stops an accidental multi-gigabyte read. */
 #define MAX_CONFIG_BYTES (16 * 1024 * 1024)
-
-/* F_OPT_INT: an integer, or null for "none" (stored as -1). */
-typedef enum ftype { F_STR, F_URL, F_LEVEL, F_INT, F_OPT_INT, F_LONG, F_LLONG, F_PATH, F_BOOL } ftype;
-
-typedef struct field {
-    const char *key;
-    ftype type;
-    size_t off; /* into tlab_config */
-    long long min, max;
-} field;
-
-typedef struct section {
-    const char *name; /* NULL for the top level's scalar keys; "a.b" for a section nested in "a" */
-    const field *fields;
-    size_t n;
-} section;
-
-#define FLD(k, t, m, lo, hi)                                                                                                       \
-    { k, t, offsetof(tlab_config, m), lo, hi }
-
-static const field listen_fields[] = {
-    FLD("host", F_STR, listen_host, 0, 0),
-    FLD("port", F_INT, listen_port, 0, 65535),
-};
-static const field upstream_fields[] = {
-    FLD("url", F_URL, upstream_url, 0, 0),
-    FLD("connect_timeout_ms", F_LONG, connect_timeout_ms, 1, 600000),
-    FLD("first_byte_timeout_ms", F_LONG, first_byte_timeout_ms, 1, 3600000),
-    FLD("total_timeout_ms", F_LONG, total_timeout_ms, 1, 86400000),
-    FLD("idle_keepalive_ms", F_LONG, idle_keepalive_ms, 100, 60000),
-    FLD("max_connections", F_LONG, max_connections, 1, 100000),
-    FLD("sse_keepalive_ms", F_LONG, sse_keepalive_ms, 0, 600000),
-};
-static const field limits_fields[] = {
-    FLD("max_body_bytes", F_LLONG, max_body_bytes, 64, 1073741824LL),
-    FLD("max_tokens", F_LONG, max_tokens, 1, 10000000),
-    FLD("max_client_connections", F_LONG, max_connections_in, 1, 1000000),
-    FLD("client_timeout_ms", F_LONG, client_timeout_ms, 1, 86400000),
-};
-static const field log_fields[] = {
-    FLD("level", F_LEVEL, log_level, 0, 0),
-};
-static const field policies_fields[] = {
-    FLD("admission", F_PATH, policy_admission, 0, 0),
-    FLD("degradation", F_PATH, policy_degradation, 0, 0),
-    FLD("tick_ms", F_LONG, policy_tick_ms, 10, 600000),
-    FLD("fail_open", F_BOOL, policy_fail_open, 0, 1),
-    FLD("instruction_budget", F_LONG, policy_instruction_budget, 1000, 100000000),
-    FLD("memory_limit_mb", F_LONG, policy_memory_limit_mb, 1, 4096),
-    FLD("stats_window_s", F_LONG, policy_stats_window_s, 1, 300),
-    FLD("min_restart_interval_s", F_LONG, policy_min_restart_interval_s, 0, 86400),
-};
-static const field auth_fields[] = {
-    FLD("keys_file", F_PATH, auth_keys_file, 0, 0),
-};
-static const field admin_listen_fields[] = {
-    FLD("host", F_STR, admin_host, 0, 0),
-    FLD("port", F_OPT_INT, admin_port, 0, 65535),
-};
-static const field shutdown_fields[] = {
-    FLD("grace_s", F_LONG, shutdown_grace_s, 0, 3600),
-};
-static const field top_fields[] = {
-    FLD("plugin_dir", F_STR, plugin_dir, 0, 0),
-};
-
-#define SECTION(name, f)                                                                                                           \
-    { name, f, sizeof(f) / sizeof(f[0]) }
-static const section sections[] = {
-    SECTION("listen", listen_fields),
-    SECTION("upstream", upstream_fields),
-    SECTION("limits", limits_fields),
-    SECTION("log", log_fields),
-    SECTION("policies", policies_fields),
-    SECTION("auth", auth_fields),
-    SECTION("admin.listen", admin_listen_fields),
-    SECTION("shutdown", shutdown_fields),
-};
-static const section top_section = SECTION(NULL, top_fields);
-#define N_SECTIONS (sizeof(sections) / sizeof(sections[0]))
-
-static const char *const top_expected = "listen, upstream, limits, log, policies, auth, admin, shutdown, plugin_dir, plugins";
-static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 
 /* Where a value came from, so one error function can phrase both kinds of message. */
 typedef struct loader {
@@ -159,17 +73,17 @@ static const field *find_field(const section *s, const char *key) {
 }
 
 static const section *find_section(const char *name) {
-    for (size_t i = 0; i < N_SECTIONS; i++)
-        if (strcmp(sections[i].name, name) == 0)
-            return &sections[i];
+    for (size_t i = 0; i < tlab_config_n_sections; i++)
+        if (strcmp(tlab_config_sections[i].name, name) == 0)
+            return &tlab_config_sections[i];
     return NULL;
 }
 
 /* A parent is a name that only groups sections ("admin" for "admin.listen"). */
 static int is_parent(const char *name) {
     size_t n = strlen(name);
-    for (size_t i = 0; i < N_SECTIONS; i++)
-        if (strncmp(sections[i].name, name, n) == 0 && sections[i].name[n] == '.')
+    for (size_t i = 0; i < tlab_config_n_sections; i++)
+        if (strncmp(tlab_config_sections[i].name, name, n) == 0 && tlab_config_sections[i].name[n] == '.')
             return 1;
     return 0;
 }
@@ -178,14 +92,14 @@ static int is_parent(const char *name) {
 static void child_names(const char *name, char *buf, size_t len) {
     size_t n = strlen(name), used = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < N_SECTIONS && used < len; i++)
-        if (strncmp(sections[i].name, name, n) == 0 && sections[i].name[n] == '.')
-            used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "", sections[i].name + n + 1);
+    for (size_t i = 0; i < tlab_config_n_sections && used < len; i++)
+        if (strncmp(tlab_config_sections[i].name, name, n) == 0 && tlab_config_sections[i].name[n] == '.')
+            used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "", tlab_config_sections[i].name + n + 1);
 }
 
 static int unknown_key(loader *ld, yaml_mark_t mark, const section *s, const char *key) {
     if (!s->name)
-        return fail(ld, mark, "unknown key '%s' at top level (expected: %s)", key, top_expected);
+        return fail(ld, mark, "unknown key '%s' at top level (expected: %s)", key, tlab_config_top_expected);
     char expected[256];
     expected_keys(s, expected, sizeof expected);
     return fail(ld, mark, "unknown key '%s' in '%s' (expected: %s)", key, s->name, expected);
@@ -248,7 +162,7 @@ static int set_field(loader *ld, const field *f, const char *path, const yaml_no
             return fail(ld, n->start_mark, "'%s' must start with http:// or https:// and name a host, got %s", path, got);
         }
         int level_ok = 0;
-        for (const char *const *l = log_levels; f->type == F_LEVEL && *l; l++)
+        for (const char *const *l = tlab_config_log_levels; f->type == F_LEVEL && *l; l++)
             level_ok |= strcmp(s, *l) == 0;
         if (f->type == F_LEVEL && !level_ok) {
             free(s);
@@ -438,14 +352,14 @@ static int load_root(loader *ld, const yaml_node_t *root) {
     char got[64];
     if (root->type != YAML_MAPPING_NODE) {
         tlab_yaml_describe(root, got, sizeof got);
-        return fail(ld, root->start_mark, "the top level must be a mapping of keys (%s), got %s", top_expected, got);
+        return fail(ld, root->start_mark, "the top level must be a mapping of keys (%s), got %s", tlab_config_top_expected, got);
     }
     if (check_keys(ld, root, "the top level") < 0)
         return -1;
     FOR_PAIRS(ld, root, k, v) {
         const char *key = scalar(k);
         const section *s = strchr(key, '.') ? NULL : find_section(key);
-        const field *f = find_field(&top_section, key);
+        const field *f = find_field(&tlab_config_top_section, key);
         int rc;
         if (s)
             rc = load_section(ld, s, v);
@@ -456,7 +370,7 @@ static int load_root(loader *ld, const yaml_node_t *root) {
         else if (strcmp(key, "plugins") == 0)
             rc = load_plugins(ld, v);
         else
-            rc = unknown_key(ld, k->start_mark, &top_section, key);
+            rc = unknown_key(ld, k->start_mark, &tlab_config_top_section, key);
         if (rc < 0)
             return -1;
     }
@@ -604,8 +518,8 @@ static int apply_set(loader *ld, const char *set) {
             return unknown_key(ld, none, s, dot + 1);
         *dot = '.';
     }
-    if (!s && !(f = find_field(&top_section, key)))
-        return unknown_key(ld, none, &top_section, key);
+    if (!s && !(f = find_field(&tlab_config_top_section, key)))
+        return unknown_key(ld, none, &tlab_config_top_section, key);
     snprintf(path, sizeof path, "%.*s", (int)(eq - set), set);
 
     yaml_parser_t parser;
@@ -629,44 +543,6 @@ static int apply_set(loader *ld, const char *set) {
     }
     yaml_parser_delete(&parser);
     return rc;
-}
-
-int tlab_config_defaults(tlab_config *cfg) {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->listen_port = 8001;
-    cfg->connect_timeout_ms = 2000;
-    cfg->first_byte_timeout_ms = 120000;
-    cfg->total_timeout_ms = 600000;
-    cfg->idle_keepalive_ms = 4000;
-    cfg->max_connections = 1024;
-    cfg->sse_keepalive_ms = 5000;
-    cfg->max_body_bytes = 1048576;
-    cfg->max_tokens = 4096;
-    cfg->max_connections_in = 10000;
-    cfg->client_timeout_ms = 60000;
-    cfg->policy_tick_ms = 1000;
-    cfg->policy_fail_open = 1;
-    cfg->policy_instruction_budget = 100000;
-    cfg->policy_memory_limit_mb = 16;
-    cfg->policy_stats_window_s = 10;
-    cfg->policy_min_restart_interval_s = 60;
-    cfg->policy_admission = strdup("");
-    cfg->policy_degradation = strdup("");
-    cfg->listen_host = strdup("127.0.0.1");
-    cfg->upstream_url = strdup("http://127.0.0.1:8000");
-    cfg->log_level = strdup("info");
-    cfg->plugin_dir = strdup(TLAB_DEFAULT_PLUGIN_DIR);
-    cfg->auth_keys_file = strdup("");
-    cfg->admin_host = strdup("127.0.0.1");
-    cfg->admin_port = -1;
-    cfg->shutdown_grace_s = 30;
-    if (!cfg->auth_keys_file || !cfg->admin_host || !cfg->listen_host || !cfg->upstream_url || !cfg->log_level ||
-        !cfg->plugin_dir || !cfg->policy_admission ||
-        !cfg->policy_degradation) {
-        tlab_config_free(cfg);
-        return -1;
-    }
-    return 0;
 }
 
 /* Runs after every --set, so `--set plugin_dir=...` moves every plugin that names no path. */
@@ -707,26 +583,4 @@ int tlab_config_load(tlab_config *cfg, const char *path, const char *const *sets
     if (rc < 0)
         tlab_config_free(cfg);
     return rc;
-}
-
-void tlab_config_free(tlab_config *cfg) {
-    if (!cfg)
-        return;
-    for (size_t i = 0; i < cfg->n_plugins; i++) {
-        free(cfg->plugins[i].name);
-        free(cfg->plugins[i].path);
-        json_decref(cfg->plugins[i].config);
-    }
-    free(cfg->plugins);
-    free(cfg->source);
-    free(cfg->listen_host);
-    free(cfg->upstream_url);
-    free(cfg->log_level);
-    free(cfg->plugin_dir);
-    free(cfg->policy_admission);
-    free(cfg->policy_degradation);
-    free(cfg->auth_keys_file);
-    free(cfg->admin_host);
-    tlab_keyring_free(cfg->keyring);
-    memset(cfg, 0, sizeof *cfg);
 }
