@@ -8,6 +8,8 @@
  */
 #include "validate.h"
 
+#include "json_fast.h"
+
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -270,8 +272,12 @@ int tlab_validate_request(tlab_api_kind kind, const char *body, size_t len, cons
     if (len == 0)
         return tlab_error_set(err, 400, INVALID, NULL, "Request body is empty; expected a JSON object.");
 
-    /* JSON_DECODE_ANY so that a bare number or string gets "must be an object", not a parse error. */
-    json_t *doc = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
+    /* The quick reader takes the usual body; anything it declines (a non-object, invalid JSON,
+     * rarer forms) is parsed by jansson, whose value or error message is then the answer.
+     * JSON_DECODE_ANY so that a bare number or string gets "must be an object", not a parse error. */
+    json_t *doc = tlab_json_fast_object(body, len);
+    if (!doc)
+        doc = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
     if (!doc)
         return tlab_error_set(err, 400, INVALID, NULL, "Invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
     if (!json_is_object(doc)) {
