@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 
 #include "auth.h"
@@ -26,6 +28,32 @@
 static void on_client_close(struct evhttp_connection *evcon, void *arg);
 
 static tlab_request *live_head, *live_tail;
+
+/* Request ids and the x-tlab-overhead-us value are written on every request; these do it without
+ * snprintf, which costs several times more. Each returns the end of what it wrote (no NUL). */
+static char *put_dec(char *p, unsigned long long v) {
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
+static char *put_hex(char *p, unsigned long long v) {
+    char tmp[16];
+    int n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 0xf];
+        v >>= 4;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
 
 tlab_request *tlab_requests_live(void) {
     return live_head;
@@ -85,8 +113,12 @@ tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tl
      * until the reply ends, which for a queued request can be minutes: about a quarter of the
      * gateway's memory per waiting request. */
     evbuffer_drain(in, r->raw_len);
-    snprintf(r->id, sizeof r->id, "req-%llx-%llu", (unsigned long long)(tlab_gw.started_us & 0xffffff),
-             (unsigned long long)++tlab_gw.request_seq);
+    /* "req-<hex>-<seq>": at most 4 + 6 + 1 + 20 characters and the NUL, which is sizeof r->id. */
+    char *id = r->id;
+    memcpy(id, "req-", 4);
+    id = put_hex(id + 4, (unsigned long long)(tlab_gw.started_us & 0xffffff));
+    *id++ = '-';
+    *put_dec(id, (unsigned long long)++tlab_gw.request_seq) = '\0';
     r->http = http;
     r->path = path;
     r->kind = kind;
@@ -196,13 +228,40 @@ static void on_client_close(struct evhttp_connection *evcon, void *arg) {
     tlab_request_finish(r);
 }
 
+/*
+ * The Date header evhttp would add to an HTTP/1.1 reply, in its exact format and from the same
+ * clock (time(NULL)), but formatted once per second instead of once per reply: evhttp's own
+ * formatting (gmtime_r and a snprintf) is a good part of sending a reply. evhttp leaves a Date
+ * that is already there alone.
+ */
+static void add_date(struct evhttp_request *http, struct evkeyvalq *out) {
+    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    static char date[64];
+    static time_t date_of = (time_t)-1;
+    if (http->major != 1 || http->minor < 1)
+        return; /* evhttp sends no Date to HTTP/1.0 clients */
+    time_t now = time(NULL);
+    if (now != date_of) {
+        struct tm tm;
+        if (!gmtime_r(&now, &tm))
+            return; /* evhttp adds its own */
+        snprintf(date, sizeof date, "%s, %02d %s %4d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
+                 1900 + tm.tm_year, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        date_of = now;
+    }
+    evhttp_add_header(out, "Date", date);
+}
+
 void tlab_request_add_headers(tlab_request *r, struct evkeyvalq *out) {
     for (tlab_header *h = r->response_headers; h; h = h->next)
         evhttp_add_header(out, h->name, h->value);
     evhttp_add_header(out, "x-request-id", r->id);
-    char overhead[32];
-    snprintf(overhead, sizeof overhead, "%llu", (unsigned long long)r->overhead_us);
+    char overhead[24];
+    *put_dec(overhead, (unsigned long long)r->overhead_us) = '\0';
     evhttp_add_header(out, "x-tlab-overhead-us", overhead);
+    if (r->http && evhttp_request_get_output_headers(r->http) == out && !evhttp_find_header(out, "Date"))
+        add_date(r->http, out);
 }
 
 void tlab_http_send_error(struct evhttp_request *http, const tlab_error *err, int retry_after_s) {

@@ -81,7 +81,8 @@ void tlab_request_emit(tlab_request *r, tlab_event ev);
 void tlab_request_fail(tlab_request *r, const tlab_error *err, int retry_after_s);
 /* Emits TLAB_EV_DONE, detaches from the connection and frees. */
 void tlab_request_finish(tlab_request *r);
-/* Adds the plugin headers and the gateway's own (x-request-id, x-tlab-overhead-us) to `http`. */
+/* Adds the plugin headers and the gateway's own (x-request-id, x-tlab-overhead-us) to `out`, and,
+ * when `out` is the reply headers of r->http, the Date that evhttp would otherwise format itself. */
 void tlab_request_add_headers(tlab_request *r, struct evkeyvalq *out);
 
 /* For a stream whose headers are out: sends `data: <OpenAI error JSON>` and ends the reply,

@@ -4,7 +4,6 @@
  */
 #include "stats.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "gateway.h"
@@ -100,9 +99,43 @@ void tlab_stats_on_event(const tlab_request *r, tlab_event ev) {
     }
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
+/*
+ * Quickselect: reorders v[lo..hi] so that v[k] holds the value a sort would put there, with
+ * nothing greater before it and nothing smaller after it. Expected O(n), where a qsort of the
+ * whole ring (2048 samples, three rings, a comparison call each) was most of a policy tick.
+ */
+static void select_kth(double *v, long lo, long hi, long k) {
+    while (lo < hi) {
+        long mid = lo + (hi - lo) / 2;
+        /* median of three at v[mid]: sorted or reversed input then splits evenly */
+        double t;
+        if (v[mid] < v[lo])
+            t = v[mid], v[mid] = v[lo], v[lo] = t;
+        if (v[hi] < v[lo])
+            t = v[hi], v[hi] = v[lo], v[lo] = t;
+        if (v[hi] < v[mid])
+            t = v[hi], v[hi] = v[mid], v[mid] = t;
+        double pivot = v[mid];
+        long i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot)
+                i++;
+            while (v[j] > pivot)
+                j--;
+            if (i <= j) {
+                t = v[i], v[i] = v[j], v[j] = t;
+                i++;
+                j--;
+            }
+        }
+        /* v[lo..j] <= pivot, v[i..hi] >= pivot, and anything between equals the pivot */
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            return;
+    }
 }
 
 /* Nearest-rank p50/p95/p99 of the ring's samples newer than `since_us`; zeros when none. */
@@ -115,11 +148,14 @@ static void quantiles(const ring *r, uint64_t since_us, double out[3]) {
     out[0] = out[1] = out[2] = 0;
     if (n == 0)
         return;
-    qsort(v, n, sizeof v[0], cmp_double);
     static const double q[3] = {0.50, 0.95, 0.99};
+    long from = 0; /* the ranks grow: each selection only needs the part above the previous one */
     for (int k = 0; k < 3; k++) {
         size_t rank = (size_t)(q[k] * (double)n + 0.999999);
-        out[k] = v[(rank ? rank : 1) - 1];
+        long at = (long)(rank ? rank : 1) - 1;
+        select_kth(v, from, (long)n - 1, at);
+        out[k] = v[at];
+        from = at;
     }
 }
 

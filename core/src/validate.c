@@ -8,6 +8,8 @@
  */
 #include "validate.h"
 
+#include "json_fast.h"
+
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -104,6 +106,13 @@ static size_t text_bytes_of_content(const json_t *content) {
     return n;
 }
 
+/* The name of element i of `array`, plus `field` ("messages[3].role"). Formatted only when a
+ * check fails: a valid request formats no parameter names. */
+static const char *element(char *buf, size_t len, const char *array, size_t i, const char *field) {
+    snprintf(buf, len, "%s[%zu]%s", array, i, field);
+    return buf;
+}
+
 static int check_messages(json_t *body, tlab_request_info *info, tlab_error *err) {
     json_t *msgs = json_object_get(body, "messages");
     char param[64];
@@ -117,27 +126,25 @@ static int check_messages(json_t *body, tlab_request_info *info, tlab_error *err
     size_t i;
     json_t *m;
     json_array_foreach(msgs, i, m) {
-        snprintf(param, sizeof param, "messages[%zu]", i);
         if (!json_is_object(m))
-            return bad_type(err, param, "an object", m);
+            return bad_type(err, element(param, sizeof param, "messages", i, ""), "an object", m);
         json_t *role = json_object_get(m, "role");
-        snprintf(param, sizeof param, "messages[%zu].role", i);
         if (!role)
-            return missing(err, param);
+            return missing(err, element(param, sizeof param, "messages", i, ".role"));
         if (!json_is_string(role))
-            return bad_type(err, param, "a string", role);
+            return bad_type(err, element(param, sizeof param, "messages", i, ".role"), "a string", role);
         json_t *content = json_object_get(m, "content");
-        snprintf(param, sizeof param, "messages[%zu].content", i);
         if (!content || json_is_null(content)) {
             /* An assistant turn that only calls tools carries no content. */
             int tool_turn = strcmp(json_string_value(role), "assistant") == 0 &&
                             (json_object_get(m, "tool_calls") || json_object_get(m, "function_call"));
             if (tool_turn)
                 continue;
-            return missing(err, param);
+            return missing(err, element(param, sizeof param, "messages", i, ".content"));
         }
         if (!json_is_string(content) && !json_is_array(content))
-            return bad_type(err, param, "a string or an array of content parts", content);
+            return bad_type(err, element(param, sizeof param, "messages", i, ".content"), "a string or an array of content parts",
+                            content);
         info->prompt_bytes += text_bytes_of_content(content);
     }
     return 0;
@@ -150,11 +157,10 @@ static int check_token_ids(const json_t *ids, const char *param, tlab_request_in
     if (json_array_size(ids) == 0)
         return tlab_error_set(err, 400, INVALID, param, "Invalid '%s': empty array. Expected at least one token id.", param);
     json_array_foreach(ids, i, id) {
-        snprintf(sub, sizeof sub, "%s[%zu]", param, i);
         if (!json_is_integer(id))
-            return bad_type(err, sub, "an integer token id", id);
+            return bad_type(err, element(sub, sizeof sub, param, i, ""), "an integer token id", id);
         if (json_integer_value(id) < 0)
-            return tlab_error_set(err, 400, INVALID, sub,
+            return tlab_error_set(err, 400, INVALID, element(sub, sizeof sub, param, i, ""),
                                   "Invalid value for '%s': token ids must be non-negative, but got %" JSON_INTEGER_FORMAT ".", sub,
                                   json_integer_value(id));
     }
@@ -184,18 +190,19 @@ static int check_prompt(json_t *body, tlab_request_info *info, tlab_error *err) 
     size_t i;
     json_t *el;
     json_array_foreach(prompt, i, el) {
-        snprintf(param, sizeof param, "prompt[%zu]", i);
         if (json_is_string(first)) {
             if (!json_is_string(el))
-                return bad_type(err, param, "a string like the other prompts", el);
+                return bad_type(err, element(param, sizeof param, "prompt", i, ""), "a string like the other prompts", el);
             info->prompt_bytes += json_string_length(el);
         } else if (json_is_array(first)) {
             if (!json_is_array(el))
-                return bad_type(err, param, "an array of token ids like the other prompts", el);
-            if (check_token_ids(el, param, info, err) < 0)
+                return bad_type(err, element(param, sizeof param, "prompt", i, ""), "an array of token ids like the other prompts",
+                                el);
+            if (check_token_ids(el, element(param, sizeof param, "prompt", i, ""), info, err) < 0)
                 return -1;
         } else {
-            return bad_type(err, param, "a string, a token id, or an array of token ids", el);
+            return bad_type(err, element(param, sizeof param, "prompt", i, ""), "a string, a token id, or an array of token ids",
+                            el);
         }
     }
     return 0;
@@ -265,8 +272,12 @@ int tlab_validate_request(tlab_api_kind kind, const char *body, size_t len, cons
     if (len == 0)
         return tlab_error_set(err, 400, INVALID, NULL, "Request body is empty; expected a JSON object.");
 
-    /* JSON_DECODE_ANY so that a bare number or string gets "must be an object", not a parse error. */
-    json_t *doc = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
+    /* The quick reader takes the usual body; anything it declines (a non-object, invalid JSON,
+     * rarer forms) is parsed by jansson, whose value or error message is then the answer.
+     * JSON_DECODE_ANY so that a bare number or string gets "must be an object", not a parse error. */
+    json_t *doc = tlab_json_fast_object(body, len);
+    if (!doc)
+        doc = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
     if (!doc)
         return tlab_error_set(err, 400, INVALID, NULL, "Invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
     if (!json_is_object(doc)) {

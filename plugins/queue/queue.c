@@ -34,6 +34,7 @@ typedef struct node {
 
 typedef struct qclass {
     char *name;
+    char label[96]; /* class="<name>", the metric label, made once: publish_depth runs twice per request */
     uint64_t timeout_us;
     node *head, *tail;
     size_t len;
@@ -65,9 +66,7 @@ static int class_index(const queue *q, const char *name) {
 }
 
 static void publish_depth(queue *q, int cls) {
-    char labels[96];
-    snprintf(labels, sizeof labels, "class=\"%s\"", q->classes[cls].name);
-    q->api->metric_set(q->class_depth, labels, (double)q->classes[cls].len);
+    q->api->metric_set(q->class_depth, q->classes[cls].label, (double)q->classes[cls].len);
 }
 
 /* A request waiting on a cold start gets cold_start_timeout_ms instead of its class deadline
@@ -111,8 +110,7 @@ static void on_deadline(void *arg) {
     qclass *c = arg;
     queue *q = c->q;
     uint64_t now = q->api->now_us();
-    char labels[96], msg[192];
-    snprintf(labels, sizeof labels, "class=\"%s\"", c->name);
+    char msg[192];
     /* request_reject removes the request through remove(), which re-arms the timer. */
     uint64_t limit = effective_timeout(c);
     while (c->head && c->head->enqueued_us + limit <= now) {
@@ -120,7 +118,7 @@ static void on_deadline(void *arg) {
         snprintf(msg, sizeof msg, "the request waited %llu ms in the '%s' queue without reaching a worker (%s %llu)",
                  (unsigned long long)((now - n->enqueued_us) / 1000), c->name,
                  limit == c->timeout_us ? "queue_timeout_ms" : "cold_start_timeout_ms", (unsigned long long)(limit / 1000));
-        q->api->metric_add(q->timeouts, labels, 1);
+        q->api->metric_add(q->timeouts, c->label, 1);
         if (q->api->request_reject(n->r, 503, "queue_timeout", msg, q->retry_after_s) != TLAB_OK)
             unlink_node(q, n); /* cannot happen for a queued request; never spin on it */
     }
@@ -275,6 +273,7 @@ static int add_class(queue *q, const char *name, long long timeout_ms, char *err
         snprintf(err, errlen, "out of memory");
         return TLAB_ERROR;
     }
+    snprintf(c->label, sizeof c->label, "class=\"%s\"", name);
     return TLAB_OK;
 }
 

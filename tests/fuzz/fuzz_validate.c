@@ -1,7 +1,8 @@
 /*
  * fuzz_validate.c - libFuzzer target for request validation (tlab_validate_request and
  * tlab_error_json): any body, for both routes, must give a clean verdict, never a crash, a leak
- * or an error that is not valid OpenAI error JSON.
+ * or an error that is not valid OpenAI error JSON. And the quick body reader (json_fast.c) must
+ * never return a value that jansson's json_loadb would not return for the same bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -9,11 +10,28 @@
 
 #include <jansson.h>
 
+#include "json_fast.h"
 #include "validate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void check_quick_reader(const char *text, size_t size) {
+    json_t *fast = tlab_json_fast_object(text, size);
+    if (!fast)
+        return;
+    json_t *ref = json_loadb(text, size, JSON_DECODE_ANY, NULL);
+    char *a = json_dumps(fast, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *b = ref ? json_dumps(ref, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (!a || !b || strcmp(a, b) != 0 || !json_equal(fast, ref))
+        abort();
+    free(a);
+    free(b);
+    json_decref(fast);
+    json_decref(ref);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    check_quick_reader((const char *)data, size);
     tlab_validate_limits limits = {.max_body_bytes = 1 << 20, .max_tokens = 4096};
     for (int kind = 0; kind < 2; kind++) {
         json_t *out = NULL;

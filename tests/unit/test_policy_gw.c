@@ -109,6 +109,44 @@ static void test_snapshot(void) {
     tlab_stats_init(10);
 }
 
+static int cmp_ms(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The quantiles of samples in no particular order, with ties, against a sort of the same
+ * samples: nearest rank, as gw.e2e_p50/p95/p99 document. */
+static void test_quantiles_unsorted(void) {
+    static const int sizes[] = {1, 2, 3, 7, 100, 999, TLAB_STATS_SAMPLES};
+    uint32_t seed = 12345;
+    for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; c++) {
+        for (int spread = 3; spread <= 100000; spread *= 100) { /* many ties, then few */
+            int n = sizes[c];
+            static double ref[TLAB_STATS_SAMPLES];
+            tlab_stats_init(10);
+            uint64_t now = tlab_now_us();
+            for (int i = 0; i < n; i++) {
+                seed = seed * 1103515245u + 12345u;
+                uint64_t us = (uint64_t)((seed >> 8) % (uint32_t)spread + 1) * 1000; /* ttft 0 means none */
+                tlab_stats_done(now, 200, 1, us, us, us);
+                ref[i] = (double)us / 1000.0;
+            }
+            qsort(ref, (size_t)n, sizeof ref[0], cmp_ms);
+            tlab_stats_invalidate();
+            const tlab_stats_view *v = tlab_stats_get();
+            static const double q[3] = {0.50, 0.95, 0.99};
+            for (int k = 0; k < 3; k++) {
+                size_t rank = (size_t)(q[k] * (double)n + 0.999999);
+                double want = ref[(rank ? rank : 1) - 1];
+                CHECK_MSG(v->e2e_ms[k] == want && v->ttft_ms[k] == want && v->queue_wait_ms[k] == want,
+                          "n=%d spread=%d q%d: got %g %g %g, want %g", n, spread, k, v->e2e_ms[k], v->ttft_ms[k],
+                          v->queue_wait_ms[k], want);
+            }
+        }
+    }
+    tlab_stats_init(10);
+}
+
 static void test_request_fields(void) {
     CHECK(strcmp(run("1", "eval", 200), "1") == 0);
     CHECK_EVAL("current.max_tokens, current.prompt_tokens, current.stream, current.kind", "200,42,true,chat");
@@ -335,6 +373,7 @@ int main(void) {
     CHECK_MSG(tlab_policies_start(NULL, &cfg, err, sizeof err) == 0, "%s", err);
 
     test_snapshot();
+    test_quantiles_unsorted();
     test_request_fields();
     test_request_actions();
     test_core_actions();
