@@ -40,10 +40,15 @@ struct tlab_request {
     int internal; /* /v1/models and other pass-through calls: no events, no queue */
     struct evhttp_request *http;
     struct event *close_watch; /* notices the client leaving while evhttp is not reading */
+    /* The body, in one or two forms (see tlab_request_body, tlab_request_compact_body):
+     * raw_body is what goes to the worker unless body_dirty; body is the parsed JSON, a cache of
+     * raw_body while !body_dirty, the truth when body_dirty. A waiting request keeps one form. */
     char *raw_body;
     size_t raw_len;
     json_t *body;
-    int body_dirty; /* body changed after parsing: re-serialise before sending */
+    int body_dirty;   /* body changed after parsing: re-serialise before sending */
+    int body_dropped; /* the parsed copy was freed while waiting; tlab_request_body parses again */
+    int body_lent;    /* a plugin holds the json_t (request_body): it lives until the request ends */
     tlab_request_info info;
     uint64_t t[TLAB_EV__COUNT];
     uint64_t queue_wait_us;
@@ -75,6 +80,16 @@ struct tlab_request {
 
 /* Creates a request for `http` (the body is copied). NULL on allocation failure. */
 tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tlab_api_kind kind);
+/* The parsed body (for plugins: request_body), parsed again from raw_body when a waiting
+ * request's parsed copy was dropped. NULL only when there is no body (internal requests) or on
+ * allocation failure. Marks nothing: a caller that may change it sets body_dirty. */
+json_t *tlab_request_body(tlab_request *r);
+/* Called when the request starts waiting: keeps one form of the body. Usually the bytes: the
+ * parsed JSON (about twice their memory) is freed, and a dirty one (a policy's clamp) is
+ * serialised into raw_body now instead of at dispatch; info.model (borrowed from the JSON)
+ * becomes NULL. A body lent to a plugin stays (the plugin may hold the pointer) and the stale
+ * bytes go instead. On allocation failure nothing changes. */
+void tlab_request_compact_body(tlab_request *r);
 /* Records the event's time and tells the plugins (unless internal). */
 void tlab_request_emit(tlab_request *r, tlab_event ev);
 /* Answers with an OpenAI error JSON (if the client is still there) and finishes the request. */
