@@ -74,6 +74,7 @@ void tlab_dispatch_submit(tlab_request *r) {
     const tlab_queue_role *q = tlab_plugins_queue(&qself);
     r->phase = TLAB_PHASE_WAITING;
     r->dispatch_pass = tlab_dispatch_pass;
+    tlab_request_compact_body(r); /* before any hook, so r is surely alive */
     if (q) {
         r->queued_in_plugin = 1;
         tlab_request_emit(r, TLAB_EV_QUEUED);

@@ -103,8 +103,14 @@ static const char *api_request_header(const tlab_request *r, const char *name) {
 }
 
 static json_t *api_request_body(tlab_request *r) {
-    r->body_dirty = 1; /* the caller may change it; re-serialise to be safe */
-    return r->body;
+    json_t *body = tlab_request_body(r); /* parsed again if the request waited */
+    if (body) {
+        r->body_dirty = 1; /* the caller may change it; re-serialise to be safe */
+        r->body_lent = 1;  /* and may keep the pointer: the JSON stays until the request ends */
+        if (r->phase == TLAB_PHASE_WAITING)
+            tlab_request_compact_body(r); /* only the JSON is the truth now: the bytes go */
+    }
+    return body;
 }
 
 static int api_request_is_stream(const tlab_request *r) {

@@ -323,11 +323,15 @@ void tlab_proxy_dispatch(tlab_request *r) {
     const char *body = r->raw_body;
     size_t body_len = r->raw_len;
     if (r->body_dirty && r->body) {
-        dumped = json_dumps(r->body, JSON_COMPACT);
-        if (dumped) {
-            body = dumped;
-            body_len = strlen(dumped);
-        }
+        /* No fallback to raw_body: its bytes lack the change, and a waiting request may have none. */
+        body = dumped = json_dumps(r->body, JSON_COMPACT);
+        body_len = dumped ? strlen(dumped) : 0;
+    }
+    if (!body && !r->internal) {
+        tlab_error err;
+        tlab_error_set(&err, 500, "internal_error", NULL, "out of memory serialising the request body");
+        tlab_request_fail(r, &err, 0);
+        return;
     }
     const char *headers[5];
     size_t n = 0;

@@ -140,6 +140,50 @@ tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tl
     return r;
 }
 
+json_t *tlab_request_body(tlab_request *r) {
+    if (!r->body && r->body_dropped && r->raw_body) {
+        /* The flags tlab_validate_request parsed it with: the same bytes give the same JSON. */
+        json_error_t jerr;
+        r->body = json_loadb(r->raw_body, r->raw_len, JSON_DECODE_ANY, &jerr);
+        if (r->body)
+            r->body_dropped = 0;
+        else
+            tlab_log(TLAB_LOG_ERROR, r->id, "cannot parse the body again: %s", jerr.text);
+    }
+    return r->body;
+}
+
+/*
+ * Why: a waiting request can wait for minutes, and 10,000 of them may wait at once. The parsed
+ * JSON of a typical chat body takes about twice the memory of its bytes, and nothing needs it
+ * while the request waits unless a plugin asks (then tlab_request_body parses it again). It
+ * costs no CPU on the common path: the JSON would be freed at the end anyway, and a dirty body
+ * would be serialised at dispatch anyway.
+ */
+void tlab_request_compact_body(tlab_request *r) {
+    if (!r->body)
+        return;
+    if (r->body_lent) { /* lent implies dirty: the JSON is the truth, the bytes are stale */
+        free(r->raw_body);
+        r->raw_body = NULL;
+        r->raw_len = 0;
+        return;
+    }
+    if (r->body_dirty) {
+        char *dumped = json_dumps(r->body, JSON_COMPACT);
+        if (!dumped)
+            return; /* keep the JSON: proxy.c serialises it at dispatch */
+        free(r->raw_body);
+        r->raw_body = dumped;
+        r->raw_len = strlen(dumped);
+        r->body_dirty = 0;
+    }
+    json_decref(r->body);
+    r->body = NULL;
+    r->body_dropped = 1;
+    r->info.model = NULL;
+}
+
 void tlab_request_emit(tlab_request *r, tlab_event ev) {
     r->t[ev] = tlab_now_us();
     if (!r->internal) {

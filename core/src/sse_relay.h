@@ -29,20 +29,21 @@
 /* Receives bytes the client may have now. Called zero or more times per feed, in order. */
 typedef void (*tlab_sse_out_fn)(void *arg, const char *data, size_t len);
 
+/* Embedded in every request, streaming or not: flags are single bytes to keep it small. */
 typedef struct tlab_sse_relay {
-    size_t max_held;     /* most bytes of one unfinished event held back */
-    char *held;          /* bytes after the last event boundary, not yet sent */
+    size_t max_held;         /* most bytes of one unfinished event held back */
+    char *held;              /* bytes after the last event boundary, not yet sent */
     size_t held_len, held_cap;
-    int in_line;         /* the current line has at least one byte */
-    int line_is_comment; /* ... and it starts with ':' */
-    int event_open;      /* a field line since the last boundary: an event is being built */
-    int last_cr;         /* the previous byte was CR: an LF now belongs to the same line end */
-    char line_head[12];  /* the current line's first bytes, to spot `data: [DONE]` */
     size_t line_len;
-    int out_at_boundary; /* what went out so far ends at an event boundary (or nothing went out) */
-    int overflowed;      /* an unfinished event outgrew max_held and went out in pieces */
-    int saw_done;        /* a `data: [DONE]` line was seen */
-    uint64_t events;     /* events ended by a blank line */
+    uint64_t events;         /* events ended by a blank line */
+    char line_head[12];      /* the current line's first bytes, to spot `data: [DONE]` */
+    uint8_t in_line;         /* the current line has at least one byte */
+    uint8_t line_is_comment; /* ... and it starts with ':' */
+    uint8_t event_open;      /* a field line since the last boundary: an event is being built */
+    uint8_t last_cr;         /* the previous byte was CR: an LF now belongs to the same line end */
+    uint8_t out_at_boundary; /* what went out so far ends at an event boundary (or nothing went out) */
+    uint8_t overflowed;      /* an unfinished event outgrew max_held and went out in pieces */
+    uint8_t saw_done;        /* a `data: [DONE]` line was seen */
 } tlab_sse_relay;
 
 /* Starts a relay; max_held 0 means TLAB_SSE_RELAY_MAX_HELD. */

@@ -24,7 +24,7 @@ typedef struct tlab_request_info {
     long max_tokens;         /* -1 when absent (the worker's default applies) */
     size_t prompt_bytes;     /* bytes of text in messages[].content / prompt strings */
     size_t prompt_token_ids; /* number of token ids when prompt is given as ids */
-    const char *model;       /* borrowed from the body, NULL when absent */
+    const char *model;       /* borrowed from the body, NULL when absent (or once the request waits) */
 } tlab_request_info;
 
 /* An OpenAI-shaped error: {"error":{"message","type","param","code"}}. */

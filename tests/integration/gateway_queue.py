@@ -4,9 +4,13 @@
   (tlab-sim's tlab_sim:peak_requests), nothing is lost, and the queue drains to 0;
 - a request that outwaits queue_timeout_ms gets 503 with Retry-After;
 - a client that leaves while queued is removed at once and never reaches the worker;
-- a full queue answers 429 with Retry-After.
+- a full queue answers 429 with Retry-After;
+- a body changed while its request waited in the queue reaches the worker: a Lua clamp made at
+  admission, a plugin editing it after the wait (the gateway dropped the parsed copy of the waiting
+  body and parses it again), and a plugin editing through a pointer it took before the wait.
 """
 import json
+import os
 import socket
 import tempfile
 import threading
@@ -96,6 +100,55 @@ holder.join()
 t.check((t.metric(sim_port, "vllm:request_success_total") or 0) - sim_requests_before == 1,
         "only the holder reached the worker")
 t.check((t.metric(sim_port, "tlab_sim:aborted_requests_total") or 0) == aborted_before, "no abort at the worker either")
+gw.stop()
+
+# --- a body changed while the request waited reaches the worker ---
+# A waiting request keeps only its body's bytes. tlab-sim generates exactly max_tokens tokens with
+# ignore_eos, so usage.completion_tokens shows the max_tokens the worker received.
+TEST_PLUGINS = os.path.join(os.path.dirname(t.BIN), "tests", "unit", "test-plugins")
+with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+    f.write("function on_request(req)\n  if req.max_tokens == 11 then gw.clamp_max_tokens(4) end\nend\n")
+    adm = f.name
+cfg = config(f"policies:\n  admission: {adm}\n"
+             "plugins:\n  - name: queue\n    config: {max_inflight: 1, queue_timeout_ms: 60000}\n"
+             f"  - name: body_editor\n    path: {TEST_PLUGINS}/body_editor.so\n  - name: metrics\n")
+gw, port = t.start_gateway(sim_port, config=cfg)
+holder = threading.Thread(target=completion, args=(port, 400))
+holder.start()
+time.sleep(0.2)
+cases = [  # (what, body fields, headers, completion tokens the worker must produce)
+    ("clamped by the policy at admission", {"max_tokens": 11}, None, 4),
+    ("edited by a plugin after the wait", {"max_tokens": 20, "tlab_test_max_tokens": 3}, None, 3),
+    ("edited through a pointer taken before the wait", {"max_tokens": 20, "tlab_test_max_tokens": 5},
+     {"x-test-hold-pointer": "1"}, 5),
+    ("left alone", {"max_tokens": 6}, None, 6),
+]
+results = [None] * len(cases)
+
+
+def edited(i, fields, headers):
+    results[i] = t.request(port, "POST", "/v1/completions",
+                           dict({"model": MODEL, "prompt": "hello there", "ignore_eos": True}, **fields),
+                           headers=headers, timeout=60)
+
+
+threads = [threading.Thread(target=edited, args=(i, c[1], c[2])) for i, c in enumerate(cases)]
+for th in threads:
+    th.start()
+    time.sleep(0.03)  # queued in this order
+deadline = time.monotonic() + 3
+while t.metric(port, "gateway_queue_depth") != len(cases) and time.monotonic() < deadline:
+    time.sleep(0.01)
+t.check(t.metric(port, "gateway_queue_depth") == len(cases) and holder.is_alive(),
+        f"all {len(cases)} wait in the queue behind the holder")
+holder.join()
+for th in threads:
+    th.join()
+for (what, fields, headers, want), (st, h, body) in zip(cases, results):
+    got = json.loads(body)["usage"]["completion_tokens"] if st == 200 else None
+    t.check(st == 200 and got == want, f"{what}: the worker got max_tokens {want} ({st}, {got}, {body[:200]})")
+    if "tlab_test_max_tokens" in fields:
+        t.check(h.get("x-body-editor") == MODEL, f"{what}: the plugin read the original body ({h.get('x-body-editor')})")
 gw.stop()
 
 # --- a full queue answers 429 with Retry-After ---

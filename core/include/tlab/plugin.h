@@ -154,7 +154,10 @@ typedef struct tlab_api {
     uint64_t (*request_time_us)(const tlab_request *r, tlab_event ev);
     /* Request header by name (case-insensitive), NULL if absent. */
     const char *(*request_header)(const tlab_request *r, const char *name);
-    /* The validated JSON body. Plugins may read it; changes before dispatch go to the worker. */
+    /* The validated JSON body. Plugins may read it; changes before dispatch go to the worker.
+     * The pointer stays valid until the TLAB_EV_DONE hooks return. A waiting request holds only
+     * the body's bytes, so the first call while or after it waits parses them again; NULL if
+     * that runs out of memory. */
     json_t *(*request_body)(tlab_request *r);
     int (*request_is_stream)(const tlab_request *r);
     /* HTTP status sent to the client so far (0 before headers went out). */
