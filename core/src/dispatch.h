@@ -4,8 +4,12 @@
  * An admitted request goes to the queue plugin when one is loaded, else to the core's FIFO.
  * The dispatcher then takes requests in order while every dispatch gate says TLAB_OK, and hands
  * each to the proxy. TLAB_AGAIN from a gate holds the head; any other answer (TLAB_ERROR, an
- * unknown code) fails that one request with a 500 and the dispatcher goes on. It runs on the next loop turn after tlab_dispatch_wake(), so a hook that
- * wakes it never re-enters itself.
+ * unknown code) fails that one request with a 500 and the dispatcher goes on.
+ *
+ * tlab_dispatch_submit() runs the dispatcher at once (unless it is already running), so an
+ * admitted request the gates let through is on its way to the worker before the HTTP handler
+ * returns. tlab_dispatch_wake() runs it on the loop instead, after the current callbacks, so a
+ * hook that wakes it never re-enters it.
  */
 #ifndef TLAB_DISPATCH_H
 #define TLAB_DISPATCH_H
