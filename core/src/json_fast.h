@@ -4,7 +4,8 @@
  * jansson's decoder costs about 110 instructions per input byte (it reads one byte at a time
  * through a UTF-8 checking stream and copies every byte of every token into a string buffer),
  * so parsing a 120-byte chat request cost more than all the rest of the gateway's own work on it.
- * This reader builds the same jansson values straight from the buffer. It only ever agrees with
+ * This reader has yajl (a callback parser that reads the buffer in place) parse it and builds the
+ * same jansson values from its callbacks. It only ever agrees with
  * json_loadb(buf, len, JSON_DECODE_ANY): whenever it meets anything it does not handle itself
  * (invalid JSON, \u0000, an integer that overflows, a real that overflows, deep nesting, ...)
  * it gives up and the caller parses with jansson, which then gives the value or its own error.

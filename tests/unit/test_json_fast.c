@@ -8,6 +8,7 @@
  * by both; then thousands of mutations of request bodies check the rule on inputs nobody wrote.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,9 @@ static const json_case cases[] = {
     {FAST, "{\"r\":[0.0,-0.0,1.5,-2.25e3,1E2,1e+2,1e-2,0.1,1e-400,2.2250738585072014e-308]}", 0},
     {FAST, "{\"dup\":1,\"other\":2,\"dup\":3}", 0},
     {FAST, "{\"del\":\"\x7f\"}", 0},
+    {FAST, "{\"k\\u00e9\":\"v\\n\",\"a\\/b\":{\"c\\\"d\":[\"e\\\\f\",{\"g\\th\":\"\\u00e9\"}]}}", 0}, /* escaped keys, escaped values after them */
+    {FAST, "{\"lit\":\"\\\\ud800 \\\\u0000\"}", 0}, /* an escaped backslash, then text: no escape */
+    {FAST, "{\"r\":1.00000000000000000000000000000000000000000000000000000000000001}", 0}, /* 64 characters */
     /* valid, but left to jansson */
     {JANSSON, "[1]", 0},
     {JANSSON, "\"text\"", 0},
@@ -48,6 +52,7 @@ static const json_case cases[] = {
     {JANSSON, "{\"big\":1234567890123456789}", 0},
     {JANSSON, "{\"big\":-9223372036854775808}", 0},
     {JANSSON, "{\"r\":1.00000000000000000000000000000000000000000000000000000000000000000001}", 0},
+    {JANSSON, "{\"r\":1.000000000000000000000000000000000000000000000000000000000000001}", 0}, /* 65 */
     {JANSSON, "{\"deep\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}", 0},
     /* invalid: both refuse (jansson's message is the one the client gets) */
     {INVALID, "", 0},
@@ -87,6 +92,29 @@ static const json_case cases[] = {
     {INVALID, "{\"a\":\"cut", 0},
     {INVALID, "{\"a\":\"x\"\0}", 10},
     {INVALID, "\xef\xbb\xbf{}", 0},
+    /* what yajl alone would take: \v and \f as whitespace, comments, more values, lone surrogates */
+    {INVALID, "{\"a\":1\f}", 0},
+    {INVALID, "{\v\"a\":1}", 0},
+    {INVALID, "{\"a\":1}\v", 0},
+    {INVALID, "{/*c*/\"a\":1}", 0},
+    {INVALID, "{\"a\":1}//c", 0},
+    {INVALID, "{}{}", 0},
+    {INVALID, "{}\"nudi", 0}, /* found by fuzz_validate: yajl takes an unfinished token after the root */
+    {INVALID, "{}\"x}", 0},
+    {INVALID, "{\"a\":1} tru", 0},
+    {INVALID, "{\"a\":1}\n-", 0},
+    {INVALID, "{} \"", 0},
+    {INVALID, "{}\"\\u12", 0},
+    {INVALID, "{}1", 0},
+    {INVALID, "{\"a\":\"x\\ud800y\"}", 0},
+    {INVALID, "{\"a\":\"\\ud800\\ud800\"}", 0},
+    {INVALID, "{\"a\":\"\\udbff\\ue000\"}", 0},
+    {INVALID, "{\"\\ud800\":1}", 0},
+    {INVALID, "{\"k\\u0000\":1}", 0},
+    {INVALID, "{\"a\":\"\\ud800\\", 0},
+    {INVALID, "{\"a\":\"past U+10FFFF \xf7\xbf\xbf\xbf\"}", 0},
+    {INVALID, "{\"\xc0\xaf\":1}", 0},
+    {INVALID, "{\"\xed\xa0\x80\":1}", 0},
 };
 /* clang-format on */
 
@@ -118,6 +146,28 @@ static void test_table(void) {
     }
 }
 
+/* Nesting: the quick reader takes MAX_DEPTH (32) levels of containers and leaves deeper ones to
+ * jansson, which refuses a value deeper than 2048 (counting the root as 1; yajl alone has no
+ * limit). */
+static void test_depth(void) {
+    static const int levels[] = {32, 33, 2047, 2048, 5000};
+    static const int want[] = {FAST, JANSSON, JANSSON, INVALID, INVALID};
+    for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+        int n = levels[i]; /* the root object and n - 1 arrays in it */
+        char *buf = malloc((size_t)n * 2 + 16), *p = buf;
+        p += sprintf(p, "{\"d\":");
+        for (int k = 1; k < n; k++)
+            *p++ = '[';
+        *p++ = '1';
+        for (int k = 1; k < n; k++)
+            *p++ = ']';
+        *p++ = '}';
+        int got = check_one(buf, (size_t)(p - buf));
+        CHECK_MSG(got == want[i], "%d levels: wanted %d, got %d", n, want[i], got);
+        free(buf);
+    }
+}
+
 static uint32_t rng = 2463534242u;
 
 static uint32_t next_rand(void) {
@@ -136,7 +186,7 @@ static void test_mutations(void) {
         "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"caf\xc3\xa9 \\u00e9\\ud83d\\ude00\"}]}]}",
         "{\"a\":-0.0e+1,\"b\":[true,false,null],\"c\":{\"d\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}}",
     };
-    static const char alphabet[] = "{}[]\":,\\ \n0123456789-+.eEutrfalsn\x01\x1f\x7f\xc3\xa9\xed\xa0\xf4\x90\xff" "dDbB8";
+    static const char alphabet[] = "{}[]\":,\\ \n0123456789-+.eEutrfalsn\x01\x1f\x7f\xc3\xa9\xed\xa0\xf4\x90\xff" "dDbB8\v\f/*";
     char buf[512];
     int counts[3] = {0, 0, 0};
     for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++) {
@@ -151,7 +201,8 @@ static void test_mutations(void) {
                 case 0: /* replace */
                     buf[at] = c;
                     break;
-                case 1: /* insert */
+                case 1: /* insert, also after the last byte */
+                    at = next_rand() % (len + 1);
                     if (len + 1 < sizeof buf) {
                         memmove(buf + at + 1, buf + at, len - at);
                         buf[at] = c;
@@ -177,6 +228,7 @@ static void test_mutations(void) {
 
 int main(void) {
     test_table();
+    test_depth();
     test_mutations();
     return tlab_test_finish();
 }
