@@ -9,14 +9,20 @@
 # (syscalls and the kernel's TCP work are not counted). The gateway runs the default chain
 # (queue, batching window 0, metrics) and the Lua policies, as in side_by_side.py.
 #
-# Usage: loadtest/perf/instructions_per_request.sh [BUILD_DIR] [N1] [N2]   (default build 500 2500)
+# With --syscalls, each proxy runs under `strace -f -c` instead, and the figure is system calls
+# per request (the same marginal count): the kernel-side cost callgrind does not see.
+#
+# Usage: loadtest/perf/instructions_per_request.sh [--syscalls] [BUILD_DIR] [N1] [N2]   (default build 500 2500)
 set -euo pipefail
+mode=instructions
+if [[ ${1:-} == --syscalls ]]; then mode=syscalls; shift; fi
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 n1=${2:-500}
 n2=${3:-2500}
 bin=$build/bin
-for t in valgrind; do command -v $t >/dev/null || { echo "instructions_per_request: $t not found (infra/install-deps.sh installs it)" >&2; exit 3; }; done
+tool=valgrind; [[ $mode == syscalls ]] && tool=strace
+for t in $tool; do command -v $t >/dev/null || { echo "instructions_per_request: $t not found (infra/install-deps.sh installs valgrind; strace is Debian's strace)" >&2; exit 3; }; done
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 [[ -x $nginx ]] || { echo "instructions_per_request: nginx not found: run infra/install-deps.sh (Debian nginx-light)" >&2; exit 3; }
 tmp=$(mktemp -d)
@@ -48,12 +54,14 @@ up_port=$(free_port)
 pids+=($!)
 wait_ok "$up_port"
 
-# Runs one proxy under callgrind for N requests; prints its total instruction count.
+# Runs one proxy under callgrind (or strace) for N requests; prints its total instructions (or calls).
 measure() {
   local kind=$1 n=$2 port; port=$(free_port)
   local out=$tmp/$kind.$n.cg log=$tmp/$kind.$n.log
+  local run=(valgrind --tool=callgrind --callgrind-out-file="$out")
+  [[ $mode == syscalls ]] && run=(strace -f -c -o "$out")
   if [[ $kind == gateway ]]; then
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$bin/tlab-gateway" -c "$tmp/gateway.yaml" \
+    "${run[@]}" "$bin/tlab-gateway" -c "$tmp/gateway.yaml" \
       --set listen.host=127.0.0.1 --set "listen.port=$port" --set "upstream.url=http://127.0.0.1:$up_port" \
       --set "plugin_dir=$build/lib/plugins" >"$log" 2>&1 &
   else
@@ -74,17 +82,23 @@ http {
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; } }
 }
 C
-    valgrind --tool=callgrind --callgrind-out-file="$out" "$nginx" -p "$d" -c "$d/nginx.conf" >"$log" 2>&1 &
+    "${run[@]}" "$nginx" -p "$d" -c "$d/nginx.conf" >"$log" 2>&1 &
   fi
   local pid=$!
   pids+=($pid)
   wait_ok "$port"
   "$bin/tlab-perf-latency" --body "$tmp/body.json" --rounds "$n" --warmup 0 "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-  grep -m1 "Collected" "$log" | awk '{gsub(",", "", $4); print $4}'
+  if [[ $mode == syscalls ]]; then
+    awk '$NF == "total" { print $4 }' "$out" | head -1
+  else
+    grep -m1 "Collected" "$log" | awk '{gsub(",", "", $4); print $4}'
+  fi
 }
 
-printf '%-8s %14s %14s %22s\n' proxy "Ir($n1)" "Ir($n2)" "instructions/request"
+unit="instructions/request"; col=Ir
+[[ $mode == syscalls ]] && unit="syscalls/request" && col=calls
+printf '%-8s %14s %14s %22s\n' proxy "$col($n1)" "$col($n2)" "$unit"
 for kind in nginx gateway; do
   a=$(measure "$kind" "$n1"); b=$(measure "$kind" "$n2")
   printf '%-8s %14s %14s %22.0f\n' "$kind" "$a" "$b" "$(python3 -c "print(($b - $a) / ($n2 - $n1))")"
