@@ -14,8 +14,8 @@
  * transfer is only freed after http_parser_execute returns (hconn.in_parser).
  */
 #include "upstream_backend.h"
+#include "upstream_wire.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -34,15 +34,12 @@
 
 #define READ_CHUNK 16384
 #define MAX_ORIGINS 16
-#define HOSTPORT_MAX 280
 
 typedef struct hconn hconn;
 typedef struct hxfer hxfer;
 
 typedef struct origin {
-    char hostport[HOSTPORT_MAX]; /* the Host header's value */
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
+    tlab_wire_endpoint at;
     hconn *idle_head, *idle_tail; /* newest first: the warmest connection is reused */
     long idle_count;
 } origin;
@@ -249,7 +246,7 @@ static void fail_before_bytes(hxfer *x, int retryable, const char *why) {
         return;
     }
     char detail[512];
-    snprintf(detail, sizeof detail, "the worker at %s is not reachable: %s", x->org->hostport, why);
+    snprintf(detail, sizeof detail, "the worker at %s is not reachable: %s", x->org->at.hostport, why);
     finish(x, TLAB_XFER_UNREACHABLE, detail, 0);
 }
 
@@ -492,7 +489,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg) {
 
 static hconn *conn_open(hxfer *x) {
     origin *o = x->org;
-    int fd = socket(o->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(o->at.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return NULL;
     int one = 1;
@@ -548,7 +545,7 @@ static void conn_attach(hxfer *x, int fresh_only) {
     c->parser.data = c;
     x->t_connect_began = now;
     event_add(&c->rev, NULL);
-    if (connect(c->fd, (struct sockaddr *)&o->addr, o->addrlen) == 0) {
+    if (connect(c->fd, (struct sockaddr *)&o->at.addr, o->at.addrlen) == 0) {
         arm_timer(x);
         write_request(x);
         return;
@@ -565,117 +562,22 @@ static void conn_attach(hxfer *x, int fresh_only) {
     fail_before_bytes(x, 1, why);
 }
 
-/* Parses "http://host[:port]" at the start of url into an origin; returns where the path begins,
- * or NULL when this client cannot carry the URL (https, a host name, user info). */
-static const char *parse_origin(const char *url, origin *o) {
-    if (strncmp(url, "http://", 7) != 0)
-        return NULL;
-    const char *host = url + 7, *end = host + strcspn(host, "/?#");
-    const char *port_at = NULL, *host_end;
-    char name[64];
-    memset(o, 0, sizeof *o);
-    if (memchr(host, '@', (size_t)(end - host)))
-        return NULL;
-    if (*host == '[') {
-        const char *close_br = memchr(host, ']', (size_t)(end - host));
-        if (!close_br)
-            return NULL;
-        host_end = close_br + 1;
-        port_at = host_end < end && *host_end == ':' ? host_end + 1 : NULL;
-        size_t n = (size_t)(close_br - host - 1);
-        if (n >= sizeof name)
-            return NULL;
-        memcpy(name, host + 1, n);
-        name[n] = '\0';
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&o->addr;
-        if (inet_pton(AF_INET6, name, &a->sin6_addr) != 1)
-            return NULL;
-        a->sin6_family = AF_INET6;
-        o->addrlen = sizeof *a;
-    } else {
-        const char *colon = memchr(host, ':', (size_t)(end - host));
-        host_end = colon ? colon : end;
-        port_at = colon ? colon + 1 : NULL;
-        size_t n = (size_t)(host_end - host);
-        if (n == 0 || n >= sizeof name)
-            return NULL;
-        memcpy(name, host, n);
-        name[n] = '\0';
-        struct sockaddr_in *a = (struct sockaddr_in *)&o->addr;
-        if (strcasecmp(name, "localhost") == 0)
-            strcpy(name, "127.0.0.1");
-        if (inet_pton(AF_INET, name, &a->sin_addr) != 1)
-            return NULL;
-        a->sin_family = AF_INET;
-        o->addrlen = sizeof *a;
-    }
-    long port = 80;
-    if (port_at && port_at < end) {
-        char *stop;
-        port = strtol(port_at, &stop, 10);
-        if (stop != end || port < 1 || port > 65535)
-            return NULL;
-    }
-    if (o->addr.ss_family == AF_INET)
-        ((struct sockaddr_in *)&o->addr)->sin_port = htons((uint16_t)port);
-    else
-        ((struct sockaddr_in6 *)&o->addr)->sin6_port = htons((uint16_t)port);
-    if ((size_t)(end - host) >= sizeof o->hostport)
-        return NULL;
-    memcpy(o->hostport, host, (size_t)(end - host));
-    o->hostport[end - host] = '\0';
-    return end;
-}
-
 static origin *find_origin(tlab_http_client *cl, const char *url, const char **path) {
-    origin probe;
-    *path = parse_origin(url, &probe);
+    tlab_wire_endpoint probe;
+    *path = tlab_wire_parse_url(url, &probe);
     if (!*path)
         return NULL;
     for (int i = 0; i < cl->n_origins; i++) {
         origin *o = &cl->origins[i];
-        if (o->addrlen == probe.addrlen && memcmp(&o->addr, &probe.addr, probe.addrlen) == 0 &&
-            strcmp(o->hostport, probe.hostport) == 0)
+        if (o->at.addrlen == probe.addrlen && memcmp(&o->at.addr, &probe.addr, probe.addrlen) == 0 &&
+            strcmp(o->at.hostport, probe.hostport) == 0)
             return o;
     }
     if (cl->n_origins == MAX_ORIGINS)
         return NULL;
-    cl->origins[cl->n_origins] = probe;
+    memset(&cl->origins[cl->n_origins], 0, sizeof cl->origins[0]);
+    cl->origins[cl->n_origins].at = probe;
     return &cl->origins[cl->n_origins++];
-}
-
-static char *append(char *p, const char *s, size_t n) {
-    memcpy(p, s, n);
-    return p + n;
-}
-
-/* The request line, Host, the caller's headers, Content-Length and the body, in one buffer. */
-static char *build_request(const tlab_xfer_request *rq, const char *path, const char *hostport, size_t *len) {
-    int has_body = strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "HEAD") != 0;
-    size_t plen = strlen(path), mlen = strlen(rq->method), hlen = strlen(hostport);
-    size_t need = mlen + 1 + (plen ? plen : 1) + 11 + 8 + hlen + 2 + 40 + 2 + (has_body ? rq->body_len : 0);
-    for (size_t i = 0; rq->headers && rq->headers[i]; i++)
-        need += strlen(rq->headers[i]) + 2;
-    char *buf = malloc(need), *p = buf;
-    if (!buf)
-        return NULL;
-    p = append(p, rq->method, mlen);
-    *p++ = ' ';
-    p = plen ? append(p, path, plen) : append(p, "/", 1);
-    p = append(p, " HTTP/1.1\r\nHost: ", 17);
-    p = append(p, hostport, hlen);
-    p = append(p, "\r\n", 2);
-    for (size_t i = 0; rq->headers && rq->headers[i]; i++) {
-        p = append(p, rq->headers[i], strlen(rq->headers[i]));
-        p = append(p, "\r\n", 2);
-    }
-    if (has_body)
-        p += sprintf(p, "Content-Length: %zu\r\n", rq->body_len);
-    p = append(p, "\r\n", 2);
-    if (has_body && rq->body_len)
-        p = append(p, rq->body, rq->body_len);
-    *len = (size_t)(p - buf);
-    return buf;
 }
 
 tlab_xfer *tlab_http_client_start(tlab_http_client *cl, const tlab_xfer_request *rq, int *unsupported) {
@@ -687,7 +589,7 @@ tlab_xfer *tlab_http_client_start(tlab_http_client *cl, const tlab_xfer_request 
     hxfer *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
-    x->req = build_request(rq, path, o->hostport, &x->req_len);
+    x->req = tlab_wire_build_request(rq, path, o->at.hostport, &x->req_len);
     if (!x->req) {
         free(x);
         return NULL;
