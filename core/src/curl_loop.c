@@ -126,3 +126,15 @@ void tlab_curl_loop_free(tlab_curl_loop *loop) {
         event_free(loop->timer_ev);
     free(loop);
 }
+
+int tlab_curl_final_headers(CURL *easy, const char *line, size_t len, long *status, char **content_type) {
+    if (len > 2 || (len > 0 && line[0] != '\r' && line[0] != '\n'))
+        return 0;
+    *status = 0;
+    *content_type = NULL;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, status);
+    if (*status < 200)
+        return 0;
+    curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, content_type);
+    return 1;
+}

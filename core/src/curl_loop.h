@@ -21,4 +21,9 @@ CURLM *tlab_curl_loop_multi(tlab_curl_loop *loop);
 /* Cleans up the multi handle; easy handles still attached are the caller's to free first. */
 void tlab_curl_loop_free(tlab_curl_loop *loop);
 
+/* For a CURLOPT_HEADERFUNCTION line: 1 when it is the blank line that ends a final (non-1xx)
+ * header block, with *status and *content_type (NULL when absent; curl owns it) read from easy;
+ * 0 for any other line. Interim 1xx blocks end with 0, so the caller sees one final block. */
+int tlab_curl_final_headers(CURL *easy, const char *line, size_t len, long *status, char **content_type);
+
 #endif

@@ -120,12 +120,10 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg) {
         if (x->first_byte_timer)
             evtimer_del(x->first_byte_timer);
     }
-    if (len <= 2 && (len == 0 || data[0] == '\r' || data[0] == '\n')) {
-        long status = 0;
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-        if (status >= 200 && !x->headers_done) { /* skip interim 1xx blocks */
-            char *ctype = NULL;
-            curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ctype);
+    long status;
+    char *ctype;
+    if (tlab_curl_final_headers(x->easy, data, len, &status, &ctype)) {
+        if (!x->headers_done) {
             x->headers_done = 1;
             x->in_callback = 1;
             x->cb.on_headers(x->arg, (int)status, ctype);

@@ -51,12 +51,10 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg) {
     slot *s = arg;
     size_t len = size * n;
     s->got_bytes = 1;
-    if (len <= 2 && (len == 0 || data[0] == '\r' || data[0] == '\n')) {
-        long status = 0;
-        curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
-        if (status >= 200 && !s->headers_done) { /* skip interim 1xx blocks */
-            char *ctype = NULL;
-            curl_easy_getinfo(s->easy, CURLINFO_CONTENT_TYPE, &ctype);
+    long status;
+    char *ctype;
+    if (tlab_curl_final_headers(s->easy, data, len, &status, &ctype)) {
+        if (!s->headers_done) {
             s->headers_done = 1;
             int sse = ctype && strncmp(ctype, "text/event-stream", 17) == 0;
             s->h->cb.on_headers(s->arg, (int)status, sse);
