@@ -46,7 +46,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,55 +58,20 @@ SRC = os.path.abspath(os.path.join(HERE, "..", ".."))
 MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 PATHS = ("direct", "nginx", "gateway")
 
+sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
+import tlabtest  # noqa: E402  (the shared process helpers)
+
 
 # ---------------------------------------------------------------- processes
 
-class Proc:
-    """A child process in its own session, with its output in a log file; stopped by PID."""
-    live = []
-
-    def __init__(self, argv, name, logdir, env=None):
-        self.name = name
-        self.log_path = os.path.join(logdir, f"{name}.{len(Proc.live)}.log")
-        self.log = open(self.log_path, "w")
-        self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-                                  start_new_session=True)
-        Proc.live.append(self)
-
-    @property
-    def pid(self):
-        return self.p.pid
-
-    def alive(self):
-        return self.p.poll() is None
-
-    def output(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
-
-    def stop(self, sig=signal.SIGTERM, timeout=10.0):
-        if self.p.poll() is None:
-            try:
-                self.p.send_signal(sig)
-                self.p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(5)
-        self.log.close()
-        if self in Proc.live:
-            Proc.live.remove(self)
-        return self.p.returncode
+def start(argv, name, logdir):
+    """A child process (tests/integration/tlabtest.py's Proc): its log in logdir, stopped by PID,
+    given 10 s after SIGTERM (a draining gateway) before SIGKILL."""
+    return tlabtest.Proc(argv, name, logdir=logdir, stop_timeout=10.0)
 
 
-def stop_all():
-    for pr in reversed(list(Proc.live)):
-        pr.stop()
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+stop_all = tlabtest.stop_all
+free_port = tlabtest.free_port
 
 
 def http_get(port, path, timeout=2.0):
@@ -168,7 +132,7 @@ def rss_kib(pid):
 
 class MachineLoad:
     """CPU used by everything on the machine except the processes this script started (they are
-    registered in Proc.live or passed in), over a section: the contention the figures saw."""
+    registered in tlabtest.live_procs() or passed in), over a section: the contention the figures saw."""
 
     def __init__(self):
         self.t0 = time.monotonic()
@@ -186,7 +150,7 @@ class MachineLoad:
     @staticmethod
     def _ours():
         pids = [os.getpid()]
-        for pr in Proc.live:
+        for pr in tlabtest.live_procs():
             pids += proc_tree(pr.pid)
         # our short-lived children (tlab-bench runs) are accounted through RUSAGE_CHILDREN
         ru = os.times()
@@ -226,14 +190,14 @@ class Bench:
 
     def upstream(self, *extra):
         port = free_port()
-        pr = Proc(self.pin_client + [os.path.join(self.bin, "tlab-perf-upstream"), "--port", str(port)] + [str(x) for x in extra],
+        pr = start(self.pin_client + [os.path.join(self.bin, "tlab-perf-upstream"), "--port", str(port)] + [str(x) for x in extra],
                   "upstream", self.tmp)
         wait_http(port, pr)
         return pr, port
 
     def nginx_start(self, up_port):
         """nginx in front of 127.0.0.1:up_port, on a free port, with its pid, logs and temp files
-        in a fresh directory; foreground (daemon off) so the Proc's PID is the master's."""
+        in a fresh directory; foreground (daemon off) so the process's PID is the master's."""
         port = free_port()
         d = tempfile.mkdtemp(prefix="nginx-", dir=self.tmp)
         os.chmod(d, 0o755)
@@ -275,7 +239,7 @@ http {{
     }}
 }}
 """)
-        pr = Proc(self.pin_proxy + [self.nginx, "-p", d, "-c", conf], "nginx", self.tmp)
+        pr = start(self.pin_proxy + [self.nginx, "-p", d, "-c", conf], "nginx", self.tmp)
         wait_http(port, pr)
         return pr, port
 
@@ -321,12 +285,12 @@ plugins:
         argv = self.pin_proxy + [os.path.join(self.bin, "tlab-gateway"), "-c", config or self.gateway_config(),
                                  "--set", "listen.host=127.0.0.1", "--set", f"listen.port={port}",
                                  "--set", f"upstream.url=http://127.0.0.1:{up_port}", "--set", f"plugin_dir={self.plugins}"]
-        pr = Proc(argv, "gateway", self.tmp)
+        pr = start(argv, "gateway", self.tmp)
         wait_http(port, pr)
         return pr, port
 
     def all_paths(self, *upstream_args, gateway_config=None):
-        """Starts the upstream, nginx and the gateway; returns {path: (Proc or None, port)}."""
+        """Starts the upstream, nginx and the gateway; returns {path: (process or None, port)}."""
         up, up_port = self.upstream(*upstream_args)
         ng, ng_port = self.nginx_start(up_port)
         gw, gw_port = self.gateway_start(up_port, gateway_config)
@@ -539,7 +503,7 @@ def section_memory(b, rep):
                            "--slo", "none", "--progress", "never", "--arrival", "constant", "--rate", str(rate),
                            "--duration", f"{send / rate:.3f}s", "--warmup", "0", "--cooldown", "0", "--timeout", "600s",
                            "--max-inflight", str(send + 100), "--output", os.path.join(b.tmp, f"memory-{rep}.json")]
-    client = Proc(argv, "bench-memory", b.tmp)
+    client = start(argv, "bench-memory", b.tmp)
     deadline = time.monotonic() + send / rate + 60
     waiting = 0
     while time.monotonic() < deadline and client.alive():
@@ -576,10 +540,10 @@ def section_soak(b, rep):
     common = ["--slo", "none", "--progress", "never", "--arrival", "constant", "--warmup", "0", "--cooldown", "0",
               "--timeout", "30s"]
     tb = os.path.join(b.bin, "tlab-bench")
-    small = Proc(b.pin_client + [tb, "--url", f"http://127.0.0.1:{gw_port}", "--workload", wl_small, "--rate",
+    small = start(b.pin_client + [tb, "--url", f"http://127.0.0.1:{gw_port}", "--workload", wl_small, "--rate",
                                  str(b.a.soak_rate), "--duration", f"{total + warm}s",
                                  "--output", os.path.join(b.tmp, f"soak-small-{rep}.json")] + common, "bench-soak-small", b.tmp)
-    stream = Proc(b.pin_client + [tb, "--url", f"http://127.0.0.1:{gw_port}", "--workload", wl_stream, "--rate",
+    stream = start(b.pin_client + [tb, "--url", f"http://127.0.0.1:{gw_port}", "--workload", wl_stream, "--rate",
                                   str(b.a.soak_stream_rate), "--duration", f"{total + warm}s",
                                   "--output", os.path.join(b.tmp, f"soak-stream-{rep}.json")] + common, "bench-soak-stream", b.tmp)
     time.sleep(warm)

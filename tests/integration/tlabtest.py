@@ -53,9 +53,17 @@ def free_port():
 
 
 class Proc:
-    def __init__(self, argv, name, env=None):
+    """A child process in its own session, its output in a log file (in `logdir` when given, else
+    a temporary file); registered until stopped, and stopped by PID. `stop_timeout` is how long
+    stop() waits after the signal before SIGKILL."""
+
+    def __init__(self, argv, name, env=None, logdir=None, stop_timeout=5.0):
         self.name = name
-        self.log = tempfile.NamedTemporaryFile(prefix=f"tlab-{name}-", suffix=".log", delete=False)
+        self.stop_timeout = stop_timeout
+        if logdir:
+            self.log = open(os.path.join(logdir, f"{name}.{len(_procs)}.log"), "w")
+        else:
+            self.log = tempfile.NamedTemporaryFile(prefix=f"tlab-{name}-", suffix=".log", delete=False)
         self.p = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env,
                                   start_new_session=True)
         _procs.append(self)
@@ -71,21 +79,28 @@ class Proc:
         with open(self.log.name, "r", errors="replace") as f:
             return f.read()
 
-    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+    def stop(self, sig=signal.SIGTERM, timeout=None):
         if self.p.poll() is None:
             try:
                 self.p.send_signal(sig)
-                self.p.wait(timeout)
+                self.p.wait(self.stop_timeout if timeout is None else timeout)
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait(5)
+        self.log.close()
+        if self in _procs:
+            _procs.remove(self)
         return self.p.returncode
 
 
+def live_procs():
+    """The processes started and not stopped yet."""
+    return list(_procs)
+
+
 def stop_all():
-    for pr in reversed(_procs):
+    for pr in reversed(list(_procs)):
         pr.stop()
-    _procs.clear()
 
 
 atexit.register(stop_all)
