@@ -50,11 +50,10 @@ struct hconn {
     int fd;
     struct event rev, wev;
     int connecting;
-    int reused;              /* has served a transfer: a stale close before any byte is retried */
     int in_parser;
     hxfer *x;                /* NULL while idle */
     hconn *idle_prev, *idle_next;
-    uint64_t idle_since_us;
+    uint64_t idle_since_us;  /* when it went idle; 0 while it is not in the idle list */
     http_parser parser;
 };
 
@@ -118,11 +117,12 @@ static void idle_unlink(hconn *c) {
     else
         o->idle_tail = c->idle_prev;
     c->idle_prev = c->idle_next = NULL;
+    c->idle_since_us = 0; /* 0: not in the idle list */
     o->idle_count--;
 }
 
 static void conn_close(hconn *c) {
-    if (!c->x && c->idle_since_us)
+    if (c->idle_since_us)
         idle_unlink(c);
     event_del(&c->rev);
     event_del(&c->wev);
@@ -137,11 +137,9 @@ static void conn_make_idle(hconn *c) {
     origin *o = c->org;
     c->x = NULL;
     if (o->idle_count >= cl->cfg->max_connections) {
-        c->idle_since_us = 0;
         conn_close(c);
         return;
     }
-    c->reused = 1;
     c->idle_since_us = tlab_now_us();
     c->idle_prev = NULL;
     c->idle_next = o->idle_head;
@@ -193,33 +191,27 @@ static void xfer_free(hxfer *x) {
     free(x);
 }
 
-/* Ends x: its connection goes back to the pool when `reuse`, else it is closed. */
-static void finish(hxfer *x, tlab_xfer_result result, const char *detail, int reuse) {
-    hconn *c = x->conn;
-    if (c) {
-        x->conn = NULL;
-        c->x = NULL;
-        if (reuse) {
-            conn_make_idle(c);
-        } else {
-            c->idle_since_us = 0;
-            conn_close(c);
-        }
-    }
-    tlab_xfer_callbacks cb = x->cb;
-    void *arg = x->arg;
-    xfer_free(x);
-    cb.on_done(arg, result, detail);
-}
-
 static void detach_and_close(hxfer *x) {
     hconn *c = x->conn;
     x->conn = NULL;
     if (c) {
         c->x = NULL;
-        c->idle_since_us = 0;
         conn_close(c);
     }
+}
+
+/* Ends x: its connection goes back to the pool when `reuse`, else it is closed. */
+static void finish(hxfer *x, tlab_xfer_result result, const char *detail, int reuse) {
+    if (reuse && x->conn) {
+        conn_make_idle(x->conn);
+        x->conn = NULL;
+    } else {
+        detach_and_close(x);
+    }
+    tlab_xfer_callbacks cb = x->cb;
+    void *arg = x->arg;
+    xfer_free(x);
+    cb.on_done(arg, result, detail);
 }
 
 /* A failure before any response byte: retried once on a fresh connection when `retryable`. */
@@ -426,9 +418,7 @@ static void feed(hconn *c, const char *data, size_t len, const char *eof_reason)
     size_t parsed = http_parser_execute(&c->parser, &parser_settings, data, len);
     c->in_parser = 0;
     if (x->aborted) {
-        c->x = NULL;
-        c->idle_since_us = 0;
-        conn_close(c);
+        detach_and_close(x);
         xfer_free(x);
         return;
     }
@@ -509,25 +499,29 @@ static hconn *conn_open(hxfer *x) {
 }
 
 /* Puts x on a connection: the newest idle one unless `fresh_only`, else a new one. */
+/* x's response is read on c from now on, with a fresh parser. */
+static void bind_conn(hxfer *x, hconn *c) {
+    c->x = x;
+    x->conn = c;
+    http_parser_init(&c->parser, HTTP_RESPONSE);
+    c->parser.data = c;
+}
+
 static void conn_attach(hxfer *x, int fresh_only) {
     origin *o = x->org;
     uint64_t now = tlab_now_us();
     hconn *c = NULL;
     if (!fresh_only) {
         while ((c = o->idle_head) != NULL) {
+            int fresh = now - c->idle_since_us < idle_limit_us(x->cl);
             idle_unlink(c);
-            if (now - c->idle_since_us < idle_limit_us(x->cl))
+            if (fresh)
                 break;
-            c->idle_since_us = 0;
             conn_close(c);
         }
     }
     if (c) {
-        c->idle_since_us = 0;
-        c->x = x;
-        x->conn = c;
-        http_parser_init(&c->parser, HTTP_RESPONSE);
-        c->parser.data = c;
+        bind_conn(x, c);
         arm_timer(x);
         write_request(x);
         return;
@@ -539,10 +533,7 @@ static void conn_attach(hxfer *x, int fresh_only) {
         fail_before_bytes(x, 0, why);
         return;
     }
-    c->x = x;
-    x->conn = c;
-    http_parser_init(&c->parser, HTTP_RESPONSE);
-    c->parser.data = c;
+    bind_conn(x, c);
     x->t_connect_began = now;
     event_add(&c->rev, NULL);
     if (connect(c->fd, (struct sockaddr *)&o->at.addr, o->at.addrlen) == 0) {
@@ -625,13 +616,7 @@ static void xfer_abort(tlab_xfer *base) {
     hconn *c = x->conn;
     if (c && c->in_parser)
         return; /* feed() frees both once the parser has returned */
-    if (c) {
-        /* Closing mid-transfer is how the worker learns the client left. */
-        x->conn = NULL;
-        c->x = NULL;
-        c->idle_since_us = 0;
-        conn_close(c);
-    }
+    detach_and_close(x); /* closing mid-transfer is how the worker learns the client left */
     xfer_free(x);
 }
 
