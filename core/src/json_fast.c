@@ -306,3 +306,8 @@ json_t *tlab_json_fast_object(const char *buf, size_t len) {
     return b.root;
 #endif
 }
+
+json_t *tlab_json_load_body(const char *buf, size_t len, json_error_t *err) {
+    json_t *doc = tlab_json_fast_object(buf, len);
+    return doc ? doc : json_loadb(buf, len, JSON_DECODE_ANY, err);
+}

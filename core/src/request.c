@@ -20,6 +20,7 @@
 #include "client_conns.h"
 #include "dispatch.h"
 #include "gateway.h"
+#include "json_fast.h"
 #include "log.h"
 #include "plugin_host.h"
 #include "stats.h"
@@ -142,9 +143,9 @@ tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tl
 
 json_t *tlab_request_body(tlab_request *r) {
     if (!r->body && r->body_dropped && r->raw_body) {
-        /* The flags tlab_validate_request parsed it with: the same bytes give the same JSON. */
+        /* As tlab_validate_request parsed it: the same bytes give the same JSON. */
         json_error_t jerr;
-        r->body = json_loadb(r->raw_body, r->raw_len, JSON_DECODE_ANY, &jerr);
+        r->body = tlab_json_load_body(r->raw_body, r->raw_len, &jerr);
         if (r->body)
             r->body_dropped = 0;
         else

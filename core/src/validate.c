@@ -274,10 +274,8 @@ int tlab_validate_request(tlab_api_kind kind, const char *body, size_t len, cons
 
     /* The quick reader takes the usual body; anything it declines (a non-object, invalid JSON,
      * rarer forms) is parsed by jansson, whose value or error message is then the answer.
-     * JSON_DECODE_ANY so that a bare number or string gets "must be an object", not a parse error. */
-    json_t *doc = tlab_json_fast_object(body, len);
-    if (!doc)
-        doc = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
+     * Any JSON value parses, so that a bare number or string gets "must be an object". */
+    json_t *doc = tlab_json_load_body(body, len, &jerr);
     if (!doc)
         return tlab_error_set(err, 400, INVALID, NULL, "Invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
     if (!json_is_object(doc)) {
