@@ -158,7 +158,12 @@ time.sleep(1.5)
 while time.monotonic() < t_end - 2:
     w = worker(port)
     if w.get("state") in ("running", 2) and w.get("pid"):
-        killed_in_flight.append(t.metric(port, "gateway_in_flight"))
+        # Kill while requests are at the worker: 6 clients leave it idle at some instants, and
+        # a kill that happens to fall on one of those tests nothing (wait for one, up to 1 s).
+        in_flight, until = 0, time.monotonic() + 1.0
+        while time.monotonic() < until and not (in_flight := t.metric(port, "gateway_in_flight") or 0) > 0:
+            time.sleep(0.01)
+        killed_in_flight.append(in_flight)
         os.kill(w["pid"], signal.SIGKILL)
         kills += 1
     time.sleep(2.5)
