@@ -15,7 +15,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <event2/keyvalq_struct.h>
 
 #include "auth_keys.h"
 #include "gateway.h"
@@ -171,24 +170,20 @@ const char *tlab_auth_key_name(long key) {
     return current && key >= 0 && (size_t)key < current->kr->n ? current->kr->keys[key].name : NULL;
 }
 
-static void refuse(struct evhttp_request *http, int status, const char *type, const char *reason, const char *message) {
+static void refuse(tlab_http_req *http, int status, const char *type, const char *reason, const char *message) {
     char labels[64];
     snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
     count(AUTH_FAILURES, AUTH_FAILURES_HELP, labels, 1);
 
     uint64_t now = tlab_now_us();
     if (now - last_fail_log_us >= 1000000) {
-        char *peer = NULL;
-        ev_uint16_t port = 0;
-        struct evhttp_connection *evcon = evhttp_request_get_connection(http);
-        if (evcon)
-            evhttp_connection_get_peer(evcon, &peer, &port);
+        uint16_t port = 0;
+        const char *peer = tlab_http_req_peer(http, &port);
         char more[64] = "", path[96];
         if (fails_unlogged)
             snprintf(more, sizeof more, " (and %lu more refused since the last line)", fails_unlogged);
         /* The path only (a query string may carry a key), short and printable: the client wrote it. */
-        const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(http);
-        const char *p = uri && evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "?";
+        const char *p = tlab_http_req_path(http);
         size_t n = 0;
         for (; p[n] && n + 1 < sizeof path; n++)
             path[n] = p[n] > 0x20 && p[n] < 0x7f ? p[n] : '?';
@@ -203,14 +198,14 @@ static void refuse(struct evhttp_request *http, int status, const char *type, co
     tlab_error_set(&err, status, type, NULL, "%s", message);
     err.code = status == 401 ? "invalid_api_key" : NULL;
     if (status == 401)
-        evhttp_add_header(evhttp_request_get_output_headers(http), "WWW-Authenticate", "Bearer");
+        tlab_http_add_header(http, "WWW-Authenticate", "Bearer");
     tlab_http_send_error(http, &err, 0);
 }
 
-long tlab_auth_check(struct evhttp_request *http, int need_admin) {
+long tlab_auth_check(tlab_http_req *http, int need_admin) {
     if (!current)
         return TLAB_AUTH_OPEN;
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(http), "Authorization");
+    const char *h = tlab_http_req_header(http, "Authorization");
     const char *key = NULL;
     if (h && strncasecmp(h, "Bearer ", 7) == 0) {
         for (key = h + 7; *key == ' '; key++)
@@ -336,7 +331,7 @@ int tlab_auth_admit(tlab_request *r) {
     return 0;
 }
 
-int tlab_auth_admit_call(struct evhttp_request *http, long key) {
+int tlab_auth_admit_call(tlab_http_req *http, long key) {
     if (key < 0 || !current)
         return 0;
     int retry = 0;

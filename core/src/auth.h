@@ -16,9 +16,8 @@
 
 #include <stddef.h>
 
-#include <event2/http.h>
-
 #include "config.h"
+#include "http_front.h"
 #include "request.h"
 
 #define TLAB_AUTH_OPEN (-2L) /* auth is off: no key is needed and none is checked */
@@ -44,7 +43,7 @@ size_t tlab_auth_key_count(void);
  * when auth is off. Otherwise it has answered itself - 401 invalid_api_key for a missing or
  * unknown key, 403 when need_admin and the key is not an admin key - and returns -1.
  */
-long tlab_auth_check(struct evhttp_request *http, int need_admin);
+long tlab_auth_check(tlab_http_req *http, int need_admin);
 /* The configured name of key `key`, NULL for TLAB_AUTH_OPEN. Safe to log. */
 const char *tlab_auth_key_name(long key);
 
@@ -60,7 +59,7 @@ const char *tlab_auth_request_key_name(const tlab_request *r);
 int tlab_auth_admit(tlab_request *r);
 /* Request-rate limit alone, for calls that are not LLM requests (/v1/models): 0 to go on, or
  * -1 after answering 429 on `http`. */
-int tlab_auth_admit_call(struct evhttp_request *http, long key);
+int tlab_auth_admit_call(tlab_http_req *http, long key);
 /* Worker response bytes relayed to r's client (status 200 only). */
 void tlab_auth_on_data(tlab_request *r, const char *data, size_t len);
 /* Settles r's reservation and frees its access state. Called once, from tlab_request_finish. */

@@ -9,19 +9,19 @@
 #include <time.h>
 
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "config.h"
 
 struct tlab_upstream;
+struct tlab_http_server;
 
 typedef struct tlab_gateway {
     struct event_base *base;
-    struct evhttp *http;
+    struct tlab_http_server *http; /* the clients' listener (http_front.h) */
     const tlab_config *cfg;
     struct tlab_upstream *upstream;
     int port;                /* the port actually bound (listen.port may be 0) */
-    struct evhttp *admin_http; /* the admin listener (/metrics, /admin/...), NULL when admin.listen.port is none */
+    struct tlab_http_server *admin_http; /* the admin listener (/metrics, /admin/...), NULL when admin.listen.port is none */
     int admin_port;          /* its bound port, -1 without one */
     uint64_t started_us;
     uint64_t request_seq;    /* for request ids */

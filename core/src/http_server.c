@@ -19,13 +19,9 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include <event2/buffer.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-
 #include "auth.h"
-#include "client_conns.h"
 #include "dispatch.h"
+#include "http_front.h"
 #include "log.h"
 #include "plugin_host.h"
 #include "policy_host.h"
@@ -33,49 +29,44 @@
 #include "request.h"
 #include "upstream.h"
 
-static void send_json(struct evhttp_request *http, int status, json_t *obj) {
+static void send_json(tlab_http_req *http, int status, json_t *obj) {
     char *text = json_dumps(obj, JSON_COMPACT);
-    struct evbuffer *b = evbuffer_new();
-    evhttp_add_header(evhttp_request_get_output_headers(http), "Content-Type", "application/json");
-    if (b && text)
-        evbuffer_add(b, text, strlen(text));
-    evhttp_send_reply(http, status, NULL, b);
-    if (b)
-        evbuffer_free(b);
+    tlab_http_add_header(http, "Content-Type", "application/json");
+    tlab_http_reply(http, text ? status : 500, text ? text : "{}", text ? strlen(text) : 2);
     free(text);
 }
 
-static void send_error(struct evhttp_request *http, int status, const char *type, const char *fmt, const char *arg) {
+static void send_error(tlab_http_req *http, int status, const char *type, const char *fmt, const char *arg) {
     tlab_error err;
     tlab_error_set(&err, status, type, NULL, fmt, arg);
     tlab_http_send_error(http, &err, status == 503 ? 1 : 0);
 }
 
-static void method_not_allowed(struct evhttp_request *http, const char *path, const char *allow) {
-    evhttp_add_header(evhttp_request_get_output_headers(http), "Allow", allow);
+static void method_not_allowed(tlab_http_req *http, const char *path, const char *allow) {
+    tlab_http_add_header(http, "Allow", allow);
     send_error(http, 405, "invalid_request_error", "Method not allowed on %s", path);
 }
 
-static void handle_health(tlab_gateway *gw, struct evhttp_request *http) {
+static void handle_health(tlab_gateway *gw, tlab_http_req *http) {
     const tlab_upstream_stats *st = tlab_upstream_get_stats(gw->upstream);
+    tlab_http_counters clients = {0};
+    tlab_http_server_counters(gw->http, &clients);
     json_t *o = json_pack("{s:s, s:s, s:f, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:s, s:I, s:I, s:I, s:I, s:I}, s:o}", "status",
                           gw->draining ? "draining" : "ok", "version", TLAB_VERSION, "uptime_s",
                           (double)(tlab_now_us() - gw->started_us) / 1e6, "in_flight", (json_int_t)gw->in_flight, "waiting",
                           (json_int_t)tlab_dispatch_waiting(), "live_requests", (json_int_t)gw->live_requests, "clients", "open",
-                          (json_int_t)tlab_client_conns_open(), "max", (json_int_t)gw->cfg->max_connections_in, "rejected",
-                          (json_int_t)tlab_client_conns_rejected(), "timed_out", (json_int_t)tlab_client_conns_cut(), "upstream",
+                          (json_int_t)clients.open, "max", (json_int_t)gw->cfg->max_connections_in, "rejected",
+                          (json_int_t)clients.rejected, "timed_out", (json_int_t)clients.timed_out, "upstream",
                           "url", gw->cfg->upstream_url, "transfers", (json_int_t)st->transfers, "connections_opened",
                           (json_int_t)st->connections_opened, "retries", (json_int_t)st->retries, "aborted",
                           (json_int_t)st->aborted, "active", (json_int_t)st->active, "plugins", tlab_plugins_describe());
-    if (!o) {
-        evhttp_send_error(http, 500, "out of memory");
-        return;
-    }
+    if (!o)
+        return send_error(http, 500, "internal_error", "%s", "out of memory");
     send_json(http, gw->draining ? 503 : 200, o);
     json_decref(o);
 }
 
-static void handle_llm(tlab_gateway *gw, struct evhttp_request *http, const char *path, tlab_api_kind kind, long key) {
+static void handle_llm(tlab_gateway *gw, tlab_http_req *http, const char *path, tlab_api_kind kind, long key) {
     if (gw->draining) {
         send_error(http, 503, "service_unavailable", "%s", "the gateway is shutting down; retry on another instance");
         return;
@@ -109,7 +100,7 @@ static void handle_llm(tlab_gateway *gw, struct evhttp_request *http, const char
     tlab_dispatch_submit(r);
 }
 
-static void handle_models(struct evhttp_request *http) {
+static void handle_models(tlab_http_req *http) {
     tlab_request *r = tlab_request_new(http, "/v1/models", TLAB_KIND_CHAT);
     if (!r) {
         send_error(http, 500, "internal_error", "%s", "out of memory");
@@ -132,43 +123,19 @@ static int is_admin_route(const char *path) {
     return strcmp(path, "/metrics") == 0 || strcmp(path, "/admin") == 0 || strncmp(path, "/admin/", 7) == 0;
 }
 
-static void not_found(struct evhttp_request *http, const char *path) {
+static void not_found(tlab_http_req *http, const char *path) {
     send_error(http, 404, "invalid_request_error", "No route for %s", path);
 }
 
-/* evhttp frames a body by the first Content-Length header. A second one that disagrees means
- * something in front may have framed it by the other (request smuggling); RFC 9112 section 6.3
- * says to reject such a message and close the connection. */
-static int conflicting_lengths(struct evhttp_request *http) {
-    const char *first = NULL;
-    for (struct evkeyval *h = evhttp_request_get_input_headers(http)->tqh_first; h; h = h->next.tqe_next) {
-        if (strcasecmp(h->key, "Content-Length") != 0)
-            continue;
-        if (first && strcmp(first, h->value) != 0)
-            return 1;
-        first = h->value;
-    }
-    return 0;
-}
-
-static void on_request(struct evhttp_request *http, void *arg) {
+static void on_request(tlab_http_req *http, void *arg) {
     const listener *l = arg;
     tlab_gateway *gw = l->gw;
-    if (!l->admin)
-        tlab_client_conn_request_arrived(evhttp_request_get_connection(http));
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(http);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    if (!path || !*path)
-        path = "/";
-    enum evhttp_cmd_type cmd = evhttp_request_get_command(http);
-    if (conflicting_lengths(http)) {
-        evhttp_add_header(evhttp_request_get_output_headers(http), "Connection", "close");
-        return send_error(http, 400, "invalid_request_error", "%s", "Conflicting Content-Length headers; send exactly one");
-    }
+    const char *path = tlab_http_req_path(http);
+    tlab_http_method cmd = tlab_http_req_method(http);
 
     /* /health stays open on both listeners: load balancers and supervisors probe it without keys. */
     if (strcmp(path, "/health") == 0) {
-        if (cmd != EVHTTP_REQ_GET)
+        if (cmd != TLAB_HTTP_GET)
             return method_not_allowed(http, path, "GET");
         return handle_health(gw, http);
     }
@@ -183,20 +150,20 @@ static void on_request(struct evhttp_request *http, void *arg) {
         return;
 
     if (strcmp(path, "/v1/chat/completions") == 0 || strcmp(path, "/v1/completions") == 0) {
-        if (cmd != EVHTTP_REQ_POST)
+        if (cmd != TLAB_HTTP_POST)
             return method_not_allowed(http, path, "POST");
         return handle_llm(gw, http, path[4] == 'c' && path[5] == 'h' ? "/v1/chat/completions" : "/v1/completions",
                           path[4] == 'c' && path[5] == 'h' ? TLAB_KIND_CHAT : TLAB_KIND_COMPLETIONS, key);
     }
     if (strcmp(path, "/v1/models") == 0) {
-        if (cmd != EVHTTP_REQ_GET)
+        if (cmd != TLAB_HTTP_GET)
             return method_not_allowed(http, path, "GET");
         if (tlab_auth_admit_call(http, key) != 0)
             return;
         return handle_models(http);
     }
     if (strcmp(path, "/admin/policies") == 0) {
-        if (cmd != EVHTTP_REQ_GET)
+        if (cmd != TLAB_HTTP_GET)
             return method_not_allowed(http, path, "GET");
         json_t *o = tlab_policies_describe();
         if (!o)
@@ -214,8 +181,8 @@ static void on_request(struct evhttp_request *http, void *arg) {
 }
 
 /*
- * A listening socket with a deep backlog (evhttp_bind_socket's is 128: a burst of clients would
- * see connection resets) and TCP_NODELAY. SSE events are small writes: without TCP_NODELAY,
+ * A listening socket with a deep backlog (a burst of clients would otherwise see connection
+ * resets) and TCP_NODELAY. SSE events are small writes: without TCP_NODELAY,
  * Nagle's algorithm holds each one back until the client's delayed ACK (~40 ms). Linux copies
  * the option from the listening socket to every accepted one. Returns -1 with errno set.
  */
@@ -245,48 +212,39 @@ static evutil_socket_t listen_socket(const char *host, int port) {
     return fd;
 }
 
-/* The limits.* that evhttp enforces itself. */
-static void set_limits(struct evhttp *http, const tlab_config *cfg) {
-    /* Bodies between max_body_bytes and this hard cap get our OpenAI-shaped 413; beyond it
-     * evhttp answers 413 itself without reading them, so memory per connection stays bounded. */
+/* The front's limits from the config. Bodies between max_body_bytes and the hard cap get the
+ * validator's OpenAI-shaped 413 naming limits.max_body_bytes; beyond the cap the front answers
+ * 413 itself without reading them, so memory per connection stays bounded. */
+static tlab_http_limits front_limits(const tlab_config *cfg, int admin) {
     long long hard_cap = cfg->max_body_bytes * 2 > cfg->max_body_bytes + (1 << 20) ? cfg->max_body_bytes * 2
                                                                                    : cfg->max_body_bytes + (1 << 20);
-    evhttp_set_max_body_size(http, (ev_ssize_t)hard_cap);
-    struct timeval tv = {.tv_sec = cfg->client_timeout_ms / 1000, .tv_usec = (cfg->client_timeout_ms % 1000) * 1000};
-    evhttp_set_timeout_tv(http, &tv);
+    return (tlab_http_limits){.max_header_bytes = 64 * 1024,
+                              .max_body_bytes = (size_t)hard_cap,
+                              .timeout_ms = cfg->client_timeout_ms,
+                              /* operators on loopback are not counted against the clients' cap */
+                              .max_connections = admin ? 0 : cfg->max_connections_in};
 }
 
-/* An evhttp server with the gateway's limits, routing through `l`. NULL on allocation failure. */
-static struct evhttp *new_server(const tlab_config *cfg, listener *l) {
-    struct evhttp *http = evhttp_new(l->gw->base);
-    if (!http)
-        return NULL;
-    set_limits(http, cfg);
-    evhttp_set_max_headers_size(http, 64 * 1024);
-    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                         EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-    evhttp_set_gencb(http, on_request, l);
-    return http;
-}
-
-/* Binds `http` to host:port; stores the bound port. On failure returns -1 with err set. */
-static int bind_server(struct evhttp *http, const char *what, const char *host, int port, int *bound_port, char *err,
-                       size_t errlen) {
+/* Listens on host:port and serves it through `l`; stores the bound port. On failure returns
+ * NULL with err set. */
+static tlab_http_server *serve(listener *l, const char *what, const char *host, int port, int *bound_port, char *err,
+                               size_t errlen) {
     evutil_socket_t fd = listen_socket(host, port);
-    struct evhttp_bound_socket *bound = fd < 0 ? NULL : evhttp_accept_socket_with_handle(http, fd);
-    if (!bound) {
+    if (fd < 0) {
         snprintf(err, errlen, "cannot listen on %s%s:%d: %s", what, host, port, strerror(errno));
-        if (fd >= 0)
-            evutil_closesocket(fd);
-        return -1;
+        return NULL;
     }
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     *bound_port = port;
-    if (getsockname(evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl) == 0)
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
         *bound_port =
             ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
-    return 0;
+    tlab_http_limits limits = front_limits(l->gw->cfg, l->admin);
+    tlab_http_server *s = tlab_http_server_new(l->gw->base, fd, &limits, on_request, l);
+    if (!s)
+        snprintf(err, errlen, "cannot create the HTTP server for %s%s:%d: out of memory", what, host, port);
+    return s;
 }
 
 int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen) {
@@ -294,40 +252,29 @@ int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen) {
     main_listener = (listener){gw, 0};
     admin_listener = (listener){gw, 1};
     gw->admin_port = -1;
-    gw->http = new_server(cfg, &main_listener);
-    if (cfg->admin_port >= 0)
-        gw->admin_http = new_server(cfg, &admin_listener);
-    if (!gw->http || (cfg->admin_port >= 0 && !gw->admin_http)) {
-        snprintf(err, errlen, "cannot create the HTTP server");
+    gw->http = serve(&main_listener, "", cfg->listen_host, cfg->listen_port, &gw->port, err, errlen);
+    if (!gw->http)
         return -1;
-    }
-    /* Clients' connections are counted, capped and cut when they trickle; the admin listener
-     * serves operators on loopback and is left as evhttp runs it. */
-    if (tlab_client_conns_init(gw->http, gw->base, cfg->max_connections_in, cfg->client_timeout_ms) != 0) {
-        snprintf(err, errlen, "cannot set up client connection accounting");
-        return -1;
-    }
-    if (bind_server(gw->http, "", cfg->listen_host, cfg->listen_port, &gw->port, err, errlen) != 0)
-        return -1;
-    if (gw->admin_http &&
-        bind_server(gw->admin_http, "admin.listen ", cfg->admin_host, cfg->admin_port, &gw->admin_port, err, errlen) != 0)
+    if (cfg->admin_port >= 0 &&
+        !(gw->admin_http = serve(&admin_listener, "admin.listen ", cfg->admin_host, cfg->admin_port, &gw->admin_port, err, errlen)))
         return -1;
     return 0;
 }
 
 void tlab_http_apply_limits(tlab_gateway *gw) {
+    tlab_http_limits limits = front_limits(gw->cfg, 0);
     if (gw->http)
-        set_limits(gw->http, gw->cfg);
+        tlab_http_server_set_limits(gw->http, &limits);
+    limits = front_limits(gw->cfg, 1);
     if (gw->admin_http)
-        set_limits(gw->admin_http, gw->cfg);
+        tlab_http_server_set_limits(gw->admin_http, &limits);
 }
 
 void tlab_http_stop(tlab_gateway *gw) {
     if (gw->http)
-        evhttp_free(gw->http);
+        tlab_http_server_free(gw->http);
     if (gw->admin_http)
-        evhttp_free(gw->admin_http);
+        tlab_http_server_free(gw->admin_http);
     gw->http = NULL;
     gw->admin_http = NULL;
-    tlab_client_conns_shutdown();
 }

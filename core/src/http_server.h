@@ -1,5 +1,5 @@
 /*
- * http_server.h - the gateway's HTTP front (libevent evhttp): OpenAI routes, /health, plugin
+ * http_server.h - the gateway's routes on its HTTP front (http_front.h): OpenAI routes, /health, plugin
  * routes; 404 and 405 in OpenAI's error shape; API keys checked before any route runs (auth.h);
  * /metrics and /admin/... on a separate listener when admin.listen.port is set.
  */

@@ -59,8 +59,8 @@ static void usage(FILE *out) {
 
 static struct event *shutdown_timer;
 
-/* Replies just finished may still sit in evhttp's output buffers: a short last turn of the loop
- * writes them before the listeners are freed. */
+/* Replies just finished may still sit in the front's output buffers (a client reading slowly): a
+ * short last turn of the loop writes them before the listeners are freed. */
 static const struct timeval flush_delay = {0, 200000};
 
 static void check_drained(void) {
@@ -189,9 +189,9 @@ int main(int argc, char **argv) {
     int rc = 1;
     tlab_gw.cfg = &cfg;
     tlab_gw.started_us = tlab_now_us();
-    /* epoll's change list folds the add / delete pairs of one loop turn on a socket (evhttp
-     * stops reading a request's connection and request.c starts watching it for a close) into
-     * at most one epoll_ctl. The gateway never dup()s a watched socket, the list's one caveat. */
+    /* epoll's change list folds the add / delete pairs of one loop turn on a socket (a write
+     * event enabled for a reply and disabled once it drained) into at most one epoll_ctl. The
+     * gateway never dup()s a watched socket, the list's one caveat. */
     struct event_config *evcfg = event_config_new();
     if (evcfg)
         event_config_set_flag(evcfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);

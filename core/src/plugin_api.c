@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "dispatch.h"
 #include "gateway.h"
@@ -99,7 +97,7 @@ static uint64_t api_request_time_us(const tlab_request *r, tlab_event ev) {
 }
 
 static const char *api_request_header(const tlab_request *r, const char *name) {
-    return r->http ? evhttp_find_header(evhttp_request_get_input_headers(r->http), name) : NULL;
+    return r->http ? tlab_http_req_header(r->http, name) : NULL;
 }
 
 static json_t *api_request_body(tlab_request *r) {

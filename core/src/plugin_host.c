@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/keyvalq_struct.h>
 
 #include "log.h"
 #include "request.h"
@@ -280,21 +278,11 @@ int tlab_plugins_add_route(tlab_plugin_ctx *ctx, const char *method, const char 
 }
 
 struct tlab_exchange {
-    struct evhttp_request *http;
-    char *body;
-    size_t len;
+    tlab_http_req *http;
 };
 
-int tlab_plugins_route(struct evhttp_request *http, const char *path) {
-    const char *method;
-    switch (evhttp_request_get_command(http)) {
-    case EVHTTP_REQ_GET: method = "GET"; break;
-    case EVHTTP_REQ_POST: method = "POST"; break;
-    case EVHTTP_REQ_PUT: method = "PUT"; break;
-    case EVHTTP_REQ_DELETE: method = "DELETE"; break;
-    case EVHTTP_REQ_HEAD: method = "HEAD"; break;
-    default: method = "?"; break;
-    }
+int tlab_plugins_route(tlab_http_req *http, const char *path) {
+    const char *method = tlab_http_req_method_name(http);
     int path_seen = 0;
     for (route *rt = routes; rt; rt = rt->next) {
         if (strcmp(rt->path, path) != 0)
@@ -302,20 +290,14 @@ int tlab_plugins_route(struct evhttp_request *http, const char *path) {
         path_seen = 1;
         if (strcmp(rt->method, method) != 0)
             continue;
-        tlab_exchange *ex = calloc(1, sizeof *ex);
-        struct evbuffer *in = evhttp_request_get_input_buffer(http);
-        size_t len = evbuffer_get_length(in);
-        char *body = ex ? malloc(len + 1) : NULL;
-        if (!ex || !body) {
-            free(ex);
-            evhttp_send_error(http, 500, "out of memory");
+        tlab_exchange *ex = malloc(sizeof *ex);
+        if (!ex) {
+            static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"internal_error\",\"param\":null,\"code\":null}}";
+            tlab_http_add_header(http, "Content-Type", "application/json");
+            tlab_http_reply(http, 500, oom, sizeof oom - 1);
             return 1;
         }
-        evbuffer_copyout(in, body, len);
-        body[len] = '\0';
         ex->http = http;
-        ex->body = body;
-        ex->len = len;
         rt->handler(rt->arg, ex);
         return 1;
     }
@@ -323,29 +305,21 @@ int tlab_plugins_route(struct evhttp_request *http, const char *path) {
 }
 
 const char *tlab_exchange_header(tlab_exchange *ex, const char *name) {
-    return evhttp_find_header(evhttp_request_get_input_headers(ex->http), name);
+    return tlab_http_req_header(ex->http, name);
 }
 
 const char *tlab_exchange_body(tlab_exchange *ex, size_t *len) {
-    if (len)
-        *len = ex->len;
-    return ex->body;
+    return tlab_http_req_body(ex->http, len);
 }
 
 int tlab_exchange_add_header(tlab_exchange *ex, const char *name, const char *value) {
-    return evhttp_add_header(evhttp_request_get_output_headers(ex->http), name, value) == 0 ? TLAB_OK : TLAB_ERROR;
+    return tlab_http_add_header(ex->http, name, value) == 0 ? TLAB_OK : TLAB_ERROR;
 }
 
 void tlab_exchange_reply(tlab_exchange *ex, int status, const char *content_type, const char *body, size_t len) {
-    struct evbuffer *b = evbuffer_new();
     if (content_type)
-        evhttp_add_header(evhttp_request_get_output_headers(ex->http), "Content-Type", content_type);
-    if (b && body)
-        evbuffer_add(b, body, len);
-    evhttp_send_reply(ex->http, status, NULL, b);
-    if (b)
-        evbuffer_free(b);
-    free(ex->body);
+        tlab_http_add_header(ex->http, "Content-Type", content_type);
+    tlab_http_reply(ex->http, status, body ? body : "", body ? len : 0);
     free(ex);
 }
 

@@ -12,9 +12,9 @@
 #define TLAB_PLUGIN_HOST_H
 
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "config.h"
+#include "http_front.h"
 #include "tlab/plugin.h"
 
 int tlab_plugins_load(struct event_base *base, const tlab_config *cfg, char *err, size_t errlen);
@@ -28,7 +28,7 @@ int tlab_plugins_gate(tlab_request *r);
 const tlab_queue_role *tlab_plugins_queue(void **self);
 /* Serves a plugin route if one matches; returns 1 when handled, 0 when no route matches the
  * path, -1 when the path matches but not the method (caller answers 405). */
-int tlab_plugins_route(struct evhttp_request *http, const char *path);
+int tlab_plugins_route(tlab_http_req *http, const char *path);
 /* Runs a command through the plugins' command hooks (see tlab_api.command). */
 int tlab_plugins_command(const char *verb, const json_t *args, json_t **result);
 /* The worker role's state, or -1 when no plugin has the worker role. */

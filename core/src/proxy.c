@@ -12,9 +12,6 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "auth.h"
 #include "gateway.h"
@@ -37,33 +34,6 @@
 #define HOLD_LIMIT (1u << 20)
 
 uint64_t tlab_dispatch_pass;
-
-/*
- * Writes what evhttp has queued for the client now, instead of on the next loop turn: evhttp's
- * bufferevent only writes when its EPOLLOUT event fires, which costs every response an extra
- * epoll round (two epoll_ctl and one epoll_wait) on the critical path. Whatever the socket does
- * not take stays queued and evhttp's own write finishes it.
- *
- * With `ended` (the reply is complete and evcon's request is no longer ours to touch), a
- * drained buffer also runs evhttp's write-done step now, through the public
- * bufferevent_trigger(), exactly as its EPOLLOUT callback would have: the connection then reads
- * its next request (keep-alive) or closes.
- */
-static void flush_to_client(struct evhttp_connection *evcon, int ended) {
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    if (!bev)
-        return;
-    struct evbuffer *out = bufferevent_get_output(bev);
-    if (evbuffer_get_length(out) && evbuffer_write(out, bufferevent_getfd(bev)) < 0)
-        return; /* evhttp's own write meets the error and reports it */
-    if (evbuffer_get_length(out) > 0)
-        return;
-    /* Drained: no EPOLLOUT wake-up needed. Mid-stream, evhttp's write-done step has nothing to
-     * do (evhttp_send_reply_chunk leaves it no callback). */
-    bufferevent_disable(bev, EV_WRITE);
-    if (ended)
-        bufferevent_trigger(bev, EV_WRITE, 0);
-}
 
 static int is_event_stream(const char *ctype) {
     return ctype && strncmp(ctype, "text/event-stream", 17) == 0;
@@ -93,39 +63,43 @@ static void on_headers(void *arg, int status, const char *ctype) {
         r->overhead_us += tlab_now_us() - start;
         return; /* phase stays UPSTREAM: nothing has reached the client */
     }
-    struct evkeyvalq *out = evhttp_request_get_output_headers(r->http);
-    evhttp_add_header(out, "Content-Type", ctype ? ctype : "application/json");
+    r->phase = TLAB_PHASE_RESPONDING;
+    if (!r->http)
+        return; /* the client left; the relay has nowhere to go and on_done finishes */
+    tlab_http_add_header(r->http, "Content-Type", ctype ? ctype : "application/json");
     if (is_event_stream(ctype)) {
-        evhttp_add_header(out, "Cache-Control", "no-cache");
-        evhttp_add_header(out, "X-Accel-Buffering", "no");
+        tlab_http_add_header(r->http, "Cache-Control", "no-cache");
+        tlab_http_add_header(r->http, "X-Accel-Buffering", "no");
         r->sse_framed = 1;
     }
-    r->phase = TLAB_PHASE_RESPONDING;
     r->overhead_us += tlab_now_us() - start;
-    tlab_request_add_headers(r, out);
-    evhttp_send_reply_start(r->http, status, NULL);
+    tlab_request_add_headers(r, r->http);
+    tlab_http_reply_start(r->http, status);
 }
 
-/* Sends the held response's status and headers, then what was held; relaying goes on from there. */
+/* Sends the held response's status and headers, then what was held: the whole reply (which
+ * answers the client, so r->http is detached first), or its start, and relaying goes on. */
 static void release_held(tlab_request *r, int whole) {
     struct evbuffer *held = r->held_body;
     r->held_body = NULL;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(r->http);
-    evhttp_add_header(out, "Content-Type", r->held_ctype ? r->held_ctype : "application/json");
-    tlab_request_add_headers(r, out);
     r->phase = TLAB_PHASE_RESPONDING;
-    if (whole) {
-        evhttp_send_reply(r->http, r->held_status, NULL, held);
-    } else {
-        evhttp_send_reply_start(r->http, r->held_status, NULL);
-        evhttp_send_reply_chunk(r->http, held);
+    tlab_http_req *http = whole ? tlab_request_detach(r) : r->http;
+    if (http) {
+        tlab_http_add_header(http, "Content-Type", r->held_ctype ? r->held_ctype : "application/json");
+        tlab_request_add_headers(r, http);
+        if (whole) {
+            tlab_http_reply_buffer(http, r->held_status, held);
+        } else {
+            tlab_http_reply_start(http, r->held_status);
+            tlab_http_reply_chunk_buffer(http, held);
+        }
     }
     evbuffer_free(held);
 }
 
-static void on_client_drained(struct evhttp_connection *evcon, void *arg) {
+static void on_client_drained(tlab_http_req *http, void *arg) {
     tlab_request *r = arg;
-    (void)evcon;
+    (void)http;
     tlab_xfer_pause(r->xfer, 0);
 }
 
@@ -135,15 +109,12 @@ static void add_to_chunk(void *arg, const char *data, size_t len) {
 
 /* Sends `chunk` to the client; a client too far behind pauses the worker's transfer. */
 static void send_chunk(tlab_request *r, struct evbuffer *chunk) {
-    size_t len = evbuffer_get_length(chunk);
-    struct evhttp_connection *evcon = evhttp_request_get_connection(r->http);
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    if (bev && evbuffer_get_length(bufferevent_get_output(bev)) + len > CLIENT_BACKLOG_LIMIT) {
+    if (!r->http)
+        return;
+    tlab_http_reply_chunk_buffer(r->http, chunk);
+    if (tlab_http_reply_backlog(r->http) > CLIENT_BACKLOG_LIMIT) {
         tlab_xfer_pause(r->xfer, 1);
-        evhttp_send_reply_chunk_with_cb(r->http, chunk, on_client_drained, r);
-    } else {
-        evhttp_send_reply_chunk(r->http, chunk);
-        flush_to_client(evcon, 0);
+        tlab_http_reply_on_drained(r->http, on_client_drained, r);
     }
 }
 
@@ -185,17 +156,15 @@ static void on_data(void *arg, const char *data, size_t len) {
 static void fail_mid_response_with(tlab_request *r, const tlab_error *err) {
     tlab_log(TLAB_LOG_WARN, r->id, "%s (after %d was sent)", err->message, r->status);
     r->status = err->status;
-    struct evhttp_request *http = r->http;
-    struct evhttp_connection *evcon = http ? evhttp_request_get_connection(http) : NULL;
-    const char *ctype = http ? evhttp_find_header(evhttp_request_get_output_headers(http), "Content-Type") : NULL;
-    if (is_event_stream(ctype)) {
+    if (r->sse_framed) {
         tlab_request_end_stream_with_error(r, err);
         return;
     }
     /* A cut connection is the only way to tell an HTTP/1.1 client the body is incomplete. */
-    tlab_request_finish(r); /* detaches the close callback */
-    if (evcon)
-        evhttp_connection_free(evcon);
+    tlab_http_req *http = tlab_request_detach(r);
+    if (http)
+        tlab_http_reply_abort(http);
+    tlab_request_finish(r);
 }
 
 static void fail_mid_response(tlab_request *r, const char *detail) {
@@ -250,10 +219,8 @@ static void on_done(void *arg, tlab_xfer_result result, const char *detail) {
     if (result == TLAB_XFER_UNREACHABLE && r->phase == TLAB_PHASE_UPSTREAM && requeue(r))
         return;
     if (result == TLAB_XFER_OK && r->held_body) {
-        struct evhttp_connection *evcon = evhttp_request_get_connection(r->http);
         release_held(r, 1);
         tlab_request_finish(r);
-        flush_to_client(evcon, 1);
         return;
     }
     if (r->held_body) {
@@ -264,16 +231,16 @@ static void on_done(void *arg, tlab_xfer_result result, const char *detail) {
     }
     if (result == TLAB_XFER_OK) {
         if (r->phase == TLAB_PHASE_RESPONDING) {
-            struct evbuffer *tail = r->sse_framed && r->sse.held_len ? evbuffer_new() : NULL;
+            tlab_http_req *http = tlab_request_detach(r);
+            struct evbuffer *tail = http && r->sse_framed && r->sse.held_len ? evbuffer_new() : NULL;
             if (tail) { /* the worker ended mid-event: the client gets its bytes as they were */
                 tlab_sse_relay_flush(&r->sse, add_to_chunk, tail);
-                evhttp_send_reply_chunk(r->http, tail);
+                tlab_http_reply_chunk_buffer(http, tail);
                 evbuffer_free(tail);
             }
-            struct evhttp_connection *evcon = evhttp_request_get_connection(r->http);
-            evhttp_send_reply_end(r->http);
+            if (http)
+                tlab_http_reply_end(http);
             tlab_request_finish(r);
-            flush_to_client(evcon, 1);
         } else {
             tlab_error err;
             tlab_error_set(&err, 502, "upstream_error", NULL, "the worker closed the connection without a response");
@@ -340,14 +307,13 @@ void tlab_proxy_dispatch(tlab_request *r) {
     headers[n++] = idh;
     if (!r->internal)
         headers[n++] = "Content-Type: application/json";
-    struct evkeyvalq *in = evhttp_request_get_input_headers(r->http);
     /* With gateway auth on, the client's key is the gateway's business: the worker never sees it. */
-    const char *v = tlab_auth_enabled() ? NULL : evhttp_find_header(in, "Authorization");
+    const char *v = tlab_auth_enabled() || !r->http ? NULL : tlab_http_req_header(r->http, "Authorization");
     if (v && strlen(v) < sizeof auth - 20) {
         snprintf(auth, sizeof auth, "Authorization: %s", v);
         headers[n++] = auth;
     }
-    v = evhttp_find_header(in, "Accept");
+    v = r->http ? tlab_http_req_header(r->http, "Accept") : NULL;
     if (v && strlen(v) < sizeof accept - 10) {
         snprintf(accept, sizeof accept, "Accept: %s", v);
         headers[n++] = accept;

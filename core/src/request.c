@@ -3,21 +3,13 @@
  */
 #include "request.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/http.h>
-#include <event2/http_struct.h>
-#include <event2/keyvalq_struct.h>
 
 #include "auth.h"
-#include "client_conns.h"
 #include "dispatch.h"
 #include "gateway.h"
 #include "json_fast.h"
@@ -26,7 +18,7 @@
 #include "stats.h"
 #include "upstream.h"
 
-static void on_client_close(struct evhttp_connection *evcon, void *arg);
+static void on_client_gone(tlab_http_req *http, void *arg);
 
 static tlab_request *live_head, *live_tail;
 
@@ -60,38 +52,7 @@ tlab_request *tlab_requests_live(void) {
     return live_head;
 }
 
-/*
- * evhttp stops reading a connection once it has a whole request, so on its own it notices a
- * client that leaves only when a write fails - for a queued or generating request that can be
- * minutes of worker time spent for nobody. This watcher peeks at the socket: EOF or an error
- * means the client is gone, and freeing the connection runs on_client_close. Bytes instead
- * (a pipelined request) end the watch; evhttp reads them after this reply.
- */
-static void on_client_readable(evutil_socket_t fd, short what, void *arg) {
-    tlab_request *r = arg;
-    char byte;
-    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))) {
-        if (n > 0)
-            event_del(r->close_watch);
-        return;
-    }
-    struct evhttp_connection *evcon = r->http ? evhttp_request_get_connection(r->http) : NULL;
-    if (evcon)
-        evhttp_connection_free(evcon); /* runs on_client_close */
-}
-
-static void watch_client(tlab_request *r, struct evhttp_connection *evcon) {
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-    if (fd < 0)
-        return;
-    r->close_watch = event_new(tlab_gw.base, fd, EV_READ | EV_PERSIST, on_client_readable, r);
-    if (r->close_watch)
-        event_add(r->close_watch, NULL);
-}
-
-tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tlab_api_kind kind) {
+tlab_request *tlab_request_new(tlab_http_req *http, const char *path, tlab_api_kind kind) {
     tlab_request *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
@@ -100,20 +61,13 @@ tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tl
         free(r);
         return NULL;
     }
-    struct evbuffer *in = evhttp_request_get_input_buffer(http);
-    r->raw_len = evbuffer_get_length(in);
-    r->raw_body = malloc(r->raw_len + 1);
+    /* The bytes move, not copied: a queued request can wait for minutes, and 10,000 may wait. */
+    r->raw_body = tlab_http_req_take_body(http, &r->raw_len);
     if (!r->raw_body) {
         free(r->plugin_data);
         free(r);
         return NULL;
     }
-    evbuffer_copyout(in, r->raw_body, r->raw_len);
-    r->raw_body[r->raw_len] = '\0';
-    /* raw_body is the copy from now on. evhttp would keep its own (in read chains of up to 4 KiB)
-     * until the reply ends, which for a queued request can be minutes: about a quarter of the
-     * gateway's memory per waiting request. */
-    evbuffer_drain(in, r->raw_len);
     /* "req-<hex>-<seq>": at most 4 + 6 + 1 + 20 characters and the NUL, which is sizeof r->id. */
     char *id = r->id;
     memcpy(id, "req-", 4);
@@ -126,11 +80,7 @@ tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tl
     r->worker_id = -1;
     r->info.max_tokens = -1;
     tlab_sse_relay_init(&r->sse, 0);
-    struct evhttp_connection *evcon = evhttp_request_get_connection(http);
-    if (evcon) {
-        tlab_client_conn_watch(evcon, on_client_close, r);
-        watch_client(r, evcon);
-    }
+    tlab_http_req_watch(http, on_client_gone, r);
     tlab_gw.live_requests++;
     r->live_prev = live_tail;
     if (live_tail)
@@ -193,18 +143,12 @@ void tlab_request_emit(tlab_request *r, tlab_event ev) {
     }
 }
 
-/* Detaches from the client connection: after this evhttp owns nothing of ours. */
-static void detach_http(tlab_request *r) {
-    if (r->close_watch) {
-        event_free(r->close_watch);
-        r->close_watch = NULL;
-    }
-    if (!r->http)
-        return;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(r->http);
-    if (evcon)
-        tlab_client_conn_watch(evcon, NULL, NULL);
+tlab_http_req *tlab_request_detach(tlab_request *r) {
+    tlab_http_req *http = r->http;
+    if (http)
+        tlab_http_req_watch(http, NULL, NULL);
     r->http = NULL;
+    return http;
 }
 
 void tlab_request_finish(tlab_request *r) {
@@ -220,7 +164,11 @@ void tlab_request_finish(tlab_request *r) {
     }
     tlab_dispatch_forget(r);
     r->phase = TLAB_PHASE_DONE;
-    detach_http(r);
+    /* Not answered by now (an error path that had no client to answer): the answer goes nowhere,
+     * but the front's request must be answered to be freed. */
+    tlab_http_req *http = tlab_request_detach(r);
+    if (http)
+        tlab_http_reply_abort(http);
     tlab_auth_settle(r); /* before DONE, so observers of DONE see the key's settled bucket */
     tlab_request_emit(r, TLAB_EV_DONE);
     tlab_log(TLAB_LOG_DEBUG, r->id, "done status=%d e2e_us=%llu", r->status,
@@ -253,108 +201,64 @@ void tlab_request_finish(tlab_request *r) {
     free(r);
 }
 
-/* The client went away (evhttp frees its request after this returns). */
-static void on_client_close(struct evhttp_connection *evcon, void *arg) {
+/* The client went away (the front frees its request after this returns). */
+static void on_client_gone(tlab_http_req *http, void *arg) {
     tlab_request *r = arg;
-    tlab_client_conn_watch(evcon, NULL, NULL);
-    /* When evhttp itself saw the failure (a write error mid-reply, a read EOF), it has already
-     * detached the unfinished request from the connection and left it to us to free; when the
-     * connection is freed with the request still attached (our watcher), evhttp frees it. */
-    if (r->http && evhttp_request_get_connection(r->http) == NULL)
-        evhttp_request_free(r->http);
+    (void)http;
     r->http = NULL;
-    if (r->close_watch) {
-        event_free(r->close_watch);
-        r->close_watch = NULL;
-    }
     if (r->status == 0)
         r->status = 499; /* nginx's "client closed request" */
     tlab_log(TLAB_LOG_INFO, r->id, "client disconnected; %s", r->xfer ? "aborting the worker's transfer" : "dropping it");
     tlab_request_finish(r);
 }
 
-/*
- * The Date header evhttp would add to an HTTP/1.1 reply, in its exact format and from the same
- * clock (time(NULL)), but formatted once per second instead of once per reply: evhttp's own
- * formatting (gmtime_r and a snprintf) is a good part of sending a reply. evhttp leaves a Date
- * that is already there alone.
- */
-static void add_date(struct evhttp_request *http, struct evkeyvalq *out) {
-    static const char *const days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    static char date[64];
-    static time_t date_of = (time_t)-1;
-    if (http->major != 1 || http->minor < 1)
-        return; /* evhttp sends no Date to HTTP/1.0 clients */
-    time_t now = time(NULL);
-    if (now != date_of) {
-        struct tm tm;
-        if (!gmtime_r(&now, &tm))
-            return; /* evhttp adds its own */
-        snprintf(date, sizeof date, "%s, %02d %s %4d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
-                 1900 + tm.tm_year, tm.tm_hour, tm.tm_min, tm.tm_sec);
-        date_of = now;
-    }
-    evhttp_add_header(out, "Date", date);
-}
-
-void tlab_request_add_headers(tlab_request *r, struct evkeyvalq *out) {
+void tlab_request_add_headers(tlab_request *r, tlab_http_req *http) {
     for (tlab_header *h = r->response_headers; h; h = h->next)
-        evhttp_add_header(out, h->name, h->value);
-    evhttp_add_header(out, "x-request-id", r->id);
+        tlab_http_add_header(http, h->name, h->value);
+    tlab_http_add_header(http, "x-request-id", r->id);
     char overhead[24];
     *put_dec(overhead, (unsigned long long)r->overhead_us) = '\0';
-    evhttp_add_header(out, "x-tlab-overhead-us", overhead);
-    if (r->http && evhttp_request_get_output_headers(r->http) == out && !evhttp_find_header(out, "Date"))
-        add_date(r->http, out);
+    tlab_http_add_header(http, "x-tlab-overhead-us", overhead);
 }
 
-void tlab_http_send_error(struct evhttp_request *http, const tlab_error *err, int retry_after_s) {
+void tlab_http_send_error(tlab_http_req *http, const tlab_error *err, int retry_after_s) {
     char *json = tlab_error_json(err);
-    struct evbuffer *buf = evbuffer_new();
-    struct evkeyvalq *out = evhttp_request_get_output_headers(http);
-    evhttp_add_header(out, "Content-Type", "application/json");
+    tlab_http_add_header(http, "Content-Type", "application/json");
     if (retry_after_s > 0) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", retry_after_s);
-        evhttp_add_header(out, "Retry-After", ra);
+        tlab_http_add_header(http, "Retry-After", ra);
     }
-    if (buf && json)
-        evbuffer_add(buf, json, strlen(json));
-    evhttp_send_reply(http, err->status, NULL, buf);
-    if (buf)
-        evbuffer_free(buf);
+    tlab_http_reply(http, err->status, json ? json : "", json ? strlen(json) : 0);
     free(json);
 }
 
 void tlab_request_start_stream_early(tlab_request *r) {
     if (!r->http || r->early_headers || r->phase >= TLAB_PHASE_RESPONDING)
         return;
-    struct evkeyvalq *out = evhttp_request_get_output_headers(r->http);
-    evhttp_add_header(out, "Content-Type", "text/event-stream");
-    evhttp_add_header(out, "Cache-Control", "no-cache");
-    evhttp_add_header(out, "X-Accel-Buffering", "no");
-    tlab_request_add_headers(r, out);
-    evhttp_send_reply_start(r->http, 200, NULL);
+    tlab_http_add_header(r->http, "Content-Type", "text/event-stream");
+    tlab_http_add_header(r->http, "Cache-Control", "no-cache");
+    tlab_http_add_header(r->http, "X-Accel-Buffering", "no");
+    tlab_request_add_headers(r, r->http);
+    tlab_http_reply_start(r->http, 200);
     r->early_headers = 1;
     r->status = 200;
 }
 
 void tlab_request_end_stream_with_error(tlab_request *r, const tlab_error *err) {
     r->status = err->status;
-    if (r->http) {
+    tlab_http_req *http = tlab_request_detach(r);
+    if (http) {
         char *json = tlab_error_json(err);
         struct evbuffer *b = evbuffer_new();
         if (b && json) {
             evbuffer_add_printf(b, "%sdata: %s\n\n", tlab_sse_relay_event_prefix(&r->sse), json);
-            evhttp_send_reply_chunk(r->http, b);
+            tlab_http_reply_chunk_buffer(http, b);
         }
         if (b)
             evbuffer_free(b);
         free(json);
-        struct evhttp_request *http = r->http;
-        detach_http(r);
-        evhttp_send_reply_end(http);
+        tlab_http_reply_end(http);
     }
     tlab_request_finish(r);
 }
@@ -370,10 +274,8 @@ void tlab_request_fail(tlab_request *r, const tlab_error *err, int retry_after_s
         return;
     }
     if (r->http && r->phase != TLAB_PHASE_RESPONDING) {
-        struct evhttp_request *http = r->http;
-        detach_http(r);
-        struct evkeyvalq *out = evhttp_request_get_output_headers(http);
-        tlab_request_add_headers(r, out);
+        tlab_http_req *http = tlab_request_detach(r);
+        tlab_request_add_headers(r, http);
         tlab_http_send_error(http, err, retry_after_s);
     }
     tlab_request_finish(r);

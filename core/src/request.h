@@ -1,8 +1,8 @@
 /*
  * request.h - one LLM request's object and lifecycle.
  *
- * Ownership: the request owns its evhttp_request until it answers it (or the client leaves),
- * its parsed body and its upstream transfer. Exactly one TLAB_EV_DONE is emitted per request
+ * Ownership: the request holds its client's tlab_http_req (http_front.h) until it answers it
+ * (or the client leaves), and owns its parsed body and its upstream transfer. Exactly one TLAB_EV_DONE is emitted per request
  * that emitted TLAB_EV_ARRIVED, then the request is freed by tlab_request_finish().
  */
 #ifndef TLAB_REQUEST_H
@@ -11,8 +11,9 @@
 #include <stdint.h>
 
 #include <event2/event.h>
-#include <event2/http.h>
 #include <jansson.h>
+
+#include "http_front.h"
 
 #include "sse_relay.h"
 #include "tlab/plugin.h"
@@ -38,8 +39,7 @@ typedef struct tlab_header {
 struct tlab_request {
     char id[32];
     const char *path;
-    struct evhttp_request *http;
-    struct event *close_watch; /* notices the client leaving while evhttp is not reading */
+    tlab_http_req *http; /* NULL once answered or once the client left */
     /* The body, in one or two forms (see tlab_request_body, tlab_request_compact_body):
      * raw_body is what goes to the worker unless body_dirty; body is the parsed JSON, a cache of
      * raw_body while !body_dirty, the truth when body_dirty. A waiting request keeps one form. */
@@ -80,8 +80,9 @@ struct tlab_request {
     tlab_sse_relay sse;       /* holds back unfinished events; see sse_relay.h */
 };
 
-/* Creates a request for `http` (the body is copied). NULL on allocation failure. */
-tlab_request *tlab_request_new(struct evhttp_request *http, const char *path, tlab_api_kind kind);
+/* Creates a request for `http`, taking over its body and watching for the client leaving. NULL
+ * on allocation failure. */
+tlab_request *tlab_request_new(tlab_http_req *http, const char *path, tlab_api_kind kind);
 /* The parsed body (for plugins: request_body), parsed again from raw_body when a waiting
  * request's parsed copy was dropped. NULL only when there is no body (internal requests) or on
  * allocation failure. Marks nothing: a caller that may change it sets body_dirty. */
@@ -98,9 +99,12 @@ void tlab_request_emit(tlab_request *r, tlab_event ev);
 void tlab_request_fail(tlab_request *r, const tlab_error *err, int retry_after_s);
 /* Emits TLAB_EV_DONE, detaches from the connection and frees. */
 void tlab_request_finish(tlab_request *r);
-/* Adds the plugin headers and the gateway's own (x-request-id, x-tlab-overhead-us) to `out`, and,
- * when `out` is the reply headers of r->http, the Date that evhttp would otherwise format itself. */
-void tlab_request_add_headers(tlab_request *r, struct evkeyvalq *out);
+/* Adds the plugin headers and the gateway's own (x-request-id, x-tlab-overhead-us) to the reply
+ * of `http` (r->http, or the one tlab_request_detach returned). */
+void tlab_request_add_headers(tlab_request *r, tlab_http_req *http);
+/* Takes r->http for the final answer: stops watching the client and leaves r->http NULL, so that
+ * tlab_request_finish touches nothing the answer has freed. NULL when the client is gone. */
+tlab_http_req *tlab_request_detach(tlab_request *r);
 
 /* For a stream whose headers are out: sends `data: <OpenAI error JSON>` and ends the reply,
  * then finishes the request. */
@@ -110,7 +114,7 @@ tlab_request *tlab_requests_live(void);
 /* Sends the SSE headers (200) now, before any worker byte; used by the stream keep-alive. */
 void tlab_request_start_stream_early(tlab_request *r);
 
-/* Sends an OpenAI error JSON reply on a bare evhttp request (no tlab_request around it). */
-void tlab_http_send_error(struct evhttp_request *http, const tlab_error *err, int retry_after_s);
+/* Answers a bare HTTP request (no tlab_request around it) with an OpenAI error JSON. */
+void tlab_http_send_error(tlab_http_req *http, const tlab_error *err, int retry_after_s);
 
 #endif

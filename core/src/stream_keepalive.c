@@ -5,9 +5,6 @@
  */
 #include "stream_keepalive.h"
 
-#include <event2/buffer.h>
-#include <event2/http.h>
-
 #include "gateway.h"
 #include "request.h"
 
@@ -24,12 +21,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
         if (now - since < interval_us)
             continue;
         tlab_request_start_stream_early(r);
-        struct evbuffer *b = evbuffer_new();
-        if (!b)
-            return;
-        evbuffer_add_printf(b, ": waiting for worker\n\n");
-        evhttp_send_reply_chunk(r->http, b);
-        evbuffer_free(b);
+        static const char comment[] = ": waiting for worker\n\n";
+        tlab_http_reply_chunk(r->http, comment, sizeof comment - 1);
         r->last_client_write_us = now;
     }
 }

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/http.h>
 #include <lauxlib.h>
 
 #include "auth.h"
@@ -163,7 +162,7 @@ void tlab_lua_inject_request(lua_State *L, int methods) {
 
 /* A short id of the Bearer key: the key itself never reaches a policy or a log line. */
 static const char *api_key_id(tlab_request *r, char *buf, size_t len) {
-    const char *auth = r->http ? evhttp_find_header(evhttp_request_get_input_headers(r->http), "authorization") : NULL;
+    const char *auth = r->http ? tlab_http_req_header(r->http, "authorization") : NULL;
     if (!auth)
         return NULL;
     if (strncasecmp(auth, "Bearer ", 7) == 0)
@@ -199,7 +198,7 @@ int tlab_policy_admit_request(tlab_request *r) {
         .api_key_id = api_key_id(r, key_buf, sizeof key_buf),
         .api_key_name = tlab_auth_request_key_name(r),
         .priority = r->priority ? r->priority
-                                : r->http ? evhttp_find_header(evhttp_request_get_input_headers(r->http), "x-priority") : NULL,
+                                : r->http ? tlab_http_req_header(r->http, "x-priority") : NULL,
     };
     tlab_admission_decision d;
     tlab_policy_admission(&in, &d);
