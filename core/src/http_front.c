@@ -1,20 +1,19 @@
 /*
- * http_front.c - the front HTTP/1.x server's connection side: the listener, client connections,
- * request parsing (http-parser fed straight from one shared read buffer), pipelining, the
- * timeout sweep and the reaper. Replies and the write side are in http_front_reply.c; what both
- * share, and the lifetimes, are in http_front_internal.h. The contract is http_front.h.
+ * http_front.c - the front HTTP/1.x server's connection side: the listener, client connections
+ * and their states, reading (http-parser fed straight from one shared read buffer), pipelining,
+ * the timeout sweep and the reaper. The parser's callbacks and the request are in
+ * http_front_request.c, replies and the write side in http_front_reply.c; what they share, and
+ * the lifetimes, are in http_front_internal.h. The contract is http_front.h.
  *
  * The hot path (a keep-alive request answered from its handler): one recv, the parser's
- * callbacks copying the URL and headers into the request's inline arena, the handler, one send.
- * No epoll_ctl change (the read event stays registered; the write event is only added when the
+ * callbacks copying the URL and headers into the request's arena, the handler, one send. No
+ * epoll_ctl change (the read event stays registered; the write event is only added when the
  * socket does not take a reply at once) and no timer per request (one sweep per server).
  */
 #include "http_front_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -32,304 +31,11 @@
  * and the parser copies what it keeps. Single-threaded, like the loop. */
 static char rbuf[64 * 1024];
 
-static const char *const method_names[] = {"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"};
-
 int64_t hf_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
-
-static int method_of(unsigned m) {
-    switch (m) {
-    case HTTP_GET:
-        return TLAB_HTTP_GET;
-    case HTTP_POST:
-        return TLAB_HTTP_POST;
-    case HTTP_HEAD:
-        return TLAB_HTTP_HEAD;
-    case HTTP_PUT:
-        return TLAB_HTTP_PUT;
-    case HTTP_DELETE:
-        return TLAB_HTTP_DELETE;
-    case HTTP_OPTIONS:
-        return TLAB_HTTP_OPTIONS;
-    case HTTP_PATCH:
-        return TLAB_HTTP_PATCH;
-    default:
-        return -1;
-    }
-}
-
-/* ---- requests ---- */
-
-static tlab_http_req *req_new(hf_conn *c) {
-    tlab_http_req *r = malloc(sizeof *r);
-    if (!r)
-        return NULL;
-    memset(r, 0, offsetof(tlab_http_req, inline_arena)); /* the arena needs no zeroing */
-    r->c = c;
-    r->arena = r->inline_arena;
-    r->arena_cap = HF_INLINE_ARENA;
-    r->path_off = UINT32_MAX;
-    return r;
-}
-
-void hf_req_free(tlab_http_req *r) {
-    if (r->arena != r->inline_arena)
-        free(r->arena);
-    free(r->body);
-    free(r->rh);
-    free(r);
-}
-
-static int arena_reserve(tlab_http_req *r, size_t n) {
-    if ((size_t)r->arena_len + n <= r->arena_cap)
-        return 0;
-    size_t cap = r->arena_cap;
-    while (cap < (size_t)r->arena_len + n)
-        cap *= 2;
-    if (cap > UINT32_MAX)
-        return -1;
-    char *a;
-    if (r->arena == r->inline_arena) {
-        if (!(a = malloc(cap)))
-            return -1;
-        memcpy(a, r->arena, r->arena_len);
-    } else if (!(a = realloc(r->arena, cap))) {
-        return -1;
-    }
-    r->arena = a;
-    r->arena_cap = (uint32_t)cap;
-    return 0;
-}
-
-static int arena_put(tlab_http_req *r, const char *p, size_t n) {
-    if (arena_reserve(r, n))
-        return -1;
-    memcpy(r->arena + r->arena_len, p, n);
-    r->arena_len += (uint32_t)n;
-    return 0;
-}
-
-const char *hf_find_header(const char *p, unsigned n, const char *name) {
-    size_t len = strlen(name);
-    for (unsigned i = 0; i < n; i++) {
-        size_t nl = strlen(p);
-        const char *v = p + nl + 1;
-        if (nl == len && strncasecmp(p, name, len) == 0)
-            return v;
-        p = v + strlen(v) + 1;
-    }
-    return NULL;
-}
-
-/* ---- parser callbacks ---- */
-
-/* Records the first error a callback finds (a later one must not replace it) and stops the parser. */
-static int fail(hf_conn *c, int status, const char *msg) {
-    if (!c->err_status) {
-        c->err_status = (uint16_t)status;
-        c->err_msg = msg;
-    }
-    return -1;
-}
-
-static int fail_oom(hf_conn *c) {
-    return fail(c, 500, "out of memory reading the request");
-}
-
-static int on_message_begin(http_parser *p) {
-    hf_conn *c = p->data;
-    if (!c->req && !(c->req = req_new(c)))
-        return fail_oom(c);
-    return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t n) {
-    hf_conn *c = p->data;
-    tlab_http_req *r = c->req;
-    if (r->last_cb == HF_CB_NONE) {
-        int m = method_of(p->method); /* known to http-parser (TRACE, CONNECT, ...) but not served */
-        if (m < 0)
-            return fail(c, 501, NULL);
-        r->method = (uint8_t)m;
-        r->last_cb = HF_CB_URL;
-        r->head_bytes = (uint32_t)strlen(method_names[m]) + 12; /* " ", " HTTP/1.x\r\n" */
-    }
-    if (r->arena_len + n > c->s->limits.max_header_bytes)
-        return fail(c, 414, NULL);
-    r->head_bytes += (uint32_t)n;
-    return arena_put(r, at, n) ? fail_oom(c) : 0;
-}
-
-/* Ends the entry being written: the URL, or a header's name or value. */
-static int end_entry(tlab_http_req *r) {
-    if (r->last_cb == HF_CB_VALUE) { /* trailing whitespace is not part of a value */
-        while (r->arena[r->arena_len - 1] == ' ' || r->arena[r->arena_len - 1] == '\t')
-            r->arena_len--;
-    }
-    if (arena_put(r, "", 1))
-        return -1;
-    if (r->last_cb == HF_CB_URL)
-        r->hdr_off = r->arena_len;
-    return 0;
-}
-
-static int head_grow(hf_conn *c, size_t n) {
-    tlab_http_req *r = c->req;
-    r->head_bytes += (uint32_t)n;
-    if (r->head_bytes > c->s->limits.max_header_bytes)
-        return fail(c, 431, NULL);
-    return 0;
-}
-
-static int on_header_field(http_parser *p, const char *at, size_t n) {
-    hf_conn *c = p->data;
-    tlab_http_req *r = c->req;
-    if (r->headers_done) /* a chunked body's trailer: counted, not kept */
-        return head_grow(c, n + 4);
-    size_t counted = n;
-    if (r->last_cb != HF_CB_FIELD) {
-        if (end_entry(r))
-            return fail_oom(c);
-        if (r->nhdr == UINT16_MAX)
-            return fail(c, 431, NULL);
-        r->nhdr++;
-        counted += 4; /* ": ", CRLF */
-    }
-    r->last_cb = HF_CB_FIELD;
-    if (head_grow(c, counted))
-        return -1;
-    return arena_put(r, at, n) ? fail_oom(c) : 0;
-}
-
-static int on_header_value(http_parser *p, const char *at, size_t n) {
-    hf_conn *c = p->data;
-    tlab_http_req *r = c->req;
-    if (r->headers_done)
-        return head_grow(c, n);
-    if (r->last_cb == HF_CB_FIELD && end_entry(r))
-        return fail_oom(c);
-    r->last_cb = HF_CB_VALUE;
-    if (head_grow(c, n))
-        return -1;
-    return arena_put(r, at, n) ? fail_oom(c) : 0;
-}
-
-/* The path out of the URL: its tail when nothing follows it, else a copy. -1 when unparsable. */
-static int set_path(tlab_http_req *r) {
-    struct http_parser_url u;
-    size_t url_len = r->hdr_off - 1;
-    http_parser_url_init(&u);
-    if (http_parser_parse_url(r->arena, url_len, 0, &u))
-        return -1;
-    if (!(u.field_set & (1 << UF_PATH)) || u.field_data[UF_PATH].len == 0)
-        return 0; /* path_off stays UINT32_MAX: "/" */
-    size_t off = u.field_data[UF_PATH].off, len = u.field_data[UF_PATH].len;
-    if (off + len == url_len) {
-        r->path_off = (uint32_t)off;
-        return 0;
-    }
-    if (arena_reserve(r, len + 1))
-        return -2;
-    r->path_off = r->arena_len;
-    memcpy(r->arena + r->arena_len, r->arena + off, len);
-    r->arena[r->arena_len + len] = '\0';
-    r->arena_len += (uint32_t)len + 1;
-    return 0;
-}
-
-static int on_headers_complete(http_parser *p) {
-    hf_conn *c = p->data;
-    tlab_http_req *r = c->req;
-    if (r->last_cb == HF_CB_FIELD && end_entry(r)) /* a header without a value */
-        return fail_oom(c);
-    if (r->last_cb == HF_CB_FIELD)
-        r->last_cb = HF_CB_VALUE;
-    if (end_entry(r))
-        return fail_oom(c);
-    r->headers_done = 1;
-    if (p->http_major != 1)
-        return fail(c, 505, NULL);
-    r->minor = p->http_minor ? 1 : 0;
-    int rc = set_path(r);
-    if (rc)
-        return rc == -1 ? fail(c, 400, "malformed request: invalid request target") : fail_oom(c);
-
-    uint64_t cl = p->content_length;
-    int chunked = (p->flags & F_CHUNKED) != 0;
-    int has_length = !chunked && cl != ULLONG_MAX && cl > 0;
-    if (has_length) {
-        if (cl > c->s->limits.max_body_bytes)
-            return fail(c, 413, NULL);
-        if (!(r->body = malloc((size_t)cl + 1))) /* the exact size: take_body hands it over as is */
-            return fail_oom(c);
-        r->body_cap = (size_t)cl + 1;
-    }
-    const char *expect = hf_find_header(r->arena + r->hdr_off, r->nhdr, "Expect");
-    if (expect) {
-        if (strcasecmp(expect, "100-continue") != 0)
-            return fail(c, 417, "unsupported Expect header (only 100-continue is)");
-        if (r->minor >= 1 && (chunked || has_length)) {
-            static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-            struct iovec v = {(void *)cont, sizeof cont - 1};
-            if (hf_conn_output(c, &v, 1, NULL))
-                return -1; /* the connection is dead */
-        }
-    }
-    return 0;
-}
-
-static int on_chunk_header(http_parser *p) {
-    hf_conn *c = p->data; /* content_length is this chunk's size: refuse it before it arrives */
-    if (p->content_length > c->s->limits.max_body_bytes - c->req->body_len)
-        return fail(c, 413, NULL);
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t n) {
-    hf_conn *c = p->data;
-    tlab_http_req *r = c->req;
-    if (n > c->s->limits.max_body_bytes - r->body_len)
-        return fail(c, 413, NULL);
-    if (r->body_len + n + 1 > r->body_cap) { /* chunked: grow by doubling, up to the limit */
-        size_t cap = r->body_cap ? r->body_cap * 2 : 4096;
-        if (cap < r->body_len + n + 1)
-            cap = r->body_len + n + 1;
-        if (cap > c->s->limits.max_body_bytes + 1)
-            cap = c->s->limits.max_body_bytes + 1;
-        char *b = realloc(r->body, cap);
-        if (!b)
-            return fail_oom(c);
-        r->body = b;
-        r->body_cap = cap;
-    }
-    memcpy(r->body + r->body_len, at, n);
-    r->body_len += n;
-    return 0;
-}
-
-static int on_message_complete(http_parser *p) {
-    hf_conn *c = p->data;
-    tlab_http_req *r = c->req;
-    if (r->body)
-        r->body[r->body_len] = '\0';
-    r->keep_alive = http_should_keep_alive(p) && !p->upgrade;
-    http_parser_pause(p, 1); /* execute returns here: later bytes are the next request's */
-    return 0;
-}
-
-static const http_parser_settings settings = {
-    .on_message_begin = on_message_begin,
-    .on_url = on_url,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-    .on_chunk_header = on_chunk_header,
-};
 
 /* ---- connections ---- */
 
@@ -375,51 +81,6 @@ static void linger_read(hf_conn *c) {
     }
 }
 
-static void parse_error(hf_conn *c, enum http_errno e) {
-    const tlab_http_limits *lim = &c->s->limits;
-    int status = c->err_status;
-    const char *msg = c->err_msg;
-    char buf[160];
-    if (!status) {
-        if (e == HPE_INVALID_METHOD)
-            status = 501;
-        else if (e == HPE_HEADER_OVERFLOW)
-            status = 431;
-        else
-            status = 400;
-    }
-    if (!msg) {
-        switch (status) {
-        case 400:
-            snprintf(buf, sizeof buf, "malformed request: %s", http_errno_description(e));
-            break;
-        case 413:
-            snprintf(buf, sizeof buf, "request body too large (limit %zu bytes)", lim->max_body_bytes);
-            break;
-        case 414:
-            snprintf(buf, sizeof buf, "request target too long (limit %zu bytes)", lim->max_header_bytes);
-            break;
-        case 431:
-            snprintf(buf, sizeof buf, "request headers too large (limit %zu bytes)", lim->max_header_bytes);
-            break;
-        case 501:
-            snprintf(buf, sizeof buf, "method not implemented");
-            break;
-        case 505:
-            snprintf(buf, sizeof buf, "HTTP version not supported (HTTP/1.0 and HTTP/1.1 are)");
-            break;
-        default:
-            snprintf(buf, sizeof buf, "%s", http_status_str((enum http_status)status));
-        }
-        msg = buf;
-    }
-    if (c->req) {
-        hf_req_free(c->req);
-        c->req = NULL;
-    }
-    hf_error_reply(c, status, status >= 500 && status != 501 && status != 505 ? "server_error" : NULL, msg);
-}
-
 static void dispatch(hf_conn *c) {
     tlab_http_req *r = c->req;
     c->state = HF_SERVE;
@@ -433,7 +94,7 @@ static size_t conn_parse(hf_conn *c, const char *data, size_t len) {
     size_t done = 0;
     c->in_parse = 1;
     while (c->state == HF_READ && done < len) {
-        size_t n = http_parser_execute(&c->parser, &settings, data + done, len - done);
+        size_t n = http_parser_execute(&c->parser, &hf_settings, data + done, len - done);
         done += n;
         if (c->state == HF_DEAD)
             break;
@@ -441,7 +102,7 @@ static size_t conn_parse(hf_conn *c, const char *data, size_t len) {
         if (e == HPE_PAUSED && !c->err_status) {
             dispatch(c);
         } else if (e != HPE_OK || c->err_status) {
-            parse_error(c, e);
+            hf_refuse(c, e);
             break;
         } else if (n == 0) {
             break;
@@ -611,6 +272,8 @@ void hf_conn_kill(hf_conn *c) {
 }
 
 void hf_conn_free(hf_conn *c) {
+    if (c->wkicked) /* an activation for a drained callback that will not be needed */
+        event_del(&c->wev);
     free(c->stash);
     if (c->out)
         evbuffer_free(c->out);
@@ -811,54 +474,4 @@ void tlab_http_server_free(tlab_http_server *s) {
     reap(s); /* gone callbacks run now, as the contract says */
     event_del(&s->reap_ev);
     free(s);
-}
-
-/* ---- the request ---- */
-
-tlab_http_method tlab_http_req_method(const tlab_http_req *req) {
-    return (tlab_http_method)req->method;
-}
-
-const char *tlab_http_req_method_name(const tlab_http_req *req) {
-    return method_names[req->method];
-}
-
-const char *tlab_http_req_path(const tlab_http_req *req) {
-    return req->path_off == UINT32_MAX ? "/" : req->arena + req->path_off;
-}
-
-const char *tlab_http_req_header(const tlab_http_req *req, const char *name) {
-    return hf_find_header(req->arena + req->hdr_off, req->nhdr, name);
-}
-
-const char *tlab_http_req_body(const tlab_http_req *req, size_t *len) {
-    if (len)
-        *len = req->body_len;
-    return req->body ? req->body : "";
-}
-
-char *tlab_http_req_take_body(tlab_http_req *req, size_t *len) {
-    char *b = req->body;
-    size_t n = req->body_len;
-    if (!b) {
-        if (!(b = malloc(1)))
-            return NULL;
-        b[0] = '\0';
-    }
-    req->body = NULL;
-    req->body_len = req->body_cap = 0;
-    if (len)
-        *len = n;
-    return b;
-}
-
-const char *tlab_http_req_peer(const tlab_http_req *req, uint16_t *port) {
-    if (port)
-        *port = req->c->port;
-    return req->c->peer;
-}
-
-void tlab_http_req_watch(tlab_http_req *req, tlab_http_gone_fn gone, void *arg) {
-    req->gone = gone;
-    req->gone_arg = arg;
 }

@@ -1,7 +1,8 @@
 /*
- * http_front_internal.h - what the two halves of the front HTTP server share: http_front.c
- * (listener, connections, request parsing, timeouts) and http_front_reply.c (reply heads, output,
- * the write side). Not a contract for anyone else: callers use http_front.h.
+ * http_front_internal.h - what the three parts of the front HTTP server share: http_front.c
+ * (listener, connections, reading, timeouts), http_front_request.c (parser callbacks, the
+ * request) and http_front_reply.c (reply heads, output, the write side). Not a contract for
+ * anyone else: callers use http_front.h.
  *
  * Lifetimes, in one place:
  *   - a connection (hf_conn) lives from accept until it is killed (socket closed at once) and then
@@ -11,7 +12,9 @@
  *   - a request (tlab_http_req) is created by the parser at a message's first byte, handed to the
  *     handler when whole ("served"), and freed when answered, or after its gone callback.
  * Killing never calls the caller's code; gone callbacks only run from the reaper (or from
- * tlab_http_server_free), so no callback of ours runs inside a call of the caller's.
+ * tlab_http_server_free), so no callback of ours runs inside a call of the caller's. For the same
+ * reason tlab_http_server_free must not be called from inside the server's own callbacks (the
+ * connection being parsed would be freed under it).
  */
 #ifndef TLAB_HTTP_FRONT_INTERNAL_H
 #define TLAB_HTTP_FRONT_INTERNAL_H
@@ -27,7 +30,6 @@
 
 #include "http_front.h"
 
-#define HF_INLINE_ARENA 192      /* request bytes kept inside the request's own allocation */
 #define HF_STASH_MAX (64 * 1024) /* pipelined bytes held while a request is served; past it reading waits */
 #define HF_LINGER_MS 2000
 
@@ -86,10 +88,7 @@ enum { HF_CB_NONE, HF_CB_URL, HF_CB_FIELD, HF_CB_VALUE };
 
 struct tlab_http_req {
     hf_conn *c;
-    /* The request's bytes: URL\0, then name\0value\0 per header from hdr_off, then a copy of the
-     * path when it is not the URL's tail. Offsets, since the arena grows while headers arrive. */
-    char *arena;
-    uint32_t arena_len, arena_cap;
+    uint32_t arena_len, arena_cap; /* the arena: see the end of the struct */
     uint32_t hdr_off, path_off; /* path_off UINT32_MAX: "/" */
     uint32_t head_bytes;        /* request line + headers, as counted against max_header_bytes */
     uint16_t nhdr;
@@ -113,8 +112,21 @@ struct tlab_http_req {
     void *gone_arg;
     tlab_http_drained_fn drained;
     void *drained_arg;
-    char inline_arena[HF_INLINE_ARENA];
+    /* The request's bytes, in the same allocation: URL\0, then name\0value\0 per header from
+     * hdr_off, then a copy of the path when it is not the URL's tail. */
+    char arena[];
 };
+
+/* ---- http_front_request.c ---- */
+
+extern const http_parser_settings hf_settings;
+/* Frees a request (not its connection). */
+void hf_req_free(tlab_http_req *r);
+/* Answers a request the parser refused (c->err_status, else from the parser's error `e`) with
+ * its error reply; the connection closes. */
+void hf_refuse(hf_conn *c, enum http_errno e);
+/* The first value of header `name` in a name\0value\0 block of `n` entries, NULL when absent. */
+const char *hf_find_header(const char *block, unsigned n, const char *name);
 
 /* ---- http_front.c ---- */
 
@@ -122,8 +134,6 @@ struct tlab_http_req {
 int64_t hf_now_ms(void);
 /* Closes the socket now; gone callback and free come from the reaper. Calls nothing of the caller's. */
 void hf_conn_kill(hf_conn *c);
-/* Frees a request (not its connection). */
-void hf_req_free(tlab_http_req *r);
 /* A reply's last byte is queued (or the connection is dead): frees req and moves its connection
  * on: to the next request (keep-alive), to draining, or to closing. */
 void hf_reply_done(tlab_http_req *r);
@@ -132,8 +142,6 @@ void hf_reply_done(tlab_http_req *r);
 void hf_conn_drained(hf_conn *c);
 /* Frees a dead connection that is reaped and has no request. */
 void hf_conn_free(hf_conn *c);
-/* The first value of header `name` in a name\0value\0 block of `n` entries, NULL when absent. */
-const char *hf_find_header(const char *block, unsigned n, const char *name);
 
 /* ---- http_front_reply.c ---- */
 

@@ -244,8 +244,15 @@ static int flush(hf_conn *c) {
 void hf_on_write(evutil_socket_t fd, short what, void *arg) {
     hf_conn *c = arg;
     c->wkicked = 0;
-    if (c->state == HF_DEAD)
+    if (c->state == HF_DEAD) { /* activated for the drained callback of an unwatched request */
+        tlab_http_req *r = c->req;
+        if (r && r->drained) {
+            tlab_http_drained_fn fn = r->drained;
+            r->drained = NULL;
+            fn(r, r->drained_arg);
+        }
         return;
+    }
     if (c->writing) {
         if (flush(c)) {
             hf_conn_kill(c);
@@ -384,13 +391,17 @@ size_t tlab_http_reply_backlog(const tlab_http_req *req) {
     return c->state != HF_DEAD && c->out ? evbuffer_get_length(c->out) : 0;
 }
 
-/* With nothing pending, the callback still runs, from the loop (never inside this call): a
- * caller that registers just after the backlog emptied must not wait forever. */
+/* drained runs once, always from the loop (never inside this call): when the pending output
+ * next empties; soon, when nothing is pending now (a caller registering just after the backlog
+ * emptied must not wait forever); for a request whose client left, once it is noticed (from
+ * the reaper) or soon (registered afterwards): its backlog is 0 for good. */
 void tlab_http_reply_on_drained(tlab_http_req *req, tlab_http_drained_fn drained, void *arg) {
     hf_conn *c = req->c;
     req->drained = drained;
     req->drained_arg = arg;
-    if (drained && c->state == HF_SERVE && !c->writing && !c->wkicked) {
+    if (!drained || c->writing || c->wkicked)
+        return;
+    if (c->state == HF_SERVE || (c->state == HF_DEAD && c->reaped)) { /* dead, not reaped: the reaper */
         c->wkicked = 1;
         event_active(&c->wev, EV_WRITE, 1);
     }

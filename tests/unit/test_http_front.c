@@ -8,9 +8,11 @@
  * expectations; HTTP/1.0 with and without keep-alive; HEAD; the path of origin- and
  * absolute-form targets; a table of refused requests (400, 413, 414, 417, 431, 501, 505);
  * streamed replies (chunked to 1.1, close-delimited to 1.0, HEAD); reply_on_drained after a
- * backlog and with none; reply_abort; the gone callback; a request whose client left answered
- * later; timeouts (idle, trickling, a served request not cut, a stalled reply cut);
- * max_connections; tlab_http_server_free with requests outstanding; headers, take_body, peer.
+ * backlog and with none; more than 64 KiB pipelined behind a held request; a big reply to a slow
+ * reader with a request behind it; reply_abort; the gone callback; a request whose client left
+ * answered later (and its drained callback); set_limits; timeouts (idle, trickling, a served
+ * request not cut, a stalled reply cut, the lingering close's limit); max_connections; running
+ * out of file descriptors; tlab_http_server_free with requests outstanding; headers, take_body, peer.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +33,15 @@
 
 #include "http_front.h"
 #include "tlab_test.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload"))
+#endif
 
 static struct event_base *base;
 
@@ -43,7 +55,7 @@ static long now_ms(void) {
 
 typedef struct seen {
     int calls;
-    char method[16], path[256], xtest[128], host[128], peer[64];
+    char method[16], path[512], xtest[128], host[128], peer[64];
     char body[2048];
     size_t body_len;
     uint16_t peer_port;
@@ -57,6 +69,10 @@ typedef struct seen {
     tlab_http_req *flood;
     size_t flood_bytes;
     int flood_end_on_drain;
+    int flood_nowatch;
+    char extra[3][64];
+    int trailer_seen;
+    int add_after_start; /* tlab_http_add_header's result once a stream started */
 } seen;
 
 static seen g;
@@ -88,6 +104,7 @@ static void on_drained0(tlab_http_req *req, void *arg) {
 }
 
 static char flood_chunk[64 * 1024];
+#define BIG_CHUNKS 128
 
 static void handler(tlab_http_req *req, void *arg) {
     const char *path = tlab_http_req_path(req);
@@ -99,6 +116,13 @@ static void handler(tlab_http_req *req, void *arg) {
     const char *h = tlab_http_req_header(req, "HOST");
     snprintf(g.host, sizeof g.host, "%s", h ? h : "(none)");
     snprintf(g.peer, sizeof g.peer, "%s", tlab_http_req_peer(req, &g.peer_port));
+    const char *names[3] = {"X-Header-00", "x-header-29", "X-Empty"};
+    for (int i = 0; i < 3; i++) {
+        const char *v = tlab_http_req_header(req, names[i]);
+        snprintf(g.extra[i], sizeof g.extra[i], "%s", v ? v : "(none)");
+    }
+    const char *t = tlab_http_req_header(req, "X-Trailer");
+    g.trailer_seen = t != NULL;
 
     if (strcmp(path, "/hold") == 0) {
         if (g.held)
@@ -124,6 +148,7 @@ static void handler(tlab_http_req *req, void *arg) {
         struct evbuffer *eb = evbuffer_new();
         evbuffer_add(eb, "world", 5);
         tlab_http_reply_start(req, 200);
+        g.add_after_start = tlab_http_add_header(req, "X-Late", "1");
         tlab_http_reply_chunk(req, "hello", 5);
         tlab_http_reply_chunk(req, "", 0);
         tlab_http_reply_chunk_buffer(req, eb);
@@ -151,7 +176,8 @@ static void handler(tlab_http_req *req, void *arg) {
     }
     if (strcmp(path, "/flood") == 0) {
         /* Write until the socket stops taking it, then wait for the drain. */
-        tlab_http_req_watch(req, on_gone, NULL);
+        if (!g.flood_nowatch)
+            tlab_http_req_watch(req, on_gone, NULL);
         tlab_http_reply_start(req, 200);
         g.flood = req;
         g.flood_bytes = 0;
@@ -161,6 +187,15 @@ static void handler(tlab_http_req *req, void *arg) {
         }
         CHECK(tlab_http_reply_backlog(req) > 0);
         tlab_http_reply_on_drained(req, on_flood_drained, NULL);
+        return;
+    }
+    if (strcmp(path, "/big") == 0) { /* a whole reply larger than the socket buffers, from an evbuffer */
+        struct evbuffer *eb = evbuffer_new();
+        for (int i = 0; i < BIG_CHUNKS; i++) /* 8 MB: more than loopback's socket buffers take */
+            evbuffer_add(eb, flood_chunk, sizeof flood_chunk);
+        tlab_http_reply_buffer(req, 200, eb);
+        CHECK(evbuffer_get_length(eb) == 0);
+        evbuffer_free(eb);
         return;
     }
     if (strcmp(path, "/drained0") == 0) {
@@ -505,6 +540,37 @@ static void test_get_post(void) {
     resp_free(&r);
     CHECK(counters(&v).open == 1);
     CHECK(!c.eof);
+
+    /* Headers past the arena's first size (it grows, the request moves), a header without a
+     * value last, a long target with a query (the path is copied). */
+    char req_buf[4096];
+    size_t off = (size_t)snprintf(req_buf, sizeof req_buf, "GET /%0300d?q=1 HTTP/1.1\r\n", 7);
+    for (int i = 0; i < 30; i++)
+        off += (size_t)snprintf(req_buf + off, sizeof req_buf - off, "X-Header-%02d: value-%02d-xxxxxxxxxxxxxxxx\r\n", i, i);
+    snprintf(req_buf + off, sizeof req_buf - off, "X-Empty:\r\n\r\n");
+    cli_send(&c, req_buf);
+    CHECK(read_resp(&c, &r, 0, 5000) && r.status == 200);
+    resp_free(&r);
+    CHECK(strlen(g.path) == 301 && g.path[0] == '/' && g.path[300] == '7');
+    CHECK(strcmp(g.extra[0], "value-00-xxxxxxxxxxxxxxxx") == 0);
+    CHECK(strcmp(g.extra[1], "value-29-xxxxxxxxxxxxxxxx") == 0);
+    CHECK_MSG(strcmp(g.extra[2], "") == 0, "X-Empty '%s'", g.extra[2]);
+
+    /* A chunked body with a trailer: the trailer is read, not kept. */
+    cli_send(&c, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n");
+    CHECK(read_resp(&c, &r, 0, 5000) && strcmp(r.body, "POST /echo abc") == 0);
+    CHECK(!g.trailer_seen);
+    resp_free(&r);
+
+    /* New limits apply to the next request. */
+    tlab_http_limits l = limits(5000, 0);
+    l.max_body_bytes = 4;
+    tlab_http_server_set_limits(v.s, &l);
+    cli_send(&c, "POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
+    CHECK(read_resp(&c, &r, 0, 5000) && r.status == 413);
+    CHECK_STR_CONTAINS(r.body, "limit 4 bytes");
+    resp_free(&r);
+    CHECK(wait_closed(&c, 5000));
     cli_close(&c);
     tlab_http_server_free(v.s);
 }
@@ -548,6 +614,33 @@ static void test_keepalive_pipelining(void) {
     CHECK(read_resp(&c, &r, 0, 5000) && strcmp(r.body, "GET /after ") == 0);
     resp_free(&r);
     CHECK(g.calls == calls + 2);
+
+    /* More than the 64 KiB a connection holds behind a served request: reading waits for the
+     * reply, then every request is answered, in order. */
+    enum { MANY = 3500 };
+    static const char one[] = "GET /s HTTP/1.1\r\n\r\n";
+    char *batch = malloc(MANY * (sizeof one - 1));
+    for (int i = 0; i < MANY; i++)
+        memcpy(batch + i * (sizeof one - 1), one, sizeof one - 1);
+    calls = g.calls;
+    cli_send(&c, "GET /hold HTTP/1.1\r\n\r\n");
+    CHECK(wait_ptr(&c, &g.held, 5000));
+    cli_send_n(&c, batch, MANY * (sizeof one - 1));
+    free(batch);
+    spin_ms(&c, 50);
+    CHECK(g.calls == calls + 1 && c.len == 0);
+    tlab_http_reply(g.held, 200, "first", 5);
+    g.held = NULL;
+    CHECK(read_resp(&c, &r, 0, 5000) && strcmp(r.body, "first") == 0);
+    resp_free(&r);
+    int in_order = 0;
+    for (int i = 0; i < MANY; i++) {
+        if (read_resp(&c, &r, 0, 10000) && strcmp(r.body, "GET /s ") == 0)
+            in_order++;
+        resp_free(&r);
+    }
+    CHECK_MSG(in_order == MANY, "%d of %d answered", in_order, MANY);
+    CHECK(g.calls == calls + 1 + MANY);
 
     /* A client asking to close. */
     cli_send(&c, "GET /last HTTP/1.1\r\nConnection: close\r\n\r\n");
@@ -692,6 +785,7 @@ static void test_streams(void) {
     CHECK(read_resp(&c, &r, 0, 5000));
     CHECK(resp_has(&r, "Transfer-Encoding: chunked") && !strcasestr(r.raw, "Content-Length"));
     CHECK_MSG(strcmp(r.raw + r.head_len, "5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n") == 0, "framing: %s", r.raw + r.head_len);
+    CHECK(g.add_after_start == -1 && !strstr(r.raw, "X-Late"));
     resp_free(&r);
     /* HEAD of a stream: the head alone, and the connection goes on. */
     cli_send(&c, "HEAD /stream HTTP/1.1\r\n\r\n");
@@ -720,6 +814,12 @@ static void test_streams(void) {
     CHECK(wait_closed(&c, 5000));
     CHECK_STR_CONTAINS(c.buf, "\r\n\r\n7\r\npartial\r\n");
     CHECK(c.buf && !strstr(c.buf, "0\r\n\r\n"));
+    cli_close(&c);
+    /* To HTTP/1.0 a cut body would look whole at EOF: the abort resets the connection. */
+    cli_open(&c, v.port);
+    cli_send(&c, "GET /abort HTTP/1.0\r\n\r\n");
+    CHECK(wait_closed(&c, 5000));
+    CHECK_MSG(c.err == ECONNRESET, "err %d, eof %d", c.err, c.eof);
     cli_close(&c);
     cli_open(&c, v.port);
     cli_send(&c, "GET /abort0 HTTP/1.1\r\n\r\n");
@@ -762,6 +862,33 @@ static void test_drained(void) {
     tlab_http_server_free(v.s);
 }
 
+/* A whole reply the socket does not take at once, with a request pipelined behind it: the
+ * second waits for the drain, then is answered. */
+static void test_slow_reader(void) {
+    srv v = srv_start(limits(5000, 0));
+    cli c;
+    resp r;
+    cli_open_rcvbuf(&c, v.port, 16384);
+    static const char two[] = "GET /big HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n";
+    CHECK(send(c.fd, two, sizeof two - 1, 0) == (ssize_t)sizeof two - 1);
+    spin_ms(NULL, 100); /* the client does not read yet */
+    CHECK(read_resp(&c, &r, 0, 20000));
+    CHECK(r.status == 200 && r.body_len == BIG_CHUNKS * sizeof flood_chunk && resp_has(&r, "Content-Length: 8388608"));
+    CHECK(r.body_len && r.body[0] == 'f' && r.body[r.body_len - 1] == 'f');
+    resp_free(&r);
+    CHECK(read_resp(&c, &r, 0, 5000) && strcmp(r.body, "GET /after ") == 0);
+    resp_free(&r);
+    /* HEAD of it: the length, no body. */
+    cli_send(&c, "HEAD /big HTTP/1.1\r\n\r\n");
+    CHECK(read_resp(&c, &r, 1, 5000) && resp_has(&r, "Content-Length: 8388608"));
+    resp_free(&r);
+    cli_send(&c, "GET /after HTTP/1.1\r\n\r\n");
+    CHECK(read_resp(&c, &r, 0, 5000) && strcmp(r.body, "GET /after ") == 0);
+    resp_free(&r);
+    cli_close(&c);
+    tlab_http_server_free(v.s);
+}
+
 static void test_gone_orphans(void) {
     srv v = srv_start(limits(5000, 0));
     cli c;
@@ -797,6 +924,53 @@ static void test_gone_orphans(void) {
     tlab_http_reply_chunk(g.held2, "x", 1);
     tlab_http_reply_end(g.held2);
     g.held = g.held2 = NULL;
+    cli_open(&c, v.port);
+    cli_send(&c, "GET /hold HTTP/1.1\r\n\r\n");
+    CHECK(wait_ptr(&c, &g.held, 5000));
+    cli_close(&c);
+    CHECK(wait_open(&v, 0, 5000));
+    tlab_http_reply_abort(g.held);
+    g.held = NULL;
+    /* ... or registers drained afterwards: it runs once, from the loop. */
+    cli_open(&c, v.port);
+    cli_send(&c, "GET /hold HTTP/1.1\r\n\r\n");
+    CHECK(wait_ptr(&c, &g.held, 5000));
+    cli_close(&c);
+    CHECK(wait_open(&v, 0, 5000));
+    spin_ms(NULL, 10);
+    g.drained_calls = 0;
+    tlab_http_reply_start(g.held, 200);
+    tlab_http_reply_on_drained(g.held, on_drained0, NULL); /* ends the reply */
+    CHECK(g.drained_calls == 0);
+    g.held = NULL;
+    CHECK(wait_flag(NULL, &g.drained_calls, 5000));
+    /* ... and one answered before that activation ran: nothing runs. */
+    cli_open(&c, v.port);
+    cli_send(&c, "GET /hold HTTP/1.1\r\n\r\n");
+    CHECK(wait_ptr(&c, &g.held, 5000));
+    cli_close(&c);
+    CHECK(wait_open(&v, 0, 5000));
+    spin_ms(NULL, 10);
+    g.drained_calls = 0;
+    tlab_http_reply_start(g.held, 200);
+    tlab_http_reply_on_drained(g.held, on_drained0, NULL);
+    tlab_http_reply_end(g.held);
+    g.held = NULL;
+    spin_ms(NULL, 20);
+    CHECK(g.drained_calls == 0);
+
+    /* Unwatched with a drained callback waiting: it runs when the client leaves (the backlog is
+     * 0 from then on), and the reply it ends goes nowhere. */
+    g.flood_nowatch = 1;
+    g.flood_end_on_drain = 1;
+    g.drained_calls = 0;
+    cli_open_rcvbuf(&c, v.port, 16384);
+    cli_send(&c, "GET /flood HTTP/1.1\r\n\r\n");
+    CHECK(wait_ptr(NULL, &g.flood, 5000));
+    cli_close(&c);
+    CHECK(wait_flag(NULL, &g.drained_calls, 5000));
+    CHECK(g.flood == NULL && g.gone_calls == 1);
+    g.flood_nowatch = 0;
 
     /* tlab_http_server_free with requests outstanding: gone runs for the watched one; the other
      * is answered afterwards. */
@@ -881,6 +1055,60 @@ static void test_timeouts(void) {
     CHECK(counters(&v).timed_out == 4);
     cli_close(&c);
     CHECK(wait_open(&v, 0, 5000));
+
+    /* After an error reply the server lingers for a client that neither reads on nor closes,
+     * up to 2 s. */
+    cli_open(&c, v.port);
+    cli_send(&c, "BAD\r\n\r\n");
+    CHECK(wait_closed(&c, 5000) && c.eof);
+    t0 = now_ms();
+    CHECK(counters(&v).open == 1);
+    CHECK(wait_open(&v, 0, 5000));
+    took = now_ms() - t0;
+    CHECK_MSG(took > 1000, "lingered %ld ms", took);
+    CHECK(counters(&v).timed_out == 4);
+    cli_close(&c);
+    tlab_http_server_free(v.s);
+}
+
+/* Out of file descriptors: accepting pauses for 100 ms, then the waiting client is served.
+ * Not under valgrind: it emulates RLIMIT_NOFILE by closing the fd accept4 returned, so the
+ * waiting connection is lost rather than left queued. */
+static void test_emfile(void) {
+    struct rlimit old, low;
+    if (RUNNING_ON_VALGRIND) {
+        printf("test_emfile: skipped under valgrind\n");
+        return;
+    }
+    if (getrlimit(RLIMIT_NOFILE, &old))
+        return;
+    srv v = srv_start(limits(5000, 0));
+    int probe = dup(0);
+    close(probe);
+    low = old;
+    low.rlim_cur = (rlim_t)probe + 8;
+    if (setrlimit(RLIMIT_NOFILE, &low)) {
+        printf("test_emfile: setrlimit refused, skipped\n");
+        tlab_http_server_free(v.s);
+        return;
+    }
+    int fill[16], nf = 0, d;
+    while (nf < 16 && (d = dup(0)) >= 0)
+        fill[nf++] = d;
+    CHECK(nf >= 2 && nf < 16);
+    close(fill[--nf]); /* room for the client's socket only */
+    cli c;
+    resp r;
+    cli_open(&c, v.port);
+    cli_send(&c, "GET /fd HTTP/1.1\r\n\r\n");
+    spin_ms(&c, 30);
+    CHECK(counters(&v).open == 0 && c.len == 0);
+    while (nf)
+        close(fill[--nf]);
+    setrlimit(RLIMIT_NOFILE, &old);
+    CHECK(read_resp(&c, &r, 0, 5000) && r.status == 200 && strcmp(r.body, "GET /fd ") == 0);
+    resp_free(&r);
+    cli_close(&c);
     tlab_http_server_free(v.s);
 }
 
@@ -926,9 +1154,11 @@ int main(void) {
     test_refusals();
     test_streams();
     test_drained();
+    test_slow_reader();
     test_gone_orphans();
     test_timeouts();
     test_max_connections();
+    test_emfile();
     event_base_free(base);
     return tlab_test_finish();
 }
