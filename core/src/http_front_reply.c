@@ -1,0 +1,540 @@
+/*
+ * http_front_reply.c - the front HTTP/1.x server's write side: reply heads (hand-written numbers,
+ * a Date formatted once a second), whole and streamed replies, the output buffer and its write
+ * event, back-pressure (backlog, drained), error and rejection replies in OpenAI's error JSON.
+ * The connection side is http_front.c; shared definitions are in http_front_internal.h.
+ *
+ * Every reply goes out with as few system calls as it can: the head and the body of a whole
+ * reply, or a chunk's size line, data and CRLF, are one sendmsg (an iovec each, no copy). Only
+ * what the socket does not take is copied into the connection's evbuffer, and only then is the
+ * write event added.
+ */
+#include "http_front_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "log.h"
+#include "validate.h"
+
+#define MAX_IOV 24
+
+enum { CONN_NONE, CONN_CLOSE, CONN_KEEP };
+
+/* ---- the head ---- */
+
+static char *put(char *p, const char *s, size_t n) {
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static char *put_dec(char *p, uint64_t v) {
+    char t[20];
+    int n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = t[--n];
+    return p;
+}
+
+static char *put_hex(char *p, uint64_t v) {
+    static const char digits[] = "0123456789abcdef";
+    char t[16];
+    int n = 0;
+    do {
+        t[n++] = digits[v & 15];
+        v >>= 4;
+    } while (v);
+    while (n)
+        *p++ = t[--n];
+    return p;
+}
+
+static void put2(char *p, int v) {
+    p[0] = (char)('0' + v / 10);
+    p[1] = (char)('0' + v % 10);
+}
+
+#define DATE_LEN 29 /* "Sun, 06 Nov 1994 08:49:37 GMT" */
+
+/* The Date value, formatted when the second changes (by hand: strftime's names follow the locale). */
+static const char *http_date(void) {
+    static time_t at = (time_t)-1;
+    static char buf[DATE_LEN + 1];
+    time_t now = time(NULL);
+    if (now != at) {
+        static const char days[] = "SunMonTueWedThuFriSat", months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        int y = tm.tm_year + 1900;
+        memcpy(buf, days + 3 * tm.tm_wday, 3);
+        memcpy(buf + 3, ", ", 2);
+        put2(buf + 5, tm.tm_mday);
+        buf[7] = ' ';
+        memcpy(buf + 8, months + 3 * tm.tm_mon, 3);
+        buf[11] = ' ';
+        put2(buf + 12, (y / 100) % 100);
+        put2(buf + 14, y % 100);
+        buf[16] = ' ';
+        put2(buf + 17, tm.tm_hour);
+        buf[19] = ':';
+        put2(buf + 20, tm.tm_min);
+        buf[22] = ':';
+        put2(buf + 23, tm.tm_sec);
+        memcpy(buf + 25, " GMT", 4);
+        at = now;
+    }
+    return buf;
+}
+
+/* Room for a head whose extra headers are `len` bytes of name\0value\0 in `n` entries: the
+ * status line (longest reason 31), Date, Content-Length, Transfer-Encoding, Connection, CRLFs. */
+static size_t head_cap(size_t len, unsigned n) {
+    return 224 + len + 2 * (size_t)n;
+}
+
+/* Writes a head into `out` (head_cap bytes); returns its length. `length` < 0: no Content-Length. */
+static size_t head_write(char *out, int status, const char *hdrs, unsigned n, int64_t length, int chunked, int conn) {
+    char *p = put(out, "HTTP/1.1 ", 9);
+    if (status < 100 || status > 999)
+        status = 500;
+    p = put_dec(p, (uint64_t)status);
+    *p++ = ' ';
+    const char *reason = http_status_str((enum http_status)status);
+    if (reason[0] != '<') /* "<unknown>": an empty reason is valid */
+        p = put(p, reason, strlen(reason));
+    p = put(p, "\r\nDate: ", 8);
+    p = put(p, http_date(), DATE_LEN);
+    p = put(p, "\r\n", 2);
+    for (unsigned i = 0; i < n; i++) {
+        size_t nl = strlen(hdrs), vl = strlen(hdrs + nl + 1);
+        p = put(p, hdrs, nl);
+        p = put(p, ": ", 2);
+        p = put(p, hdrs + nl + 1, vl);
+        p = put(p, "\r\n", 2);
+        hdrs += nl + vl + 2;
+    }
+    if (length >= 0) {
+        p = put(p, "Content-Length: ", 16);
+        p = put_dec(p, (uint64_t)length);
+        p = put(p, "\r\n", 2);
+    }
+    if (chunked)
+        p = put(p, "Transfer-Encoding: chunked\r\n", 28);
+    if (conn == CONN_CLOSE)
+        p = put(p, "Connection: close\r\n", 19);
+    else if (conn == CONN_KEEP)
+        p = put(p, "Connection: keep-alive\r\n", 24);
+    p = put(p, "\r\n", 2);
+    return (size_t)(p - out);
+}
+
+/* ---- output ---- */
+
+static int would_block(void) {
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+}
+
+int hf_conn_output(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *rest) {
+    size_t rest_len = rest ? evbuffer_get_length(rest) : 0;
+    if (c->state == HF_DEAD)
+        goto drop;
+    if (c->writing) { /* behind what is pending: queue it all */
+        for (int i = 0; i < n; i++)
+            if (iov[i].iov_len && evbuffer_add(c->out, iov[i].iov_base, iov[i].iov_len))
+                goto fail;
+        if (rest_len && evbuffer_add_buffer(c->out, rest))
+            goto fail;
+        return 0;
+    }
+    struct iovec v[MAX_IOV];
+    int k = 0;
+    size_t own = 0;
+    for (int i = 0; i < n && k < MAX_IOV - 1; i++)
+        if (iov[i].iov_len) {
+            v[k++] = iov[i];
+            own += iov[i].iov_len;
+        }
+    int own_k = k;
+    size_t total = own;
+    if (rest_len) {
+        int m = evbuffer_peek(rest, -1, NULL, v + k, MAX_IOV - k);
+        if (m > MAX_IOV - k)
+            m = MAX_IOV - k;
+        for (int j = 0; j < m; j++)
+            total += v[k + j].iov_len;
+        k += m;
+    }
+    ssize_t w = 0;
+    if (k) {
+        struct msghdr msg = {.msg_iov = v, .msg_iovlen = (size_t)k};
+        w = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (!would_block()) {
+                hf_conn_kill(c);
+                goto drop;
+            }
+            w = 0;
+        }
+    }
+    size_t sent = (size_t)w;
+    if (sent == own + rest_len) {
+        if (rest_len)
+            evbuffer_drain(rest, rest_len);
+        return 0;
+    }
+    if (!c->out && !(c->out = evbuffer_new()))
+        goto fail;
+    for (int i = 0; i < own_k; i++) {
+        if (sent >= v[i].iov_len) {
+            sent -= v[i].iov_len;
+            continue;
+        }
+        if (evbuffer_add(c->out, (const char *)v[i].iov_base + sent, v[i].iov_len - sent))
+            goto fail;
+        sent = 0;
+    }
+    if (rest_len && (evbuffer_drain(rest, sent) || evbuffer_add_buffer(c->out, rest)))
+        goto fail;
+    if (event_add(&c->wev, NULL))
+        goto fail;
+    c->writing = 1;
+    c->wdeadline_ms = hf_now_ms() + c->s->limits.timeout_ms;
+    return 0;
+fail:
+    hf_conn_kill(c); /* out of memory: a cut reply is all that is left to give */
+drop:
+    if (rest_len)
+        evbuffer_drain(rest, evbuffer_get_length(rest));
+    return -1;
+}
+
+/* Writes pending output until the socket stops taking it. -1 on a write error. */
+static int flush(hf_conn *c) {
+    for (int round = 0; round < 4; round++) {
+        struct iovec v[MAX_IOV];
+        int n = evbuffer_peek(c->out, -1, NULL, v, MAX_IOV);
+        if (n > MAX_IOV)
+            n = MAX_IOV;
+        size_t total = 0;
+        for (int i = 0; i < n; i++)
+            total += v[i].iov_len;
+        struct msghdr msg = {.msg_iov = v, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        if (w < 0)
+            return would_block() ? 0 : -1;
+        evbuffer_drain(c->out, (size_t)w);
+        c->wdeadline_ms = hf_now_ms() + c->s->limits.timeout_ms;
+        if ((size_t)w < total || evbuffer_get_length(c->out) == 0)
+            return 0;
+    }
+    return 0;
+}
+
+void hf_on_write(evutil_socket_t fd, short what, void *arg) {
+    hf_conn *c = arg;
+    c->wkicked = 0;
+    if (c->state == HF_DEAD) { /* activated for the drained callback of an unwatched request */
+        tlab_http_req *r = c->req;
+        if (r && r->drained) {
+            tlab_http_drained_fn fn = r->drained;
+            r->drained = NULL;
+            fn(r, r->drained_arg);
+        }
+        return;
+    }
+    if (c->writing) {
+        if (flush(c)) {
+            hf_conn_kill(c);
+            return;
+        }
+        if (evbuffer_get_length(c->out))
+            return;
+        event_del(&c->wev);
+        c->writing = 0;
+    }
+    hf_conn_drained(c);
+}
+
+/* ---- replies ---- */
+
+static int no_body_status(int status) {
+    return status < 200 || status == 204 || status == 304;
+}
+
+static int conn_kind(const tlab_http_req *r) {
+    if (!r->keep_alive || r->close)
+        return r->minor >= 1 ? CONN_CLOSE : CONN_NONE;
+    return r->minor == 0 ? CONN_KEEP : CONN_NONE;
+}
+
+/* Writes the head (and `body` or `rest` after it) of req's reply. */
+static void send_head(tlab_http_req *r, int status, int64_t length, int chunked, const char *body, size_t blen,
+                      struct evbuffer *rest) {
+    char small[512];
+    size_t cap = head_cap(r->rh_len, r->nrh);
+    char *head = cap <= sizeof small ? small : malloc(cap);
+    if (!head) {
+        hf_conn_kill(r->c);
+        if (rest)
+            evbuffer_drain(rest, evbuffer_get_length(rest));
+        return;
+    }
+    size_t hl = head_write(head, status, r->rh, r->nrh, length, chunked, conn_kind(r));
+    struct iovec iov[2] = {{head, hl}, {(void *)body, blen}};
+    hf_conn_output(r->c, iov, 2, rest);
+    if (head != small)
+        free(head);
+}
+
+void tlab_http_reply(tlab_http_req *req, int status, const char *body, size_t len) {
+    if (req->in_gone)
+        return;
+    if (req->started) { /* misuse; still answer */
+        tlab_http_reply_chunk(req, body, len);
+        tlab_http_reply_end(req);
+        return;
+    }
+    if (req->c->state != HF_DEAD) {
+        int bodyless = no_body_status(status);
+        int send_body = !bodyless && req->method != TLAB_HTTP_HEAD;
+        send_head(req, status, bodyless ? -1 : (int64_t)len, 0, send_body ? body : NULL, send_body ? len : 0, NULL);
+    }
+    hf_reply_done(req);
+}
+
+void tlab_http_reply_buffer(tlab_http_req *req, int status, struct evbuffer *body) {
+    size_t len = evbuffer_get_length(body);
+    if (req->in_gone) {
+        evbuffer_drain(body, len);
+        return;
+    }
+    if (req->started) { /* misuse; still answer */
+        tlab_http_reply_chunk_buffer(req, body);
+        tlab_http_reply_end(req);
+        return;
+    }
+    int bodyless = no_body_status(status);
+    int send_body = !bodyless && req->method != TLAB_HTTP_HEAD && req->c->state != HF_DEAD;
+    if (!send_body)
+        evbuffer_drain(body, len);
+    if (req->c->state != HF_DEAD)
+        send_head(req, status, bodyless ? -1 : (int64_t)len, 0, NULL, 0, send_body ? body : NULL);
+    hf_reply_done(req);
+}
+
+void tlab_http_reply_start(tlab_http_req *req, int status) {
+    if (req->in_gone || req->started)
+        return;
+    req->started = 1;
+    req->no_body = req->method == TLAB_HTTP_HEAD || no_body_status(status);
+    req->chunked = req->minor >= 1 && !no_body_status(status);
+    if (req->minor == 0 && !req->no_body)
+        req->close = 1; /* HTTP/1.0: the body ends with the connection */
+    if (req->c->state != HF_DEAD)
+        send_head(req, status, -1, req->chunked, NULL, 0, NULL);
+}
+
+static int chunk_ignored(const tlab_http_req *req) {
+    return req->in_gone || !req->started || req->no_body || req->c->state == HF_DEAD;
+}
+
+void tlab_http_reply_chunk(tlab_http_req *req, const char *data, size_t len) {
+    if (len == 0 || chunk_ignored(req))
+        return;
+    if (!req->chunked) {
+        struct iovec v = {(void *)data, len};
+        hf_conn_output(req->c, &v, 1, NULL);
+        return;
+    }
+    char size[20];
+    char *p = put_hex(size, len);
+    p = put(p, "\r\n", 2);
+    struct iovec v[3] = {{size, (size_t)(p - size)}, {(void *)data, len}, {(void *)"\r\n", 2}};
+    hf_conn_output(req->c, v, 3, NULL);
+}
+
+void tlab_http_reply_chunk_buffer(tlab_http_req *req, struct evbuffer *chunk) {
+    size_t len = evbuffer_get_length(chunk);
+    if (len == 0 || chunk_ignored(req)) {
+        evbuffer_drain(chunk, len);
+        return;
+    }
+    if (!req->chunked) {
+        hf_conn_output(req->c, NULL, 0, chunk);
+        return;
+    }
+    char size[20];
+    char *p = put_hex(size, len);
+    p = put(p, "\r\n", 2);
+    if (evbuffer_add(chunk, "\r\n", 2)) {
+        evbuffer_drain(chunk, evbuffer_get_length(chunk));
+        hf_conn_kill(req->c);
+        return;
+    }
+    struct iovec v = {size, (size_t)(p - size)};
+    hf_conn_output(req->c, &v, 1, chunk);
+}
+
+size_t tlab_http_reply_backlog(const tlab_http_req *req) {
+    const hf_conn *c = req->c;
+    return c->state != HF_DEAD && c->out ? evbuffer_get_length(c->out) : 0;
+}
+
+/* drained runs once, always from the loop (never inside this call): when the pending output
+ * next empties; soon, when nothing is pending now (a caller registering just after the backlog
+ * emptied must not wait forever); for a request whose client left, once it is noticed (from
+ * the reaper) or soon (registered afterwards): its backlog is 0 for good. */
+void tlab_http_reply_on_drained(tlab_http_req *req, tlab_http_drained_fn drained, void *arg) {
+    hf_conn *c = req->c;
+    req->drained = drained;
+    req->drained_arg = arg;
+    if (!drained || c->writing || c->wkicked)
+        return;
+    if (c->state == HF_SERVE || (c->state == HF_DEAD && c->reaped)) { /* dead, not reaped: the reaper */
+        c->wkicked = 1;
+        event_active(&c->wev, EV_WRITE, 1);
+    }
+}
+
+void tlab_http_reply_end(tlab_http_req *req) {
+    if (req->in_gone)
+        return;
+    if (!req->started) /* misuse; an empty streamed reply still answers */
+        tlab_http_reply_start(req, 200);
+    if (req->chunked && !req->no_body && req->c->state != HF_DEAD) {
+        struct iovec v = {(void *)"0\r\n\r\n", 5};
+        hf_conn_output(req->c, &v, 1, NULL);
+    }
+    hf_reply_done(req);
+}
+
+void tlab_http_reply_abort(tlab_http_req *req) {
+    if (req->in_gone)
+        return;
+    hf_conn *c = req->c;
+    if (c->state == HF_DEAD) {
+        hf_reply_done(req);
+        return;
+    }
+    if (req->started && !req->chunked && !req->no_body) {
+        /* A close-delimited body that stops looks complete; only a reset says it is not. */
+        struct linger lg = {1, 0};
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    c->req = NULL; /* answered: no gone callback */
+    hf_req_free(req);
+    hf_conn_kill(c);
+}
+
+/* ---- reply headers ---- */
+
+static int bad_value(const char *s) {
+    return strpbrk(s, "\r\n") != NULL;
+}
+
+static int bad_name(const char *s) {
+    if (!*s)
+        return 1;
+    for (; *s; s++)
+        if ((unsigned char)*s <= ' ' || *s == ':' || *s == 127)
+            return 1;
+    return 0;
+}
+
+int tlab_http_add_header(tlab_http_req *req, const char *name, const char *value) {
+    if (req->started || req->in_gone || bad_name(name) || bad_value(value))
+        return -1;
+    /* The server's own: written by it. A caller's "Connection: close" is honoured. */
+    if (strcasecmp(name, "Connection") == 0) {
+        if (strcasecmp(value, "close") == 0)
+            req->close = 1;
+        return 0;
+    }
+    if (strcasecmp(name, "Date") == 0 || strcasecmp(name, "Content-Length") == 0 ||
+        strcasecmp(name, "Transfer-Encoding") == 0)
+        return 0;
+    size_t nl = strlen(name), vl = strlen(value), need = (size_t)req->rh_len + nl + vl + 2;
+    if (need > UINT32_MAX || req->nrh == UINT16_MAX)
+        return -1;
+    if (need > req->rh_cap) {
+        size_t cap = req->rh_cap ? (size_t)req->rh_cap * 2 : 128;
+        if (cap < need)
+            cap = need;
+        char *b = realloc(req->rh, cap);
+        if (!b)
+            return -1;
+        req->rh = b;
+        req->rh_cap = (uint32_t)cap;
+    }
+    memcpy(req->rh + req->rh_len, name, nl + 1);
+    memcpy(req->rh + req->rh_len + nl + 1, value, vl + 1);
+    req->rh_len = (uint32_t)need;
+    req->nrh++;
+    return 0;
+}
+
+const char *tlab_http_reply_header(const tlab_http_req *req, const char *name) {
+    return hf_find_header(req->rh, req->nrh, name);
+}
+
+/* ---- errors ---- */
+
+void hf_error_reply(hf_conn *c, int status, const char *type, const char *message) {
+    static const char hdrs[] = "Content-Type\0application/json";
+    tlab_error err;
+    tlab_error_set(&err, status, type ? type : "invalid_request_error", NULL, "%s", message);
+    char *json = tlab_error_json(&err);
+    c->state = HF_CLOSING;
+    if (json) {
+        char head[256 + sizeof hdrs];
+        size_t len = strlen(json);
+        size_t hl = head_write(head, status, hdrs, 1, (int64_t)len, 0, CONN_CLOSE);
+        struct iovec iov[2] = {{head, hl}, {json, len}};
+        hf_conn_output(c, iov, 2, NULL);
+        free(json);
+    }
+    if (c->state == HF_CLOSING && !c->writing)
+        hf_conn_drained(c); /* nothing pending: the lingering close starts */
+}
+
+void hf_reject(tlab_http_server *s, int fd) {
+    static const char hdrs[] = "Content-Type\0application/json\0Retry-After\0"
+                               "1";
+    tlab_error err;
+    tlab_error_set(&err, 503, "service_unavailable", NULL,
+                   "too many client connections (limits.max_client_connections is %ld); retry later",
+                   s->limits.max_connections);
+    char *json = tlab_error_json(&err);
+    if (json) {
+        char head[256 + sizeof hdrs];
+        size_t len = strlen(json);
+        size_t hl = head_write(head, 503, hdrs, 2, (int64_t)len, 0, CONN_CLOSE);
+        struct iovec iov[2] = {{head, hl}, {json, len}};
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+        (void)!sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        free(json);
+    }
+    /* Unread bytes at close() make it a reset, which can destroy the reply before the client reads it. */
+    char junk[4096];
+    for (int i = 0; i < 4; i++)
+        if (recv(fd, junk, sizeof junk, MSG_DONTWAIT) <= 0)
+            break;
+    close(fd);
+    s->rejected++;
+    time_t now = time(NULL);
+    if (now != s->warned_reject_at) {
+        s->warned_reject_at = now;
+        LOG_WARN("front: %ld client connections open; turning new ones away (503)", s->limits.max_connections);
+    }
+}
