@@ -88,12 +88,40 @@ static void dispatch(hf_conn *c) {
     c->s->on_request(r, c->s->arg);
 }
 
+/*
+ * Debian's http-parser is built non-strict: it reads "GET / HTTX/1.1" as HTTP/1.1, "GET /" as an
+ * HTTP/0.9 request, and "GARBAGE" as a method it does not know (501, though no request line was
+ * sent at all). So a request line that is whole in the bytes at hand is checked first for
+ * METHOD SP TARGET SP HTTP/d.d; one split across reads (a client trickling it) is left to the
+ * parser alone. 0 when the line is whole and malformed.
+ */
+static int request_line_ok(const char *p, size_t len) {
+    size_t i = 0;
+    while (i < len && (p[i] == '\r' || p[i] == '\n')) /* empty lines before a request are allowed */
+        i++;
+    const char *line = p + i, *lf = memchr(line, '\n', len - i);
+    if (!lf)
+        return 1;
+    size_t n = (size_t)(lf - line);
+    if (n && line[n - 1] == '\r')
+        n--;
+    const char *sp = memchr(line, ' ', n);
+    return sp && sp != line && n >= 10 && sp < line + n - 9 && memcmp(line + n - 9, " HTTP/", 6) == 0 &&
+           line[n - 3] >= '0' && line[n - 3] <= '9' && line[n - 2] == '.' && line[n - 1] >= '0' && line[n - 1] <= '9';
+}
+
 /* Feeds bytes to the parser while the connection reads requests; a request answered from its
  * handler lets the rest follow at once. Returns the bytes consumed. */
 static size_t conn_parse(hf_conn *c, const char *data, size_t len) {
     size_t done = 0;
     c->in_parse = 1;
     while (c->state == HF_READ && done < len) {
+        if (!c->req && !request_line_ok(data + done, len - done)) {
+            c->err_status = 400;
+            c->err_msg = "malformed request line (expected METHOD TARGET HTTP/1.x)";
+            hf_refuse(c, HPE_OK);
+            break;
+        }
         size_t n = http_parser_execute(&c->parser, &hf_settings, data + done, len - done);
         done += n;
         if (c->state == HF_DEAD)

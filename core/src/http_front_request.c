@@ -330,7 +330,7 @@ void hf_refuse(hf_conn *c, enum http_errno e) {
         if (e == HPE_INVALID_METHOD)
             status = 501;
         else if (e == HPE_HEADER_OVERFLOW)
-            status = 431;
+            status = c->req && c->req->last_cb == HF_CB_URL ? 414 : 431; /* http-parser's own cap, still in the target */
         else
             status = 400;
     }

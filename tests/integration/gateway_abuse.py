@@ -237,6 +237,42 @@ while t.health(gw)["live_requests"] and time.monotonic() < deadline:
 t.check(t.health(gw)["live_requests"] == 0, f"no request left behind: {t.health(gw)}")
 print(f"table: {len(CASES)} cases", flush=True)
 
+# Pipelining: three requests in one write, through the whole gateway (queue, worker, relay); the
+# answers come back in order on the one connection, then a malformed fourth closes it with 400.
+s = socket.create_connection(("127.0.0.1", gw), timeout=10)
+s.sendall(post(chat(max_tokens=3)) + b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n" + post(chat(max_tokens=2))
+          + b"NOT HTTP\r\n\r\n")
+class _Replay:
+    """The bytes of a whole connection, read back one response at a time (read_response reads
+    ahead, so it cannot share a live socket between calls)."""
+    def __init__(self, data):
+        self.data = data
+
+    def settimeout(self, _):
+        pass
+
+    def recv(self, n):
+        out, self.data = self.data[:1], self.data[1:]  # one byte at a time: nothing read ahead
+        return out
+
+
+raw, deadline = b"", time.monotonic() + 10
+while time.monotonic() < deadline:  # the 400 closes the connection
+    d = s.recv(65536)
+    if not d:
+        break
+    raw += d
+s.close()
+replay = _Replay(raw)
+got = [read_response(replay, timeout=10) for _ in range(4)]
+t.check([g[0] for g in got] == [200, 200, 200, 400], f"pipelined: statuses in order {[g[0] for g in got]}")
+try:
+    usage = [json.loads(got[i][2])["usage"]["completion_tokens"] for i in (0, 2)]
+except (ValueError, KeyError, TypeError):
+    usage = None
+t.check(usage == [3, 2], f"pipelined: each answer is its own request's (completion_tokens {usage})")
+t.check(b'"status"' in got[1][2], "pipelined: the /health answer sits between them")
+
 
 # --- slowloris ---------------------------------------------------------------------------------
 SLOW_MS = 2500
