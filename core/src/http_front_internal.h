@@ -72,6 +72,7 @@ struct hf_conn {
     unsigned in_parse : 1;  /* inside hf_conn_parse: a reply ending now must not start the next request */
     unsigned kicked : 1;    /* rev was activated to parse the stash (no recv needed) */
     unsigned wkicked : 1;   /* wev was activated to report a drain */
+    unsigned hkicked : 1;   /* wev was activated to send a streamed reply's held head */
     unsigned reaped : 1;    /* dead and reaped; freed when its orphan request is answered */
     unsigned peer_eof : 1;  /* the client shut its side while we were still writing */
     uint16_t err_status;    /* an error found by a parser callback; it sticks */
@@ -105,6 +106,8 @@ struct tlab_http_req {
     unsigned in_gone : 1;    /* its gone callback is running: replies are ignored */
     char *body;              /* NUL-terminated when not NULL; body_cap counts the NUL */
     size_t body_len, body_cap;
+    char *held_head; /* a streamed reply's head, held until its first chunk or the loop turn's end */
+    uint32_t held_len;
     char *rh; /* reply headers added by the caller: name\0value\0 each */
     uint32_t rh_len, rh_cap;
     uint16_t nrh;

@@ -206,6 +206,11 @@ int hf_conn_output(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *
     }
     if (rest_len && (evbuffer_drain(rest, sent) || evbuffer_add_buffer(c->out, rest)))
         goto fail;
+    /* libevent does not register an event with epoll when it is added while active (activated
+     * for a held head or a drained callback and not yet run): the activation is dropped first,
+     * and its flags stay for hf_on_write to honour when the socket is writable. */
+    if (c->hkicked || c->wkicked)
+        event_del(&c->wev);
     if (event_add(&c->wev, NULL))
         goto fail;
     c->writing = 1;
@@ -241,8 +246,23 @@ static int flush(hf_conn *c) {
     return 0;
 }
 
+/* Sends a streamed reply's held head on its own: its turn of the loop ended without a chunk. */
+static void send_held_head(tlab_http_req *r) {
+    struct iovec v = {r->held_head, r->held_len};
+    hf_conn_output(r->c, &v, 1, NULL);
+    free(r->held_head);
+    r->held_head = NULL;
+}
+
 void hf_on_write(evutil_socket_t fd, short what, void *arg) {
     hf_conn *c = arg;
+    if (c->hkicked) {
+        c->hkicked = 0;
+        if (c->state != HF_DEAD && c->req && c->req->held_head)
+            send_held_head(c->req);
+        if (!c->wkicked && !c->writing)
+            return; /* activated for the head alone */
+    }
     c->wkicked = 0;
     if (c->state == HF_DEAD) { /* activated for the drained callback of an unwatched request */
         tlab_http_req *r = c->req;
@@ -333,6 +353,12 @@ void tlab_http_reply_buffer(tlab_http_req *req, int status, struct evbuffer *bod
     hf_reply_done(req);
 }
 
+/*
+ * The head of a streamed reply is held until its first chunk, or until the loop turn that
+ * started it ends (the write event is activated for that): a worker's headers and first event
+ * usually come in one read, and sent apart they cost the client a second wake-up and the
+ * gateway a second send, on the time to first token.
+ */
 void tlab_http_reply_start(tlab_http_req *req, int status) {
     if (req->in_gone || req->started)
         return;
@@ -341,8 +367,34 @@ void tlab_http_reply_start(tlab_http_req *req, int status) {
     req->chunked = req->minor >= 1 && !no_body_status(status);
     if (req->minor == 0 && !req->no_body)
         req->close = 1; /* HTTP/1.0: the body ends with the connection */
-    if (req->c->state != HF_DEAD)
+    hf_conn *c = req->c;
+    if (c->state == HF_DEAD)
+        return;
+    size_t cap = head_cap(req->rh_len, req->nrh);
+    if (req->no_body || !(req->held_head = malloc(cap))) {
         send_head(req, status, -1, req->chunked, NULL, 0, NULL);
+        return;
+    }
+    req->held_len = (uint32_t)head_write(req->held_head, status, req->rh, req->nrh, -1, req->chunked, conn_kind(req));
+    if (!c->hkicked) {
+        c->hkicked = 1;
+        event_active(&c->wev, EV_WRITE, 1);
+    }
+}
+
+/* Puts the held head (if any) in v[0]; returns how many iovecs it used. The caller frees it
+ * with drop_held_head once the output call returns. */
+static int held_iov(const tlab_http_req *req, struct iovec *v) {
+    if (!req->held_head)
+        return 0;
+    v->iov_base = req->held_head;
+    v->iov_len = req->held_len;
+    return 1;
+}
+
+static void drop_held_head(tlab_http_req *req) {
+    free(req->held_head);
+    req->held_head = NULL;
 }
 
 static int chunk_ignored(const tlab_http_req *req) {
@@ -352,16 +404,20 @@ static int chunk_ignored(const tlab_http_req *req) {
 void tlab_http_reply_chunk(tlab_http_req *req, const char *data, size_t len) {
     if (len == 0 || chunk_ignored(req))
         return;
+    struct iovec v[4];
+    int n = held_iov(req, v);
     if (!req->chunked) {
-        struct iovec v = {(void *)data, len};
-        hf_conn_output(req->c, &v, 1, NULL);
-        return;
+        v[n++] = (struct iovec){(void *)data, len};
+    } else {
+        char size[20];
+        char *p = put_hex(size, len);
+        p = put(p, "\r\n", 2);
+        v[n++] = (struct iovec){size, (size_t)(p - size)};
+        v[n++] = (struct iovec){(void *)data, len};
+        v[n++] = (struct iovec){(void *)"\r\n", 2};
     }
-    char size[20];
-    char *p = put_hex(size, len);
-    p = put(p, "\r\n", 2);
-    struct iovec v[3] = {{size, (size_t)(p - size)}, {(void *)data, len}, {(void *)"\r\n", 2}};
-    hf_conn_output(req->c, v, 3, NULL);
+    hf_conn_output(req->c, v, n, NULL);
+    drop_held_head(req);
 }
 
 void tlab_http_reply_chunk_buffer(tlab_http_req *req, struct evbuffer *chunk) {
@@ -370,8 +426,11 @@ void tlab_http_reply_chunk_buffer(tlab_http_req *req, struct evbuffer *chunk) {
         evbuffer_drain(chunk, len);
         return;
     }
+    struct iovec v[2];
+    int n = held_iov(req, v);
     if (!req->chunked) {
-        hf_conn_output(req->c, NULL, 0, chunk);
+        hf_conn_output(req->c, v, n, chunk);
+        drop_held_head(req);
         return;
     }
     char size[20];
@@ -382,8 +441,9 @@ void tlab_http_reply_chunk_buffer(tlab_http_req *req, struct evbuffer *chunk) {
         hf_conn_kill(req->c);
         return;
     }
-    struct iovec v = {size, (size_t)(p - size)};
-    hf_conn_output(req->c, &v, 1, chunk);
+    v[n++] = (struct iovec){size, (size_t)(p - size)};
+    hf_conn_output(req->c, v, n, chunk);
+    drop_held_head(req);
 }
 
 size_t tlab_http_reply_backlog(const tlab_http_req *req) {
@@ -412,9 +472,13 @@ void tlab_http_reply_end(tlab_http_req *req) {
         return;
     if (!req->started) /* misuse; an empty streamed reply still answers */
         tlab_http_reply_start(req, 200);
-    if (req->chunked && !req->no_body && req->c->state != HF_DEAD) {
-        struct iovec v = {(void *)"0\r\n\r\n", 5};
-        hf_conn_output(req->c, &v, 1, NULL);
+    if (req->c->state != HF_DEAD) {
+        struct iovec v[2];
+        int n = held_iov(req, v);
+        if (req->chunked && !req->no_body)
+            v[n++] = (struct iovec){(void *)"0\r\n\r\n", 5};
+        if (n)
+            hf_conn_output(req->c, v, n, NULL);
     }
     hf_reply_done(req);
 }
@@ -423,6 +487,12 @@ void tlab_http_reply_abort(tlab_http_req *req) {
     if (req->in_gone)
         return;
     hf_conn *c = req->c;
+    if (c->state == HF_DEAD) {
+        hf_reply_done(req);
+        return;
+    }
+    if (req->held_head) /* the status and headers the client was due; the cut says the rest */
+        send_held_head(req);
     if (c->state == HF_DEAD) {
         hf_reply_done(req);
         return;

@@ -56,6 +56,7 @@ static tlab_http_req *req_new(hf_conn *c) {
 
 void hf_req_free(tlab_http_req *r) {
     free(r->body);
+    free(r->held_head);
     free(r->rh);
     free(r);
 }
@@ -198,6 +199,10 @@ static int set_path(hf_conn *c) {
     tlab_http_req *r = c->req;
     struct http_parser_url u;
     size_t url_len = r->hdr_off - 1;
+    if (r->arena[0] == '/' && !strpbrk(r->arena, "?#")) { /* origin-form, the usual: the URL is the path */
+        r->path_off = 0;
+        return 0;
+    }
     http_parser_url_init(&u);
     if (http_parser_parse_url(r->arena, url_len, 0, &u))
         return fail(c, 400, "malformed request: invalid request target");

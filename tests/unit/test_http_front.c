@@ -73,6 +73,7 @@ typedef struct seen {
     char extra[3][64];
     int trailer_seen;
     int add_after_start; /* tlab_http_add_header's result once a stream started */
+    tlab_http_req *started; /* /startonly: a streamed reply started, nothing more yet */
 } seen;
 
 static seen g;
@@ -196,6 +197,24 @@ static void handler(tlab_http_req *req, void *arg) {
         tlab_http_reply_buffer(req, 200, eb);
         CHECK(evbuffer_get_length(eb) == 0);
         evbuffer_free(eb);
+        return;
+    }
+    if (strcmp(path, "/startonly") == 0) {
+        tlab_http_reply_start(req, 200);
+        g.started = req;
+        return;
+    }
+    if (strcmp(path, "/drained_early") == 0) {
+        /* drained registered with nothing pending, then a backlog in the same turn: it must run
+         * once the backlog drains (the write event added while its activation was pending). */
+        tlab_http_reply_start(req, 200);
+        tlab_http_reply_on_drained(req, on_flood_drained, NULL);
+        g.flood = req;
+        g.flood_bytes = 0;
+        while (tlab_http_reply_backlog(req) < 256 * 1024 && g.flood_bytes < (64u << 20)) {
+            tlab_http_reply_chunk(req, flood_chunk, sizeof flood_chunk);
+            g.flood_bytes += sizeof flood_chunk;
+        }
         return;
     }
     if (strcmp(path, "/drained0") == 0) {
@@ -796,6 +815,29 @@ static void test_streams(void) {
     resp_free(&r);
     cli_close(&c);
 
+    /* A started stream with nothing to send yet: the head is held for the turn only, and the
+     * client has it (status and headers) before any chunk. */
+    cli_open(&c, v.port);
+    g.started = NULL;
+    cli_send(&c, "GET /startonly HTTP/1.1\r\n\r\n");
+    CHECK(wait_ptr(&c, &g.started, 5000));
+    spin_ms(&c, 30);
+    CHECK_MSG(c.len > 0 && memmem(c.buf, c.len, "\r\n\r\n", 4) && c.buf[c.len - 1] == '\n' &&
+                  memmem(c.buf, c.len, "Transfer-Encoding: chunked", 26),
+              "got %zu bytes", c.len);
+    CHECK(read_resp(&c, &r, 1, 100) && r.status == 200);
+    resp_free(&r);
+    tlab_http_reply_chunk(g.started, "later", 5);
+    tlab_http_reply_end(g.started);
+    c.len = 0; /* the head was read above; what follows is the chunked body */
+    spin_ms(&c, 30);
+    CHECK_MSG(c.len == 15 && memcmp(c.buf, "5\r\nlater\r\n0\r\n\r\n", 15) == 0, "body bytes %zu", c.len);
+    c.len = 0;
+    cli_send(&c, "GET /stream HTTP/1.1\r\n\r\n"); /* and the connection goes on */
+    CHECK(read_resp(&c, &r, 0, 5000) && strcmp(r.body, "helloworld") == 0);
+    resp_free(&r);
+    cli_close(&c);
+
     /* HTTP/1.0, even asking for keep-alive: the body ends with the connection. */
     cli_open(&c, v.port);
     cli_send(&c, "GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
@@ -848,6 +890,16 @@ static void test_drained(void) {
     CHECK(g.flood == NULL);
     CHECK_MSG(r.body_len == g.flood_bytes + 3, "body %zu, written %zu", r.body_len, g.flood_bytes + 3);
     CHECK(r.body_len >= 3 && memcmp(r.body + r.body_len - 3, "END", 3) == 0);
+    resp_free(&r);
+
+    /* Registered with nothing pending and a backlog right after: runs when that backlog drains. */
+    g.drained_calls = 0;
+    cli_send(&c, "GET /drained_early HTTP/1.1\r\n\r\n");
+    CHECK(wait_ptr(NULL, &g.flood, 5000));
+    CHECK(read_resp(&c, &r, 0, 20000));
+    CHECK(g.drained_calls == 1);
+    CHECK(g.flood == NULL);
+    CHECK_MSG(r.body_len == g.flood_bytes + 3, "body %zu, written %zu", r.body_len, g.flood_bytes + 3);
     resp_free(&r);
 
     /* Registered with nothing pending: runs from the loop, not inside the call. */
