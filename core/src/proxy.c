@@ -272,6 +272,16 @@ static void on_done(void *arg, tlab_xfer_result result, const char *detail) {
 
 static const tlab_xfer_callbacks relay_callbacks = {on_headers, on_data, on_done};
 
+/* "<name_colon><value>" into buf (on every request: no snprintf); NULL when it does not fit. */
+static const char *header_line(char *buf, size_t cap, const char *name_colon, const char *value) {
+    size_t nl = strlen(name_colon), vl = strlen(value);
+    if (nl + vl + 1 > cap)
+        return NULL;
+    memcpy(buf, name_colon, nl);
+    memcpy(buf + nl, value, vl + 1);
+    return buf;
+}
+
 void tlab_proxy_dispatch(tlab_request *r) {
     uint64_t start = tlab_now_us();
     r->phase = TLAB_PHASE_UPSTREAM;
@@ -303,21 +313,16 @@ void tlab_proxy_dispatch(tlab_request *r) {
     const char *headers[5];
     size_t n = 0;
     char idh[64], auth[1024], accept[256];
-    snprintf(idh, sizeof idh, "X-Request-Id: %s", r->id);
-    headers[n++] = idh;
+    headers[n++] = header_line(idh, sizeof idh, "X-Request-Id: ", r->id);
     if (!r->internal)
         headers[n++] = "Content-Type: application/json";
     /* With gateway auth on, the client's key is the gateway's business: the worker never sees it. */
     const char *v = tlab_auth_enabled() || !r->http ? NULL : tlab_http_req_header(r->http, "Authorization");
-    if (v && strlen(v) < sizeof auth - 20) {
-        snprintf(auth, sizeof auth, "Authorization: %s", v);
+    if (v && header_line(auth, sizeof auth, "Authorization: ", v))
         headers[n++] = auth;
-    }
     v = r->http ? tlab_http_req_header(r->http, "Accept") : NULL;
-    if (v && strlen(v) < sizeof accept - 10) {
-        snprintf(accept, sizeof accept, "Accept: %s", v);
+    if (v && header_line(accept, sizeof accept, "Accept: ", v))
         headers[n++] = accept;
-    }
     headers[n] = NULL;
     r->xfer = tlab_upstream_start(tlab_gw.upstream, r->internal ? "GET" : "POST", r->path, r->internal ? NULL : body,
                                   r->internal ? 0 : body_len, headers, 0, &relay_callbacks, r);
