@@ -166,14 +166,9 @@ int hf_conn_output(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *
             own += iov[i].iov_len;
         }
     int own_k = k;
-    size_t total = own;
     if (rest_len) {
         int m = evbuffer_peek(rest, -1, NULL, v + k, MAX_IOV - k);
-        if (m > MAX_IOV - k)
-            m = MAX_IOV - k;
-        for (int j = 0; j < m; j++)
-            total += v[k + j].iov_len;
-        k += m;
+        k += m < MAX_IOV - k ? m : MAX_IOV - k; /* the rest of `rest` waits in c->out */
     }
     ssize_t w = 0;
     if (k) {
