@@ -520,16 +520,18 @@ static int bad_name(const char *s) {
 int tlab_http_add_header(tlab_http_req *req, const char *name, const char *value) {
     if (req->started || req->in_gone || bad_name(name) || bad_value(value))
         return -1;
-    /* The server's own: written by it. A caller's "Connection: close" is honoured. */
-    if (strcasecmp(name, "Connection") == 0) {
+    size_t nl = strlen(name);
+    /* The server's own: written by it (compared only when the length matches: this runs for
+     * every header of every reply). A caller's "Connection: close" is honoured. */
+    if (nl == 10 && strcasecmp(name, "Connection") == 0) {
         if (strcasecmp(value, "close") == 0)
             req->close = 1;
         return 0;
     }
-    if (strcasecmp(name, "Date") == 0 || strcasecmp(name, "Content-Length") == 0 ||
-        strcasecmp(name, "Transfer-Encoding") == 0)
+    if ((nl == 4 && strcasecmp(name, "Date") == 0) || (nl == 14 && strcasecmp(name, "Content-Length") == 0) ||
+        (nl == 17 && strcasecmp(name, "Transfer-Encoding") == 0))
         return 0;
-    size_t nl = strlen(name), vl = strlen(value), need = (size_t)req->rh_len + nl + vl + 2;
+    size_t vl = strlen(value), need = (size_t)req->rh_len + nl + vl + 2;
     if (need > UINT32_MAX || req->nrh == UINT16_MAX)
         return -1;
     if (need > req->rh_cap) {
