@@ -274,7 +274,7 @@ void hf_conn_kill(hf_conn *c) {
     tlab_http_server *s = c->s;
     event_del(&c->rev); /* also takes them off the active queue */
     event_del(&c->wev);
-    c->reading = c->writing = c->kicked = c->wkicked = c->hkicked = 0;
+    c->reading = c->writing = c->kicked = c->wkicked = c->fkicked = 0;
     close(c->fd);
     c->fd = -1;
     if (c->req && !c->req->served) {
@@ -300,7 +300,7 @@ void hf_conn_kill(hf_conn *c) {
 }
 
 void hf_conn_free(hf_conn *c) {
-    if (c->wkicked || c->hkicked) /* an activation that will not be needed */
+    if (c->wkicked || c->fkicked) /* an activation that will not be needed */
         event_del(&c->wev);
     free(c->stash);
     if (c->out)

@@ -72,7 +72,8 @@ struct hf_conn {
     unsigned in_parse : 1;  /* inside hf_conn_parse: a reply ending now must not start the next request */
     unsigned kicked : 1;    /* rev was activated to parse the stash (no recv needed) */
     unsigned wkicked : 1;   /* wev was activated to report a drain */
-    unsigned hkicked : 1;   /* wev was activated to send a streamed reply's held head */
+    unsigned fkicked : 1;   /* wev was activated to send the deferred output at the end of the loop turn */
+    unsigned deferred : 1;  /* c->out holds streamed output not yet tried on the socket (see hf_conn_output_later) */
     unsigned reaped : 1;    /* dead and reaped; freed when its orphan request is answered */
     unsigned peer_eof : 1;  /* the client shut its side while we were still writing */
     uint16_t err_status;    /* an error found by a parser callback; it sticks */
@@ -106,8 +107,6 @@ struct tlab_http_req {
     unsigned in_gone : 1;    /* its gone callback is running: replies are ignored */
     char *body;              /* NUL-terminated when not NULL; body_cap counts the NUL */
     size_t body_len, body_cap;
-    char *held_head; /* a streamed reply's head, held until its first chunk or the loop turn's end */
-    uint32_t held_len;
     char *rh; /* reply headers added by the caller: name\0value\0 each */
     uint32_t rh_len, rh_cap;
     uint16_t nrh;
@@ -151,6 +150,9 @@ void hf_conn_free(hf_conn *c);
 /* Writes iov[0..n) and then all of `rest` (may be NULL; it is drained) after what is pending;
  * what the socket does not take waits in c->out. A write error kills the connection. 0 or -1. */
 int hf_conn_output(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *rest);
+/* Queues iov[0..n) and `rest` to go out at the end of this loop turn, with whatever else is
+ * written until then, in one sendmsg (or with the next immediate output, which sends it all). */
+int hf_conn_output_later(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *rest);
 /* The write event's callback. */
 void hf_on_write(evutil_socket_t fd, short what, void *arg);
 /* Answers a request the parser refused: OpenAI error JSON, Connection: close, then a lingering

@@ -145,17 +145,76 @@ static int would_block(void) {
     return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 }
 
+/* Appends to c->out. -1 (rest drained) when out of memory. */
+static int append(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *rest) {
+    if (!c->out && !(c->out = evbuffer_new()))
+        goto fail;
+    for (int i = 0; i < n; i++)
+        if (iov[i].iov_len && evbuffer_add(c->out, iov[i].iov_base, iov[i].iov_len))
+            goto fail;
+    if (rest && evbuffer_get_length(rest) && evbuffer_add_buffer(c->out, rest))
+        goto fail;
+    return 0;
+fail:
+    if (rest)
+        evbuffer_drain(rest, evbuffer_get_length(rest));
+    return -1;
+}
+
+/* c->out has bytes the socket did not take: wait for it to be writable. */
+static int start_writing(hf_conn *c) {
+    /* libevent does not register an event with epoll when it is added while active (activated
+     * for deferred output or a drained callback and not yet run): the activation is dropped
+     * first, and its flags stay for hf_on_write to honour when the socket is writable. */
+    if (c->fkicked || c->wkicked)
+        event_del(&c->wev);
+    if (event_add(&c->wev, NULL))
+        return -1;
+    c->writing = 1;
+    c->wdeadline_ms = hf_now_ms() + c->s->limits.timeout_ms;
+    return 0;
+}
+
+static int flush(hf_conn *c);
+
+/* Writes what c->out holds now; the rest waits for the write event. -1 when the connection died. */
+static int send_out(hf_conn *c) {
+    if (flush(c) || (evbuffer_get_length(c->out) && start_writing(c))) {
+        hf_conn_kill(c);
+        return -1;
+    }
+    return 0;
+}
+
+int hf_conn_output_later(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *rest) {
+    if (c->state == HF_DEAD || append(c, iov, n, rest)) {
+        if (rest)
+            evbuffer_drain(rest, evbuffer_get_length(rest));
+        if (c->state != HF_DEAD)
+            hf_conn_kill(c); /* out of memory: a cut reply is all that is left to give */
+        return -1;
+    }
+    if (c->writing || c->deferred)
+        return 0; /* goes with what is already waiting */
+    c->deferred = 1;
+    if (!c->fkicked) {
+        c->fkicked = 1;
+        event_active(&c->wev, EV_WRITE, 1);
+    }
+    return 0;
+}
+
 int hf_conn_output(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *rest) {
     size_t rest_len = rest ? evbuffer_get_length(rest) : 0;
     if (c->state == HF_DEAD)
         goto drop;
-    if (c->writing) { /* behind what is pending: queue it all */
-        for (int i = 0; i < n; i++)
-            if (iov[i].iov_len && evbuffer_add(c->out, iov[i].iov_base, iov[i].iov_len))
-                goto fail;
-        if (rest_len && evbuffer_add_buffer(c->out, rest))
+    if (c->writing || c->deferred) { /* behind what is pending: queue it all */
+        if (append(c, iov, n, rest))
             goto fail;
-        return 0;
+        if (c->writing)
+            return 0;
+        c->deferred = 0; /* the deferred bytes go now, with these, in one sendmsg */
+        return send_out(c);
     }
     struct iovec v[MAX_IOV];
     int k = 0;
@@ -201,15 +260,8 @@ int hf_conn_output(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *
     }
     if (rest_len && (evbuffer_drain(rest, sent) || evbuffer_add_buffer(c->out, rest)))
         goto fail;
-    /* libevent does not register an event with epoll when it is added while active (activated
-     * for a held head or a drained callback and not yet run): the activation is dropped first,
-     * and its flags stay for hf_on_write to honour when the socket is writable. */
-    if (c->hkicked || c->wkicked)
-        event_del(&c->wev);
-    if (event_add(&c->wev, NULL))
+    if (start_writing(c))
         goto fail;
-    c->writing = 1;
-    c->wdeadline_ms = hf_now_ms() + c->s->limits.timeout_ms;
     return 0;
 fail:
     hf_conn_kill(c); /* out of memory: a cut reply is all that is left to give */
@@ -241,22 +293,17 @@ static int flush(hf_conn *c) {
     return 0;
 }
 
-/* Sends a streamed reply's held head on its own: its turn of the loop ended without a chunk. */
-static void send_held_head(tlab_http_req *r) {
-    struct iovec v = {r->held_head, r->held_len};
-    hf_conn_output(r->c, &v, 1, NULL);
-    free(r->held_head);
-    r->held_head = NULL;
-}
-
 void hf_on_write(evutil_socket_t fd, short what, void *arg) {
     hf_conn *c = arg;
-    if (c->hkicked) {
-        c->hkicked = 0;
-        if (c->state != HF_DEAD && c->req && c->req->held_head)
-            send_held_head(c->req);
-        if (!c->wkicked && !c->writing)
-            return; /* activated for the head alone */
+    if (c->fkicked) { /* the end of the loop turn: what was deferred goes in one sendmsg */
+        c->fkicked = 0;
+        if (c->deferred && c->state != HF_DEAD) {
+            c->deferred = 0;
+            if (send_out(c))
+                return;
+        }
+        if (c->writing || !c->wkicked)
+            return; /* a drained callback waits for the write event */
     }
     c->wkicked = 0;
     if (c->state == HF_DEAD) { /* activated for the drained callback of an unwatched request */
@@ -293,9 +340,10 @@ static int conn_kind(const tlab_http_req *r) {
     return r->minor == 0 ? CONN_KEEP : CONN_NONE;
 }
 
-/* Writes the head (and `body` or `rest` after it) of req's reply. */
+/* Writes the head (and `body` or `rest` after it) of req's reply; `later`: at the end of the
+ * loop turn (hf_conn_output_later). */
 static void send_head(tlab_http_req *r, int status, int64_t length, int chunked, const char *body, size_t blen,
-                      struct evbuffer *rest) {
+                      struct evbuffer *rest, int later) {
     char small[512];
     size_t cap = head_cap(r->rh_len, r->nrh);
     char *head = cap <= sizeof small ? small : malloc(cap);
@@ -307,7 +355,10 @@ static void send_head(tlab_http_req *r, int status, int64_t length, int chunked,
     }
     size_t hl = head_write(head, status, r->rh, r->nrh, length, chunked, conn_kind(r));
     struct iovec iov[2] = {{head, hl}, {(void *)body, blen}};
-    hf_conn_output(r->c, iov, 2, rest);
+    if (later)
+        hf_conn_output_later(r->c, iov, 2, rest);
+    else
+        hf_conn_output(r->c, iov, 2, rest);
     if (head != small)
         free(head);
 }
@@ -323,7 +374,7 @@ void tlab_http_reply(tlab_http_req *req, int status, const char *body, size_t le
     if (req->c->state != HF_DEAD) {
         int bodyless = no_body_status(status);
         int send_body = !bodyless && req->method != TLAB_HTTP_HEAD;
-        send_head(req, status, bodyless ? -1 : (int64_t)len, 0, send_body ? body : NULL, send_body ? len : 0, NULL);
+        send_head(req, status, bodyless ? -1 : (int64_t)len, 0, send_body ? body : NULL, send_body ? len : 0, NULL, 0);
     }
     hf_reply_done(req);
 }
@@ -344,15 +395,15 @@ void tlab_http_reply_buffer(tlab_http_req *req, int status, struct evbuffer *bod
     if (!send_body)
         evbuffer_drain(body, len);
     if (req->c->state != HF_DEAD)
-        send_head(req, status, bodyless ? -1 : (int64_t)len, 0, NULL, 0, send_body ? body : NULL);
+        send_head(req, status, bodyless ? -1 : (int64_t)len, 0, NULL, 0, send_body ? body : NULL, 0);
     hf_reply_done(req);
 }
 
 /*
- * The head of a streamed reply is held until its first chunk, or until the loop turn that
- * started it ends (the write event is activated for that): a worker's headers and first event
- * usually come in one read, and sent apart they cost the client a second wake-up and the
- * gateway a second send, on the time to first token.
+ * A streamed reply's output (head and chunks) goes out at the end of the loop turn that wrote it,
+ * in one sendmsg: a worker's headers and its first events often come in one read, and sent apart
+ * they cost a send each and the client a wake-up each, on the time to first token. The end of
+ * the reply (or any whole reply) sends at once, taking what waits with it.
  */
 void tlab_http_reply_start(tlab_http_req *req, int status) {
     if (req->in_gone || req->started)
@@ -362,34 +413,8 @@ void tlab_http_reply_start(tlab_http_req *req, int status) {
     req->chunked = req->minor >= 1 && !no_body_status(status);
     if (req->minor == 0 && !req->no_body)
         req->close = 1; /* HTTP/1.0: the body ends with the connection */
-    hf_conn *c = req->c;
-    if (c->state == HF_DEAD)
-        return;
-    size_t cap = head_cap(req->rh_len, req->nrh);
-    if (req->no_body || !(req->held_head = malloc(cap))) {
-        send_head(req, status, -1, req->chunked, NULL, 0, NULL);
-        return;
-    }
-    req->held_len = (uint32_t)head_write(req->held_head, status, req->rh, req->nrh, -1, req->chunked, conn_kind(req));
-    if (!c->hkicked) {
-        c->hkicked = 1;
-        event_active(&c->wev, EV_WRITE, 1);
-    }
-}
-
-/* Puts the held head (if any) in v[0]; returns how many iovecs it used. The caller frees it
- * with drop_held_head once the output call returns. */
-static int held_iov(const tlab_http_req *req, struct iovec *v) {
-    if (!req->held_head)
-        return 0;
-    v->iov_base = req->held_head;
-    v->iov_len = req->held_len;
-    return 1;
-}
-
-static void drop_held_head(tlab_http_req *req) {
-    free(req->held_head);
-    req->held_head = NULL;
+    if (req->c->state != HF_DEAD)
+        send_head(req, status, -1, req->chunked, NULL, 0, NULL, 1);
 }
 
 static int chunk_ignored(const tlab_http_req *req) {
@@ -399,20 +424,16 @@ static int chunk_ignored(const tlab_http_req *req) {
 void tlab_http_reply_chunk(tlab_http_req *req, const char *data, size_t len) {
     if (len == 0 || chunk_ignored(req))
         return;
-    struct iovec v[4];
-    int n = held_iov(req, v);
     if (!req->chunked) {
-        v[n++] = (struct iovec){(void *)data, len};
-    } else {
-        char size[20];
-        char *p = put_hex(size, len);
-        p = put(p, "\r\n", 2);
-        v[n++] = (struct iovec){size, (size_t)(p - size)};
-        v[n++] = (struct iovec){(void *)data, len};
-        v[n++] = (struct iovec){(void *)"\r\n", 2};
+        struct iovec v = {(void *)data, len};
+        hf_conn_output_later(req->c, &v, 1, NULL);
+        return;
     }
-    hf_conn_output(req->c, v, n, NULL);
-    drop_held_head(req);
+    char size[20];
+    char *p = put_hex(size, len);
+    p = put(p, "\r\n", 2);
+    struct iovec v[3] = {{size, (size_t)(p - size)}, {(void *)data, len}, {(void *)"\r\n", 2}};
+    hf_conn_output_later(req->c, v, 3, NULL);
 }
 
 void tlab_http_reply_chunk_buffer(tlab_http_req *req, struct evbuffer *chunk) {
@@ -421,11 +442,8 @@ void tlab_http_reply_chunk_buffer(tlab_http_req *req, struct evbuffer *chunk) {
         evbuffer_drain(chunk, len);
         return;
     }
-    struct iovec v[2];
-    int n = held_iov(req, v);
     if (!req->chunked) {
-        hf_conn_output(req->c, v, n, chunk);
-        drop_held_head(req);
+        hf_conn_output_later(req->c, NULL, 0, chunk);
         return;
     }
     char size[20];
@@ -436,9 +454,16 @@ void tlab_http_reply_chunk_buffer(tlab_http_req *req, struct evbuffer *chunk) {
         hf_conn_kill(req->c);
         return;
     }
-    v[n++] = (struct iovec){size, (size_t)(p - size)};
-    hf_conn_output(req->c, v, n, chunk);
-    drop_held_head(req);
+    struct iovec v = {size, (size_t)(p - size)};
+    hf_conn_output_later(req->c, &v, 1, chunk);
+}
+
+/* What waits for the end of the loop turn goes now (the reply ends: its last bytes follow). */
+static void send_deferred(hf_conn *c) {
+    if (c->deferred && c->state != HF_DEAD) {
+        c->deferred = 0;
+        send_out(c);
+    }
 }
 
 size_t tlab_http_reply_backlog(const tlab_http_req *req) {
@@ -467,14 +492,11 @@ void tlab_http_reply_end(tlab_http_req *req) {
         return;
     if (!req->started) /* misuse; an empty streamed reply still answers */
         tlab_http_reply_start(req, 200);
-    if (req->c->state != HF_DEAD) {
-        struct iovec v[2];
-        int n = held_iov(req, v);
-        if (req->chunked && !req->no_body)
-            v[n++] = (struct iovec){(void *)"0\r\n\r\n", 5};
-        if (n)
-            hf_conn_output(req->c, v, n, NULL);
+    if (req->chunked && !req->no_body && req->c->state != HF_DEAD) {
+        struct iovec v = {(void *)"0\r\n\r\n", 5};
+        hf_conn_output(req->c, &v, 1, NULL); /* takes what was deferred with it */
     }
+    send_deferred(req->c); /* a close-delimited or bodiless stream */
     hf_reply_done(req);
 }
 
@@ -486,8 +508,7 @@ void tlab_http_reply_abort(tlab_http_req *req) {
         hf_reply_done(req);
         return;
     }
-    if (req->held_head) /* the status and headers the client was due; the cut says the rest */
-        send_held_head(req);
+    send_deferred(c); /* what the client was due; the cut says the rest is missing */
     if (c->state == HF_DEAD) {
         hf_reply_done(req);
         return;

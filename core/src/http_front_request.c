@@ -56,7 +56,6 @@ static tlab_http_req *req_new(hf_conn *c) {
 
 void hf_req_free(tlab_http_req *r) {
     free(r->body);
-    free(r->held_head);
     free(r->rh);
     free(r);
 }
