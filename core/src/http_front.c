@@ -251,6 +251,9 @@ void hf_conn_drained(hf_conn *c) {
         linger_start(c);
         break;
     case HF_DRAIN:
+        /* The next request's time starts now, not when the reply ended: a large reply read
+         * slowly must not leave the connection overdue the moment it drains. */
+        c->deadline_ms = hf_now_ms() + c->s->limits.timeout_ms;
         c->state = HF_READ;
         reading_on(c);
         if (c->stash_len)

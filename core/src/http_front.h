@@ -20,7 +20,8 @@
  *     previous reply's end (however slowly bytes trickle in: slowloris), and a reply the client
  *     stops reading for timeout_ms is cut. A request being served is never cut by time;
  *   - a client that leaves (EOF, reset) while its request is being served is noticed at once,
- *     even with nothing to write (tlab_http_req_watch);
+ *     even with nothing to write (tlab_http_req_watch); except one that pipelined more than
+ *     64 KiB behind it: reading pauses until the reply ends, and the leaving is seen then;
  *   - the Date header on every reply, Content-Length or chunked framing, HEAD without a body.
  *
  * Ownership: the server owns each tlab_http_req. The handler's code answers it exactly once, by

@@ -330,6 +330,11 @@ void hf_on_write(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- replies ---- */
 
+/* A 1xx is interim: sent as the reply, it would leave the client waiting for the real one. */
+static int final_status(int status) {
+    return status < 200 ? 502 : status;
+}
+
 static int no_body_status(int status) {
     return status < 200 || status == 204 || status == 304;
 }
@@ -364,6 +369,7 @@ static void send_head(tlab_http_req *r, int status, int64_t length, int chunked,
 }
 
 void tlab_http_reply(tlab_http_req *req, int status, const char *body, size_t len) {
+    status = final_status(status);
     if (req->in_gone)
         return;
     if (req->started) { /* misuse; still answer */
@@ -380,6 +386,7 @@ void tlab_http_reply(tlab_http_req *req, int status, const char *body, size_t le
 }
 
 void tlab_http_reply_buffer(tlab_http_req *req, int status, struct evbuffer *body) {
+    status = final_status(status);
     size_t len = evbuffer_get_length(body);
     if (req->in_gone) {
         evbuffer_drain(body, len);
@@ -406,6 +413,7 @@ void tlab_http_reply_buffer(tlab_http_req *req, int status, struct evbuffer *bod
  * the reply (or any whole reply) sends at once, taking what waits with it.
  */
 void tlab_http_reply_start(tlab_http_req *req, int status) {
+    status = final_status(status);
     if (req->in_gone || req->started)
         return;
     req->started = 1;

@@ -163,6 +163,11 @@ static int head_grow(hf_conn *c, size_t n) {
 
 static int on_header_field(http_parser *p, const char *at, size_t n) {
     hf_conn *c = p->data;
+    /* The non-strict parser reads "Transfer-Encoding : chunked" as the framing header; a proxy in
+     * front may not, and the two would split the stream differently (smuggling). RFC 9112
+     * section 5.1: no whitespace between a field name and its colon, answered with 400. */
+    if (memchr(at, ' ', n) || memchr(at, '\t', n))
+        return fail(c, 400, "malformed request: whitespace in a header name");
     if (c->req->headers_done) /* a chunked body's trailer: counted, not kept */
         return head_grow(c, n + 4);
     size_t counted = n;

@@ -273,8 +273,8 @@ void tlab_http_apply_limits(tlab_gateway *gw) {
 void tlab_http_stop(tlab_gateway *gw) {
     if (gw->http)
         tlab_http_server_free(gw->http);
+    gw->http = NULL;
     if (gw->admin_http)
         tlab_http_server_free(gw->admin_http);
-    gw->http = NULL;
     gw->admin_http = NULL;
 }

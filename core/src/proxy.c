@@ -156,7 +156,7 @@ static void on_data(void *arg, const char *data, size_t len) {
 static void fail_mid_response_with(tlab_request *r, const tlab_error *err) {
     tlab_log(TLAB_LOG_WARN, r->id, "%s (after %d was sent)", err->message, r->status);
     r->status = err->status;
-    if (r->sse_framed) {
+    if (r->sse_framed || r->early_headers) { /* the client was sent an event stream's 200 */
         tlab_request_end_stream_with_error(r, err);
         return;
     }

@@ -154,6 +154,8 @@ CASES = [
     ("3,000 small headers (under the 64 KiB cap)",
      b"GET /health HTTP/1.1\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(3_000)) + b"\r\n", 200, "ok", {}),
     ("header without a colon", b"GET /health HTTP/1.1\r\nNoColon" + HEAD_END, 400, "front", {}),
+    ("space before a header's colon (smuggling)",
+     b"POST /v1/chat/completions HTTP/1.1\r\nTransfer-Encoding : chunked\r\nContent-Length: 2\r\n\r\n{}", 400, "front", {}),
     ("LF-only line ends", b"GET /health HTTP/1.1\nHost: t\n\n", 200, "ok", {}),
     # body framing
     ("chunked body", chunked(b"%x\r\n" % len(OK_BODY), OK_BODY + b"\r\n"), 200, "ok", {}),

@@ -769,6 +769,9 @@ static void test_refusals(void) {
          "malformed request"},
         {"bad chunk size", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "malformed request"},
         {"other expectation", "POST / HTTP/1.1\r\nContent-Length: 1\r\nExpect: bogus\r\n\r\n", 417, "Expect"},
+        {"space before a colon", "POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400,
+         "whitespace in a header name"},
+        {"tab in a name", "GET / HTTP/1.1\r\nX-A\tB: 1\r\n\r\n", 400, "malformed request"},
     };
     srv v = srv_start(limits(5000, 0));
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
