@@ -12,10 +12,22 @@
 # With --syscalls, each proxy runs under `strace -f -c` instead, and the figure is system calls
 # per request (the same marginal count): the kernel-side cost callgrind does not see.
 #
-# Usage: loadtest/perf/instructions_per_request.sh [--syscalls] [BUILD_DIR] [N1] [N2]   (default build 500 2500)
+# With --stream, the request is streamed: "stream": true, the upstream sends 4 token events, a
+# usage event and [DONE] with no pacing (--chunks 4 --interval-ms 0), and the probe reads each
+# stream to its end (--ttft); the relay's cost per event is then part of the figure.
+#
+# Usage: loadtest/perf/instructions_per_request.sh [--syscalls] [--stream] [BUILD_DIR] [N1] [N2]   (default build 500 2500)
 set -euo pipefail
 mode=instructions
-if [[ ${1:-} == --syscalls ]]; then mode=syscalls; shift; fi
+stream=0
+while [[ ${1:-} == --* ]]; do
+  case $1 in
+    --syscalls) mode=syscalls ;;
+    --stream) stream=1 ;;
+    *) echo "instructions_per_request: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd)
 n1=${2:-500}
@@ -34,7 +46,13 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_ok() { for _ in $(seq 300); do curl -sf "http://127.0.0.1:$1/health" >/dev/null && return 0; sleep 0.1; done; echo "port $1 never answered" >&2; exit 1; }
 
-echo '{"model":"Qwen/Qwen2.5-0.5B-Instruct","messages":[{"role":"user","content":"Say ok."}],"max_tokens":1,"stream":false}' >"$tmp/body.json"
+up_args=() probe_args=()
+if [[ $stream == 1 ]]; then
+  echo '{"model":"Qwen/Qwen2.5-0.5B-Instruct","messages":[{"role":"user","content":"Say ok."}],"max_tokens":4,"stream":true}' >"$tmp/body.json"
+  up_args=(--chunks 4 --interval-ms 0) probe_args=(--ttft)
+else
+  echo '{"model":"Qwen/Qwen2.5-0.5B-Instruct","messages":[{"role":"user","content":"Say ok."}],"max_tokens":1,"stream":false}' >"$tmp/body.json"
+fi
 cat >"$tmp/gateway.yaml" <<Y
 log:
   level: warn
@@ -50,7 +68,7 @@ plugins:
 Y
 
 up_port=$(free_port)
-"$bin/tlab-perf-upstream" --port "$up_port" >/dev/null 2>&1 &
+"$bin/tlab-perf-upstream" --port "$up_port" "${up_args[@]+"${up_args[@]}"}" >/dev/null 2>&1 &
 pids+=($!)
 wait_ok "$up_port"
 
@@ -87,7 +105,7 @@ C
   local pid=$!
   pids+=($pid)
   wait_ok "$port"
-  "$bin/tlab-perf-latency" --body "$tmp/body.json" --rounds "$n" --warmup 0 "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
+  "$bin/tlab-perf-latency" --body "$tmp/body.json" "${probe_args[@]+"${probe_args[@]}"}" --rounds "$n" --warmup 0 "http://127.0.0.1:$port/v1/chat/completions" >/dev/null
   # strace waits for the process it started: stop that one (valgrind's child is itself).
   if [[ $mode == syscalls ]]; then pkill -TERM -P "$pid" || true; else kill -TERM "$pid"; fi
   wait "$pid" 2>/dev/null || true
