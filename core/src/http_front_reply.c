@@ -22,6 +22,7 @@
 #include <event2/buffer.h>
 
 #include "log.h"
+#include "put_num.h"
 #include "validate.h"
 
 #define MAX_IOV 24
@@ -33,31 +34,6 @@ enum { CONN_NONE, CONN_CLOSE, CONN_KEEP };
 static char *put(char *p, const char *s, size_t n) {
     memcpy(p, s, n);
     return p + n;
-}
-
-static char *put_dec(char *p, uint64_t v) {
-    char t[20];
-    int n = 0;
-    do {
-        t[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = t[--n];
-    return p;
-}
-
-static char *put_hex(char *p, uint64_t v) {
-    static const char digits[] = "0123456789abcdef";
-    char t[16];
-    int n = 0;
-    do {
-        t[n++] = digits[v & 15];
-        v >>= 4;
-    } while (v);
-    while (n)
-        *p++ = t[--n];
-    return p;
 }
 
 static void put2(char *p, int v) {
@@ -108,7 +84,7 @@ static size_t head_write(char *out, int status, const char *hdrs, unsigned n, in
     char *p = put(out, "HTTP/1.1 ", 9);
     if (status < 100 || status > 999)
         status = 500;
-    p = put_dec(p, (uint64_t)status);
+    p = tlab_put_dec(p, (uint64_t)status);
     *p++ = ' ';
     const char *reason = http_status_str((enum http_status)status);
     if (reason[0] != '<') /* "<unknown>": an empty reason is valid */
@@ -126,7 +102,7 @@ static size_t head_write(char *out, int status, const char *hdrs, unsigned n, in
     }
     if (length >= 0) {
         p = put(p, "Content-Length: ", 16);
-        p = put_dec(p, (uint64_t)length);
+        p = tlab_put_dec(p, (uint64_t)length);
         p = put(p, "\r\n", 2);
     }
     if (chunked)
@@ -438,7 +414,7 @@ void tlab_http_reply_chunk(tlab_http_req *req, const char *data, size_t len) {
         return;
     }
     char size[20];
-    char *p = put_hex(size, len);
+    char *p = tlab_put_hex(size, len);
     p = put(p, "\r\n", 2);
     struct iovec v[3] = {{size, (size_t)(p - size)}, {(void *)data, len}, {(void *)"\r\n", 2}};
     hf_conn_output_later(req->c, v, 3, NULL);
@@ -455,7 +431,7 @@ void tlab_http_reply_chunk_buffer(tlab_http_req *req, struct evbuffer *chunk) {
         return;
     }
     char size[20];
-    char *p = put_hex(size, len);
+    char *p = tlab_put_hex(size, len);
     p = put(p, "\r\n", 2);
     if (evbuffer_add(chunk, "\r\n", 2)) {
         evbuffer_drain(chunk, evbuffer_get_length(chunk));
@@ -529,59 +505,6 @@ void tlab_http_reply_abort(tlab_http_req *req) {
     c->req = NULL; /* answered: no gone callback */
     hf_req_free(req);
     hf_conn_kill(c);
-}
-
-/* ---- reply headers ---- */
-
-static int bad_value(const char *s) {
-    return strpbrk(s, "\r\n") != NULL;
-}
-
-static int bad_name(const char *s) {
-    if (!*s)
-        return 1;
-    for (; *s; s++)
-        if ((unsigned char)*s <= ' ' || *s == ':' || *s == 127)
-            return 1;
-    return 0;
-}
-
-int tlab_http_add_header(tlab_http_req *req, const char *name, const char *value) {
-    if (req->started || req->in_gone || bad_name(name) || bad_value(value))
-        return -1;
-    size_t nl = strlen(name);
-    /* The server's own: written by it (compared only when the length matches: this runs for
-     * every header of every reply). A caller's "Connection: close" is honoured. */
-    if (nl == 10 && strcasecmp(name, "Connection") == 0) {
-        if (strcasecmp(value, "close") == 0)
-            req->close = 1;
-        return 0;
-    }
-    if ((nl == 4 && strcasecmp(name, "Date") == 0) || (nl == 14 && strcasecmp(name, "Content-Length") == 0) ||
-        (nl == 17 && strcasecmp(name, "Transfer-Encoding") == 0))
-        return 0;
-    size_t vl = strlen(value), need = (size_t)req->rh_len + nl + vl + 2;
-    if (need > UINT32_MAX || req->nrh == UINT16_MAX)
-        return -1;
-    if (need > req->rh_cap) {
-        size_t cap = req->rh_cap ? (size_t)req->rh_cap * 2 : 128;
-        if (cap < need)
-            cap = need;
-        char *b = realloc(req->rh, cap);
-        if (!b)
-            return -1;
-        req->rh = b;
-        req->rh_cap = (uint32_t)cap;
-    }
-    memcpy(req->rh + req->rh_len, name, nl + 1);
-    memcpy(req->rh + req->rh_len + nl + 1, value, vl + 1);
-    req->rh_len = (uint32_t)need;
-    req->nrh++;
-    return 0;
-}
-
-const char *tlab_http_reply_header(const tlab_http_req *req, const char *name) {
-    return hf_find_header(req->rh, req->nrh, name);
 }
 
 /* ---- errors ---- */

@@ -1,7 +1,8 @@
 /*
  * http_front_request.c - the front HTTP/1.x server's requests: http-parser's callbacks, which copy
  * the URL and headers into the request's arena and enforce the limits, the refusal of a request
- * the parser or a limit rejected, and the request accessors of http_front.h.
+ * the parser or a limit rejected, the request accessors of http_front.h, and the reply headers a
+ * handler adds (kept in the request until the reply's head is written).
  *
  * A request is one allocation: the struct and, after it, its arena (URL\0, then name\0value\0
  * per header, then the path when it needs a copy). Until it is handed to the handler only its
@@ -423,4 +424,57 @@ const char *tlab_http_req_peer(const tlab_http_req *req, uint16_t *port) {
 void tlab_http_req_watch(tlab_http_req *req, tlab_http_gone_fn gone, void *arg) {
     req->gone = gone;
     req->gone_arg = arg;
+}
+
+/* ---- reply headers ---- */
+
+static int bad_value(const char *s) {
+    return strpbrk(s, "\r\n") != NULL;
+}
+
+static int bad_name(const char *s) {
+    if (!*s)
+        return 1;
+    for (; *s; s++)
+        if ((unsigned char)*s <= ' ' || *s == ':' || *s == 127)
+            return 1;
+    return 0;
+}
+
+int tlab_http_add_header(tlab_http_req *req, const char *name, const char *value) {
+    if (req->started || req->in_gone || bad_name(name) || bad_value(value))
+        return -1;
+    size_t nl = strlen(name);
+    /* The server's own: written by it (compared only when the length matches: this runs for
+     * every header of every reply). A caller's "Connection: close" is honoured. */
+    if (nl == 10 && strcasecmp(name, "Connection") == 0) {
+        if (strcasecmp(value, "close") == 0)
+            req->close = 1;
+        return 0;
+    }
+    if ((nl == 4 && strcasecmp(name, "Date") == 0) || (nl == 14 && strcasecmp(name, "Content-Length") == 0) ||
+        (nl == 17 && strcasecmp(name, "Transfer-Encoding") == 0))
+        return 0;
+    size_t vl = strlen(value), need = (size_t)req->rh_len + nl + vl + 2;
+    if (need > UINT32_MAX || req->nrh == UINT16_MAX)
+        return -1;
+    if (need > req->rh_cap) {
+        size_t cap = req->rh_cap ? (size_t)req->rh_cap * 2 : 128;
+        if (cap < need)
+            cap = need;
+        char *b = realloc(req->rh, cap);
+        if (!b)
+            return -1;
+        req->rh = b;
+        req->rh_cap = (uint32_t)cap;
+    }
+    memcpy(req->rh + req->rh_len, name, nl + 1);
+    memcpy(req->rh + req->rh_len + nl + 1, value, vl + 1);
+    req->rh_len = (uint32_t)need;
+    req->nrh++;
+    return 0;
+}
+
+const char *tlab_http_reply_header(const tlab_http_req *req, const char *name) {
+    return hf_find_header(req->rh, req->nrh, name);
 }
