@@ -74,11 +74,19 @@ static void linger_read(hf_conn *c) {
         ssize_t n = recv(c->fd, rbuf, sizeof rbuf, 0);
         if (n > 0)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        if (n < 0 && hf_would_block())
             return;
         hf_conn_kill(c);
         return;
     }
+}
+
+/* The connection waits for its next request, which gets a whole timeout from now (not from the
+ * end of a reply that then took long to drain). */
+static void read_next(hf_conn *c) {
+    c->deadline_ms = hf_now_ms() + c->s->limits.timeout_ms;
+    c->state = HF_READ;
+    reading_on(c);
 }
 
 static void dispatch(hf_conn *c) {
@@ -200,7 +208,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
     }
     ssize_t n = recv(fd, rbuf, sizeof rbuf, 0);
     if (n <= 0) {
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        if (n < 0 && hf_would_block())
             return;
         client_closed(c, n == 0);
         return;
@@ -233,14 +241,12 @@ void hf_reply_done(tlab_http_req *r) {
         return;
     }
     http_parser_pause(&c->parser, 0);
-    c->deadline_ms = hf_now_ms() + c->s->limits.timeout_ms;
     if (c->writing) {
-        c->state = HF_DRAIN;
+        c->state = HF_DRAIN; /* read_next when it drains */
         reading_off(c);
         return;
     }
-    c->state = HF_READ;
-    reading_on(c);
+    read_next(c);
     if (c->stash_len && !c->in_parse)
         kick(c);
 }
@@ -251,11 +257,7 @@ void hf_conn_drained(hf_conn *c) {
         linger_start(c);
         break;
     case HF_DRAIN:
-        /* The next request's time starts now, not when the reply ended: a large reply read
-         * slowly must not leave the connection overdue the moment it drains. */
-        c->deadline_ms = hf_now_ms() + c->s->limits.timeout_ms;
-        c->state = HF_READ;
-        reading_on(c);
+        read_next(c);
         if (c->stash_len)
             parse_stash(c);
         break;

@@ -19,6 +19,7 @@
 #ifndef TLAB_HTTP_FRONT_INTERNAL_H
 #define TLAB_HTTP_FRONT_INTERNAL_H
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -134,6 +135,10 @@ const char *hf_find_header(const char *block, unsigned n, const char *name);
 
 /* Monotonic milliseconds (the coarse clock: deadlines need no better, and it is the cheapest). */
 int64_t hf_now_ms(void);
+/* The last recv or send failed only because the socket has nothing more now (or a signal). */
+static inline int hf_would_block(void) {
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+}
 /* Closes the socket now; gone callback and free come from the reaper. Calls nothing of the caller's. */
 void hf_conn_kill(hf_conn *c);
 /* A reply's last byte is queued (or the connection is dead): frees req and moves its connection

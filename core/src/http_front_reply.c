@@ -117,10 +117,6 @@ static size_t head_write(char *out, int status, const char *hdrs, unsigned n, in
 
 /* ---- output ---- */
 
-static int would_block(void) {
-    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
-}
-
 /* Appends to c->out. -1 (rest drained) when out of memory. */
 static int append(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *rest) {
     if (!c->out && !(c->out = evbuffer_new()))
@@ -163,11 +159,13 @@ static int send_out(hf_conn *c) {
 }
 
 int hf_conn_output_later(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *rest) {
-    if (c->state == HF_DEAD || append(c, iov, n, rest)) {
+    if (c->state == HF_DEAD) {
         if (rest)
             evbuffer_drain(rest, evbuffer_get_length(rest));
-        if (c->state != HF_DEAD)
-            hf_conn_kill(c); /* out of memory: a cut reply is all that is left to give */
+        return -1;
+    }
+    if (append(c, iov, n, rest)) { /* append drained `rest` */
+        hf_conn_kill(c); /* out of memory: a cut reply is all that is left to give */
         return -1;
     }
     if (c->writing || c->deferred)
@@ -210,7 +208,7 @@ int hf_conn_output(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *
         struct msghdr msg = {.msg_iov = v, .msg_iovlen = (size_t)k};
         w = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
         if (w < 0) {
-            if (!would_block()) {
+            if (!hf_would_block()) {
                 hf_conn_kill(c);
                 goto drop;
             }
@@ -260,7 +258,7 @@ static int flush(hf_conn *c) {
         struct msghdr msg = {.msg_iov = v, .msg_iovlen = (size_t)n};
         ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
         if (w < 0)
-            return would_block() ? 0 : -1;
+            return hf_would_block() ? 0 : -1;
         evbuffer_drain(c->out, (size_t)w);
         c->wdeadline_ms = hf_now_ms() + c->s->limits.timeout_ms;
         if ((size_t)w < total || evbuffer_get_length(c->out) == 0)
@@ -311,8 +309,9 @@ static int final_status(int status) {
     return status < 200 ? 502 : status;
 }
 
+/* For a final status (final_status has turned any 1xx into 502). */
 static int no_body_status(int status) {
-    return status < 200 || status == 204 || status == 304;
+    return status == 204 || status == 304;
 }
 
 static int conn_kind(const tlab_http_req *r) {
