@@ -15,7 +15,7 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 
-#include "curl_loop.h"
+#include "common/curl_loop.h"
 
 typedef struct slot {
     struct tlab_http *h;

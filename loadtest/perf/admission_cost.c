@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "gateway.h"
-#include "metrics_registry.h"
-#include "policy_host.h"
+#include "config/config.h"
+#include "gateway/gateway.h"
+#include "base/metrics_registry.h"
+#include "policy/lua/policy_host.h"
 
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;

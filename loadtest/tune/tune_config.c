@@ -12,7 +12,7 @@
 #include <yaml.h>
 
 #include "supervisor_cmd.h"
-#include "yaml_json.h"
+#include "common/yaml_json.h"
 
 /* Where each node sits in the file, keyed by its path ("search.tolerance", "grid.max_num_seqs[1]"),
  * so checks made on the JSON value can still point at the line. */

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "process.h"
+#include "common/process.h"
 #include "slo.h"
 #include "tune_worker.h"
 

@@ -20,7 +20,7 @@
 #include "tune_runfile.h"
 #include "tune_search.h"
 #include "tune_worker.h"
-#include "yaml_json.h"
+#include "common/yaml_json.h"
 
 typedef struct {
     const tune_options *o;

@@ -18,7 +18,7 @@
 
 #include <curl/curl.h>
 
-#include "process.h"
+#include "common/process.h"
 #include "supervisor_cmd.h"
 
 double tune_mono(void) {

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "auth_keys.h"
+#include "config/auth_keys.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

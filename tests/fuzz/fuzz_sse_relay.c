@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sse_relay.h"
+#include "sse/sse_relay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

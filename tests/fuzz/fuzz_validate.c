@@ -10,8 +10,8 @@
 
 #include <jansson.h>
 
-#include "json_fast.h"
-#include "validate.h"
+#include "base/json_fast.h"
+#include "policy/validate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

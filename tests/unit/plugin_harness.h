@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "metrics_registry.h"
+#include "base/metrics_registry.h"
 #include "tlab/plugin.h"
 #include "tlab_test.h"
 

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "auth_keys.h"
-#include "sha256.h"
+#include "config/auth_keys.h"
+#include "base/sha256.h"
 #include "tlab_test.h"
 
 static char tmpdir[] = "/tmp/tlab_test_auth.XXXXXX";

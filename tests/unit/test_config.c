@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "auth_keys.h"
-#include "config.h"
+#include "config/auth_keys.h"
+#include "config/config.h"
 #include "tlab_test.h"
 
 static char tmpdir[] = "/tmp/tlab_test_config.XXXXXX";

@@ -31,7 +31,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "http_front.h"
+#include "http/http_front.h"
 #include "tlab_test.h"
 
 #if defined(__has_include)

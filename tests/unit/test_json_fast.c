@@ -14,7 +14,7 @@
 
 #include <jansson.h>
 
-#include "json_fast.h"
+#include "base/json_fast.h"
 #include "tlab_test.h"
 
 enum { FAST, JANSSON, INVALID };

@@ -8,8 +8,8 @@
 
 #include <event2/event.h>
 
-#include "metrics_registry.h"
-#include "plugin_host.h"
+#include "base/metrics_registry.h"
+#include "hooks/plugin_host.h"
 #include "tlab_test.h"
 
 typedef struct {

@@ -15,12 +15,12 @@
 
 #include <event2/event.h>
 
-#include "gateway.h"
-#include "lua_gw.h"
-#include "metrics_registry.h"
-#include "plugin_host.h"
-#include "policy_host.h"
-#include "stats.h"
+#include "gateway/gateway.h"
+#include "policy/lua/lua_gw.h"
+#include "base/metrics_registry.h"
+#include "hooks/plugin_host.h"
+#include "policy/lua/policy_host.h"
+#include "request/stats.h"
 #include "tlab_test.h"
 
 static char tmpdir[] = "/tmp/tlab_test_policy.XXXXXX";

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rate_limit.h"
+#include "policy/rate_limit.h"
 #include "tlab_test.h"
-#include "usage_meter.h"
+#include "policy/usage_meter.h"
 
 #define S 1000000ULL /* one second in microseconds */
 

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "gateway.h"
-#include "reload.h"
+#include "config/config.h"
+#include "gateway/gateway.h"
+#include "gateway/reload.h"
 #include "tlab_test.h"
 
 static char tmpdir[] = "/tmp/tlab_test_reload.XXXXXX";

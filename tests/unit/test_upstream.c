@@ -27,10 +27,10 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "config.h"
-#include "gateway.h"
+#include "config/config.h"
+#include "gateway/gateway.h"
 #include "tlab_test.h"
-#include "upstream.h"
+#include "upstream/upstream.h"
 #include "upstream_script_server.h"
 
 struct event_base *base;

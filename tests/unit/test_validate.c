@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "tlab_test.h"
-#include "validate.h"
+#include "policy/validate.h"
 
 #define CHAT TLAB_KIND_CHAT
 #define COMPL TLAB_KIND_COMPLETIONS

@@ -1,0 +1,141 @@
+/*
+ * config_schema.c - the config's keys, bounds and defaults (config_schema.h), and freeing a
+ * loaded config. The loader that reads YAML and --set against these is config.c.
+ */
+#include "config/config_schema.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/auth_keys.h"
+
+#ifndef TLAB_DEFAULT_PLUGIN_DIR
+#define TLAB_DEFAULT_PLUGIN_DIR "/usr/local/lib/tlab/plugins"
+#endif
+
+#define FLD(k, t, m, lo, hi)                                                                                                       \
+    { k, t, offsetof(tlab_config, m), lo, hi }
+
+static const field listen_fields[] = {
+    FLD("host", F_STR, listen_host, 0, 0),
+    FLD("port", F_INT, listen_port, 0, 65535),
+};
+static const field upstream_fields[] = {
+    FLD("url", F_URL, upstream_url, 0, 0),
+    FLD("connect_timeout_ms", F_LONG, connect_timeout_ms, 1, 600000),
+    FLD("first_byte_timeout_ms", F_LONG, first_byte_timeout_ms, 1, 3600000),
+    FLD("total_timeout_ms", F_LONG, total_timeout_ms, 1, 86400000),
+    FLD("idle_keepalive_ms", F_LONG, idle_keepalive_ms, 100, 60000),
+    FLD("max_connections", F_LONG, max_connections, 1, 100000),
+    FLD("sse_keepalive_ms", F_LONG, sse_keepalive_ms, 0, 600000),
+};
+static const field limits_fields[] = {
+    FLD("max_body_bytes", F_LLONG, max_body_bytes, 64, 1073741824LL),
+    FLD("max_tokens", F_LONG, max_tokens, 1, 10000000),
+    FLD("max_client_connections", F_LONG, max_connections_in, 1, 1000000),
+    FLD("client_timeout_ms", F_LONG, client_timeout_ms, 1, 86400000),
+};
+static const field log_fields[] = {
+    FLD("level", F_LEVEL, log_level, 0, 0),
+};
+static const field policies_fields[] = {
+    FLD("admission", F_PATH, policy_admission, 0, 0),
+    FLD("degradation", F_PATH, policy_degradation, 0, 0),
+    FLD("tick_ms", F_LONG, policy_tick_ms, 10, 600000),
+    FLD("fail_open", F_BOOL, policy_fail_open, 0, 1),
+    FLD("instruction_budget", F_LONG, policy_instruction_budget, 1000, 100000000),
+    FLD("memory_limit_mb", F_LONG, policy_memory_limit_mb, 1, 4096),
+    FLD("stats_window_s", F_LONG, policy_stats_window_s, 1, 300),
+    FLD("min_restart_interval_s", F_LONG, policy_min_restart_interval_s, 0, 86400),
+};
+static const field auth_fields[] = {
+    FLD("keys_file", F_PATH, auth_keys_file, 0, 0),
+};
+static const field admin_listen_fields[] = {
+    FLD("host", F_STR, admin_host, 0, 0),
+    FLD("port", F_OPT_INT, admin_port, 0, 65535),
+};
+static const field shutdown_fields[] = {
+    FLD("grace_s", F_LONG, shutdown_grace_s, 0, 3600),
+};
+static const field top_fields[] = {
+    FLD("plugin_dir", F_STR, plugin_dir, 0, 0),
+};
+
+#define SECTION(name, f)                                                                                                           \
+    { name, f, sizeof(f) / sizeof(f[0]) }
+const section tlab_config_sections[] = {
+    SECTION("listen", listen_fields),
+    SECTION("upstream", upstream_fields),
+    SECTION("limits", limits_fields),
+    SECTION("log", log_fields),
+    SECTION("policies", policies_fields),
+    SECTION("auth", auth_fields),
+    SECTION("admin.listen", admin_listen_fields),
+    SECTION("shutdown", shutdown_fields),
+};
+const section tlab_config_top_section = SECTION(NULL, top_fields);
+const size_t tlab_config_n_sections = sizeof(tlab_config_sections) / sizeof(tlab_config_sections[0]);
+
+const char *const tlab_config_top_expected = "listen, upstream, limits, log, policies, auth, admin, shutdown, plugin_dir, plugins";
+const char *const tlab_config_log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+int tlab_config_defaults(tlab_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->listen_port = 8001;
+    cfg->connect_timeout_ms = 2000;
+    cfg->first_byte_timeout_ms = 120000;
+    cfg->total_timeout_ms = 600000;
+    cfg->idle_keepalive_ms = 4000;
+    cfg->max_connections = 1024;
+    cfg->sse_keepalive_ms = 5000;
+    cfg->max_body_bytes = 1048576;
+    cfg->max_tokens = 4096;
+    cfg->max_connections_in = 10000;
+    cfg->client_timeout_ms = 60000;
+    cfg->policy_tick_ms = 1000;
+    cfg->policy_fail_open = 1;
+    cfg->policy_instruction_budget = 100000;
+    cfg->policy_memory_limit_mb = 16;
+    cfg->policy_stats_window_s = 10;
+    cfg->policy_min_restart_interval_s = 60;
+    cfg->policy_admission = strdup("");
+    cfg->policy_degradation = strdup("");
+    cfg->listen_host = strdup("127.0.0.1");
+    cfg->upstream_url = strdup("http://127.0.0.1:8000");
+    cfg->log_level = strdup("info");
+    cfg->plugin_dir = strdup(TLAB_DEFAULT_PLUGIN_DIR);
+    cfg->auth_keys_file = strdup("");
+    cfg->admin_host = strdup("127.0.0.1");
+    cfg->admin_port = -1;
+    cfg->shutdown_grace_s = 30;
+    if (!cfg->auth_keys_file || !cfg->admin_host || !cfg->listen_host || !cfg->upstream_url || !cfg->log_level ||
+        !cfg->plugin_dir || !cfg->policy_admission ||
+        !cfg->policy_degradation) {
+        tlab_config_free(cfg);
+        return -1;
+    }
+    return 0;
+}
+
+void tlab_config_free(tlab_config *cfg) {
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < cfg->n_plugins; i++) {
+        free(cfg->plugins[i].name);
+        free(cfg->plugins[i].path);
+        json_decref(cfg->plugins[i].config);
+    }
+    free(cfg->plugins);
+    free(cfg->source);
+    free(cfg->listen_host);
+    free(cfg->upstream_url);
+    free(cfg->log_level);
+    free(cfg->plugin_dir);
+    free(cfg->policy_admission);
+    free(cfg->policy_degradation);
+    free(cfg->auth_keys_file);
+    free(cfg->admin_host);
+    tlab_keyring_free(cfg->keyring);
+    memset(cfg, 0, sizeof *cfg);
+}

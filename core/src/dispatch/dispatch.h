@@ -1,0 +1,34 @@
+/*
+ * dispatch.h - from "admitted" to "sent to a worker".
+ *
+ * An admitted request goes to the queue plugin when one is loaded, else to the core's FIFO.
+ * The dispatcher then takes requests in order while every dispatch gate says TLAB_OK, and hands
+ * each to the proxy. TLAB_AGAIN from a gate holds the head; any other answer (TLAB_ERROR, an
+ * unknown code) fails that one request with a 500 and the dispatcher goes on.
+ *
+ * tlab_dispatch_submit() runs the dispatcher at once (unless it is already running), so an
+ * admitted request the gates let through is on its way to the worker before the HTTP handler
+ * returns. tlab_dispatch_wake() runs it on the loop instead, after the current callbacks, so a
+ * hook that wakes it never re-enters it.
+ */
+#ifndef TLAB_DISPATCH_H
+#define TLAB_DISPATCH_H
+
+#include "request/request.h"
+
+int tlab_dispatch_init(struct event_base *base);
+void tlab_dispatch_shutdown(void);
+/* Takes an admitted request: queues it (TLAB_EV_QUEUED when a queue plugin holds it) and wakes
+ * the dispatcher. If the queue plugin refuses it, the plugin has already answered it. */
+void tlab_dispatch_submit(tlab_request *r);
+void tlab_dispatch_wake(void);
+/* Removes r from wherever it waits (client gone, shutdown). No-op if it is not waiting. */
+void tlab_dispatch_forget(tlab_request *r);
+/* Requests admitted and not yet dispatched. */
+size_t tlab_dispatch_waiting(void);
+/* Answers every waiting request with `err` (used at shutdown). */
+void tlab_dispatch_fail_all(const tlab_error *err);
+/* The same, with a Retry-After header when retry_after_s > 0. */
+void tlab_dispatch_fail_all_retry(const tlab_error *err, int retry_after_s);
+
+#endif

@@ -1,4 +1,0 @@
-/* gateway.c - the one gateway instance (see gateway.h for why it is process-wide). */
-#include "gateway.h"
-
-tlab_gateway tlab_gw;

@@ -1,0 +1,280 @@
+/*
+ * http_server.c - routing and the front half of a request's walk: read, authenticate,
+ * validate, admit, submit.
+ *
+ * Two listeners can share the routes. The main one serves clients; the admin one (when
+ * admin.listen.port is set) serves /health and the operator routes, /metrics and /admin/..., and
+ * those are then 404 on the main one. The split is made here by path prefix, for core and plugin
+ * routes alike, so no plugin has to know which port it is on.
+ */
+#include "gateway/http_server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "policy/auth.h"
+#include "dispatch/dispatch.h"
+#include "http/http_front.h"
+#include "common/log.h"
+#include "hooks/plugin_host.h"
+#include "policy/lua/policy_host.h"
+#include "relay/proxy.h"
+#include "request/request.h"
+#include "upstream/upstream.h"
+
+static void send_json(tlab_http_req *http, int status, json_t *obj) {
+    char *text = json_dumps(obj, JSON_COMPACT);
+    tlab_http_add_header(http, "Content-Type", "application/json");
+    tlab_http_reply(http, text ? status : 500, text ? text : "{}", text ? strlen(text) : 2);
+    free(text);
+}
+
+static void send_error(tlab_http_req *http, int status, const char *type, const char *fmt, const char *arg) {
+    tlab_error err;
+    tlab_error_set(&err, status, type, NULL, fmt, arg);
+    tlab_http_send_error(http, &err, status == 503 ? 1 : 0);
+}
+
+static void method_not_allowed(tlab_http_req *http, const char *path, const char *allow) {
+    tlab_http_add_header(http, "Allow", allow);
+    send_error(http, 405, "invalid_request_error", "Method not allowed on %s", path);
+}
+
+static void handle_health(tlab_gateway *gw, tlab_http_req *http) {
+    const tlab_upstream_stats *st = tlab_upstream_get_stats(gw->upstream);
+    tlab_http_counters clients = {0};
+    tlab_http_server_counters(gw->http, &clients);
+    json_t *o = json_pack("{s:s, s:s, s:f, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:s, s:I, s:I, s:I, s:I, s:I}, s:o}", "status",
+                          gw->draining ? "draining" : "ok", "version", TLAB_VERSION, "uptime_s",
+                          (double)(tlab_now_us() - gw->started_us) / 1e6, "in_flight", (json_int_t)gw->in_flight, "waiting",
+                          (json_int_t)tlab_dispatch_waiting(), "live_requests", (json_int_t)gw->live_requests, "clients", "open",
+                          (json_int_t)clients.open, "max", (json_int_t)gw->cfg->max_connections_in, "rejected",
+                          (json_int_t)clients.rejected, "timed_out", (json_int_t)clients.timed_out, "upstream",
+                          "url", gw->cfg->upstream_url, "transfers", (json_int_t)st->transfers, "connections_opened",
+                          (json_int_t)st->connections_opened, "retries", (json_int_t)st->retries, "aborted",
+                          (json_int_t)st->aborted, "active", (json_int_t)st->active, "plugins", tlab_plugins_describe());
+    if (!o)
+        return send_error(http, 500, "internal_error", "%s", "out of memory");
+    send_json(http, gw->draining ? 503 : 200, o);
+    json_decref(o);
+}
+
+static void handle_llm(tlab_gateway *gw, tlab_http_req *http, const char *path, tlab_api_kind kind, long key) {
+    if (gw->draining) {
+        send_error(http, 503, "service_unavailable", "%s", "the gateway is shutting down; retry on another instance");
+        return;
+    }
+    tlab_request *r = tlab_request_new(http, path, kind);
+    if (!r) {
+        send_error(http, 500, "internal_error", "%s", "out of memory");
+        return;
+    }
+    tlab_request_emit(r, TLAB_EV_ARRIVED);
+    if (tlab_auth_attach(r, key) != 0) {
+        tlab_error oom;
+        tlab_error_set(&oom, 500, "internal_error", NULL, "out of memory");
+        tlab_request_fail(r, &oom, 0);
+        return;
+    }
+    tlab_validate_limits limits = {.max_body_bytes = gw->cfg->max_body_bytes, .max_tokens = gw->cfg->max_tokens};
+    tlab_error err;
+    if (tlab_validate_request(kind, r->raw_body, r->raw_len, &limits, &r->body, &r->info, &err) != 0) {
+        tlab_request_fail(r, &err, 0);
+        return;
+    }
+    if (tlab_policy_admit_request(r) != 0)
+        return; /* admission.lua rejected it (or failed with fail_open: false); already answered */
+    /* After the policy, so a clamped max_tokens is what gets reserved and a policy's refusal
+     * costs the key nothing. */
+    if (tlab_auth_admit(r) != 0)
+        return; /* the key's rate limit: 429 already sent */
+    tlab_request_emit(r, TLAB_EV_ADMITTED);
+    r->overhead_us += r->t[TLAB_EV_ADMITTED] - r->t[TLAB_EV_ARRIVED];
+    tlab_dispatch_submit(r);
+}
+
+static void handle_models(tlab_http_req *http) {
+    tlab_request *r = tlab_request_new(http, "/v1/models", TLAB_KIND_CHAT);
+    if (!r) {
+        send_error(http, 500, "internal_error", "%s", "out of memory");
+        return;
+    }
+    r->internal = 1;
+    tlab_request_emit(r, TLAB_EV_ARRIVED);
+    tlab_proxy_dispatch(r);
+}
+
+typedef struct listener {
+    tlab_gateway *gw;
+    int admin; /* the admin listener */
+} listener;
+
+static listener main_listener, admin_listener;
+
+/* The operator's routes: on the admin listener when there is one, else behind an admin key. */
+static int is_admin_route(const char *path) {
+    return strcmp(path, "/metrics") == 0 || strcmp(path, "/admin") == 0 || strncmp(path, "/admin/", 7) == 0;
+}
+
+static void not_found(tlab_http_req *http, const char *path) {
+    send_error(http, 404, "invalid_request_error", "No route for %s", path);
+}
+
+static void on_request(tlab_http_req *http, void *arg) {
+    const listener *l = arg;
+    tlab_gateway *gw = l->gw;
+    const char *path = tlab_http_req_path(http);
+    tlab_http_method cmd = tlab_http_req_method(http);
+
+    /* /health stays open on both listeners: load balancers and supervisors probe it without keys. */
+    if (strcmp(path, "/health") == 0) {
+        if (cmd != TLAB_HTTP_GET)
+            return method_not_allowed(http, path, "GET");
+        return handle_health(gw, http);
+    }
+    int admin_route = is_admin_route(path);
+    if (l->admin ? !admin_route : admin_route && gw->admin_http)
+        return not_found(http, path);
+    /* With auth on, every other route of the main listener needs a key (deny by default, plugin
+     * routes included), and the operator's routes an admin key. The admin listener is trusted
+     * by where it listens (loopback by default). */
+    long key = TLAB_AUTH_OPEN;
+    if (!l->admin && (key = tlab_auth_check(http, admin_route)) == -1)
+        return;
+
+    if (strcmp(path, "/v1/chat/completions") == 0 || strcmp(path, "/v1/completions") == 0) {
+        if (cmd != TLAB_HTTP_POST)
+            return method_not_allowed(http, path, "POST");
+        return handle_llm(gw, http, path[4] == 'c' && path[5] == 'h' ? "/v1/chat/completions" : "/v1/completions",
+                          path[4] == 'c' && path[5] == 'h' ? TLAB_KIND_CHAT : TLAB_KIND_COMPLETIONS, key);
+    }
+    if (strcmp(path, "/v1/models") == 0) {
+        if (cmd != TLAB_HTTP_GET)
+            return method_not_allowed(http, path, "GET");
+        if (tlab_auth_admit_call(http, key) != 0)
+            return;
+        return handle_models(http);
+    }
+    if (strcmp(path, "/admin/policies") == 0) {
+        if (cmd != TLAB_HTTP_GET)
+            return method_not_allowed(http, path, "GET");
+        json_t *o = tlab_policies_describe();
+        if (!o)
+            return send_error(http, 500, "internal_error", "%s", "out of memory");
+        send_json(http, 200, o);
+        json_decref(o);
+        return;
+    }
+    int routed = tlab_plugins_route(http, path);
+    if (routed == 1)
+        return;
+    if (routed == -1)
+        return method_not_allowed(http, path, "see the plugin's documentation");
+    not_found(http, path);
+}
+
+/*
+ * A listening socket with a deep backlog (a burst of clients would otherwise see connection
+ * resets) and TCP_NODELAY. SSE events are small writes: without TCP_NODELAY,
+ * Nagle's algorithm holds each one back until the client's delayed ACK (~40 ms). Linux copies
+ * the option from the listening socket to every accepted one. Returns -1 with errno set.
+ */
+static evutil_socket_t listen_socket(const char *host, int port) {
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res = NULL;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    int gai = getaddrinfo(host, service, &hints, &res);
+    if (gai != 0 || !res) {
+        errno = gai == EAI_SYSTEM ? errno : EADDRNOTAVAIL;
+        return -1;
+    }
+    evutil_socket_t fd = socket(res->ai_family, SOCK_STREAM, 0);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0 || evutil_make_socket_nonblocking(fd) != 0 ||
+            evutil_make_socket_closeonexec(fd) != 0) {
+            int saved = errno;
+            evutil_closesocket(fd);
+            errno = saved;
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+/* The front's limits from the config. Bodies between max_body_bytes and the hard cap get the
+ * validator's OpenAI-shaped 413 naming limits.max_body_bytes; beyond the cap the front answers
+ * 413 itself without reading them, so memory per connection stays bounded. */
+static tlab_http_limits front_limits(const tlab_config *cfg, int admin) {
+    long long hard_cap = cfg->max_body_bytes * 2 > cfg->max_body_bytes + (1 << 20) ? cfg->max_body_bytes * 2
+                                                                                   : cfg->max_body_bytes + (1 << 20);
+    return (tlab_http_limits){.max_header_bytes = 64 * 1024,
+                              .max_body_bytes = (size_t)hard_cap,
+                              .timeout_ms = cfg->client_timeout_ms,
+                              /* operators on loopback are not counted against the clients' cap */
+                              .max_connections = admin ? 0 : cfg->max_connections_in};
+}
+
+/* Listens on host:port and serves it through `l`; stores the bound port. On failure returns
+ * NULL with err set. */
+static tlab_http_server *serve(listener *l, const char *what, const char *host, int port, int *bound_port, char *err,
+                               size_t errlen) {
+    evutil_socket_t fd = listen_socket(host, port);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s%s:%d: %s", what, host, port, strerror(errno));
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    *bound_port = port;
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        *bound_port =
+            ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+    tlab_http_limits limits = front_limits(l->gw->cfg, l->admin);
+    tlab_http_server *s = tlab_http_server_new(l->gw->base, fd, &limits, on_request, l);
+    if (!s)
+        snprintf(err, errlen, "cannot create the HTTP server for %s%s:%d: out of memory", what, host, port);
+    return s;
+}
+
+int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen) {
+    const tlab_config *cfg = gw->cfg;
+    main_listener = (listener){gw, 0};
+    admin_listener = (listener){gw, 1};
+    gw->admin_port = -1;
+    gw->http = serve(&main_listener, "", cfg->listen_host, cfg->listen_port, &gw->port, err, errlen);
+    if (!gw->http)
+        return -1;
+    if (cfg->admin_port >= 0 &&
+        !(gw->admin_http = serve(&admin_listener, "admin.listen ", cfg->admin_host, cfg->admin_port, &gw->admin_port, err, errlen)))
+        return -1;
+    return 0;
+}
+
+void tlab_http_apply_limits(tlab_gateway *gw) {
+    tlab_http_limits limits = front_limits(gw->cfg, 0);
+    if (gw->http)
+        tlab_http_server_set_limits(gw->http, &limits);
+    limits = front_limits(gw->cfg, 1);
+    if (gw->admin_http)
+        tlab_http_server_set_limits(gw->admin_http, &limits);
+}
+
+void tlab_http_stop(tlab_gateway *gw) {
+    if (gw->http)
+        tlab_http_server_free(gw->http);
+    gw->http = NULL;
+    if (gw->admin_http)
+        tlab_http_server_free(gw->admin_http);
+    gw->admin_http = NULL;
+}

@@ -1,0 +1,169 @@
+/*
+ * http_front_internal.h - what the three parts of the front HTTP server share: http_front.c
+ * (listener, connections, reading, timeouts), http_front_request.c (parser callbacks, the
+ * request) and http_front_reply.c (reply heads, output, the write side). Not a contract for
+ * anyone else: callers use http_front.h.
+ *
+ * Lifetimes, in one place:
+ *   - a connection (hf_conn) lives from accept until it is killed (socket closed at once) and then
+ *     reaped by the server's reaper event, which runs the gone callback of a request still being
+ *     served. A killed connection whose request has no watch stays allocated (dead, no socket)
+ *     until that request is answered: the request keeps using it for its peer address.
+ *   - a request (tlab_http_req) is created by the parser at a message's first byte, handed to the
+ *     handler when whole ("served"), and freed when answered, or after its gone callback.
+ * Killing never calls the caller's code; gone callbacks only run from the reaper (or from
+ * tlab_http_server_free), so no callback of ours runs inside a call of the caller's. For the same
+ * reason tlab_http_server_free must not be called from inside the server's own callbacks (the
+ * connection being parsed would be freed under it).
+ */
+#ifndef TLAB_HTTP_FRONT_INTERNAL_H
+#define TLAB_HTTP_FRONT_INTERNAL_H
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h> /* events embedded in their connection: no malloc per event */
+#include <http_parser.h>
+
+#include "http/http_front.h"
+
+#define HF_STASH_MAX (64 * 1024) /* pipelined bytes held while a request is served; past it reading waits */
+#define HF_LINGER_MS 2000
+
+typedef enum hf_state {
+    HF_READ,    /* reading a request, or idle between requests */
+    HF_SERVE,   /* a whole request is with the handler until its reply ends */
+    HF_DRAIN,   /* reply ended, connection kept, output pending: the next request waits for the drain */
+    HF_CLOSING, /* the last reply ended (or an error reply was written): linger once output drains */
+    HF_LINGER,  /* shut for writing; discarding what the client still sends until EOF or HF_LINGER_MS */
+    HF_DEAD     /* socket closed; see the file comment */
+} hf_state;
+
+typedef struct hf_conn hf_conn;
+
+struct tlab_http_server {
+    struct event_base *base;
+    int listen_fd;
+    struct event listen_ev, resume_ev, sweep_ev, reap_ev;
+    tlab_http_limits limits;
+    tlab_http_handler on_request;
+    void *arg;
+    hf_conn *conns; /* live connections (not dead), doubly linked */
+    hf_conn *dying; /* killed, waiting for the reaper; linked through next */
+    size_t open;
+    uint64_t rejected, timed_out;
+    time_t warned_emfile_at, warned_reject_at; /* one warning per second at most */
+};
+
+struct hf_conn {
+    tlab_http_server *s; /* dangling once reaped: a dead connection never uses it */
+    hf_conn *prev, *next;
+    tlab_http_req *req;   /* being read or served; NULL between requests */
+    struct evbuffer *out; /* reply bytes the socket has not taken; NULL until first needed */
+    char *stash;          /* bytes read past the request being served (pipelining) */
+    uint32_t stash_off, stash_len, stash_cap;
+    int fd;
+    uint8_t state;          /* hf_state */
+    unsigned reading : 1;   /* rev is added */
+    unsigned writing : 1;   /* wev is added: output is pending */
+    unsigned in_parse : 1;  /* inside hf_conn_parse: a reply ending now must not start the next request */
+    unsigned kicked : 1;    /* rev was activated to parse the stash (no recv needed) */
+    unsigned wkicked : 1;   /* wev was activated to report a drain */
+    unsigned fkicked : 1;   /* wev was activated to send the deferred output at the end of the loop turn */
+    unsigned deferred : 1;  /* c->out holds streamed output not yet tried on the socket (see hf_conn_output_later) */
+    unsigned reaped : 1;    /* dead and reaped; freed when its orphan request is answered */
+    unsigned peer_eof : 1;  /* the client shut its side while we were still writing */
+    uint16_t err_status;    /* an error found by a parser callback; it sticks */
+    const char *err_msg;    /* its message (static) */
+    uint16_t port;
+    int64_t deadline_ms;  /* HF_READ: the whole request by then; HF_LINGER: close by then */
+    int64_t wdeadline_ms; /* output pending: cut without write progress by then */
+    http_parser parser;
+    struct event rev, wev;
+    char peer[INET6_ADDRSTRLEN];
+};
+
+enum { HF_CB_NONE, HF_CB_URL, HF_CB_FIELD, HF_CB_VALUE };
+
+struct tlab_http_req {
+    hf_conn *c;
+    uint32_t arena_len, arena_cap; /* the arena: see the end of the struct */
+    uint32_t hdr_off, path_off; /* path_off UINT32_MAX: "/" */
+    uint32_t head_bytes;        /* request line + headers, as counted against max_header_bytes */
+    uint16_t nhdr;
+    uint8_t method; /* tlab_http_method */
+    uint8_t minor;  /* HTTP/1.<minor> */
+    uint8_t last_cb;
+    unsigned headers_done : 1;
+    unsigned served : 1;     /* handed to the handler */
+    unsigned keep_alive : 1; /* by the request (http_should_keep_alive) */
+    unsigned close : 1;      /* the reply said Connection: close */
+    unsigned started : 1;    /* a streamed reply started */
+    unsigned chunked : 1;    /* ... with chunked framing */
+    unsigned no_body : 1;    /* ... that carries no body (HEAD, 1xx, 204, 304) */
+    unsigned in_gone : 1;    /* its gone callback is running: replies are ignored */
+    char *body;              /* NUL-terminated when not NULL; body_cap counts the NUL */
+    size_t body_len, body_cap;
+    char *rh; /* reply headers added by the caller: name\0value\0 each */
+    uint32_t rh_len, rh_cap;
+    uint16_t nrh;
+    tlab_http_gone_fn gone;
+    void *gone_arg;
+    tlab_http_drained_fn drained;
+    void *drained_arg;
+    /* The request's bytes, in the same allocation: URL\0, then name\0value\0 per header from
+     * hdr_off, then a copy of the path when it is not the URL's tail. */
+    char arena[];
+};
+
+/* ---- http_front_request.c ---- */
+
+extern const http_parser_settings hf_settings;
+/* Frees a request (not its connection). */
+void hf_req_free(tlab_http_req *r);
+/* Answers a request the parser refused (c->err_status, else from the parser's error `e`) with
+ * its error reply; the connection closes. */
+void hf_refuse(hf_conn *c, enum http_errno e);
+/* The first value of header `name` in a name\0value\0 block of `n` entries, NULL when absent. */
+const char *hf_find_header(const char *block, unsigned n, const char *name);
+
+/* ---- http_front.c ---- */
+
+/* Monotonic milliseconds (the coarse clock: deadlines need no better, and it is the cheapest). */
+int64_t hf_now_ms(void);
+/* The last recv or send failed only because the socket has nothing more now (or a signal). */
+static inline int hf_would_block(void) {
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+}
+/* Closes the socket now; gone callback and free come from the reaper. Calls nothing of the caller's. */
+void hf_conn_kill(hf_conn *c);
+/* A reply's last byte is queued (or the connection is dead): frees req and moves its connection
+ * on: to the next request (keep-alive), to draining, or to closing. */
+void hf_reply_done(tlab_http_req *r);
+/* The output buffer just emptied (from the write event): finishes a drain or a closing, or
+ * fires the request's drained callback. */
+void hf_conn_drained(hf_conn *c);
+/* Frees a dead connection that is reaped and has no request. */
+void hf_conn_free(hf_conn *c);
+
+/* ---- http_front_reply.c ---- */
+
+/* Writes iov[0..n) and then all of `rest` (may be NULL; it is drained) after what is pending;
+ * what the socket does not take waits in c->out. A write error kills the connection. 0 or -1. */
+int hf_conn_output(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *rest);
+/* Queues iov[0..n) and `rest` to go out at the end of this loop turn, with whatever else is
+ * written until then, in one sendmsg (or with the next immediate output, which sends it all). */
+int hf_conn_output_later(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *rest);
+/* The write event's callback. */
+void hf_on_write(evutil_socket_t fd, short what, void *arg);
+/* Answers a request the parser refused: OpenAI error JSON, Connection: close, then a lingering
+ * close. `type` NULL means "invalid_request_error". */
+void hf_error_reply(hf_conn *c, int status, const char *type, const char *message);
+/* Turns away a connection past max_connections: 503 JSON straight on the socket, then close. */
+void hf_reject(tlab_http_server *s, int fd);
+
+#endif

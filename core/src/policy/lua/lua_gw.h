@@ -1,0 +1,72 @@
+/*
+ * lua_gw.h - internal to the policy host: the per-state context and the inject functions that
+ * fill the `gw` table, one C file per API area (OpenResty's ngx_http_lua_inject_*_api):
+ *   lua_gw_snapshot.c  reads: queue_depth, in_flight, worker_state, rps, quantiles, tier, ...
+ *   lua_gw_request.c   the request being admitted: the `req` table, admit/reject/clamp/priority
+ *   lua_gw_actions.c   set_tier, set_window_ms, restart_worker, log, now
+ * Adding an API area means one new file and one call in lua_state.c.
+ */
+#ifndef TLAB_LUA_GW_H
+#define TLAB_LUA_GW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+
+#include "config/config.h"
+#include "policy/lua/policy_host.h"
+
+/* Per-state context, reachable from any C function through lua_getextraspace. */
+typedef struct tlab_lua_ctx {
+    tlab_policy_id id;
+    const char *name;     /* "admission" / "degradation" */
+    char log_source[24];  /* "lua:admission" */
+    int probing;          /* a scratch state being validated: actions that reach the core do nothing */
+    int budget_hit;       /* set by the count hook during the current call */
+    long budget;          /* instructions per call */
+    int fn_ref;           /* the required function (on_request / on_tick), bound at load */
+    int req_ref;          /* the reusable `req` table handed to on_request */
+    size_t mem_used, mem_limit;
+} tlab_lua_ctx;
+
+static inline tlab_lua_ctx *tlab_lua_ctx_of(lua_State *L) {
+    return *(tlab_lua_ctx **)lua_getextraspace(L);
+}
+
+/* Each fills the table at stack index `methods` with its functions. */
+void tlab_lua_inject_snapshot(lua_State *L, int methods);
+void tlab_lua_inject_request(lua_State *L, int methods);
+void tlab_lua_inject_actions(lua_State *L, int methods);
+
+/* __index of the gw table: a function from `methods` (upvalue 1) or a snapshot field by name. */
+int tlab_lua_gw_index(lua_State *L);
+
+/* The admission call (lua_gw_request.c), run inside the protected call with two light userdata
+ * arguments (const tlab_admission_input *, tlab_admission_decision *): fills the reusable `req`
+ * table, points the request actions at the decision and calls on_request(req). Call
+ * tlab_lua_request_end() after the protected call, whatever it returned. */
+int tlab_lua_admission_call(lua_State *L);
+void tlab_lua_request_end(void);
+
+/* FNV-1a, 64 bits: the content hash shown by /admin/policies and the API key id. Not a
+ * cryptographic hash; it only has to tell versions (and keys) apart. */
+static inline uint64_t tlab_fnv1a64(const void *data, size_t len) {
+    const unsigned char *p = data;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* Whether an admission policy is loaded (policy_host.c): without one, handle_llm skips the
+ * whole step, header lookups included. */
+int tlab_policies_has_admission(void);
+
+/* Core-owned degradation state (lua_gw_actions.c). */
+void tlab_lua_actions_configure(const tlab_config *cfg);
+/* SIGHUP: a new gw.restart_worker rate limit; the tier and the last restart time are kept. */
+void tlab_lua_actions_set_min_restart_interval(long seconds);
+int tlab_lua_tier(void);
+
+#endif

@@ -1,0 +1,126 @@
+/*
+ * policy_watch.c - notices script edits and drives the degradation tick, all on the event loop.
+ *
+ * inotify watches the directory of each script for IN_CLOSE_WRITE (written in place) and
+ * IN_MOVED_TO (written elsewhere and renamed over it, as editors and atomic writers do); an
+ * event naming a script reloads it at once. The reload itself skips content it has already
+ * judged, so repeated events cost a read and a hash. Without inotify, a 1 s timer re-reads the
+ * scripts instead.
+ */
+#include "policy/lua/policy_watch.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+static struct {
+    int fd;
+    int wd[TLAB_POLICY__COUNT];
+    struct event *inotify_ev, *poll_ev, *tick_ev;
+    const char *mode;
+} w = {.fd = -1, .mode = "off"};
+
+static const char *base_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+static void on_inotify(evutil_socket_t fd, short what, void *arg) {
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int touched[TLAB_POLICY__COUNT] = {0};
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n <= 0)
+            break;
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            for (int i = 0; i < TLAB_POLICY__COUNT; i++) {
+                const char *path = tlab_policies_path((tlab_policy_id)i);
+                if (path && ev->wd == w.wd[i] && ev->len && strcmp(ev->name, base_name(path)) == 0)
+                    touched[i] = 1;
+            }
+            p += sizeof *ev + ev->len;
+        }
+    }
+    for (int i = 0; i < TLAB_POLICY__COUNT; i++)
+        if (touched[i])
+            tlab_policies_reload((tlab_policy_id)i);
+}
+
+static void on_poll(evutil_socket_t fd, short what, void *arg) {
+    tlab_policies_reload_all();
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg) {
+    tlab_policies_tick();
+}
+
+/* Adds a watch on the directory of `path`; returns the watch descriptor or -1. */
+static int watch_dir(const char *path) {
+    char dir[1024];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    return inotify_add_watch(w.fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO);
+}
+
+int tlab_policy_watch_start(struct event_base *base, long tick_ms, char *err, size_t errlen) {
+    tlab_policy_watch_stop();
+    int any = 0;
+    for (int i = 0; i < TLAB_POLICY__COUNT; i++)
+        any |= tlab_policies_path((tlab_policy_id)i) != NULL;
+    if (tlab_policies_path(TLAB_POLICY_DEGRADATION)) {
+        struct timeval tv = {tick_ms / 1000, (tick_ms % 1000) * 1000};
+        if (!(w.tick_ev = event_new(base, -1, EV_PERSIST, on_tick, NULL)) || event_add(w.tick_ev, &tv) != 0)
+            return snprintf(err, errlen, "cannot start the degradation tick"), -1;
+    }
+    if (!any)
+        return 0;
+    w.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    int ok = w.fd >= 0;
+    for (int i = 0; ok && i < TLAB_POLICY__COUNT; i++) {
+        const char *path = tlab_policies_path((tlab_policy_id)i);
+        w.wd[i] = path ? watch_dir(path) : -1;
+        ok = !path || w.wd[i] >= 0;
+    }
+    if (ok && (w.inotify_ev = event_new(base, w.fd, EV_READ | EV_PERSIST, on_inotify, NULL)) && event_add(w.inotify_ev, NULL) == 0) {
+        w.mode = "inotify";
+        return 0;
+    }
+    LOG_WARN("inotify unavailable (%s); checking the policy scripts every second instead", strerror(errno));
+    if (w.inotify_ev)
+        event_free(w.inotify_ev);
+    w.inotify_ev = NULL;
+    if (w.fd >= 0)
+        close(w.fd);
+    w.fd = -1;
+    struct timeval one = {1, 0};
+    if (!(w.poll_ev = event_new(base, -1, EV_PERSIST, on_poll, NULL)) || event_add(w.poll_ev, &one) != 0)
+        return snprintf(err, errlen, "cannot start the policy file poll"), -1;
+    w.mode = "poll";
+    return 0;
+}
+
+void tlab_policy_watch_stop(void) {
+    struct event **evs[] = {&w.inotify_ev, &w.poll_ev, &w.tick_ev};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
+        if (*evs[i])
+            event_free(*evs[i]);
+        *evs[i] = NULL;
+    }
+    if (w.fd >= 0)
+        close(w.fd);
+    w.fd = -1;
+    w.mode = "off";
+}
+
+const char *tlab_policy_watch_mode(void) {
+    return w.mode;
+}

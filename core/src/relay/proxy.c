@@ -1,0 +1,336 @@
+/*
+ * proxy.c - the upstream leg of a request and the relay back to the client.
+ *
+ * Gateway overhead (x-tlab-overhead-us) counts the time a request spends in gateway code:
+ * validation and admission, the dispatch step, libcurl's work before the request is on the wire
+ * (minus TCP connect), and relaying the response headers. It excludes time waiting on the worker
+ * and time held by a dispatch gate (queue wait).
+ */
+#include "relay/proxy.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "policy/auth.h"
+#include "gateway/gateway.h"
+#include "dispatch/dispatch.h"
+#include "common/log.h"
+#include "hooks/plugin_host.h"
+#include "upstream/upstream.h"
+
+/* A client this far behind gets no more bytes until it catches up: the worker's transfer is
+ * paused (TCP back-pressure reaches the worker) instead of buffering without bound. */
+#define CLIENT_BACKLOG_LIMIT (1u << 20)
+
+/*
+ * A non-SSE response (a whole JSON completion, or the worker's own error) is held until it ends
+ * and then sent in one reply. A client cannot use half a JSON document anyway, and holding it
+ * means a worker that dies, hangs or cuts the body mid-way still gets the client a clean 502/504
+ * OpenAI error instead of a truncated 200. Bodies past this size are relayed as they come (the
+ * old behaviour: a cut connection is then the only way to say the body is incomplete).
+ */
+#define HOLD_LIMIT (1u << 20)
+
+uint64_t tlab_dispatch_pass;
+
+static int is_event_stream(const char *ctype) {
+    return ctype && strncmp(ctype, "text/event-stream", 17) == 0;
+}
+
+static void on_headers(void *arg, int status, const char *ctype) {
+    tlab_request *r = arg;
+    uint64_t start = tlab_now_us();
+    r->overhead_us += tlab_xfer_send_overhead_us(r->xfer);
+    if (r->early_headers) {
+        /* The keep-alive already sent 200 and SSE headers. A worker error can now only be told
+         * in an SSE event: collect its body (on_data) and send it at the end (on_done). */
+        if (status != 200)
+            r->upstream_error_status = status;
+        else
+            r->sse_framed = 1;
+        r->phase = TLAB_PHASE_RESPONDING;
+        return;
+    }
+    r->status = status;
+    if (!is_event_stream(ctype) && (r->held_body = evbuffer_new()) != NULL) {
+        r->held_status = status;
+        r->held_ctype = strdup(ctype ? ctype : "application/json");
+        /* The response has begun, and the SSE keep-alive must not start a stream on top of it. */
+        if (!r->t[TLAB_EV_FIRST_BYTE])
+            tlab_request_emit(r, TLAB_EV_FIRST_BYTE);
+        r->overhead_us += tlab_now_us() - start;
+        return; /* phase stays UPSTREAM: nothing has reached the client */
+    }
+    r->phase = TLAB_PHASE_RESPONDING;
+    if (!r->http)
+        return; /* the client left; the relay has nowhere to go and on_done finishes */
+    tlab_http_add_header(r->http, "Content-Type", ctype ? ctype : "application/json");
+    if (is_event_stream(ctype)) {
+        tlab_http_add_header(r->http, "Cache-Control", "no-cache");
+        tlab_http_add_header(r->http, "X-Accel-Buffering", "no");
+        r->sse_framed = 1;
+    }
+    r->overhead_us += tlab_now_us() - start;
+    tlab_request_add_headers(r, r->http);
+    tlab_http_reply_start(r->http, status);
+}
+
+/* Sends the held response's status and headers, then what was held: the whole reply (which
+ * answers the client, so r->http is detached first), or its start, and relaying goes on. */
+static void release_held(tlab_request *r, int whole) {
+    struct evbuffer *held = r->held_body;
+    r->held_body = NULL;
+    r->phase = TLAB_PHASE_RESPONDING;
+    tlab_http_req *http = whole ? tlab_request_detach(r) : r->http;
+    if (http) {
+        tlab_http_add_header(http, "Content-Type", r->held_ctype ? r->held_ctype : "application/json");
+        tlab_request_add_headers(r, http);
+        if (whole) {
+            tlab_http_reply_buffer(http, r->held_status, held);
+        } else {
+            tlab_http_reply_start(http, r->held_status);
+            tlab_http_reply_chunk_buffer(http, held);
+        }
+    }
+    evbuffer_free(held);
+}
+
+static void on_client_drained(tlab_http_req *http, void *arg) {
+    tlab_request *r = arg;
+    (void)http;
+    tlab_xfer_pause(r->xfer, 0);
+}
+
+static void add_to_chunk(void *arg, const char *data, size_t len) {
+    evbuffer_add(arg, data, len);
+}
+
+/* Sends `chunk` to the client; a client too far behind pauses the worker's transfer. */
+static void send_chunk(tlab_request *r, struct evbuffer *chunk) {
+    if (!r->http)
+        return;
+    tlab_http_reply_chunk_buffer(r->http, chunk);
+    if (tlab_http_reply_backlog(r->http) > CLIENT_BACKLOG_LIMIT) {
+        tlab_xfer_pause(r->xfer, 1);
+        tlab_http_reply_on_drained(r->http, on_client_drained, r);
+    }
+}
+
+static void on_data(void *arg, const char *data, size_t len) {
+    tlab_request *r = arg;
+    if (!r->t[TLAB_EV_FIRST_BYTE])
+        tlab_request_emit(r, TLAB_EV_FIRST_BYTE);
+    if (r->upstream_error_status) {
+        size_t room = r->upstream_error_len < 2048 ? 2048 - r->upstream_error_len : 0;
+        char *grown = room ? realloc(r->upstream_error_body, r->upstream_error_len + (len < room ? len : room) + 1) : NULL;
+        if (grown) {
+            memcpy(grown + r->upstream_error_len, data, len < room ? len : room);
+            r->upstream_error_len += len < room ? len : room;
+            grown[r->upstream_error_len] = '\0';
+            r->upstream_error_body = grown;
+        }
+        return;
+    }
+    if (r->status == 200)
+        tlab_auth_on_data(r, data, len); /* usage, to settle the key's token reservation */
+    if (r->held_body) {
+        evbuffer_add(r->held_body, data, len);
+        if (evbuffer_get_length(r->held_body) > HOLD_LIMIT)
+            release_held(r, 0);
+        return;
+    }
+    struct evbuffer *chunk = evbuffer_new();
+    if (!chunk)
+        return;
+    if (r->sse_framed)
+        tlab_sse_relay_feed(&r->sse, data, len, add_to_chunk, chunk);
+    else
+        evbuffer_add(chunk, data, len);
+    if (evbuffer_get_length(chunk))
+        send_chunk(r, chunk);
+    evbuffer_free(chunk);
+}
+
+static void fail_mid_response_with(tlab_request *r, const tlab_error *err) {
+    tlab_log(TLAB_LOG_WARN, r->id, "%s (after %d was sent)", err->message, r->status);
+    r->status = err->status;
+    if (r->sse_framed || r->early_headers) { /* the client was sent an event stream's 200 */
+        tlab_request_end_stream_with_error(r, err);
+        return;
+    }
+    /* A cut connection is the only way to tell an HTTP/1.1 client the body is incomplete. */
+    tlab_http_req *http = tlab_request_detach(r);
+    if (http)
+        tlab_http_reply_abort(http);
+    tlab_request_finish(r);
+}
+
+static void fail_mid_response(tlab_request *r, const char *detail) {
+    tlab_error err;
+    tlab_error_set(&err, 502, "upstream_error", NULL, "%s", detail);
+    fail_mid_response_with(r, &err);
+}
+
+void tlab_proxy_abort(tlab_request *r, const tlab_error *err) {
+    if (r->phase == TLAB_PHASE_DONE)
+        return;
+    if (r->xfer) {
+        tlab_xfer_abort(r->xfer);
+        r->xfer = NULL;
+    }
+    if (r->held_body) {
+        evbuffer_free(r->held_body);
+        r->held_body = NULL;
+    }
+    if (r->phase == TLAB_PHASE_RESPONDING && !r->upstream_error_status)
+        fail_mid_response_with(r, err);
+    else if (r->phase == TLAB_PHASE_RESPONDING) /* early SSE headers out, the worker's error being collected */
+        tlab_request_end_stream_with_error(r, err);
+    else
+        tlab_request_fail(r, err, 0);
+}
+
+/* The worker went away before answering (crash, restart): with a supervisor, the request goes
+ * back to the queue once and is served when the worker is back, instead of failing. */
+static int requeue(tlab_request *r) {
+    if (r->requeued || tlab_plugins_worker_state() < 0 || !r->http || tlab_gw.draining)
+        return 0; /* while draining nothing is dispatched from the queue any more: answer now */
+    r->requeued = 1;
+    tlab_gw.in_flight--;
+    r->worker_id = -1;
+    tlab_log(TLAB_LOG_INFO, r->id, "worker unreachable before any response byte: back to the queue");
+    tlab_dispatch_submit(r);
+    return 1;
+}
+
+static void on_done(void *arg, tlab_xfer_result result, const char *detail) {
+    tlab_request *r = arg;
+    r->xfer = NULL;
+    if (result == TLAB_XFER_OK && r->upstream_error_status) {
+        tlab_error err;
+        tlab_error_set(&err, r->upstream_error_status >= 500 ? 502 : r->upstream_error_status, "upstream_error", NULL,
+                       "the worker answered %d: %.1900s", r->upstream_error_status,
+                       r->upstream_error_body ? r->upstream_error_body : "");
+        tlab_request_end_stream_with_error(r, &err);
+        return;
+    }
+    if (result == TLAB_XFER_UNREACHABLE && r->phase == TLAB_PHASE_UPSTREAM && requeue(r))
+        return;
+    if (result == TLAB_XFER_OK && r->held_body) {
+        release_held(r, 1);
+        tlab_request_finish(r);
+        return;
+    }
+    if (r->held_body) {
+        /* Nothing of the held response reached the client: it gets a clean error instead. */
+        evbuffer_free(r->held_body);
+        r->held_body = NULL;
+        tlab_log(TLAB_LOG_INFO, r->id, "dropping the worker's incomplete %d response", r->held_status);
+    }
+    if (result == TLAB_XFER_OK) {
+        if (r->phase == TLAB_PHASE_RESPONDING) {
+            tlab_http_req *http = tlab_request_detach(r);
+            struct evbuffer *tail = http && r->sse_framed && r->sse.held_len ? evbuffer_new() : NULL;
+            if (tail) { /* the worker ended mid-event: the client gets its bytes as they were */
+                tlab_sse_relay_flush(&r->sse, add_to_chunk, tail);
+                tlab_http_reply_chunk_buffer(http, tail);
+                evbuffer_free(tail);
+            }
+            if (http)
+                tlab_http_reply_end(http);
+            tlab_request_finish(r);
+        } else {
+            tlab_error err;
+            tlab_error_set(&err, 502, "upstream_error", NULL, "the worker closed the connection without a response");
+            tlab_request_fail(r, &err, 0);
+        }
+        return;
+    }
+    if (r->phase == TLAB_PHASE_RESPONDING) {
+        fail_mid_response(r, detail);
+        return;
+    }
+    tlab_error err;
+    switch (result) {
+    case TLAB_XFER_UNREACHABLE:
+        tlab_error_set(&err, 503, "service_unavailable", NULL, "%s", detail);
+        tlab_request_fail(r, &err, 1);
+        return;
+    case TLAB_XFER_CONNECT_TIMEOUT:
+    case TLAB_XFER_FIRST_BYTE_TIMEOUT:
+    case TLAB_XFER_TOTAL_TIMEOUT:
+        tlab_error_set(&err, 504, "timeout", NULL, "%s", detail);
+        break;
+    default:
+        tlab_error_set(&err, 502, "upstream_error", NULL, "%s", detail);
+        break;
+    }
+    tlab_request_fail(r, &err, 0);
+}
+
+static const tlab_xfer_callbacks relay_callbacks = {on_headers, on_data, on_done};
+
+/* "<name_colon><value>" into buf (on every request: no snprintf); NULL when it does not fit. */
+static const char *header_line(char *buf, size_t cap, const char *name_colon, const char *value) {
+    size_t nl = strlen(name_colon), vl = strlen(value);
+    if (nl + vl + 1 > cap)
+        return NULL;
+    memcpy(buf, name_colon, nl);
+    memcpy(buf + nl, value, vl + 1);
+    return buf;
+}
+
+void tlab_proxy_dispatch(tlab_request *r) {
+    uint64_t start = tlab_now_us();
+    r->phase = TLAB_PHASE_UPSTREAM;
+    tlab_gw.in_flight++;
+    r->worker_id = 0;
+    tlab_request_emit(r, TLAB_EV_DISPATCHED);
+    if (!r->internal && r->t[TLAB_EV_ADMITTED]) {
+        /* Waiting beyond the first dispatcher pass after admission was a gate's doing. */
+        if (r->dispatch_pass + 1 < tlab_dispatch_pass)
+            r->queue_wait_us = r->t[TLAB_EV_DISPATCHED] - r->t[TLAB_EV_ADMITTED];
+        else
+            r->overhead_us += r->t[TLAB_EV_DISPATCHED] - r->t[TLAB_EV_ADMITTED];
+    }
+
+    char *dumped = NULL;
+    const char *body = r->raw_body;
+    size_t body_len = r->raw_len;
+    if (r->body_dirty && r->body) {
+        /* No fallback to raw_body: its bytes lack the change, and a waiting request may have none. */
+        body = dumped = json_dumps(r->body, JSON_COMPACT);
+        body_len = dumped ? strlen(dumped) : 0;
+    }
+    if (!body && !r->internal) {
+        tlab_error err;
+        tlab_error_set(&err, 500, "internal_error", NULL, "out of memory serialising the request body");
+        tlab_request_fail(r, &err, 0);
+        return;
+    }
+    const char *headers[5];
+    size_t n = 0;
+    char idh[64], auth[1024], accept[256];
+    headers[n++] = header_line(idh, sizeof idh, "X-Request-Id: ", r->id);
+    if (!r->internal)
+        headers[n++] = "Content-Type: application/json";
+    /* With gateway auth on, the client's key is the gateway's business: the worker never sees it. */
+    const char *v = tlab_auth_enabled() || !r->http ? NULL : tlab_http_req_header(r->http, "Authorization");
+    if (v && header_line(auth, sizeof auth, "Authorization: ", v))
+        headers[n++] = auth;
+    v = r->http ? tlab_http_req_header(r->http, "Accept") : NULL;
+    if (v && header_line(accept, sizeof accept, "Accept: ", v))
+        headers[n++] = accept;
+    headers[n] = NULL;
+    r->xfer = tlab_upstream_start(tlab_gw.upstream, r->internal ? "GET" : "POST", r->path, r->internal ? NULL : body,
+                                  r->internal ? 0 : body_len, headers, 0, &relay_callbacks, r);
+    free(dumped);
+    r->overhead_us += tlab_now_us() - start;
+    if (!r->xfer) {
+        tlab_error err;
+        tlab_error_set(&err, 500, "internal_error", NULL, "out of memory starting the upstream transfer");
+        tlab_request_fail(r, &err, 0);
+    }
+}

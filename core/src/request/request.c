@@ -1,0 +1,257 @@
+/*
+ * request.c - the request object, its lifecycle events and its error replies.
+ */
+#include "request/request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "policy/auth.h"
+#include "dispatch/dispatch.h"
+#include "gateway/gateway.h"
+#include "base/json_fast.h"
+#include "common/log.h"
+#include "hooks/plugin_host.h"
+#include "base/put_num.h"
+#include "request/stats.h"
+#include "upstream/upstream.h"
+
+static void on_client_gone(tlab_http_req *http, void *arg);
+
+static tlab_request *live_head, *live_tail;
+
+tlab_request *tlab_requests_live(void) {
+    return live_head;
+}
+
+tlab_request *tlab_request_new(tlab_http_req *http, const char *path, tlab_api_kind kind) {
+    tlab_request *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    size_t n_plugins = tlab_plugins_count();
+    if (n_plugins && !(r->plugin_data = calloc(n_plugins, sizeof *r->plugin_data))) {
+        free(r);
+        return NULL;
+    }
+    /* The bytes move, not copied: a queued request can wait for minutes, and 10,000 may wait. */
+    r->raw_body = tlab_http_req_take_body(http, &r->raw_len);
+    if (!r->raw_body) {
+        free(r->plugin_data);
+        free(r);
+        return NULL;
+    }
+    /* "req-<hex>-<seq>": at most 4 + 6 + 1 + 20 characters and the NUL, which is sizeof r->id. */
+    char *id = r->id;
+    memcpy(id, "req-", 4);
+    id = tlab_put_hex(id + 4, (unsigned long long)(tlab_gw.started_us & 0xffffff));
+    *id++ = '-';
+    *tlab_put_dec(id, (unsigned long long)++tlab_gw.request_seq) = '\0';
+    r->http = http;
+    r->path = path;
+    r->kind = kind;
+    r->worker_id = -1;
+    r->info.max_tokens = -1;
+    tlab_sse_relay_init(&r->sse, 0);
+    tlab_http_req_watch(http, on_client_gone, r);
+    tlab_gw.live_requests++;
+    r->live_prev = live_tail;
+    if (live_tail)
+        live_tail->live_next = r;
+    else
+        live_head = r;
+    live_tail = r;
+    return r;
+}
+
+json_t *tlab_request_body(tlab_request *r) {
+    if (!r->body && r->body_dropped && r->raw_body) {
+        /* As tlab_validate_request parsed it: the same bytes give the same JSON. */
+        json_error_t jerr;
+        r->body = tlab_json_load_body(r->raw_body, r->raw_len, &jerr);
+        if (r->body)
+            r->body_dropped = 0;
+        else
+            tlab_log(TLAB_LOG_ERROR, r->id, "cannot parse the body again: %s", jerr.text);
+    }
+    return r->body;
+}
+
+/*
+ * Why: a waiting request can wait for minutes, and 10,000 of them may wait at once. The parsed
+ * JSON of a typical chat body takes about twice the memory of its bytes, and nothing needs it
+ * while the request waits unless a plugin asks (then tlab_request_body parses it again). It
+ * costs no CPU on the common path: the JSON would be freed at the end anyway, and a dirty body
+ * would be serialised at dispatch anyway.
+ */
+void tlab_request_compact_body(tlab_request *r) {
+    if (!r->body)
+        return;
+    if (r->body_lent) { /* lent implies dirty: the JSON is the truth, the bytes are stale */
+        free(r->raw_body);
+        r->raw_body = NULL;
+        r->raw_len = 0;
+        return;
+    }
+    if (r->body_dirty) {
+        char *dumped = json_dumps(r->body, JSON_COMPACT);
+        if (!dumped)
+            return; /* keep the JSON: proxy.c serialises it at dispatch */
+        free(r->raw_body);
+        r->raw_body = dumped;
+        r->raw_len = strlen(dumped);
+        r->body_dirty = 0;
+    }
+    json_decref(r->body);
+    r->body = NULL;
+    r->body_dropped = 1;
+    r->info.model = NULL;
+}
+
+void tlab_request_emit(tlab_request *r, tlab_event ev) {
+    r->t[ev] = tlab_now_us();
+    if (!r->internal) {
+        tlab_stats_on_event(r, ev); /* feeds the policies' rolling windows (gw.rps, gw.e2e_p95, ...) */
+        tlab_plugins_emit(r, ev);
+    }
+}
+
+tlab_http_req *tlab_request_detach(tlab_request *r) {
+    tlab_http_req *http = r->http;
+    if (http)
+        tlab_http_req_watch(http, NULL, NULL);
+    r->http = NULL;
+    return http;
+}
+
+void tlab_request_finish(tlab_request *r) {
+    if (r->phase == TLAB_PHASE_DONE)
+        return;
+    if (r->xfer) {
+        tlab_xfer_abort(r->xfer);
+        r->xfer = NULL;
+    }
+    if (r->phase == TLAB_PHASE_UPSTREAM || r->phase == TLAB_PHASE_RESPONDING) {
+        tlab_gw.in_flight--;
+        tlab_dispatch_wake(); /* a worker slot opened */
+    }
+    tlab_dispatch_forget(r);
+    r->phase = TLAB_PHASE_DONE;
+    /* Not answered by now (an error path that had no client to answer): the answer goes nowhere,
+     * but the front's request must be answered to be freed. */
+    tlab_http_req *http = tlab_request_detach(r);
+    if (http)
+        tlab_http_reply_abort(http);
+    tlab_auth_settle(r); /* before DONE, so observers of DONE see the key's settled bucket */
+    tlab_request_emit(r, TLAB_EV_DONE);
+    tlab_log(TLAB_LOG_DEBUG, r->id, "done status=%d e2e_us=%llu", r->status,
+             (unsigned long long)(r->t[TLAB_EV_DONE] - r->t[TLAB_EV_ARRIVED]));
+    tlab_gw.live_requests--;
+    if (r->live_prev)
+        r->live_prev->live_next = r->live_next;
+    else
+        live_head = r->live_next;
+    if (r->live_next)
+        r->live_next->live_prev = r->live_prev;
+    else
+        live_tail = r->live_prev;
+    free(r->upstream_error_body);
+    tlab_sse_relay_free(&r->sse);
+    if (r->held_body)
+        evbuffer_free(r->held_body);
+    free(r->held_ctype);
+    json_decref(r->body);
+    free(r->raw_body);
+    free(r->plugin_data);
+    free(r->priority);
+    for (tlab_header *h = r->response_headers; h;) {
+        tlab_header *next = h->next;
+        free(h->name);
+        free(h->value);
+        free(h);
+        h = next;
+    }
+    free(r);
+}
+
+/* The client went away (the front frees its request after this returns). */
+static void on_client_gone(tlab_http_req *http, void *arg) {
+    tlab_request *r = arg;
+    (void)http;
+    r->http = NULL;
+    if (r->status == 0)
+        r->status = 499; /* nginx's "client closed request" */
+    tlab_log(TLAB_LOG_INFO, r->id, "client disconnected; %s", r->xfer ? "aborting the worker's transfer" : "dropping it");
+    tlab_request_finish(r);
+}
+
+void tlab_request_add_headers(tlab_request *r, tlab_http_req *http) {
+    for (tlab_header *h = r->response_headers; h; h = h->next)
+        tlab_http_add_header(http, h->name, h->value);
+    tlab_http_add_header(http, "x-request-id", r->id);
+    char overhead[24];
+    *tlab_put_dec(overhead, (unsigned long long)r->overhead_us) = '\0';
+    tlab_http_add_header(http, "x-tlab-overhead-us", overhead);
+}
+
+void tlab_http_send_error(tlab_http_req *http, const tlab_error *err, int retry_after_s) {
+    char *json = tlab_error_json(err);
+    tlab_http_add_header(http, "Content-Type", "application/json");
+    if (retry_after_s > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", retry_after_s);
+        tlab_http_add_header(http, "Retry-After", ra);
+    }
+    tlab_http_reply(http, err->status, json ? json : "", json ? strlen(json) : 0);
+    free(json);
+}
+
+void tlab_request_start_stream_early(tlab_request *r) {
+    if (!r->http || r->early_headers || r->phase >= TLAB_PHASE_RESPONDING)
+        return;
+    tlab_http_add_header(r->http, "Content-Type", "text/event-stream");
+    tlab_http_add_header(r->http, "Cache-Control", "no-cache");
+    tlab_http_add_header(r->http, "X-Accel-Buffering", "no");
+    tlab_request_add_headers(r, r->http);
+    tlab_http_reply_start(r->http, 200);
+    r->early_headers = 1;
+    r->status = 200;
+}
+
+void tlab_request_end_stream_with_error(tlab_request *r, const tlab_error *err) {
+    r->status = err->status;
+    tlab_http_req *http = tlab_request_detach(r);
+    if (http) {
+        char *json = tlab_error_json(err);
+        struct evbuffer *b = evbuffer_new();
+        if (b && json) {
+            evbuffer_add_printf(b, "%sdata: %s\n\n", tlab_sse_relay_event_prefix(&r->sse), json);
+            tlab_http_reply_chunk_buffer(http, b);
+        }
+        if (b)
+            evbuffer_free(b);
+        free(json);
+        tlab_http_reply_end(http);
+    }
+    tlab_request_finish(r);
+}
+
+void tlab_request_fail(tlab_request *r, const tlab_error *err, int retry_after_s) {
+    if (r->phase == TLAB_PHASE_DONE)
+        return;
+    r->status = err->status;
+    tlab_log(err->status >= 500 ? TLAB_LOG_WARN : TLAB_LOG_INFO, r->id, "%d %s", err->status, err->message);
+    if (r->early_headers && r->phase != TLAB_PHASE_RESPONDING) {
+        /* The 200 is out: the error can only travel as an SSE event. */
+        tlab_request_end_stream_with_error(r, err);
+        return;
+    }
+    if (r->http && r->phase != TLAB_PHASE_RESPONDING) {
+        tlab_http_req *http = tlab_request_detach(r);
+        tlab_request_add_headers(r, http);
+        tlab_http_send_error(http, err, retry_after_s);
+    }
+    tlab_request_finish(r);
+}

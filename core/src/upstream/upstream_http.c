@@ -1,0 +1,669 @@
+/*
+ * upstream_http.c - the gateway's own HTTP/1.1 client toward the worker: non-blocking sockets
+ * watched by the loop, responses parsed by http-parser (Debian's libhttp-parser), a LIFO pool of
+ * kept-alive connections per origin.
+ *
+ * Why not libcurl here: under callgrind libcurl's own work was about 40 % of a proxied request's
+ * instructions (URL parsing, its printf, header matching, proxy environment lookups) and it added
+ * system calls per transfer (a liveness poll of a reused connection, epoll add and remove). This
+ * client builds the request once into one buffer, writes it at once, keeps every connection's
+ * read event registered for its whole life, and hands body bytes to the caller straight from the
+ * parser. libcurl still carries what this does not (upstream_curl.c).
+ *
+ * Re-entrancy: callbacks run from the parser; a caller may abort or pause from inside them, so a
+ * transfer is only freed after http_parser_execute returns (hconn.in_parser).
+ */
+#include "upstream/upstream_backend.h"
+#include "upstream/upstream_wire.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event_struct.h> /* events embedded in their owners: no malloc per transfer */
+#include <http_parser.h>
+
+#include "gateway/gateway.h"
+#include "common/log.h"
+
+#define READ_CHUNK 16384
+#define MAX_ORIGINS 16
+
+typedef struct hconn hconn;
+typedef struct hxfer hxfer;
+
+typedef struct origin {
+    tlab_wire_endpoint at;
+    hconn *idle_head, *idle_tail; /* newest first: the warmest connection is reused */
+    long idle_count;
+} origin;
+
+struct hconn {
+    tlab_http_client *cl;
+    origin *org;
+    int fd;
+    struct event rev, wev;
+    int connecting;
+    int in_parser;
+    hxfer *x;                /* NULL while idle */
+    hconn *idle_prev, *idle_next;
+    uint64_t idle_since_us;  /* when it went idle; 0 while it is not in the idle list */
+    http_parser parser;
+};
+
+struct hxfer {
+    tlab_xfer base;
+    tlab_http_client *cl;
+    origin *org;
+    hconn *conn;
+    char *req; /* request line, headers and body in one buffer, kept for a retry */
+    size_t req_len, req_sent;
+    tlab_xfer_callbacks cb;
+    void *arg;
+    struct event timer;
+    long connect_ms, first_byte_ms, total_ms;
+    uint64_t t_start, t_connect_began, connect_us, t_sent;
+    uint64_t connect_deadline, first_byte_deadline, total_deadline;
+    int got_bytes, headers_done, interim, complete, retried, paused, aborted;
+    int in_start;            /* callbacks must not run yet: failures are deferred to the loop */
+    int head;                /* a HEAD request: its response has headers only */
+    int pending_fail;        /* such a deferred failure */
+    char pending_detail[160];
+    /* Content-Type is the one response header the caller needs. */
+    char field[16];
+    size_t field_len;
+    int last_was_value, in_ctype;
+    char ctype[256];
+    size_t ctype_len;
+    int has_ctype;
+};
+
+struct tlab_http_client {
+    struct event_base *base;
+    const tlab_config *cfg;
+    tlab_upstream_stats *stats;
+    origin origins[MAX_ORIGINS];
+    int n_origins;
+    struct event sweep;
+    int sweep_armed;
+};
+
+static http_parser_settings parser_settings;
+
+static void xfer_abort(tlab_xfer *base);
+static void xfer_pause(tlab_xfer *base, int paused);
+static uint64_t xfer_send_overhead_us(tlab_xfer *base);
+static const tlab_xfer_ops http_ops = {xfer_abort, xfer_pause, xfer_send_overhead_us};
+
+static void conn_attach(hxfer *x, int fresh_only);
+static void arm_timer(hxfer *x);
+
+/* ---- connections ---- */
+
+static void idle_unlink(hconn *c) {
+    origin *o = c->org;
+    if (c->idle_prev)
+        c->idle_prev->idle_next = c->idle_next;
+    else
+        o->idle_head = c->idle_next;
+    if (c->idle_next)
+        c->idle_next->idle_prev = c->idle_prev;
+    else
+        o->idle_tail = c->idle_prev;
+    c->idle_prev = c->idle_next = NULL;
+    c->idle_since_us = 0; /* 0: not in the idle list */
+    o->idle_count--;
+}
+
+static void conn_close(hconn *c) {
+    if (c->idle_since_us)
+        idle_unlink(c);
+    event_del(&c->rev);
+    event_del(&c->wev);
+    close(c->fd);
+    free(c);
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg);
+
+static void conn_make_idle(hconn *c) {
+    tlab_http_client *cl = c->cl;
+    origin *o = c->org;
+    c->x = NULL;
+    if (o->idle_count >= cl->cfg->max_connections) {
+        conn_close(c);
+        return;
+    }
+    c->idle_since_us = tlab_now_us();
+    c->idle_prev = NULL;
+    c->idle_next = o->idle_head;
+    if (o->idle_head)
+        o->idle_head->idle_prev = c;
+    else
+        o->idle_tail = c;
+    o->idle_head = c;
+    o->idle_count++;
+    if (!cl->sweep_armed) {
+        struct timeval tv = {1, 0};
+        event_add(&cl->sweep, &tv);
+        cl->sweep_armed = 1;
+    }
+}
+
+static uint64_t idle_limit_us(const tlab_http_client *cl) {
+    return (uint64_t)cl->cfg->idle_keepalive_ms * 1000;
+}
+
+/* Closes connections idle past upstream.idle_keepalive_ms, so none meets the worker's own idle
+ * close (vLLM's ~5 s) half way through a request. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    tlab_http_client *cl = arg;
+    uint64_t now = tlab_now_us(), limit = idle_limit_us(cl);
+    int any = 0;
+    for (int i = 0; i < cl->n_origins; i++) {
+        origin *o = &cl->origins[i];
+        while (o->idle_tail && now - o->idle_tail->idle_since_us >= limit)
+            conn_close(o->idle_tail);
+        any |= o->idle_head != NULL;
+    }
+    cl->sweep_armed = 0;
+    if (any) {
+        struct timeval tv = {1, 0};
+        event_add(&cl->sweep, &tv);
+        cl->sweep_armed = 1;
+    }
+}
+
+/* ---- ending a transfer ---- */
+
+static void xfer_free(hxfer *x) {
+    event_del(&x->timer);
+    free(x->req);
+    x->cl->stats->active--;
+    free(x);
+}
+
+static void detach_and_close(hxfer *x) {
+    hconn *c = x->conn;
+    x->conn = NULL;
+    if (c) {
+        c->x = NULL;
+        conn_close(c);
+    }
+}
+
+/* Ends x: its connection goes back to the pool when `reuse`, else it is closed. */
+static void finish(hxfer *x, tlab_xfer_result result, const char *detail, int reuse) {
+    if (reuse && x->conn) {
+        conn_make_idle(x->conn);
+        x->conn = NULL;
+    } else {
+        detach_and_close(x);
+    }
+    tlab_xfer_callbacks cb = x->cb;
+    void *arg = x->arg;
+    xfer_free(x);
+    cb.on_done(arg, result, detail);
+}
+
+/* A failure before any response byte: retried once on a fresh connection when `retryable`. */
+static void fail_before_bytes(hxfer *x, int retryable, const char *why) {
+    if (x->in_start) { /* tlab_http_client_start has not returned yet: go on from the loop */
+        detach_and_close(x);
+        x->pending_fail = 1;
+        snprintf(x->pending_detail, sizeof x->pending_detail, "%s", why);
+        event_active(&x->timer, EV_TIMEOUT, 0);
+        return;
+    }
+    if (retryable && !x->retried && !x->got_bytes) {
+        detach_and_close(x);
+        x->retried = 1;
+        x->cl->stats->retries++;
+        x->req_sent = 0;
+        LOG_DEBUG("upstream: %s before any response byte; retrying on a fresh connection", why);
+        /* The fresh connection gets its own connect and first-byte budgets: the first attempt
+         * may have used them up (a request held, then dropped). */
+        uint64_t now = tlab_now_us();
+        x->connect_deadline = now + (uint64_t)x->connect_ms * 1000;
+        x->first_byte_deadline = now + (uint64_t)x->first_byte_ms * 1000;
+        conn_attach(x, 1);
+        return;
+    }
+    char detail[512];
+    snprintf(detail, sizeof detail, "the worker at %s is not reachable: %s", x->org->at.hostport, why);
+    finish(x, TLAB_XFER_UNREACHABLE, detail, 0);
+}
+
+static void fail_broken(hxfer *x, const char *why) {
+    char detail[256];
+    snprintf(detail, sizeof detail, "the worker's response broke off: %s", why);
+    finish(x, TLAB_XFER_BROKEN, detail, 0);
+}
+
+/* ---- timers ---- */
+
+static void arm_timer(hxfer *x) {
+    uint64_t due = x->total_deadline;
+    if (x->conn && x->conn->connecting && x->connect_deadline < due)
+        due = x->connect_deadline;
+    if (!x->got_bytes && x->first_byte_deadline < due)
+        due = x->first_byte_deadline;
+    uint64_t now = tlab_now_us();
+    uint64_t wait = due > now ? due - now : 0;
+    struct timeval tv = {.tv_sec = (time_t)(wait / 1000000), .tv_usec = (suseconds_t)(wait % 1000000)};
+    event_add(&x->timer, &tv);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg) {
+    (void)fd;
+    (void)what;
+    hxfer *x = arg;
+    if (x->pending_fail) {
+        x->pending_fail = 0;
+        fail_before_bytes(x, 1, x->pending_detail);
+        return;
+    }
+    uint64_t now = tlab_now_us();
+    char detail[160];
+    x->cl->stats->aborted++;
+    if (x->conn && x->conn->connecting && now >= x->connect_deadline) {
+        snprintf(detail, sizeof detail, "could not connect to the worker within %ld ms (upstream.connect_timeout_ms)",
+                 x->connect_ms);
+        finish(x, TLAB_XFER_CONNECT_TIMEOUT, detail, 0);
+    } else if (!x->got_bytes && now >= x->first_byte_deadline && x->first_byte_deadline <= x->total_deadline) {
+        snprintf(detail, sizeof detail, "no response from the worker within %ld ms (upstream.first_byte_timeout_ms)",
+                 x->first_byte_ms);
+        finish(x, TLAB_XFER_FIRST_BYTE_TIMEOUT, detail, 0);
+    } else if (now >= x->total_deadline) {
+        snprintf(detail, sizeof detail, "the worker did not finish within %ld ms (upstream.total_timeout_ms)", x->total_ms);
+        finish(x, TLAB_XFER_TOTAL_TIMEOUT, detail, 0);
+    } else {
+        x->cl->stats->aborted--;
+        arm_timer(x); /* woke early (clock granularity) */
+    }
+}
+
+/* ---- writing the request ---- */
+
+static void write_request(hxfer *x) {
+    hconn *c = x->conn;
+    while (x->req_sent < x->req_len) {
+        ssize_t n = send(c->fd, x->req + x->req_sent, x->req_len - x->req_sent, MSG_NOSIGNAL);
+        if (n > 0) {
+            x->req_sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            event_add(&c->wev, NULL);
+            return;
+        }
+        fail_before_bytes(x, 1, n < 0 ? strerror(errno) : "send failed");
+        return;
+    }
+    x->t_sent = tlab_now_us();
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    hconn *c = arg;
+    hxfer *x = c->x;
+    if (!x)
+        return;
+    if (c->connecting) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        if (err) {
+            fail_before_bytes(x, 1, strerror(err));
+            return;
+        }
+        c->connecting = 0;
+        x->connect_us += tlab_now_us() - x->t_connect_began;
+        arm_timer(x);
+    }
+    write_request(x);
+}
+
+/* ---- reading the response ---- */
+
+static hxfer *parser_xfer(http_parser *p) {
+    return ((hconn *)p->data)->x;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len) {
+    hxfer *x = parser_xfer(p);
+    if (x->last_was_value) {
+        x->field_len = 0;
+        x->last_was_value = 0;
+    }
+    size_t room = sizeof x->field - 1 - x->field_len;
+    size_t take = len < room ? len : room;
+    memcpy(x->field + x->field_len, at, take);
+    x->field_len += take;
+    if (len > room)
+        x->field_len = sizeof x->field; /* too long to be Content-Type */
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len) {
+    hxfer *x = parser_xfer(p);
+    if (!x->last_was_value) {
+        x->last_was_value = 1;
+        x->in_ctype = x->field_len == 12 && strncasecmp(x->field, "content-type", 12) == 0;
+        if (x->in_ctype) {
+            x->ctype_len = 0;
+            x->has_ctype = 1;
+        }
+    }
+    if (x->in_ctype) {
+        size_t room = sizeof x->ctype - 1 - x->ctype_len;
+        size_t take = len < room ? len : room;
+        memcpy(x->ctype + x->ctype_len, at, take);
+        x->ctype_len += take;
+        x->ctype[x->ctype_len] = '\0';
+    }
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p) {
+    hxfer *x = parser_xfer(p);
+    if (p->status_code < 200) { /* interim 1xx: the real response follows */
+        x->interim = 1;
+        x->has_ctype = 0;
+        x->field_len = 0;
+        x->last_was_value = 0;
+        return 0;
+    }
+    x->headers_done = 1;
+    x->cb.on_headers(x->arg, p->status_code, x->has_ctype ? x->ctype : NULL);
+    if (x->aborted)
+        http_parser_pause(p, 1);
+    return x->head; /* 1: http-parser expects no body */
+}
+
+static int on_body(http_parser *p, const char *at, size_t len) {
+    hxfer *x = parser_xfer(p);
+    x->cb.on_data(x->arg, at, len);
+    if (x->aborted)
+        http_parser_pause(p, 1);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p) {
+    hxfer *x = parser_xfer(p);
+    if (x->interim) {
+        x->interim = 0;
+        return 0;
+    }
+    x->complete = 1;
+    http_parser_pause(p, 1); /* bytes after the response mean the connection cannot be reused */
+    return 0;
+}
+
+/* Feeds bytes (or EOF, len 0) to the parser and acts on where the response stands after it. */
+static void feed(hconn *c, const char *data, size_t len, const char *eof_reason) {
+    hxfer *x = c->x;
+    c->in_parser = 1;
+    size_t parsed = http_parser_execute(&c->parser, &parser_settings, data, len);
+    c->in_parser = 0;
+    if (x->aborted) {
+        detach_and_close(x);
+        xfer_free(x);
+        return;
+    }
+    if (x->complete) {
+        /* Not reused when bytes follow the response, or when the worker answered before the
+         * request was all written (an early 413): the rest of the body would never go out and
+         * the next request on it would be read as body bytes. */
+        int reuse = len > 0 && parsed == len && x->req_sent == x->req_len && http_should_keep_alive(&c->parser);
+        finish(x, TLAB_XFER_OK, "", reuse);
+        return;
+    }
+    if (len == 0) { /* EOF before the response ended */
+        fail_broken(x, eof_reason);
+        return;
+    }
+    enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
+    if (err != HPE_OK) {
+        char why[160];
+        snprintf(why, sizeof why, "garbled HTTP from the worker (%s)", http_errno_description(err));
+        fail_broken(x, why);
+        return;
+    }
+    if (x->paused)
+        event_del(&c->rev);
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg) {
+    (void)what;
+    hconn *c = arg;
+    if (c->connecting) /* a refusal is read from SO_ERROR on the write side */
+        return;
+    char buf[READ_CHUNK];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    hxfer *x = c->x;
+    if (!x) { /* an idle connection spoke or closed: it cannot carry a request any more */
+        conn_close(c);
+        return;
+    }
+    if (n <= 0) {
+        const char *reason = n == 0 ? "the connection was closed" : strerror(errno);
+        if (!x->got_bytes) {
+            fail_before_bytes(x, 1, reason);
+            return;
+        }
+        feed(c, NULL, 0, reason);
+        return;
+    }
+    if (!x->got_bytes) {
+        x->got_bytes = 1;
+        arm_timer(x); /* from here only the total timeout applies */
+    }
+    feed(c, buf, (size_t)n, NULL);
+}
+
+/* ---- starting ---- */
+
+static hconn *conn_open(hxfer *x) {
+    origin *o = x->org;
+    int fd = socket(o->at.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return NULL;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    hconn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return NULL;
+    }
+    c->cl = x->cl;
+    c->org = o;
+    c->fd = fd;
+    event_assign(&c->rev, x->cl->base, fd, EV_READ | EV_PERSIST, on_readable, c);
+    event_assign(&c->wev, x->cl->base, fd, EV_WRITE, on_writable, c);
+    x->cl->stats->connections_opened++;
+    return c;
+}
+
+/* Puts x on a connection: the newest idle one unless `fresh_only`, else a new one. */
+/* x's response is read on c from now on, with a fresh parser. */
+static void bind_conn(hxfer *x, hconn *c) {
+    c->x = x;
+    x->conn = c;
+    http_parser_init(&c->parser, HTTP_RESPONSE);
+    c->parser.data = c;
+}
+
+static void conn_attach(hxfer *x, int fresh_only) {
+    origin *o = x->org;
+    uint64_t now = tlab_now_us();
+    hconn *c = NULL;
+    if (!fresh_only) {
+        while ((c = o->idle_head) != NULL) {
+            int fresh = now - c->idle_since_us < idle_limit_us(x->cl);
+            idle_unlink(c);
+            if (fresh)
+                break;
+            conn_close(c);
+        }
+    }
+    if (c) {
+        bind_conn(x, c);
+        arm_timer(x);
+        write_request(x);
+        return;
+    }
+    c = conn_open(x);
+    if (!c) {
+        char why[128];
+        snprintf(why, sizeof why, "cannot open a socket: %s", strerror(errno));
+        fail_before_bytes(x, 0, why);
+        return;
+    }
+    bind_conn(x, c);
+    x->t_connect_began = now;
+    event_add(&c->rev, NULL);
+    if (connect(c->fd, (struct sockaddr *)&o->at.addr, o->at.addrlen) == 0) {
+        arm_timer(x);
+        write_request(x);
+        return;
+    }
+    if (errno == EINPROGRESS) {
+        c->connecting = 1;
+        event_add(&c->wev, NULL);
+        arm_timer(x);
+        return;
+    }
+    char why[128]; /* refused at once (loopback) */
+    snprintf(why, sizeof why, "%s", strerror(errno));
+    detach_and_close(x);
+    fail_before_bytes(x, 1, why);
+}
+
+static origin *find_origin(tlab_http_client *cl, const char *url, const char **path) {
+    tlab_wire_endpoint probe;
+    *path = tlab_wire_parse_url(url, &probe);
+    if (!*path)
+        return NULL;
+    for (int i = 0; i < cl->n_origins; i++) {
+        origin *o = &cl->origins[i];
+        if (o->at.addrlen == probe.addrlen && memcmp(&o->at.addr, &probe.addr, probe.addrlen) == 0 &&
+            strcmp(o->at.hostport, probe.hostport) == 0)
+            return o;
+    }
+    if (cl->n_origins == MAX_ORIGINS)
+        return NULL;
+    memset(&cl->origins[cl->n_origins], 0, sizeof cl->origins[0]);
+    cl->origins[cl->n_origins].at = probe;
+    return &cl->origins[cl->n_origins++];
+}
+
+tlab_xfer *tlab_http_client_start(tlab_http_client *cl, const tlab_xfer_request *rq, int *unsupported) {
+    const char *path;
+    origin *o = find_origin(cl, rq->url, &path);
+    *unsupported = o == NULL;
+    if (!o)
+        return NULL;
+    hxfer *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    x->req = tlab_wire_build_request(rq, path, o->at.hostport, &x->req_len);
+    if (!x->req) {
+        free(x);
+        return NULL;
+    }
+    x->base.ops = &http_ops;
+    x->head = strcmp(rq->method, "HEAD") == 0;
+    x->cl = cl;
+    x->org = o;
+    x->cb = *rq->cb;
+    x->arg = rq->arg;
+    x->connect_ms = rq->connect_ms;
+    x->first_byte_ms = rq->first_byte_ms;
+    x->total_ms = rq->total_ms;
+    x->t_start = tlab_now_us();
+    x->connect_deadline = x->t_start + (uint64_t)rq->connect_ms * 1000;
+    x->first_byte_deadline = x->t_start + (uint64_t)rq->first_byte_ms * 1000;
+    x->total_deadline = x->t_start + (uint64_t)rq->total_ms * 1000;
+    evtimer_assign(&x->timer, cl->base, on_timer, x);
+    cl->stats->active++;
+    cl->stats->transfers++;
+    x->in_start = 1;
+    conn_attach(x, 0);
+    x->in_start = 0;
+    return &x->base;
+}
+
+/* ---- the calls of upstream.h ---- */
+
+static void xfer_abort(tlab_xfer *base) {
+    hxfer *x = (hxfer *)base;
+    x->cl->stats->aborted++;
+    x->aborted = 1;
+    hconn *c = x->conn;
+    if (c && c->in_parser)
+        return; /* feed() frees both once the parser has returned */
+    detach_and_close(x); /* closing mid-transfer is how the worker learns the client left */
+    xfer_free(x);
+}
+
+static void xfer_pause(tlab_xfer *base, int paused) {
+    hxfer *x = (hxfer *)base;
+    if (x->paused == paused)
+        return;
+    x->paused = paused;
+    hconn *c = x->conn;
+    if (!c || c->in_parser || c->connecting)
+        return; /* feed() stops reading after the parser returns */
+    if (paused)
+        event_del(&c->rev);
+    else
+        event_add(&c->rev, NULL);
+}
+
+static uint64_t xfer_send_overhead_us(tlab_xfer *base) {
+    hxfer *x = (hxfer *)base;
+    if (!x->t_sent)
+        return 0;
+    uint64_t spent = x->t_sent - x->t_start;
+    return spent > x->connect_us ? spent - x->connect_us : 0;
+}
+
+tlab_http_client *tlab_http_client_new(struct event_base *base, const tlab_config *cfg, tlab_upstream_stats *stats) {
+    tlab_http_client *cl = calloc(1, sizeof *cl);
+    if (!cl)
+        return NULL;
+    cl->base = base;
+    cl->cfg = cfg;
+    cl->stats = stats;
+    evtimer_assign(&cl->sweep, base, on_sweep, cl);
+    parser_settings.on_header_field = on_header_field;
+    parser_settings.on_header_value = on_header_value;
+    parser_settings.on_headers_complete = on_headers_complete;
+    parser_settings.on_body = on_body;
+    parser_settings.on_message_complete = on_message_complete;
+    return cl;
+}
+
+void tlab_http_client_free(tlab_http_client *cl) {
+    if (!cl)
+        return;
+    for (int i = 0; i < cl->n_origins; i++)
+        while (cl->origins[i].idle_head)
+            conn_close(cl->origins[i].idle_head);
+    event_del(&cl->sweep);
+    free(cl);
+}
