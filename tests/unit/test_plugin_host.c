@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "base/metrics_registry.h"
+#include "gateway/plugin_api.h"
 #include "hooks/plugin_host.h"
 #include "tlab_test.h"
 
@@ -43,7 +44,7 @@ static int load_list(struct event_base *base, const load_case *const *list, size
     }
     cfg.plugins = pcs;
     cfg.n_plugins = n;
-    int rc = tlab_plugins_load(base, &cfg, err, errlen);
+    int rc = tlab_plugins_load(base, &cfg, tlab_plugin_api(), err, errlen);
     for (size_t i = 0; i < n; i++)
         json_decref(pcs[i].config);
     free(pcs);

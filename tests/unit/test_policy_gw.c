@@ -18,6 +18,7 @@
 #include "gateway/gateway.h"
 #include "policy/lua/lua_gw.h"
 #include "base/metrics_registry.h"
+#include "gateway/plugin_api.h"
 #include "hooks/plugin_host.h"
 #include "policy/lua/policy_host.h"
 #include "request/stats.h"
@@ -74,9 +75,13 @@ static double metric(const char *name, tlab_metric_kind kind, const char *labels
 
 static void test_snapshot(void) {
     CHECK_EVAL("gw.queue_depth", "0");
-    tlab_gw.in_flight = 7;
+    static tlab_request sent[7]; /* phase NEW; entering UPSTREAM counts them in flight */
+    for (int i = 0; i < 7; i++)
+        tlab_request_set_phase(&sent[i], TLAB_PHASE_UPSTREAM);
     CHECK_EVAL("gw.in_flight", "7");
-    tlab_gw.in_flight = 0;
+    for (int i = 0; i < 7; i++)
+        tlab_request_set_phase(&sent[i], TLAB_PHASE_NEW);
+    CHECK_EVAL("gw.in_flight", "0");
     CHECK_EVAL("gw.worker_state, gw.worker_state_name", "-1,external");
     CHECK_EVAL("gw.stats_window_s", "10");
     CHECK_EVAL("gw.tier", "0");
@@ -362,7 +367,7 @@ int main(void) {
     cfg.plugins = pcs;
     cfg.n_plugins = 2;
     char err[1024];
-    CHECK_MSG(tlab_plugins_load(base, &cfg, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(tlab_plugins_load(base, &cfg, tlab_plugin_api(), err, sizeof err) == 0, "%s", err);
     cfg.plugins = NULL;
     cfg.n_plugins = 0;
     free(cfg.policy_admission);

@@ -1,14 +1,14 @@
 /*
- * dispatch.c - the dispatcher: queue role or the core's FIFO, then the gates, then the proxy.
+ * dispatch.c - the dispatcher: queue role or the core's FIFO, then the gates, then the relay.
  */
 #include "dispatch/dispatch.h"
 
 #include <event2/event.h>
 
-#include "gateway/gateway.h"
+#include "base/clock.h"
 #include "common/log.h"
 #include "hooks/plugin_host.h"
-#include "relay/proxy.h"
+#include "relay/relay.h"
 
 static struct {
     struct event *ev;
@@ -16,6 +16,8 @@ static struct {
     size_t fifo_len;
     int scheduled;
     int running; /* inside run_dispatch: a submit from a hook must not re-enter it */
+    int draining; /* tlab_dispatch_drain: nothing is sent back to the queue any more */
+    uint64_t pass; /* bumped at every dispatcher pass; see the queue-wait accounting in send_to_worker() */
 } d;
 
 static void run_dispatch(evutil_socket_t fd, short what, void *arg);
@@ -70,21 +72,38 @@ static int still_live(const tlab_request *r) {
     return 0;
 }
 
+static void forget(tlab_request *r);
+
+/* The wait's cleanup handler: a request that ends while waiting (its client left, a policy or
+ * plugin rejected it, shutdown) leaves the queue before it is freed. */
+static void wait_cleanup(tlab_request *r, void *data) {
+    (void)data;
+    r->wait_cleanup = NULL;
+    forget(r);
+}
+
+/* r leaves the queue for good (dispatched, or failed by the dispatcher itself). */
+static void stop_waiting(tlab_request *r) {
+    if (r->wait_cleanup)
+        r->wait_cleanup->fn = NULL;
+    r->wait_cleanup = NULL;
+}
+
 void tlab_dispatch_submit(tlab_request *r) {
     void *qself;
     const tlab_queue_role *q = tlab_plugins_queue(&qself);
-    r->phase = TLAB_PHASE_WAITING;
-    r->dispatch_pass = tlab_dispatch_pass;
+    tlab_request_set_phase(r, TLAB_PHASE_WAITING);
+    r->dispatch_pass = d.pass;
+    r->wait_cleanup = tlab_request_cleanup_add(r, wait_cleanup, NULL);
     tlab_request_compact_body(r); /* before any hook, so r is surely alive */
     if (q) {
         r->queued_in_plugin = 1;
         tlab_request_emit(r, TLAB_EV_QUEUED);
         if (q->push(qself, r) != TLAB_OK) {
             /* The contract says the plugin answered it (request_reject), which freed it. A plugin
-             * that failed without answering would leave r hanging: answer it here. */
+             * that failed without answering would leave r hanging: answer it here (its cleanup
+             * takes it out of the queue). */
             if (still_live(r)) {
-                tlab_dispatch_forget(r);
-                r->phase = TLAB_PHASE_NEW;
                 tlab_error err;
                 tlab_error_set(&err, 500, "internal_error", NULL, "the queue plugin failed to take the request");
                 tlab_request_fail(r, &err, 0);
@@ -102,9 +121,7 @@ void tlab_dispatch_submit(tlab_request *r) {
         tlab_dispatch_wake();
 }
 
-void tlab_dispatch_forget(tlab_request *r) {
-    if (r->phase != TLAB_PHASE_WAITING)
-        return;
+static void forget(tlab_request *r) {
     if (r->queued_in_plugin) {
         void *qself;
         const tlab_queue_role *q = tlab_plugins_queue(&qself);
@@ -126,6 +143,40 @@ static tlab_request *peek(const tlab_queue_role *q, void *qself) {
     return q ? q->peek(qself) : d.head;
 }
 
+/* The worker went away before answering r (crash, restart): with a supervisor, r goes back to
+ * the queue once and is served when the worker is back, instead of failing. */
+static int on_unreachable(tlab_request *r) {
+    if (r->requeued || tlab_plugins_worker_state() < 0 || d.draining)
+        return 0; /* while draining nothing is dispatched from the queue any more: answer now */
+    r->requeued = 1;
+    tlab_log(TLAB_LOG_INFO, r->id, "worker unreachable before any response byte: back to the queue");
+    tlab_dispatch_submit(r);
+    return 1;
+}
+
+static void on_leg_done(tlab_request *r) {
+    (void)r;
+    tlab_dispatch_wake(); /* a worker slot opened */
+}
+
+static const tlab_relay_report report = {on_unreachable, on_leg_done};
+
+static void send_to_worker(tlab_request *r) {
+    if (!r->internal && r->t[TLAB_EV_ADMITTED]) {
+        /* Waiting beyond the first dispatcher pass after admission was a gate's doing. */
+        uint64_t waited = tlab_now_us() - r->t[TLAB_EV_ADMITTED];
+        if (r->dispatch_pass + 1 < d.pass)
+            r->queue_wait_us = waited;
+        else
+            r->overhead_us += waited;
+    }
+    tlab_relay_start(r, &report);
+}
+
+void tlab_dispatch_send_now(tlab_request *r) {
+    tlab_relay_start(r, &report);
+}
+
 static void run_dispatch(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
@@ -134,7 +185,7 @@ static void run_dispatch(evutil_socket_t fd, short what, void *arg) {
         return;
     d.running = 1;
     d.scheduled = 0;
-    tlab_dispatch_pass++;
+    d.pass++;
     void *qself;
     const tlab_queue_role *q = tlab_plugins_queue(&qself);
     tlab_request *r;
@@ -148,21 +199,22 @@ static void run_dispatch(evutil_socket_t fd, short what, void *arg) {
         } else {
             fifo_remove(r);
         }
+        stop_waiting(r);
         if (rc != TLAB_OK) {
             /* A failing gate would otherwise hold the head forever (it never calls dispatch_wake):
              * this request gets a clean 500 and the ones behind it go on. */
-            r->phase = TLAB_PHASE_NEW;
             tlab_error err;
             tlab_error_set(&err, 500, "internal_error", NULL, "a plugin's dispatch gate failed (returned %d)", rc);
             tlab_request_fail(r, &err, 0);
             continue;
         }
-        tlab_proxy_dispatch(r);
+        send_to_worker(r);
     }
     d.running = 0;
 }
 
-void tlab_dispatch_fail_all(const tlab_error *err) {
+void tlab_dispatch_drain(const tlab_error *err) {
+    d.draining = 1;
     tlab_dispatch_fail_all_retry(err, 0);
 }
 
@@ -177,7 +229,7 @@ void tlab_dispatch_fail_all_retry(const tlab_error *err, int retry_after_s) {
         } else {
             fifo_remove(r);
         }
-        r->phase = TLAB_PHASE_NEW;
+        stop_waiting(r);
         tlab_request_fail(r, err, retry_after_s);
     }
 }

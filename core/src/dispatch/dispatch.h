@@ -3,7 +3,7 @@
  *
  * An admitted request goes to the queue plugin when one is loaded, else to the core's FIFO.
  * The dispatcher then takes requests in order while every dispatch gate says TLAB_OK, and hands
- * each to the proxy. TLAB_AGAIN from a gate holds the head; any other answer (TLAB_ERROR, an
+ * each to the relay. TLAB_AGAIN from a gate holds the head; any other answer (TLAB_ERROR, an
  * unknown code) fails that one request with a 500 and the dispatcher goes on.
  *
  * tlab_dispatch_submit() runs the dispatcher at once (unless it is already running), so an
@@ -22,12 +22,14 @@ void tlab_dispatch_shutdown(void);
  * the dispatcher. If the queue plugin refuses it, the plugin has already answered it. */
 void tlab_dispatch_submit(tlab_request *r);
 void tlab_dispatch_wake(void);
-/* Removes r from wherever it waits (client gone, shutdown). No-op if it is not waiting. */
-void tlab_dispatch_forget(tlab_request *r);
+/* Sends r to the worker at once, past the queue and the gates: for calls that are not LLM
+ * requests (/v1/models). Its end still wakes the dispatcher. */
+void tlab_dispatch_send_now(tlab_request *r);
 /* Requests admitted and not yet dispatched. */
 size_t tlab_dispatch_waiting(void);
-/* Answers every waiting request with `err` (used at shutdown). */
-void tlab_dispatch_fail_all(const tlab_error *err);
+/* Shutdown: answers every waiting request with `err`, and from now on a request whose worker
+ * went away is answered instead of being sent back to the queue. */
+void tlab_dispatch_drain(const tlab_error *err);
 /* The same, with a Retry-After header when retry_after_s > 0. */
 void tlab_dispatch_fail_all_retry(const tlab_error *err, int retry_after_s);
 

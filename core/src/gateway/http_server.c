@@ -19,13 +19,15 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#include "policy/admission.h"
 #include "policy/auth.h"
+#include "policy/validate.h"
 #include "dispatch/dispatch.h"
 #include "http/http_front.h"
 #include "common/log.h"
 #include "hooks/plugin_host.h"
 #include "policy/lua/policy_host.h"
-#include "relay/proxy.h"
+#include "relay/relay.h"
 #include "request/request.h"
 #include "upstream/upstream.h"
 
@@ -53,8 +55,8 @@ static void handle_health(tlab_gateway *gw, tlab_http_req *http) {
     tlab_http_server_counters(gw->http, &clients);
     json_t *o = json_pack("{s:s, s:s, s:f, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:s, s:I, s:I, s:I, s:I, s:I}, s:o}", "status",
                           gw->draining ? "draining" : "ok", "version", TLAB_VERSION, "uptime_s",
-                          (double)(tlab_now_us() - gw->started_us) / 1e6, "in_flight", (json_int_t)gw->in_flight, "waiting",
-                          (json_int_t)tlab_dispatch_waiting(), "live_requests", (json_int_t)gw->live_requests, "clients", "open",
+                          (double)(tlab_now_us() - gw->started_us) / 1e6, "in_flight", (json_int_t)tlab_requests_in_flight(), "waiting",
+                          (json_int_t)tlab_dispatch_waiting(), "live_requests", (json_int_t)tlab_requests_live_count(), "clients", "open",
                           (json_int_t)clients.open, "max", (json_int_t)gw->cfg->max_connections_in, "rejected",
                           (json_int_t)clients.rejected, "timed_out", (json_int_t)clients.timed_out, "upstream",
                           "url", gw->cfg->upstream_url, "transfers", (json_int_t)st->transfers, "connections_opened",
@@ -76,6 +78,7 @@ static void handle_llm(tlab_gateway *gw, tlab_http_req *http, const char *path, 
         send_error(http, 500, "internal_error", "%s", "out of memory");
         return;
     }
+    r->forward_authorization = !tlab_auth_enabled();
     tlab_request_emit(r, TLAB_EV_ARRIVED);
     if (tlab_auth_attach(r, key) != 0) {
         tlab_error oom;
@@ -107,8 +110,9 @@ static void handle_models(tlab_http_req *http) {
         return;
     }
     r->internal = 1;
+    r->forward_authorization = !tlab_auth_enabled();
     tlab_request_emit(r, TLAB_EV_ARRIVED);
-    tlab_proxy_dispatch(r);
+    tlab_dispatch_send_now(r);
 }
 
 typedef struct listener {

@@ -24,10 +24,11 @@
 #include "gateway/gateway.h"
 #include "gateway/http_server.h"
 #include "common/log.h"
+#include "gateway/plugin_api.h"
 #include "hooks/plugin_host.h"
 #include "policy/lua/policy_host.h"
 #include "common/process.h"
-#include "relay/proxy.h"
+#include "relay/relay.h"
 #include "gateway/reload.h"
 #include "relay/stream_keepalive.h"
 #include "upstream/upstream.h"
@@ -64,7 +65,7 @@ static struct event *shutdown_timer;
 static const struct timeval flush_delay = {0, 200000};
 
 static void check_drained(void) {
-    if (tlab_gw.draining && tlab_gw.live_requests == 0)
+    if (tlab_gw.draining && tlab_requests_live_count() == 0)
         event_base_loopexit(tlab_gw.base, &flush_delay);
 }
 
@@ -76,13 +77,13 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg) {
  * the end of the stream), so no client is left with a stream that just stops. */
 static void on_grace_over(evutil_socket_t fd, short what, void *arg) {
     LOG_WARN("shutdown grace of %ld s (shutdown.grace_s) is over with %zu requests still running; ending them and exiting",
-             tlab_gw.cfg->shutdown_grace_s, tlab_gw.live_requests);
+             tlab_gw.cfg->shutdown_grace_s, tlab_requests_live_count());
     tlab_error err;
     tlab_error_set(&err, 503, "service_unavailable", NULL,
                    "the gateway shut down before this request finished (shutdown.grace_s); retry on another instance");
     for (tlab_request *r = tlab_requests_live(), *next; r; r = next) {
         next = r->live_next;
-        tlab_proxy_abort(r, &err);
+        tlab_relay_abort(r, &err);
     }
     event_base_loopexit(tlab_gw.base, &flush_delay);
 }
@@ -103,12 +104,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
         event_base_loopbreak(tlab_gw.base);
         return;
     }
-    LOG_INFO("%s: draining (%zu in flight, %zu waiting)", sig == SIGINT ? "SIGINT" : "SIGTERM", tlab_gw.in_flight,
+    LOG_INFO("%s: draining (%zu in flight, %zu waiting)", sig == SIGINT ? "SIGINT" : "SIGTERM", tlab_requests_in_flight(),
              tlab_dispatch_waiting());
     tlab_gw.draining = 1;
     tlab_error err;
     tlab_error_set(&err, 503, "service_unavailable", NULL, "the gateway is shutting down; retry on another instance");
-    tlab_dispatch_fail_all(&err);
+    tlab_dispatch_drain(&err);
     /* Poll for the last request to end; a 50 ms poll costs nothing and keeps request.c unaware of shutdown. */
     struct event *poll = event_new(tlab_gw.base, -1, EV_PERSIST, on_drain_poll, NULL);
     struct timeval p = {0, 50000}, grace = {(time_t)tlab_gw.cfg->shutdown_grace_s, 0};
@@ -208,11 +209,12 @@ int main(int argc, char **argv) {
         goto out;
     }
     tlab_gw.upstream = tlab_upstream_new(tlab_gw.base, &cfg);
+    tlab_relay_init(tlab_gw.upstream);
     if (!tlab_gw.upstream) {
         LOG_ERROR("cannot initialise libcurl");
         goto out;
     }
-    if (tlab_plugins_load(tlab_gw.base, &cfg, err, sizeof err) != 0) {
+    if (tlab_plugins_load(tlab_gw.base, &cfg, tlab_plugin_api(), err, sizeof err) != 0) {
         LOG_ERROR("%s", err);
         goto out;
     }

@@ -7,6 +7,8 @@
 #include <string.h>
 
 
+#include "gateway/plugin_api.h"
+
 #include "dispatch/dispatch.h"
 #include "gateway/gateway.h"
 #include "common/log.h"
@@ -150,10 +152,8 @@ static void *api_request_get_data(tlab_plugin_ctx *ctx, const tlab_request *r) {
 static int api_request_reject(tlab_request *r, int status, const char *type, const char *message, int retry_after_s) {
     if (r->phase >= TLAB_PHASE_UPSTREAM || status < 400 || status > 599)
         return TLAB_ERROR;
-    /* A rejected request must leave the queue before it is freed; the queue plugin may call this
-     * from push() itself, before it holds r. */
-    tlab_dispatch_forget(r);
-    r->phase = TLAB_PHASE_NEW;
+    /* A waiting request leaves the queue through its cleanup handler (dispatch.c), also when the
+     * queue plugin calls this from push() itself, before it holds r. */
     tlab_error err;
     tlab_error_set(&err, status, type ? type : "invalid_request_error", NULL, "%s", message ? message : "rejected");
     tlab_request_fail(r, &err, retry_after_s);
@@ -161,7 +161,7 @@ static int api_request_reject(tlab_request *r, int status, const char *type, con
 }
 
 static size_t api_in_flight(void) {
-    return tlab_gw.in_flight;
+    return tlab_requests_in_flight();
 }
 
 static size_t api_waiting(void) {
@@ -172,19 +172,8 @@ static uint64_t api_request_overhead_us(const tlab_request *r) {
     return r->overhead_us;
 }
 
-static const char *api_request_priority(const tlab_request *r) {
-    if (r->priority)
-        return r->priority;
-    return api_request_header(r, "x-priority");
-}
-
 static int api_request_set_priority(tlab_request *r, const char *class_name) {
-    char *copy = class_name ? strdup(class_name) : NULL;
-    if (class_name && !copy)
-        return TLAB_ERROR;
-    free(r->priority);
-    r->priority = copy;
-    return TLAB_OK;
+    return tlab_request_set_priority(r, class_name) == 0 ? TLAB_OK : TLAB_ERROR;
 }
 
 static const tlab_api api_table = {
@@ -225,7 +214,7 @@ static const tlab_api api_table = {
     .worker_state = tlab_plugins_worker_state,
     .waiting = api_waiting,
     .request_overhead_us = api_request_overhead_us,
-    .request_priority = api_request_priority,
+    .request_priority = tlab_request_priority,
     .request_set_priority = api_request_set_priority,
     .process_spawn = tlab_svc_process_spawn,
     .process_signal = tlab_svc_process_signal,

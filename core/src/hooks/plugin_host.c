@@ -14,7 +14,6 @@
 
 
 #include "common/log.h"
-#include "request/request.h"
 
 struct tlab_plugin_ctx {
     size_t index;
@@ -39,6 +38,7 @@ static tlab_plugin_ctx **plugins;
 static size_t n_plugins;
 static route *routes;
 static struct event_base *host_base;
+static const tlab_api *host_api; /* handed to every init() */
 static size_t queue_owner = (size_t)-1;
 static size_t worker_owner = (size_t)-1;
 
@@ -146,7 +146,7 @@ static int load_one(const tlab_plugin_conf *pc, size_t index, char *err, size_t 
     ctx->desc = desc;
 
     char init_err[512] = "";
-    if (desc->init(ctx, tlab_plugin_api(), pc->config, &ctx->self, init_err, sizeof init_err) != TLAB_OK)
+    if (desc->init(ctx, host_api, pc->config, &ctx->self, init_err, sizeof init_err) != TLAB_OK)
         FAIL("init failed: %s", init_err[0] ? init_err : "(no message)");
     ctx->initialized = 1;
     if (desc->queue)
@@ -169,8 +169,9 @@ static int load_one(const tlab_plugin_conf *pc, size_t index, char *err, size_t 
 #undef FAIL
 }
 
-int tlab_plugins_load(struct event_base *base, const tlab_config *cfg, char *err, size_t errlen) {
+int tlab_plugins_load(struct event_base *base, const tlab_config *cfg, const tlab_api *api, char *err, size_t errlen) {
     host_base = base;
+    host_api = api;
     if (cfg->n_plugins == 0)
         return 0;
     plugins = calloc(cfg->n_plugins, sizeof *plugins);

@@ -17,7 +17,9 @@
 #include "http/http_front.h"
 #include "tlab/plugin.h"
 
-int tlab_plugins_load(struct event_base *base, const tlab_config *cfg, char *err, size_t errlen);
+/* Loads cfg's plugins and hands each `api` (the core's functions, gateway/plugin_api.c; it must
+ * outlive the plugins). Returns 0, or -1 with the reason in err. */
+int tlab_plugins_load(struct event_base *base, const tlab_config *cfg, const tlab_api *api, char *err, size_t errlen);
 /* Calls shutdown() in reverse order, frees timers and routes, dlclose()s. */
 void tlab_plugins_unload(void);
 size_t tlab_plugins_count(void);
@@ -45,8 +47,6 @@ const char *tlab_exchange_body(tlab_exchange *ex, size_t *len);
 int tlab_exchange_add_header(tlab_exchange *ex, const char *name, const char *value);
 void tlab_exchange_reply(tlab_exchange *ex, int status, const char *content_type, const char *body, size_t len);
 
-/* The API table handed to plugins (plugin_api.c). */
-const tlab_api *tlab_plugin_api(void);
 /* Looks up the context index used for per-request plugin data; internal to the core. */
 size_t tlab_plugin_ctx_index(const tlab_plugin_ctx *ctx);
 const char *tlab_plugin_ctx_name(const tlab_plugin_ctx *ctx);

@@ -23,7 +23,7 @@
 
 #include "common/log.h"
 #include "base/put_num.h"
-#include "policy/validate.h"
+#include "base/error.h"
 
 #define MAX_IOV 24
 

@@ -17,7 +17,7 @@
 
 
 #include "config/auth_keys.h"
-#include "gateway/gateway.h"
+#include "base/clock.h"
 #include "common/log.h"
 #include "base/metrics_registry.h"
 #include "policy/rate_limit.h"
@@ -232,6 +232,36 @@ long tlab_auth_check(tlab_http_req *http, int need_admin) {
     return idx;
 }
 
+/* Relayed worker bytes (request.h on_relayed): read for `usage`. */
+static void on_relayed(tlab_request *r, const char *data, size_t len) {
+    if (r->access && r->access->metering)
+        tlab_usage_meter_feed(&r->access->meter, data, len);
+}
+
+/* The cleanup handler of a request with a key: refund or charge the difference. */
+static void settle(tlab_request *r, void *data) {
+    (void)data;
+    tlab_access *a = r->access;
+    if (!a)
+        return;
+    r->access = NULL;
+    if (a->admitted) {
+        tlab_usage_meter_end(&a->meter);
+        int64_t used = tlab_usage_charge(&a->meter, r->t[TLAB_EV_DISPATCHED] != 0, r->status, a->prompt_estimate, a->reserved);
+        tlab_limiter *l = current_limiter(a->set, a->key);
+        if (l) /* NULL: the key was removed by a reload while this request ran */
+            tlab_limiter_settle(l, a->reserved, used, tlab_now_us());
+        tlab_usage_meter_free(&a->meter);
+        const char *name = a->set->kr->keys[a->key].name;
+        char labels[96];
+        snprintf(labels, sizeof labels, "key=\"%s\"", name);
+        count(KEY_TOKENS, KEY_TOKENS_HELP, labels, (double)used);
+        tlab_log(TLAB_LOG_DEBUG, r->id, "key=%s reserved=%lld charged=%lld tokens", name, (long long)a->reserved, (long long)used);
+    }
+    keyset_unref(a->set);
+    free(a);
+}
+
 int tlab_auth_attach(tlab_request *r, long key) {
     if (key < 0 || !current)
         return 0;
@@ -240,6 +270,11 @@ int tlab_auth_attach(tlab_request *r, long key) {
     r->access->set = current;
     current->refs++;
     r->access->key = key;
+    r->on_relayed = on_relayed;
+    if (!tlab_request_cleanup_add(r, settle, NULL)) {
+        settle(r, NULL);
+        return -1;
+    }
     return 0;
 }
 
@@ -292,8 +327,7 @@ int tlab_auth_admit(tlab_request *r) {
     tlab_limiter *l = &a->set->limiters[a->key];
     const tlab_api_key *k = &a->set->kr->keys[a->key];
     uint64_t now = tlab_now_us();
-    /* The same prompt estimate as admission.lua's req.prompt_tokens (about 4 bytes a token). */
-    int64_t prompt = (int64_t)(r->info.prompt_token_ids + (r->info.prompt_bytes + 3) / 4);
+    int64_t prompt = tlab_request_info_prompt_tokens(&r->info);
     int64_t reserve = prompt + (r->info.max_tokens >= 0 ? r->info.max_tokens : default_max_tokens);
     int retry = 0;
     tlab_limit_result res = tlab_limiter_admit(l, reserve, now, &retry);
@@ -349,29 +383,3 @@ int tlab_auth_admit_call(tlab_http_req *http, long key) {
     return -1;
 }
 
-void tlab_auth_on_data(tlab_request *r, const char *data, size_t len) {
-    if (r->access && r->access->metering)
-        tlab_usage_meter_feed(&r->access->meter, data, len);
-}
-
-void tlab_auth_settle(tlab_request *r) {
-    tlab_access *a = r->access;
-    if (!a)
-        return;
-    r->access = NULL;
-    if (a->admitted) {
-        tlab_usage_meter_end(&a->meter);
-        int64_t used = tlab_usage_charge(&a->meter, r->t[TLAB_EV_DISPATCHED] != 0, r->status, a->prompt_estimate, a->reserved);
-        tlab_limiter *l = current_limiter(a->set, a->key);
-        if (l) /* NULL: the key was removed by a reload while this request ran */
-            tlab_limiter_settle(l, a->reserved, used, tlab_now_us());
-        tlab_usage_meter_free(&a->meter);
-        const char *name = a->set->kr->keys[a->key].name;
-        char labels[96];
-        snprintf(labels, sizeof labels, "key=\"%s\"", name);
-        count(KEY_TOKENS, KEY_TOKENS_HELP, labels, (double)used);
-        tlab_log(TLAB_LOG_DEBUG, r->id, "key=%s reserved=%lld charged=%lld tokens", name, (long long)a->reserved, (long long)used);
-    }
-    keyset_unref(a->set);
-    free(a);
-}

@@ -8,8 +8,8 @@
  *   tlab_auth_attach     the key goes with the request (policies see its name)
  *   tlab_auth_admit      after validation and admission.lua: 429 unless both buckets allow it;
  *                        reserves prompt estimate + max_tokens
- *   tlab_auth_on_data    relayed worker bytes, read for `usage`
- *   tlab_auth_settle     from tlab_request_finish (the DONE event): refund or charge the difference
+ *   (on_relayed)         relayed worker bytes, read for `usage` (the request's on_relayed hook)
+ *   (settle)             the request's cleanup handler, before DONE: refund or charge the difference
  */
 #ifndef TLAB_AUTH_H
 #define TLAB_AUTH_H
@@ -47,7 +47,8 @@ long tlab_auth_check(tlab_http_req *http, int need_admin);
 /* The configured name of key `key`, NULL for TLAB_AUTH_OPEN. Safe to log. */
 const char *tlab_auth_key_name(long key);
 
-/* Binds key `key` (from tlab_auth_check) to `r`. Returns 0, or -1 on allocation failure. */
+/* Binds key `key` (from tlab_auth_check) to `r`: registers the settlement as r's cleanup handler
+ * and the usage reader as its on_relayed. Returns 0, or -1 on allocation failure. */
 int tlab_auth_attach(tlab_request *r, long key);
 /* The name of r's key, NULL without one. */
 const char *tlab_auth_request_key_name(const tlab_request *r);
@@ -60,9 +61,5 @@ int tlab_auth_admit(tlab_request *r);
 /* Request-rate limit alone, for calls that are not LLM requests (/v1/models): 0 to go on, or
  * -1 after answering 429 on `http`. */
 int tlab_auth_admit_call(tlab_http_req *http, long key);
-/* Worker response bytes relayed to r's client (status 200 only). */
-void tlab_auth_on_data(tlab_request *r, const char *data, size_t len);
-/* Settles r's reservation and frees its access state. Called once, from tlab_request_finish. */
-void tlab_auth_settle(tlab_request *r);
 
 #endif

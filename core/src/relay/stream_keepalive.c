@@ -5,7 +5,7 @@
  */
 #include "relay/stream_keepalive.h"
 
-#include "gateway/gateway.h"
+#include "base/clock.h"
 #include "request/request.h"
 
 static struct event *tick;

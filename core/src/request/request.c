@@ -9,19 +9,18 @@
 
 #include <event2/buffer.h>
 
-#include "policy/auth.h"
-#include "dispatch/dispatch.h"
-#include "gateway/gateway.h"
+#include "base/clock.h"
 #include "base/json_fast.h"
+#include "base/put_num.h"
 #include "common/log.h"
 #include "hooks/plugin_host.h"
-#include "base/put_num.h"
 #include "request/stats.h"
-#include "upstream/upstream.h"
 
 static void on_client_gone(tlab_http_req *http, void *arg);
 
 static tlab_request *live_head, *live_tail;
+static size_t live_count, in_flight;
+static uint64_t id_seed; /* the first request's clock: tells one gateway run's ids from another's */
 
 tlab_request *tlab_requests_live(void) {
     return live_head;
@@ -46,9 +45,12 @@ tlab_request *tlab_request_new(tlab_http_req *http, const char *path, tlab_api_k
     /* "req-<hex>-<seq>": at most 4 + 6 + 1 + 20 characters and the NUL, which is sizeof r->id. */
     char *id = r->id;
     memcpy(id, "req-", 4);
-    id = tlab_put_hex(id + 4, (unsigned long long)(tlab_gw.started_us & 0xffffff));
+    static uint64_t seq;
+    if (!id_seed)
+        id_seed = tlab_now_us();
+    id = tlab_put_hex(id + 4, (unsigned long long)(id_seed & 0xffffff));
     *id++ = '-';
-    *tlab_put_dec(id, (unsigned long long)++tlab_gw.request_seq) = '\0';
+    *tlab_put_dec(id, (unsigned long long)++seq) = '\0';
     r->http = http;
     r->path = path;
     r->kind = kind;
@@ -56,7 +58,7 @@ tlab_request *tlab_request_new(tlab_http_req *http, const char *path, tlab_api_k
     r->info.max_tokens = -1;
     tlab_sse_relay_init(&r->sse, 0);
     tlab_http_req_watch(http, on_client_gone, r);
-    tlab_gw.live_requests++;
+    live_count++;
     r->live_prev = live_tail;
     if (live_tail)
         live_tail->live_next = r;
@@ -129,26 +131,26 @@ tlab_http_req *tlab_request_detach(tlab_request *r) {
 void tlab_request_finish(tlab_request *r) {
     if (r->phase == TLAB_PHASE_DONE)
         return;
-    if (r->xfer) {
-        tlab_xfer_abort(r->xfer);
-        r->xfer = NULL;
+    tlab_request_set_phase(r, TLAB_PHASE_DONE);
+    /* Newest first: the worker leg is undone before the wait, the wait before the key's
+     * settlement, so observers of DONE see the key's settled bucket. */
+    for (int i = TLAB_REQUEST_CLEANUPS - 1; i >= 0; i--) {
+        tlab_request_cleanup *c = &r->cleanups[i];
+        if (c->fn) {
+            tlab_request_cleanup_fn fn = c->fn;
+            c->fn = NULL;
+            fn(r, c->data);
+        }
     }
-    if (r->phase == TLAB_PHASE_UPSTREAM || r->phase == TLAB_PHASE_RESPONDING) {
-        tlab_gw.in_flight--;
-        tlab_dispatch_wake(); /* a worker slot opened */
-    }
-    tlab_dispatch_forget(r);
-    r->phase = TLAB_PHASE_DONE;
     /* Not answered by now (an error path that had no client to answer): the answer goes nowhere,
      * but the front's request must be answered to be freed. */
     tlab_http_req *http = tlab_request_detach(r);
     if (http)
         tlab_http_reply_abort(http);
-    tlab_auth_settle(r); /* before DONE, so observers of DONE see the key's settled bucket */
     tlab_request_emit(r, TLAB_EV_DONE);
     tlab_log(TLAB_LOG_DEBUG, r->id, "done status=%d e2e_us=%llu", r->status,
              (unsigned long long)(r->t[TLAB_EV_DONE] - r->t[TLAB_EV_ARRIVED]));
-    tlab_gw.live_requests--;
+    live_count--;
     if (r->live_prev)
         r->live_prev->live_next = r->live_next;
     else
@@ -174,6 +176,56 @@ void tlab_request_finish(tlab_request *r) {
         h = next;
     }
     free(r);
+}
+
+tlab_request_cleanup *tlab_request_cleanup_add(tlab_request *r, tlab_request_cleanup_fn fn, void *data) {
+    /* Slots are taken from the bottom, so newest-first is top-down even after one is reused. */
+    for (int i = 0; i < TLAB_REQUEST_CLEANUPS; i++) {
+        tlab_request_cleanup *c = &r->cleanups[i];
+        if (!c->fn) {
+            c->fn = fn;
+            c->data = data;
+            return c;
+        }
+    }
+    tlab_log(TLAB_LOG_ERROR, r->id, "no free cleanup slot (%d are armed)", TLAB_REQUEST_CLEANUPS);
+    return NULL;
+}
+
+static int counts_in_flight(tlab_phase p) {
+    return p == TLAB_PHASE_UPSTREAM || p == TLAB_PHASE_RESPONDING;
+}
+
+void tlab_request_set_phase(tlab_request *r, tlab_phase phase) {
+    int was = counts_in_flight(r->phase), is = counts_in_flight(phase);
+    if (!was && is)
+        in_flight++;
+    else if (was && !is)
+        in_flight--;
+    r->phase = phase;
+}
+
+size_t tlab_requests_in_flight(void) {
+    return in_flight;
+}
+
+size_t tlab_requests_live_count(void) {
+    return live_count;
+}
+
+const char *tlab_request_priority(const tlab_request *r) {
+    if (r->priority)
+        return r->priority;
+    return r->http ? tlab_http_req_header(r->http, "x-priority") : NULL;
+}
+
+int tlab_request_set_priority(tlab_request *r, const char *class_name) {
+    char *copy = class_name ? strdup(class_name) : NULL;
+    if (class_name && !copy)
+        return -1;
+    free(r->priority);
+    r->priority = copy;
+    return 0;
 }
 
 /* The client went away (the front frees its request after this returns). */

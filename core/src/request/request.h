@@ -17,7 +17,8 @@
 
 #include "sse/sse_relay.h"
 #include "tlab/plugin.h"
-#include "policy/validate.h"
+#include "base/error.h"
+#include "request/request_info.h"
 
 struct tlab_xfer;
 
@@ -28,6 +29,20 @@ typedef enum tlab_phase {
     TLAB_PHASE_RESPONDING = 3, /* headers sent to the client, body being relayed */
     TLAB_PHASE_DONE = 4
 } tlab_phase;
+
+/*
+ * A cleanup handler, nginx's ngx_http_cleanup_t: the layers a request passes through (auth, the
+ * dispatcher, the relay) each register one to undo their part when the request ends, so the
+ * request object never names them. Handlers run once, newest first, inside tlab_request_finish,
+ * before TLAB_EV_DONE is emitted. A layer whose part ended earlier disarms its slot (fn = NULL).
+ */
+typedef void (*tlab_request_cleanup_fn)(tlab_request *r, void *data);
+typedef struct tlab_request_cleanup {
+    tlab_request_cleanup_fn fn;
+    void *data;
+} tlab_request_cleanup;
+/* Armed at once at most: the key's settlement, the wait or the worker leg, and one spare. */
+#define TLAB_REQUEST_CLEANUPS 4
 
 typedef struct tlab_header {
     char *name, *value;
@@ -50,7 +65,7 @@ struct tlab_request {
     uint64_t t[TLAB_EV__COUNT];
     uint64_t queue_wait_us;
     uint64_t overhead_us;   /* gateway time so far, excluding waiting on the queue or the worker */
-    uint64_t dispatch_pass; /* tlab_dispatch_pass at submission */
+    uint64_t dispatch_pass; /* the dispatcher's pass number at submission (dispatch.c) */
     uint64_t last_client_write_us;
     struct tlab_request *fifo_next, *fifo_prev; /* the core's FIFO, when no queue plugin */
     struct tlab_xfer *xfer;
@@ -63,10 +78,15 @@ struct tlab_request {
     char *held_ctype;
     void **plugin_data;
     struct tlab_access *access; /* the API key and its token reservation (auth.c); NULL with auth off */
+    /* Worker bytes relayed to the client with status 200, for a layer above that reads them (the
+     * key's usage, auth.c); NULL when none does. */
+    void (*on_relayed)(tlab_request *r, const char *data, size_t len);
+    tlab_request_cleanup *leg_cleanup;  /* the relay's slot while the worker leg runs (relay.c) */
+    tlab_request_cleanup *wait_cleanup; /* the dispatcher's slot while r waits (dispatch.c) */
     tlab_api_kind kind;
     int status;
     int worker_id;
-    tlab_phase phase;
+    tlab_phase phase; /* written only by tlab_request_set_phase */
     int upstream_error_status; /* worker's non-200 status after early headers; body collected */
     int held_status;
     uint8_t internal;         /* /v1/models and other pass-through calls: no events, no queue */
@@ -77,7 +97,9 @@ struct tlab_request {
     uint8_t early_headers;    /* 200 + SSE headers already sent by the keep-alive */
     uint8_t requeued;         /* sent back to the queue once after the worker went away */
     uint8_t sse_framed;       /* the body relays through `sse` (an event stream to the client) */
+    uint8_t forward_authorization; /* the client's Authorization goes to the worker (gateway auth off) */
     tlab_sse_relay sse;       /* holds back unfinished events; see sse_relay.h */
+    tlab_request_cleanup cleanups[TLAB_REQUEST_CLEANUPS];
 };
 
 /* Creates a request for `http`, taking over its body and watching for the client leaving. NULL
@@ -93,11 +115,29 @@ json_t *tlab_request_body(tlab_request *r);
  * becomes NULL. A body lent to a plugin stays (the plugin may hold the pointer) and the stale
  * bytes go instead. On allocation failure nothing changes. */
 void tlab_request_compact_body(tlab_request *r);
+/*
+ * Registers fn(r, data) to run when r ends. Returns its slot (set ->fn = NULL to disarm it, which
+ * also frees the slot for reuse), or NULL when TLAB_REQUEST_CLEANUPS are armed: a programming
+ * error, logged.
+ */
+tlab_request_cleanup *tlab_request_cleanup_add(tlab_request *r, tlab_request_cleanup_fn fn, void *data);
+/* Moves r to `phase` (the one writer of r->phase). Entering UPSTREAM counts r in flight, leaving
+ * UPSTREAM/RESPONDING for WAITING (sent back to the queue) or DONE uncounts it. */
+void tlab_request_set_phase(tlab_request *r, tlab_phase phase);
+/* Requests sent to a worker and not yet done (the gate's and the policies' in-flight count). */
+size_t tlab_requests_in_flight(void);
+/* Requests arrived and not yet done. */
+size_t tlab_requests_live_count(void);
+/* The priority class: the one a policy or plugin set, else the client's x-priority header, else
+ * NULL. */
+const char *tlab_request_priority(const tlab_request *r);
+/* Sets (copies) the priority class; NULL clears it. Returns 0, or -1 on allocation failure. */
+int tlab_request_set_priority(tlab_request *r, const char *class_name);
 /* Records the event's time and tells the plugins (unless internal). */
 void tlab_request_emit(tlab_request *r, tlab_event ev);
 /* Answers with an OpenAI error JSON (if the client is still there) and finishes the request. */
 void tlab_request_fail(tlab_request *r, const tlab_error *err, int retry_after_s);
-/* Emits TLAB_EV_DONE, detaches from the connection and frees. */
+/* Runs the cleanup handlers, emits TLAB_EV_DONE, detaches from the connection and frees. */
 void tlab_request_finish(tlab_request *r);
 /* Adds the plugin headers and the gateway's own (x-request-id, x-tlab-overhead-us) to the reply
  * of `http` (r->http, or the one tlab_request_detach returned). */

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-#include "gateway/gateway.h"
+#include "base/clock.h"
 
 typedef struct bucket {
     uint64_t sec; /* which second this bucket holds (monotonic seconds); stale when older than the window */

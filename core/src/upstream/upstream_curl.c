@@ -15,7 +15,7 @@
 #include <curl/curl.h>
 
 #include "common/curl_loop.h"
-#include "gateway/gateway.h"
+#include "base/clock.h"
 #include "common/log.h"
 
 /* Idle easy handles kept for the next transfers. curl_easy_init allocates and initialises a

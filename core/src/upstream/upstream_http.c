@@ -29,7 +29,7 @@
 #include <event2/event_struct.h> /* events embedded in their owners: no malloc per transfer */
 #include <http_parser.h>
 
-#include "gateway/gateway.h"
+#include "base/clock.h"
 #include "common/log.h"
 
 #define READ_CHUNK 16384

@@ -14,6 +14,8 @@
 
 #include <lua.h>
 
+#include "base/fnv1a.h"
+
 #include "config/config.h"
 #include "policy/lua/policy_host.h"
 
@@ -49,19 +51,6 @@ int tlab_lua_gw_index(lua_State *L);
 int tlab_lua_admission_call(lua_State *L);
 void tlab_lua_request_end(void);
 
-/* FNV-1a, 64 bits: the content hash shown by /admin/policies and the API key id. Not a
- * cryptographic hash; it only has to tell versions (and keys) apart. */
-static inline uint64_t tlab_fnv1a64(const void *data, size_t len) {
-    const unsigned char *p = data;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 0x100000001b3ULL;
-    return h;
-}
-
-/* Whether an admission policy is loaded (policy_host.c): without one, handle_llm skips the
- * whole step, header lookups included. */
-int tlab_policies_has_admission(void);
 
 /* Core-owned degradation state (lua_gw_actions.c). */
 void tlab_lua_actions_configure(const tlab_config *cfg);

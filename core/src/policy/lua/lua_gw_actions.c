@@ -15,7 +15,8 @@
 #include <lauxlib.h>
 
 #include "dispatch/dispatch.h"
-#include "gateway/gateway.h"
+#include "base/clock.h"
+#include "request/request.h"
 #include "common/log.h"
 #include "policy/lua/lua_gw.h"
 #include "base/metrics_registry.h"
@@ -78,7 +79,7 @@ static int gw_set_tier(lua_State *L) {
     tlab_log(n > act.tier ? TLAB_LOG_WARN : TLAB_LOG_INFO, c->log_source,
              "degradation tier %d -> %d: %s [queue_depth=%zu in_flight=%zu rps=%.1f e2e_p95_ms=%.0f ttft_p95_ms=%.0f "
              "queue_wait_p95_ms=%.0f error_rate=%.4f drain_rate=%.1f]",
-             act.tier, (int)n, reason, tlab_dispatch_waiting(), tlab_gw.in_flight, v->rps, v->e2e_ms[1], v->ttft_ms[1],
+             act.tier, (int)n, reason, tlab_dispatch_waiting(), tlab_requests_in_flight(), v->rps, v->e2e_ms[1], v->ttft_ms[1],
              v->queue_wait_ms[1], v->error_rate, v->drain_rate);
     act.tier = (int)n;
     tlab_metric *g = tier_gauge();

@@ -1,7 +1,7 @@
 /*
  * lua_gw_request.c - the request being admitted: the `req` table handed to on_request(req), the
- * actions on it (gw.admit, gw.reject, gw.clamp_max_tokens, gw.set_priority), and the glue that
- * runs the admission policy from handle_llm and applies its decision to the request.
+ * actions on it (gw.admit, gw.reject, gw.clamp_max_tokens, gw.set_priority). The admission step
+ * that builds `req` from a request and applies the decision is policy/admission.c.
  *
  * The actions only record into a tlab_admission_decision; nothing touches the request until the
  * call has returned cleanly. So a policy that fails half way leaves no trace, and the fallback
@@ -14,7 +14,6 @@
 
 #include <lauxlib.h>
 
-#include "policy/auth.h"
 #include "common/log.h"
 #include "policy/lua/lua_gw.h"
 #include "base/metrics_registry.h"
@@ -158,70 +157,4 @@ void tlab_lua_inject_request(lua_State *L, int methods) {
         lua_pushcfunction(L, f->func);
         lua_setfield(L, methods, f->name);
     }
-}
-
-/* A short id of the Bearer key: the key itself never reaches a policy or a log line. */
-static const char *api_key_id(tlab_request *r, char *buf, size_t len) {
-    const char *auth = r->http ? tlab_http_req_header(r->http, "authorization") : NULL;
-    if (!auth)
-        return NULL;
-    if (strncasecmp(auth, "Bearer ", 7) == 0)
-        auth += 7;
-    while (*auth == ' ')
-        auth++;
-    if (!*auth)
-        return NULL;
-    snprintf(buf, len, "k%08x", (unsigned)(tlab_fnv1a64(auth, strlen(auth)) >> 32));
-    return buf;
-}
-
-static void apply_clamp(tlab_request *r, long n) {
-    if (r->body && json_is_object(r->body)) {
-        json_object_set_new(r->body, "max_tokens", json_integer(n));
-        if (json_object_get(r->body, "max_completion_tokens"))
-            json_object_set_new(r->body, "max_completion_tokens", json_integer(n));
-        r->body_dirty = 1;
-    }
-    r->info.max_tokens = n;
-}
-
-int tlab_policy_admit_request(tlab_request *r) {
-    if (!tlab_policies_has_admission())
-        return 0;
-    char key_buf[16];
-    tlab_admission_input in = {
-        .kind = r->kind,
-        .stream = r->info.stream,
-        .max_tokens = r->info.max_tokens,
-        .prompt_tokens = (long)(r->info.prompt_token_ids + (r->info.prompt_bytes + 3) / 4),
-        .model = r->info.model,
-        .api_key_id = api_key_id(r, key_buf, sizeof key_buf),
-        .api_key_name = tlab_auth_request_key_name(r),
-        .priority = r->priority ? r->priority
-                                : r->http ? tlab_http_req_header(r->http, "x-priority") : NULL,
-    };
-    tlab_admission_decision d;
-    tlab_policy_admission(&in, &d);
-    if (d.reject) {
-        tlab_metric *m = tlab_metric_register(TLAB_METRIC_COUNTER, "gateway_admission_rejects_total",
-                                              "Requests rejected by the admission policy, by reason", NULL, 0);
-        char labels[80];
-        snprintf(labels, sizeof labels, "reason=\"%s\"", d.reason);
-        if (m)
-            tlab_metric_add(m, labels, 1);
-        tlab_error err;
-        tlab_error_set(&err, d.status, d.type, NULL, "%s", d.message);
-        tlab_request_fail(r, &err, d.retry_after_s);
-        return -1;
-    }
-    if (d.clamp_max_tokens >= 0)
-        apply_clamp(r, d.clamp_max_tokens);
-    if (d.priority[0]) {
-        char *p = strdup(d.priority);
-        if (p) {
-            free(r->priority);
-            r->priority = p;
-        }
-    }
-    return 0;
 }

@@ -13,7 +13,8 @@
 #include <lauxlib.h>
 
 #include "dispatch/dispatch.h"
-#include "gateway/gateway.h"
+#include "base/clock.h"
+#include "request/request.h"
 #include "policy/lua/lua_gw.h"
 #include "base/metrics_registry.h"
 #include "hooks/plugin_host.h"
@@ -59,7 +60,7 @@ static void push_field(lua_State *L, int f) {
     const tlab_stats_view *v = f >= F_RPS && f <= F_QWAIT_P99 ? tlab_stats_get() : NULL;
     switch (f) {
     case F_QUEUE_DEPTH: lua_pushinteger(L, (lua_Integer)tlab_dispatch_waiting()); break;
-    case F_IN_FLIGHT: lua_pushinteger(L, (lua_Integer)tlab_gw.in_flight); break;
+    case F_IN_FLIGHT: lua_pushinteger(L, (lua_Integer)tlab_requests_in_flight()); break;
     case F_WORKER_STATE: lua_pushinteger(L, tlab_plugins_worker_state()); break;
     case F_WORKER_STATE_NAME: lua_pushstring(L, worker_state_name(tlab_plugins_worker_state())); break;
     case F_RPS: lua_pushnumber(L, v->rps); break;

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateway/gateway.h"
+#include "base/clock.h"
 #include "common/log.h"
 #include "policy/lua/lua_state.h"
 #include "base/metrics_registry.h"
@@ -216,6 +216,26 @@ static void switch_path(tlab_policy_id id, const char *path, int force) {
     free(old_path);
 }
 
+static void on_file_changed(size_t index) {
+    tlab_policies_reload((tlab_policy_id)index);
+}
+
+static void on_tick(void) {
+    tlab_policies_tick();
+}
+
+static const tlab_policy_watch_hooks watch_hooks = {on_file_changed, tlab_policies_reload_all, on_tick};
+
+/* Watches the configured scripts (index = tlab_policy_id); the tick runs only with degradation
+ * on. */
+static int watch(struct event_base *base, long tick_ms, char *err, size_t errlen) {
+    const char *paths[TLAB_POLICY__COUNT];
+    for (int i = 0; i < TLAB_POLICY__COUNT; i++)
+        paths[i] = host.p[i].path;
+    return tlab_policy_watch_start(base, paths, TLAB_POLICY__COUNT, paths[TLAB_POLICY_DEGRADATION] ? tick_ms : 0,
+                                   &watch_hooks, err, errlen);
+}
+
 int tlab_policies_apply(struct event_base *base, const tlab_config *cfg, char *err, size_t errlen) {
     size_t mem_limit = (size_t)cfg->policy_memory_limit_mb * 1024 * 1024;
     int limits_changed = host.budget != cfg->policy_instruction_budget || host.mem_limit != mem_limit;
@@ -229,11 +249,7 @@ int tlab_policies_apply(struct event_base *base, const tlab_config *cfg, char *e
     /* The watcher watches the scripts' directories and the tick runs only with degradation on:
      * both follow the (possibly new) paths and tick_ms. */
     tlab_policy_watch_stop();
-    return base ? tlab_policy_watch_start(base, cfg->policy_tick_ms, err, errlen) : 0;
-}
-
-const char *tlab_policies_path(tlab_policy_id id) {
-    return host.p[id].path;
+    return base ? watch(base, cfg->policy_tick_ms, err, errlen) : 0;
 }
 
 /* A failed call: counted always, logged at most once a second per policy. */
@@ -318,7 +334,7 @@ int tlab_policies_start(struct event_base *base, const tlab_config *cfg, char *e
             return -1;
         }
     }
-    if (base && tlab_policy_watch_start(base, cfg->policy_tick_ms, err, errlen) < 0) {
+    if (base && watch(base, cfg->policy_tick_ms, err, errlen) < 0) {
         tlab_policies_stop();
         return -1;
     }

@@ -68,15 +68,14 @@ void tlab_policies_reload_all(void);
  * or -1 with err set when the watcher or tick cannot be restarted (the policies still serve).
  */
 int tlab_policies_apply(struct event_base *base, const tlab_config *cfg, char *err, size_t errlen);
+/* Whether an admission policy is loaded (policy_host.c): without one, handle_llm skips the
+ * whole step, header lookups included. */
+int tlab_policies_has_admission(void);
 /* Runs admission.lua for one request. Without an admission policy the decision is "admit". */
 void tlab_policy_admission(const tlab_admission_input *in, tlab_admission_decision *d);
 /* Runs degradation.lua's on_tick once (the timer calls this). Returns 0, or -1 when it failed. */
 int tlab_policies_tick(void);
 /* State of every policy for GET /admin/policies. New reference. */
 json_t *tlab_policies_describe(void);
-
-/* The admission step of handle_llm (lua_gw_request.c): builds the input from r, runs the policy
- * and applies the decision. Returns 0 when r goes on to the queue, -1 when it was answered. */
-int tlab_policy_admit_request(tlab_request *r);
 
 #endif

@@ -20,7 +20,10 @@
 
 static struct {
     int fd;
-    int wd[TLAB_POLICY__COUNT];
+    size_t n;
+    char *path[TLAB_POLICY_WATCH_MAX]; /* copies; NULL: that slot is not watched */
+    int wd[TLAB_POLICY_WATCH_MAX];
+    tlab_policy_watch_hooks hooks;
     struct event *inotify_ev, *poll_ev, *tick_ev;
     const char *mode;
 } w = {.fd = -1, .mode = "off"};
@@ -32,32 +35,34 @@ static const char *base_name(const char *path) {
 
 static void on_inotify(evutil_socket_t fd, short what, void *arg) {
     char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    int touched[TLAB_POLICY__COUNT] = {0};
+    int touched[TLAB_POLICY_WATCH_MAX] = {0};
     for (;;) {
         ssize_t n = read(fd, buf, sizeof buf);
         if (n <= 0)
             break;
         for (char *p = buf; p < buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)p;
-            for (int i = 0; i < TLAB_POLICY__COUNT; i++) {
-                const char *path = tlab_policies_path((tlab_policy_id)i);
+            for (size_t i = 0; i < w.n; i++) {
+                const char *path = w.path[i];
                 if (path && ev->wd == w.wd[i] && ev->len && strcmp(ev->name, base_name(path)) == 0)
                     touched[i] = 1;
             }
             p += sizeof *ev + ev->len;
         }
     }
-    for (int i = 0; i < TLAB_POLICY__COUNT; i++)
-        if (touched[i])
-            tlab_policies_reload((tlab_policy_id)i);
+    for (size_t i = 0; i < w.n; i++)
+        if (touched[i] && w.hooks.changed)
+            w.hooks.changed(i);
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg) {
-    tlab_policies_reload_all();
+    if (w.hooks.poll)
+        w.hooks.poll();
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg) {
-    tlab_policies_tick();
+    if (w.hooks.tick)
+        w.hooks.tick();
 }
 
 /* Adds a watch on the directory of `path`; returns the watch descriptor or -1. */
@@ -71,12 +76,20 @@ static int watch_dir(const char *path) {
     return inotify_add_watch(w.fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO);
 }
 
-int tlab_policy_watch_start(struct event_base *base, long tick_ms, char *err, size_t errlen) {
+int tlab_policy_watch_start(struct event_base *base, const char *const *paths, size_t n, long tick_ms,
+                            const tlab_policy_watch_hooks *hooks, char *err, size_t errlen) {
     tlab_policy_watch_stop();
+    if (n > TLAB_POLICY_WATCH_MAX)
+        return snprintf(err, errlen, "at most %d policy files can be watched", TLAB_POLICY_WATCH_MAX), -1;
+    w.hooks = *hooks;
+    w.n = n;
     int any = 0;
-    for (int i = 0; i < TLAB_POLICY__COUNT; i++)
-        any |= tlab_policies_path((tlab_policy_id)i) != NULL;
-    if (tlab_policies_path(TLAB_POLICY_DEGRADATION)) {
+    for (size_t i = 0; i < n; i++) {
+        if (paths[i] && !(w.path[i] = strdup(paths[i])))
+            return snprintf(err, errlen, "out of memory"), -1;
+        any |= paths[i] != NULL;
+    }
+    if (tick_ms > 0) {
         struct timeval tv = {tick_ms / 1000, (tick_ms % 1000) * 1000};
         if (!(w.tick_ev = event_new(base, -1, EV_PERSIST, on_tick, NULL)) || event_add(w.tick_ev, &tv) != 0)
             return snprintf(err, errlen, "cannot start the degradation tick"), -1;
@@ -85,8 +98,8 @@ int tlab_policy_watch_start(struct event_base *base, long tick_ms, char *err, si
         return 0;
     w.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     int ok = w.fd >= 0;
-    for (int i = 0; ok && i < TLAB_POLICY__COUNT; i++) {
-        const char *path = tlab_policies_path((tlab_policy_id)i);
+    for (size_t i = 0; ok && i < w.n; i++) {
+        const char *path = w.path[i];
         w.wd[i] = path ? watch_dir(path) : -1;
         ok = !path || w.wd[i] >= 0;
     }
@@ -118,6 +131,11 @@ void tlab_policy_watch_stop(void) {
     if (w.fd >= 0)
         close(w.fd);
     w.fd = -1;
+    for (size_t i = 0; i < w.n; i++) {
+        free(w.path[i]);
+        w.path[i] = NULL;
+    }
+    w.n = 0;
     w.mode = "off";
 }
 

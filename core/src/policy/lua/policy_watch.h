@@ -1,6 +1,6 @@
 /*
- * policy_watch.h - internal to the policy host: the degradation tick and the script watcher on
- * the event loop.
+ * policy_watch.h - the script watcher and a tick on the event loop, for the policy host. It knows
+ * files and timers, not policies: what a change or a tick means is the hooks' business.
  */
 #ifndef TLAB_POLICY_WATCH_H
 #define TLAB_POLICY_WATCH_H
@@ -9,16 +9,22 @@
 
 #include <event2/event.h>
 
-#include "policy/lua/policy_host.h"
+#define TLAB_POLICY_WATCH_MAX 8
 
-/* Starts the tick (every tick_ms, when degradation is on) and the watcher: inotify on each
- * script's directory (editors replace files by rename, so watching the file itself would lose
- * it), or a 1 s poll when inotify is unavailable. Returns 0, or -1 with err. */
-int tlab_policy_watch_start(struct event_base *base, long tick_ms, char *err, size_t errlen);
+typedef struct tlab_policy_watch_hooks {
+    void (*changed)(size_t index); /* paths[index] was written in place or replaced */
+    void (*poll)(void);            /* no inotify: once a second, to check every file */
+    void (*tick)(void);            /* every tick_ms */
+} tlab_policy_watch_hooks;
+
+/* Starts the tick (every tick_ms; none when tick_ms <= 0) and the watcher of paths[0..n) (NULL
+ * entries are skipped; the paths are copied): inotify on each file's directory (editors replace
+ * files by rename, so watching the file itself would lose it), or a 1 s poll when inotify is
+ * unavailable. Stops a previous watch first. Returns 0, or -1 with err. */
+int tlab_policy_watch_start(struct event_base *base, const char *const *paths, size_t n, long tick_ms,
+                            const tlab_policy_watch_hooks *hooks, char *err, size_t errlen);
 void tlab_policy_watch_stop(void);
 /* "inotify", "poll" or "off", for /admin/policies. */
 const char *tlab_policy_watch_mode(void);
-/* The configured path of a policy, NULL when it is off (policy_host.c). */
-const char *tlab_policies_path(tlab_policy_id id);
 
 #endif

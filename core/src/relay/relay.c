@@ -1,23 +1,20 @@
 /*
- * proxy.c - the upstream leg of a request and the relay back to the client.
+ * relay.c - the worker leg of a request and the relay back to the client.
  *
  * Gateway overhead (x-tlab-overhead-us) counts the time a request spends in gateway code:
  * validation and admission, the dispatch step, libcurl's work before the request is on the wire
  * (minus TCP connect), and relaying the response headers. It excludes time waiting on the worker
  * and time held by a dispatch gate (queue wait).
  */
-#include "relay/proxy.h"
+#include "relay/relay.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
 
-#include "policy/auth.h"
-#include "gateway/gateway.h"
-#include "dispatch/dispatch.h"
+#include "base/clock.h"
 #include "common/log.h"
-#include "hooks/plugin_host.h"
 #include "upstream/upstream.h"
 
 /* A client this far behind gets no more bytes until it catches up: the worker's transfer is
@@ -33,7 +30,23 @@
  */
 #define HOLD_LIMIT (1u << 20)
 
-uint64_t tlab_dispatch_pass;
+static struct tlab_upstream *upstream;
+
+void tlab_relay_init(struct tlab_upstream *u) {
+    upstream = u;
+}
+
+/* The leg's cleanup handler (request.h): the request ended with the transfer still running (the
+ * client left, a shutdown) or after it ended; either way the caller hears that the slot is free. */
+static void leg_cleanup(tlab_request *r, void *data) {
+    const tlab_relay_report *report = data;
+    if (r->xfer) {
+        tlab_xfer_abort(r->xfer);
+        r->xfer = NULL;
+    }
+    if (report && report->leg_done)
+        report->leg_done(r);
+}
 
 static int is_event_stream(const char *ctype) {
     return ctype && strncmp(ctype, "text/event-stream", 17) == 0;
@@ -50,7 +63,7 @@ static void on_headers(void *arg, int status, const char *ctype) {
             r->upstream_error_status = status;
         else
             r->sse_framed = 1;
-        r->phase = TLAB_PHASE_RESPONDING;
+        tlab_request_set_phase(r, TLAB_PHASE_RESPONDING);
         return;
     }
     r->status = status;
@@ -63,7 +76,7 @@ static void on_headers(void *arg, int status, const char *ctype) {
         r->overhead_us += tlab_now_us() - start;
         return; /* phase stays UPSTREAM: nothing has reached the client */
     }
-    r->phase = TLAB_PHASE_RESPONDING;
+    tlab_request_set_phase(r, TLAB_PHASE_RESPONDING);
     if (!r->http)
         return; /* the client left; the relay has nowhere to go and on_done finishes */
     tlab_http_add_header(r->http, "Content-Type", ctype ? ctype : "application/json");
@@ -82,7 +95,7 @@ static void on_headers(void *arg, int status, const char *ctype) {
 static void release_held(tlab_request *r, int whole) {
     struct evbuffer *held = r->held_body;
     r->held_body = NULL;
-    r->phase = TLAB_PHASE_RESPONDING;
+    tlab_request_set_phase(r, TLAB_PHASE_RESPONDING);
     tlab_http_req *http = whole ? tlab_request_detach(r) : r->http;
     if (http) {
         tlab_http_add_header(http, "Content-Type", r->held_ctype ? r->held_ctype : "application/json");
@@ -133,8 +146,8 @@ static void on_data(void *arg, const char *data, size_t len) {
         }
         return;
     }
-    if (r->status == 200)
-        tlab_auth_on_data(r, data, len); /* usage, to settle the key's token reservation */
+    if (r->status == 200 && r->on_relayed)
+        r->on_relayed(r, data, len); /* usage, to settle the key's token reservation */
     if (r->held_body) {
         evbuffer_add(r->held_body, data, len);
         if (evbuffer_get_length(r->held_body) > HOLD_LIMIT)
@@ -173,7 +186,7 @@ static void fail_mid_response(tlab_request *r, const char *detail) {
     fail_mid_response_with(r, &err);
 }
 
-void tlab_proxy_abort(tlab_request *r, const tlab_error *err) {
+void tlab_relay_abort(tlab_request *r, const tlab_error *err) {
     if (r->phase == TLAB_PHASE_DONE)
         return;
     if (r->xfer) {
@@ -192,17 +205,20 @@ void tlab_proxy_abort(tlab_request *r, const tlab_error *err) {
         tlab_request_fail(r, err, 0);
 }
 
-/* The worker went away before answering (crash, restart): with a supervisor, the request goes
- * back to the queue once and is served when the worker is back, instead of failing. */
-static int requeue(tlab_request *r) {
-    if (r->requeued || tlab_plugins_worker_state() < 0 || !r->http || tlab_gw.draining)
-        return 0; /* while draining nothing is dispatched from the queue any more: answer now */
-    r->requeued = 1;
-    tlab_gw.in_flight--;
+/* The worker went away before answering (crash, restart): the caller may take r back, to send
+ * it again when the worker is back, instead of failing it. */
+static int hand_back(tlab_request *r) {
+    tlab_request_cleanup *leg = r->leg_cleanup;
+    const tlab_relay_report *report = leg ? leg->data : NULL;
+    if (!report || !report->unreachable || !r->http)
+        return 0;
+    leg->fn = NULL; /* the leg is over; the caller owns r again */
+    r->leg_cleanup = NULL;
     r->worker_id = -1;
-    tlab_log(TLAB_LOG_INFO, r->id, "worker unreachable before any response byte: back to the queue");
-    tlab_dispatch_submit(r);
-    return 1;
+    if (report->unreachable(r))
+        return 1;
+    r->leg_cleanup = tlab_request_cleanup_add(r, leg_cleanup, (void *)report);
+    return 0;
 }
 
 static void on_done(void *arg, tlab_xfer_result result, const char *detail) {
@@ -216,7 +232,7 @@ static void on_done(void *arg, tlab_xfer_result result, const char *detail) {
         tlab_request_end_stream_with_error(r, &err);
         return;
     }
-    if (result == TLAB_XFER_UNREACHABLE && r->phase == TLAB_PHASE_UPSTREAM && requeue(r))
+    if (result == TLAB_XFER_UNREACHABLE && r->phase == TLAB_PHASE_UPSTREAM && hand_back(r))
         return;
     if (result == TLAB_XFER_OK && r->held_body) {
         release_held(r, 1);
@@ -282,19 +298,12 @@ static const char *header_line(char *buf, size_t cap, const char *name_colon, co
     return buf;
 }
 
-void tlab_proxy_dispatch(tlab_request *r) {
+void tlab_relay_start(tlab_request *r, const tlab_relay_report *report) {
     uint64_t start = tlab_now_us();
-    r->phase = TLAB_PHASE_UPSTREAM;
-    tlab_gw.in_flight++;
+    tlab_request_set_phase(r, TLAB_PHASE_UPSTREAM);
     r->worker_id = 0;
+    r->leg_cleanup = tlab_request_cleanup_add(r, leg_cleanup, (void *)report);
     tlab_request_emit(r, TLAB_EV_DISPATCHED);
-    if (!r->internal && r->t[TLAB_EV_ADMITTED]) {
-        /* Waiting beyond the first dispatcher pass after admission was a gate's doing. */
-        if (r->dispatch_pass + 1 < tlab_dispatch_pass)
-            r->queue_wait_us = r->t[TLAB_EV_DISPATCHED] - r->t[TLAB_EV_ADMITTED];
-        else
-            r->overhead_us += r->t[TLAB_EV_DISPATCHED] - r->t[TLAB_EV_ADMITTED];
-    }
 
     char *dumped = NULL;
     const char *body = r->raw_body;
@@ -317,14 +326,14 @@ void tlab_proxy_dispatch(tlab_request *r) {
     if (!r->internal)
         headers[n++] = "Content-Type: application/json";
     /* With gateway auth on, the client's key is the gateway's business: the worker never sees it. */
-    const char *v = tlab_auth_enabled() || !r->http ? NULL : tlab_http_req_header(r->http, "Authorization");
+    const char *v = r->forward_authorization && r->http ? tlab_http_req_header(r->http, "Authorization") : NULL;
     if (v && header_line(auth, sizeof auth, "Authorization: ", v))
         headers[n++] = auth;
     v = r->http ? tlab_http_req_header(r->http, "Accept") : NULL;
     if (v && header_line(accept, sizeof accept, "Accept: ", v))
         headers[n++] = accept;
     headers[n] = NULL;
-    r->xfer = tlab_upstream_start(tlab_gw.upstream, r->internal ? "GET" : "POST", r->path, r->internal ? NULL : body,
+    r->xfer = tlab_upstream_start(upstream, r->internal ? "GET" : "POST", r->path, r->internal ? NULL : body,
                                   r->internal ? 0 : body_len, headers, 0, &relay_callbacks, r);
     free(dumped);
     r->overhead_us += tlab_now_us() - start;

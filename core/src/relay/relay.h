@@ -1,0 +1,44 @@
+/*
+ * relay.h - the worker leg: sends a dispatched request to the worker and relays the answer to its client as it
+ * arrives: status and headers at once; an event stream then goes out event by event as each one
+ * completes (sse_relay.h), so an error event appended after a break stands alone; a non-SSE body
+ * (JSON) is held until it ends (up to 1 MB) and sent whole.
+ *
+ * Failure mapping when nothing has reached the client yet (held JSON bodies included): worker
+ * unreachable -> 503, connect / first-byte / total timeout -> 504, broken or garbled response ->
+ * 502; a worker's own 4xx/5xx is relayed with its body. After the first byte has gone out, a
+ * stream gets an SSE error event and a proper end, and a non-stream response past the hold limit
+ * is cut (the connection closes), so a client never takes a truncated body for a whole one.
+ */
+#ifndef TLAB_RELAY_H
+#define TLAB_RELAY_H
+
+#include "request/request.h"
+
+struct tlab_upstream;
+
+/*
+ * How the relay reports to the one that started the leg (the dispatcher), given per call so the
+ * relay never names its caller. Either function may be NULL.
+ */
+typedef struct tlab_relay_report {
+    /* The worker could not be reached and nothing came back. Return 1 to take r back: the relay
+     * has let go of it (no transfer, its cleanup disarmed) and r is the caller's again. Return 0
+     * and the relay answers r with 503. */
+    int (*unreachable)(tlab_request *r);
+    /* r's worker leg is over, however it ended (r may be about to be freed: read nothing of it
+     * but the pointer): a worker slot is free. */
+    void (*leg_done)(tlab_request *r);
+} tlab_relay_report;
+
+/* The upstream every leg goes to. */
+void tlab_relay_init(struct tlab_upstream *upstream);
+/* Sends r to the worker (r enters TLAB_PHASE_UPSTREAM, counted in flight). Always ends in an
+ * answer. `report` (static storage, or NULL) hears how the leg ends. */
+void tlab_relay_start(tlab_request *r, const tlab_relay_report *report);
+/* Ends r now with `err`, whatever its phase: an error reply before any byte went out, an SSE
+ * error event and a proper end for a started stream, a cut connection for a started non-SSE body.
+ * The worker's transfer is aborted. Used when the shutdown grace is over. */
+void tlab_relay_abort(tlab_request *r, const tlab_error *err);
+
+#endif
