@@ -243,8 +243,7 @@ json_t *tlab_yaml_load_file(const char *path, char *err, size_t errlen) {
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, f);
     if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, errlen, "%s:%zu:%zu: %s", path, parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                 parser.problem ? parser.problem : "YAML syntax error");
+        tlab_yaml_error_at(err, errlen, path, parser.problem_mark, parser.problem ? parser.problem : "YAML syntax error");
     } else {
         yaml_node_t *root = yaml_document_get_root_node(&doc);
         if (!root) {
@@ -254,11 +253,16 @@ json_t *tlab_yaml_load_file(const char *path, char *err, size_t errlen) {
             yaml_mark_t where = root->start_mark;
             out = tlab_yaml_to_json(&doc, root, "", msg, sizeof msg, &where);
             if (!out)
-                snprintf(err, errlen, "%s:%zu:%zu: %s", path, where.line + 1, where.column + 1, msg);
+                tlab_yaml_error_at(err, errlen, path, where, msg);
         }
         yaml_document_delete(&doc);
     }
     yaml_parser_delete(&parser);
     fclose(f);
     return out;
+}
+
+int tlab_yaml_error_at(char *err, size_t errlen, const char *file, yaml_mark_t mark, const char *msg) {
+    snprintf(err, errlen, "%s:%zu:%zu: %s", file, mark.line + 1, mark.column + 1, msg);
+    return -1;
 }

@@ -37,6 +37,10 @@ int tlab_yaml_scalar_int(const yaml_node_t *node, long long *out);
  * total size are capped, because aliases can make a small file expand without bound (and even
  * refer to their own ancestor).
  */
+/* Writes "file:line:col: message" into err (1-based line and column, as compilers print them):
+ * the one format of every YAML error the gateway and the tools report. Returns -1 for tail calls. */
+int tlab_yaml_error_at(char *err, size_t errlen, const char *file, yaml_mark_t mark, const char *msg);
+
 json_t *tlab_yaml_to_json(yaml_document_t *doc, yaml_node_t *node, const char *path, char *err, size_t errlen, yaml_mark_t *where);
 
 /* Reads a whole YAML file into a new JSON value (same scalar typing). NULL on failure, with

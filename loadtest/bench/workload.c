@@ -3,6 +3,8 @@
  */
 #include "workload.h"
 
+#include "common/yaml_json.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,8 +135,7 @@ static int read_spec(const char *path, spec *s, char *err, size_t errlen) {
     while (!done) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&p, &ev)) {
-            snprintf(err, errlen, "%s:%zu:%zu: %s", path, p.problem_mark.line + 1, p.problem_mark.column + 1,
-                     p.problem ? p.problem : "YAML error");
+            tlab_yaml_error_at(err, errlen, path, p.problem_mark, p.problem ? p.problem : "YAML error");
             rc = -1;
             break;
         }

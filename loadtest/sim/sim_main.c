@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/listen_socket.h"
 #include "sim_config.h"
 #include "sim_cost.h"
 #include "sim_engine.h"
@@ -49,39 +50,11 @@ static const char *commas(long n, char *buf, size_t len) {
     return buf;
 }
 
-/* Opens the listening socket with a deep backlog (1000 clients may connect at once). -1 on error. */
-static evutil_socket_t listen_on(const char *host, int port) {
-    struct addrinfo hints = {0}, *res = NULL;
-    char ps[16];
-    snprintf(ps, sizeof ps, "%d", port);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    if (getaddrinfo(host, ps, &hints, &res) != 0 || !res)
-        return -1;
-    evutil_socket_t fd = socket(res->ai_family, SOCK_STREAM, 0);
-    if (fd >= 0) {
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        /* SSE tokens are small writes; without TCP_NODELAY Nagle holds each behind the client's
-         * delayed ACK (~40 ms). Accepted sockets inherit the option from the listener on Linux. */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0 || evutil_make_socket_nonblocking(fd)) {
-            int e = errno;
-            close(fd);
-            errno = e;
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    return fd;
-}
-
 static void on_ready(evutil_socket_t unused, short what, void *arg) {
     (void)unused;
     (void)what;
     sim_app *app = arg;
-    evutil_socket_t fd = listen_on(app->cfg.host, app->cfg.port);
+    evutil_socket_t fd = tlab_listen_socket(app->cfg.host, app->cfg.port);
     if (fd < 0) {
         sim_log("ERROR", "api_server.py", "OSError: [Errno %d] error while attempting to bind on address ('%s', %d): %s",
              errno, app->cfg.host, app->cfg.port, strerror(errno));

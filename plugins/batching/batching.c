@@ -213,6 +213,7 @@ static const tlab_plugin batching_plugin = {
     .init = init,
     .shutdown = shutdown_plugin,
     .on_event = on_event,
+    .events = TLAB_EVENT_BIT(TLAB_EV_ADMITTED) | TLAB_EVENT_BIT(TLAB_EV_DISPATCHED) | TLAB_EVENT_BIT(TLAB_EV_DONE),
     .dispatch_gate = gate,
     .command = command,
 };

@@ -99,6 +99,7 @@ static const tlab_plugin example_plugin = {
     .init = example_init,
     .shutdown = example_shutdown,
     .on_event = on_event,
+    .events = TLAB_EVENT_BIT(TLAB_EV_ADMITTED),
 };
 
 TLAB_PLUGIN_DECLARE(example_plugin)

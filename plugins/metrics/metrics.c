@@ -285,6 +285,7 @@ static const tlab_plugin metrics_plugin = {
     .init = init,
     .shutdown = shutdown_plugin,
     .on_event = on_event,
+    .events = TLAB_EVENT_BIT(TLAB_EV_DONE),
 };
 
 TLAB_PLUGIN_DECLARE(metrics_plugin)

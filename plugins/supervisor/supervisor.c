@@ -59,14 +59,13 @@ typedef struct supervisor {
 static const double ready_buckets[] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25};
 static const double cold_start_buckets[] = {0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300};
 static const double wake_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30};
-static const char *const state_names[] = {"idle", "starting", "running", "stopping", "sleeping", "failed"};
 
 static void start_worker(supervisor *s, const char *why);
 
 static void set_state(supervisor *s, tlab_worker_state st, const char *reason) {
     if (s->state == st)
         return;
-    s->api->log(s->ctx, TLAB_LOG_INFO, "worker %s -> %s (%s)", state_names[s->state], state_names[st], reason);
+    s->api->log(s->ctx, TLAB_LOG_INFO, "worker %s -> %s (%s)", tlab_worker_state_name(s->state), tlab_worker_state_name(st), reason);
     s->state = st;
     s->state_since_us = s->api->now_us();
 }
@@ -414,7 +413,7 @@ static int command(void *self, const char *verb, const json_t *args, json_t **re
     if (strcmp(verb, "worker_state") == 0) {
         supervisor *s = self;
         if (result)
-            *result = json_pack("{s:s, s:I}", "state", state_names[s->state], "pid", (json_int_t)s->pid);
+            *result = json_pack("{s:s, s:I}", "state", tlab_worker_state_name(s->state), "pid", (json_int_t)s->pid);
         return TLAB_OK;
     }
     return TLAB_DECLINED;
@@ -422,7 +421,7 @@ static int command(void *self, const char *verb, const json_t *args, json_t **re
 
 static json_t *describe(const supervisor *s) {
     json_t *knobs = sup_merge_knobs(s->profile, s->overrides);
-    return json_pack("{s:s, s:I, s:f, s:o, s:s, s:b}", "state", state_names[s->state], "pid", (json_int_t)s->pid, "state_for_s",
+    return json_pack("{s:s, s:I, s:f, s:o, s:s, s:b}", "state", tlab_worker_state_name(s->state), "pid", (json_int_t)s->pid, "state_for_s",
                      (double)(s->api->now_us() - s->state_since_us) / 1e6, "knobs", knobs, "engine",
                      s->opt.engine == SUP_ENGINE_VLLM ? "vllm" : "sim", "restart_pending", s->restart_pending);
 }
@@ -573,6 +572,7 @@ static const tlab_plugin supervisor_plugin = {
     .init = sup_init,
     .shutdown = sup_shutdown,
     .on_event = on_event,
+    .events = TLAB_EVENT_BIT(TLAB_EV_DISPATCHED) | TLAB_EVENT_BIT(TLAB_EV_DONE),
     .dispatch_gate = gate,
     .worker = &worker_role,
     .command = command,

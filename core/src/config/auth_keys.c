@@ -31,7 +31,7 @@ __attribute__((format(printf, 3, 4))) static int kfail(kloader *ld, yaml_mark_t 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    snprintf(ld->err, ld->errlen, "%s:%zu:%zu: %s", ld->file, mark.line + 1, mark.column + 1, msg);
+    tlab_yaml_error_at(ld->err, ld->errlen, ld->file, mark, msg);
     return -1;
 }
 

@@ -41,7 +41,7 @@ __attribute__((format(printf, 3, 4))) static int fail(loader *ld, yaml_mark_t ma
     if (ld->set)
         snprintf(ld->err, ld->errlen, "--set '%s': %s", ld->set, msg);
     else
-        snprintf(ld->err, ld->errlen, "%s:%zu:%zu: %s", ld->file, mark.line + 1, mark.column + 1, msg);
+        tlab_yaml_error_at(ld->err, ld->errlen, ld->file, mark, msg);
     return -1;
 }
 

@@ -24,6 +24,7 @@
 #include "policy/validate.h"
 #include "dispatch/dispatch.h"
 #include "http/http_front.h"
+#include "common/listen_socket.h"
 #include "common/log.h"
 #include "hooks/plugin_host.h"
 #include "policy/lua/policy_host.h"
@@ -53,7 +54,7 @@ static void handle_health(tlab_gateway *gw, tlab_http_req *http) {
     const tlab_upstream_stats *st = tlab_upstream_get_stats(gw->upstream);
     tlab_http_counters clients = {0};
     tlab_http_server_counters(gw->http, &clients);
-    json_t *o = json_pack("{s:s, s:s, s:f, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:s, s:I, s:I, s:I, s:I, s:I}, s:o}", "status",
+    json_t *o = json_pack("{s:s, s:s, s:f, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:s, s:I, s:I, s:I, s:I, s:I}, s:o, s:I}", "status",
                           gw->draining ? "draining" : "ok", "version", TLAB_VERSION, "uptime_s",
                           (double)(tlab_now_us() - gw->started_us) / 1e6, "in_flight", (json_int_t)tlab_requests_in_flight(), "waiting",
                           (json_int_t)tlab_dispatch_waiting(), "live_requests", (json_int_t)tlab_requests_live_count(), "clients", "open",
@@ -61,7 +62,8 @@ static void handle_health(tlab_gateway *gw, tlab_http_req *http) {
                           (json_int_t)clients.rejected, "timed_out", (json_int_t)clients.timed_out, "upstream",
                           "url", gw->cfg->upstream_url, "transfers", (json_int_t)st->transfers, "connections_opened",
                           (json_int_t)st->connections_opened, "retries", (json_int_t)st->retries, "aborted",
-                          (json_int_t)st->aborted, "active", (json_int_t)st->active, "plugins", tlab_plugins_describe());
+                          (json_int_t)st->aborted, "active", (json_int_t)st->active, "plugins", tlab_plugins_describe(),
+                          "plugin_hook_calls", (json_int_t)tlab_plugins_hook_calls());
     if (!o)
         return send_error(http, 500, "internal_error", "%s", "out of memory");
     send_json(http, gw->draining ? 503 : 200, o);
@@ -184,38 +186,6 @@ static void on_request(tlab_http_req *http, void *arg) {
     not_found(http, path);
 }
 
-/*
- * A listening socket with a deep backlog (a burst of clients would otherwise see connection
- * resets) and TCP_NODELAY. SSE events are small writes: without TCP_NODELAY,
- * Nagle's algorithm holds each one back until the client's delayed ACK (~40 ms). Linux copies
- * the option from the listening socket to every accepted one. Returns -1 with errno set.
- */
-static evutil_socket_t listen_socket(const char *host, int port) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res = NULL;
-    char service[16];
-    snprintf(service, sizeof service, "%d", port);
-    int gai = getaddrinfo(host, service, &hints, &res);
-    if (gai != 0 || !res) {
-        errno = gai == EAI_SYSTEM ? errno : EADDRNOTAVAIL;
-        return -1;
-    }
-    evutil_socket_t fd = socket(res->ai_family, SOCK_STREAM, 0);
-    if (fd >= 0) {
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 4096) != 0 || evutil_make_socket_nonblocking(fd) != 0 ||
-            evutil_make_socket_closeonexec(fd) != 0) {
-            int saved = errno;
-            evutil_closesocket(fd);
-            errno = saved;
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    return fd;
-}
-
 /* The front's limits from the config. Bodies between max_body_bytes and the hard cap get the
  * validator's OpenAI-shaped 413 naming limits.max_body_bytes; beyond the cap the front answers
  * 413 itself without reading them, so memory per connection stays bounded. */
@@ -233,7 +203,7 @@ static tlab_http_limits front_limits(const tlab_config *cfg, int admin) {
  * NULL with err set. */
 static tlab_http_server *serve(listener *l, const char *what, const char *host, int port, int *bound_port, char *err,
                                size_t errlen) {
-    evutil_socket_t fd = listen_socket(host, port);
+    evutil_socket_t fd = tlab_listen_socket(host, port);
     if (fd < 0) {
         snprintf(err, errlen, "cannot listen on %s%s:%d: %s", what, host, port, strerror(errno));
         return NULL;

@@ -128,16 +128,7 @@ static int api_request_worker_id(const tlab_request *r) {
 static int api_request_add_response_header(tlab_request *r, const char *name, const char *value) {
     if (!name || !value || r->phase >= TLAB_PHASE_RESPONDING)
         return TLAB_ERROR;
-    tlab_header *h = calloc(1, sizeof *h);
-    if (!h || !(h->name = strdup(name)) || !(h->value = strdup(value))) {
-        if (h)
-            free(h->name);
-        free(h);
-        return TLAB_ERROR;
-    }
-    h->next = r->response_headers;
-    r->response_headers = h;
-    return TLAB_OK;
+    return tlab_request_add_response_header(r, name, value) == 0 ? TLAB_OK : TLAB_ERROR;
 }
 
 static void api_request_set_data(tlab_plugin_ctx *ctx, tlab_request *r, void *data) {

@@ -9,6 +9,7 @@
 
 #include <dlfcn.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,11 @@ static size_t n_plugins;
 static route *routes;
 static struct event_base *host_base;
 static const tlab_api *host_api; /* handed to every init() */
+/* Per event, the indexes of the plugins whose on_event wants it, in load order: emit walks only
+ * these (the descriptor's event mask, ABI 1.1). */
+static size_t *subscribers[TLAB_EV__COUNT];
+static size_t n_subscribers[TLAB_EV__COUNT];
+static uint64_t hook_calls; /* on_event calls so far, for tlab_plugins_hook_calls */
 static size_t queue_owner = (size_t)-1;
 static size_t worker_owner = (size_t)-1;
 
@@ -169,6 +175,28 @@ static int load_one(const tlab_plugin_conf *pc, size_t index, char *err, size_t 
 #undef FAIL
 }
 
+/* The events a plugin's on_event wants: its mask when its descriptor has one (ABI >= 1.1) and it
+ * is not 0, else all of them. */
+static uint32_t event_mask(const tlab_plugin *desc) {
+    if (!desc->on_event)
+        return 0;
+    if (desc->size >= offsetof(tlab_plugin, events) + sizeof desc->events && desc->events)
+        return desc->events & TLAB_EVENTS_ALL;
+    return TLAB_EVENTS_ALL;
+}
+
+static int subscribe(void) {
+    for (int ev = 0; ev < TLAB_EV__COUNT; ev++) {
+        n_subscribers[ev] = 0;
+        if (!(subscribers[ev] = calloc(n_plugins ? n_plugins : 1, sizeof *subscribers[ev])))
+            return -1;
+        for (size_t i = 0; i < n_plugins; i++)
+            if (event_mask(plugins[i]->desc) & TLAB_EVENT_BIT(ev))
+                subscribers[ev][n_subscribers[ev]++] = i;
+    }
+    return 0;
+}
+
 int tlab_plugins_load(struct event_base *base, const tlab_config *cfg, const tlab_api *api, char *err, size_t errlen) {
     host_base = base;
     host_api = api;
@@ -187,6 +215,11 @@ int tlab_plugins_load(struct event_base *base, const tlab_config *cfg, const tla
             return -1;
         }
     }
+    if (subscribe() != 0) {
+        snprintf(err, errlen, "out of memory loading plugins");
+        tlab_plugins_unload();
+        return -1;
+    }
     return 0;
 }
 
@@ -199,6 +232,11 @@ void tlab_plugins_unload(void) {
             ctx->desc->shutdown(ctx->self);
         free_ctx(ctx);
     }
+    for (int ev = 0; ev < TLAB_EV__COUNT; ev++) {
+        free(subscribers[ev]);
+        subscribers[ev] = NULL;
+        n_subscribers[ev] = 0;
+    }
     free(plugins);
     plugins = NULL;
     n_plugins = 0;
@@ -207,9 +245,16 @@ void tlab_plugins_unload(void) {
 }
 
 void tlab_plugins_emit(tlab_request *r, tlab_event ev) {
-    for (size_t i = 0; i < n_plugins; i++)
-        if (plugins[i]->desc->on_event)
-            plugins[i]->desc->on_event(plugins[i]->self, r, ev);
+    const size_t *sub = subscribers[ev];
+    for (size_t i = 0, n = n_subscribers[ev]; i < n; i++) {
+        tlab_plugin_ctx *ctx = plugins[sub[i]];
+        hook_calls++;
+        ctx->desc->on_event(ctx->self, r, ev);
+    }
+}
+
+uint64_t tlab_plugins_hook_calls(void) {
+    return hook_calls;
 }
 
 int tlab_plugins_gate(tlab_request *r) {

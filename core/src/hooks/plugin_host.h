@@ -23,7 +23,10 @@ int tlab_plugins_load(struct event_base *base, const tlab_config *cfg, const tla
 /* Calls shutdown() in reverse order, frees timers and routes, dlclose()s. */
 void tlab_plugins_unload(void);
 size_t tlab_plugins_count(void);
+/* Calls on_event of the plugins that want `ev` (their event mask), in load order. */
 void tlab_plugins_emit(tlab_request *r, tlab_event ev);
+/* on_event calls made so far (the hook calls per request: docs/performance.md). */
+uint64_t tlab_plugins_hook_calls(void);
 /* TLAB_OK when every dispatch gate lets r go, else the first non-OK answer. */
 int tlab_plugins_gate(tlab_request *r);
 /* The queue role and its self pointer, or NULL. */

@@ -283,17 +283,9 @@ const char *tlab_auth_request_key_name(const tlab_request *r) {
 }
 
 static void add_header(tlab_request *r, const char *name, long long value) {
-    tlab_header *h = calloc(1, sizeof *h);
     char v[32];
     snprintf(v, sizeof v, "%lld", value);
-    if (!h || !(h->name = strdup(name)) || !(h->value = strdup(v))) {
-        if (h)
-            free(h->name);
-        free(h);
-        return;
-    }
-    h->next = r->response_headers;
-    r->response_headers = h;
+    tlab_request_add_response_header(r, name, v); /* out of memory: the reply goes without it */
 }
 
 /* OpenAI's x-ratelimit-* headers, for the limits the key has (added last to first: the list

@@ -239,6 +239,19 @@ static void on_client_gone(tlab_http_req *http, void *arg) {
     tlab_request_finish(r);
 }
 
+int tlab_request_add_response_header(tlab_request *r, const char *name, const char *value) {
+    tlab_header *h = calloc(1, sizeof *h);
+    if (!h || !(h->name = strdup(name)) || !(h->value = strdup(value))) {
+        if (h)
+            free(h->name);
+        free(h);
+        return -1;
+    }
+    h->next = r->response_headers;
+    r->response_headers = h;
+    return 0;
+}
+
 void tlab_request_add_headers(tlab_request *r, tlab_http_req *http) {
     for (tlab_header *h = r->response_headers; h; h = h->next)
         tlab_http_add_header(http, h->name, h->value);

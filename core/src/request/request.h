@@ -139,6 +139,8 @@ void tlab_request_emit(tlab_request *r, tlab_event ev);
 void tlab_request_fail(tlab_request *r, const tlab_error *err, int retry_after_s);
 /* Runs the cleanup handlers, emits TLAB_EV_DONE, detaches from the connection and frees. */
 void tlab_request_finish(tlab_request *r);
+/* Adds a header (copied) to r's reply, for when it starts: 0, or -1 on allocation failure. */
+int tlab_request_add_response_header(tlab_request *r, const char *name, const char *value);
 /* Adds the plugin headers and the gateway's own (x-request-id, x-tlab-overhead-us) to the reply
  * of `http` (r->http, or the one tlab_request_detach returned). */
 void tlab_request_add_headers(tlab_request *r, tlab_http_req *http);

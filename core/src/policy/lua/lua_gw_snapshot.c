@@ -35,18 +35,6 @@ static const char *const field_names[F__END] = {
     [F_TIER] = "tier", [F_WINDOW_MS] = "window_ms", [F_STATS_WINDOW_S] = "stats_window_s", [F_COMPLETED] = "completed",
 };
 
-static const char *worker_state_name(int st) {
-    switch (st) {
-    case TLAB_WORKER_IDLE: return "idle";
-    case TLAB_WORKER_STARTING: return "starting";
-    case TLAB_WORKER_RUNNING: return "running";
-    case TLAB_WORKER_STOPPING: return "stopping";
-    case TLAB_WORKER_SLEEPING: return "sleeping";
-    case TLAB_WORKER_FAILED: return "failed";
-    case -1: return "external"; /* no supervisor plugin: the worker is someone else's and assumed up */
-    default: return "unknown";
-    }
-}
 
 /* The batching plugin's current window, from its gauge; 0 without the plugin. */
 static double window_ms(void) {
@@ -62,7 +50,7 @@ static void push_field(lua_State *L, int f) {
     case F_QUEUE_DEPTH: lua_pushinteger(L, (lua_Integer)tlab_dispatch_waiting()); break;
     case F_IN_FLIGHT: lua_pushinteger(L, (lua_Integer)tlab_requests_in_flight()); break;
     case F_WORKER_STATE: lua_pushinteger(L, tlab_plugins_worker_state()); break;
-    case F_WORKER_STATE_NAME: lua_pushstring(L, worker_state_name(tlab_plugins_worker_state())); break;
+    case F_WORKER_STATE_NAME: lua_pushstring(L, tlab_worker_state_name(tlab_plugins_worker_state())); break;
     case F_RPS: lua_pushnumber(L, v->rps); break;
     case F_ERROR_RATE: lua_pushnumber(L, v->error_rate); break;
     case F_REJECT_RATE: lua_pushnumber(L, v->reject_rate); break;
