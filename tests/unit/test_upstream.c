@@ -28,9 +28,10 @@
 #include <event2/listener.h>
 
 #include "config/config.h"
-#include "gateway/gateway.h"
+#include "base/clock.h"
 #include "tlab_test.h"
 #include "upstream/upstream.h"
+#include "upstream/upstream_backend.h"
 #include "upstream_script_server.h"
 
 struct event_base *base;
@@ -171,7 +172,15 @@ static const tlab_upstream_stats *stats(void) {
     return tlab_upstream_get_stats(up);
 }
 
-#define CHECK_RESULT(r, want) CHECK_MSG((r)->result == (want), "result %d, want %d (%s)", (int)(r)->result, (int)(want), (r)->detail)
+static const char *transport = "own client"; /* which transport the shared cases run on */
+/* The retry counter and connections_opened are the own client's exact figures. libcurl heals a
+ * pooled connection that died under a request itself ("Connection died, retrying a fresh
+ * connect") before our policy sees a failure, and counts only connects that succeeded, so on
+ * libcurl the shared cases check outcomes, not those counters. */
+static int on_curl;
+#define CHECK_COUNTER(cond) CHECK(on_curl || (cond))
+#define CHECK_RESULT(r, want)                                                                                              \
+    CHECK_MSG((r)->result == (want), "%s: result %d, want %d (%s)", transport, (int)(r)->result, (int)(want), (r)->detail)
 
 /* ---- cases ---- */
 
@@ -221,7 +230,7 @@ static void case_json_and_reuse(void) {
     CHECK_RESULT(&r3, TLAB_XFER_OK);
     CHECK(srv.last_req && strstr(srv.last_req, "Content-Length") == NULL);
     CHECK(srv.last_req && strncmp(srv.last_req, "GET /json HTTP/1.1\r\n", 20) == 0);
-    CHECK(stats()->connections_opened == opened + 1);
+    CHECK_COUNTER(stats()->connections_opened == opened + 1);
     xres_clear(&r);
     xres_clear(&r2);
     xres_clear(&r3);
@@ -337,7 +346,7 @@ static void case_broken(void) {
     CHECK(r2.headers_calls == 1 && r2.status == 200);
     CHECK(r2.body && strcmp(r2.body, "0123456789") == 0);
     CHECK_MSG(strlen(r2.detail) > 0, "no detail");
-    CHECK(stats()->retries == retries); /* bytes had arrived: no retry */
+    CHECK_COUNTER(stats()->retries == retries); /* bytes had arrived: no retry */
     CHECK(stats()->active == 0);
     xres_clear(&r);
     xres_clear(&r2);
@@ -357,8 +366,8 @@ static void case_refused(void) {
     CHECK_RESULT(&r, TLAB_XFER_UNREACHABLE);
     CHECK_STR_CONTAINS(r.detail, "not reachable");
     CHECK(r.headers_calls == 0 && r.data_calls == 0);
-    CHECK(stats()->retries == retries + 1);
-    CHECK(stats()->connections_opened == opened + 2);
+    CHECK_COUNTER(stats()->retries == retries + 1);
+    CHECK_COUNTER(stats()->connections_opened == opened + 2);
     CHECK(stats()->active == 0);
     xres_clear(&r);
 }
@@ -375,8 +384,8 @@ static void case_idle_closed_by_server(void) {
     xres r2 = {0};
     get(&r2, "/json");
     CHECK_RESULT(&r2, TLAB_XFER_OK);
-    CHECK(stats()->connections_opened == opened + 1);
-    CHECK(stats()->retries == retries);
+    CHECK_COUNTER(stats()->connections_opened == opened + 1);
+    CHECK_COUNTER(stats()->retries == retries);
     /* (b) the close races the next request (no loop turn in between): the request goes out on the
      * dead connection and is retried on a fresh one */
     opened = stats()->connections_opened;
@@ -386,8 +395,8 @@ static void case_idle_closed_by_server(void) {
     CHECK_RESULT(&r3, TLAB_XFER_OK);
     CHECK(r3.body && strcmp(r3.body, JSON_BODY) == 0);
     CHECK(r3.headers_calls == 1);
-    CHECK(stats()->connections_opened == opened + 1);
-    CHECK(stats()->retries == retries + 1);
+    CHECK_COUNTER(stats()->connections_opened == opened + 1);
+    CHECK_COUNTER(stats()->retries == retries + 1);
     CHECK(stats()->active == 0);
     xres_clear(&r);
     xres_clear(&r2);
@@ -403,7 +412,7 @@ static void case_retry_after_slow_drop(void) {
     uint64_t retries = stats()->retries;
     get(&r, "/slow-close");
     CHECK_RESULT(&r, TLAB_XFER_OK);
-    CHECK(stats()->retries == retries + 1);
+    CHECK_COUNTER(stats()->retries == retries + 1);
     CHECK(stats()->active == 0);
     cfg.connect_timeout_ms = saved;
     xres_clear(&r);
@@ -458,7 +467,7 @@ static void case_retry_connect_budget(void) {
     CHECK(run_until(&r.done));
     long after_drop = (long)((r.t_done - t_drop) / 1000);
     CHECK_RESULT(&r, TLAB_XFER_CONNECT_TIMEOUT);
-    CHECK(stats()->retries == retries + 1);
+    CHECK_COUNTER(stats()->retries == retries + 1);
     CHECK_MSG(after_drop >= 150, "the retry's connect timed out %ld ms after it began (connect_timeout_ms 200)", after_drop);
     CHECK(stats()->active == 0);
     for (int i = 0; i < 3; i++)
@@ -532,7 +541,7 @@ static void case_abort_in_data(void) {
     xres r3 = {0};
     get(&r3, "/json");
     CHECK_RESULT(&r3, TLAB_XFER_OK);
-    CHECK(stats()->connections_opened == opened + 1);
+    CHECK_COUNTER(stats()->connections_opened == opened + 1);
     xres_clear(&r2);
     xres_clear(&r3);
 
@@ -721,6 +730,19 @@ int main(void) {
     case_extra_bytes();
     case_idle_expiry();
     case_https_to_curl();
+
+    /* The retry and timeout policy (upstream_policy.h) is one: these cases ran on the own client
+     * above and run again on libcurl. */
+    tlab_upstream_force_curl(up, 1);
+    on_curl = 1;
+    transport = "libcurl";
+    case_broken();
+    case_refused();
+    case_idle_closed_by_server();
+    case_retry_after_slow_drop();
+    case_retry_connect_budget();
+    case_timeouts();
+    tlab_upstream_force_curl(up, 0);
 
     CHECK(stats()->active == 0);
     tlab_upstream_free(up);

@@ -16,6 +16,7 @@ struct tlab_upstream {
     const tlab_config *cfg;
     tlab_http_client *http;
     tlab_curl_client *curl;
+    int force_curl; /* tlab_upstream_force_curl: the tests run the shared cases on both transports */
     tlab_upstream_stats stats;
 };
 
@@ -73,8 +74,8 @@ tlab_xfer *tlab_upstream_start(tlab_upstream *up, const char *method, const char
         .cb = cb,
         .arg = arg,
     };
-    int unsupported = 0;
-    tlab_xfer *x = tlab_http_client_start(up->http, &rq, &unsupported);
+    int unsupported = up->force_curl;
+    tlab_xfer *x = unsupported ? NULL : tlab_http_client_start(up->http, &rq, &unsupported);
     if (unsupported) {
         if (!up->curl)
             up->curl = tlab_curl_client_new(up->base, up->cfg, &up->stats);
@@ -83,6 +84,10 @@ tlab_xfer *tlab_upstream_start(tlab_upstream *up, const char *method, const char
     if (url != stack_url && url != path)
         free(url);
     return x;
+}
+
+void tlab_upstream_force_curl(tlab_upstream *up, int on) {
+    up->force_curl = on;
 }
 
 void tlab_xfer_abort(tlab_xfer *x) {

@@ -42,6 +42,10 @@ void tlab_http_client_free(tlab_http_client *cl);
  * cannot, so the caller can hand the request to libcurl; NULL otherwise means out of memory. */
 tlab_xfer *tlab_http_client_start(tlab_http_client *cl, const tlab_xfer_request *req, int *unsupported);
 
+/* Sends every transfer through libcurl, for the tests that run the same cases on both
+ * transports (tests/unit/test_upstream.c). */
+void tlab_upstream_force_curl(tlab_upstream *up, int on);
+
 typedef struct tlab_curl_client tlab_curl_client;
 tlab_curl_client *tlab_curl_client_new(struct event_base *base, const tlab_config *cfg, tlab_upstream_stats *stats);
 void tlab_curl_client_free(tlab_curl_client *cl);

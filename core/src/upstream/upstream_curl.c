@@ -7,6 +7,7 @@
  * goes through on_transfer_finished() (curl_loop.c) or a libevent callback, never through on_data.
  */
 #include "upstream/upstream_backend.h"
+#include "upstream/upstream_policy.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -43,13 +44,11 @@ typedef struct curl_xfer {
     size_t body_len;
     tlab_xfer_callbacks cb;
     void *arg;
-    int got_bytes;    /* any response byte, so a retry could duplicate work */
+    tlab_attempt at;  /* budgets, got_bytes and the one retry (upstream_policy.h); libcurl keeps the deadlines */
     int headers_done;
-    int retried;
     int in_callback;  /* inside a curl callback: curl_multi_remove_handle is forbidden */
     int abort_pending;/* tlab_xfer_abort was called from inside a callback */
     int paused;
-    long first_byte_ms, connect_ms, total_ms;
     struct event *first_byte_timer;
 } curl_xfer;
 
@@ -115,8 +114,8 @@ void tlab_curl_client_free(tlab_curl_client *up) {
 static size_t header_cb(char *data, size_t size, size_t n, void *arg) {
     curl_xfer *x = arg;
     size_t len = size * n;
-    if (!x->got_bytes) {
-        x->got_bytes = 1;
+    if (!x->at.got_bytes) {
+        x->at.got_bytes = 1;
         if (x->first_byte_timer)
             evtimer_del(x->first_byte_timer);
     }
@@ -150,13 +149,12 @@ static void on_first_byte_timeout(evutil_socket_t fd, short what, void *arg) {
     curl_xfer *x = arg;
     x->up->stats->aborted++;
     char detail[128];
-    snprintf(detail, sizeof detail, "no response from the worker within %ld ms (upstream.first_byte_timeout_ms)",
-             x->first_byte_ms);
+    tlab_attempt_timeout_detail(&x->at, TLAB_XFER_FIRST_BYTE_TIMEOUT, detail, sizeof detail);
     finish(x, TLAB_XFER_FIRST_BYTE_TIMEOUT, detail);
 }
 
 static int add_to_multi(curl_xfer *x) {
-    long ms = x->first_byte_ms;
+    long ms = x->at.first_byte_ms;
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     evtimer_add(x->first_byte_timer, &tv);
     return curl_multi_add_handle(x->up->multi, x->easy) == CURLM_OK ? 0 : -1;
@@ -178,9 +176,7 @@ tlab_xfer *tlab_curl_client_start(tlab_curl_client *up, const tlab_xfer_request 
     x->arg = rq->arg;
     x->easy = up->easy_pooled > 0 ? up->easy_pool[--up->easy_pooled] : curl_easy_init();
     x->first_byte_timer = evtimer_new(up->base, on_first_byte_timeout, x);
-    x->first_byte_ms = rq->first_byte_ms;
-    x->connect_ms = rq->connect_ms;
-    x->total_ms = rq->total_ms;
+    tlab_attempt_start(&x->at, rq->connect_ms, rq->first_byte_ms, rq->total_ms, tlab_now_us());
     if (rq->body && rq->body_len) {
         x->body = malloc(rq->body_len);
         if (x->body)
@@ -272,12 +268,11 @@ static void on_transfer_done(curl_xfer *x, CURLcode rc) {
         finish(x, TLAB_XFER_OK, "");
         return;
     }
-    if (!x->got_bytes && !x->retried && retryable(rc)) {
+    if (tlab_attempt_retry(&x->at, retryable(rc), tlab_now_us())) {
         long connects = 0;
         if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
             up->stats->connections_opened += (uint64_t)connects;
         curl_multi_remove_handle(up->multi, x->easy);
-        x->retried = 1;
         up->stats->retries++;
         LOG_DEBUG("upstream: %s before any response byte; retrying on a fresh connection", curl_easy_strerror(rc));
         curl_easy_setopt(x->easy, CURLOPT_FRESH_CONNECT, 1L);
@@ -290,16 +285,14 @@ static void on_transfer_done(curl_xfer *x, CURLcode rc) {
     if (rc == CURLE_OPERATION_TIMEDOUT) {
         curl_off_t connect = 0;
         curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &connect);
-        if (connect == 0 && !x->got_bytes) {
-            result = TLAB_XFER_CONNECT_TIMEOUT;
-            snprintf(detail, sizeof detail, "could not connect to the worker within %ld ms (upstream.connect_timeout_ms)",
-                     x->connect_ms);
-        } else {
-            result = TLAB_XFER_TOTAL_TIMEOUT;
-            snprintf(detail, sizeof detail, "the worker did not finish within %ld ms (upstream.total_timeout_ms)",
-                     x->total_ms);
-        }
-    } else if (!x->got_bytes) {
+        result = tlab_attempt_timeout_kind(&x->at, connect != 0);
+        tlab_attempt_timeout_detail(&x->at, result, detail, sizeof detail);
+    } else if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_WEIRD_SERVER_REPLY) {
+        /* Not HTTP/1.x on the wire (libcurl takes a garbled status line for HTTP/0.9): the worker
+         * answered, so it is reachable, and its answer is broken, as the own client says. */
+        result = TLAB_XFER_BROKEN;
+        snprintf(detail, sizeof detail, "the worker's response broke off: garbled response (%s)", curl_easy_strerror(rc));
+    } else if (!x->at.got_bytes) {
         result = TLAB_XFER_UNREACHABLE;
         snprintf(detail, sizeof detail, "the worker is not reachable: %s", curl_easy_strerror(rc));
     } else {

@@ -14,6 +14,7 @@
  * transfer is only freed after http_parser_execute returns (hconn.in_parser).
  */
 #include "upstream/upstream_backend.h"
+#include "upstream/upstream_policy.h"
 #include "upstream/upstream_wire.h"
 
 #include <errno.h>
@@ -67,10 +68,9 @@ struct hxfer {
     tlab_xfer_callbacks cb;
     void *arg;
     struct event timer;
-    long connect_ms, first_byte_ms, total_ms;
+    tlab_attempt at; /* budgets, deadlines, got_bytes and the one retry (upstream_policy.h) */
     uint64_t t_start, t_connect_began, connect_us, t_sent;
-    uint64_t connect_deadline, first_byte_deadline, total_deadline;
-    int got_bytes, headers_done, interim, complete, retried, paused, aborted;
+    int headers_done, interim, complete, paused, aborted;
     int in_start;            /* callbacks must not run yet: failures are deferred to the loop */
     int head;                /* a HEAD request: its response has headers only */
     int pending_fail;        /* such a deferred failure */
@@ -223,17 +223,11 @@ static void fail_before_bytes(hxfer *x, int retryable, const char *why) {
         event_active(&x->timer, EV_TIMEOUT, 0);
         return;
     }
-    if (retryable && !x->retried && !x->got_bytes) {
+    if (tlab_attempt_retry(&x->at, retryable, tlab_now_us())) {
         detach_and_close(x);
-        x->retried = 1;
         x->cl->stats->retries++;
         x->req_sent = 0;
         LOG_DEBUG("upstream: %s before any response byte; retrying on a fresh connection", why);
-        /* The fresh connection gets its own connect and first-byte budgets: the first attempt
-         * may have used them up (a request held, then dropped). */
-        uint64_t now = tlab_now_us();
-        x->connect_deadline = now + (uint64_t)x->connect_ms * 1000;
-        x->first_byte_deadline = now + (uint64_t)x->first_byte_ms * 1000;
         conn_attach(x, 1);
         return;
     }
@@ -251,11 +245,11 @@ static void fail_broken(hxfer *x, const char *why) {
 /* ---- timers ---- */
 
 static void arm_timer(hxfer *x) {
-    uint64_t due = x->total_deadline;
-    if (x->conn && x->conn->connecting && x->connect_deadline < due)
-        due = x->connect_deadline;
-    if (!x->got_bytes && x->first_byte_deadline < due)
-        due = x->first_byte_deadline;
+    uint64_t due = x->at.total_deadline;
+    if (x->conn && x->conn->connecting && x->at.connect_deadline < due)
+        due = x->at.connect_deadline;
+    if (!x->at.got_bytes && x->at.first_byte_deadline < due)
+        due = x->at.first_byte_deadline;
     uint64_t now = tlab_now_us();
     uint64_t wait = due > now ? due - now : 0;
     struct timeval tv = {.tv_sec = (time_t)(wait / 1000000), .tv_usec = (suseconds_t)(wait % 1000000)};
@@ -274,17 +268,16 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
     uint64_t now = tlab_now_us();
     char detail[160];
     x->cl->stats->aborted++;
-    if (x->conn && x->conn->connecting && now >= x->connect_deadline) {
-        snprintf(detail, sizeof detail, "could not connect to the worker within %ld ms (upstream.connect_timeout_ms)",
-                 x->connect_ms);
-        finish(x, TLAB_XFER_CONNECT_TIMEOUT, detail, 0);
-    } else if (!x->got_bytes && now >= x->first_byte_deadline && x->first_byte_deadline <= x->total_deadline) {
-        snprintf(detail, sizeof detail, "no response from the worker within %ld ms (upstream.first_byte_timeout_ms)",
-                 x->first_byte_ms);
-        finish(x, TLAB_XFER_FIRST_BYTE_TIMEOUT, detail, 0);
-    } else if (now >= x->total_deadline) {
-        snprintf(detail, sizeof detail, "the worker did not finish within %ld ms (upstream.total_timeout_ms)", x->total_ms);
-        finish(x, TLAB_XFER_TOTAL_TIMEOUT, detail, 0);
+    tlab_xfer_result timeout = TLAB_XFER_OK;
+    if (x->conn && x->conn->connecting && now >= x->at.connect_deadline)
+        timeout = TLAB_XFER_CONNECT_TIMEOUT;
+    else if (!x->at.got_bytes && now >= x->at.first_byte_deadline && x->at.first_byte_deadline <= x->at.total_deadline)
+        timeout = TLAB_XFER_FIRST_BYTE_TIMEOUT;
+    else if (now >= x->at.total_deadline)
+        timeout = TLAB_XFER_TOTAL_TIMEOUT;
+    if (timeout != TLAB_XFER_OK) {
+        tlab_attempt_timeout_detail(&x->at, timeout, detail, sizeof detail);
+        finish(x, timeout, detail, 0);
     } else {
         x->cl->stats->aborted--;
         arm_timer(x); /* woke early (clock granularity) */
@@ -461,15 +454,15 @@ static void on_readable(evutil_socket_t fd, short what, void *arg) {
     }
     if (n <= 0) {
         const char *reason = n == 0 ? "the connection was closed" : strerror(errno);
-        if (!x->got_bytes) {
+        if (!x->at.got_bytes) {
             fail_before_bytes(x, 1, reason);
             return;
         }
         feed(c, NULL, 0, reason);
         return;
     }
-    if (!x->got_bytes) {
-        x->got_bytes = 1;
+    if (!x->at.got_bytes) {
+        x->at.got_bytes = 1;
         arm_timer(x); /* from here only the total timeout applies */
     }
     feed(c, buf, (size_t)n, NULL);
@@ -591,13 +584,8 @@ tlab_xfer *tlab_http_client_start(tlab_http_client *cl, const tlab_xfer_request 
     x->org = o;
     x->cb = *rq->cb;
     x->arg = rq->arg;
-    x->connect_ms = rq->connect_ms;
-    x->first_byte_ms = rq->first_byte_ms;
-    x->total_ms = rq->total_ms;
     x->t_start = tlab_now_us();
-    x->connect_deadline = x->t_start + (uint64_t)rq->connect_ms * 1000;
-    x->first_byte_deadline = x->t_start + (uint64_t)rq->first_byte_ms * 1000;
-    x->total_deadline = x->t_start + (uint64_t)rq->total_ms * 1000;
+    tlab_attempt_start(&x->at, rq->connect_ms, rq->first_byte_ms, rq->total_ms, x->t_start);
     evtimer_assign(&x->timer, cl->base, on_timer, x);
     cl->stats->active++;
     cl->stats->transfers++;
