@@ -11,6 +11,7 @@
 #include "config/config.h"
 #include "gateway/gateway.h"
 #include "base/metrics_registry.h"
+#include "perf_flags.h"
 #include "policy/lua/policy_host.h"
 
 static int cmp_u64(const void *a, const void *b) {
@@ -18,7 +19,16 @@ static int cmp_u64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+static const char usage[] =
+    "usage: tlab-admission-cost [SCRIPT] [CALLS]\n"
+    "\n"
+    "Times CALLS (default 200000, at least 1000) calls of the Lua admission policy SCRIPT\n"
+    "(default scripts-lua/admission.lua) and prints the median, p90, p99 and max in microseconds.\n"
+    "  -h, --help, -V, --version\n";
+
 int main(int argc, char **argv) {
+    if (perf_help_or_version(argc, argv, "tlab-admission-cost", usage))
+        return 0;
     const char *script = argc > 1 ? argv[1] : "scripts-lua/admission.lua";
     long n = argc > 2 ? atol(argv[2]) : 200000;
     if (n < 1000)

@@ -24,6 +24,8 @@
 
 #include <curl/curl.h>
 
+#include "perf_flags.h"
+
 #define MAX_URLS 8
 
 static double now_us(void) {
@@ -77,8 +79,17 @@ static double one(CURL *e, const char *url) {
     return dt;
 }
 
+static const char usage[] =
+    "usage: tlab-perf-latency --body FILE --rounds N [--warmup N] [--ttft] URL...\n"
+    "\n"
+    "Concurrency-1 latency of up to 8 URLs, interleaved round by round: one line per measured\n"
+    "round with each URL's latency in microseconds (--ttft: time to the first body byte).\n"
+    "  -h, --help, -V, --version\n";
+
 int main(int argc, char **argv) {
     const char *body_path = NULL, *urls[MAX_URLS];
+    if (perf_help_or_version(argc, argv, "tlab-perf-latency", usage))
+        return 0;
     long rounds = 1000, warmup = 200;
     int n = 0;
     for (int i = 1; i < argc; i++) {

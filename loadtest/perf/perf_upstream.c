@@ -24,6 +24,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "perf_flags.h"
+
 static long opt_chunks = 16, opt_interval_ms = 0, opt_fail_every = 0, opt_break_every = 0, opt_delay_ms = 0;
 static unsigned long n_requests;
 static struct event_base *base;
@@ -146,8 +148,21 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
     event_base_loopbreak(base);
 }
 
+static const char usage[] =
+    "usage: tlab-perf-upstream --port P [--chunks N] [--interval-ms MS] [--fail-every N] [--break-every N] [--delay-ms MS]\n"
+    "\n"
+    "A minimal fast OpenAI-shaped upstream on 127.0.0.1:P; prints \"ready P\" once listening.\n"
+    "  --chunks N        a streamed answer has N token chunks\n"
+    "  --interval-ms MS  time between chunks\n"
+    "  --fail-every N    every Nth request answers 500\n"
+    "  --break-every N   every Nth stream is cut midway\n"
+    "  --delay-ms MS     a fixed service time before each answer\n"
+    "  -h, --help, -V, --version\n";
+
 int main(int argc, char **argv) {
     int port = 0;
+    if (perf_help_or_version(argc, argv, "tlab-perf-upstream", usage))
+        return 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         long v = atol(argv[i + 1]);
         if (!strcmp(argv[i], "--port"))
@@ -163,7 +178,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--delay-ms"))
             opt_delay_ms = v;
         else {
-            fprintf(stderr, "usage: tlab-perf-upstream --port P [--chunks N] [--interval-ms MS] [--fail-every N] [--break-every N] [--delay-ms MS]\n");
+            fputs(usage, stderr);
             return 2;
         }
     }

@@ -183,7 +183,8 @@ int sim_config_parse(sim_config *cfg, int argc, char **argv, char *err, size_t e
                 snprintf(err, errlen, "tlab-sim: error: argument --block-size: invalid choice: %d (choose from 1, 8, 16, 32, 64, 128)", tmp);
                 rc = -1;
             }
-            cfg->block_size = tmp;
+            if (!rc) /* tmp is unset when parse_int failed (gcc -O2: maybe-uninitialized) */
+                cfg->block_size = tmp;
         } else if (!strcmp(flag, "--hardware"))
             rc = copy_str(flag, val, cfg->hardware, sizeof cfg->hardware, err, errlen);
         else if (!strcmp(flag, "--model-profile"))

@@ -13,6 +13,37 @@
 static const char *const knob_keys[] = {"model", "max_model_len", "max_num_seqs", "max_num_batched_tokens",
                                         "gpu_memory_utilization", "enable_chunked_prefill", "extra_args", NULL};
 
+/* A bare command name (no '/') becomes the program of that name beside the running executable
+ * (the gateway) when one is there, else it stays a name for PATH. So `build/bin/tlab-gateway -c
+ * configs/gateway.yaml` starts build/bin/tlab-sim without build/bin on PATH, as tlab-tune finds
+ * its sibling programs, and an installed gateway starts the tlab-sim installed with it. 0, or -1
+ * when out of memory. */
+static int prefer_sibling(char **cmd) {
+    char self[4096];
+    if (strchr(*cmd, '/'))
+        return 0;
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return 0;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return 0;
+    *slash = '\0';
+    size_t len = strlen(self) + strlen(*cmd) + 2;
+    char *path = malloc(len);
+    if (!path)
+        return -1;
+    snprintf(path, len, "%s/%s", self, *cmd);
+    if (access(path, X_OK) != 0) {
+        free(path);
+        return 0;
+    }
+    free(*cmd);
+    *cmd = path;
+    return 0;
+}
+
 static char *str_or(const json_t *cfg, const char *key, const char *dflt, int *bad) {
     const json_t *v = json_object_get(cfg, key);
     if (v && !json_is_string(v))
@@ -107,6 +138,10 @@ int sup_options_parse(sup_options *o, const json_t *cfg, const char *upstream_ur
     int rc = -1;
     if (bad) {
         snprintf(err, errlen, "engine, profile, profiles_dir, health_path, sim_command, vllm_command and log_file must be strings");
+        goto out;
+    }
+    if (prefer_sibling(&o->sim_command) != 0 || prefer_sibling(&o->vllm_command) != 0) {
+        snprintf(err, errlen, "out of memory");
         goto out;
     }
     if (strcmp(engine, "auto") == 0)

@@ -13,7 +13,7 @@
 - a worker that answers garbage (invalid JSON, wrong content type, truncated chunked body, junk
   SSE lines, random bytes, a reset mid-stream, an empty reply): a clean 5xx JSON, a relayed
   complete response, or a terminated stream; no crash; nothing left behind.
-- a plugin whose dispatch gate fails (tests/unit/plugins/failing_hook.c): that request gets a
+- a plugin whose dispatch gate fails (tests/unit/fixture_plugins/failing_hook.c): that request gets a
   clean 500 while the others are served.
 Counts and the slowest answer are printed.
 """
@@ -30,7 +30,7 @@ import time
 import tlabtest as t
 
 MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
-TEST_PLUGINS = os.path.join(os.path.dirname(t.BIN), "tests", "unit", "test-plugins")
+TEST_PLUGINS = os.path.join(os.path.dirname(t.BIN), "tests", "unit", "fixture-plugins")
 tmp = tempfile.mkdtemp(prefix="tlab-chaos-")
 ASAN = os.environ.get("TLAB_SANITIZE") == "1" or "build-asan" in t.BIN
 SLACK = 3.0 if ASAN else 1.5  # seconds of scheduling slack over a configured timeout

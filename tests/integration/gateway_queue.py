@@ -105,7 +105,7 @@ gw.stop()
 # --- a body changed while the request waited reaches the worker ---
 # A waiting request keeps only its body's bytes. tlab-sim generates exactly max_tokens tokens with
 # ignore_eos, so usage.completion_tokens shows the max_tokens the worker received.
-TEST_PLUGINS = os.path.join(os.path.dirname(t.BIN), "tests", "unit", "test-plugins")
+TEST_PLUGINS = os.path.join(os.path.dirname(t.BIN), "tests", "unit", "fixture-plugins")
 with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
     f.write("function on_request(req)\n  if req.max_tokens == 11 then gw.clamp_max_tokens(4) end\nend\n")
     adm = f.name

@@ -20,7 +20,7 @@ import tlabtest as t
 
 MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 tmp = tempfile.mkdtemp(prefix="tlab-policy-ladder-")
-RESTART_PLUGIN = os.path.join(os.path.dirname(t.BIN), "tests", "unit", "test-plugins", "restart_counter.so")
+RESTART_PLUGIN = os.path.join(os.path.dirname(t.BIN), "tests", "unit", "fixture-plugins", "restart_counter.so")
 
 
 

@@ -23,13 +23,13 @@ typedef struct {
 
 static const load_case cases[] = {
     {"example", TLAB_EXAMPLE_PLUGIN, "{\"value\": \"v1\"}", 1, {NULL}},
-    {"counter", TLAB_TEST_PLUGIN_DIR "/counter.so", "{}", 1, {NULL}},
-    {"missing", TLAB_TEST_PLUGIN_DIR "/does_not_exist.so", "{}", 0,
+    {"counter", TLAB_FIXTURE_PLUGIN_DIR "/counter.so", "{}", 1, {NULL}},
+    {"missing", TLAB_FIXTURE_PLUGIN_DIR "/does_not_exist.so", "{}", 0,
      {"plugin 'missing' (", "cannot load", "does_not_exist.so"}},
-    {"no_entry", TLAB_TEST_PLUGIN_DIR "/no_entry.so", "{}", 0, {"plugin 'no_entry'", "missing entry symbol 'tlab_plugin_entry'", NULL}},
-    {"bad_abi", TLAB_TEST_PLUGIN_DIR "/bad_abi.so", "{}", 0,
+    {"no_entry", TLAB_FIXTURE_PLUGIN_DIR "/no_entry.so", "{}", 0, {"plugin 'no_entry'", "missing entry symbol 'tlab_plugin_entry'", NULL}},
+    {"bad_abi", TLAB_FIXTURE_PLUGIN_DIR "/bad_abi.so", "{}", 0,
      {"plugin 'bad_abi'", "is not binary compatible: built for plugin ABI 2.3", "this gateway provides ABI 1.0"}},
-    {"failing_init", TLAB_TEST_PLUGIN_DIR "/failing_init.so", "{\"reason\": \"test\"}", 0,
+    {"failing_init", TLAB_FIXTURE_PLUGIN_DIR "/failing_init.so", "{\"reason\": \"test\"}", 0,
      {"plugin 'failing_init'", "init failed: refusing on purpose: reason=test", NULL}},
 };
 

@@ -363,7 +363,7 @@ int main(void) {
     tlab_gw.base = base;
     tlab_gw.cfg = &cfg;
     tlab_plugin_conf pcs[2] = {{.name = "batching", .path = TLAB_BATCHING_PLUGIN, .config = json_pack("{s:i}", "window_ms", 0)},
-                               {.name = "restart_counter", .path = TLAB_TEST_PLUGIN_DIR "/restart_counter.so", .config = json_object()}};
+                               {.name = "restart_counter", .path = TLAB_FIXTURE_PLUGIN_DIR "/restart_counter.so", .config = json_object()}};
     cfg.plugins = pcs;
     cfg.n_plugins = 2;
     char err[1024];

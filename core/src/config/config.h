@@ -65,7 +65,7 @@ typedef struct tlab_config {
     long shutdown_grace_s;       /* shutdown.grace_s: after SIGTERM, how long in-flight requests may run, 0..3600,
                                     default 30 */
 
-    char *plugin_dir;            /* plugin_dir: where plugins without a path are found, default TLAB_DEFAULT_PLUGIN_DIR */
+    char *plugin_dir;            /* plugin_dir: where plugins without a path are found, default next to the executable (plugin_dir.h) */
     tlab_plugin_conf *plugins;   /* plugins: list, in load order */
     size_t n_plugins;
 } tlab_config;

@@ -8,10 +8,7 @@
 #include <string.h>
 
 #include "config/auth_keys.h"
-
-#ifndef TLAB_DEFAULT_PLUGIN_DIR
-#define TLAB_DEFAULT_PLUGIN_DIR "/usr/local/lib/tlab/plugins"
-#endif
+#include "config/plugin_dir.h"
 
 #define FLD(k, t, m, lo, hi)                                                                                                       \
     { k, t, offsetof(tlab_config, m), lo, hi }
@@ -104,7 +101,7 @@ int tlab_config_defaults(tlab_config *cfg) {
     cfg->listen_host = strdup("127.0.0.1");
     cfg->upstream_url = strdup("http://127.0.0.1:8000");
     cfg->log_level = strdup("info");
-    cfg->plugin_dir = strdup(TLAB_DEFAULT_PLUGIN_DIR);
+    cfg->plugin_dir = tlab_default_plugin_dir();
     cfg->auth_keys_file = strdup("");
     cfg->admin_host = strdup("127.0.0.1");
     cfg->admin_port = -1;
