@@ -11,6 +11,7 @@
 #include "base/metrics_registry.h"
 #include "gateway/plugin_api.h"
 #include "hooks/plugin_host.h"
+#include "request/request.h"
 #include "tlab_test.h"
 
 typedef struct {
@@ -28,9 +29,11 @@ static const load_case cases[] = {
      {"plugin 'missing' (", "cannot load", "does_not_exist.so"}},
     {"no_entry", TLAB_FIXTURE_PLUGIN_DIR "/no_entry.so", "{}", 0, {"plugin 'no_entry'", "missing entry symbol 'tlab_plugin_entry'", NULL}},
     {"bad_abi", TLAB_FIXTURE_PLUGIN_DIR "/bad_abi.so", "{}", 0,
-     {"plugin 'bad_abi'", "is not binary compatible: built for plugin ABI 2.3", "this gateway provides ABI 1.0"}},
+     {"plugin 'bad_abi'", "is not binary compatible: built for plugin ABI 2.3", "this gateway provides ABI 1.1"}},
     {"failing_init", TLAB_FIXTURE_PLUGIN_DIR "/failing_init.so", "{\"reason\": \"test\"}", 0,
      {"plugin 'failing_init'", "init failed: refusing on purpose: reason=test", NULL}},
+    {"masked_counter", TLAB_FIXTURE_PLUGIN_DIR "/masked_counter.so", "{}", 1, {NULL}},
+    {"abi10_counter", TLAB_FIXTURE_PLUGIN_DIR "/abi10_counter.so", "{}", 1, {NULL}},
 };
 
 static int load_list(struct event_base *base, const load_case *const *list, size_t n, char *err, size_t errlen) {
@@ -86,6 +89,36 @@ int main(void) {
     CHECK(json_array_size(desc) == 1);
     CHECK(strcmp(json_string_value(json_object_get(json_array_get(desc, 0), "name")), "example") == 0);
     json_decref(desc);
+    tlab_plugins_unload();
+
+    /* Event masks (ABI 1.1): on_event runs only for the events a plugin subscribed to; a plugin
+     * without a mask, and one built for ABI 1.0, get all six. */
+    const load_case *masked[] = {&cases[1], &cases[6], &cases[7]};
+    CHECK_MSG(load_list(base, masked, 3, err, sizeof err) == 0, "masked chain: %s", err);
+    tlab_metric *all = tlab_metric_register(TLAB_METRIC_COUNTER, "test_counter_events_total", "events seen", NULL, 0);
+    tlab_metric *sub = tlab_metric_register(TLAB_METRIC_COUNTER, "test_masked_counter_events_total", "events seen", NULL, 0);
+    tlab_metric *old = tlab_metric_register(TLAB_METRIC_COUNTER, "test_abi10_counter_events_total", "events seen", NULL, 0);
+    double all_before[TLAB_EV__COUNT];
+    for (int ev = 0; ev < TLAB_EV__COUNT; ev++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "event=\"%d\"", ev);
+        all_before[ev] = tlab_metric_value(all, labels);
+    }
+    uint64_t calls = tlab_plugins_hook_calls();
+    static tlab_request fake; /* the fixtures never look inside */
+    for (int ev = 0; ev < TLAB_EV__COUNT; ev++)
+        tlab_plugins_emit(&fake, (tlab_event)ev);
+    for (int ev = 0; ev < TLAB_EV__COUNT; ev++) {
+        char labels[32];
+        snprintf(labels, sizeof labels, "event=\"%d\"", ev);
+        int wanted = ev == TLAB_EV_ARRIVED || ev == TLAB_EV_DONE;
+        CHECK_MSG(tlab_metric_value(all, labels) == all_before[ev] + 1, "counter missed event %d", ev);
+        CHECK_MSG(tlab_metric_value(sub, labels) == (wanted ? 1 : 0), "masked_counter, event %d: %g", ev,
+                  tlab_metric_value(sub, labels));
+        CHECK_MSG(tlab_metric_value(old, labels) == 1, "abi10_counter missed event %d", ev);
+    }
+    CHECK_MSG(tlab_plugins_hook_calls() - calls == 6 + 2 + 6, "%llu hook calls for 6 events",
+              (unsigned long long)(tlab_plugins_hook_calls() - calls));
     tlab_plugins_unload();
 
     /* Two queue roles are refused; the API table reports its own size and version. */
