@@ -1,5 +1,5 @@
 /*
- * fuzz_sse_relay.c - libFuzzer target for the gateway's SSE relay (core/src/sse_relay.c).
+ * fuzz_sse_relay.c - libFuzzer target for the gateway's SSE relay (core/src/sse/sse_relay.c).
  *
  * Input: byte 0 picks the held-bytes cap (0: the gateway's 64 KiB; else small, to reach the
  * overflow path), bytes 1-4 seed the split points, the rest is the worker's stream. The stream
