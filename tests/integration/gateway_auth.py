@@ -15,7 +15,6 @@ keeps the old keys). No key text reaches the logs.
 import json
 import os
 import signal
-import socket
 import tempfile
 import time
 
@@ -48,28 +47,6 @@ def openai_error(body):
     except (ValueError, KeyError, TypeError):
         return None
     return e if set(e.keys()) == {"message", "type", "param", "code"} and isinstance(e["message"], str) else None
-
-
-def open_stream(port, name, body, read_events):
-    """A streaming completion on a raw socket, left open after `read_events` data lines."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=20)
-    data = json.dumps(body).encode()
-    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Authorization: Bearer " + KEYS[name].encode() + b"\r\n"
-              b"Content-Length: %d\r\n\r\n" % len(data) + data)
-    f = s.makefile("rb")
-    status = f.readline()
-    while f.readline().strip():
-        pass
-    events = 0
-    while events < read_events:
-        size = int(f.readline().strip() or b"0", 16)
-        if size == 0:
-            break
-        chunk = f.read(size)
-        f.readline()
-        events += chunk.count(b"data: ")
-    return status, events, s, f
 
 
 sim, sim_port = t.start_sim(["--max-model-len", "2048", "--startup-seconds", "0"], time_scale=5)
@@ -192,17 +169,17 @@ st, _, body = completion(port, "tok", prompt="x", max_tokens=10000)
 t.check(st == 400, f"max_tokens above limits.max_tokens is still a 400: {st}")
 
 # A stream holds its reservation; a second request that does not fit waits for it...
-status, events, sock, f = open_stream(port, "big", {"model": MODEL, "prompt": "x", "max_tokens": 1000,
-                                                    "ignore_eos": True, "stream": True}, read_events=2)
-t.check(b" 200 " in status and events >= 2, f"big stream started: {status} {events}")
+big = t.Stream(port, {"model": MODEL, "prompt": "x", "max_tokens": 1000, "ignore_eos": True, "stream": True},
+               path="/v1/completions", headers={"Authorization": "Bearer " + KEYS["big"]}, timeout=20)
+events = len(big.read_events(2))
+t.check(big.status == 200 and events >= 2, f"big stream started: {big.status} {events}")
 st, h, body = completion(port, "big", max_tokens=1000)
 e = openai_error(body)
 t.check(st == 429 and e and e["type"] == "tokens" and e["code"] == "rate_limit_exceeded", f"big second: {st} {body}")
 ra = int(h.get("retry-after", "0"))
 t.check(10 <= ra <= 25, f"big Retry-After {ra}: (1001 - 499) tokens at 25 tokens/s")
 # ...and gets room as soon as the stream is cancelled: only its relayed events are charged.
-f.close()
-sock.close()
+big.close()
 deadline, st = time.monotonic() + 5, 0
 while time.monotonic() < deadline and st != 200:
     time.sleep(0.05)

@@ -41,10 +41,6 @@ def chat(stream, max_tokens=30, **extra):
                  "ignore_eos": True, "stream": stream}, **extra)
 
 
-def sse_data(text):
-    return [line[6:] for line in text.split("\n") if line.startswith("data: ")]
-
-
 def call(port, body, headers=None, timeout=40.0):
     """One POST; returns a dict with status, kind, elapsed and body. kind is one of ok (200 JSON
     with choices), relayed (200 JSON-typed body that is not OpenAI's: the worker's own bytes),
@@ -78,7 +74,7 @@ def call(port, body, headers=None, timeout=40.0):
     if cut:
         res["kind"] = "cut"
     elif r.status == 200 and ctype.startswith("text/event-stream"):
-        events = sse_data(text)
+        events = t.sse_data(text)
         last = events[-1] if events else ""
         if last == "[DONE]":
             res["kind"] = "stream_done"
@@ -202,21 +198,12 @@ started, frozen = threading.Event(), {}
 
 
 def long_stream():
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    t0 = time.monotonic()
-    c.request("POST", "/v1/chat/completions", body=json.dumps(chat(True, 450)),
-              headers={"Content-Type": "application/json", "Connection": "close"})  # EOF ends the raw read
-    r = c.getresponse()
-    data = b""
-    while True:
-        line = r.fp.readline()
-        if not line:
-            break
-        data += line
-        if line.startswith(b"data: ") and not started.is_set():
+    s = t.Stream(port, chat(True, 450), timeout=30)
+    for _ in s.lines():
+        if s.events and not started.is_set():
             os.kill(pid, signal.SIGSTOP)
             started.set()
-    frozen["long"] = (data, time.monotonic() - t0)
+    frozen["long"] = (s.data(), time.monotonic() - s.t0)
 
 
 th = threading.Thread(target=long_stream)
@@ -235,8 +222,7 @@ for f in fths:
 for f in fths + [th]:
     f.join(20)
 os.kill(pid, signal.SIGCONT)
-data, took = frozen.get("long", (b"", 0))
-events = sse_data(data.decode(errors="replace"))
+events, took = frozen.get("long", ([], 0))
 fresh_ok = sum(1 for r in fresh if r and ((r["status"] == 504 and r["kind"] == "error_json") or r["kind"] == "stream_error")
                and b"first_byte_timeout_ms" in r["body"] and r["elapsed"] < SFB_MS / 1000 + SLACK)
 print(f"SIGSTOP: stream ended after {took:.2f} s with {events[-1][:80] if events else None!r}; "

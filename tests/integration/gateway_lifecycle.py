@@ -56,7 +56,7 @@ def call(port, body, timeout=30.0):
     if cut:
         kind = "cut"
     elif r.status == 200 and ctype.startswith("text/event-stream"):
-        events = [x[6:] for x in text.split("\n") if x.startswith("data: ")]
+        events = t.sse_data(text)
         last = events[-1] if events else ""
         kind = "stream_done" if last == "[DONE]" else "stream_error" if last.startswith('{"error"') else "bad"
     else:

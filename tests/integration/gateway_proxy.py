@@ -7,7 +7,6 @@ own 4xx passed through, client disconnect aborting the worker's sequence, keep-a
 the idle lifetime, first-byte timeout -> 504, worker down -> 503.
 """
 import json
-import socket
 import time
 
 import tlabtest as t
@@ -18,41 +17,6 @@ PROMPT = open(f"{t.SRC}/configs/prompts/prompt_200.txt").read()
 
 
 
-
-
-def stream_raw(port, body, read_events=None):
-    """POSTs a streaming request on a raw socket; returns (headers, [(t, line)]) with arrival
-    times, or the open socket after `read_events` data lines when given."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=20)
-    data = json.dumps(body).encode()
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Content-Length: %d\r\n\r\n" % len(data) + data)
-    f = s.makefile("rb")
-    status = f.readline()
-    headers = {}
-    while True:
-        line = f.readline().strip()
-        if not line:
-            break
-        k, _, v = line.decode().partition(":")
-        headers[k.strip().lower()] = v.strip()
-    events, t0 = [], time.monotonic()
-    while True:
-        size_line = f.readline()
-        if not size_line:
-            break
-        size = int(size_line.strip() or b"0", 16)
-        if size == 0:
-            break
-        chunk = f.read(size)
-        f.readline()
-        for ln in chunk.decode().split("\n"):
-            if ln.startswith("data: "):
-                events.append((time.monotonic() - t0, ln[6:]))
-        if read_events and len(events) >= read_events:
-            return status, headers, events, s
-    s.close()
-    return status, headers, events, None
 
 
 def error_shape(body):
@@ -83,9 +47,10 @@ t.check(comp.get("usage", {}).get("prompt_tokens") == 200, f"200 token ids count
 t.check(comp.get("usage", {}).get("completion_tokens") == 8, "vLLM extras passed through (ignore_eos, min_tokens)")
 
 # --- streaming: chunks relayed as they come ---
-status, headers, events, _ = stream_raw(port, {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}],
-                                               "max_tokens": 60, "ignore_eos": True, "stream": True})
-t.check(b" 200 " in status, f"stream status {status}")
+st = t.Stream(port, {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}],
+                     "max_tokens": 60, "ignore_eos": True, "stream": True}, timeout=20)
+status, headers, events = st.status, st.headers, st.read()
+t.check(status == 200, f"stream status {status}")
 t.check(headers.get("content-type", "").startswith("text/event-stream"), "stream content type")
 t.check(headers.get("cache-control") == "no-cache" and headers.get("x-accel-buffering") == "no",
         f"anti-buffering headers: {headers}")
@@ -126,11 +91,10 @@ t.check(after["connections_opened"] - before["connections_opened"] <= 1,
 
 # --- client disconnect aborts the worker's sequence ---
 aborted_before = t.metric(sim_port, "tlab_sim:aborted_requests_total") or 0
-status, headers, events, sock = stream_raw(port, {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}],
-                                                  "max_tokens": 300, "ignore_eos": True, "stream": True}, read_events=2)
-t.check(sock is not None, "stream started")
-if sock:
-    sock.close()
+st = t.Stream(port, {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}],
+                     "max_tokens": 300, "ignore_eos": True, "stream": True}, timeout=20)
+t.check(len(st.read_events(2)) == 2 and not st.done, "stream started")
+st.close()
 deadline = time.monotonic() + 5
 aborted = aborted_before
 while time.monotonic() < deadline:

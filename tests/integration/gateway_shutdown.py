@@ -1,9 +1,7 @@
 #!/usr/bin/env python3
 """Graceful shutdown: on SIGTERM the gateway answers new requests with 503, lets the in-flight
 stream finish whole, and exits 0."""
-import json
 import signal
-import socket
 import threading
 import time
 
@@ -17,20 +15,12 @@ result = {}
 
 
 def long_stream():
-    s = socket.create_connection(("127.0.0.1", port), timeout=30)
-    body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 150,
-                       "ignore_eos": True, "stream": True}).encode()
-    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-        if b"data: " in data and "started" not in result:
+    s = t.Stream(port, {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 150,
+                        "ignore_eos": True, "stream": True}, timeout=30)
+    for _ in s.lines():
+        if s.events and "started" not in result:
             result["started"] = time.monotonic()
-    result["data"] = data
+    result["data"] = s.data()
 
 
 th = threading.Thread(target=long_stream)
@@ -44,8 +34,8 @@ time.sleep(0.1)
 st, h, body = t.request(port, "POST", "/v1/completions", {"model": MODEL, "prompt": "hi", "max_tokens": 1})
 t.check(st == 503 and b"shutting down" in body, f"new request during drain gets 503: {st} {body}")
 th.join(30)
-data = result.get("data", b"")
-t.check(data.count(b"data: ") >= 151 and b"data: [DONE]" in data, f"in-flight stream finished whole ({data.count(b'data: ')} events)")
+data = result.get("data", [])
+t.check(len(data) >= 151 and "[DONE]" in data, f"in-flight stream finished whole ({len(data)} events)")
 try:
     rc = gw.p.wait(10)
 except Exception:

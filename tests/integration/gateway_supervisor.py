@@ -14,7 +14,6 @@ import json
 import os
 import re
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -56,23 +55,14 @@ def completion(port, max_tokens=10, out=None, i=None):
 
 
 def stream(port, max_tokens, out=None, i=None):
-    """Streams a chat completion on a raw socket; returns (status line, body text)."""
+    """Streams a chat completion; returns (status, body text with its comment lines)."""
     try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=60)
-        body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens,
-                           "ignore_eos": True, "stream": True}).encode()
-        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        s.close()
-        r = (data.split(b"\r\n", 1)[0].decode(), data.decode(errors="replace"))
+        s = t.Stream(port, {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens,
+                            "ignore_eos": True, "stream": True}, timeout=60)
+        s.read()
+        r = (s.status, s.text)
     except Exception as e:  # noqa: BLE001
-        r = ("", f"exception: {e}")
+        r = (0, f"exception: {e}")
     if out is not None:
         out[i] = r
     return r
@@ -107,7 +97,7 @@ t.check(count == 20 and within == 20, f"READY -> first dispatch under 10 ms in {
 gw.stop()
 gw, port = gateway(idle_s=1, sim_args='["--startup-seconds", "1"]')
 status, body = stream(port, 5)
-t.check(" 200 " in status and ": waiting for worker" in body and body.index(": waiting for worker") < body.index("data: "),
+t.check(status == 200 and ": waiting for worker" in body and body.index(": waiting for worker") < body.index("data: "),
         f"keep-alive comment before the first token: {status} {body[:200]!r}")
 t.check("data: [DONE]" in body, "then the whole stream")
 gw.stop()

@@ -8,28 +8,16 @@
 import time
 
 import simlib
-from tlabtest import check, finish, start_sim
+from tlabtest import Stream, check, finish, start_sim
 
 HW = simlib.profile("hw", "rtx3050-4gb")
 M = simlib.profile("model", "Qwen2.5-0.5B-Instruct")
 
 
-def read_stream_times(sock):
-    """Reads an SSE response; returns the arrival time of each token chunk."""
-    times, buf = [], b""
-    sock.settimeout(30)
-    while True:
-        data = sock.recv(65536)
-        if not data:
-            break
-        now = time.monotonic()
-        n = data.count(b'"text":"')
-        times.extend([now] * n)
-        buf = (buf + data)[-64:]
-        if b"[DONE]" in buf:
-            break
-    sock.close()
-    return times
+def stream_times(port, body):
+    """Streams a completion; returns the arrival time (monotonic) of each token chunk."""
+    s = Stream(port, body, path="/v1/completions", timeout=30)
+    return [s.t0 + at for at, data in s.read() if '"text":"' in data]
 
 
 # 1. Lone request at time-scale 1.
@@ -38,9 +26,7 @@ P, N = 200, 60
 ttfts, tpots = [], []
 for _ in range(3):
     t0 = time.monotonic()
-    s = simlib.open_raw(port, "/v1/completions", {"prompt": list(range(P)), "max_tokens": N, "ignore_eos": True,
-                                                  "stream": True})
-    ts = read_stream_times(s)
+    ts = stream_times(port, {"prompt": list(range(P)), "max_tokens": N, "ignore_eos": True, "stream": True})
     if check(len(ts) == N, f"{N} tokens, got {len(ts)}"):
         ttfts.append(ts[0] - t0)
         tpots.append((ts[-1] - ts[0]) / (N - 1))

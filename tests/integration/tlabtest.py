@@ -142,6 +142,79 @@ def request(port, method, path, body=None, headers=None, timeout=30.0):
     return r.status, h, data
 
 
+class Stream:
+    """One streaming POST on its own connection, read line by line as the body arrives.
+
+    The request is sent and the status and headers read at once (`status`, `headers` lower-cased);
+    the body is read only when asked: lines() yields each line, read_events(n) stops after n data:
+    lines, read() goes to the end. As it reads it keeps
+      text    every body line so far, comments (": ...") included, joined with "\n";
+      events  (t, payload) per data: line, t in seconds since the request was sent;
+      cut     True when the body ended without its proper end (a reset or a missing last chunk).
+    Every read waits at most `timeout` seconds (socket.timeout then propagates), and the whole
+    body at most `deadline` seconds when given. The connection is closed at the end of the body,
+    or by close(), which a test calls to drop a stream midway (the gateway then sees the client go).
+    """
+
+    def __init__(self, port, body, path="/v1/chat/completions", headers=None, timeout=30.0, deadline=None):
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + deadline if deadline else None
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        hdrs = {"Content-Type": "application/json"}
+        hdrs.update(headers or {})
+        self.conn.request("POST", path, body=json.dumps(body) if isinstance(body, (dict, list)) else body, headers=hdrs)
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+        self.text, self.events, self.cut, self.done = "", [], False, False
+
+    def lines(self):
+        """Yields each body line (without its newline) as it arrives, recording it first."""
+        while not self.done:
+            if self.deadline and time.monotonic() > self.deadline:
+                raise TimeoutError(f"stream still open after {self.deadline - self.t0:.1f} s")
+            try:
+                raw = self.resp.readline()
+            except (http.client.IncompleteRead, ConnectionError):
+                raw, self.cut = b"", True
+            if not raw:
+                self.close()
+                return
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            self.text += line + "\n"
+            if line.startswith("data: "):
+                self.events.append((time.monotonic() - self.t0, line[6:]))
+            yield line
+
+    def read_events(self, n):
+        """Reads until n data: lines in all have arrived, or the body ends; returns events."""
+        for _ in self.lines():
+            if len(self.events) >= n:
+                break
+        return self.events
+
+    def read(self):
+        """Reads to the end of the body; returns events."""
+        for _ in self.lines():
+            pass
+        return self.events
+
+    def data(self):
+        """The payloads of the data: lines read so far."""
+        return [e[1] for e in self.events]
+
+    def close(self):
+        self.done = True
+        self.conn.close()
+
+
+def sse_data(text):
+    """The payloads of the data: lines of an SSE body already read whole (str or bytes)."""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return [line[6:] for line in text.split("\n") if line.startswith("data: ")]
+
+
 def start_sim(args=(), port=None, time_scale=None):
     """Starts tlab-sim on a free port; returns (Proc, port) once /health answers 200."""
     port = port or free_port()

@@ -32,8 +32,8 @@ static void test_build_tree(void) {
     mkdir(path, 0700);
     snprintf(path, sizeof path, "%s/build/bin", tmpdir);
     mkdir(path, 0700);
-    snprintf(path, sizeof path, "%s/build", tmpdir);
-    tlab_test_write_in(path, "tlab-build-tree", "marker\n");
+    snprintf(path, sizeof path, "%s/build/tlab-build-tree", tmpdir);
+    tlab_test_write(path, "marker\n");
     snprintf(exe, sizeof exe, "%s/build/bin/tlab-gateway", tmpdir);
     snprintf(want, sizeof want, "%s/build/bin/../lib/plugins", tmpdir);
     char *dir = tlab_plugin_dir_for_exe(exe);
