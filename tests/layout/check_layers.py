@@ -22,11 +22,7 @@ import sys
 
 # Circles still to remove, each named with why it is still here. An entry that no longer occurs
 # fails the check too, so the list cannot outlive the circle.
-KNOWN_CIRCLES = {
-    # The front server's three files, split by line count: the split by job (connection, parsing,
-    # reply head, output) is the open part of issue 17.
-    ('http/http_front.c', 'http/http_front_reply.c', 'http/http_front_request.c'),
-}
+KNOWN_CIRCLES = set()
 
 # Benchmarks of core internals, which link the core as a unit test does (docs/architecture.md).
 CORE_INTERNAL_TOOLS = {'loadtest/perf/admission_cost.c'}

@@ -1,8 +1,17 @@
 /*
- * http_front_internal.h - what the three parts of the front HTTP server share: http_front.c
- * (listener, connections, reading, timeouts), http_front_request.c (parser callbacks, the
- * request) and http_front_reply.c (reply heads, output, the write side). Not a contract for
- * anyone else: callers use http_front.h.
+ * http_front_internal.h - what the four files of the front HTTP server share. Not a contract for
+ * anyone else: callers use http_front.h. The files, each calling only the ones below it:
+ *
+ *   http_front_conn.c    connection: the listener, accept, the read loop and pipelining, the
+ *                        timeout sweep, the reaper, a connection's states from accept to close
+ *   http_front_parse.c   message parsing: http-parser's callbacks, the request object, its getters
+ *   http_front_reply.c   reply head: status line, headers, Date, the reply API, error replies
+ *   http_front_output.c  output: socket writes, the output buffer, back-pressure, drained
+ *
+ * Where a lower file must move the connection on (a reply ended, the output drained, a write
+ * failed), it calls through the hf_conn_ops table the connection file installs in each
+ * connection, never by name: so the order can be read from the calls, and a file can be read
+ * knowing only what is below it.
  *
  * Lifetimes, in one place:
  *   - a connection (hf_conn) lives from accept until it is killed (socket closed at once) and then
@@ -45,6 +54,30 @@ typedef enum hf_state {
 
 typedef struct hf_conn hf_conn;
 
+/* How a reply ended, for hf_conn_ops.reply_end. */
+typedef enum hf_end {
+    HF_END_DONE, /* its last byte is queued: keep-alive, drain or close, by the request */
+    HF_END_CUT   /* tlab_http_reply_abort: the connection is cut, no gone callback */
+} hf_end;
+
+/*
+ * The connection file's calls that the files below it make, installed in every connection (not
+ * the server: a dead connection outlives its server's pointer). Each runs on an event of the
+ * connection, never per byte: reply_end once per reply, drained when the output buffer empties,
+ * kill on a write error.
+ */
+typedef struct hf_conn_ops {
+    /* Frees r (answered, or cut with `how` HF_END_CUT) and moves its connection on: to the next
+     * request, to draining, to closing, or for a cut or a dead connection to its end. */
+    void (*reply_end)(tlab_http_req *r, hf_end how);
+    /* The output buffer just emptied (or, after an error reply, had nothing to write): finishes
+     * a drain or a closing, or fires the served request's drained callback. */
+    void (*drained)(hf_conn *c);
+    /* Closes the socket now; gone callback and free come from the reaper. Calls nothing of the
+     * caller's. */
+    void (*kill)(hf_conn *c);
+} hf_conn_ops;
+
 struct tlab_http_server {
     struct event_base *base;
     int listen_fd;
@@ -61,6 +94,7 @@ struct tlab_http_server {
 
 struct hf_conn {
     tlab_http_server *s; /* dangling once reaped: a dead connection never uses it */
+    const hf_conn_ops *ops;
     hf_conn *prev, *next;
     tlab_http_req *req;   /* being read or served; NULL between requests */
     struct evbuffer *out; /* reply bytes the socket has not taken; NULL until first needed */
@@ -120,37 +154,45 @@ struct tlab_http_req {
     char arena[];
 };
 
-/* ---- http_front_request.c ---- */
-
-extern const http_parser_settings hf_settings;
-/* Frees a request (not its connection). */
-void hf_req_free(tlab_http_req *r);
-/* Answers a request the parser refused (c->err_status, else from the parser's error `e`) with
- * its error reply; the connection closes. */
-void hf_refuse(hf_conn *c, enum http_errno e);
-/* The first value of header `name` in a name\0value\0 block of `n` entries, NULL when absent. */
-const char *hf_find_header(const char *block, unsigned n, const char *name);
-
-/* ---- http_front.c ---- */
-
 /* Monotonic milliseconds (the coarse clock: deadlines need no better, and it is the cheapest). */
-int64_t hf_now_ms(void);
+static inline int64_t hf_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* The last recv or send failed only because the socket has nothing more now (or a signal). */
 static inline int hf_would_block(void) {
     return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 }
-/* Closes the socket now; gone callback and free come from the reaper. Calls nothing of the caller's. */
-void hf_conn_kill(hf_conn *c);
-/* A reply's last byte is queued (or the connection is dead): frees req and moves its connection
- * on: to the next request (keep-alive), to draining, or to closing. */
-void hf_reply_done(tlab_http_req *r);
-/* The output buffer just emptied (from the write event): finishes a drain or a closing, or
- * fires the request's drained callback. */
-void hf_conn_drained(hf_conn *c);
-/* Frees a dead connection that is reaped and has no request. */
-void hf_conn_free(hf_conn *c);
 
-/* ---- http_front_reply.c ---- */
+/* ---- http_front_parse.c (calls the reply and output files) ---- */
+
+typedef enum hf_parse_result {
+    HF_PARSE_WHOLE, /* c->req is whole; the parser is paused: the bytes after it are the next request's */
+    HF_PARSE_MORE,  /* the bytes were taken; the request is not whole yet */
+    HF_PARSE_STOP   /* nothing more to parse now: refused (error reply written, the connection is
+                       closing or dead), dead, or the parser took nothing */
+} hf_parse_result;
+
+/* Feeds data[0..len) to the parser of c's request (one is created at a message's first byte);
+ * *used: the bytes taken. A request refused by the parser or a limit is answered here. */
+hf_parse_result hf_parse(hf_conn *c, const char *data, size_t len, size_t *used);
+/* Frees a request (not its connection). */
+void hf_req_free(tlab_http_req *r);
+
+/* ---- http_front_reply.c (calls the output file) ---- */
+
+/* The first value of header `name` (case-insensitive) in a name\0value\0 block of `n` entries,
+ * NULL when absent: the format of both a request's headers and a reply's. */
+const char *hf_find_header(const char *block, unsigned n, const char *name);
+/* Answers a request the parser refused: OpenAI error JSON, Connection: close, then a lingering
+ * close. `type` NULL means "invalid_request_error". */
+void hf_error_reply(hf_conn *c, int status, const char *type, const char *message);
+/* Turns away a connection past max_connections: 503 JSON straight on the socket, then close. */
+void hf_reject(tlab_http_server *s, int fd);
+
+/* ---- http_front_output.c (calls nothing of the front's but c->ops) ---- */
 
 /* Writes iov[0..n) and then all of `rest` (may be NULL; it is drained) after what is pending;
  * what the socket does not take waits in c->out. A write error kills the connection. 0 or -1. */
@@ -158,12 +200,9 @@ int hf_conn_output(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *
 /* Queues iov[0..n) and `rest` to go out at the end of this loop turn, with whatever else is
  * written until then, in one sendmsg (or with the next immediate output, which sends it all). */
 int hf_conn_output_later(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *rest);
+/* What waits for the end of the loop turn goes now (a reply ends: its last bytes follow). */
+void hf_conn_output_now(hf_conn *c);
 /* The write event's callback. */
 void hf_on_write(evutil_socket_t fd, short what, void *arg);
-/* Answers a request the parser refused: OpenAI error JSON, Connection: close, then a lingering
- * close. `type` NULL means "invalid_request_error". */
-void hf_error_reply(hf_conn *c, int status, const char *type, const char *message);
-/* Turns away a connection past max_connections: 503 JSON straight on the socket, then close. */
-void hf_reject(tlab_http_server *s, int fd);
 
 #endif

@@ -1,13 +1,12 @@
 /*
- * http_front_reply.c - the front HTTP/1.x server's write side: reply heads (hand-written numbers,
- * a Date formatted once a second), whole and streamed replies, the output buffer and its write
- * event, back-pressure (backlog, drained), error and rejection replies in OpenAI's error JSON.
- * The connection side is http_front.c; shared definitions are in http_front_internal.h.
+ * http_front_reply.c - the front HTTP/1.x server's replies: the headers a handler adds, the head
+ * (status line, Date formatted once a second, framing and Connection headers, hand-written
+ * numbers), the whole and streamed replies of http_front.h, and error and rejection replies in
+ * OpenAI's error JSON. Bytes go out through http_front_output.c; a reply's end moves its
+ * connection on through c->ops->reply_end (http_front_internal.h gives the order).
  *
- * Every reply goes out with as few system calls as it can: the head and the body of a whole
- * reply, or a chunk's size line, data and CRLF, are one sendmsg (an iovec each, no copy). Only
- * what the socket does not take is copied into the connection's evbuffer, and only then is the
- * write event added.
+ * A head is written into a stack buffer and goes out with its body (or a chunk's size line with
+ * its data and CRLF) as the iovecs of one sendmsg: no copy of the body, one system call.
  */
 #include "http/http_front_internal.h"
 
@@ -24,8 +23,6 @@
 #include "common/log.h"
 #include "base/put_num.h"
 #include "base/error.h"
-
-#define MAX_IOV 24
 
 enum { CONN_NONE, CONN_CLOSE, CONN_KEEP };
 
@@ -115,191 +112,70 @@ static size_t head_write(char *out, int status, const char *hdrs, unsigned n, in
     return (size_t)(p - out);
 }
 
-/* ---- output ---- */
+/* ---- reply headers ---- */
 
-/* Appends to c->out. -1 (rest drained) when out of memory. */
-static int append(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *rest) {
-    if (!c->out && !(c->out = evbuffer_new()))
-        goto fail;
-    for (int i = 0; i < n; i++)
-        if (iov[i].iov_len && evbuffer_add(c->out, iov[i].iov_base, iov[i].iov_len))
-            goto fail;
-    if (rest && evbuffer_get_length(rest) && evbuffer_add_buffer(c->out, rest))
-        goto fail;
-    return 0;
-fail:
-    if (rest)
-        evbuffer_drain(rest, evbuffer_get_length(rest));
-    return -1;
+static int bad_value(const char *s) {
+    return strpbrk(s, "\r\n") != NULL;
 }
 
-/* c->out has bytes the socket did not take: wait for it to be writable. */
-static int start_writing(hf_conn *c) {
-    /* libevent does not register an event with epoll when it is added while active (activated
-     * for deferred output or a drained callback and not yet run): the activation is dropped
-     * first, and its flags stay for hf_on_write to honour when the socket is writable. */
-    if (c->fkicked || c->wkicked)
-        event_del(&c->wev);
-    if (event_add(&c->wev, NULL))
-        return -1;
-    c->writing = 1;
-    c->wdeadline_ms = hf_now_ms() + c->s->limits.timeout_ms;
+static int bad_name(const char *s) {
+    if (!*s)
+        return 1;
+    for (; *s; s++)
+        if ((unsigned char)*s <= ' ' || *s == ':' || *s == 127)
+            return 1;
     return 0;
 }
 
-static int flush(hf_conn *c);
-
-/* Writes what c->out holds now; the rest waits for the write event. -1 when the connection died. */
-static int send_out(hf_conn *c) {
-    if (flush(c) || (evbuffer_get_length(c->out) && start_writing(c))) {
-        hf_conn_kill(c);
+int tlab_http_add_header(tlab_http_req *req, const char *name, const char *value) {
+    if (req->started || req->in_gone || bad_name(name) || bad_value(value))
         return -1;
-    }
-    return 0;
-}
-
-int hf_conn_output_later(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *rest) {
-    if (c->state == HF_DEAD) {
-        if (rest)
-            evbuffer_drain(rest, evbuffer_get_length(rest));
-        return -1;
-    }
-    if (append(c, iov, n, rest)) { /* append drained `rest` */
-        hf_conn_kill(c); /* out of memory: a cut reply is all that is left to give */
-        return -1;
-    }
-    if (c->writing || c->deferred)
-        return 0; /* goes with what is already waiting */
-    c->deferred = 1;
-    if (!c->fkicked) {
-        c->fkicked = 1;
-        event_active(&c->wev, EV_WRITE, 1);
-    }
-    return 0;
-}
-
-int hf_conn_output(hf_conn *c, const struct iovec *iov, int n, struct evbuffer *rest) {
-    size_t rest_len = rest ? evbuffer_get_length(rest) : 0;
-    if (c->state == HF_DEAD)
-        goto drop;
-    if (c->writing || c->deferred) { /* behind what is pending: queue it all */
-        if (append(c, iov, n, rest))
-            goto fail;
-        if (c->writing)
-            return 0;
-        c->deferred = 0; /* the deferred bytes go now, with these, in one sendmsg */
-        return send_out(c);
-    }
-    struct iovec v[MAX_IOV];
-    int k = 0;
-    size_t own = 0;
-    for (int i = 0; i < n && k < MAX_IOV - 1; i++)
-        if (iov[i].iov_len) {
-            v[k++] = iov[i];
-            own += iov[i].iov_len;
-        }
-    int own_k = k;
-    if (rest_len) {
-        int m = evbuffer_peek(rest, -1, NULL, v + k, MAX_IOV - k);
-        k += m < MAX_IOV - k ? m : MAX_IOV - k; /* the rest of `rest` waits in c->out */
-    }
-    ssize_t w = 0;
-    if (k) {
-        struct msghdr msg = {.msg_iov = v, .msg_iovlen = (size_t)k};
-        w = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (!hf_would_block()) {
-                hf_conn_kill(c);
-                goto drop;
-            }
-            w = 0;
-        }
-    }
-    size_t sent = (size_t)w;
-    if (sent == own + rest_len) {
-        if (rest_len)
-            evbuffer_drain(rest, rest_len);
+    size_t nl = strlen(name);
+    /* The server's own: written by it (compared only when the length matches: this runs for
+     * every header of every reply). A caller's "Connection: close" is honoured. */
+    if (nl == 10 && strcasecmp(name, "Connection") == 0) {
+        if (strcasecmp(value, "close") == 0)
+            req->close = 1;
         return 0;
     }
-    if (!c->out && !(c->out = evbuffer_new()))
-        goto fail;
-    for (int i = 0; i < own_k; i++) {
-        if (sent >= v[i].iov_len) {
-            sent -= v[i].iov_len;
-            continue;
-        }
-        if (evbuffer_add(c->out, (const char *)v[i].iov_base + sent, v[i].iov_len - sent))
-            goto fail;
-        sent = 0;
+    if ((nl == 4 && strcasecmp(name, "Date") == 0) || (nl == 14 && strcasecmp(name, "Content-Length") == 0) ||
+        (nl == 17 && strcasecmp(name, "Transfer-Encoding") == 0))
+        return 0;
+    size_t vl = strlen(value), need = (size_t)req->rh_len + nl + vl + 2;
+    if (need > UINT32_MAX || req->nrh == UINT16_MAX)
+        return -1;
+    if (need > req->rh_cap) {
+        size_t cap = req->rh_cap ? (size_t)req->rh_cap * 2 : 128;
+        if (cap < need)
+            cap = need;
+        char *b = realloc(req->rh, cap);
+        if (!b)
+            return -1;
+        req->rh = b;
+        req->rh_cap = (uint32_t)cap;
     }
-    if (rest_len && (evbuffer_drain(rest, sent) || evbuffer_add_buffer(c->out, rest)))
-        goto fail;
-    if (start_writing(c))
-        goto fail;
-    return 0;
-fail:
-    hf_conn_kill(c); /* out of memory: a cut reply is all that is left to give */
-drop:
-    if (rest_len)
-        evbuffer_drain(rest, evbuffer_get_length(rest));
-    return -1;
-}
-
-/* Writes pending output until the socket stops taking it. -1 on a write error. */
-static int flush(hf_conn *c) {
-    for (int round = 0; round < 4; round++) {
-        struct iovec v[MAX_IOV];
-        int n = evbuffer_peek(c->out, -1, NULL, v, MAX_IOV);
-        if (n > MAX_IOV)
-            n = MAX_IOV;
-        size_t total = 0;
-        for (int i = 0; i < n; i++)
-            total += v[i].iov_len;
-        struct msghdr msg = {.msg_iov = v, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
-        if (w < 0)
-            return hf_would_block() ? 0 : -1;
-        evbuffer_drain(c->out, (size_t)w);
-        c->wdeadline_ms = hf_now_ms() + c->s->limits.timeout_ms;
-        if ((size_t)w < total || evbuffer_get_length(c->out) == 0)
-            return 0;
-    }
+    memcpy(req->rh + req->rh_len, name, nl + 1);
+    memcpy(req->rh + req->rh_len + nl + 1, value, vl + 1);
+    req->rh_len = (uint32_t)need;
+    req->nrh++;
     return 0;
 }
 
-void hf_on_write(evutil_socket_t fd, short what, void *arg) {
-    hf_conn *c = arg;
-    if (c->fkicked) { /* the end of the loop turn: what was deferred goes in one sendmsg */
-        c->fkicked = 0;
-        if (c->deferred && c->state != HF_DEAD) {
-            c->deferred = 0;
-            if (send_out(c))
-                return;
-        }
-        if (c->writing || !c->wkicked)
-            return; /* a drained callback waits for the write event */
+const char *tlab_http_reply_header(const tlab_http_req *req, const char *name) {
+    return hf_find_header(req->rh, req->nrh, name);
+}
+
+/* The headers a handler adds and the request's own are both name\0value\0 blocks: one lookup. */
+const char *hf_find_header(const char *p, unsigned n, const char *name) {
+    size_t len = strlen(name);
+    for (unsigned i = 0; i < n; i++) {
+        size_t nl = strlen(p);
+        const char *v = p + nl + 1;
+        if (nl == len && strncasecmp(p, name, len) == 0)
+            return v;
+        p = v + strlen(v) + 1;
     }
-    c->wkicked = 0;
-    if (c->state == HF_DEAD) { /* activated for the drained callback of an unwatched request */
-        tlab_http_req *r = c->req;
-        if (r && r->drained) {
-            tlab_http_drained_fn fn = r->drained;
-            r->drained = NULL;
-            fn(r, r->drained_arg);
-        }
-        return;
-    }
-    if (c->writing) {
-        if (flush(c)) {
-            hf_conn_kill(c);
-            return;
-        }
-        if (evbuffer_get_length(c->out))
-            return;
-        event_del(&c->wev);
-        c->writing = 0;
-    }
-    hf_conn_drained(c);
+    return NULL;
 }
 
 /* ---- replies ---- */
@@ -328,7 +204,7 @@ static void send_head(tlab_http_req *r, int status, int64_t length, int chunked,
     size_t cap = head_cap(r->rh_len, r->nrh);
     char *head = cap <= sizeof small ? small : malloc(cap);
     if (!head) {
-        hf_conn_kill(r->c);
+        r->c->ops->kill(r->c);
         if (rest)
             evbuffer_drain(rest, evbuffer_get_length(rest));
         return;
@@ -357,7 +233,7 @@ void tlab_http_reply(tlab_http_req *req, int status, const char *body, size_t le
         int send_body = !bodyless && req->method != TLAB_HTTP_HEAD;
         send_head(req, status, bodyless ? -1 : (int64_t)len, 0, send_body ? body : NULL, send_body ? len : 0, NULL, 0);
     }
-    hf_reply_done(req);
+    req->c->ops->reply_end(req, HF_END_DONE);
 }
 
 void tlab_http_reply_buffer(tlab_http_req *req, int status, struct evbuffer *body) {
@@ -378,7 +254,7 @@ void tlab_http_reply_buffer(tlab_http_req *req, int status, struct evbuffer *bod
         evbuffer_drain(body, len);
     if (req->c->state != HF_DEAD)
         send_head(req, status, bodyless ? -1 : (int64_t)len, 0, NULL, 0, send_body ? body : NULL, 0);
-    hf_reply_done(req);
+    req->c->ops->reply_end(req, HF_END_DONE);
 }
 
 /*
@@ -434,40 +310,11 @@ void tlab_http_reply_chunk_buffer(tlab_http_req *req, struct evbuffer *chunk) {
     p = put(p, "\r\n", 2);
     if (evbuffer_add(chunk, "\r\n", 2)) {
         evbuffer_drain(chunk, evbuffer_get_length(chunk));
-        hf_conn_kill(req->c);
+        req->c->ops->kill(req->c);
         return;
     }
     struct iovec v = {size, (size_t)(p - size)};
     hf_conn_output_later(req->c, &v, 1, chunk);
-}
-
-/* What waits for the end of the loop turn goes now (the reply ends: its last bytes follow). */
-static void send_deferred(hf_conn *c) {
-    if (c->deferred && c->state != HF_DEAD) {
-        c->deferred = 0;
-        send_out(c);
-    }
-}
-
-size_t tlab_http_reply_backlog(const tlab_http_req *req) {
-    const hf_conn *c = req->c;
-    return c->state != HF_DEAD && c->out ? evbuffer_get_length(c->out) : 0;
-}
-
-/* drained runs once, always from the loop (never inside this call): when the pending output
- * next empties; soon, when nothing is pending now (a caller registering just after the backlog
- * emptied must not wait forever); for a request whose client left, once it is noticed (from
- * the reaper) or soon (registered afterwards): its backlog is 0 for good. */
-void tlab_http_reply_on_drained(tlab_http_req *req, tlab_http_drained_fn drained, void *arg) {
-    hf_conn *c = req->c;
-    req->drained = drained;
-    req->drained_arg = arg;
-    if (!drained || c->writing || c->wkicked)
-        return;
-    if (c->state == HF_SERVE || (c->state == HF_DEAD && c->reaped)) { /* dead, not reaped: the reaper */
-        c->wkicked = 1;
-        event_active(&c->wev, EV_WRITE, 1);
-    }
 }
 
 void tlab_http_reply_end(tlab_http_req *req) {
@@ -479,31 +326,21 @@ void tlab_http_reply_end(tlab_http_req *req) {
         struct iovec v = {(void *)"0\r\n\r\n", 5};
         hf_conn_output(req->c, &v, 1, NULL); /* takes what was deferred with it */
     }
-    send_deferred(req->c); /* a close-delimited or bodiless stream */
-    hf_reply_done(req);
+    hf_conn_output_now(req->c); /* a close-delimited or bodiless stream */
+    req->c->ops->reply_end(req, HF_END_DONE);
 }
 
 void tlab_http_reply_abort(tlab_http_req *req) {
     if (req->in_gone)
         return;
     hf_conn *c = req->c;
-    if (c->state == HF_DEAD) {
-        hf_reply_done(req);
-        return;
-    }
-    send_deferred(c); /* what the client was due; the cut says the rest is missing */
-    if (c->state == HF_DEAD) {
-        hf_reply_done(req);
-        return;
-    }
-    if (req->started && !req->chunked && !req->no_body) {
+    hf_conn_output_now(c); /* what the client was due; the cut says the rest is missing */
+    if (c->state != HF_DEAD && req->started && !req->chunked && !req->no_body) {
         /* A close-delimited body that stops looks complete; only a reset says it is not. */
         struct linger lg = {1, 0};
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
-    c->req = NULL; /* answered: no gone callback */
-    hf_req_free(req);
-    hf_conn_kill(c);
+    c->ops->reply_end(req, HF_END_CUT); /* answered: no gone callback */
 }
 
 /* ---- errors ---- */
@@ -523,7 +360,7 @@ void hf_error_reply(hf_conn *c, int status, const char *type, const char *messag
         free(json);
     }
     if (c->state == HF_CLOSING && !c->writing)
-        hf_conn_drained(c); /* nothing pending: the lingering close starts */
+        c->ops->drained(c); /* nothing pending: the lingering close starts */
 }
 
 void hf_reject(tlab_http_server *s, int fd) {

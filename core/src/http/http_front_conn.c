@@ -1,9 +1,10 @@
 /*
- * http_front.c - the front HTTP/1.x server's connection side: the listener, client connections
- * and their states, reading (http-parser fed straight from one shared read buffer), pipelining,
- * the timeout sweep and the reaper. The parser's callbacks and the request are in
- * http_front_request.c, replies and the write side in http_front_reply.c; what they share, and
- * the lifetimes, are in http_front_internal.h. The contract is http_front.h.
+ * http_front_conn.c - the front HTTP/1.x server's connections, the top of its four files: the
+ * listener and accept, a connection's states from accept to close, the read loop (http-parser
+ * fed straight from one shared read buffer through http_front_parse.c), pipelining, the timeout
+ * sweep and the reaper, and the servers of http_front.h. It calls the files below it by name and
+ * installs the hf_conn_ops they call back through (a reply ended, the output drained, a write
+ * failed); the order and the lifetimes are in http_front_internal.h.
  *
  * The hot path (a keep-alive request answered from its handler): one recv, the parser's
  * callbacks copying the URL and headers into the request's arena, the handler, one send. No
@@ -16,7 +17,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -31,11 +31,8 @@
  * and the parser copies what it keeps. Single-threaded, like the loop. */
 static char rbuf[64 * 1024];
 
-int64_t hf_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static void conn_kill(hf_conn *c);
+static void conn_free(hf_conn *c);
 
 /* ---- connections ---- */
 
@@ -60,7 +57,7 @@ static void kick(hf_conn *c) {
 
 static void linger_start(hf_conn *c) {
     if (c->peer_eof) {
-        hf_conn_kill(c);
+        conn_kill(c);
         return;
     }
     shutdown(c->fd, SHUT_WR);
@@ -76,7 +73,7 @@ static void linger_read(hf_conn *c) {
             continue;
         if (n < 0 && hf_would_block())
             return;
-        hf_conn_kill(c);
+        conn_kill(c);
         return;
     }
 }
@@ -96,53 +93,19 @@ static void dispatch(hf_conn *c) {
     c->s->on_request(r, c->s->arg);
 }
 
-/*
- * Debian's http-parser is built non-strict: it reads "GET / HTTX/1.1" as HTTP/1.1, "GET /" as an
- * HTTP/0.9 request, and "GARBAGE" as a method it does not know (501, though no request line was
- * sent at all). So a request line that is whole in the bytes at hand is checked first for
- * METHOD SP TARGET SP HTTP/d.d; one split across reads (a client trickling it) is left to the
- * parser alone. 0 when the line is whole and malformed.
- */
-static int request_line_ok(const char *p, size_t len) {
-    size_t i = 0;
-    while (i < len && (p[i] == '\r' || p[i] == '\n')) /* empty lines before a request are allowed */
-        i++;
-    const char *line = p + i, *lf = memchr(line, '\n', len - i);
-    if (!lf)
-        return 1;
-    size_t n = (size_t)(lf - line);
-    if (n && line[n - 1] == '\r')
-        n--;
-    const char *sp = memchr(line, ' ', n);
-    return sp && sp != line && n >= 10 && sp < line + n - 9 && memcmp(line + n - 9, " HTTP/", 6) == 0 &&
-           line[n - 3] >= '0' && line[n - 3] <= '9' && line[n - 2] == '.' && line[n - 1] >= '0' && line[n - 1] <= '9';
-}
-
 /* Feeds bytes to the parser while the connection reads requests; a request answered from its
  * handler lets the rest follow at once. Returns the bytes consumed. */
 static size_t conn_parse(hf_conn *c, const char *data, size_t len) {
     size_t done = 0;
     c->in_parse = 1;
     while (c->state == HF_READ && done < len) {
-        if (!c->req && !request_line_ok(data + done, len - done)) {
-            c->err_status = 400;
-            c->err_msg = "malformed request line (expected METHOD TARGET HTTP/1.x)";
-            hf_refuse(c, HPE_OK);
-            break;
-        }
-        size_t n = http_parser_execute(&c->parser, &hf_settings, data + done, len - done);
+        size_t n;
+        hf_parse_result r = hf_parse(c, data + done, len - done, &n);
         done += n;
-        if (c->state == HF_DEAD)
-            break;
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-        if (e == HPE_PAUSED && !c->err_status) {
+        if (r == HF_PARSE_WHOLE)
             dispatch(c);
-        } else if (e != HPE_OK || c->err_status) {
-            hf_refuse(c, e);
+        else if (r == HF_PARSE_STOP)
             break;
-        } else if (n == 0) {
-            break;
-        }
     }
     c->in_parse = 0;
     return done;
@@ -157,7 +120,7 @@ static void stash_add(hf_conn *c, const char *p, size_t n) {
         size_t cap = (size_t)c->stash_len + n;
         char *s = realloc(c->stash, cap);
         if (!s) {
-            hf_conn_kill(c);
+            conn_kill(c);
             return;
         }
         c->stash = s;
@@ -191,7 +154,7 @@ static void client_closed(hf_conn *c, int eof) {
         reading_off(c);
         return;
     }
-    hf_conn_kill(c);
+    conn_kill(c);
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg) {
@@ -224,14 +187,19 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
     } /* else closing: the bytes are dropped */
 }
 
-void hf_reply_done(tlab_http_req *r) {
+/* hf_conn_ops.reply_end: see http_front_internal.h. */
+static void conn_reply_end(tlab_http_req *r, hf_end how) {
     hf_conn *c = r->c;
     int keep = r->keep_alive && !r->close;
     c->req = NULL;
     hf_req_free(r);
     if (c->state == HF_DEAD) {
         if (c->reaped)
-            hf_conn_free(c);
+            conn_free(c);
+        return;
+    }
+    if (how == HF_END_CUT) {
+        conn_kill(c);
         return;
     }
     if (!keep) {
@@ -251,7 +219,8 @@ void hf_reply_done(tlab_http_req *r) {
         kick(c);
 }
 
-void hf_conn_drained(hf_conn *c) {
+/* hf_conn_ops.drained: see http_front_internal.h. */
+static void conn_drained(hf_conn *c) {
     switch (c->state) {
     case HF_CLOSING:
         linger_start(c);
@@ -273,7 +242,8 @@ void hf_conn_drained(hf_conn *c) {
     }
 }
 
-void hf_conn_kill(hf_conn *c) {
+/* hf_conn_ops.kill: see http_front_internal.h. */
+static void conn_kill(hf_conn *c) {
     if (c->state == HF_DEAD)
         return;
     tlab_http_server *s = c->s;
@@ -304,7 +274,8 @@ void hf_conn_kill(hf_conn *c) {
     event_active(&s->reap_ev, EV_TIMEOUT, 1);
 }
 
-void hf_conn_free(hf_conn *c) {
+/* Frees a dead connection that is reaped and has no request. */
+static void conn_free(hf_conn *c) {
     if (c->wkicked || c->fkicked) /* an activation that will not be needed */
         event_del(&c->wev);
     free(c->stash);
@@ -324,13 +295,13 @@ static void reap(tlab_http_server *s) {
         c->reaped = 1;
         tlab_http_req *r = c->req;
         if (!r) {
-            hf_conn_free(c);
+            conn_free(c);
         } else if (r->gone) {
             r->in_gone = 1;
             r->gone(r, r->gone_arg);
             c->req = NULL;
             hf_req_free(r);
-            hf_conn_free(c);
+            conn_free(c);
         } else if (r->drained) {
             tlab_http_drained_fn fn = r->drained;
             r->drained = NULL;
@@ -358,11 +329,18 @@ static void set_peer(hf_conn *c, const struct sockaddr_storage *ss) {
     }
 }
 
+static const hf_conn_ops conn_ops = {
+    .reply_end = conn_reply_end,
+    .drained = conn_drained,
+    .kill = conn_kill,
+};
+
 static int conn_new(tlab_http_server *s, int fd, const struct sockaddr_storage *ss) {
     hf_conn *c = calloc(1, sizeof *c);
     if (!c)
         return -1;
     c->s = s;
+    c->ops = &conn_ops;
     c->fd = fd;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
@@ -434,9 +412,9 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg) {
         next = c->next; /* killing calls nothing of the caller's: next stays valid */
         if ((c->writing && now >= c->wdeadline_ms) || (c->state == HF_READ && now >= c->deadline_ms)) {
             s->timed_out++;
-            hf_conn_kill(c);
+            conn_kill(c);
         } else if (c->state == HF_LINGER && now >= c->deadline_ms) {
-            hf_conn_kill(c);
+            conn_kill(c);
         }
     }
 }
@@ -503,7 +481,7 @@ void tlab_http_server_free(tlab_http_server *s) {
     event_del(&s->sweep_ev);
     close(s->listen_fd);
     while (s->conns)
-        hf_conn_kill(s->conns);
+        conn_kill(s->conns);
     reap(s); /* gone callbacks run now, as the contract says */
     event_del(&s->reap_ev);
     free(s);

@@ -1,8 +1,9 @@
 /*
- * http_front_request.c - the front HTTP/1.x server's requests: http-parser's callbacks, which copy
- * the URL and headers into the request's arena and enforce the limits, the refusal of a request
- * the parser or a limit rejected, the request accessors of http_front.h, and the reply headers a
- * handler adds (kept in the request until the reply's head is written).
+ * http_front_parse.c - the front HTTP/1.x server's message parsing: the request line's check,
+ * http-parser's callbacks, which copy the URL and headers into the request's arena and enforce
+ * the limits, the refusal of a request the parser or a limit rejected (its reply is written by
+ * http_front_reply.c), and the request getters of http_front.h. Called by the connection file;
+ * calls only the reply and output files (http_front_internal.h gives the order).
  *
  * A request is one allocation: the struct and, after it, its arena (URL\0, then name\0value\0
  * per header, then the path when it needs a copy). Until it is handed to the handler only its
@@ -86,22 +87,10 @@ static int arena_put(hf_conn *c, const char *p, size_t n) {
     return 0;
 }
 
-const char *hf_find_header(const char *p, unsigned n, const char *name) {
-    size_t len = strlen(name);
-    for (unsigned i = 0; i < n; i++) {
-        size_t nl = strlen(p);
-        const char *v = p + nl + 1;
-        if (nl == len && strncasecmp(p, name, len) == 0)
-            return v;
-        p = v + strlen(v) + 1;
-    }
-    return NULL;
-}
-
 /* ---- parser callbacks ---- */
 
 /* Records the first error a callback finds (a later one must not replace it) and stops the
- * parser. msg NULL: hf_refuse words it from the status. */
+ * parser. msg NULL: refuse words it from the status. */
 static int fail(hf_conn *c, int status, const char *msg) {
     if (!c->err_status) {
         c->err_status = (uint16_t)status;
@@ -318,7 +307,7 @@ static int on_message_complete(http_parser *p) {
     return 0;
 }
 
-const http_parser_settings hf_settings = {
+static const http_parser_settings settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
     .on_header_field = on_header_field,
@@ -331,7 +320,9 @@ const http_parser_settings hf_settings = {
 
 /* ---- refusals ---- */
 
-void hf_refuse(hf_conn *c, enum http_errno e) {
+/* Answers a request the parser refused (c->err_status, else from the parser's error `e`) with
+ * its error reply; the connection closes. */
+static void refuse(hf_conn *c, enum http_errno e) {
     const tlab_http_limits *lim = &c->s->limits;
     int status = c->err_status;
     const char *msg = c->err_msg;
@@ -376,7 +367,53 @@ void hf_refuse(hf_conn *c, enum http_errno e) {
     hf_error_reply(c, status, status == 500 ? "server_error" : NULL, msg);
 }
 
-/* ---- accessors ---- */
+/* ---- feeding the parser ---- */
+
+/*
+ * Debian's http-parser is built non-strict: it reads "GET / HTTX/1.1" as HTTP/1.1, "GET /" as an
+ * HTTP/0.9 request, and "GARBAGE" as a method it does not know (501, though no request line was
+ * sent at all). So a request line that is whole in the bytes at hand is checked first for
+ * METHOD SP TARGET SP HTTP/d.d; one split across reads (a client trickling it) is left to the
+ * parser alone. 0 when the line is whole and malformed.
+ */
+static int request_line_ok(const char *p, size_t len) {
+    size_t i = 0;
+    while (i < len && (p[i] == '\r' || p[i] == '\n')) /* empty lines before a request are allowed */
+        i++;
+    const char *line = p + i, *lf = memchr(line, '\n', len - i);
+    if (!lf)
+        return 1;
+    size_t n = (size_t)(lf - line);
+    if (n && line[n - 1] == '\r')
+        n--;
+    const char *sp = memchr(line, ' ', n);
+    return sp && sp != line && n >= 10 && sp < line + n - 9 && memcmp(line + n - 9, " HTTP/", 6) == 0 &&
+           line[n - 3] >= '0' && line[n - 3] <= '9' && line[n - 2] == '.' && line[n - 1] >= '0' && line[n - 1] <= '9';
+}
+
+hf_parse_result hf_parse(hf_conn *c, const char *data, size_t len, size_t *used) {
+    *used = 0;
+    if (!c->req && !request_line_ok(data, len)) {
+        c->err_status = 400;
+        c->err_msg = "malformed request line (expected METHOD TARGET HTTP/1.x)";
+        refuse(c, HPE_OK);
+        return HF_PARSE_STOP;
+    }
+    size_t n = http_parser_execute(&c->parser, &settings, data, len);
+    *used = n;
+    if (c->state == HF_DEAD) /* the 100 Continue could not be written */
+        return HF_PARSE_STOP;
+    enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+    if (e == HPE_PAUSED && !c->err_status)
+        return HF_PARSE_WHOLE;
+    if (e != HPE_OK || c->err_status) {
+        refuse(c, e);
+        return HF_PARSE_STOP;
+    }
+    return n ? HF_PARSE_MORE : HF_PARSE_STOP;
+}
+
+/* ---- getters ---- */
 
 tlab_http_method tlab_http_req_method(const tlab_http_req *req) {
     return (tlab_http_method)req->method;
@@ -424,57 +461,4 @@ const char *tlab_http_req_peer(const tlab_http_req *req, uint16_t *port) {
 void tlab_http_req_watch(tlab_http_req *req, tlab_http_gone_fn gone, void *arg) {
     req->gone = gone;
     req->gone_arg = arg;
-}
-
-/* ---- reply headers ---- */
-
-static int bad_value(const char *s) {
-    return strpbrk(s, "\r\n") != NULL;
-}
-
-static int bad_name(const char *s) {
-    if (!*s)
-        return 1;
-    for (; *s; s++)
-        if ((unsigned char)*s <= ' ' || *s == ':' || *s == 127)
-            return 1;
-    return 0;
-}
-
-int tlab_http_add_header(tlab_http_req *req, const char *name, const char *value) {
-    if (req->started || req->in_gone || bad_name(name) || bad_value(value))
-        return -1;
-    size_t nl = strlen(name);
-    /* The server's own: written by it (compared only when the length matches: this runs for
-     * every header of every reply). A caller's "Connection: close" is honoured. */
-    if (nl == 10 && strcasecmp(name, "Connection") == 0) {
-        if (strcasecmp(value, "close") == 0)
-            req->close = 1;
-        return 0;
-    }
-    if ((nl == 4 && strcasecmp(name, "Date") == 0) || (nl == 14 && strcasecmp(name, "Content-Length") == 0) ||
-        (nl == 17 && strcasecmp(name, "Transfer-Encoding") == 0))
-        return 0;
-    size_t vl = strlen(value), need = (size_t)req->rh_len + nl + vl + 2;
-    if (need > UINT32_MAX || req->nrh == UINT16_MAX)
-        return -1;
-    if (need > req->rh_cap) {
-        size_t cap = req->rh_cap ? (size_t)req->rh_cap * 2 : 128;
-        if (cap < need)
-            cap = need;
-        char *b = realloc(req->rh, cap);
-        if (!b)
-            return -1;
-        req->rh = b;
-        req->rh_cap = (uint32_t)cap;
-    }
-    memcpy(req->rh + req->rh_len, name, nl + 1);
-    memcpy(req->rh + req->rh_len + nl + 1, value, vl + 1);
-    req->rh_len = (uint32_t)need;
-    req->nrh++;
-    return 0;
-}
-
-const char *tlab_http_reply_header(const tlab_http_req *req, const char *name) {
-    return hf_find_header(req->rh, req->nrh, name);
 }
