@@ -11,7 +11,7 @@
 
 #include <yaml.h>
 
-#include "supervisor_cmd.h"
+#include "common/worker_cmd.h"
 #include "common/yaml_json.h"
 
 /* Where each node sits in the file, keyed by its path ("search.tolerance", "grid.max_num_seqs[1]"),
@@ -140,7 +140,7 @@ static int get_string_list(checker *k, const json_t *obj, const char *key, json_
 /* A knob set, checked the way the supervisor checks model profiles. */
 static int check_knobs(checker *k, const char *path, const json_t *knobs) {
     char msg[256];
-    if (sup_check_knobs(knobs, msg, sizeof msg) == 0)
+    if (tlab_worker_check_knobs(knobs, msg, sizeof msg) == 0)
         return 0;
     const char *key;
     const json_t *v;
@@ -148,7 +148,7 @@ static int check_knobs(checker *k, const char *path, const json_t *knobs) {
     json_object_foreach((json_t *)knobs, key, v) {
         json_t *one = json_pack("{s:O}", key, v);
         char one_msg[256];
-        int bad = sup_check_knobs(one, one_msg, sizeof one_msg);
+        int bad = tlab_worker_check_knobs(one, one_msg, sizeof one_msg);
         json_decref(one);
         if (bad) {
             char p[256];
@@ -224,7 +224,7 @@ static int load_axes(checker *k, const json_t *grid, tune_config *c) {
             char ipath[300];
             snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
             char msg[256];
-            int bad = sup_check_knobs(one, msg, sizeof msg);
+            int bad = tlab_worker_check_knobs(one, msg, sizeof msg);
             json_decref(one);
             if (bad)
                 return fail(k, ipath, "%s", msg);

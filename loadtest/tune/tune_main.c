@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 
+#include "common/exe_path.h"
 #include "tune_config.h"
 #include "tune_run.h"
 
@@ -58,19 +59,7 @@ static void usage(FILE *o) {
 
 /* A sibling program of this executable when it exists (a build tree or an install), else the bare name. */
 static const char *sibling(const char *name, char *buf, size_t len) {
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (slash) {
-            *slash = '\0';
-            int w = snprintf(buf, len, "%s/%s", self, name); /* a truncated path is not the sibling */
-            if (w > 0 && (size_t)w < len && access(buf, X_OK) == 0)
-                return buf;
-        }
-    }
-    return name;
+    return tlab_exe_sibling(name, buf, len) ? buf : name;
 }
 
 /* configs/tuning/NAME: $TLAB_CONFIG_DIR, ./configs, then the source tree. */

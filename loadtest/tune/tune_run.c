@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "supervisor_cmd.h"
+#include "common/worker_cmd.h"
 #include "tune_probe.h"
 #include "tune_progress.h"
 #include "tune_report.h"
@@ -28,7 +28,7 @@ typedef struct {
     tune_runfile rf;
     tune_progress prog;
     tune_bench_env benv;
-    sup_options sup;
+    tlab_worker_options sup;
     json_t *base_profile;
     char dir[1100];           /* <run>.d: worker logs and the bench's scratch files */
     char url[64];
@@ -140,7 +140,7 @@ static int confirm(tuner *t, json_t *e, double rate, long runs) {
 /* tlab-sim says how well it kept its clock; a lagging simulator makes every figure suspect,
  * so the record keeps it for each point. */
 static void record_sim_health(tuner *t, json_t *e) {
-    if (t->sup.engine != SUP_ENGINE_SIM || t->worker.pid <= 0)
+    if (t->sup.engine != TLAB_WORKER_ENGINE_SIM || t->worker.pid <= 0)
         return;
     double lag = tune_worker_metric(&t->worker, "tlab_sim:step_lag_max_seconds");
     if (!isnan(lag))
@@ -177,8 +177,8 @@ static json_t *measure(tuner *t, const char *stage, size_t index, const char *id
         tune_progress_point_done(&t->prog, msg);
         return e;
     }
-    json_t *merged = sup_merge_knobs(t->base_profile, knobs);
-    char **argv = sup_build_argv(&t->sup, merged, msg, sizeof msg);
+    json_t *merged = tlab_worker_merge_knobs(t->base_profile, knobs);
+    char **argv = tlab_worker_build_argv(&t->sup, merged, msg, sizeof msg);
     json_decref(merged);
     if (!argv) {
         set_status(e, "spawn_failed", msg);
@@ -186,7 +186,7 @@ static json_t *measure(tuner *t, const char *stage, size_t index, const char *id
         return e;
     }
     char cmd[4096], log[1300];
-    sup_join_argv(argv, cmd, sizeof cmd);
+    tlab_worker_join_argv(argv, cmd, sizeof cmd);
     snprintf(log, sizeof log, "%s/%s_%zu.log", t->dir, stage, index + 1);
     json_object_set_new(e, "worker_command", json_string(cmd));
     json_object_set_new(e, "worker_log", json_string(log));
@@ -194,7 +194,7 @@ static json_t *measure(tuner *t, const char *stage, size_t index, const char *id
     double t0 = tune_progress_elapsed(&t->prog);
     tune_progress_note(&t->prog, "starting the worker");
     tune_worker_status ws = tune_worker_start(&t->worker, argv, env, t->sup.port, log, t->cfg->search.startup_timeout_s, t->stop);
-    sup_free_argv(argv);
+    tlab_worker_free_argv(argv);
     if (ws == TUNE_WORKER_INTERRUPTED)
         return NULL;
     /* For a failure, how long it took to notice: a worker that dies while starting must be seen at once. */
@@ -372,7 +372,7 @@ static void first_line(const char *cmd, char *out, size_t len) {
 /* `version`: the worker's own --version line, read once by the start-up check. */
 static json_t *environment(const tuner *t, const char *engine_why, const char *version) {
     const tune_options *o = t->o;
-    int vllm = t->sup.engine == SUP_ENGINE_VLLM;
+    int vllm = t->sup.engine == TLAB_WORKER_ENGINE_VLLM;
     char gpu[256] = "none (tlab-sim)", hw[300] = "rtx3050-4gb (tlab-sim default)";
     if (vllm) {
         first_line("nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null", gpu, sizeof gpu);
@@ -397,21 +397,21 @@ static json_t *environment(const tuner *t, const char *engine_why, const char *v
 
 static int setup_worker_options(tuner *t, char *why, size_t whylen) {
     const tune_config *c = t->cfg;
-    sup_options *s = &t->sup;
+    tlab_worker_options *s = &t->sup;
     memset(s, 0, sizeof *s);
-    s->engine = !strcmp(c->engine, "vllm") ? SUP_ENGINE_VLLM : !strcmp(c->engine, "sim") ? SUP_ENGINE_SIM : SUP_ENGINE_AUTO;
+    s->engine = !strcmp(c->engine, "vllm") ? TLAB_WORKER_ENGINE_VLLM : !strcmp(c->engine, "sim") ? TLAB_WORKER_ENGINE_SIM : TLAB_WORKER_ENGINE_AUTO;
     s->sim_command = (char *)t->o->sim_cmd;
     s->vllm_command = (char *)t->o->vllm_cmd;
-    sup_resolve_engine(s, why, whylen);
-    if (s->engine == SUP_ENGINE_VLLM && c->time_scale != 1) {
+    tlab_worker_resolve_engine(s, why, whylen);
+    if (s->engine == TLAB_WORKER_ENGINE_VLLM && c->time_scale != 1) {
         snprintf(why, whylen, "time_scale applies to tlab-sim only; real vLLM runs at 1");
         return -1;
     }
     s->host = (char *)"127.0.0.1";
     s->port = t->o->port ? t->o->port : tune_free_port();
-    s->extra_args = s->engine == SUP_ENGINE_VLLM ? json_copy(c->vllm_args) : json_array();
+    s->extra_args = s->engine == TLAB_WORKER_ENGINE_VLLM ? json_copy(c->vllm_args) : json_array();
     s->sim_args = json_copy(c->sim_args);
-    if (s->engine == SUP_ENGINE_SIM) {
+    if (s->engine == TLAB_WORKER_ENGINE_SIM) {
         char ts[32];
         snprintf(ts, sizeof ts, "%g", c->time_scale);
         json_array_append_new(s->sim_args, json_string("--time-scale"));
@@ -433,7 +433,7 @@ static json_t *load_base_profile(const tune_config *c, char *err, size_t errlen)
     if (!p)
         return NULL;
     char msg[256];
-    if (!json_is_object(p) || sup_check_knobs(p, msg, sizeof msg) != 0 || !json_is_string(json_object_get(p, "model"))) {
+    if (!json_is_object(p) || tlab_worker_check_knobs(p, msg, sizeof msg) != 0 || !json_is_string(json_object_get(p, "model"))) {
         snprintf(err, errlen, "model profile %.1700s: %s", path, json_is_object(p) ? msg : "must be a mapping with a model");
         json_decref(p);
         return NULL;
@@ -459,7 +459,7 @@ int tune_run(const tune_options *o, volatile int *stop) {
     }
     /* The programs must be there before hours of work depend on them. */
     char cmd[1200], line[256];
-    int vllm = t.sup.engine == SUP_ENGINE_VLLM;
+    int vllm = t.sup.engine == TLAB_WORKER_ENGINE_VLLM;
     snprintf(cmd, sizeof cmd, "'%s' --version 2>/dev/null", o->bench_cmd);
     first_line(cmd, line, sizeof line);
     if (strncmp(line, "tlab-bench", 10) != 0) {

@@ -3,6 +3,8 @@
  */
 #include "config/plugin_dir.h"
 
+#include "common/exe_path.h"
+
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +39,7 @@ char *tlab_plugin_dir_for_exe(const char *exe_path) {
 
 char *tlab_default_plugin_dir(void) {
     char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
+    if (tlab_exe_path(self, sizeof self) < 0)
         return strdup(TLAB_PLUGIN_DIR_FROM_BIN);
-    self[n] = '\0';
     return tlab_plugin_dir_for_exe(self);
 }

@@ -1,9 +1,11 @@
 /*
- * supervisor_cmd.c - options, model profiles, engine choice and argv for the worker.
+ * worker_cmd.c - options, model profiles, engine choice and argv for the worker.
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include "supervisor_cmd.h"
+#include "common/worker_cmd.h"
+
+#include "common/exe_path.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,28 +21,14 @@ static const char *const knob_keys[] = {"model", "max_model_len", "max_num_seqs"
  * its sibling programs, and an installed gateway starts the tlab-sim installed with it. 0, or -1
  * when out of memory. */
 static int prefer_sibling(char **cmd) {
-    char self[4096];
-    if (strchr(*cmd, '/'))
+    char path[4096];
+    if (strchr(*cmd, '/') || !tlab_exe_sibling(*cmd, path, sizeof path))
         return 0;
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return 0;
-    self[n] = '\0';
-    char *slash = strrchr(self, '/');
-    if (!slash)
-        return 0;
-    *slash = '\0';
-    size_t len = strlen(self) + strlen(*cmd) + 2;
-    char *path = malloc(len);
-    if (!path)
+    char *copy = strdup(path);
+    if (!copy)
         return -1;
-    snprintf(path, len, "%s/%s", self, *cmd);
-    if (access(path, X_OK) != 0) {
-        free(path);
-        return 0;
-    }
     free(*cmd);
-    *cmd = path;
+    *cmd = copy;
     return 0;
 }
 
@@ -80,7 +68,7 @@ static int parse_url(const char *url, char **host, int *port) {
     return *host && *port > 0 && *port < 65536 ? 0 : -1;
 }
 
-int sup_options_parse(sup_options *o, const json_t *cfg, const char *upstream_url, char *err, size_t errlen) {
+int tlab_worker_options_parse(tlab_worker_options *o, const json_t *cfg, const char *upstream_url, char *err, size_t errlen) {
     static const char *const keys[] = {"engine", "profile", "profiles_dir", "overrides", "sim_command", "sim_args",
                                        "vllm_command", "extra_args", "health_path", "health_interval_ms", "startup_timeout_s",
                                        "idle_timeout_s", "stop_grace_s", "always_on", "backoff_min_ms", "backoff_max_ms",
@@ -145,11 +133,11 @@ int sup_options_parse(sup_options *o, const json_t *cfg, const char *upstream_ur
         goto out;
     }
     if (strcmp(engine, "auto") == 0)
-        o->engine = SUP_ENGINE_AUTO;
+        o->engine = TLAB_WORKER_ENGINE_AUTO;
     else if (strcmp(engine, "vllm") == 0)
-        o->engine = SUP_ENGINE_VLLM;
+        o->engine = TLAB_WORKER_ENGINE_VLLM;
     else if (strcmp(engine, "sim") == 0)
-        o->engine = SUP_ENGINE_SIM;
+        o->engine = TLAB_WORKER_ENGINE_SIM;
     else {
         snprintf(err, errlen, "'engine' must be auto, vllm or sim, got '%s'", engine);
         goto out;
@@ -166,7 +154,7 @@ int sup_options_parse(sup_options *o, const json_t *cfg, const char *upstream_ur
     o->profile_path = malloc(n);
     snprintf(o->profile_path, n, is_path ? "%s" : "%s/%s.yaml", is_path ? profile : dir, profile);
     const json_t *ov = json_object_get(cfg, "overrides");
-    if (ov && (!json_is_object(ov) || sup_check_knobs(ov, err, errlen) != 0)) {
+    if (ov && (!json_is_object(ov) || tlab_worker_check_knobs(ov, err, errlen) != 0)) {
         if (!json_is_object(ov))
             snprintf(err, errlen, "'overrides' must be a mapping of model-profile keys");
         goto out;
@@ -183,11 +171,11 @@ out:
     return rc;
 }
 
-int sup_sleep_enabled(const sup_options *o) {
+int tlab_worker_sleep_enabled(const tlab_worker_options *o) {
     return o->sleep_after_us > 0 && o->sleep_after_us < o->idle_timeout_us;
 }
 
-void sup_options_free(sup_options *o) {
+void tlab_worker_options_free(tlab_worker_options *o) {
     free(o->profile_path);
     free(o->host);
     free(o->health_url);
@@ -199,7 +187,7 @@ void sup_options_free(sup_options *o) {
     json_decref(o->overrides);
 }
 
-int sup_check_knobs(const json_t *knobs, char *err, size_t errlen) {
+int tlab_worker_check_knobs(const json_t *knobs, char *err, size_t errlen) {
     if (tlab_config_check_keys(knobs, knob_keys, err, errlen))
         return -1;
     long long x;
@@ -218,21 +206,21 @@ int sup_check_knobs(const json_t *knobs, char *err, size_t errlen) {
     return 0;
 }
 
-json_t *sup_merge_knobs(const json_t *base, const json_t *over) {
+json_t *tlab_worker_merge_knobs(const json_t *base, const json_t *over) {
     json_t *out = base ? json_deep_copy(base) : json_object();
     if (out && over)
         json_object_update(out, (json_t *)over);
     return out;
 }
 
-json_t *sup_load_profile(const tlab_api *api, const sup_options *o, char *err, size_t errlen) {
+json_t *tlab_worker_load_profile(tlab_yaml_loader load, const tlab_worker_options *o, char *err, size_t errlen) {
     char msg[512];
-    json_t *p = api->yaml_load(o->profile_path, msg, sizeof msg);
+    json_t *p = load(o->profile_path, msg, sizeof msg);
     if (!p) {
         snprintf(err, errlen, "model profile: %s", msg);
         return NULL;
     }
-    if (!json_is_object(p) || sup_check_knobs(p, msg, sizeof msg) != 0) {
+    if (!json_is_object(p) || tlab_worker_check_knobs(p, msg, sizeof msg) != 0) {
         snprintf(err, errlen, "model profile %s: %s", o->profile_path, json_is_object(p) ? msg : "must be a mapping");
         json_decref(p);
         return NULL;
@@ -242,7 +230,7 @@ json_t *sup_load_profile(const tlab_api *api, const sup_options *o, char *err, s
         json_decref(p);
         return NULL;
     }
-    json_t *merged = sup_merge_knobs(p, o->overrides);
+    json_t *merged = tlab_worker_merge_knobs(p, o->overrides);
     json_decref(p);
     return merged;
 }
@@ -263,15 +251,15 @@ static int on_path(const char *cmd) {
     return 0;
 }
 
-void sup_resolve_engine(sup_options *o, char *why, size_t whylen) {
-    if (o->engine != SUP_ENGINE_AUTO) {
-        snprintf(why, whylen, "engine: %s %s", o->engine == SUP_ENGINE_VLLM ? "vllm" : "sim",
+void tlab_worker_resolve_engine(tlab_worker_options *o, char *why, size_t whylen) {
+    if (o->engine != TLAB_WORKER_ENGINE_AUTO) {
+        snprintf(why, whylen, "engine: %s %s", o->engine == TLAB_WORKER_ENGINE_VLLM ? "vllm" : "sim",
                  o->engine_from_env ? "from $TLAB_ENGINE" : "in the config");
         return;
     }
     int has_vllm = on_path(o->vllm_command);
     int has_gpu = access("/dev/nvidiactl", F_OK) == 0 || access("/dev/nvidia0", F_OK) == 0;
-    o->engine = has_vllm && has_gpu ? SUP_ENGINE_VLLM : SUP_ENGINE_SIM;
+    o->engine = has_vllm && has_gpu ? TLAB_WORKER_ENGINE_VLLM : TLAB_WORKER_ENGINE_SIM;
     snprintf(why, whylen, "engine auto%s: %s command %s, NVIDIA device %s", o->engine_from_env ? " from $TLAB_ENGINE" : "",
              o->vllm_command, has_vllm ? "found" : "not found",
              has_gpu ? "present" : "absent");
@@ -300,11 +288,11 @@ static int push_array(char ***argv, size_t *n, const json_t *arr) {
     return 0;
 }
 
-char **sup_build_argv(const sup_options *o, const json_t *knobs, char *err, size_t errlen) {
+char **tlab_worker_build_argv(const tlab_worker_options *o, const json_t *knobs, char *err, size_t errlen) {
     char **argv = NULL;
     size_t n = 0;
     char num[64];
-    int vllm = o->engine == SUP_ENGINE_VLLM, fail = 0;
+    int vllm = o->engine == TLAB_WORKER_ENGINE_VLLM, fail = 0;
     const char *model = json_string_value(json_object_get(knobs, "model"));
     if (vllm)
         fail |= push(&argv, &n, o->vllm_command) | push(&argv, &n, "serve") | push(&argv, &n, model ? model : "");
@@ -333,26 +321,26 @@ char **sup_build_argv(const sup_options *o, const json_t *knobs, char *err, size
     const json_t *extra = json_object_get(knobs, "extra_args");
     if (extra)
         fail |= push_array(&argv, &n, extra);
-    if (sup_sleep_enabled(o) && o->sleep_mode_flag)
+    if (tlab_worker_sleep_enabled(o) && o->sleep_mode_flag)
         fail |= push(&argv, &n, "--enable-sleep-mode");
     fail |= push_array(&argv, &n, o->extra_args);
     if (!vllm)
         fail |= push_array(&argv, &n, o->sim_args);
     if (fail || !model) {
         snprintf(err, errlen, fail ? "out of memory building the worker command" : "no model in the profile");
-        sup_free_argv(argv);
+        tlab_worker_free_argv(argv);
         return NULL;
     }
     return argv;
 }
 
-void sup_free_argv(char **argv) {
+void tlab_worker_free_argv(char **argv) {
     for (size_t i = 0; argv && argv[i]; i++)
         free(argv[i]);
     free(argv);
 }
 
-void sup_join_argv(char *const *argv, char *out, size_t len) {
+void tlab_worker_join_argv(char *const *argv, char *out, size_t len) {
     size_t off = 0;
     out[0] = '\0';
     for (size_t i = 0; argv[i] && off < len; i++) {
@@ -363,7 +351,7 @@ void sup_join_argv(char *const *argv, char *out, size_t len) {
     }
 }
 
-void sup_log_tail(const char *path, char *out, size_t len, int lines) {
+void tlab_worker_log_tail(const char *path, char *out, size_t len, int lines) {
     snprintf(out, len, "(no log)");
     FILE *f = fopen(path, "rb");
     if (!f)
