@@ -6,20 +6,20 @@
 
 #include <stdlib.h>
 
-struct tlab_curl_loop {
+struct tlab__curl_loop {
     struct event_base *base;
     CURLM *multi;
     struct event *timer_ev;
-    tlab_curl_done_fn on_done;
+    tlab__curl_done_fn on_done;
     void *arg;
 };
 
 typedef struct sock_watch {
     struct event *ev;
-    tlab_curl_loop *loop;
+    tlab__curl_loop *loop;
 } sock_watch;
 
-static void check_done(tlab_curl_loop *loop) {
+static void check_done(tlab__curl_loop *loop) {
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read(loop->multi, &left)))
@@ -28,7 +28,7 @@ static void check_done(tlab_curl_loop *loop) {
 }
 
 static void on_socket_event(evutil_socket_t fd, short what, void *arg) {
-    tlab_curl_loop *loop = ((sock_watch *)arg)->loop; /* the watch may be freed by socket_action */
+    tlab__curl_loop *loop = ((sock_watch *)arg)->loop; /* the watch may be freed by socket_action */
     int flags = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running = 0;
     curl_multi_socket_action(loop->multi, fd, flags, &running);
@@ -36,7 +36,7 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg) {
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg) {
-    tlab_curl_loop *loop = arg;
+    tlab__curl_loop *loop = arg;
     int running = 0;
     (void)fd, (void)what;
     curl_multi_socket_action(loop->multi, CURL_SOCKET_TIMEOUT, 0, &running);
@@ -44,7 +44,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
 }
 
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp) {
-    tlab_curl_loop *loop = userp;
+    tlab__curl_loop *loop = userp;
     sock_watch *w = socketp;
     (void)easy;
     if (what == CURL_POLL_REMOVE) {
@@ -76,7 +76,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 }
 
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
-    tlab_curl_loop *loop = userp;
+    tlab__curl_loop *loop = userp;
     (void)multi;
     if (timeout_ms < 0) {
         evtimer_del(loop->timer_ev);
@@ -87,14 +87,14 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
     return 0;
 }
 
-tlab_curl_loop *tlab_curl_loop_new(struct event_base *base, tlab_curl_done_fn on_done, void *arg) {
+tlab__curl_loop *tlab__curl_loop_new(struct event_base *base, tlab__curl_done_fn on_done, void *arg) {
     static int curl_ready;
     if (!curl_ready) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return NULL;
         curl_ready = 1;
     }
-    tlab_curl_loop *loop = calloc(1, sizeof *loop);
+    tlab__curl_loop *loop = calloc(1, sizeof *loop);
     if (!loop)
         return NULL;
     loop->base = base;
@@ -103,7 +103,7 @@ tlab_curl_loop *tlab_curl_loop_new(struct event_base *base, tlab_curl_done_fn on
     loop->multi = curl_multi_init();
     loop->timer_ev = evtimer_new(base, on_timer, loop);
     if (!loop->multi || !loop->timer_ev) {
-        tlab_curl_loop_free(loop);
+        tlab__curl_loop_free(loop);
         return NULL;
     }
     curl_multi_setopt(loop->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
@@ -113,11 +113,11 @@ tlab_curl_loop *tlab_curl_loop_new(struct event_base *base, tlab_curl_done_fn on
     return loop;
 }
 
-CURLM *tlab_curl_loop_multi(tlab_curl_loop *loop) {
+CURLM *tlab__curl_loop_multi(tlab__curl_loop *loop) {
     return loop->multi;
 }
 
-void tlab_curl_loop_free(tlab_curl_loop *loop) {
+void tlab__curl_loop_free(tlab__curl_loop *loop) {
     if (!loop)
         return;
     if (loop->multi)
@@ -127,7 +127,7 @@ void tlab_curl_loop_free(tlab_curl_loop *loop) {
     free(loop);
 }
 
-int tlab_curl_final_headers(CURL *easy, const char *line, size_t len, long *status, char **content_type) {
+int tlab__curl_final_headers(CURL *easy, const char *line, size_t len, long *status, char **content_type) {
     if (len > 2 || (len > 0 && line[0] != '\r' && line[0] != '\n'))
         return 0;
     *status = 0;

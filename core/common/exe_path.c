@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-int tlab_exe_path(char *buf, size_t len) {
+int tlab__exe_path(char *buf, size_t len) {
     if (len < 2)
         return -1;
     ssize_t n = readlink("/proc/self/exe", buf, len - 1);
@@ -17,9 +17,9 @@ int tlab_exe_path(char *buf, size_t len) {
     return (int)n;
 }
 
-int tlab_exe_sibling(const char *name, char *buf, size_t len) {
+int tlab__exe_sibling(const char *name, char *buf, size_t len) {
     char self[4096];
-    if (tlab_exe_path(self, sizeof self) < 0)
+    if (tlab__exe_path(self, sizeof self) < 0)
         return 0;
     char *slash = strrchr(self, '/');
     if (!slash)

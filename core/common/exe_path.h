@@ -10,9 +10,9 @@
 
 /* The running executable's absolute path (/proc/self/exe) into buf. Returns its length, or -1
  * when it cannot be read or does not fit. */
-int tlab_exe_path(char *buf, size_t len);
+int tlab__exe_path(char *buf, size_t len);
 /* "<the executable's folder>/<name>" into buf when that file exists and is executable: returns
  * 1. Otherwise 0 (buf then holds nothing useful). */
-int tlab_exe_sibling(const char *name, char *buf, size_t len);
+int tlab__exe_sibling(const char *name, char *buf, size_t len);
 
 #endif

@@ -13,7 +13,7 @@
 
 #include <event2/util.h>
 
-int tlab_listen_socket(const char *host, int port) {
+int tlab__listen_socket(const char *host, int port) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res = NULL;
     char service[16];
     snprintf(service, sizeof service, "%d", port);

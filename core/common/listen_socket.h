@@ -12,6 +12,6 @@
  * listening socket to every accepted one. Returns the descriptor, or -1 with errno set
  * (EADDRNOTAVAIL when host does not resolve).
  */
-int tlab_listen_socket(const char *host, int port);
+int tlab__listen_socket(const char *host, int port);
 
 #endif

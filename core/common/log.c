@@ -11,11 +11,11 @@
 static tlab_log_level current_level = TLAB_LOG_INFO;
 static const char *const level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
-void tlab_log_set_level(tlab_log_level level) {
+void tlab__log_set_level(tlab_log_level level) {
     current_level = level;
 }
 
-int tlab_log_level_parse(const char *name) {
+int tlab__log_level_parse(const char *name) {
     static const char *const lower[] = {"debug", "info", "warn", "error"};
     for (int i = 0; i < 4; i++)
         if (name && strcmp(name, lower[i]) == 0)
@@ -23,12 +23,12 @@ int tlab_log_level_parse(const char *name) {
     return -1;
 }
 
-int tlab_log_enabled(tlab_log_level level) {
+int tlab__log_enabled(tlab_log_level level) {
     return level >= current_level;
 }
 
-void tlab_logv(tlab_log_level level, const char *source, const char *fmt, va_list ap) {
-    if (!tlab_log_enabled(level))
+void tlab__logv(tlab_log_level level, const char *source, const char *fmt, va_list ap) {
+    if (!tlab__log_enabled(level))
         return;
     char msg[2048];
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -42,9 +42,9 @@ void tlab_logv(tlab_log_level level, const char *source, const char *fmt, va_lis
     fprintf(stderr, "%s.%03ldZ %-5s [%s] %s\n", when, ts.tv_nsec / 1000000, level_names[lvl], source ? source : "core", msg);
 }
 
-void tlab_log(tlab_log_level level, const char *source, const char *fmt, ...) {
+void tlab__log(tlab_log_level level, const char *source, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    tlab_logv(level, source, fmt, ap);
+    tlab__logv(level, source, fmt, ap);
     va_end(ap);
 }

@@ -9,16 +9,16 @@
 #include <stdarg.h>
 #include "tlab/plugin.h"
 
-void tlab_log_set_level(tlab_log_level level);
+void tlab__log_set_level(tlab_log_level level);
 /* Parses "debug|info|warn|error"; returns -1 for anything else. */
-int tlab_log_level_parse(const char *name);
-int tlab_log_enabled(tlab_log_level level);
-void tlab_log(tlab_log_level level, const char *source, const char *fmt, ...) TLAB_PRINTF(3, 4);
-void tlab_logv(tlab_log_level level, const char *source, const char *fmt, va_list ap);
+int tlab__log_level_parse(const char *name);
+int tlab__log_enabled(tlab_log_level level);
+void tlab__log(tlab_log_level level, const char *source, const char *fmt, ...) TLAB_PRINTF(3, 4);
+void tlab__logv(tlab_log_level level, const char *source, const char *fmt, va_list ap);
 
-#define LOG_DEBUG(...) tlab_log(TLAB_LOG_DEBUG, "core", __VA_ARGS__)
-#define LOG_INFO(...) tlab_log(TLAB_LOG_INFO, "core", __VA_ARGS__)
-#define LOG_WARN(...) tlab_log(TLAB_LOG_WARN, "core", __VA_ARGS__)
-#define LOG_ERROR(...) tlab_log(TLAB_LOG_ERROR, "core", __VA_ARGS__)
+#define LOG_DEBUG(...) tlab__log(TLAB_LOG_DEBUG, "core", __VA_ARGS__)
+#define LOG_INFO(...) tlab__log(TLAB_LOG_INFO, "core", __VA_ARGS__)
+#define LOG_WARN(...) tlab__log(TLAB_LOG_WARN, "core", __VA_ARGS__)
+#define LOG_ERROR(...) tlab__log(TLAB_LOG_ERROR, "core", __VA_ARGS__)
 
 #endif

@@ -23,7 +23,7 @@
 
 typedef struct child {
     long pid;
-    tlab_process_exit_cb on_exit;
+    tlab__process_exit_cb on_exit;
     void *arg;
     struct child *next;
 } child;
@@ -47,12 +47,12 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg) {
     }
 }
 
-int tlab_process_init(struct event_base *base) {
+int tlab__process_init(struct event_base *base) {
     sigchld_ev = evsignal_new(base, SIGCHLD, on_sigchld, NULL);
     return sigchld_ev && evsignal_add(sigchld_ev, NULL) == 0 ? 0 : -1;
 }
 
-void tlab_process_shutdown(void) {
+void tlab__process_shutdown(void) {
     if (sigchld_ev)
         event_free(sigchld_ev);
     sigchld_ev = NULL;
@@ -100,7 +100,7 @@ static void exec_child(const char *const *argv, const char *const *env, const ch
     _exit(127);
 }
 
-long tlab_process_start(const char *const *argv, const char *const *env, const char *log_path, int flags, char *err,
+long tlab__process_start(const char *const *argv, const char *const *env, const char *log_path, int flags, char *err,
                         size_t errlen) {
     if (!argv || !argv[0]) {
         snprintf(err, errlen, "no command");
@@ -138,15 +138,15 @@ long tlab_process_start(const char *const *argv, const char *const *env, const c
     return pid;
 }
 
-long tlab_process_spawn(const char *const *argv, const char *const *env, const char *log_path, size_t log_max_bytes,
-                        tlab_process_exit_cb on_exit, void *arg, char *err, size_t errlen) {
+long tlab__process_spawn(const char *const *argv, const char *const *env, const char *log_path, size_t log_max_bytes,
+                        tlab__process_exit_cb on_exit, void *arg, char *err, size_t errlen) {
     child *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     rotate(log_path, log_max_bytes);
-    long pid = tlab_process_start(argv, env, log_path, 0, err, errlen);
+    long pid = tlab__process_start(argv, env, log_path, 0, err, errlen);
     if (pid < 0) {
         free(c);
         return -1;
@@ -159,7 +159,7 @@ long tlab_process_spawn(const char *const *argv, const char *const *env, const c
     return pid;
 }
 
-int tlab_process_signal(long pid, int sig) {
+int tlab__process_signal(long pid, int sig) {
     if (pid <= 0) {
         errno = ESRCH;
         return -1;

@@ -11,12 +11,12 @@
 
 #include <event2/event.h>
 
-typedef void (*tlab_process_exit_cb)(void *arg, long pid, int wait_status);
+typedef void (*tlab__process_exit_cb)(void *arg, long pid, int wait_status);
 
 /* Installs the SIGCHLD watcher on `base`. Returns 0, or -1. */
-int tlab_process_init(struct event_base *base);
+int tlab__process_init(struct event_base *base);
 /* Removes the watcher; children still running are left alone (their owner stops them). */
-void tlab_process_shutdown(void);
+void tlab__process_shutdown(void);
 
 /*
  * Starts argv (argv[0] looked up in PATH) in a new process group with stdin from /dev/null and
@@ -26,21 +26,21 @@ void tlab_process_shutdown(void);
  * Returns the pid, or -1 with a message in err when the program could not be started (exec
  * failures are reported here, not as an exit). on_exit runs once on the loop when it exits.
  */
-long tlab_process_spawn(const char *const *argv, const char *const *env, const char *log_path, size_t log_max_bytes,
-                        tlab_process_exit_cb on_exit, void *arg, char *err, size_t errlen);
+long tlab__process_spawn(const char *const *argv, const char *const *env, const char *log_path, size_t log_max_bytes,
+                        tlab__process_exit_cb on_exit, void *arg, char *err, size_t errlen);
 enum {
     TLAB_PROCESS_TRUNCATE_LOG = 1,    /* start the log afresh instead of appending */
     TLAB_PROCESS_DIE_WITH_PARENT = 2, /* SIGTERM to the child when its parent dies, even by kill -9 */
 };
 /*
- * The part of tlab_process_spawn that needs no event loop, for command-line tools (tlab-tune):
+ * The part of tlab__process_spawn that needs no event loop, for command-line tools (tlab-tune):
  * fork, new process group, stdin from /dev/null, stdout and stderr to `log_path`, exec. `flags`
  * are TLAB_PROCESS_* bits. Returns the pid, or -1 with a message in err (exec failures
  * included). The caller reaps the child (waitpid).
  */
-long tlab_process_start(const char *const *argv, const char *const *env, const char *log_path, int flags, char *err,
+long tlab__process_start(const char *const *argv, const char *const *env, const char *log_path, int flags, char *err,
                         size_t errlen);
 /* Sends `sig` to the process group of `pid`. 0, or -1 with errno. */
-int tlab_process_signal(long pid, int sig);
+int tlab__process_signal(long pid, int sig);
 
 #endif

@@ -22,7 +22,7 @@ static const char *const knob_keys[] = {"model", "max_model_len", "max_num_seqs"
  * when out of memory. */
 static int prefer_sibling(char **cmd) {
     char path[4096];
-    if (strchr(*cmd, '/') || !tlab_exe_sibling(*cmd, path, sizeof path))
+    if (strchr(*cmd, '/') || !tlab__exe_sibling(*cmd, path, sizeof path))
         return 0;
     char *copy = strdup(path);
     if (!copy)
@@ -68,7 +68,7 @@ static int parse_url(const char *url, char **host, int *port) {
     return *host && *port > 0 && *port < 65536 ? 0 : -1;
 }
 
-int tlab_worker_options_parse(tlab_worker_options *o, const json_t *cfg, const char *upstream_url, char *err, size_t errlen) {
+int tlab__worker_options_parse(tlab__worker_options *o, const json_t *cfg, const char *upstream_url, char *err, size_t errlen) {
     static const char *const keys[] = {"engine", "profile", "profiles_dir", "overrides", "sim_command", "sim_args",
                                        "vllm_command", "extra_args", "health_path", "health_interval_ms", "startup_timeout_s",
                                        "idle_timeout_s", "stop_grace_s", "always_on", "backoff_min_ms", "backoff_max_ms",
@@ -154,7 +154,7 @@ int tlab_worker_options_parse(tlab_worker_options *o, const json_t *cfg, const c
     o->profile_path = malloc(n);
     snprintf(o->profile_path, n, is_path ? "%s" : "%s/%s.yaml", is_path ? profile : dir, profile);
     const json_t *ov = json_object_get(cfg, "overrides");
-    if (ov && (!json_is_object(ov) || tlab_worker_check_knobs(ov, err, errlen) != 0)) {
+    if (ov && (!json_is_object(ov) || tlab__worker_check_knobs(ov, err, errlen) != 0)) {
         if (!json_is_object(ov))
             snprintf(err, errlen, "'overrides' must be a mapping of model-profile keys");
         goto out;
@@ -171,11 +171,11 @@ out:
     return rc;
 }
 
-int tlab_worker_sleep_enabled(const tlab_worker_options *o) {
+int tlab__worker_sleep_enabled(const tlab__worker_options *o) {
     return o->sleep_after_us > 0 && o->sleep_after_us < o->idle_timeout_us;
 }
 
-void tlab_worker_options_free(tlab_worker_options *o) {
+void tlab__worker_options_free(tlab__worker_options *o) {
     free(o->profile_path);
     free(o->host);
     free(o->health_url);
@@ -187,7 +187,7 @@ void tlab_worker_options_free(tlab_worker_options *o) {
     json_decref(o->overrides);
 }
 
-int tlab_worker_check_knobs(const json_t *knobs, char *err, size_t errlen) {
+int tlab__worker_check_knobs(const json_t *knobs, char *err, size_t errlen) {
     if (tlab_config_check_keys(knobs, knob_keys, err, errlen))
         return -1;
     long long x;
@@ -206,21 +206,21 @@ int tlab_worker_check_knobs(const json_t *knobs, char *err, size_t errlen) {
     return 0;
 }
 
-json_t *tlab_worker_merge_knobs(const json_t *base, const json_t *over) {
+json_t *tlab__worker_merge_knobs(const json_t *base, const json_t *over) {
     json_t *out = base ? json_deep_copy(base) : json_object();
     if (out && over)
         json_object_update(out, (json_t *)over);
     return out;
 }
 
-json_t *tlab_worker_load_profile(tlab_yaml_loader load, const tlab_worker_options *o, char *err, size_t errlen) {
+json_t *tlab__worker_load_profile(tlab__yaml_loader load, const tlab__worker_options *o, char *err, size_t errlen) {
     char msg[512];
     json_t *p = load(o->profile_path, msg, sizeof msg);
     if (!p) {
         snprintf(err, errlen, "model profile: %s", msg);
         return NULL;
     }
-    if (!json_is_object(p) || tlab_worker_check_knobs(p, msg, sizeof msg) != 0) {
+    if (!json_is_object(p) || tlab__worker_check_knobs(p, msg, sizeof msg) != 0) {
         snprintf(err, errlen, "model profile %s: %s", o->profile_path, json_is_object(p) ? msg : "must be a mapping");
         json_decref(p);
         return NULL;
@@ -230,7 +230,7 @@ json_t *tlab_worker_load_profile(tlab_yaml_loader load, const tlab_worker_option
         json_decref(p);
         return NULL;
     }
-    json_t *merged = tlab_worker_merge_knobs(p, o->overrides);
+    json_t *merged = tlab__worker_merge_knobs(p, o->overrides);
     json_decref(p);
     return merged;
 }
@@ -251,7 +251,7 @@ static int on_path(const char *cmd) {
     return 0;
 }
 
-void tlab_worker_resolve_engine(tlab_worker_options *o, char *why, size_t whylen) {
+void tlab__worker_resolve_engine(tlab__worker_options *o, char *why, size_t whylen) {
     if (o->engine != TLAB_WORKER_ENGINE_AUTO) {
         snprintf(why, whylen, "engine: %s %s", o->engine == TLAB_WORKER_ENGINE_VLLM ? "vllm" : "sim",
                  o->engine_from_env ? "from $TLAB_ENGINE" : "in the config");
@@ -288,7 +288,7 @@ static int push_array(char ***argv, size_t *n, const json_t *arr) {
     return 0;
 }
 
-char **tlab_worker_build_argv(const tlab_worker_options *o, const json_t *knobs, char *err, size_t errlen) {
+char **tlab__worker_build_argv(const tlab__worker_options *o, const json_t *knobs, char *err, size_t errlen) {
     char **argv = NULL;
     size_t n = 0;
     char num[64];
@@ -321,26 +321,26 @@ char **tlab_worker_build_argv(const tlab_worker_options *o, const json_t *knobs,
     const json_t *extra = json_object_get(knobs, "extra_args");
     if (extra)
         fail |= push_array(&argv, &n, extra);
-    if (tlab_worker_sleep_enabled(o) && o->sleep_mode_flag)
+    if (tlab__worker_sleep_enabled(o) && o->sleep_mode_flag)
         fail |= push(&argv, &n, "--enable-sleep-mode");
     fail |= push_array(&argv, &n, o->extra_args);
     if (!vllm)
         fail |= push_array(&argv, &n, o->sim_args);
     if (fail || !model) {
         snprintf(err, errlen, fail ? "out of memory building the worker command" : "no model in the profile");
-        tlab_worker_free_argv(argv);
+        tlab__worker_free_argv(argv);
         return NULL;
     }
     return argv;
 }
 
-void tlab_worker_free_argv(char **argv) {
+void tlab__worker_free_argv(char **argv) {
     for (size_t i = 0; argv && argv[i]; i++)
         free(argv[i]);
     free(argv);
 }
 
-void tlab_worker_join_argv(char *const *argv, char *out, size_t len) {
+void tlab__worker_join_argv(char *const *argv, char *out, size_t len) {
     size_t off = 0;
     out[0] = '\0';
     for (size_t i = 0; argv[i] && off < len; i++) {
@@ -351,7 +351,7 @@ void tlab_worker_join_argv(char *const *argv, char *out, size_t len) {
     }
 }
 
-void tlab_worker_log_tail(const char *path, char *out, size_t len, int lines) {
+void tlab__worker_log_tail(const char *path, char *out, size_t len, int lines) {
     snprintf(out, len, "(no log)");
     FILE *f = fopen(path, "rb");
     if (!f)

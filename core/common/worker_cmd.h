@@ -12,10 +12,10 @@
 
 #include <tlab/plugin.h>
 
-typedef enum tlab_worker_engine { TLAB_WORKER_ENGINE_AUTO = 0, TLAB_WORKER_ENGINE_VLLM = 1, TLAB_WORKER_ENGINE_SIM = 2 } tlab_worker_engine;
+typedef enum tlab__worker_engine { TLAB_WORKER_ENGINE_AUTO = 0, TLAB_WORKER_ENGINE_VLLM = 1, TLAB_WORKER_ENGINE_SIM = 2 } tlab__worker_engine;
 
-typedef struct tlab_worker_options {
-    tlab_worker_engine engine;
+typedef struct tlab__worker_options {
+    tlab__worker_engine engine;
     char *profile_path;
     char *host;
     int port;
@@ -31,30 +31,30 @@ typedef struct tlab_worker_options {
     int sleep_level;         /* 1: weights to CPU RAM; 2: weights discarded */
     int sleep_mode_flag;     /* add --enable-sleep-mode and VLLM_SERVER_DEV_MODE=1 to the worker */
     int engine_from_env; /* TLAB_ENGINE overrode `engine` */
-} tlab_worker_options;
+} tlab__worker_options;
 
 /* Reads the plugin's config block; the worker's host and port come from upstream.url.
  * 0, or -1 with a message naming the key. */
-int tlab_worker_options_parse(tlab_worker_options *o, const json_t *cfg, const char *upstream_url, char *err, size_t errlen);
-void tlab_worker_options_free(tlab_worker_options *o);
+int tlab__worker_options_parse(tlab__worker_options *o, const json_t *cfg, const char *upstream_url, char *err, size_t errlen);
+void tlab__worker_options_free(tlab__worker_options *o);
 /* The sleep rung is on when sleep_after_s > 0 and comes before idle_timeout_s. */
-int tlab_worker_sleep_enabled(const tlab_worker_options *o);
-/* Reads a YAML file into JSON: the plugin API's yaml_load in the supervisor, tlab_yaml_load_file
+int tlab__worker_sleep_enabled(const tlab__worker_options *o);
+/* Reads a YAML file into JSON: the plugin API's yaml_load in the supervisor, tlab__yaml_load_file
  * in tlab-tune (the same code behind both). */
-typedef json_t *(*tlab_yaml_loader)(const char *path, char *err, size_t errlen);
+typedef json_t *(*tlab__yaml_loader)(const char *path, char *err, size_t errlen);
 /* Loads the model profile with `load` and applies the config's overrides. NULL with err on failure. */
-json_t *tlab_worker_load_profile(tlab_yaml_loader load, const tlab_worker_options *o, char *err, size_t errlen);
+json_t *tlab__worker_load_profile(tlab__yaml_loader load, const tlab__worker_options *o, char *err, size_t errlen);
 /* engine auto -> vllm when the vllm command and an NVIDIA device are present, else sim; `why` says which. */
-void tlab_worker_resolve_engine(tlab_worker_options *o, char *why, size_t whylen);
+void tlab__worker_resolve_engine(tlab__worker_options *o, char *why, size_t whylen);
 /* Checks a knob object (profile keys only, right types). 0, or -1 with err. */
-int tlab_worker_check_knobs(const json_t *knobs, char *err, size_t errlen);
+int tlab__worker_check_knobs(const json_t *knobs, char *err, size_t errlen);
 /* A new object: base's keys, then over's on top (either may be NULL). */
-json_t *tlab_worker_merge_knobs(const json_t *base, const json_t *over);
-/* The worker's argv (NULL-terminated, malloc'd; free with tlab_worker_free_argv), or NULL with err. */
-char **tlab_worker_build_argv(const tlab_worker_options *o, const json_t *knobs, char *err, size_t errlen);
-void tlab_worker_free_argv(char **argv);
-void tlab_worker_join_argv(char *const *argv, char *out, size_t len);
+json_t *tlab__worker_merge_knobs(const json_t *base, const json_t *over);
+/* The worker's argv (NULL-terminated, malloc'd; free with tlab__worker_free_argv), or NULL with err. */
+char **tlab__worker_build_argv(const tlab__worker_options *o, const json_t *knobs, char *err, size_t errlen);
+void tlab__worker_free_argv(char **argv);
+void tlab__worker_join_argv(char *const *argv, char *out, size_t len);
 /* The last `lines` lines of a file (bounded read of its end); "(no log)" when unreadable. */
-void tlab_worker_log_tail(const char *path, char *out, size_t len, int lines);
+void tlab__worker_log_tail(const char *path, char *out, size_t len, int lines);
 
 #endif

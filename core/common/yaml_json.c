@@ -80,7 +80,7 @@ static int is_real(const char *s) {
     return *s == '\0';
 }
 
-tlab_yaml_scalar_type tlab_yaml_scalar_type_of(const yaml_node_t *node) {
+tlab__yaml_scalar_type tlab__yaml_scalar_type_of(const yaml_node_t *node) {
     static const char *const nulls[] = {"~", "null", "Null", "NULL", NULL};
     static const char *const bools[] = {"true", "True", "TRUE", "false", "False", "FALSE", NULL};
     if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
@@ -97,7 +97,7 @@ tlab_yaml_scalar_type tlab_yaml_scalar_type_of(const yaml_node_t *node) {
     return TLAB_YS_STR;
 }
 
-int tlab_yaml_scalar_int(const yaml_node_t *node, long long *out) {
+int tlab__yaml_scalar_int(const yaml_node_t *node, long long *out) {
     const char *s = (const char *)node->data.scalar.value;
     int base = 10;
     if (s[0] == '0' && (s[1] == 'x' || s[1] == 'o')) {
@@ -113,12 +113,12 @@ int tlab_yaml_scalar_int(const yaml_node_t *node, long long *out) {
     return 0;
 }
 
-void tlab_yaml_describe(const yaml_node_t *node, char *buf, size_t len) {
+void tlab__yaml_describe(const yaml_node_t *node, char *buf, size_t len) {
     if (node->type == YAML_MAPPING_NODE) {
         snprintf(buf, len, "a mapping");
     } else if (node->type == YAML_SEQUENCE_NODE) {
         snprintf(buf, len, "a sequence");
-    } else if (tlab_yaml_scalar_type_of(node) == TLAB_YS_NULL) {
+    } else if (tlab__yaml_scalar_type_of(node) == TLAB_YS_NULL) {
         snprintf(buf, len, "null");
     } else {
         const int max = 40;
@@ -145,13 +145,13 @@ static json_t *conv_fail(conv *c, const yaml_node_t *node, const char *fmt, cons
 static json_t *scalar_to_json(conv *c, const yaml_node_t *node, const char *path) {
     const char *s = (const char *)node->data.scalar.value;
     long long i;
-    switch (tlab_yaml_scalar_type_of(node)) {
+    switch (tlab__yaml_scalar_type_of(node)) {
     case TLAB_YS_NULL:
         return json_null();
     case TLAB_YS_BOOL:
         return json_boolean(s[0] == 't' || s[0] == 'T');
     case TLAB_YS_INT:
-        if (tlab_yaml_scalar_int(node, &i) < 0)
+        if (tlab__yaml_scalar_int(node, &i) < 0)
             return conv_fail(c, node, "'%s': integer out of range", path);
         return json_integer(i);
     case TLAB_YS_REAL: {
@@ -220,7 +220,7 @@ static json_t *node_to_json(conv *c, yaml_node_t *node, const char *path, int de
     return obj;
 }
 
-json_t *tlab_yaml_to_json(yaml_document_t *doc, yaml_node_t *node, const char *path, char *err, size_t errlen, yaml_mark_t *where) {
+json_t *tlab__yaml_to_json(yaml_document_t *doc, yaml_node_t *node, const char *path, char *err, size_t errlen, yaml_mark_t *where) {
     conv c = {doc, err, errlen, where, path, 0};
     err[0] = '\0';
     json_t *v = node_to_json(&c, node, path, 0);
@@ -231,7 +231,7 @@ json_t *tlab_yaml_to_json(yaml_document_t *doc, yaml_node_t *node, const char *p
     return v;
 }
 
-json_t *tlab_yaml_load_file(const char *path, char *err, size_t errlen) {
+json_t *tlab__yaml_load_file(const char *path, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
@@ -243,7 +243,7 @@ json_t *tlab_yaml_load_file(const char *path, char *err, size_t errlen) {
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, f);
     if (!yaml_parser_load(&parser, &doc)) {
-        tlab_yaml_error_at(err, errlen, path, parser.problem_mark, parser.problem ? parser.problem : "YAML syntax error");
+        tlab__yaml_error_at(err, errlen, path, parser.problem_mark, parser.problem ? parser.problem : "YAML syntax error");
     } else {
         yaml_node_t *root = yaml_document_get_root_node(&doc);
         if (!root) {
@@ -251,9 +251,9 @@ json_t *tlab_yaml_load_file(const char *path, char *err, size_t errlen) {
         } else {
             char msg[256];
             yaml_mark_t where = root->start_mark;
-            out = tlab_yaml_to_json(&doc, root, "", msg, sizeof msg, &where);
+            out = tlab__yaml_to_json(&doc, root, "", msg, sizeof msg, &where);
             if (!out)
-                tlab_yaml_error_at(err, errlen, path, where, msg);
+                tlab__yaml_error_at(err, errlen, path, where, msg);
         }
         yaml_document_delete(&doc);
     }
@@ -262,7 +262,7 @@ json_t *tlab_yaml_load_file(const char *path, char *err, size_t errlen) {
     return out;
 }
 
-int tlab_yaml_error_at(char *err, size_t errlen, const char *file, yaml_mark_t mark, const char *msg) {
+int tlab__yaml_error_at(char *err, size_t errlen, const char *file, yaml_mark_t mark, const char *msg) {
     snprintf(err, errlen, "%s:%zu:%zu: %s", file, mark.line + 1, mark.column + 1, msg);
     return -1;
 }

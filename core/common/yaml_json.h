@@ -13,22 +13,22 @@
 #include <stddef.h>
 #include <yaml.h>
 
-typedef enum tlab_yaml_scalar_type {
+typedef enum tlab__yaml_scalar_type {
     TLAB_YS_NULL,
     TLAB_YS_BOOL,
     TLAB_YS_INT,
     TLAB_YS_REAL,
     TLAB_YS_STR,
-} tlab_yaml_scalar_type;
+} tlab__yaml_scalar_type;
 
 /* The type of a scalar node under the core schema above. `node` must be a scalar. */
-tlab_yaml_scalar_type tlab_yaml_scalar_type_of(const yaml_node_t *node);
+tlab__yaml_scalar_type tlab__yaml_scalar_type_of(const yaml_node_t *node);
 
 /*
  * Parses an integer scalar (TLAB_YS_INT). Returns 0 and stores it in *out, or -1 when the value
  * does not fit in a long long.
  */
-int tlab_yaml_scalar_int(const yaml_node_t *node, long long *out);
+int tlab__yaml_scalar_int(const yaml_node_t *node, long long *out);
 
 /*
  * Converts `node` (from `doc`) into a new JSON value. On failure returns NULL, writes a message
@@ -39,15 +39,15 @@ int tlab_yaml_scalar_int(const yaml_node_t *node, long long *out);
  */
 /* Writes "file:line:col: message" into err (1-based line and column, as compilers print them):
  * the one format of every YAML error the gateway and the tools report. Returns -1 for tail calls. */
-int tlab_yaml_error_at(char *err, size_t errlen, const char *file, yaml_mark_t mark, const char *msg);
+int tlab__yaml_error_at(char *err, size_t errlen, const char *file, yaml_mark_t mark, const char *msg);
 
-json_t *tlab_yaml_to_json(yaml_document_t *doc, yaml_node_t *node, const char *path, char *err, size_t errlen, yaml_mark_t *where);
+json_t *tlab__yaml_to_json(yaml_document_t *doc, yaml_node_t *node, const char *path, char *err, size_t errlen, yaml_mark_t *where);
 
 /* Reads a whole YAML file into a new JSON value (same scalar typing). NULL on failure, with
  * "file:line:col: message" (or "file: cannot open: ...") in err. */
-json_t *tlab_yaml_load_file(const char *path, char *err, size_t errlen);
+json_t *tlab__yaml_load_file(const char *path, char *err, size_t errlen);
 
 /* Short description of a node for "got ..." in messages: "'abc'", "null", "a mapping", "a sequence". */
-void tlab_yaml_describe(const yaml_node_t *node, char *buf, size_t len);
+void tlab__yaml_describe(const yaml_node_t *node, char *buf, size_t len);
 
 #endif

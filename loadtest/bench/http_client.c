@@ -31,7 +31,7 @@ typedef struct slot {
 struct tlab_http {
     struct event_base *base;
     CURLM *multi;
-    tlab_curl_loop *loop;
+    tlab__curl_loop *loop;
     struct curl_slist *headers;
     char *url;
     const char *body;
@@ -53,7 +53,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg) {
     s->got_bytes = 1;
     long status;
     char *ctype;
-    if (tlab_curl_final_headers(s->easy, data, len, &status, &ctype)) {
+    if (tlab__curl_final_headers(s->easy, data, len, &status, &ctype)) {
         if (!s->headers_done) {
             s->headers_done = 1;
             int sse = ctype && strncmp(ctype, "text/event-stream", 17) == 0;
@@ -82,8 +82,8 @@ tlab_http *tlab_http_new(struct event_base *base, const char *url, const char *b
     h->body_len = body_len;
     h->timeout_ms = timeout_ms;
     h->cb = *cb;
-    h->loop = tlab_curl_loop_new(base, on_finished, h);
-    h->multi = h->loop ? tlab_curl_loop_multi(h->loop) : NULL;
+    h->loop = tlab__curl_loop_new(base, on_finished, h);
+    h->multi = h->loop ? tlab__curl_loop_multi(h->loop) : NULL;
     h->headers = curl_slist_append(NULL, "Content-Type: application/json");
     if (h->headers)
         h->headers = curl_slist_append(h->headers, "Expect:"); /* no 100-continue round trip */
@@ -204,7 +204,7 @@ void tlab_http_free(tlab_http *h) {
         free(h->all[i]);
     }
     free(h->all);
-    tlab_curl_loop_free(h->loop);
+    tlab__curl_loop_free(h->loop);
     curl_slist_free_all(h->headers);
     free(h->url);
     free(h);

@@ -135,7 +135,7 @@ static int read_spec(const char *path, spec *s, char *err, size_t errlen) {
     while (!done) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&p, &ev)) {
-            tlab_yaml_error_at(err, errlen, path, p.problem_mark, p.problem ? p.problem : "YAML error");
+            tlab__yaml_error_at(err, errlen, path, p.problem_mark, p.problem ? p.problem : "YAML error");
             rc = -1;
             break;
         }

@@ -54,7 +54,7 @@ static void on_ready(evutil_socket_t unused, short what, void *arg) {
     (void)unused;
     (void)what;
     sim_app *app = arg;
-    evutil_socket_t fd = tlab_listen_socket(app->cfg.host, app->cfg.port);
+    evutil_socket_t fd = tlab__listen_socket(app->cfg.host, app->cfg.port);
     if (fd < 0) {
         sim_log("ERROR", "api_server.py", "OSError: [Errno %d] error while attempting to bind on address ('%s', %d): %s",
              errno, app->cfg.host, app->cfg.port, strerror(errno));

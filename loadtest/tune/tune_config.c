@@ -140,7 +140,7 @@ static int get_string_list(checker *k, const json_t *obj, const char *key, json_
 /* A knob set, checked the way the supervisor checks model profiles. */
 static int check_knobs(checker *k, const char *path, const json_t *knobs) {
     char msg[256];
-    if (tlab_worker_check_knobs(knobs, msg, sizeof msg) == 0)
+    if (tlab__worker_check_knobs(knobs, msg, sizeof msg) == 0)
         return 0;
     const char *key;
     const json_t *v;
@@ -148,7 +148,7 @@ static int check_knobs(checker *k, const char *path, const json_t *knobs) {
     json_object_foreach((json_t *)knobs, key, v) {
         json_t *one = json_pack("{s:O}", key, v);
         char one_msg[256];
-        int bad = tlab_worker_check_knobs(one, one_msg, sizeof one_msg);
+        int bad = tlab__worker_check_knobs(one, one_msg, sizeof one_msg);
         json_decref(one);
         if (bad) {
             char p[256];
@@ -224,7 +224,7 @@ static int load_axes(checker *k, const json_t *grid, tune_config *c) {
             char ipath[300];
             snprintf(ipath, sizeof ipath, "%s[%zu]", path, i);
             char msg[256];
-            int bad = tlab_worker_check_knobs(one, msg, sizeof msg);
+            int bad = tlab__worker_check_knobs(one, msg, sizeof msg);
             json_decref(one);
             if (bad)
                 return fail(k, ipath, "%s", msg);
@@ -237,7 +237,7 @@ static int load_axes(checker *k, const json_t *grid, tune_config *c) {
 int tune_config_load(const char *path, tune_config *c, char *err, size_t errlen) {
     memset(c, 0, sizeof *c);
     c->path = strdup(path);
-    json_t *root = tlab_yaml_load_file(path, err, errlen);
+    json_t *root = tlab__yaml_load_file(path, err, errlen);
     if (!root) {
         tune_config_free(c);
         return -1;

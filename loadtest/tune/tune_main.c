@@ -59,7 +59,7 @@ static void usage(FILE *o) {
 
 /* A sibling program of this executable when it exists (a build tree or an install), else the bare name. */
 static const char *sibling(const char *name, char *buf, size_t len) {
-    return tlab_exe_sibling(name, buf, len) ? buf : name;
+    return tlab__exe_sibling(name, buf, len) ? buf : name;
 }
 
 /* configs/tuning/NAME: $TLAB_CONFIG_DIR, ./configs, then the source tree. */

@@ -143,7 +143,7 @@ int tune_probe_run(const tune_bench_env *env, const tune_probe_plan *plan, tune_
     char err[256];
     /* Its own process group and death with the tuner: a Ctrl-C reaches it through the tuner,
      * which asks it to stop and still reads what it measured. */
-    pid_t pid = (pid_t)tlab_process_start(argv, NULL, log, TLAB_PROCESS_TRUNCATE_LOG | TLAB_PROCESS_DIE_WITH_PARENT, err, sizeof err);
+    pid_t pid = (pid_t)tlab__process_start(argv, NULL, log, TLAB_PROCESS_TRUNCATE_LOG | TLAB_PROCESS_DIE_WITH_PARENT, err, sizeof err);
     if (pid < 0) {
         snprintf(p->error, sizeof p->error, "tlab-bench: %s", err);
         return -1;

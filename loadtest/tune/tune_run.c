@@ -28,7 +28,7 @@ typedef struct {
     tune_runfile rf;
     tune_progress prog;
     tune_bench_env benv;
-    tlab_worker_options sup;
+    tlab__worker_options sup;
     json_t *base_profile;
     char dir[1100];           /* <run>.d: worker logs and the bench's scratch files */
     char url[64];
@@ -177,8 +177,8 @@ static json_t *measure(tuner *t, const char *stage, size_t index, const char *id
         tune_progress_point_done(&t->prog, msg);
         return e;
     }
-    json_t *merged = tlab_worker_merge_knobs(t->base_profile, knobs);
-    char **argv = tlab_worker_build_argv(&t->sup, merged, msg, sizeof msg);
+    json_t *merged = tlab__worker_merge_knobs(t->base_profile, knobs);
+    char **argv = tlab__worker_build_argv(&t->sup, merged, msg, sizeof msg);
     json_decref(merged);
     if (!argv) {
         set_status(e, "spawn_failed", msg);
@@ -186,7 +186,7 @@ static json_t *measure(tuner *t, const char *stage, size_t index, const char *id
         return e;
     }
     char cmd[4096], log[1300];
-    tlab_worker_join_argv(argv, cmd, sizeof cmd);
+    tlab__worker_join_argv(argv, cmd, sizeof cmd);
     snprintf(log, sizeof log, "%s/%s_%zu.log", t->dir, stage, index + 1);
     json_object_set_new(e, "worker_command", json_string(cmd));
     json_object_set_new(e, "worker_log", json_string(log));
@@ -194,7 +194,7 @@ static json_t *measure(tuner *t, const char *stage, size_t index, const char *id
     double t0 = tune_progress_elapsed(&t->prog);
     tune_progress_note(&t->prog, "starting the worker");
     tune_worker_status ws = tune_worker_start(&t->worker, argv, env, t->sup.port, log, t->cfg->search.startup_timeout_s, t->stop);
-    tlab_worker_free_argv(argv);
+    tlab__worker_free_argv(argv);
     if (ws == TUNE_WORKER_INTERRUPTED)
         return NULL;
     /* For a failure, how long it took to notice: a worker that dies while starting must be seen at once. */
@@ -397,12 +397,12 @@ static json_t *environment(const tuner *t, const char *engine_why, const char *v
 
 static int setup_worker_options(tuner *t, char *why, size_t whylen) {
     const tune_config *c = t->cfg;
-    tlab_worker_options *s = &t->sup;
+    tlab__worker_options *s = &t->sup;
     memset(s, 0, sizeof *s);
     s->engine = !strcmp(c->engine, "vllm") ? TLAB_WORKER_ENGINE_VLLM : !strcmp(c->engine, "sim") ? TLAB_WORKER_ENGINE_SIM : TLAB_WORKER_ENGINE_AUTO;
     s->sim_command = (char *)t->o->sim_cmd;
     s->vllm_command = (char *)t->o->vllm_cmd;
-    tlab_worker_resolve_engine(s, why, whylen);
+    tlab__worker_resolve_engine(s, why, whylen);
     if (s->engine == TLAB_WORKER_ENGINE_VLLM && c->time_scale != 1) {
         snprintf(why, whylen, "time_scale applies to tlab-sim only; real vLLM runs at 1");
         return -1;
@@ -429,11 +429,11 @@ static json_t *load_base_profile(const tune_config *c, char *err, size_t errlen)
     char path[2048];
     int is_path = strchr(c->profile, '/') || strstr(c->profile, ".yaml");
     snprintf(path, sizeof path, is_path ? "%s" : "%s/%s.yaml", is_path ? c->profile : c->profiles_dir, c->profile);
-    json_t *p = tlab_yaml_load_file(path, err, errlen);
+    json_t *p = tlab__yaml_load_file(path, err, errlen);
     if (!p)
         return NULL;
     char msg[256];
-    if (!json_is_object(p) || tlab_worker_check_knobs(p, msg, sizeof msg) != 0 || !json_is_string(json_object_get(p, "model"))) {
+    if (!json_is_object(p) || tlab__worker_check_knobs(p, msg, sizeof msg) != 0 || !json_is_string(json_object_get(p, "model"))) {
         snprintf(err, errlen, "model profile %.1700s: %s", path, json_is_object(p) ? msg : "must be a mapping with a model");
         json_decref(p);
         return NULL;

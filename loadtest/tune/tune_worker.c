@@ -57,7 +57,7 @@ const char *tune_last_chars(const char *text, size_t n) {
 }
 
 void tune_log_tail(const char *path, char *out, size_t len, int lines) {
-    tlab_worker_log_tail(path, out, len, lines);
+    tlab__worker_log_tail(path, out, len, lines);
 }
 
 int tune_free_port(void) {
@@ -145,7 +145,7 @@ tune_worker_status tune_worker_start(tune_worker *w, char *const *argv, char *co
                  port);
         return TUNE_WORKER_SPAWN;
     }
-    w->pid = (pid_t)tlab_process_start((const char *const *)argv, (const char *const *)env, log_path,
+    w->pid = (pid_t)tlab__process_start((const char *const *)argv, (const char *const *)env, log_path,
                                        TLAB_PROCESS_TRUNCATE_LOG | TLAB_PROCESS_DIE_WITH_PARENT, w->error, sizeof w->error);
     if (w->pid < 0)
         return TUNE_WORKER_SPAWN;
@@ -162,7 +162,7 @@ tune_worker_status tune_worker_start(tune_worker *w, char *const *argv, char *co
         }
         if (tune_mono() > deadline) {
             char tail[4096];
-            tlab_worker_log_tail(w->log_path, tail, sizeof tail, 8);
+            tlab__worker_log_tail(w->log_path, tail, sizeof tail, 8);
             tune_worker_stop(w, 10);
             snprintf(w->error, sizeof w->error, "not healthy after %.0f s; log: %.1900s", timeout_s,
                      tune_last_chars(tail, sizeof w->error - 64));
@@ -182,7 +182,7 @@ int tune_worker_alive(tune_worker *w) {
         return 1;
     if (r == w->pid) {
         char tail[4096];
-        tlab_worker_log_tail(w->log_path, tail, sizeof tail, 8);
+        tlab__worker_log_tail(w->log_path, tail, sizeof tail, 8);
         snprintf(w->error, sizeof w->error, "%s (%s %d); log: %.1900s", "worker exited",
                  WIFSIGNALED(st) ? "signal" : "status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st),
                  tune_last_chars(tail, sizeof w->error - 64));

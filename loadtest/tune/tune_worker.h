@@ -42,7 +42,7 @@ void tune_clean_utf8(char *s);
 /* The newest part of `text` that fits in n bytes, starting on a UTF-8 character boundary. */
 const char *tune_last_chars(const char *text, size_t n);
 
-/* The last `lines` lines of a log (the supervisor's own reader: tlab_worker_log_tail). */
+/* The last `lines` lines of a log (the supervisor's own reader: tlab__worker_log_tail). */
 void tune_log_tail(const char *path, char *out, size_t len, int lines);
 
 /* A free TCP port on 127.0.0.1, or -1. */

@@ -37,7 +37,7 @@
 typedef struct supervisor {
     const tlab_api *api;
     tlab_plugin_ctx *ctx;
-    tlab_worker_options opt;
+    tlab__worker_options opt;
     json_t *profile;   /* the model profile's knobs */
     json_t *overrides; /* knobs from restart_worker, on top of the profile */
     tlab_worker_state state;
@@ -92,7 +92,7 @@ static int demand(const supervisor *s) {
 /* The failed start's requests get the worker's own words, so an operator sees "OOM" at once. */
 static void fail_start(supervisor *s, const char *what) {
     char tail[1600], msg[2048];
-    tlab_worker_log_tail(s->opt.log_file, tail, sizeof tail, 12);
+    tlab__worker_log_tail(s->opt.log_file, tail, sizeof tail, 12);
     stop_timers(s);
     if (s->pid > 0)
         s->api->process_signal(s->pid, SIGKILL);
@@ -138,7 +138,7 @@ static void on_exit_cb(void *arg, long pid, int status) {
     case TLAB_WORKER_SLEEPING: {
         char tail[1200];
         stop_timers(s);
-        tlab_worker_log_tail(s->opt.log_file, tail, sizeof tail, 8);
+        tlab__worker_log_tail(s->opt.log_file, tail, sizeof tail, 8);
         s->api->metric_add(s->crashes, NULL, 1);
         s->api->log(s->ctx, TLAB_LOG_ERROR, "worker crashed (%s); last lines of %s:\n%s", how, s->opt.log_file, tail);
         set_state(s, TLAB_WORKER_IDLE, "crashed");
@@ -194,9 +194,9 @@ static void on_startup_timeout(void *arg) {
 static void start_worker(supervisor *s, const char *why) {
     if (s->state != TLAB_WORKER_IDLE && s->state != TLAB_WORKER_FAILED)
         return;
-    json_t *knobs = tlab_worker_merge_knobs(s->profile, s->overrides);
+    json_t *knobs = tlab__worker_merge_knobs(s->profile, s->overrides);
     char err[512];
-    char **argv = tlab_worker_build_argv(&s->opt, knobs, err, sizeof err);
+    char **argv = tlab__worker_build_argv(&s->opt, knobs, err, sizeof err);
     json_decref(knobs);
     if (!argv) {
         s->state = TLAB_WORKER_STARTING;
@@ -204,15 +204,15 @@ static void start_worker(supervisor *s, const char *why) {
         return;
     }
     char cmdline[1024];
-    tlab_worker_join_argv(argv, cmdline, sizeof cmdline);
+    tlab__worker_join_argv(argv, cmdline, sizeof cmdline);
     s->api->log(s->ctx, TLAB_LOG_INFO, "starting worker (%s): %s", why, cmdline);
     set_state(s, TLAB_WORKER_STARTING, why);
     /* vLLM serves /sleep and /wake_up only in its dev mode. */
     static const char *const sleep_env[] = {"VLLM_SERVER_DEV_MODE=1", NULL};
-    const char *const *env = tlab_worker_sleep_enabled(&s->opt) && s->opt.sleep_mode_flag ? sleep_env : NULL;
+    const char *const *env = tlab__worker_sleep_enabled(&s->opt) && s->opt.sleep_mode_flag ? sleep_env : NULL;
     s->pid = s->api->process_spawn(s->ctx, (const char *const *)argv, env, s->opt.log_file, s->opt.log_max_bytes, on_exit_cb, s,
                                    err, sizeof err);
-    tlab_worker_free_argv(argv);
+    tlab__worker_free_argv(argv);
     s->api->metric_add(s->starts, NULL, 1);
     if (s->pid < 0) {
         s->pid = 0;
@@ -337,7 +337,7 @@ static void on_tick(void *arg) {
             s->last_activity_us = now;
         else if (now - s->last_activity_us >= s->opt.idle_timeout_us)
             stop_worker(s, "idle");
-        else if (s->sleep_supported && tlab_worker_sleep_enabled(&s->opt) && now - s->last_activity_us >= s->opt.sleep_after_us)
+        else if (s->sleep_supported && tlab__worker_sleep_enabled(&s->opt) && now - s->last_activity_us >= s->opt.sleep_after_us)
             go_to_sleep(s);
     } else if (s->state == TLAB_WORKER_SLEEPING && !busy && now - s->last_activity_us >= s->opt.idle_timeout_us) {
         stop_worker(s, "idle while asleep");
@@ -385,11 +385,11 @@ static void role_demand(void *self) {
 static int role_restart(void *self, const json_t *overrides) {
     supervisor *s = self;
     char err[256];
-    if (overrides && tlab_worker_check_knobs(overrides, err, sizeof err) != 0) {
+    if (overrides && tlab__worker_check_knobs(overrides, err, sizeof err) != 0) {
         s->api->log(s->ctx, TLAB_LOG_WARN, "restart_worker refused: %s", err);
         return TLAB_ERROR;
     }
-    json_t *merged = tlab_worker_merge_knobs(s->overrides, overrides);
+    json_t *merged = tlab__worker_merge_knobs(s->overrides, overrides);
     json_decref(s->overrides);
     s->overrides = merged;
     char *text = json_dumps(overrides ? overrides : json_object(), JSON_COMPACT);
@@ -420,7 +420,7 @@ static int command(void *self, const char *verb, const json_t *args, json_t **re
 }
 
 static json_t *describe(const supervisor *s) {
-    json_t *knobs = tlab_worker_merge_knobs(s->profile, s->overrides);
+    json_t *knobs = tlab__worker_merge_knobs(s->profile, s->overrides);
     return json_pack("{s:s, s:I, s:f, s:o, s:s, s:b}", "state", tlab_worker_state_name(s->state), "pid", (json_int_t)s->pid, "state_for_s",
                      (double)(s->api->now_us() - s->state_since_us) / 1e6, "knobs", knobs, "engine",
                      s->opt.engine == TLAB_WORKER_ENGINE_VLLM ? "vllm" : "sim", "restart_pending", s->restart_pending);
@@ -448,7 +448,7 @@ static void on_admin_restart(void *arg, tlab_exchange *ex) {
     json_error_t jerr;
     json_t *knobs = len ? json_loadb(body, len, 0, &jerr) : json_object();
     char err[256];
-    if (!knobs || !json_is_object(knobs) || tlab_worker_check_knobs(knobs, err, sizeof err) != 0) {
+    if (!knobs || !json_is_object(knobs) || tlab__worker_check_knobs(knobs, err, sizeof err) != 0) {
         if (!knobs || !json_is_object(knobs))
             snprintf(err, sizeof err, "the body must be a JSON object of model-profile knobs");
         reply_json(s, ex, 400, json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", err, "type", "invalid_request_error", "param", "code"));
@@ -486,7 +486,7 @@ static void sup_shutdown(void *self) {
             s->api->timer_free(timers[i]);
     json_decref(s->profile);
     json_decref(s->overrides);
-    tlab_worker_options_free(&s->opt);
+    tlab__worker_options_free(&s->opt);
     free(s);
 }
 
@@ -498,14 +498,14 @@ static int sup_init(tlab_plugin_ctx *ctx, const tlab_api *api, const json_t *con
     }
     s->api = api;
     s->ctx = ctx;
-    if (tlab_worker_options_parse(&s->opt, config, api->upstream_url(), err, errlen) != 0 ||
-        !(s->profile = tlab_worker_load_profile(api->yaml_load, &s->opt, err, errlen))) {
+    if (tlab__worker_options_parse(&s->opt, config, api->upstream_url(), err, errlen) != 0 ||
+        !(s->profile = tlab__worker_load_profile(api->yaml_load, &s->opt, err, errlen))) {
         sup_shutdown(s);
         return TLAB_ERROR;
     }
     char why[256];
-    tlab_worker_resolve_engine(&s->opt, why, sizeof why);
-    if (tlab_worker_sleep_enabled(&s->opt))
+    tlab__worker_resolve_engine(&s->opt, why, sizeof why);
+    if (tlab__worker_sleep_enabled(&s->opt))
         api->log(ctx, TLAB_LOG_INFO, "idle ladder: sleep (level %d) after %llu s idle, stop after %llu s", s->opt.sleep_level,
                  (unsigned long long)(s->opt.sleep_after_us / 1000000), (unsigned long long)(s->opt.idle_timeout_us / 1000000));
     api->log(ctx, TLAB_LOG_INFO, "engine %s (%s); worker at %s; idle_timeout %llu s%s", s->opt.engine == TLAB_WORKER_ENGINE_VLLM ? "vllm" : "sim",

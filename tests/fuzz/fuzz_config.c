@@ -21,13 +21,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     fwrite(data, 1, size, f);
     fclose(f);
-    tlab_config cfg;
+    tlab__config cfg;
     char err[1024];
     /* A keys file named by the input would be another file (fuzz_keys covers that parser); the
      * --set turns it off after the file's own checks, so every error here is the config's. */
     const char *sets[] = {"auth.keys_file=''"};
-    if (tlab_config_load(&cfg, path, sets, 1, err, sizeof err) == 0) {
-        tlab_config_free(&cfg);
+    if (tlab__config_load(&cfg, path, sets, 1, err, sizeof err) == 0) {
+        tlab__config_free(&cfg);
     } else if (strncmp(err, path, strlen(path)) != 0) {
         abort(); /* every error names the file */
     }

@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fwrite(data, 1, size, f);
     fclose(f);
     char err[1024];
-    tlab_keyring *kr = tlab_keyring_load(path, err, sizeof err);
+    tlab__keyring *kr = tlab__keyring_load(path, err, sizeof err);
     if (!kr) {
         if (strncmp(err, path, strlen(path)) != 0)
             abort(); /* every error names the file */
@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t i = 0; i < kr->n; i++)
         if (!kr->keys[i].name[0])
             abort();
-    (void)tlab_keyring_find(kr, (const char *)data, size);
-    tlab_keyring_free(kr);
+    (void)tlab__keyring_find(kr, (const char *)data, size);
+    tlab__keyring_free(kr);
     return 0;
 }

@@ -80,8 +80,8 @@ static uint32_t next(uint32_t *x) {
  * 1, else random sizes. Checks the invariants that hold for any split and returns what went out
  * before the flush. */
 static sink run(const char *s, size_t n, size_t max_held, uint32_t seed, const reference *ref) {
-    tlab_sse_relay r;
-    tlab_sse_relay_init(&r, max_held);
+    tlab__sse_relay r;
+    tlab__sse_relay_init(&r, max_held);
     sink k = {malloc(n + 1), 0};
     if (!k.buf)
         abort();
@@ -96,7 +96,7 @@ static sink run(const char *s, size_t n, size_t max_held, uint32_t seed, const r
             if (piece > n - pos)
                 piece = n - pos;
         }
-        tlab_sse_relay_feed(&r, s + pos, piece, collect, &k);
+        tlab__sse_relay_feed(&r, s + pos, piece, collect, &k);
         pos += piece;
         if (k.len > pos || memcmp(k.buf, s, k.len) != 0)
             abort(); /* out is always a prefix of what came in */
@@ -108,15 +108,15 @@ static sink run(const char *s, size_t n, size_t max_held, uint32_t seed, const r
     if (!r.overflowed && (k.len != ref->boundary || !r.out_at_boundary))
         abort(); /* the client holds exactly the complete events */
     size_t before = k.len;
-    tlab_sse_relay_flush(&r, collect, &k);
+    tlab__sse_relay_flush(&r, collect, &k);
     if (k.len != n || memcmp(k.buf, s, n) != 0)
         abort(); /* nothing lost, duplicated or reordered */
-    const char *prefix = tlab_sse_relay_event_prefix(&r);
+    const char *prefix = tlab__sse_relay_event_prefix(&r);
     if ((*prefix == '\0') != (r.out_at_boundary != 0))
         abort();
     if (!r.overflowed && k.len > before && *prefix == '\0')
         abort(); /* a flushed partial event must be closed before an appended one */
-    tlab_sse_relay_free(&r);
+    tlab__sse_relay_free(&r);
     k.len = before;
     return k;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The core's layout rules, checked on the built objects and on the sources.
 
-Usage: check_layers.py SOURCE_DIR CORE_OBJECT_DIR [--report]
+Usage: check_layers.py SOURCE_DIR CORE_OBJECT_DIR [--report] [--exports BUILD_DIR]
 
 The folder order is read from core/src/README.md (the folders named there, top to bottom), so the
 README and this check cannot disagree. Rules:
@@ -9,7 +9,12 @@ README and this check cannot disagree. Rules:
   2. a file calls only files of its own folder or of a folder below it;
   3. a file includes only headers of its own folder, of a folder below it, or core/common;
   4. core/common (the library the tools share) includes nothing of core/src;
-  5. the tools (loadtest/) and the plugins include nothing of core/src.
+  5. the tools (loadtest/) and the plugins include nothing of core/src;
+  6. public versus internal names, as libuv's uv_ and uv__: a name in core/src or core/common
+     that starts with the SDK's `tlab_` is one core/include/tlab/plugin.h declares; the core's
+     own names start with `tlab__`;
+  7. with --exports: tlab-gateway exports no tlab name, and each plugin exports tlab_plugin_entry
+     alone (the core's symbols stay hidden, as jansson's check-exports test checks its own).
 "Calls" come from the objects: each object's undefined symbols matched against the symbols the
 others define (nm), which sees calls through macros and inline functions that a grep would miss.
 --report prints the per-file and per-folder graphs as well.
@@ -158,6 +163,34 @@ def main():
                     first = inc.split('/', 1)[0]
                     if first in rank or first == 'src':
                         problems.append(f'{rel} includes the core-private {inc}')
+
+    sdk = set(re.findall(r'\btlab_[a-z0-9_]+', open(os.path.join(src, 'core/include/tlab/plugin.h')).read()))
+    for top in ('core/src', 'core/common'):
+        for dirpath, _, files in os.walk(os.path.join(src, top)):
+            for f in sorted(files):
+                if not f.endswith(('.c', '.h')):
+                    continue
+                path = os.path.join(dirpath, f)
+                with open(path, errors='replace') as fh:
+                    names = set(re.findall(r'\btlab_[a-z0-9][a-z0-9_]*\b', fh.read())) - sdk
+                for name in sorted(names):
+                    problems.append(f'{os.path.relpath(path, src)}: {name} has the SDK\'s prefix but is not in tlab/plugin.h '
+                                    '(core names start with tlab__)')
+    if '--exports' in sys.argv:
+        build = sys.argv[sys.argv.index('--exports') + 1]
+        def exported(path):
+            out = subprocess.run(['nm', '-D', '--defined-only', path], capture_output=True, text=True).stdout
+            return {line.split()[-1] for line in out.splitlines() if len(line.split()) == 3}
+        gw = os.path.join(build, 'bin/tlab-gateway')
+        leaked = sorted(n for n in exported(gw) if n.startswith('tlab'))
+        if leaked:
+            problems.append(f'tlab-gateway exports {" ".join(leaked)}')
+        plugdir = os.path.join(build, 'lib/plugins')
+        for f in sorted(os.listdir(plugdir)) if os.path.isdir(plugdir) else []:
+            if f.endswith('.so'):
+                extra = sorted(n for n in exported(os.path.join(plugdir, f)) if n != 'tlab_plugin_entry')
+                if extra:
+                    problems.append(f'plugin {f} exports more than tlab_plugin_entry: {" ".join(extra)}')
 
     if report:
         per_folder = collections.defaultdict(set)

@@ -28,7 +28,7 @@ long now_ms(void) {
 
 seen g;
 
-static void on_gone(tlab_http_req *req, void *arg) {
+static void on_gone(tlab__http_req *req, void *arg) {
     g.gone_calls++;
     g.gone_req = req;
     if (req == g.held)
@@ -39,39 +39,39 @@ static void on_gone(tlab_http_req *req, void *arg) {
         g.flood = NULL;
 }
 
-static void on_flood_drained(tlab_http_req *req, void *arg) {
+static void on_flood_drained(tlab__http_req *req, void *arg) {
     g.drained_calls++;
     if (g.flood_end_on_drain) {
-        tlab_http_reply_chunk(req, "END", 3);
-        tlab_http_reply_end(req);
+        tlab__http_reply_chunk(req, "END", 3);
+        tlab__http_reply_end(req);
         g.flood = NULL;
     }
 }
 
-void on_drained0(tlab_http_req *req, void *arg) {
+void on_drained0(tlab__http_req *req, void *arg) {
     g.drained_calls++;
-    tlab_http_reply_chunk(req, "late", 4);
-    tlab_http_reply_end(req);
+    tlab__http_reply_chunk(req, "late", 4);
+    tlab__http_reply_end(req);
 }
 
 char flood_chunk[64 * 1024];
 
-static void handler(tlab_http_req *req, void *arg) {
-    const char *path = tlab_http_req_path(req);
+static void handler(tlab__http_req *req, void *arg) {
+    const char *path = tlab__http_req_path(req);
     g.calls++;
-    snprintf(g.method, sizeof g.method, "%s", tlab_http_req_method_name(req));
+    snprintf(g.method, sizeof g.method, "%s", tlab__http_req_method_name(req));
     snprintf(g.path, sizeof g.path, "%s", path);
-    const char *x = tlab_http_req_header(req, "x-TEST");
+    const char *x = tlab__http_req_header(req, "x-TEST");
     snprintf(g.xtest, sizeof g.xtest, "%s", x ? x : "(none)");
-    const char *h = tlab_http_req_header(req, "HOST");
+    const char *h = tlab__http_req_header(req, "HOST");
     snprintf(g.host, sizeof g.host, "%s", h ? h : "(none)");
-    snprintf(g.peer, sizeof g.peer, "%s", tlab_http_req_peer(req, &g.peer_port));
+    snprintf(g.peer, sizeof g.peer, "%s", tlab__http_req_peer(req, &g.peer_port));
     const char *names[3] = {"X-Header-00", "x-header-29", "X-Empty"};
     for (int i = 0; i < 3; i++) {
-        const char *v = tlab_http_req_header(req, names[i]);
+        const char *v = tlab__http_req_header(req, names[i]);
         snprintf(g.extra[i], sizeof g.extra[i], "%s", v ? v : "(none)");
     }
-    const char *t = tlab_http_req_header(req, "X-Trailer");
+    const char *t = tlab__http_req_header(req, "X-Trailer");
     g.trailer_seen = t != NULL;
 
     if (strcmp(path, "/hold") == 0) {
@@ -80,125 +80,125 @@ static void handler(tlab_http_req *req, void *arg) {
         else
             g.held = req;
         if (g.watch_hold)
-            tlab_http_req_watch(req, on_gone, NULL);
+            tlab__http_req_watch(req, on_gone, NULL);
         return;
     }
     if (strcmp(path, "/take") == 0) {
         size_t len, after_len = 99;
-        char *b = tlab_http_req_take_body(req, &len);
-        const char *after = tlab_http_req_body(req, &after_len);
+        char *b = tlab__http_req_take_body(req, &len);
+        const char *after = tlab__http_req_body(req, &after_len);
         g.take_ok = b && after && after[0] == '\0' && after_len == 0;
         char out[2100];
         int n = snprintf(out, sizeof out, "took %zu:%s", len, b ? b : "");
         free(b);
-        tlab_http_reply(req, 200, out, (size_t)n);
+        tlab__http_reply(req, 200, out, (size_t)n);
         return;
     }
     if (strcmp(path, "/stream") == 0) {
         struct evbuffer *eb = evbuffer_new();
         evbuffer_add(eb, "world", 5);
-        tlab_http_reply_start(req, 200);
-        g.add_after_start = tlab_http_add_header(req, "X-Late", "1");
-        tlab_http_reply_chunk(req, "hello", 5);
-        tlab_http_reply_chunk(req, "", 0);
-        tlab_http_reply_chunk_buffer(req, eb);
+        tlab__http_reply_start(req, 200);
+        g.add_after_start = tlab__http_add_header(req, "X-Late", "1");
+        tlab__http_reply_chunk(req, "hello", 5);
+        tlab__http_reply_chunk(req, "", 0);
+        tlab__http_reply_chunk_buffer(req, eb);
         CHECK(evbuffer_get_length(eb) == 0);
         evbuffer_free(eb);
-        tlab_http_reply_end(req);
+        tlab__http_reply_end(req);
         return;
     }
     if (strcmp(path, "/abort") == 0) {
-        tlab_http_req_watch(req, on_gone, NULL);
-        tlab_http_reply_start(req, 200);
-        tlab_http_reply_chunk(req, "partial", 7);
-        tlab_http_reply_abort(req);
+        tlab__http_req_watch(req, on_gone, NULL);
+        tlab__http_reply_start(req, 200);
+        tlab__http_reply_chunk(req, "partial", 7);
+        tlab__http_reply_abort(req);
         return;
     }
     if (strcmp(path, "/abort0") == 0) {
-        tlab_http_req_watch(req, on_gone, NULL);
-        tlab_http_reply_abort(req);
+        tlab__http_req_watch(req, on_gone, NULL);
+        tlab__http_reply_abort(req);
         return;
     }
     if (strcmp(path, "/close") == 0) {
-        tlab_http_add_header(req, "Connection", "close");
-        tlab_http_reply(req, 200, "bye", 3);
+        tlab__http_add_header(req, "Connection", "close");
+        tlab__http_reply(req, 200, "bye", 3);
         return;
     }
     if (strcmp(path, "/flood") == 0) {
         /* Write until the socket stops taking it, then wait for the drain. */
         if (!g.flood_nowatch)
-            tlab_http_req_watch(req, on_gone, NULL);
-        tlab_http_reply_start(req, 200);
+            tlab__http_req_watch(req, on_gone, NULL);
+        tlab__http_reply_start(req, 200);
         g.flood = req;
         g.flood_bytes = 0;
         /* 8 MB: more than loopback's socket buffers take, so a backlog stays after the write
          * at the end of this turn (a streamed reply's output waits for it). */
         for (int i = 0; i < BIG_CHUNKS; i++) {
-            tlab_http_reply_chunk(req, flood_chunk, sizeof flood_chunk);
+            tlab__http_reply_chunk(req, flood_chunk, sizeof flood_chunk);
             g.flood_bytes += sizeof flood_chunk;
         }
-        CHECK(tlab_http_reply_backlog(req) > 0);
-        tlab_http_reply_on_drained(req, on_flood_drained, NULL);
+        CHECK(tlab__http_reply_backlog(req) > 0);
+        tlab__http_reply_on_drained(req, on_flood_drained, NULL);
         return;
     }
     if (strcmp(path, "/big") == 0) { /* a whole reply larger than the socket buffers, from an evbuffer */
         struct evbuffer *eb = evbuffer_new();
         for (int i = 0; i < BIG_CHUNKS; i++) /* 8 MB: more than loopback's socket buffers take */
             evbuffer_add(eb, flood_chunk, sizeof flood_chunk);
-        tlab_http_reply_buffer(req, 200, eb);
+        tlab__http_reply_buffer(req, 200, eb);
         CHECK(evbuffer_get_length(eb) == 0);
         evbuffer_free(eb);
         return;
     }
     if (strcmp(path, "/startonly") == 0) {
-        tlab_http_reply_start(req, 200);
+        tlab__http_reply_start(req, 200);
         g.started = req;
         return;
     }
     if (strcmp(path, "/drained_early") == 0) {
         /* drained registered with nothing pending, then a backlog in the same turn: it must run
          * once the backlog drains (the write event added while its activation was pending). */
-        tlab_http_reply_start(req, 200);
-        tlab_http_reply_on_drained(req, on_flood_drained, NULL);
+        tlab__http_reply_start(req, 200);
+        tlab__http_reply_on_drained(req, on_flood_drained, NULL);
         g.flood = req;
         g.flood_bytes = 0;
         /* 8 MB: more than loopback's socket buffers take, so a backlog stays after the write
          * at the end of this turn (a streamed reply's output waits for it). */
         for (int i = 0; i < BIG_CHUNKS; i++) {
-            tlab_http_reply_chunk(req, flood_chunk, sizeof flood_chunk);
+            tlab__http_reply_chunk(req, flood_chunk, sizeof flood_chunk);
             g.flood_bytes += sizeof flood_chunk;
         }
         return;
     }
     if (strcmp(path, "/drained0") == 0) {
-        tlab_http_reply_start(req, 200);
+        tlab__http_reply_start(req, 200);
         int before = g.drained_calls;
-        tlab_http_reply_on_drained(req, on_drained0, NULL);
+        tlab__http_reply_on_drained(req, on_drained0, NULL);
         g.drained_sync = g.drained_calls != before;
         return;
     }
     /* Anything else echoes "<METHOD> <path> <body>", with a reply header or two. */
     size_t blen;
-    const char *body = tlab_http_req_body(req, &blen);
+    const char *body = tlab__http_req_body(req, &blen);
     g.body_len = blen;
     snprintf(g.body, sizeof g.body, "%s", body);
-    g.reply_header_ok = tlab_http_add_header(req, "X-Reply", "v1") == 0 &&
-                        tlab_http_add_header(req, "Content-Type", "text/plain") == 0 &&
-                        tlab_http_add_header(req, "X-Bad", "a\r\nb") == -1 &&
-                        tlab_http_add_header(req, "X Bad", "v") == -1 && tlab_http_reply_header(req, "x-reply") &&
-                        strcmp(tlab_http_reply_header(req, "x-reply"), "v1") == 0 &&
-                        tlab_http_reply_header(req, "X-None") == NULL;
+    g.reply_header_ok = tlab__http_add_header(req, "X-Reply", "v1") == 0 &&
+                        tlab__http_add_header(req, "Content-Type", "text/plain") == 0 &&
+                        tlab__http_add_header(req, "X-Bad", "a\r\nb") == -1 &&
+                        tlab__http_add_header(req, "X Bad", "v") == -1 && tlab__http_reply_header(req, "x-reply") &&
+                        strcmp(tlab__http_reply_header(req, "x-reply"), "v1") == 0 &&
+                        tlab__http_reply_header(req, "X-None") == NULL;
     char out[2300];
-    int n = snprintf(out, sizeof out, "%s %s %s", tlab_http_req_method_name(req), path, body);
-    tlab_http_reply(req, 200, out, (size_t)n);
+    int n = snprintf(out, sizeof out, "%s %s %s", tlab__http_req_method_name(req), path, body);
+    tlab__http_reply(req, 200, out, (size_t)n);
 }
 
-tlab_http_limits limits(long timeout_ms, long max_conns) {
-    tlab_http_limits l = {.max_header_bytes = 4096, .max_body_bytes = 1024, .timeout_ms = timeout_ms, .max_connections = max_conns};
+tlab__http_limits limits(long timeout_ms, long max_conns) {
+    tlab__http_limits l = {.max_header_bytes = 4096, .max_body_bytes = 1024, .timeout_ms = timeout_ms, .max_connections = max_conns};
     return l;
 }
 
-srv srv_start(tlab_http_limits l) {
+srv srv_start(tlab__http_limits l) {
     srv v = {NULL, 0};
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -211,17 +211,17 @@ srv srv_start(tlab_http_limits l) {
         exit(2);
     }
     v.port = ntohs(a.sin_port);
-    v.s = tlab_http_server_new(base, fd, &l, handler, NULL);
+    v.s = tlab__http_server_new(base, fd, &l, handler, NULL);
     if (!v.s) {
-        fprintf(stderr, "tlab_http_server_new failed\n");
+        fprintf(stderr, "tlab__http_server_new failed\n");
         exit(2);
     }
     return v;
 }
 
-tlab_http_counters counters(const srv *v) {
-    tlab_http_counters c;
-    tlab_http_server_counters(v->s, &c);
+tlab__http_counters counters(const srv *v) {
+    tlab__http_counters c;
+    tlab__http_server_counters(v->s, &c);
     return c;
 }
 
@@ -420,7 +420,7 @@ int wait_flag(cli *c, const int *flag, long ms) {
     return *flag;
 }
 
-int wait_ptr(cli *c, tlab_http_req *const *p, long ms) {
+int wait_ptr(cli *c, tlab__http_req *const *p, long ms) {
     long end = now_ms() + ms;
     while (!*p && now_ms() < end)
         turn(c);

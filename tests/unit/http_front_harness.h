@@ -46,18 +46,18 @@ typedef struct seen {
     int reply_header_ok;   /* add_header / reply_header checks inside the handler */
     int take_ok;           /* take_body left an empty body behind */
     int watch_hold;        /* /hold: watch the held request */
-    tlab_http_req *held, *held2;
+    tlab__http_req *held, *held2;
     int gone_calls;
-    tlab_http_req *gone_req;
+    tlab__http_req *gone_req;
     int drained_calls, drained_sync;
-    tlab_http_req *flood;
+    tlab__http_req *flood;
     size_t flood_bytes;
     int flood_end_on_drain;
     int flood_nowatch;
     char extra[3][64];
     int trailer_seen;
-    int add_after_start; /* tlab_http_add_header's result once a stream started */
-    tlab_http_req *started; /* /startonly: a streamed reply started, nothing more yet */
+    int add_after_start; /* tlab__http_add_header's result once a stream started */
+    tlab__http_req *started; /* /startonly: a streamed reply started, nothing more yet */
 } seen;
 
 extern seen g;
@@ -66,17 +66,17 @@ extern struct event_base *base;
 extern char flood_chunk[64 * 1024]; /* /flood and /big write BIG_CHUNKS of it: 8 MB */
 
 typedef struct srv {
-    tlab_http_server *s;
+    tlab__http_server *s;
     int port;
 } srv;
 
 /* max_header_bytes 4096, max_body_bytes 1024. */
-tlab_http_limits limits(long timeout_ms, long max_conns);
+tlab__http_limits limits(long timeout_ms, long max_conns);
 /* A server on a loopback port of its own, with the handler; exits the binary when it cannot. */
-srv srv_start(tlab_http_limits l);
-tlab_http_counters counters(const srv *v);
+srv srv_start(tlab__http_limits l);
+tlab__http_counters counters(const srv *v);
 /* A drained callback that writes "late" and ends the reply. */
-void on_drained0(tlab_http_req *req, void *arg);
+void on_drained0(tlab__http_req *req, void *arg);
 
 /* ---- the client side ---- */
 
@@ -117,7 +117,7 @@ int read_resp(cli *c, resp *r, int head_only, long ms);
 int wait_closed(cli *c, long ms);
 /* Wait (up to ms) for *flag, *p non-NULL, or `open` connections open. */
 int wait_flag(cli *c, const int *flag, long ms);
-int wait_ptr(cli *c, tlab_http_req *const *p, long ms);
+int wait_ptr(cli *c, tlab__http_req *const *p, long ms);
 int wait_open(const srv *v, size_t open, long ms);
 
 /* ---- a binary's start and end ---- */

@@ -2,7 +2,7 @@
  * plugin_harness.h - a stand-in gateway for unit-testing one plugin: the plugin's .c file is
  * compiled into the test, and this header provides the tlab_api it talks to, with a clock the
  * test advances by hand, timers that fire when it does, and requests whose every field the test
- * sets. Metrics go to the real core registry, so tests read them back with tlab_metric_value.
+ * sets. Metrics go to the real core registry, so tests read them back with tlab__metric_value.
  *
  * Include it after the plugin's source; call harness_load(config_json) to run the plugin's init.
  */
@@ -106,7 +106,7 @@ static void h_timer_free(tlab_timer *t) {
 static tlab_metric *h_metric_register(tlab_plugin_ctx *ctx, tlab_metric_kind kind, const char *name, const char *help,
                                       const double *buckets, size_t n) {
     (void)ctx;
-    return tlab_metric_register(kind, name, help, buckets, n);
+    return tlab__metric_register(kind, name, help, buckets, n);
 }
 static const char *h_request_id(const tlab_request *r) {
     return r->id;
@@ -189,8 +189,8 @@ static int h_set_priority(tlab_request *r, const char *p) {
 static const tlab_api harness_api = {
     .size = sizeof(tlab_api), .abi_major = TLAB_ABI_MAJOR, .abi_minor = TLAB_ABI_MINOR, .log = h_log, .now_us = h_now,
     .timer_new = h_timer_new, .timer_start = h_timer_start, .timer_stop = h_timer_stop, .timer_free = h_timer_free,
-    .metric_register = h_metric_register, .metric_add = tlab_metric_add, .metric_set = tlab_metric_set,
-    .metric_observe = tlab_metric_observe, .metrics_foreach = tlab_metrics_foreach, .request_id = h_request_id,
+    .metric_register = h_metric_register, .metric_add = tlab__metric_add, .metric_set = tlab__metric_set,
+    .metric_observe = tlab__metric_observe, .metrics_foreach = tlab__metrics_foreach, .request_id = h_request_id,
     .request_path = h_request_path, .request_time_us = h_request_time, .request_header = h_request_header,
     .request_is_stream = h_is_stream, .request_status = h_status, .request_set_data = h_set_data,
     .request_get_data = h_get_data, .request_reject = h_reject, .dispatch_wake = h_wake, .in_flight = h_in_flight,
@@ -236,7 +236,7 @@ __attribute__((unused)) static void harness_unload(void) {
     if (H.desc && H.self && H.desc->shutdown)
         H.desc->shutdown(H.self);
     H.self = NULL;
-    tlab_metrics_reset();
+    tlab__metrics_reset();
 }
 
 __attribute__((unused)) static tlab_request *harness_request(const char *id) {

@@ -47,18 +47,18 @@ static void test_sha256(void) {
             memcpy(buf + j * strlen(cases[i].in), cases[i].in, strlen(cases[i].in));
         uint8_t d[TLAB_SHA256_LEN];
         char got[2 * TLAB_SHA256_LEN + 1];
-        tlab_sha256(buf, len, d);
+        tlab__sha256(buf, len, d);
         hex(d, got);
         CHECK_MSG(strcmp(got, cases[i].want) == 0, "case %zu: %s", i, got);
         free(buf);
     }
     uint8_t a[TLAB_SHA256_LEN] = {0}, b[TLAB_SHA256_LEN] = {0};
-    CHECK(tlab_digest_equal(a, b));
+    CHECK(tlab__digest_equal(a, b));
     b[TLAB_SHA256_LEN - 1] = 1;
-    CHECK(!tlab_digest_equal(a, b));
+    CHECK(!tlab__digest_equal(a, b));
     b[TLAB_SHA256_LEN - 1] = 0;
     b[0] = 0x80;
-    CHECK(!tlab_digest_equal(a, b));
+    CHECK(!tlab__digest_equal(a, b));
 }
 
 typedef struct bad_case {
@@ -112,15 +112,15 @@ static void run_bad_cases(void) {
         snprintf(name, sizeof name, "bad%zu.yaml", i);
         const char *path = write_file(name, c->yaml);
         snprintf(prefix, sizeof prefix, "%s:%d:%d: ", path, c->line, c->col);
-        tlab_keyring *kr = tlab_keyring_load(path, err, sizeof err);
+        tlab__keyring *kr = tlab__keyring_load(path, err, sizeof err);
         CHECK_MSG(kr == NULL, "case %zu: expected failure", i);
-        tlab_keyring_free(kr);
+        tlab__keyring_free(kr);
         CHECK_MSG(strncmp(err, prefix, strlen(prefix)) == 0, "case %zu: '%s' does not start with '%s'", i, err, prefix);
         CHECK_MSG(strstr(err, c->needle) != NULL, "case %zu: '%s' lacks '%s'", i, err, c->needle);
         /* A message may name a key's entry, never its text. */
         CHECK_MSG(strstr(err, "0123456789abcdef") == NULL && strstr(err, "short") == NULL, "case %zu leaks a key: %s", i, err);
     }
-    CHECK(tlab_keyring_load("/nonexistent/keys.yaml", err, sizeof err) == NULL);
+    CHECK(tlab__keyring_load("/nonexistent/keys.yaml", err, sizeof err) == NULL);
     CHECK_STR_CONTAINS(err, "/nonexistent/keys.yaml: cannot open: ");
 }
 
@@ -137,7 +137,7 @@ static void test_good_file(void) {
                                   "    key_sha256: 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\n"
                                   "    admin: true\n"
                                   "  - {name: bare, key: '!#$%&()*+,-./0123456789:;<=>?@[]^_`{|}~'}\n");
-    tlab_keyring *kr = tlab_keyring_load(path, err, sizeof err);
+    tlab__keyring *kr = tlab__keyring_load(path, err, sizeof err);
     CHECK_MSG(kr != NULL, "%s", err);
     if (!kr)
         return;
@@ -163,14 +163,14 @@ static void test_good_file(void) {
         {"", -1},
     };
     for (size_t i = 0; i < sizeof lookups / sizeof lookups[0]; i++)
-        CHECK_MSG(tlab_keyring_find(kr, lookups[i].key, strlen(lookups[i].key)) == lookups[i].want, "lookup %zu", i);
-    CHECK(tlab_keyring_find(NULL, "x", 1) == -1);
-    tlab_keyring_free(kr);
+        CHECK_MSG(tlab__keyring_find(kr, lookups[i].key, strlen(lookups[i].key)) == lookups[i].want, "lookup %zu", i);
+    CHECK(tlab__keyring_find(NULL, "x", 1) == -1);
+    tlab__keyring_free(kr);
 
     /* The shipped example must load. */
-    kr = tlab_keyring_load("configs/auth/keys.example.yaml", err, sizeof err);
+    kr = tlab__keyring_load("configs/auth/keys.example.yaml", err, sizeof err);
     CHECK_MSG(kr != NULL && kr->n >= 2, "%s", err);
-    tlab_keyring_free(kr);
+    tlab__keyring_free(kr);
 }
 
 int main(void) {

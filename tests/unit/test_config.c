@@ -138,9 +138,9 @@ static void run_bad_cases(void) {
         if (c->line == 0)
             snprintf(prefix, sizeof prefix, "--set '%s': ", c->sets[n_sets - 1]);
 
-        tlab_config cfg;
+        tlab__config cfg;
         memset(&cfg, 0x5a, sizeof cfg);
-        int rc = tlab_config_load(&cfg, path, c->sets, n_sets, err, sizeof err);
+        int rc = tlab__config_load(&cfg, path, c->sets, n_sets, err, sizeof err);
         CHECK_MSG(rc == -1, "case %zu: expected failure", i);
         CHECK_MSG(strncmp(err, prefix, strlen(prefix)) == 0, "case %zu: '%s' does not start with '%s'", i, err, prefix);
         CHECK_MSG(strstr(err, c->needle) != NULL, "case %zu: '%s' lacks '%s'", i, err, c->needle);
@@ -149,23 +149,23 @@ static void run_bad_cases(void) {
 }
 
 static void test_missing_file(void) {
-    tlab_config cfg;
+    tlab__config cfg;
     char err[512];
     const char *msg = err; /* CHECK_STR_CONTAINS tests for NULL, which an array never is */
-    CHECK(tlab_config_load(&cfg, "/nonexistent/gw.yaml", NULL, 0, err, sizeof err) == -1);
+    CHECK(tlab__config_load(&cfg, "/nonexistent/gw.yaml", NULL, 0, err, sizeof err) == -1);
     CHECK_STR_CONTAINS(msg, "/nonexistent/gw.yaml: cannot open: No such file or directory");
 }
 
 static void test_bad_utf8(void) {
-    tlab_config cfg;
+    tlab__config cfg;
     char err[512], prefix[PATH_MAX];
     const char *path = write_file("utf8.yaml", "listen:\n  host: ab\xff\n");
-    CHECK(tlab_config_load(&cfg, path, NULL, 0, err, sizeof err) == -1);
+    CHECK(tlab__config_load(&cfg, path, NULL, 0, err, sizeof err) == -1);
     snprintf(prefix, sizeof prefix, "%s:2:11: ", path);
     CHECK_MSG(strncmp(err, prefix, strlen(prefix)) == 0, "'%s' does not start with '%s'", err, prefix);
 }
 
-static void check_defaults(const tlab_config *cfg) {
+static void check_defaults(const tlab__config *cfg) {
     CHECK(strcmp(cfg->listen_host, "127.0.0.1") == 0);
     CHECK(cfg->listen_port == 8001);
     CHECK(strcmp(cfg->upstream_url, "http://127.0.0.1:8000") == 0);
@@ -188,48 +188,48 @@ static void check_defaults(const tlab_config *cfg) {
 }
 
 static void test_policies(void) {
-    tlab_config cfg;
+    tlab__config cfg;
     char err[512], want[PATH_MAX + 32];
     const char *path = write_file("pol.yaml", "policies:\n  admission: ../s/adm.lua\n  degradation: ''\n"
                                               "  fail_open: false\n  tick_ms: 250\n");
-    CHECK_MSG(tlab_config_load(&cfg, path, NULL, 0, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(tlab__config_load(&cfg, path, NULL, 0, err, sizeof err) == 0, "%s", err);
     snprintf(want, sizeof want, "%s/../s/adm.lua", tmpdir); /* relative to the file, like plugin paths */
     CHECK_MSG(strcmp(cfg.policy_admission, want) == 0, "'%s' != '%s'", cfg.policy_admission, want);
     CHECK(strcmp(cfg.policy_degradation, "") == 0);
     CHECK(cfg.policy_fail_open == 0 && cfg.policy_tick_ms == 250);
-    tlab_config_free(&cfg);
+    tlab__config_free(&cfg);
     /* A --set path is taken as typed (relative to where the operator runs the gateway). */
     const char *sets[] = {"policies.admission=x/a.lua", "policies.fail_open=true"};
-    CHECK_MSG(tlab_config_load(&cfg, path, sets, 2, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(tlab__config_load(&cfg, path, sets, 2, err, sizeof err) == 0, "%s", err);
     CHECK(strcmp(cfg.policy_admission, "x/a.lua") == 0 && cfg.policy_fail_open == 1);
-    tlab_config_free(&cfg);
+    tlab__config_free(&cfg);
 }
 
 static void test_defaults(void) {
-    tlab_config cfg;
+    tlab__config cfg;
     char err[512];
-    CHECK(tlab_config_defaults(&cfg) == 0);
+    CHECK(tlab__config_defaults(&cfg) == 0);
     check_defaults(&cfg);
-    tlab_config_free(&cfg);
+    tlab__config_free(&cfg);
 
-    CHECK(tlab_config_load(&cfg, NULL, NULL, 0, err, sizeof err) == 0);
+    CHECK(tlab__config_load(&cfg, NULL, NULL, 0, err, sizeof err) == 0);
     check_defaults(&cfg);
     CHECK(cfg.source == NULL);
-    tlab_config_free(&cfg);
+    tlab__config_free(&cfg);
 
     /* An empty file, a comment-only file and empty sections all mean defaults. */
     const char *texts[] = {"", "# nothing\n", "listen:\nupstream:\nlimits:\nlog:\nplugins:\n"};
     for (size_t i = 0; i < 3; i++) {
         const char *path = write_file("empty.yaml", texts[i]);
-        CHECK_MSG(tlab_config_load(&cfg, path, NULL, 0, err, sizeof err) == 0, "%s", err);
+        CHECK_MSG(tlab__config_load(&cfg, path, NULL, 0, err, sizeof err) == 0, "%s", err);
         check_defaults(&cfg);
         CHECK(cfg.source && strcmp(cfg.source, path) == 0);
-        tlab_config_free(&cfg);
+        tlab__config_free(&cfg);
     }
 }
 
 static void test_full_file(void) {
-    tlab_config cfg;
+    tlab__config cfg;
     char err[512];
     const char *path = write_file("full.yaml", "listen: {host: 0.0.0.0, port: 0}\n"
                                                "upstream:\n"
@@ -246,7 +246,7 @@ static void test_full_file(void) {
                                                "  client_timeout_ms: 0o17\n"
                                                "log: {level: error}\n"
                                                "plugin_dir: /opt/p\n");
-    CHECK_MSG(tlab_config_load(&cfg, path, NULL, 0, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(tlab__config_load(&cfg, path, NULL, 0, err, sizeof err) == 0, "%s", err);
     CHECK(strcmp(cfg.listen_host, "0.0.0.0") == 0);
     CHECK(cfg.listen_port == 0);
     CHECK(strcmp(cfg.upstream_url, "https://worker:9000/base") == 0);
@@ -261,11 +261,11 @@ static void test_full_file(void) {
     CHECK(cfg.client_timeout_ms == 15);
     CHECK(strcmp(cfg.log_level, "error") == 0);
     CHECK(strcmp(cfg.plugin_dir, "/opt/p") == 0);
-    tlab_config_free(&cfg);
+    tlab__config_free(&cfg);
 }
 
 static void test_plugins(void) {
-    tlab_config cfg;
+    tlab__config cfg;
     char err[512], want[PATH_MAX + 32];
     const char *path = write_file("plugins.yaml", "plugin_dir: /from/file\n"
                                                   "plugins:\n"
@@ -287,14 +287,14 @@ static void test_plugins(void) {
                                                   "    path: sub/rel.so\n"
                                                   "  - {name: abs, path: /lib/abs.so, config: }\n");
     const char *sets[] = {"plugin_dir=/from/set"};
-    CHECK_MSG(tlab_config_load(&cfg, path, sets, 1, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(tlab__config_load(&cfg, path, sets, 1, err, sizeof err) == 0, "%s", err);
     CHECK(cfg.n_plugins == 3);
     if (cfg.n_plugins != 3) {
-        tlab_config_free(&cfg);
+        tlab__config_free(&cfg);
         return;
     }
 
-    tlab_plugin_conf *ex = &cfg.plugins[0];
+    tlab__plugin_conf *ex = &cfg.plugins[0];
     CHECK(strcmp(ex->name, "example") == 0);
     CHECK(strcmp(ex->path, "/from/set/example.so") == 0); /* default path uses the --set plugin_dir */
     CHECK(ex->line == 3 && ex->col == 5);
@@ -321,22 +321,22 @@ static void test_plugins(void) {
     CHECK(json_is_object(cfg.plugins[1].config) && json_object_size(cfg.plugins[1].config) == 0);
     CHECK(strcmp(cfg.plugins[2].path, "/lib/abs.so") == 0);
     CHECK(json_is_object(cfg.plugins[2].config) && json_object_size(cfg.plugins[2].config) == 0);
-    tlab_config_free(&cfg);
+    tlab__config_free(&cfg);
 
     /* Without the --set, the file's plugin_dir applies. */
-    CHECK_MSG(tlab_config_load(&cfg, path, NULL, 0, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(tlab__config_load(&cfg, path, NULL, 0, err, sizeof err) == 0, "%s", err);
     CHECK(cfg.n_plugins == 3 && strcmp(cfg.plugins[0].path, "/from/file/example.so") == 0);
-    tlab_config_free(&cfg);
+    tlab__config_free(&cfg);
 }
 
 static void test_sets(void) {
-    tlab_config cfg;
+    tlab__config cfg;
     char err[512];
     const char *path = write_file("sets.yaml", "listen: {port: 9000}\nlog: {level: warn}\n");
     const char *sets[] = {"listen.port=0",           "upstream.url=http://x:1",    "plugin_dir=/x",
                           "log.level=debug",         "limits.max_tokens=100",      "listen.host=::1",
                           "listen.host='localhost'", "limits.max_body_bytes=0x100"};
-    CHECK_MSG(tlab_config_load(&cfg, path, sets, 8, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(tlab__config_load(&cfg, path, sets, 8, err, sizeof err) == 0, "%s", err);
     CHECK(cfg.listen_port == 0);
     CHECK(strcmp(cfg.upstream_url, "http://x:1") == 0);
     CHECK(strcmp(cfg.plugin_dir, "/x") == 0);
@@ -344,58 +344,58 @@ static void test_sets(void) {
     CHECK(cfg.max_tokens == 100);
     CHECK(strcmp(cfg.listen_host, "localhost") == 0); /* the later --set wins */
     CHECK(cfg.max_body_bytes == 256);
-    tlab_config_free(&cfg);
+    tlab__config_free(&cfg);
 
     /* Sets alone, no file. */
     const char *one[] = {"listen.host=::1"};
-    CHECK_MSG(tlab_config_load(&cfg, NULL, one, 1, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(tlab__config_load(&cfg, NULL, one, 1, err, sizeof err) == 0, "%s", err);
     CHECK(strcmp(cfg.listen_host, "::1") == 0);
-    tlab_config_free(&cfg);
+    tlab__config_free(&cfg);
 }
 
 /* auth.keys_file (relative to the config file, errors naming the keys file) and admin.listen. */
 static void test_auth_admin(void) {
-    tlab_config cfg;
+    tlab__config cfg;
     char err[512], want[PATH_MAX + 64];
-    CHECK(tlab_config_load(&cfg, NULL, NULL, 0, err, sizeof err) == 0);
+    CHECK(tlab__config_load(&cfg, NULL, NULL, 0, err, sizeof err) == 0);
     CHECK(strcmp(cfg.auth_keys_file, "") == 0 && cfg.keyring == NULL);
     CHECK(strcmp(cfg.admin_host, "127.0.0.1") == 0 && cfg.admin_port == -1);
-    tlab_config_free(&cfg);
+    tlab__config_free(&cfg);
 
     snprintf(want, sizeof want, "mkdir -p '%s/conf/auth'", tmpdir);
     CHECK(system(want) == 0);
     write_file("conf/auth/keys.yaml", "keys:\n  - {name: a, key: sk-0123456789abcdef}\n  - {name: b, key: sk-fedcba9876543210}\n");
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s", write_file("conf/gw.yaml", "auth:\n  keys_file: auth/keys.yaml\nadmin:\n  listen:\n    port: 9100\n"));
-    CHECK_MSG(tlab_config_load(&cfg, path, NULL, 0, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(tlab__config_load(&cfg, path, NULL, 0, err, sizeof err) == 0, "%s", err);
     snprintf(want, sizeof want, "%s/conf/auth/keys.yaml", tmpdir);
     CHECK_MSG(strcmp(cfg.auth_keys_file, want) == 0, "'%s' != '%s'", cfg.auth_keys_file, want);
     CHECK(cfg.keyring && cfg.keyring->n == 2);
     CHECK(cfg.admin_port == 9100 && strcmp(cfg.admin_host, "127.0.0.1") == 0);
-    tlab_config_free(&cfg);
+    tlab__config_free(&cfg);
 
     /* --set: the port back to none (null), another host. */
     const char *sets[] = {"admin.listen.port=", "admin.listen.host=::1", "auth.keys_file=''"};
-    CHECK_MSG(tlab_config_load(&cfg, path, sets, 3, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(tlab__config_load(&cfg, path, sets, 3, err, sizeof err) == 0, "%s", err);
     CHECK(cfg.admin_port == -1 && strcmp(cfg.admin_host, "::1") == 0 && cfg.keyring == NULL);
-    tlab_config_free(&cfg);
+    tlab__config_free(&cfg);
 
     /* A bad keys file fails the config with the keys file's own line and column. */
     write_file("conf/auth/keys.yaml", "keys:\n  - name: a\n    key: short\n");
-    CHECK(tlab_config_load(&cfg, path, NULL, 0, err, sizeof err) == -1);
+    CHECK(tlab__config_load(&cfg, path, NULL, 0, err, sizeof err) == -1);
     snprintf(want, sizeof want, "%s/conf/auth/keys.yaml:3:10: 'keys[0].key' must be 16..512 characters long", tmpdir);
     CHECK_MSG(strncmp(err, want, strlen(want)) == 0, "'%s' does not start with '%s'", err, want);
     CHECK(strstr(err, "short") == NULL); /* never quote a key */
     const char *missing[] = {"auth.keys_file=/nonexistent/keys.yaml"};
-    CHECK(tlab_config_load(&cfg, NULL, missing, 1, err, sizeof err) == -1);
+    CHECK(tlab__config_load(&cfg, NULL, missing, 1, err, sizeof err) == -1);
     CHECK_STR_CONTAINS(err, "/nonexistent/keys.yaml: cannot open");
 }
 
 static void test_shipped_config(void) {
-    tlab_config cfg, def;
+    tlab__config cfg, def;
     char err[512];
-    CHECK_MSG(tlab_config_load(&cfg, "configs/gateway.yaml", NULL, 0, err, sizeof err) == 0, "%s", err);
-    CHECK(tlab_config_defaults(&def) == 0);
+    CHECK_MSG(tlab__config_load(&cfg, "configs/gateway.yaml", NULL, 0, err, sizeof err) == 0, "%s", err);
+    CHECK(tlab__config_defaults(&def) == 0);
     /* The shipped file documents the defaults; it must not drift from them. */
     CHECK(strcmp(cfg.listen_host, def.listen_host) == 0 && cfg.listen_port == def.listen_port);
     CHECK(strcmp(cfg.upstream_url, def.upstream_url) == 0);
@@ -417,8 +417,8 @@ static void test_shipped_config(void) {
     CHECK(cfg.admin_port == -1 && strcmp(cfg.admin_host, def.admin_host) == 0);
     CHECK(cfg.policy_stats_window_s == def.policy_stats_window_s &&
           cfg.policy_min_restart_interval_s == def.policy_min_restart_interval_s);
-    tlab_config_free(&cfg);
-    tlab_config_free(&def);
+    tlab__config_free(&cfg);
+    tlab__config_free(&def);
 }
 
 int main(void) {

@@ -1,7 +1,7 @@
 /*
  * test_http_front_conn.c - the front HTTP/1.x server of http_front.h against raw client sockets:
  * a connection's life and its limits: the gone callback; a request whose client left answered
- * later (and its drained callback); tlab_http_server_free with requests outstanding; timeouts
+ * later (and its drained callback); tlab__http_server_free with requests outstanding; timeouts
  * (idle, trickling, a served request not cut, a stalled reply cut, the lingering close's limit);
  * max_connections; running out of file descriptors.
  * The server, its handler and the client side are in http_front_harness.h.
@@ -24,7 +24,7 @@ static void test_gone_orphans(void) {
     cli_open(&c, v.port);
     cli_send(&c, "GET /hold HTTP/1.1\r\n\r\n");
     CHECK(wait_ptr(&c, &g.held, 5000));
-    tlab_http_req *held = g.held;
+    tlab__http_req *held = g.held;
     cli_close(&c);
     CHECK(wait_flag(NULL, &g.gone_calls, 5000));
     CHECK(g.gone_calls == 1 && g.gone_req == held && g.held == NULL);
@@ -43,19 +43,19 @@ static void test_gone_orphans(void) {
     CHECK(wait_open(&v, 0, 5000));
     spin_ms(NULL, 20);
     CHECK(g.gone_calls == 1);
-    CHECK(strcmp(tlab_http_req_peer(g.held, NULL), "127.0.0.1") == 0);
-    CHECK(tlab_http_reply_backlog(g.held) == 0);
-    tlab_http_reply(g.held, 200, "nobody", 6);
-    tlab_http_reply_start(g.held2, 200);
-    tlab_http_reply_chunk(g.held2, "x", 1);
-    tlab_http_reply_end(g.held2);
+    CHECK(strcmp(tlab__http_req_peer(g.held, NULL), "127.0.0.1") == 0);
+    CHECK(tlab__http_reply_backlog(g.held) == 0);
+    tlab__http_reply(g.held, 200, "nobody", 6);
+    tlab__http_reply_start(g.held2, 200);
+    tlab__http_reply_chunk(g.held2, "x", 1);
+    tlab__http_reply_end(g.held2);
     g.held = g.held2 = NULL;
     cli_open(&c, v.port);
     cli_send(&c, "GET /hold HTTP/1.1\r\n\r\n");
     CHECK(wait_ptr(&c, &g.held, 5000));
     cli_close(&c);
     CHECK(wait_open(&v, 0, 5000));
-    tlab_http_reply_abort(g.held);
+    tlab__http_reply_abort(g.held);
     g.held = NULL;
     /* ... or registers drained afterwards: it runs once, from the loop. */
     cli_open(&c, v.port);
@@ -65,8 +65,8 @@ static void test_gone_orphans(void) {
     CHECK(wait_open(&v, 0, 5000));
     spin_ms(NULL, 10);
     g.drained_calls = 0;
-    tlab_http_reply_start(g.held, 200);
-    tlab_http_reply_on_drained(g.held, on_drained0, NULL); /* ends the reply */
+    tlab__http_reply_start(g.held, 200);
+    tlab__http_reply_on_drained(g.held, on_drained0, NULL); /* ends the reply */
     CHECK(g.drained_calls == 0);
     g.held = NULL;
     CHECK(wait_flag(NULL, &g.drained_calls, 5000));
@@ -78,9 +78,9 @@ static void test_gone_orphans(void) {
     CHECK(wait_open(&v, 0, 5000));
     spin_ms(NULL, 10);
     g.drained_calls = 0;
-    tlab_http_reply_start(g.held, 200);
-    tlab_http_reply_on_drained(g.held, on_drained0, NULL);
-    tlab_http_reply_end(g.held);
+    tlab__http_reply_start(g.held, 200);
+    tlab__http_reply_on_drained(g.held, on_drained0, NULL);
+    tlab__http_reply_end(g.held);
     g.held = NULL;
     spin_ms(NULL, 20);
     CHECK(g.drained_calls == 0);
@@ -98,7 +98,7 @@ static void test_gone_orphans(void) {
     CHECK(g.flood == NULL && g.gone_calls == 1);
     g.flood_nowatch = 0;
 
-    /* tlab_http_server_free with requests outstanding: gone runs for the watched one; the other
+    /* tlab__http_server_free with requests outstanding: gone runs for the watched one; the other
      * is answered afterwards. */
     cli c2;
     g.watch_hold = 1;
@@ -109,11 +109,11 @@ static void test_gone_orphans(void) {
     cli_open(&c2, v.port);
     cli_send(&c2, "GET /hold HTTP/1.1\r\n\r\n");
     CHECK(wait_ptr(&c2, &g.held2, 5000));
-    tlab_http_req *unwatched = g.held2;
-    tlab_http_server_free(v.s);
+    tlab__http_req *unwatched = g.held2;
+    tlab__http_server_free(v.s);
     CHECK(g.gone_calls == 2 && g.held == NULL);
     CHECK(g.held2 == unwatched);
-    tlab_http_reply(unwatched, 200, "late", 4);
+    tlab__http_reply(unwatched, 200, "late", 4);
     g.held2 = NULL;
     CHECK(wait_closed(&c, 5000) && c.len == 0);
     CHECK(wait_closed(&c2, 5000) && c2.len == 0);
@@ -156,7 +156,7 @@ static void test_timeouts(void) {
     CHECK(wait_ptr(&c, &g.held, 5000));
     spin_ms(&c, 500);
     CHECK(!c.eof && g.held && g.gone_calls == 0);
-    tlab_http_reply(g.held, 200, "slow", 4);
+    tlab__http_reply(g.held, 200, "slow", 4);
     g.held = NULL;
     CHECK(read_resp(&c, &r, 0, 5000) && strcmp(r.body, "slow") == 0);
     resp_free(&r);
@@ -194,7 +194,7 @@ static void test_timeouts(void) {
     CHECK_MSG(took > 1000, "lingered %ld ms", took);
     CHECK(counters(&v).timed_out == 4);
     cli_close(&c);
-    tlab_http_server_free(v.s);
+    tlab__http_server_free(v.s);
 }
 
 /* Out of file descriptors: accepting pauses for 100 ms, then the waiting client is served.
@@ -219,7 +219,7 @@ static void test_max_connections(void) {
     CHECK_STR_CONTAINS(r.body, "\"type\":\"service_unavailable\"");
     resp_free(&r);
     cli_close(&c);
-    tlab_http_counters k = counters(&v);
+    tlab__http_counters k = counters(&v);
     CHECK(k.rejected == 1 && k.open == 2);
     cli_close(&a);
     CHECK(wait_open(&v, 1, 5000));
@@ -229,7 +229,7 @@ static void test_max_connections(void) {
     resp_free(&r);
     cli_close(&c);
     cli_close(&b);
-    tlab_http_server_free(v.s);
+    tlab__http_server_free(v.s);
 }
 
 static void test_emfile(void) {
@@ -247,7 +247,7 @@ static void test_emfile(void) {
     low.rlim_cur = (rlim_t)probe + 8;
     if (setrlimit(RLIMIT_NOFILE, &low)) {
         printf("test_emfile: setrlimit refused, skipped\n");
-        tlab_http_server_free(v.s);
+        tlab__http_server_free(v.s);
         return;
     }
     int fill[16], nf = 0, d;
@@ -267,7 +267,7 @@ static void test_emfile(void) {
     CHECK(read_resp(&c, &r, 0, 5000) && r.status == 200 && strcmp(r.body, "GET /fd ") == 0);
     resp_free(&r);
     cli_close(&c);
-    tlab_http_server_free(v.s);
+    tlab__http_server_free(v.s);
 }
 
 int main(void) {

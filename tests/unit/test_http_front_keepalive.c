@@ -43,7 +43,7 @@ static void test_keepalive_pipelining(void) {
     spin_ms(&c, 50);
     CHECK(g.calls == calls + 1);
     CHECK(c.len == 0);
-    tlab_http_reply(g.held, 200, "first", 5);
+    tlab__http_reply(g.held, 200, "first", 5);
     g.held = NULL;
     CHECK(read_resp(&c, &r, 0, 5000) && strcmp(r.body, "first") == 0);
     resp_free(&r);
@@ -65,7 +65,7 @@ static void test_keepalive_pipelining(void) {
     free(batch);
     spin_ms(&c, 50);
     CHECK(g.calls == calls + 1 && c.len == 0);
-    tlab_http_reply(g.held, 200, "first", 5);
+    tlab__http_reply(g.held, 200, "first", 5);
     g.held = NULL;
     CHECK(read_resp(&c, &r, 0, 5000) && strcmp(r.body, "first") == 0);
     resp_free(&r);
@@ -92,7 +92,7 @@ static void test_keepalive_pipelining(void) {
     resp_free(&r);
     CHECK(wait_closed(&c, 5000));
     cli_close(&c);
-    tlab_http_server_free(v.s);
+    tlab__http_server_free(v.s);
 }
 
 int main(void) {

@@ -93,16 +93,16 @@ static void test_get_post(void) {
     resp_free(&r);
 
     /* New limits apply to the next request. */
-    tlab_http_limits l = limits(5000, 0);
+    tlab__http_limits l = limits(5000, 0);
     l.max_body_bytes = 4;
-    tlab_http_server_set_limits(v.s, &l);
+    tlab__http_server_set_limits(v.s, &l);
     cli_send(&c, "POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello");
     CHECK(read_resp(&c, &r, 0, 5000) && r.status == 413);
     CHECK_STR_CONTAINS(r.body, "limit 4 bytes");
     resp_free(&r);
     CHECK(wait_closed(&c, 5000));
     cli_close(&c);
-    tlab_http_server_free(v.s);
+    tlab__http_server_free(v.s);
 }
 
 static void test_bodies_expect(void) {
@@ -160,7 +160,7 @@ static void test_bodies_expect(void) {
     CHECK_MSG(r.status == 200 && strcmp(r.body, "GET /echo ") == 0, "after HEAD: %s", r.raw);
     resp_free(&r);
     cli_close(&c);
-    tlab_http_server_free(v.s);
+    tlab__http_server_free(v.s);
 }
 
 typedef struct bad_case {
@@ -222,7 +222,7 @@ static void test_refusals(void) {
         cli_close(&c);
     }
     CHECK(wait_open(&v, 0, 5000));
-    tlab_http_server_free(v.s);
+    tlab__http_server_free(v.s);
 }
 
 int main(void) {

@@ -45,8 +45,8 @@ static void test_streams(void) {
               "got %zu bytes", c.len);
     CHECK(read_resp(&c, &r, 1, 100) && r.status == 200);
     resp_free(&r);
-    tlab_http_reply_chunk(g.started, "later", 5);
-    tlab_http_reply_end(g.started);
+    tlab__http_reply_chunk(g.started, "later", 5);
+    tlab__http_reply_end(g.started);
     c.len = 0; /* the head was read above; what follows is the chunked body */
     spin_ms(&c, 30);
     CHECK_MSG(c.len == 15 && memcmp(c.buf, "5\r\nlater\r\n0\r\n\r\n", 15) == 0, "body bytes %zu", c.len);
@@ -89,7 +89,7 @@ static void test_streams(void) {
     spin_ms(NULL, 20);
     CHECK(g.gone_calls == gone);
     CHECK(wait_open(&v, 0, 5000));
-    tlab_http_server_free(v.s);
+    tlab__http_server_free(v.s);
 }
 
 static void test_drained(void) {
@@ -129,7 +129,7 @@ static void test_drained(void) {
     CHECK(strcmp(r.body, "late") == 0);
     resp_free(&r);
     cli_close(&c);
-    tlab_http_server_free(v.s);
+    tlab__http_server_free(v.s);
 }
 
 /* A whole reply the socket does not take at once, with a request pipelined behind it: the
@@ -157,7 +157,7 @@ static void test_slow_reader(void) {
     CHECK(read_resp(&c, &r, 0, 5000) && strcmp(r.body, "GET /after ") == 0);
     resp_free(&r);
     cli_close(&c);
-    tlab_http_server_free(v.s);
+    tlab__http_server_free(v.s);
 }
 
 int main(void) {

@@ -121,7 +121,7 @@ static const json_case cases[] = {
 /* The rule, for one input. Returns what happened: FAST, JANSSON or INVALID. */
 static int check_one(const char *text, size_t len) {
     json_error_t jerr;
-    json_t *fast = tlab_json_fast_object(text, len);
+    json_t *fast = tlab__json_fast_object(text, len);
     json_t *ref = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
     int got = fast ? FAST : ref ? JANSSON : INVALID;
     if (fast) {

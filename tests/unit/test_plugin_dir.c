@@ -21,7 +21,7 @@ static void test_install_layout(void) {
     char exe[PATH_MAX], want[PATH_MAX];
     snprintf(exe, sizeof exe, "%s/prefix/bin/tlab-gateway", tmpdir);
     snprintf(want, sizeof want, "%s/prefix/bin/../lib/tlab/plugins", tmpdir);
-    char *dir = tlab_plugin_dir_for_exe(exe);
+    char *dir = tlab__plugin_dir_for_exe(exe);
     CHECK_MSG(dir && strcmp(dir, want) == 0, "got %s, want %s", dir ? dir : "(null)", want);
     free(dir);
 }
@@ -36,7 +36,7 @@ static void test_build_tree(void) {
     tlab_test_write(path, "marker\n");
     snprintf(exe, sizeof exe, "%s/build/bin/tlab-gateway", tmpdir);
     snprintf(want, sizeof want, "%s/build/bin/../lib/plugins", tmpdir);
-    char *dir = tlab_plugin_dir_for_exe(exe);
+    char *dir = tlab__plugin_dir_for_exe(exe);
     CHECK_MSG(dir && strcmp(dir, want) == 0, "got %s, want %s", dir ? dir : "(null)", want);
     free(dir);
 }
@@ -50,12 +50,12 @@ static void test_config_default(void) {
         return;
     self[n] = '\0';
     *strrchr(self, '/') = '\0';
-    tlab_config cfg;
-    CHECK(tlab_config_defaults(&cfg) == 0);
+    tlab__config cfg;
+    CHECK(tlab__config_defaults(&cfg) == 0);
     CHECK_MSG(strncmp(cfg.plugin_dir, self, strlen(self)) == 0 && cfg.plugin_dir[strlen(self)] == '/',
               "default plugin_dir %s is not beside the executable in %s", cfg.plugin_dir, self);
     CHECK(strstr(cfg.plugin_dir, "/usr/local") == NULL || strncmp(self, "/usr/local", 10) == 0);
-    tlab_config_free(&cfg);
+    tlab__config_free(&cfg);
 }
 
 int main(void) {

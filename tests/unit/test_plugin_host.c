@@ -37,9 +37,9 @@ static const load_case cases[] = {
 };
 
 static int load_list(struct event_base *base, const load_case *const *list, size_t n, char *err, size_t errlen) {
-    tlab_config cfg;
+    tlab__config cfg;
     memset(&cfg, 0, sizeof cfg);
-    tlab_plugin_conf *pcs = calloc(n, sizeof *pcs);
+    tlab__plugin_conf *pcs = calloc(n, sizeof *pcs);
     for (size_t i = 0; i < n; i++) {
         pcs[i].name = (char *)list[i]->name;
         pcs[i].path = (char *)list[i]->file;
@@ -47,7 +47,7 @@ static int load_list(struct event_base *base, const load_case *const *list, size
     }
     cfg.plugins = pcs;
     cfg.n_plugins = n;
-    int rc = tlab_plugins_load(base, &cfg, tlab_plugin_api(), err, errlen);
+    int rc = tlab__plugins_load(base, &cfg, tlab__plugin_api(), err, errlen);
     for (size_t i = 0; i < n; i++)
         json_decref(pcs[i].config);
     free(pcs);
@@ -67,67 +67,67 @@ int main(void) {
         for (size_t k = 0; k < 3 && cases[i].expect[k]; k++)
             CHECK_STR_CONTAINS(err, cases[i].expect[k]);
         if (rc == 0) {
-            CHECK(tlab_plugins_count() == 1);
-            tlab_plugins_unload();
+            CHECK(tlab__plugins_count() == 1);
+            tlab__plugins_unload();
         }
-        CHECK(tlab_plugins_count() == 0);
+        CHECK(tlab__plugins_count() == 0);
     }
 
     /* A failure after good plugins unloads the good ones too (their shutdown runs). */
     const load_case *chain[] = {&cases[1], &cases[5]};
-    tlab_metric *events = tlab_metric_register(TLAB_METRIC_COUNTER, "test_counter_events_total", "events seen", NULL, 0);
-    double shutdowns_before = tlab_metric_value(events, "event=\"shutdown\"");
+    tlab_metric *events = tlab__metric_register(TLAB_METRIC_COUNTER, "test_counter_events_total", "events seen", NULL, 0);
+    double shutdowns_before = tlab__metric_value(events, "event=\"shutdown\"");
     CHECK(load_list(base, chain, 2, err, sizeof err) == -1);
-    CHECK(tlab_plugins_count() == 0);
-    CHECK(tlab_metric_value(events, "event=\"shutdown\"") == shutdowns_before + 1);
+    CHECK(tlab__plugins_count() == 0);
+    CHECK(tlab__metric_value(events, "event=\"shutdown\"") == shutdowns_before + 1);
 
     /* failing_init registered /example/hello before failing: the route must be gone, so the
      * example plugin can take it. */
     const load_case *after[] = {&cases[0]};
     CHECK_MSG(load_list(base, after, 1, err, sizeof err) == 0, "example after failing_init: %s", err);
-    json_t *desc = tlab_plugins_describe();
+    json_t *desc = tlab__plugins_describe();
     CHECK(json_array_size(desc) == 1);
     CHECK(strcmp(json_string_value(json_object_get(json_array_get(desc, 0), "name")), "example") == 0);
     json_decref(desc);
-    tlab_plugins_unload();
+    tlab__plugins_unload();
 
     /* Event masks (ABI 1.1): on_event runs only for the events a plugin subscribed to; a plugin
      * without a mask, and one built for ABI 1.0, get all six. */
     const load_case *masked[] = {&cases[1], &cases[6], &cases[7]};
     CHECK_MSG(load_list(base, masked, 3, err, sizeof err) == 0, "masked chain: %s", err);
-    tlab_metric *all = tlab_metric_register(TLAB_METRIC_COUNTER, "test_counter_events_total", "events seen", NULL, 0);
-    tlab_metric *sub = tlab_metric_register(TLAB_METRIC_COUNTER, "test_masked_counter_events_total", "events seen", NULL, 0);
-    tlab_metric *old = tlab_metric_register(TLAB_METRIC_COUNTER, "test_abi10_counter_events_total", "events seen", NULL, 0);
+    tlab_metric *all = tlab__metric_register(TLAB_METRIC_COUNTER, "test_counter_events_total", "events seen", NULL, 0);
+    tlab_metric *sub = tlab__metric_register(TLAB_METRIC_COUNTER, "test_masked_counter_events_total", "events seen", NULL, 0);
+    tlab_metric *old = tlab__metric_register(TLAB_METRIC_COUNTER, "test_abi10_counter_events_total", "events seen", NULL, 0);
     double all_before[TLAB_EV__COUNT];
     for (int ev = 0; ev < TLAB_EV__COUNT; ev++) {
         char labels[32];
         snprintf(labels, sizeof labels, "event=\"%d\"", ev);
-        all_before[ev] = tlab_metric_value(all, labels);
+        all_before[ev] = tlab__metric_value(all, labels);
     }
-    uint64_t calls = tlab_plugins_hook_calls();
+    uint64_t calls = tlab__plugins_hook_calls();
     static tlab_request fake; /* the fixtures never look inside */
     for (int ev = 0; ev < TLAB_EV__COUNT; ev++)
-        tlab_plugins_emit(&fake, (tlab_event)ev);
+        tlab__plugins_emit(&fake, (tlab_event)ev);
     for (int ev = 0; ev < TLAB_EV__COUNT; ev++) {
         char labels[32];
         snprintf(labels, sizeof labels, "event=\"%d\"", ev);
         int wanted = ev == TLAB_EV_ARRIVED || ev == TLAB_EV_DONE;
-        CHECK_MSG(tlab_metric_value(all, labels) == all_before[ev] + 1, "counter missed event %d", ev);
-        CHECK_MSG(tlab_metric_value(sub, labels) == (wanted ? 1 : 0), "masked_counter, event %d: %g", ev,
-                  tlab_metric_value(sub, labels));
-        CHECK_MSG(tlab_metric_value(old, labels) == 1, "abi10_counter missed event %d", ev);
+        CHECK_MSG(tlab__metric_value(all, labels) == all_before[ev] + 1, "counter missed event %d", ev);
+        CHECK_MSG(tlab__metric_value(sub, labels) == (wanted ? 1 : 0), "masked_counter, event %d: %g", ev,
+                  tlab__metric_value(sub, labels));
+        CHECK_MSG(tlab__metric_value(old, labels) == 1, "abi10_counter missed event %d", ev);
     }
-    CHECK_MSG(tlab_plugins_hook_calls() - calls == 6 + 2 + 6, "%llu hook calls for 6 events",
-              (unsigned long long)(tlab_plugins_hook_calls() - calls));
-    tlab_plugins_unload();
+    CHECK_MSG(tlab__plugins_hook_calls() - calls == 6 + 2 + 6, "%llu hook calls for 6 events",
+              (unsigned long long)(tlab__plugins_hook_calls() - calls));
+    tlab__plugins_unload();
 
     /* Two queue roles are refused; the API table reports its own size and version. */
-    const tlab_api *api = tlab_plugin_api();
+    const tlab_api *api = tlab__plugin_api();
     CHECK(api->size == sizeof(tlab_api));
     CHECK(api->abi_major == TLAB_ABI_MAJOR);
     CHECK(TLAB_API_HAS(api, exchange_reply));
 
-    tlab_metrics_reset();
+    tlab__metrics_reset();
     event_base_free(base);
     return tlab_test_finish();
 }

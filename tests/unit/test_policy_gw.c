@@ -45,14 +45,14 @@ static void write_file(const char *path, const char *text) {
     tlab_test_write(path, text);
 }
 
-static tlab_admission_decision last;
+static tlab__admission_decision last;
 
 /* Runs on_request with `expr` as the model; returns the text the script answered with, or
  * "(admitted)" / "(fallback)" when it did not reject. */
 static const char *run(const char *expr, const char *priority, long max_tokens) {
-    tlab_admission_input in = {.kind = TLAB_KIND_CHAT, .stream = 1, .max_tokens = max_tokens, .prompt_tokens = 42,
+    tlab__admission_input in = {.kind = TLAB_KIND_CHAT, .stream = 1, .max_tokens = max_tokens, .prompt_tokens = 42,
                                .model = expr, .api_key_id = "k1234abcd", .priority = priority};
-    tlab_policy_admission(&in, &last);
+    tlab__policy_admission(&in, &last);
     if (last.fallback)
         return "(fallback)";
     return last.reject ? last.message : "(admitted)";
@@ -69,18 +69,18 @@ static const char *eval(const char *expr) {
     } while (0)
 
 static double metric(const char *name, tlab_metric_kind kind, const char *labels) {
-    tlab_metric *m = tlab_metric_register(kind, name, NULL, NULL, 0);
-    return m ? tlab_metric_value(m, labels) : -1;
+    tlab_metric *m = tlab__metric_register(kind, name, NULL, NULL, 0);
+    return m ? tlab__metric_value(m, labels) : -1;
 }
 
 static void test_snapshot(void) {
     CHECK_EVAL("gw.queue_depth", "0");
     static tlab_request sent[7]; /* phase NEW; entering UPSTREAM counts them in flight */
     for (int i = 0; i < 7; i++)
-        tlab_request_set_phase(&sent[i], TLAB_PHASE_UPSTREAM);
+        tlab__request_set_phase(&sent[i], TLAB_PHASE_UPSTREAM);
     CHECK_EVAL("gw.in_flight", "7");
     for (int i = 0; i < 7; i++)
-        tlab_request_set_phase(&sent[i], TLAB_PHASE_NEW);
+        tlab__request_set_phase(&sent[i], TLAB_PHASE_NEW);
     CHECK_EVAL("gw.in_flight", "0");
     CHECK_EVAL("gw.worker_state, gw.worker_state_name", "-1,external");
     CHECK_EVAL("gw.stats_window_s", "10");
@@ -90,19 +90,19 @@ static void test_snapshot(void) {
 
     /* 100 answered requests with e2e 1..100 ms, ttft 0.1..10 ms, queue wait 0.01..1 ms; 5 worker
      * errors, 3 rejections (429), 2 clients gone (499, not counted). All within the first second. */
-    tlab_stats_init(10);
-    uint64_t now = tlab_now_us();
+    tlab__stats_init(10);
+    uint64_t now = tlab__now_us();
     for (int i = 1; i <= 100; i++) {
-        tlab_stats_arrival(now);
-        tlab_stats_done(now, 200, 1, (uint64_t)i * 1000, (uint64_t)i * 100, (uint64_t)i * 10);
+        tlab__stats_arrival(now);
+        tlab__stats_done(now, 200, 1, (uint64_t)i * 1000, (uint64_t)i * 100, (uint64_t)i * 10);
     }
     for (int i = 0; i < 5; i++)
-        tlab_stats_done(now, 503, 0, 1000, 0, 0);
+        tlab__stats_done(now, 503, 0, 1000, 0, 0);
     for (int i = 0; i < 3; i++)
-        tlab_stats_done(now, 429, 0, 10, 0, 0);
+        tlab__stats_done(now, 429, 0, 10, 0, 0);
     for (int i = 0; i < 2; i++)
-        tlab_stats_done(now, 499, 0, 10, 0, 0);
-    tlab_stats_invalidate();
+        tlab__stats_done(now, 499, 0, 10, 0, 0);
+    tlab__stats_invalidate();
     CHECK_EVAL("gw.rps, gw.drain_rate, gw.completed", "100.0,100.0,108");
     CHECK_EVAL("string.format('%.4f %.4f', gw.error_rate, gw.reject_rate)", "0.0463 0.0278");
     CHECK_EVAL("gw.e2e_p50, gw.e2e_p95, gw.e2e_p99", "50.0,95.0,99.0");
@@ -111,7 +111,7 @@ static void test_snapshot(void) {
     /* snapshot() has every field */
     CHECK_EVAL("(function() local n = 0 for _ in pairs(gw.snapshot()) do n = n + 1 end return n end)()", "21");
     CHECK_EVAL("gw.snapshot().e2e_p95", "95.0");
-    tlab_stats_init(10);
+    tlab__stats_init(10);
 }
 
 static int cmp_ms(const void *a, const void *b) {
@@ -128,17 +128,17 @@ static void test_quantiles_unsorted(void) {
         for (int spread = 3; spread <= 100000; spread *= 100) { /* many ties, then few */
             int n = sizes[c];
             static double ref[TLAB_STATS_SAMPLES];
-            tlab_stats_init(10);
-            uint64_t now = tlab_now_us();
+            tlab__stats_init(10);
+            uint64_t now = tlab__now_us();
             for (int i = 0; i < n; i++) {
                 seed = seed * 1103515245u + 12345u;
                 uint64_t us = (uint64_t)((seed >> 8) % (uint32_t)spread + 1) * 1000; /* ttft 0 means none */
-                tlab_stats_done(now, 200, 1, us, us, us);
+                tlab__stats_done(now, 200, 1, us, us, us);
                 ref[i] = (double)us / 1000.0;
             }
             qsort(ref, (size_t)n, sizeof ref[0], cmp_ms);
-            tlab_stats_invalidate();
-            const tlab_stats_view *v = tlab_stats_get();
+            tlab__stats_invalidate();
+            const tlab__stats_view *v = tlab__stats_get();
             static const double q[3] = {0.50, 0.95, 0.99};
             for (int k = 0; k < 3; k++) {
                 size_t rank = (size_t)(q[k] * (double)n + 0.999999);
@@ -149,7 +149,7 @@ static void test_quantiles_unsorted(void) {
             }
         }
     }
-    tlab_stats_init(10);
+    tlab__stats_init(10);
 }
 
 static void test_request_fields(void) {
@@ -207,17 +207,17 @@ static void test_core_actions(void) {
     const char *got = eval("gw.restart_worker{max_model_len = 400}");
     CHECK_STR_CONTAINS(got, "false,restart_worker: the last restart was 0 s ago (policies.min_restart_interval_s = 3600)");
     CHECK(metric("test_restart_worker_total", TLAB_METRIC_COUNTER, NULL) == 1);
-    tlab_config c;
-    tlab_config_defaults(&c);
+    tlab__config c;
+    tlab__config_defaults(&c);
     c.policy_min_restart_interval_s = 0;
-    tlab_lua_actions_configure(&c);
-    tlab_config_free(&c);
+    tlab__lua_actions_configure(&c);
+    tlab__config_free(&c);
     CHECK_EVAL("gw.restart_worker{fail = true}", "false,restart_worker: refused on purpose");
     CHECK(strcmp(eval("gw.restart_worker{[1] = 2}"), "(fallback)") == 0);
     /* log and now */
     CHECK_EVAL("gw.log('info', 'hello from the test')", "");
     CHECK(strcmp(eval("gw.log('loud', 'x')"), "(fallback)") == 0);
-    double now = (double)tlab_now_us() / 1e6;
+    double now = (double)tlab__now_us() / 1e6;
     double seen = atof(eval("gw.now()"));
     CHECK_MSG(fabs(seen - now) < 1.0, "gw.now() %f vs %f", seen, now);
 }
@@ -240,7 +240,7 @@ static void test_sandbox(void) {
     CHECK(metric("gateway_policy_errors_total", TLAB_METRIC_COUNTER, "policy=\"admission\",kind=\"memory\"") == 1);
     CHECK(strcmp(eval("(function() undeclared_x = 1 end)()"), "(fallback)") == 0);
     CHECK(strcmp(eval("(function() gw.queue_depth = 1 end)()"), "(fallback)") == 0);
-    json_t *d = tlab_policies_describe();
+    json_t *d = tlab__policies_describe();
     const char *lce = json_string_value(json_object_get(json_object_get(json_object_get(d, "policies"), "admission"), "last_call_error"));
     CHECK_STR_CONTAINS(lce, "gw is read-only (assigning gw.queue_depth)");
     json_decref(d);
@@ -249,7 +249,7 @@ static void test_sandbox(void) {
 }
 
 static const char *describe_field(const char *policy, const char *field, char *buf, size_t len) {
-    json_t *d = tlab_policies_describe();
+    json_t *d = tlab__policies_describe();
     json_t *v = json_object_get(json_object_get(json_object_get(d, "policies"), policy), field);
     if (json_is_string(v))
         snprintf(buf, len, "%s", json_string_value(v));
@@ -264,7 +264,7 @@ static const char *describe_field(const char *policy, const char *field, char *b
 static void test_reload(void) {
     char buf[600], want[PATH_MAX + 64], hash0[64];
     describe_field("admission", "fnv1a64", hash0, sizeof hash0);
-    CHECK(tlab_policies_reload(TLAB_POLICY_ADMISSION) == 0); /* unchanged content: nothing to do */
+    CHECK(tlab__policies_reload(TLAB_POLICY_ADMISSION) == 0); /* unchanged content: nothing to do */
     static const struct {
         const char *text, *expect;
     } broken[] = {
@@ -280,7 +280,7 @@ static void test_reload(void) {
     double fails0 = metric("gateway_policy_reload_failures_total", TLAB_METRIC_COUNTER, "policy=\"admission\"");
     for (size_t i = 0; i < sizeof broken / sizeof broken[0]; i++) {
         write_file(adm_path, broken[i].text);
-        CHECK_MSG(tlab_policies_reload(TLAB_POLICY_ADMISSION) == -1, "broken case %zu refused", i);
+        CHECK_MSG(tlab__policies_reload(TLAB_POLICY_ADMISSION) == -1, "broken case %zu refused", i);
         describe_field("admission", "last_error", buf, sizeof buf);
         CHECK_MSG(strstr(buf, broken[i].expect) != NULL, "case %zu: '%s' lacks '%s'", i, buf, broken[i].expect);
         snprintf(want, sizeof want, "%s", adm_path);
@@ -291,60 +291,60 @@ static void test_reload(void) {
     size_t n = sizeof broken / sizeof broken[0];
     CHECK(metric("gateway_policy_reload_failures_total", TLAB_METRIC_COUNTER, "policy=\"admission\"") == fails0 + (double)n);
     /* The same broken content again is not judged (nor counted) twice. */
-    CHECK(tlab_policies_reload(TLAB_POLICY_ADMISSION) == -1);
+    CHECK(tlab__policies_reload(TLAB_POLICY_ADMISSION) == -1);
     CHECK(metric("gateway_policy_reload_failures_total", TLAB_METRIC_COUNTER, "policy=\"admission\"") == fails0 + (double)n);
     /* A good new version is swapped in. */
     write_file(adm_path, "function on_request(req) gw.reject(429, 1, 'v2') end\n");
-    CHECK(tlab_policies_reload(TLAB_POLICY_ADMISSION) == 1);
+    CHECK(tlab__policies_reload(TLAB_POLICY_ADMISSION) == 1);
     CHECK(strcmp(run("x", NULL, 10), "v2") == 0);
     CHECK(strcmp(describe_field("admission", "fnv1a64", buf, sizeof buf), hash0) != 0);
     CHECK(strcmp(describe_field("admission", "reloads", buf, sizeof buf), "2") == 0);
     write_file(adm_path, eval_script);
-    CHECK(tlab_policies_reload(TLAB_POLICY_ADMISSION) == 1);
+    CHECK(tlab__policies_reload(TLAB_POLICY_ADMISSION) == 1);
 }
 
 static void test_tick(void) {
     char buf[600];
     /* Request actions are refused outside on_request; the tick's error is recorded. */
     write_file(deg_path, "function on_tick() error(select(2, pcall(gw.reject, 429))) end\n");
-    CHECK(tlab_policies_reload(TLAB_POLICY_DEGRADATION) == 1);
-    CHECK(tlab_policies_tick() == -1);
+    CHECK(tlab__policies_reload(TLAB_POLICY_DEGRADATION) == 1);
+    CHECK(tlab__policies_tick() == -1);
     CHECK_STR_CONTAINS(describe_field("degradation", "last_call_error", buf, sizeof buf), "gw.reject: only allowed inside on_request");
     write_file(deg_path, "n = 0\nfunction on_tick() n = n + 1 gw.set_tier(n % 4, 'tick ' .. n) end\n");
-    CHECK(tlab_policies_reload(TLAB_POLICY_DEGRADATION) == 1);
-    CHECK(tlab_policies_tick() == 0 && tlab_lua_tier() == 1);
-    CHECK(tlab_policies_tick() == 0 && tlab_lua_tier() == 2);
+    CHECK(tlab__policies_reload(TLAB_POLICY_DEGRADATION) == 1);
+    CHECK(tlab__policies_tick() == 0 && tlab__lua_tier() == 1);
+    CHECK(tlab__policies_tick() == 0 && tlab__lua_tier() == 2);
     CHECK(metric("gateway_degradation_tier", TLAB_METRIC_GAUGE, NULL) == 2);
     write_file(deg_path, "function on_tick() while true do end end\n");
-    CHECK(tlab_policies_reload(TLAB_POLICY_DEGRADATION) == 1); /* no trial call for on_tick (it acts) */
-    CHECK(tlab_policies_tick() == -1);
+    CHECK(tlab__policies_reload(TLAB_POLICY_DEGRADATION) == 1); /* no trial call for on_tick (it acts) */
+    CHECK(tlab__policies_tick() == -1);
     CHECK(metric("gateway_policy_errors_total", TLAB_METRIC_COUNTER, "policy=\"degradation\",kind=\"budget\"") == 1);
 }
 
-static void test_fail_closed(tlab_config *cfg) {
+static void test_fail_closed(tlab__config *cfg) {
     cfg->policy_fail_open = 0;
     char err[600];
-    CHECK_MSG(tlab_policies_start(NULL, cfg, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(tlab__policies_start(NULL, cfg, err, sizeof err) == 0, "%s", err);
     CHECK(strcmp(eval("error('boom')"), "(fallback)") == 0);
     CHECK(last.reject && last.status == 503 && strcmp(last.reason, "policy_error") == 0 && last.retry_after_s == 1);
     /* Without the plugins, the plugin actions say who is missing. */
-    tlab_plugins_unload();
+    tlab__plugins_unload();
     CHECK_EVAL("gw.set_window_ms(5)", "false,set_window_ms: no plugin handles 'set_window_ms' (is the batching plugin loaded?)");
 }
 
-static void test_start_errors(tlab_config *cfg) {
+static void test_start_errors(tlab__config *cfg) {
     char err[600], bad[PATH_MAX + 16];
     snprintf(bad, sizeof bad, "%s/bad.lua", tmpdir);
     write_file(bad, "function on_request(\n");
     free(cfg->policy_admission);
     cfg->policy_admission = strdup(bad);
-    CHECK(tlab_policies_start(NULL, cfg, err, sizeof err) == -1);
+    CHECK(tlab__policies_start(NULL, cfg, err, sizeof err) == -1);
     CHECK_MSG(strncmp(err, bad, strlen(bad)) == 0 && strstr(err, ":2:"), "start-up error names file:line: %s", err);
     free(cfg->policy_admission);
     cfg->policy_admission = strdup("/nonexistent/admission.lua");
-    CHECK(tlab_policies_start(NULL, cfg, err, sizeof err) == -1);
+    CHECK(tlab__policies_start(NULL, cfg, err, sizeof err) == -1);
     CHECK_STR_CONTAINS((const char *)err, "/nonexistent/admission.lua: cannot open");
-    CHECK(!tlab_policies_has_admission());
+    CHECK(!tlab__policies_has_admission());
 }
 
 int main(void) {
@@ -358,16 +358,16 @@ int main(void) {
     write_file(deg_path, "function on_tick() end\n");
 
     struct event_base *base = event_base_new();
-    tlab_config cfg;
-    tlab_config_defaults(&cfg);
-    tlab_gw.base = base;
-    tlab_gw.cfg = &cfg;
-    tlab_plugin_conf pcs[2] = {{.name = "batching", .path = TLAB_BATCHING_PLUGIN, .config = json_pack("{s:i}", "window_ms", 0)},
+    tlab__config cfg;
+    tlab__config_defaults(&cfg);
+    tlab__gw.base = base;
+    tlab__gw.cfg = &cfg;
+    tlab__plugin_conf pcs[2] = {{.name = "batching", .path = TLAB_BATCHING_PLUGIN, .config = json_pack("{s:i}", "window_ms", 0)},
                                {.name = "restart_counter", .path = TLAB_FIXTURE_PLUGIN_DIR "/restart_counter.so", .config = json_object()}};
     cfg.plugins = pcs;
     cfg.n_plugins = 2;
     char err[1024];
-    CHECK_MSG(tlab_plugins_load(base, &cfg, tlab_plugin_api(), err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(tlab__plugins_load(base, &cfg, tlab__plugin_api(), err, sizeof err) == 0, "%s", err);
     cfg.plugins = NULL;
     cfg.n_plugins = 0;
     free(cfg.policy_admission);
@@ -375,7 +375,7 @@ int main(void) {
     cfg.policy_admission = strdup(adm_path);
     cfg.policy_degradation = strdup(deg_path);
     cfg.policy_min_restart_interval_s = 3600;
-    CHECK_MSG(tlab_policies_start(NULL, &cfg, err, sizeof err) == 0, "%s", err);
+    CHECK_MSG(tlab__policies_start(NULL, &cfg, err, sizeof err) == 0, "%s", err);
 
     test_snapshot();
     test_quantiles_unsorted();
@@ -388,12 +388,12 @@ int main(void) {
     test_fail_closed(&cfg);
     test_start_errors(&cfg);
 
-    tlab_policies_stop();
-    tlab_plugins_unload();
+    tlab__policies_stop();
+    tlab__plugins_unload();
     json_decref(pcs[0].config);
     json_decref(pcs[1].config);
-    tlab_config_free(&cfg);
-    tlab_metrics_reset();
+    tlab__config_free(&cfg);
+    tlab__metrics_reset();
     event_base_free(base);
     char cmd[PATH_MAX + 16];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

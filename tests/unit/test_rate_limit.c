@@ -54,8 +54,8 @@ static const bcase bucket_cases[] = {
 static void run_bucket_cases(void) {
     for (size_t i = 0; i < sizeof bucket_cases / sizeof bucket_cases[0]; i++) {
         const bcase *c = &bucket_cases[i];
-        tlab_bucket b;
-        tlab_bucket_init(&b, c->per_minute, c->steps[0].t_us);
+        tlab__bucket b;
+        tlab__bucket_init(&b, c->per_minute, c->steps[0].t_us);
         for (size_t j = 0; j < 12; j++) {
             const bstep *s = &c->steps[j];
             if (j > 0 && s->op == WAIT && s->n == 0 && s->t_us == 0)
@@ -63,16 +63,16 @@ static void run_bucket_cases(void) {
             int64_t got;
             switch (s->op) {
             case WAIT:
-                got = tlab_bucket_wait_us(&b, s->n, s->t_us);
+                got = tlab__bucket_wait_us(&b, s->n, s->t_us);
                 if (s->want == 1) /* "some wait": the clamped-debt case */
                     CHECK_MSG(got > 0, "%s, step %zu: wait %lld", c->what, j, (long long)got);
                 else
                     CHECK_MSG(got == s->want, "%s, step %zu: wait %lld, want %lld", c->what, j, (long long)got, (long long)s->want);
                 break;
-            case TAKE: tlab_bucket_take(&b, s->n, s->t_us); break;
-            case GIVE: tlab_bucket_give(&b, s->n, s->t_us); break;
+            case TAKE: tlab__bucket_take(&b, s->n, s->t_us); break;
+            case GIVE: tlab__bucket_give(&b, s->n, s->t_us); break;
             case TOKENS:
-                got = tlab_bucket_tokens(&b, s->t_us);
+                got = tlab__bucket_tokens(&b, s->t_us);
                 CHECK_MSG(got == s->want, "%s, step %zu: %lld tokens, want %lld", c->what, j, (long long)got, (long long)s->want);
                 break;
             }
@@ -86,7 +86,7 @@ typedef struct lstep {
     lop op;
     int64_t a, b; /* ADMIT: reserve, -; SETTLE: reserved, used */
     uint64_t t_us;
-    tlab_limit_result want;
+    tlab__limit_result want;
     int retry_after_s;
 } lstep;
 
@@ -125,16 +125,16 @@ static const lcase limiter_cases[] = {
 static void run_limiter_cases(void) {
     for (size_t i = 0; i < sizeof limiter_cases / sizeof limiter_cases[0]; i++) {
         const lcase *c = &limiter_cases[i];
-        tlab_limiter l;
-        tlab_limiter_init(&l, c->rpm, c->tpm, 0);
+        tlab__limiter l;
+        tlab__limiter_init(&l, c->rpm, c->tpm, 0);
         for (size_t j = 0; j < 8 && c->steps[j].a; j++) {
             const lstep *s = &c->steps[j];
             if (s->op == SETTLE) {
-                tlab_limiter_settle(&l, s->a, s->b, s->t_us);
+                tlab__limiter_settle(&l, s->a, s->b, s->t_us);
                 continue;
             }
             int retry = -1;
-            tlab_limit_result got = tlab_limiter_admit(&l, s->a, s->t_us, &retry);
+            tlab__limit_result got = tlab__limiter_admit(&l, s->a, s->t_us, &retry);
             CHECK_MSG(got == s->want && retry == s->retry_after_s, "%s, step %zu: result %d retry %d, want %d retry %d",
                       c->what, j, (int)got, retry, (int)s->want, s->retry_after_s);
         }
@@ -181,7 +181,7 @@ static const mcase meter_cases[] = {
 };
 /* clang-format on */
 
-static void check_meter(const mcase *c, const tlab_usage_meter *m, const char *how) {
+static void check_meter(const mcase *c, const tlab__usage_meter *m, const char *how) {
     CHECK_MSG(m->have_usage == c->have_usage, "%s (%s): have_usage %d", c->what, how, m->have_usage);
     if (c->have_usage)
         CHECK_MSG(m->prompt_tokens == c->prompt && m->completion_tokens == c->completion, "%s (%s): usage %lld+%lld", c->what,
@@ -195,50 +195,50 @@ static void run_meter_cases(void) {
     for (size_t i = 0; i < sizeof meter_cases / sizeof meter_cases[0]; i++) {
         const mcase *c = &meter_cases[i];
         size_t len = strlen(c->body);
-        tlab_usage_meter m;
+        tlab__usage_meter m;
         /* Every split into two pieces, then one byte at a time: chunk boundaries must not matter. */
         for (size_t cut = 0; cut <= len; cut++) {
-            tlab_usage_meter_init(&m, c->stream);
-            tlab_usage_meter_feed(&m, c->body, cut);
-            tlab_usage_meter_feed(&m, c->body + cut, len - cut);
-            tlab_usage_meter_end(&m);
+            tlab__usage_meter_init(&m, c->stream);
+            tlab__usage_meter_feed(&m, c->body, cut);
+            tlab__usage_meter_feed(&m, c->body + cut, len - cut);
+            tlab__usage_meter_end(&m);
             char how[32];
             snprintf(how, sizeof how, "cut at %zu", cut);
             check_meter(c, &m, how);
-            tlab_usage_meter_free(&m);
+            tlab__usage_meter_free(&m);
         }
-        tlab_usage_meter_init(&m, c->stream);
+        tlab__usage_meter_init(&m, c->stream);
         for (size_t k = 0; k < len; k++)
-            tlab_usage_meter_feed(&m, c->body + k, 1);
-        tlab_usage_meter_end(&m);
+            tlab__usage_meter_feed(&m, c->body + k, 1);
+        tlab__usage_meter_end(&m);
         check_meter(c, &m, "byte by byte");
-        tlab_usage_meter_free(&m);
+        tlab__usage_meter_free(&m);
     }
 }
 
 static void test_meter_caps(void) {
     /* A JSON body past the cap is not read (charged its reservation); memory stays bounded. */
-    tlab_usage_meter m;
-    tlab_usage_meter_init(&m, 0);
+    tlab__usage_meter m;
+    tlab__usage_meter_init(&m, 0);
     char *big = malloc(TLAB_USAGE_BODY_CAP);
     memset(big, ' ', TLAB_USAGE_BODY_CAP);
-    tlab_usage_meter_feed(&m, "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1},\"pad\":\"", 58);
-    tlab_usage_meter_feed(&m, big, TLAB_USAGE_BODY_CAP);
-    tlab_usage_meter_feed(&m, "\"}", 2);
-    tlab_usage_meter_end(&m);
+    tlab__usage_meter_feed(&m, "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1},\"pad\":\"", 58);
+    tlab__usage_meter_feed(&m, big, TLAB_USAGE_BODY_CAP);
+    tlab__usage_meter_feed(&m, "\"}", 2);
+    tlab__usage_meter_end(&m);
     CHECK(m.overflow && !m.have_usage && m.cap <= 2 * TLAB_USAGE_BODY_CAP);
-    CHECK(tlab_usage_charge(&m, 1, 200, 1, 101) == 101);
-    tlab_usage_meter_free(&m);
+    CHECK(tlab__usage_charge(&m, 1, 200, 1, 101) == 101);
+    tlab__usage_meter_free(&m);
 
     /* An SSE line past the cap still counts as one event, and the next line is read normally. */
-    tlab_usage_meter_init(&m, 1);
-    tlab_usage_meter_feed(&m, "data: {\"choices\":[{\"text\":\"", 28);
-    tlab_usage_meter_feed(&m, big, TLAB_USAGE_LINE_CAP + 10);
-    tlab_usage_meter_feed(&m, "\"}]}\n\ndata: {\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":9}}\n\n", 66);
-    tlab_usage_meter_end(&m);
+    tlab__usage_meter_init(&m, 1);
+    tlab__usage_meter_feed(&m, "data: {\"choices\":[{\"text\":\"", 28);
+    tlab__usage_meter_feed(&m, big, TLAB_USAGE_LINE_CAP + 10);
+    tlab__usage_meter_feed(&m, "\"}]}\n\ndata: {\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":9}}\n\n", 66);
+    tlab__usage_meter_end(&m);
     CHECK_MSG(m.events == 2 && m.have_usage && m.prompt_tokens == 7 && m.completion_tokens == 9 && m.cap <= 2 * TLAB_USAGE_LINE_CAP,
               "events %lld usage %d", (long long)m.events, m.have_usage);
-    tlab_usage_meter_free(&m);
+    tlab__usage_meter_free(&m);
     free(big);
 }
 
@@ -269,14 +269,14 @@ static const ccase charge_cases[] = {
 static void run_charge_cases(void) {
     for (size_t i = 0; i < sizeof charge_cases / sizeof charge_cases[0]; i++) {
         const ccase *c = &charge_cases[i];
-        tlab_usage_meter m;
-        tlab_usage_meter_init(&m, c->stream);
+        tlab__usage_meter m;
+        tlab__usage_meter_init(&m, c->stream);
         if (c->body)
-            tlab_usage_meter_feed(&m, c->body, strlen(c->body));
-        tlab_usage_meter_end(&m);
-        int64_t got = tlab_usage_charge(&m, c->dispatched, c->status, c->prompt_estimate, c->reserved);
+            tlab__usage_meter_feed(&m, c->body, strlen(c->body));
+        tlab__usage_meter_end(&m);
+        int64_t got = tlab__usage_charge(&m, c->dispatched, c->status, c->prompt_estimate, c->reserved);
         CHECK_MSG(got == c->want, "%s: charged %lld, want %lld", c->what, (long long)got, (long long)c->want);
-        tlab_usage_meter_free(&m);
+        tlab__usage_meter_free(&m);
     }
 }
 

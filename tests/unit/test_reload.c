@@ -24,13 +24,13 @@ static void write_config(const char *text) {
 
 typedef struct key_case {
     const char *key;    /* for messages */
-    size_t off;         /* a long field of tlab_config */
+    size_t off;         /* a long field of tlab__config */
     long before, after; /* value in the first and the second file */
     int live;           /* 1: SIGHUP applies it; 0: it keeps `before` until a restart */
 } key_case;
 
 #define K(key, field, b, a, live)                                                                                                  \
-    { key, offsetof(tlab_config, field), b, a, live }
+    { key, offsetof(tlab__config, field), b, a, live }
 
 static const key_case cases[] = {
     K("limits.max_tokens", max_tokens, 100, 60, 1),
@@ -50,8 +50,8 @@ static const key_case cases[] = {
 };
 #define N_CASES (sizeof cases / sizeof cases[0])
 
-static long get(const tlab_config *c, size_t off) {
-    if (off == offsetof(tlab_config, max_body_bytes))
+static long get(const tlab__config *c, size_t off) {
+    if (off == offsetof(tlab__config, max_body_bytes))
         return (long)c->max_body_bytes;
     return *(const long *)((const char *)c + off);
 }
@@ -79,19 +79,19 @@ int main(void) {
 
     render(0, "info", "http://127.0.0.1:8000", text, sizeof text);
     write_config(text);
-    tlab_config live;
-    int rc = tlab_config_load(&live, path, NULL, 0, err, sizeof err);
+    tlab__config live;
+    int rc = tlab__config_load(&live, path, NULL, 0, err, sizeof err);
     CHECK_MSG(rc == 0, "%s", err);
     if (rc != 0)
         return tlab_test_finish();
-    tlab_gw.cfg = &live;
+    tlab__gw.cfg = &live;
     for (size_t i = 0; i < N_CASES; i++)
         CHECK_MSG(get(&live, cases[i].off) == cases[i].before, "%s starts at %ld", cases[i].key, cases[i].before);
 
     /* Every key changed at once: the live ones move, the restart-only ones stay. */
     render(1, "warn", "http://127.0.0.1:9999", text, sizeof text);
     write_config(text);
-    CHECK(tlab_reload_config(&live, path, NULL, 0) == 0);
+    CHECK(tlab__reload_config(&live, path, NULL, 0) == 0);
     for (size_t i = 0; i < N_CASES; i++) {
         long want = cases[i].live ? cases[i].after : cases[i].before;
         CHECK_MSG(get(&live, cases[i].off) == want, "%s is %ld after the reload, want %ld (%s)", cases[i].key,
@@ -102,19 +102,19 @@ int main(void) {
 
     /* --set overrides are applied again on top of the file, as at start-up. */
     const char *sets[] = {"limits.max_tokens=77"};
-    CHECK(tlab_reload_config(&live, path, sets, 1) == 0);
+    CHECK(tlab__reload_config(&live, path, sets, 1) == 0);
     CHECK(live.max_tokens == 77);
 
     /* A file that no longer loads: -1, and not one value moves. */
-    tlab_config before = live;
+    tlab__config before = live;
     write_config("limits:\n  max_tokens: 5\n  max_tokns: 6\n");
-    CHECK(tlab_reload_config(&live, path, NULL, 0) == -1);
+    CHECK(tlab__reload_config(&live, path, NULL, 0) == -1);
     CHECK(memcmp(&before, &live, sizeof live) == 0);
     write_config("limits: [1, 2\n");
-    CHECK(tlab_reload_config(&live, path, NULL, 0) == -1);
+    CHECK(tlab__reload_config(&live, path, NULL, 0) == -1);
     CHECK(live.max_tokens == 77);
 
-    tlab_config_free(&live);
+    tlab__config_free(&live);
     unlink(path);
     rmdir(tmpdir);
     return tlab_test_finish();

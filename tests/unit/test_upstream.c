@@ -35,13 +35,13 @@
 #include "upstream_script_server.h"
 
 struct event_base *base;
-static tlab_config cfg;
-static tlab_upstream *up;
+static tlab__config cfg;
+static tlab__upstream *up;
 
 /* ---- transfers ---- */
 
 typedef struct xres {
-    tlab_xfer *x;
+    tlab__xfer *x;
     int headers_calls, status;
     int has_ctype;
     char ctype[128];
@@ -49,9 +49,9 @@ typedef struct xres {
     size_t body_len, body_cap;
     int data_calls;
     int done;
-    tlab_xfer_result result;
+    tlab__xfer_result result;
     char detail[512];
-    int calls_after_end; /* any callback after on_done or tlab_xfer_abort */
+    int calls_after_end; /* any callback after on_done or tlab__xfer_abort */
     int aborted;
     int abort_on_data;
     int abort_on_headers;
@@ -64,8 +64,8 @@ typedef struct xres {
     uint64_t t_start, t_done;
 } xres;
 
-static const tlab_xfer_callbacks cbs;
-static int in_start;          /* inside tlab_upstream_start */
+static const tlab__xfer_callbacks cbs;
+static int in_start;          /* inside tlab__upstream_start */
 static int done_inside_start; /* on_done ran from inside it */
 
 static void on_resume(evutil_socket_t fd, short what, void *arg) {
@@ -73,7 +73,7 @@ static void on_resume(evutil_socket_t fd, short what, void *arg) {
     (void)what;
     xres *r = arg;
     r->paused_now = 0;
-    tlab_xfer_pause(r->x, 0);
+    tlab__xfer_pause(r->x, 0);
 }
 
 static void cb_headers(void *arg, int status, const char *content_type) {
@@ -86,7 +86,7 @@ static void cb_headers(void *arg, int status, const char *content_type) {
     snprintf(r->ctype, sizeof r->ctype, "%s", content_type ? content_type : "");
     if (r->abort_on_headers && !r->aborted) {
         r->aborted = 1;
-        tlab_xfer_abort(r->x);
+        tlab__xfer_abort(r->x);
     }
 }
 
@@ -110,14 +110,14 @@ static void cb_data(void *arg, const char *data, size_t len) {
     r->body[r->body_len] = '\0';
     if (r->abort_on_data && !r->aborted) {
         r->aborted = 1;
-        tlab_xfer_abort(r->x);
+        tlab__xfer_abort(r->x);
         return;
     }
     if (r->pause_on_data && !r->paused_now && r->pauses < 3) {
         r->pauses++;
         r->paused_now = 1;
         r->this_pause = 0;
-        tlab_xfer_pause(r->x, 1);
+        tlab__xfer_pause(r->x, 1);
         if (!r->resume)
             r->resume = evtimer_new(base, on_resume, r);
         struct timeval tv = {0, 40000};
@@ -125,7 +125,7 @@ static void cb_data(void *arg, const char *data, size_t len) {
     }
 }
 
-static void cb_done(void *arg, tlab_xfer_result result, const char *detail) {
+static void cb_done(void *arg, tlab__xfer_result result, const char *detail) {
     xres *r = arg;
     if (r->done || r->aborted)
         r->calls_after_end++;
@@ -134,12 +134,12 @@ static void cb_done(void *arg, tlab_xfer_result result, const char *detail) {
     r->done = 1;
     r->result = result;
     snprintf(r->detail, sizeof r->detail, "%s", detail ? detail : "(null)");
-    r->t_done = tlab_now_us();
+    r->t_done = tlab__now_us();
     if (r->chain)
-        r->chain->x = tlab_upstream_start(up, "GET", "/json", NULL, 0, NULL, 0, &cbs, r->chain);
+        r->chain->x = tlab__upstream_start(up, "GET", "/json", NULL, 0, NULL, 0, &cbs, r->chain);
 }
 
-static const tlab_xfer_callbacks cbs = {cb_headers, cb_data, cb_done};
+static const tlab__xfer_callbacks cbs = {cb_headers, cb_data, cb_done};
 
 static void xres_clear(xres *r) {
     free(r->body);
@@ -148,11 +148,11 @@ static void xres_clear(xres *r) {
     memset(r, 0, sizeof *r);
 }
 
-static tlab_xfer *start(xres *r, const char *method, const char *path, const char *body, size_t body_len,
+static tlab__xfer *start(xres *r, const char *method, const char *path, const char *body, size_t body_len,
                         const char *const *headers, long timeout_ms) {
-    r->t_start = tlab_now_us();
+    r->t_start = tlab__now_us();
     in_start = 1;
-    r->x = tlab_upstream_start(up, method, path, body, body_len, headers, timeout_ms, &cbs, r);
+    r->x = tlab__upstream_start(up, method, path, body, body_len, headers, timeout_ms, &cbs, r);
     in_start = 0;
     CHECK_MSG(r->x != NULL, "start %s", path);
     return r->x;
@@ -168,8 +168,8 @@ static long elapsed_ms(const xres *r) {
     return (long)((r->t_done - r->t_start) / 1000);
 }
 
-static const tlab_upstream_stats *stats(void) {
-    return tlab_upstream_get_stats(up);
+static const tlab__upstream_stats *stats(void) {
+    return tlab__upstream_get_stats(up);
 }
 
 static const char *transport = "own client"; /* which transport the shared cases run on */
@@ -352,7 +352,7 @@ static void case_broken(void) {
     xres_clear(&r2);
 }
 
-/* 5. Nothing listening: UNREACHABLE after one retry, never from inside tlab_upstream_start. */
+/* 5. Nothing listening: UNREACHABLE after one retry, never from inside tlab__upstream_start. */
 static void case_refused(void) {
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/completions", closed_port());
@@ -461,7 +461,7 @@ static void case_retry_connect_budget(void) {
         connect(dummy[i], (struct sockaddr *)&sin, sizeof sin);
     }
     run_for(20);
-    uint64_t t_drop = tlab_now_us();
+    uint64_t t_drop = tlab__now_us();
     if (cfd >= 0)
         close(cfd); /* unread request: a reset, before any response byte */
     CHECK(run_until(&r.done));
@@ -552,8 +552,8 @@ static void case_abort_in_data(void) {
     xres r4 = {0}, r5 = {0};
     start(&r4, "GET", url, NULL, 0, NULL, 0);
     start(&r5, "GET", "/json", NULL, 0, NULL, 0);
-    tlab_xfer_abort(r4.x);
-    tlab_xfer_abort(r5.x);
+    tlab__xfer_abort(r4.x);
+    tlab__xfer_abort(r5.x);
     r4.aborted = r5.aborted = 1;
     run_for(100);
     CHECK(r4.headers_calls + r4.data_calls + r4.done == 0);
@@ -606,7 +606,7 @@ static void case_pause(void) {
      * one read, 16 KiB, per pause); the relay copes, so this is bounded rather than zero. */
     CHECK_MSG(r2.max_while_paused <= 16384, "%zu bytes delivered during one pause", r2.max_while_paused);
     if (r2.bytes_while_paused)
-        printf("note: %zu bytes (at most %zu per pause) were delivered after tlab_xfer_pause(x, 1)\n",
+        printf("note: %zu bytes (at most %zu per pause) were delivered after tlab__xfer_pause(x, 1)\n",
                r2.bytes_while_paused, r2.max_while_paused);
     CHECK(stats()->active == 0);
     xres_clear(&r);
@@ -692,7 +692,7 @@ static void case_https_to_curl(void) {
 
 int main(void) {
     base = event_base_new();
-    if (!base || tlab_config_defaults(&cfg) != 0) {
+    if (!base || tlab__config_defaults(&cfg) != 0) {
         fprintf(stderr, "set-up failed\n");
         return 2;
     }
@@ -707,7 +707,7 @@ int main(void) {
     cfg.connect_timeout_ms = 1000;
     cfg.first_byte_timeout_ms = 2000;
     cfg.total_timeout_ms = 3000;
-    up = tlab_upstream_new(base, &cfg);
+    up = tlab__upstream_new(base, &cfg);
     CHECK(up != NULL);
     if (!up)
         return tlab_test_finish();
@@ -733,7 +733,7 @@ int main(void) {
 
     /* The retry and timeout policy (upstream_policy.h) is one: these cases ran on the own client
      * above and run again on libcurl. */
-    tlab_upstream_force_curl(up, 1);
+    tlab__upstream_force_curl(up, 1);
     on_curl = 1;
     transport = "libcurl";
     case_broken();
@@ -742,15 +742,15 @@ int main(void) {
     case_retry_after_slow_drop();
     case_retry_connect_budget();
     case_timeouts();
-    tlab_upstream_force_curl(up, 0);
+    tlab__upstream_force_curl(up, 0);
 
     CHECK(stats()->active == 0);
-    tlab_upstream_free(up);
+    tlab__upstream_free(up);
     run_for(20); /* the server sees the pool's closes */
     srv_close_all();
     evconnlistener_free(srv.lst);
     free(srv.last_req);
-    tlab_config_free(&cfg);
+    tlab__config_free(&cfg);
     event_base_free(base);
     return tlab_test_finish();
 }

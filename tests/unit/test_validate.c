@@ -12,10 +12,10 @@
 #define CHAT TLAB_KIND_CHAT
 #define COMPL TLAB_KIND_COMPLETIONS
 
-static const tlab_validate_limits limits = {.max_body_bytes = 4096, .max_tokens = 1000};
+static const tlab__validate_limits limits = {.max_body_bytes = 4096, .max_tokens = 1000};
 
 typedef struct bad_case {
-    tlab_api_kind kind;
+    tlab__api_kind kind;
     const char *body;
     int status;
     const char *needle; /* substring of the message */
@@ -117,15 +117,15 @@ static void run_bad_cases(void) {
         const bad_case *c = &bad_cases[i];
         char *body = expand(c->body);
         json_t *out = (json_t *)1;
-        tlab_request_info info;
-        tlab_error err;
+        tlab__request_info info;
+        tlab__error err;
         memset(&err, 0, sizeof err);
         /* Not NUL-terminated at len: the validator must honour len, not strlen. */
         size_t len = strlen(body);
         char *copy = malloc(len + 1);
         memcpy(copy, body, len);
         copy[len] = '}';
-        int rc = tlab_validate_request(c->kind, copy, len, &limits, &out, &info, &err);
+        int rc = tlab__validate_request(c->kind, copy, len, &limits, &out, &info, &err);
         CHECK_MSG(rc == -1, "case %zu: expected failure", i);
         CHECK_MSG(out == NULL, "case %zu: *out must be NULL on failure", i);
         CHECK_MSG(err.status == c->status, "case %zu: status %d, want %d", i, err.status, c->status);
@@ -138,7 +138,7 @@ static void run_bad_cases(void) {
 }
 
 typedef struct good_case {
-    tlab_api_kind kind;
+    tlab__api_kind kind;
     const char *body;
     int stream;
     long max_tokens;
@@ -175,10 +175,10 @@ static void run_good_cases(void) {
     for (size_t i = 0; i < sizeof good_cases / sizeof good_cases[0]; i++) {
         const good_case *c = &good_cases[i];
         json_t *out = NULL;
-        tlab_request_info info;
-        tlab_error err;
+        tlab__request_info info;
+        tlab__error err;
         memset(&info, 0x5a, sizeof info);
-        int rc = tlab_validate_request(c->kind, c->body, strlen(c->body), &limits, &out, &info, &err);
+        int rc = tlab__validate_request(c->kind, c->body, strlen(c->body), &limits, &out, &info, &err);
         CHECK_MSG(rc == 0, "good case %zu: %s", i, rc ? err.message : "");
         if (rc)
             continue;
@@ -197,9 +197,9 @@ static void test_passthrough(void) {
     const char *body = "{\"model\":\"m\",\"prompt\":[1,2],\"ignore_eos\":true,\"min_tokens\":3,"
                        "\"stream_options\":{\"include_usage\":true},\"x_custom\":[null,{\"a\":1.5}]}";
     json_t *out = NULL;
-    tlab_request_info info;
-    tlab_error err;
-    CHECK(tlab_validate_request(COMPL, body, strlen(body), &limits, &out, &info, &err) == 0);
+    tlab__request_info info;
+    tlab__error err;
+    CHECK(tlab__validate_request(COMPL, body, strlen(body), &limits, &out, &info, &err) == 0);
     json_t *orig = json_loads(body, 0, NULL);
     CHECK(json_equal(out, orig));
     CHECK(json_is_true(json_object_get(out, "ignore_eos")));
@@ -211,23 +211,23 @@ static void test_passthrough(void) {
 /* The body exactly at the limit is accepted; one byte more is not. */
 static void test_limit_edge(void) {
     char body[65], xs[52];
-    tlab_validate_limits small = {.max_body_bytes = 64, .max_tokens = 10};
+    tlab__validate_limits small = {.max_body_bytes = 64, .max_tokens = 10};
     json_t *out = NULL;
-    tlab_request_info info;
-    tlab_error err;
+    tlab__request_info info;
+    tlab__error err;
     memset(xs, 'x', sizeof xs - 1);
     xs[sizeof xs - 1] = '\0';
     int n = snprintf(body, sizeof body, "{\"prompt\":\"%s\"}", xs);
     CHECK(n == 64);
-    CHECK(tlab_validate_request(COMPL, body, 64, &small, &out, &info, &err) == 0);
+    CHECK(tlab__validate_request(COMPL, body, 64, &small, &out, &info, &err) == 0);
     json_decref(out);
     small.max_body_bytes = 63;
-    CHECK(tlab_validate_request(COMPL, body, 64, &small, &out, &info, &err) == -1);
+    CHECK(tlab__validate_request(COMPL, body, 64, &small, &out, &info, &err) == -1);
     CHECK(err.status == 413 && out == NULL);
 }
 
-static void check_error_json(const tlab_error *e, const char *want_param) {
-    char *s = tlab_error_json(e);
+static void check_error_json(const tlab__error *e, const char *want_param) {
+    char *s = tlab__error_json(e);
     CHECK(s != NULL);
     if (!s)
         return;
@@ -250,23 +250,23 @@ static void check_error_json(const tlab_error *e, const char *want_param) {
 }
 
 static void test_error_json(void) {
-    tlab_error e;
-    CHECK(tlab_error_set(&e, 400, "invalid_request_error", "messages[1].role", "bad \"%s\"\n\\ %d", "role", 7) == -1);
+    tlab__error e;
+    CHECK(tlab__error_set(&e, 400, "invalid_request_error", "messages[1].role", "bad \"%s\"\n\\ %d", "role", 7) == -1);
     CHECK(e.status == 400 && strcmp(e.param, "messages[1].role") == 0);
-    char *s = tlab_error_json(&e);
+    char *s = tlab__error_json(&e);
     CHECK(s && strcmp(s, "{\"error\":{\"message\":\"bad \\\"role\\\"\\n\\\\ 7\",\"type\":\"invalid_request_error\","
                          "\"param\":\"messages[1].role\",\"code\":null}}") == 0);
     free(s);
     check_error_json(&e, "messages[1].role");
 
-    tlab_error_set(&e, 413, "invalid_request_error", NULL, "too big");
+    tlab__error_set(&e, 413, "invalid_request_error", NULL, "too big");
     check_error_json(&e, NULL);
 
     /* jansson quotes body bytes in its parse errors; invalid UTF-8 there must not lose the body. */
     json_t *out;
-    tlab_request_info info;
+    tlab__request_info info;
     const char bad[] = "{\"a\": \xff\xfe}";
-    CHECK(tlab_validate_request(CHAT, bad, sizeof bad - 1, &limits, &out, &info, &e) == -1);
+    CHECK(tlab__validate_request(CHAT, bad, sizeof bad - 1, &limits, &out, &info, &e) == -1);
     CHECK_MSG(strstr(e.message, "Invalid JSON at line 1") != NULL, "%s", e.message);
     check_error_json(&e, NULL);
 
@@ -276,7 +276,7 @@ static void test_error_json(void) {
     for (size_t i = 500; i + 2 < sizeof longmsg; i += 2)
         memcpy(longmsg + i, "\xc3\xa9", 2);
     longmsg[sizeof longmsg - 1] = '\0';
-    tlab_error_set(&e, 400, "invalid_request_error", "", "%s", longmsg);
+    tlab__error_set(&e, 400, "invalid_request_error", "", "%s", longmsg);
     check_error_json(&e, NULL);
 }
 

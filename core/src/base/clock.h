@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <time.h>
 
-static inline uint64_t tlab_now_us(void) {
+static inline uint64_t tlab__now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;

@@ -10,7 +10,7 @@
 
 static const char *const INVALID = "invalid_request_error";
 
-int tlab_error_set(tlab_error *err, int status, const char *type, const char *param, const char *fmt, ...) {
+int tlab__error_set(tlab__error *err, int status, const char *type, const char *param, const char *fmt, ...) {
     va_list ap;
     err->status = status;
     err->type = type;
@@ -28,7 +28,7 @@ static json_t *message_string(const char *msg) {
     json_t *s = json_string(msg);
     if (s)
         return s;
-    char ascii[sizeof(((tlab_error *)0)->message)];
+    char ascii[sizeof(((tlab__error *)0)->message)];
     size_t i;
     for (i = 0; msg[i] && i + 1 < sizeof ascii; i++)
         ascii[i] = (unsigned char)msg[i] < 0x80 ? msg[i] : '?';
@@ -36,7 +36,7 @@ static json_t *message_string(const char *msg) {
     return json_string(ascii);
 }
 
-char *tlab_error_json(const tlab_error *err) {
+char *tlab__error_json(const tlab__error *err) {
     json_t *param = err->param[0] ? json_string(err->param) : json_null();
     json_t *code = err->code ? json_string(err->code) : json_null();
     json_t *doc = json_pack("{s:{s:o,s:s,s:o,s:o}}", "error", "message", message_string(err->message), "type",

@@ -6,19 +6,19 @@
 #define TLAB_ERROR_H
 
 /* An OpenAI-shaped error: {"error":{"message","type","param","code"}}. */
-typedef struct tlab_error {
+typedef struct tlab__error {
     int status;         /* HTTP status: 400, 413, ... */
     const char *type;   /* "invalid_request_error", ... (static string) */
     char param[64];     /* offending field ("messages[2].role"), "" when none */
     char message[512];
     const char *code;   /* OpenAI's "code" ("invalid_api_key", "rate_limit_exceeded"; static string), NULL = null */
-} tlab_error;
+} tlab__error;
 
 /* Formats `err` as OpenAI's error JSON into a new malloc'd string (NULL on allocation failure). */
-char *tlab_error_json(const tlab_error *err);
+char *tlab__error_json(const tlab__error *err);
 
 /* Convenience: fills *err from parts (printf-style message; code NULL). Returns -1 for tail calls. */
-int tlab_error_set(tlab_error *err, int status, const char *type, const char *param, const char *fmt, ...)
+int tlab__error_set(tlab__error *err, int status, const char *type, const char *param, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
 #endif

@@ -9,7 +9,7 @@
 
 /* FNV-1a, 64 bits: the content hash shown by /admin/policies and the API key id. Not a
  * cryptographic hash; it only has to tell versions (and keys) apart. */
-static inline uint64_t tlab_fnv1a64(const void *data, size_t len) {
+static inline uint64_t tlab__fnv1a64(const void *data, size_t len) {
     const unsigned char *p = data;
     uint64_t h = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < len; i++)

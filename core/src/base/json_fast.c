@@ -279,7 +279,7 @@ static int yajl_would_differ(const char *buf, size_t len) {
     return 0;
 }
 
-json_t *tlab_json_fast_object(const char *buf, size_t len) {
+json_t *tlab__json_fast_object(const char *buf, size_t len) {
 #if JANSSON_VERSION_HEX < 0x020e00
     (void)buf;
     (void)len;
@@ -307,7 +307,7 @@ json_t *tlab_json_fast_object(const char *buf, size_t len) {
 #endif
 }
 
-json_t *tlab_json_load_body(const char *buf, size_t len, json_error_t *err) {
-    json_t *doc = tlab_json_fast_object(buf, len);
+json_t *tlab__json_load_body(const char *buf, size_t len, json_error_t *err) {
+    json_t *doc = tlab__json_fast_object(buf, len);
     return doc ? doc : json_loadb(buf, len, JSON_DECODE_ANY, err);
 }

@@ -20,11 +20,11 @@
 /* The object encoded by buf[0..len), as json_loadb would decode it (same values, same key
  * order, last of duplicate keys wins); a new reference. NULL when buf is not a JSON object or
  * holds something this reader leaves to jansson: the caller then calls json_loadb. */
-json_t *tlab_json_fast_object(const char *buf, size_t len);
+json_t *tlab__json_fast_object(const char *buf, size_t len);
 
 /* A request body as the gateway parses it everywhere: this reader, else
  * json_loadb(buf, len, JSON_DECODE_ANY, err) (so a bare number or string parses, and is then
  * refused as "not an object" by its caller). NULL with *err set when it is not JSON. */
-json_t *tlab_json_load_body(const char *buf, size_t len, json_error_t *err);
+json_t *tlab__json_load_body(const char *buf, size_t len, json_error_t *err);
 
 #endif

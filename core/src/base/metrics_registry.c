@@ -40,7 +40,7 @@ static int valid_metric_name(const char *name) {
     return 1;
 }
 
-tlab_metric *tlab_metric_register(tlab_metric_kind kind, const char *name, const char *help, const double *buckets,
+tlab_metric *tlab__metric_register(tlab_metric_kind kind, const char *name, const char *help, const double *buckets,
                                   size_t n_buckets) {
     if (!valid_metric_name(name))
         return NULL;
@@ -102,19 +102,19 @@ static series *find_series(tlab_metric *m, const char *labels, int create) {
     return s;
 }
 
-void tlab_metric_add(tlab_metric *m, const char *labels, double delta) {
+void tlab__metric_add(tlab_metric *m, const char *labels, double delta) {
     series *s = m ? find_series(m, labels, 1) : NULL;
     if (s)
         s->value += delta;
 }
 
-void tlab_metric_set(tlab_metric *m, const char *labels, double value) {
+void tlab__metric_set(tlab_metric *m, const char *labels, double value) {
     series *s = m ? find_series(m, labels, 1) : NULL;
     if (s)
         s->value = value;
 }
 
-void tlab_metric_observe(tlab_metric *m, const char *labels, double value) {
+void tlab__metric_observe(tlab_metric *m, const char *labels, double value) {
     series *s = m ? find_series(m, labels, 1) : NULL;
     if (!s)
         return;
@@ -127,12 +127,12 @@ void tlab_metric_observe(tlab_metric *m, const char *labels, double value) {
         }
 }
 
-double tlab_metric_value(const tlab_metric *m, const char *labels) {
+double tlab__metric_value(const tlab_metric *m, const char *labels) {
     series *s = m ? find_series((tlab_metric *)m, labels, 0) : NULL;
     return s ? s->value : 0.0;
 }
 
-void tlab_metrics_foreach(tlab_metric_visitor visit, void *arg) {
+void tlab__metrics_foreach(tlab_metric_visitor visit, void *arg) {
     uint64_t cumulative_stack[64];
     for (tlab_metric *m = families_first; m; m = m->next) {
         uint64_t *cumulative = m->n_buckets <= 64 ? cumulative_stack : malloc(m->n_buckets * sizeof *cumulative);
@@ -160,7 +160,7 @@ void tlab_metrics_foreach(tlab_metric_visitor visit, void *arg) {
     }
 }
 
-void tlab_metrics_reset(void) {
+void tlab__metrics_reset(void) {
     tlab_metric *m = families_first;
     while (m) {
         tlab_metric *next_m = m->next;

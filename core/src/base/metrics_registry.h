@@ -1,7 +1,7 @@
 /*
  * metrics_registry.h - the small registry plugins and the core write metrics into. It only
  * stores numbers; rendering (Prometheus text) belongs to the metrics plugin, which walks the
- * registry with tlab_metrics_foreach. Families keep registration order, series keep first-use
+ * registry with tlab__metrics_foreach. Families keep registration order, series keep first-use
  * order, so output is stable between scrapes.
  */
 #ifndef TLAB_METRICS_REGISTRY_H
@@ -11,15 +11,15 @@
 
 /* Registers a family or returns the existing one of the same name and kind (NULL when the kind
  * differs, the name is not a valid Prometheus metric name, or allocation fails). */
-tlab_metric *tlab_metric_register(tlab_metric_kind kind, const char *name, const char *help, const double *buckets,
+tlab_metric *tlab__metric_register(tlab_metric_kind kind, const char *name, const char *help, const double *buckets,
                                   size_t n_buckets);
-void tlab_metric_add(tlab_metric *m, const char *labels, double delta);
-void tlab_metric_set(tlab_metric *m, const char *labels, double value);
-void tlab_metric_observe(tlab_metric *m, const char *labels, double value);
+void tlab__metric_add(tlab_metric *m, const char *labels, double delta);
+void tlab__metric_set(tlab_metric *m, const char *labels, double value);
+void tlab__metric_observe(tlab_metric *m, const char *labels, double value);
 /* Current value (sum for histograms) of one series, 0 when absent. For tests and policies. */
-double tlab_metric_value(const tlab_metric *m, const char *labels);
-void tlab_metrics_foreach(tlab_metric_visitor visit, void *arg);
+double tlab__metric_value(const tlab_metric *m, const char *labels);
+void tlab__metrics_foreach(tlab_metric_visitor visit, void *arg);
 /* Frees every family; pointers handed out before become invalid. */
-void tlab_metrics_reset(void);
+void tlab__metrics_reset(void);
 
 #endif

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 /* At most 20 characters. */
-static inline char *tlab_put_dec(char *p, uint64_t v) {
+static inline char *tlab__put_dec(char *p, uint64_t v) {
     char t[20];
     int n = 0;
     do {
@@ -22,7 +22,7 @@ static inline char *tlab_put_dec(char *p, uint64_t v) {
 }
 
 /* Lower case, at most 16 characters. */
-static inline char *tlab_put_hex(char *p, uint64_t v) {
+static inline char *tlab__put_hex(char *p, uint64_t v) {
     char t[16];
     int n = 0;
     do {

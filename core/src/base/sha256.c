@@ -1,12 +1,12 @@
 /*
- * sha256.c - tlab_sha256 over OpenSSL's libcrypto (Debian libssl-dev): a vetted implementation,
+ * sha256.c - tlab__sha256 over OpenSSL's libcrypto (Debian libssl-dev): a vetted implementation,
  * not a hand-written one, behind the one-function interface the key store uses.
  */
 #include "base/sha256.h"
 
 #include <openssl/evp.h>
 
-void tlab_sha256(const void *data, size_t len, uint8_t out[TLAB_SHA256_LEN]) {
+void tlab__sha256(const void *data, size_t len, uint8_t out[TLAB_SHA256_LEN]) {
     unsigned int n = TLAB_SHA256_LEN;
     /* EVP_Digest fails only when out of memory; the key store then sees an all-zero digest,
      * which no key hashes to in practice, so nothing matches rather than everything. */

@@ -11,6 +11,6 @@
 #define TLAB_SHA256_LEN 32
 
 /* Writes the SHA-256 digest of data[0..len) into out. Never fails. */
-void tlab_sha256(const void *data, size_t len, uint8_t out[TLAB_SHA256_LEN]);
+void tlab__sha256(const void *data, size_t len, uint8_t out[TLAB_SHA256_LEN]);
 
 #endif

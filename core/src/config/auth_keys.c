@@ -31,7 +31,7 @@ __attribute__((format(printf, 3, 4))) static int kfail(kloader *ld, yaml_mark_t 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    tlab_yaml_error_at(ld->err, ld->errlen, ld->file, mark, msg);
+    tlab__yaml_error_at(ld->err, ld->errlen, ld->file, mark, msg);
     return -1;
 }
 
@@ -39,11 +39,11 @@ static const char *sval(const yaml_node_t *n) {
     return (const char *)n->data.scalar.value;
 }
 
-static int is_scalar_of(const yaml_node_t *n, tlab_yaml_scalar_type t) {
-    return n->type == YAML_SCALAR_NODE && tlab_yaml_scalar_type_of(n) == t;
+static int is_scalar_of(const yaml_node_t *n, tlab__yaml_scalar_type t) {
+    return n->type == YAML_SCALAR_NODE && tlab__yaml_scalar_type_of(n) == t;
 }
 
-int tlab_digest_equal(const uint8_t *a, const uint8_t *b) {
+int tlab__digest_equal(const uint8_t *a, const uint8_t *b) {
     /* volatile keeps the compiler from turning the loop back into an early-exit memcmp. */
     volatile uint8_t diff = 0;
     for (size_t i = 0; i < TLAB_SHA256_LEN; i++)
@@ -51,13 +51,13 @@ int tlab_digest_equal(const uint8_t *a, const uint8_t *b) {
     return diff == 0;
 }
 
-long tlab_keyring_find(const tlab_keyring *kr, const char *key, size_t len) {
+long tlab__keyring_find(const tlab__keyring *kr, const char *key, size_t len) {
     uint8_t d[TLAB_SHA256_LEN];
-    tlab_sha256(key, len, d);
+    tlab__sha256(key, len, d);
     long found = -1;
     /* Every entry is compared, and the match is selected without a branch on its position. */
     for (size_t i = 0; kr && i < kr->n; i++) {
-        long eq = tlab_digest_equal(d, kr->keys[i].digest);
+        long eq = tlab__digest_equal(d, kr->keys[i].digest);
         long mask = -eq; /* all ones when equal */
         found = (found & ~mask) | ((long)i & mask);
     }
@@ -89,17 +89,17 @@ static int hexval(char c) {
 static int get_limit(kloader *ld, const yaml_node_t *v, const char *path, long long max, long long *out) {
     char got[64];
     long long x;
-    tlab_yaml_describe(v, got, sizeof got);
+    tlab__yaml_describe(v, got, sizeof got);
     if (!is_scalar_of(v, TLAB_YS_INT))
         return kfail(ld, v->start_mark, "'%s' must be an integer, got %s", path, got);
-    if (tlab_yaml_scalar_int(v, &x) < 0 || x < 0 || x > max)
+    if (tlab__yaml_scalar_int(v, &x) < 0 || x < 0 || x > max)
         return kfail(ld, v->start_mark, "'%s' must be between 0 (unlimited) and %lld, got %s", path, max, sval(v));
     *out = x;
     return 0;
 }
 
-static int load_entry(kloader *ld, tlab_keyring *kr, size_t idx, const yaml_node_t *item) {
-    tlab_api_key *k = &kr->keys[idx];
+static int load_entry(kloader *ld, tlab__keyring *kr, size_t idx, const yaml_node_t *item) {
+    tlab__api_key *k = &kr->keys[idx];
     char path[96], got[64];
     int have_key = 0;
     k->line = (int)item->start_mark.line + 1;
@@ -115,7 +115,7 @@ static int load_entry(kloader *ld, tlab_keyring *kr, size_t idx, const yaml_node
             if (strcmp(sval(yaml_document_get_node(ld->doc, q->key)), key) == 0)
                 return kfail(ld, kn->start_mark, "duplicate key '%s' in 'keys[%zu]'", key, idx);
         snprintf(path, sizeof path, "keys[%zu].%s", idx, key);
-        tlab_yaml_describe(v, got, sizeof got);
+        tlab__yaml_describe(v, got, sizeof got);
         if (strcmp(key, "name") == 0) {
             if (v->type != YAML_SCALAR_NODE || !valid_name(sval(v), v->data.scalar.length))
                 return kfail(ld, v->start_mark, "'%s' must be 1..%d characters of A-Z a-z 0-9 _ . -, got %s", path,
@@ -126,7 +126,7 @@ static int load_entry(kloader *ld, tlab_keyring *kr, size_t idx, const yaml_node
                 return kfail(ld, kn->start_mark, "'keys[%zu]' has both key and key_sha256; give one", idx);
             have_key = 1;
             /* Never quote the value: it is a secret. */
-            if (v->type != YAML_SCALAR_NODE || tlab_yaml_scalar_type_of(v) == TLAB_YS_NULL)
+            if (v->type != YAML_SCALAR_NODE || tlab__yaml_scalar_type_of(v) == TLAB_YS_NULL)
                 return kfail(ld, v->start_mark, "'%s' must be a string", path);
             const char *s = sval(v);
             size_t len = v->data.scalar.length;
@@ -138,7 +138,7 @@ static int load_entry(kloader *ld, tlab_keyring *kr, size_t idx, const yaml_node
                     if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
                         return kfail(ld, v->start_mark, "'%s' must be visible ASCII (no spaces), character %zu is not", path,
                                      i + 1);
-                tlab_sha256(s, len, k->digest);
+                tlab__sha256(s, len, k->digest);
             } else {
                 int ok = len == 2 * TLAB_SHA256_LEN;
                 for (size_t i = 0; ok && i < TLAB_SHA256_LEN; i++) {
@@ -173,24 +173,24 @@ static int load_entry(kloader *ld, tlab_keyring *kr, size_t idx, const yaml_node
     for (size_t j = 0; j < idx; j++) {
         if (strcmp(kr->keys[j].name, k->name) == 0)
             return kfail(ld, item->start_mark, "key name '%s' is used twice (first at line %d)", k->name, kr->keys[j].line);
-        if (tlab_digest_equal(kr->keys[j].digest, k->digest))
+        if (tlab__digest_equal(kr->keys[j].digest, k->digest))
             return kfail(ld, item->start_mark, "'%s' has the same key as '%s' (line %d); each key must be unique", k->name,
                          kr->keys[j].name, kr->keys[j].line);
     }
     return 0;
 }
 
-static int load_root(kloader *ld, tlab_keyring *kr, const yaml_node_t *root) {
+static int load_root(kloader *ld, tlab__keyring *kr, const yaml_node_t *root) {
     char got[64];
     const yaml_node_t *seq = NULL;
     if (root->type != YAML_MAPPING_NODE) {
-        tlab_yaml_describe(root, got, sizeof got);
+        tlab__yaml_describe(root, got, sizeof got);
         return kfail(ld, root->start_mark, "the top level must be a mapping with 'keys', got %s", got);
     }
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(ld->doc, p->key);
         if (kn->type != YAML_SCALAR_NODE || strcmp(sval(kn), "keys") != 0) {
-            tlab_yaml_describe(kn, got, sizeof got);
+            tlab__yaml_describe(kn, got, sizeof got);
             return kfail(ld, kn->start_mark, "unknown key %s at top level (expected: keys)", got);
         }
         if (seq)
@@ -200,7 +200,7 @@ static int load_root(kloader *ld, tlab_keyring *kr, const yaml_node_t *root) {
     if (!seq)
         return kfail(ld, root->start_mark, "no 'keys' list: with auth on, no request could pass");
     if (seq->type != YAML_SEQUENCE_NODE) {
-        tlab_yaml_describe(seq, got, sizeof got);
+        tlab__yaml_describe(seq, got, sizeof got);
         return kfail(ld, seq->start_mark, "'keys' must be a sequence of mappings, got %s", got);
     }
     size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
@@ -217,7 +217,7 @@ static int load_root(kloader *ld, tlab_keyring *kr, const yaml_node_t *root) {
     return 0;
 }
 
-tlab_keyring *tlab_keyring_load(const char *path, char *err, size_t errlen) {
+tlab__keyring *tlab__keyring_load(const char *path, char *err, size_t errlen) {
     kloader ld = {.file = path, .err = err, .errlen = errlen};
     yaml_mark_t start = {0, 0, 0};
     FILE *f = fopen(path, "rb");
@@ -225,7 +225,7 @@ tlab_keyring *tlab_keyring_load(const char *path, char *err, size_t errlen) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    tlab_keyring *kr = calloc(1, sizeof *kr);
+    tlab__keyring *kr = calloc(1, sizeof *kr);
     yaml_parser_t parser;
     yaml_document_t doc;
     int rc = -1;
@@ -250,13 +250,13 @@ tlab_keyring *tlab_keyring_load(const char *path, char *err, size_t errlen) {
     yaml_parser_delete(&parser);
     fclose(f);
     if (rc < 0) {
-        tlab_keyring_free(kr);
+        tlab__keyring_free(kr);
         return NULL;
     }
     return kr;
 }
 
-void tlab_keyring_free(tlab_keyring *kr) {
+void tlab__keyring_free(tlab__keyring *kr) {
     if (!kr)
         return;
     /* Digests are not secrets, but there is no reason to leave them in freed memory either. */

@@ -26,34 +26,34 @@
 #define TLAB_KEY_MIN_LEN 16
 #define TLAB_KEY_MAX_LEN 512
 
-typedef struct tlab_api_key {
+typedef struct tlab__api_key {
     char name[TLAB_KEY_NAME_MAX + 1];
     uint8_t digest[TLAB_SHA256_LEN];
     long long requests_per_minute; /* 0 = unlimited */
     long long tokens_per_minute;   /* 0 = unlimited */
     int admin;
     int line; /* where the entry starts in the file (1-based), for messages */
-} tlab_api_key;
+} tlab__api_key;
 
-typedef struct tlab_keyring {
-    tlab_api_key *keys;
+typedef struct tlab__keyring {
+    tlab__api_key *keys;
     size_t n;
-} tlab_keyring;
+} tlab__keyring;
 
 /*
  * Loads and checks `path`. Returns a new keyring, or NULL with "path:line:col: message" in err
  * (or "path: cannot open: ..."). A file with no keys is an error: with auth on, nobody could call.
  */
-tlab_keyring *tlab_keyring_load(const char *path, char *err, size_t errlen);
-void tlab_keyring_free(tlab_keyring *kr);
+tlab__keyring *tlab__keyring_load(const char *path, char *err, size_t errlen);
+void tlab__keyring_free(tlab__keyring *kr);
 
 /*
  * The index of the key whose text is key[0..len), or -1. Takes the same time whichever entry
  * matches, or none: every digest is compared in full.
  */
-long tlab_keyring_find(const tlab_keyring *kr, const char *key, size_t len);
+long tlab__keyring_find(const tlab__keyring *kr, const char *key, size_t len);
 
 /* 1 when a and b (TLAB_SHA256_LEN bytes each) are equal; no early exit. */
-int tlab_digest_equal(const uint8_t *a, const uint8_t *b);
+int tlab__digest_equal(const uint8_t *a, const uint8_t *b);
 
 #endif

@@ -23,7 +23,7 @@
 
 /* Where a value came from, so one error function can phrase both kinds of message. */
 typedef struct loader {
-    tlab_config *cfg;
+    tlab__config *cfg;
     yaml_document_t *doc;
     const char *file; /* for "file:line:col:" */
     const char *set;  /* the "k=v" being applied, or NULL while reading the file */
@@ -41,7 +41,7 @@ __attribute__((format(printf, 3, 4))) static int fail(loader *ld, yaml_mark_t ma
     if (ld->set)
         snprintf(ld->err, ld->errlen, "--set '%s': %s", ld->set, msg);
     else
-        tlab_yaml_error_at(ld->err, ld->errlen, ld->file, mark, msg);
+        tlab__yaml_error_at(ld->err, ld->errlen, ld->file, mark, msg);
     return -1;
 }
 
@@ -55,7 +55,7 @@ static const char *scalar(const yaml_node_t *n) {
 }
 
 static int is_null(const yaml_node_t *n) {
-    return n->type == YAML_SCALAR_NODE && tlab_yaml_scalar_type_of(n) == TLAB_YS_NULL;
+    return n->type == YAML_SCALAR_NODE && tlab__yaml_scalar_type_of(n) == TLAB_YS_NULL;
 }
 
 static void expected_keys(const section *s, char *buf, size_t len) {
@@ -73,17 +73,17 @@ static const field *find_field(const section *s, const char *key) {
 }
 
 static const section *find_section(const char *name) {
-    for (size_t i = 0; i < tlab_config_n_sections; i++)
-        if (strcmp(tlab_config_sections[i].name, name) == 0)
-            return &tlab_config_sections[i];
+    for (size_t i = 0; i < tlab__config_n_sections; i++)
+        if (strcmp(tlab__config_sections[i].name, name) == 0)
+            return &tlab__config_sections[i];
     return NULL;
 }
 
 /* A parent is a name that only groups sections ("admin" for "admin.listen"). */
 static int is_parent(const char *name) {
     size_t n = strlen(name);
-    for (size_t i = 0; i < tlab_config_n_sections; i++)
-        if (strncmp(tlab_config_sections[i].name, name, n) == 0 && tlab_config_sections[i].name[n] == '.')
+    for (size_t i = 0; i < tlab__config_n_sections; i++)
+        if (strncmp(tlab__config_sections[i].name, name, n) == 0 && tlab__config_sections[i].name[n] == '.')
             return 1;
     return 0;
 }
@@ -92,14 +92,14 @@ static int is_parent(const char *name) {
 static void child_names(const char *name, char *buf, size_t len) {
     size_t n = strlen(name), used = 0;
     buf[0] = '\0';
-    for (size_t i = 0; i < tlab_config_n_sections && used < len; i++)
-        if (strncmp(tlab_config_sections[i].name, name, n) == 0 && tlab_config_sections[i].name[n] == '.')
-            used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "", tlab_config_sections[i].name + n + 1);
+    for (size_t i = 0; i < tlab__config_n_sections && used < len; i++)
+        if (strncmp(tlab__config_sections[i].name, name, n) == 0 && tlab__config_sections[i].name[n] == '.')
+            used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "", tlab__config_sections[i].name + n + 1);
 }
 
 static int unknown_key(loader *ld, yaml_mark_t mark, const section *s, const char *key) {
     if (!s->name)
-        return fail(ld, mark, "unknown key '%s' at top level (expected: %s)", key, tlab_config_top_expected);
+        return fail(ld, mark, "unknown key '%s' at top level (expected: %s)", key, tlab__config_top_expected);
     char expected[256];
     expected_keys(s, expected, sizeof expected);
     return fail(ld, mark, "unknown key '%s' in '%s' (expected: %s)", key, s->name, expected);
@@ -112,7 +112,7 @@ static int unknown_key(loader *ld, yaml_mark_t mark, const section *s, const cha
 static char *get_string(loader *ld, const yaml_node_t *n, const char *path) {
     char got[64];
     if (n->type != YAML_SCALAR_NODE || is_null(n)) {
-        tlab_yaml_describe(n, got, sizeof got);
+        tlab__yaml_describe(n, got, sizeof got);
         fail(ld, n->start_mark, "'%s' must be a string, got %s", path, got);
         return NULL;
     }
@@ -131,7 +131,7 @@ static char *resolve_path(loader *ld, const char *p);
 /* Checks `n` against field `f` and stores it in the config. The single gate for file and --set. */
 static int set_field(loader *ld, const field *f, const char *path, const yaml_node_t *n) {
     char got[64];
-    tlab_yaml_describe(n, got, sizeof got);
+    tlab__yaml_describe(n, got, sizeof got);
     void *dst = (char *)ld->cfg + f->off;
 
     if (f->type == F_PATH) {
@@ -148,7 +148,7 @@ static int set_field(loader *ld, const field *f, const char *path, const yaml_no
         return 0;
     }
     if (f->type == F_BOOL) {
-        if (n->type != YAML_SCALAR_NODE || tlab_yaml_scalar_type_of(n) != TLAB_YS_BOOL)
+        if (n->type != YAML_SCALAR_NODE || tlab__yaml_scalar_type_of(n) != TLAB_YS_BOOL)
             return fail(ld, n->start_mark, "'%s' must be true or false, got %s", path, got);
         *(int *)dst = scalar(n)[0] == 't' || scalar(n)[0] == 'T';
         return 0;
@@ -162,7 +162,7 @@ static int set_field(loader *ld, const field *f, const char *path, const yaml_no
             return fail(ld, n->start_mark, "'%s' must start with http:// or https:// and name a host, got %s", path, got);
         }
         int level_ok = 0;
-        for (const char *const *l = tlab_config_log_levels; f->type == F_LEVEL && *l; l++)
+        for (const char *const *l = tlab__config_log_levels; f->type == F_LEVEL && *l; l++)
             level_ok |= strcmp(s, *l) == 0;
         if (f->type == F_LEVEL && !level_ok) {
             free(s);
@@ -179,10 +179,10 @@ static int set_field(loader *ld, const field *f, const char *path, const yaml_no
         *(int *)dst = -1;
         return 0;
     }
-    if (n->type != YAML_SCALAR_NODE || tlab_yaml_scalar_type_of(n) != TLAB_YS_INT)
+    if (n->type != YAML_SCALAR_NODE || tlab__yaml_scalar_type_of(n) != TLAB_YS_INT)
         return fail(ld, n->start_mark, "'%s' must be an integer%s, got %s", path, f->type == F_OPT_INT ? " or null (none)" : "",
                     got);
-    if (tlab_yaml_scalar_int(n, &v) < 0 || v < f->min || v > f->max)
+    if (tlab__yaml_scalar_int(n, &v) < 0 || v < f->min || v > f->max)
         return fail(ld, n->start_mark, "'%s' must be between %lld and %lld, got %s", path, f->min, f->max, scalar(n));
     if (f->type == F_INT || f->type == F_OPT_INT)
         *(int *)dst = (int)v;
@@ -218,7 +218,7 @@ static int load_section(loader *ld, const section *s, const yaml_node_t *map) {
     if (is_null(map))
         return 0;
     if (map->type != YAML_MAPPING_NODE) {
-        tlab_yaml_describe(map, got, sizeof got);
+        tlab__yaml_describe(map, got, sizeof got);
         return fail(ld, map->start_mark, "'%s' must be a mapping, got %s", s->name, got);
     }
     if (check_keys(ld, map, where) < 0)
@@ -241,7 +241,7 @@ static int load_parent(loader *ld, const char *name, const yaml_node_t *map) {
     if (is_null(map))
         return 0;
     if (map->type != YAML_MAPPING_NODE) {
-        tlab_yaml_describe(map, got, sizeof got);
+        tlab__yaml_describe(map, got, sizeof got);
         return fail(ld, map->start_mark, "'%s' must be a mapping, got %s", name, got);
     }
     if (check_keys(ld, map, where) < 0)
@@ -272,13 +272,13 @@ static char *resolve_path(loader *ld, const char *p) {
     return out;
 }
 
-static int load_plugin(loader *ld, tlab_plugin_conf *pc, size_t idx, const yaml_node_t *item) {
+static int load_plugin(loader *ld, tlab__plugin_conf *pc, size_t idx, const yaml_node_t *item) {
     char where[64], path[128], got[64];
     snprintf(where, sizeof where, "'plugins[%zu]'", idx);
     pc->line = (int)item->start_mark.line + 1;
     pc->col = (int)item->start_mark.column + 1;
     if (item->type != YAML_MAPPING_NODE) {
-        tlab_yaml_describe(item, got, sizeof got);
+        tlab__yaml_describe(item, got, sizeof got);
         return fail(ld, item->start_mark, "'plugins[%zu]' must be a mapping with a name, got %s", idx, got);
     }
     if (check_keys(ld, item, where) < 0)
@@ -301,12 +301,12 @@ static int load_plugin(loader *ld, tlab_plugin_conf *pc, size_t idx, const yaml_
             if (is_null(v))
                 continue;
             if (v->type != YAML_MAPPING_NODE) {
-                tlab_yaml_describe(v, got, sizeof got);
+                tlab__yaml_describe(v, got, sizeof got);
                 return fail(ld, v->start_mark, "'%s' must be a mapping, got %s", path, got);
             }
             char msg[300];
             yaml_mark_t at;
-            json_t *j = tlab_yaml_to_json(ld->doc, (yaml_node_t *)v, path, msg, sizeof msg, &at);
+            json_t *j = tlab__yaml_to_json(ld->doc, (yaml_node_t *)v, path, msg, sizeof msg, &at);
             if (!j)
                 return fail(ld, at, "%s", msg);
             json_decref(pc->config);
@@ -322,11 +322,11 @@ static int load_plugin(loader *ld, tlab_plugin_conf *pc, size_t idx, const yaml_
 
 static int load_plugins(loader *ld, const yaml_node_t *seq) {
     char got[64];
-    tlab_config *cfg = ld->cfg;
+    tlab__config *cfg = ld->cfg;
     if (is_null(seq))
         return 0;
     if (seq->type != YAML_SEQUENCE_NODE) {
-        tlab_yaml_describe(seq, got, sizeof got);
+        tlab__yaml_describe(seq, got, sizeof got);
         return fail(ld, seq->start_mark, "'plugins' must be a sequence of mappings, got %s", got);
     }
     size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
@@ -336,7 +336,7 @@ static int load_plugins(loader *ld, const yaml_node_t *seq) {
         return fail_oom(ld);
     cfg->n_plugins = n;
     for (size_t i = 0; i < n; i++) {
-        tlab_plugin_conf *pc = &cfg->plugins[i];
+        tlab__plugin_conf *pc = &cfg->plugins[i];
         yaml_node_t *item = yaml_document_get_node(ld->doc, seq->data.sequence.items.start[i]);
         if (load_plugin(ld, pc, i, item) < 0)
             return -1;
@@ -351,15 +351,15 @@ static int load_plugins(loader *ld, const yaml_node_t *seq) {
 static int load_root(loader *ld, const yaml_node_t *root) {
     char got[64];
     if (root->type != YAML_MAPPING_NODE) {
-        tlab_yaml_describe(root, got, sizeof got);
-        return fail(ld, root->start_mark, "the top level must be a mapping of keys (%s), got %s", tlab_config_top_expected, got);
+        tlab__yaml_describe(root, got, sizeof got);
+        return fail(ld, root->start_mark, "the top level must be a mapping of keys (%s), got %s", tlab__config_top_expected, got);
     }
     if (check_keys(ld, root, "the top level") < 0)
         return -1;
     FOR_PAIRS(ld, root, k, v) {
         const char *key = scalar(k);
         const section *s = strchr(key, '.') ? NULL : find_section(key);
-        const field *f = find_field(&tlab_config_top_section, key);
+        const field *f = find_field(&tlab__config_top_section, key);
         int rc;
         if (s)
             rc = load_section(ld, s, v);
@@ -370,7 +370,7 @@ static int load_root(loader *ld, const yaml_node_t *root) {
         else if (strcmp(key, "plugins") == 0)
             rc = load_plugins(ld, v);
         else
-            rc = unknown_key(ld, k->start_mark, &tlab_config_top_section, key);
+            rc = unknown_key(ld, k->start_mark, &tlab__config_top_section, key);
         if (rc < 0)
             return -1;
     }
@@ -518,8 +518,8 @@ static int apply_set(loader *ld, const char *set) {
             return unknown_key(ld, none, s, dot + 1);
         *dot = '.';
     }
-    if (!s && !(f = find_field(&tlab_config_top_section, key)))
-        return unknown_key(ld, none, &tlab_config_top_section, key);
+    if (!s && !(f = find_field(&tlab__config_top_section, key)))
+        return unknown_key(ld, none, &tlab__config_top_section, key);
     snprintf(path, sizeof path, "%.*s", (int)(eq - set), set);
 
     yaml_parser_t parser;
@@ -548,7 +548,7 @@ static int apply_set(loader *ld, const char *set) {
 /* Runs after every --set, so `--set plugin_dir=...` moves every plugin that names no path. */
 static int finish_plugins(loader *ld) {
     for (size_t i = 0; i < ld->cfg->n_plugins; i++) {
-        tlab_plugin_conf *pc = &ld->cfg->plugins[i];
+        tlab__plugin_conf *pc = &ld->cfg->plugins[i];
         if (!pc->path && asprintf(&pc->path, "%s/%s.so", ld->cfg->plugin_dir, pc->name) < 0) {
             pc->path = NULL;
             return fail_oom(ld);
@@ -559,11 +559,11 @@ static int finish_plugins(loader *ld) {
     return 0;
 }
 
-int tlab_config_load(tlab_config *cfg, const char *path, const char *const *sets, size_t n_sets, char *err, size_t errlen) {
+int tlab__config_load(tlab__config *cfg, const char *path, const char *const *sets, size_t n_sets, char *err, size_t errlen) {
     loader ld = {.cfg = cfg, .file = path, .err = err, .errlen = errlen};
     int rc = 0;
     err[0] = '\0';
-    if (tlab_config_defaults(cfg) < 0) {
+    if (tlab__config_defaults(cfg) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -577,10 +577,10 @@ int tlab_config_load(tlab_config *cfg, const char *path, const char *const *sets
     if (rc == 0)
         rc = finish_plugins(&ld);
     /* Last, so a --set auth.keys_file is the one loaded; its errors name the keys file. */
-    if (rc == 0 && cfg->auth_keys_file[0] && !(cfg->keyring = tlab_keyring_load(cfg->auth_keys_file, err, errlen)))
+    if (rc == 0 && cfg->auth_keys_file[0] && !(cfg->keyring = tlab__keyring_load(cfg->auth_keys_file, err, errlen)))
         rc = -1;
     free(ld.dir);
     if (rc < 0)
-        tlab_config_free(cfg);
+        tlab__config_free(cfg);
     return rc;
 }

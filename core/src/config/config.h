@@ -12,16 +12,16 @@
 #include <stddef.h>
 #include <jansson.h>
 
-struct tlab_keyring;
+struct tlab__keyring;
 
-typedef struct tlab_plugin_conf {
+typedef struct tlab__plugin_conf {
     char *name;     /* plugins[i].name, required */
     char *path;     /* plugins[i].path, or "<plugin_dir>/<name>.so" when absent */
     json_t *config; /* plugins[i].config as a JSON object ({} when absent); owned */
     int line, col;  /* where the entry starts, for error messages */
-} tlab_plugin_conf;
+} tlab__plugin_conf;
 
-typedef struct tlab_config {
+typedef struct tlab__config {
     char *source;      /* path of the file loaded */
     char *listen_host; /* listen.host, default "127.0.0.1" */
     int listen_port;   /* listen.port, 0..65535 (0 = any free port), default 8001 */
@@ -56,7 +56,7 @@ typedef struct tlab_config {
     /* auth: API keys (docs/security.md). */
     char *auth_keys_file;        /* auth.keys_file: YAML keys file, relative to the config file's directory;
                                     "" = auth off (default) */
-    struct tlab_keyring *keyring; /* loaded from auth_keys_file when set (NULL = auth off); owned */
+    struct tlab__keyring *keyring; /* loaded from auth_keys_file when set (NULL = auth off); owned */
 
     /* admin: a separate listener for /metrics and /admin/... */
     char *admin_host;            /* admin.listen.host, default "127.0.0.1" */
@@ -66,12 +66,12 @@ typedef struct tlab_config {
                                     default 30 */
 
     char *plugin_dir;            /* plugin_dir: where plugins without a path are found, default next to the executable (plugin_dir.h) */
-    tlab_plugin_conf *plugins;   /* plugins: list, in load order */
+    tlab__plugin_conf *plugins;   /* plugins: list, in load order */
     size_t n_plugins;
-} tlab_config;
+} tlab__config;
 
 /* Fills `cfg` with the defaults above. Never fails except on allocation (returns -1). */
-int tlab_config_defaults(tlab_config *cfg);
+int tlab__config_defaults(tlab__config *cfg);
 
 /*
  * Loads `path` over the defaults, then applies each of `sets` ("dotted.key=value", value parsed
@@ -81,8 +81,8 @@ int tlab_config_defaults(tlab_config *cfg);
  * path may be NULL: defaults plus sets only. When auth.keys_file is set (after the sets), the
  * keys file is loaded into cfg->keyring; its errors name the keys file ("keys.yaml:3:7: ...").
  */
-int tlab_config_load(tlab_config *cfg, const char *path, const char *const *sets, size_t n_sets, char *err, size_t errlen);
+int tlab__config_load(tlab__config *cfg, const char *path, const char *const *sets, size_t n_sets, char *err, size_t errlen);
 
-void tlab_config_free(tlab_config *cfg);
+void tlab__config_free(tlab__config *cfg);
 
 #endif

@@ -11,7 +11,7 @@
 #include "config/plugin_dir.h"
 
 #define FLD(k, t, m, lo, hi)                                                                                                       \
-    { k, t, offsetof(tlab_config, m), lo, hi }
+    { k, t, offsetof(tlab__config, m), lo, hi }
 
 static const field listen_fields[] = {
     FLD("host", F_STR, listen_host, 0, 0),
@@ -61,7 +61,7 @@ static const field top_fields[] = {
 
 #define SECTION(name, f)                                                                                                           \
     { name, f, sizeof(f) / sizeof(f[0]) }
-const section tlab_config_sections[] = {
+const section tlab__config_sections[] = {
     SECTION("listen", listen_fields),
     SECTION("upstream", upstream_fields),
     SECTION("limits", limits_fields),
@@ -71,13 +71,13 @@ const section tlab_config_sections[] = {
     SECTION("admin.listen", admin_listen_fields),
     SECTION("shutdown", shutdown_fields),
 };
-const section tlab_config_top_section = SECTION(NULL, top_fields);
-const size_t tlab_config_n_sections = sizeof(tlab_config_sections) / sizeof(tlab_config_sections[0]);
+const section tlab__config_top_section = SECTION(NULL, top_fields);
+const size_t tlab__config_n_sections = sizeof(tlab__config_sections) / sizeof(tlab__config_sections[0]);
 
-const char *const tlab_config_top_expected = "listen, upstream, limits, log, policies, auth, admin, shutdown, plugin_dir, plugins";
-const char *const tlab_config_log_levels[] = {"debug", "info", "warn", "error", NULL};
+const char *const tlab__config_top_expected = "listen, upstream, limits, log, policies, auth, admin, shutdown, plugin_dir, plugins";
+const char *const tlab__config_log_levels[] = {"debug", "info", "warn", "error", NULL};
 
-int tlab_config_defaults(tlab_config *cfg) {
+int tlab__config_defaults(tlab__config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     cfg->listen_port = 8001;
     cfg->connect_timeout_ms = 2000;
@@ -101,7 +101,7 @@ int tlab_config_defaults(tlab_config *cfg) {
     cfg->listen_host = strdup("127.0.0.1");
     cfg->upstream_url = strdup("http://127.0.0.1:8000");
     cfg->log_level = strdup("info");
-    cfg->plugin_dir = tlab_default_plugin_dir();
+    cfg->plugin_dir = tlab__default_plugin_dir();
     cfg->auth_keys_file = strdup("");
     cfg->admin_host = strdup("127.0.0.1");
     cfg->admin_port = -1;
@@ -109,13 +109,13 @@ int tlab_config_defaults(tlab_config *cfg) {
     if (!cfg->auth_keys_file || !cfg->admin_host || !cfg->listen_host || !cfg->upstream_url || !cfg->log_level ||
         !cfg->plugin_dir || !cfg->policy_admission ||
         !cfg->policy_degradation) {
-        tlab_config_free(cfg);
+        tlab__config_free(cfg);
         return -1;
     }
     return 0;
 }
 
-void tlab_config_free(tlab_config *cfg) {
+void tlab__config_free(tlab__config *cfg) {
     if (!cfg)
         return;
     for (size_t i = 0; i < cfg->n_plugins; i++) {
@@ -133,6 +133,6 @@ void tlab_config_free(tlab_config *cfg) {
     free(cfg->policy_degradation);
     free(cfg->auth_keys_file);
     free(cfg->admin_host);
-    tlab_keyring_free(cfg->keyring);
+    tlab__keyring_free(cfg->keyring);
     memset(cfg, 0, sizeof *cfg);
 }

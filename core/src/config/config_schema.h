@@ -1,8 +1,8 @@
 /*
  * config_schema.h - the config's keys as data (internal to config*.c): each key's type, bounds and
- * place in tlab_config, grouped in sections. config.c's loader walks these tables; adding a key is
+ * place in tlab__config, grouped in sections. config.c's loader walks these tables; adding a key is
  * one line in config_schema.c's tables, one field in config.h and its default in
- * tlab_config_defaults() (config_schema.c).
+ * tlab__config_defaults() (config_schema.c).
  */
 #ifndef TLAB_CONFIG_SCHEMA_H
 #define TLAB_CONFIG_SCHEMA_H
@@ -17,7 +17,7 @@ typedef enum ftype { F_STR, F_URL, F_LEVEL, F_INT, F_OPT_INT, F_LONG, F_LLONG, F
 typedef struct field {
     const char *key;
     ftype type;
-    size_t off; /* into tlab_config */
+    size_t off; /* into tlab__config */
     long long min, max;
 } field;
 
@@ -27,11 +27,11 @@ typedef struct section {
     size_t n;
 } section;
 
-extern const section tlab_config_sections[];
-extern const size_t tlab_config_n_sections;
-extern const section tlab_config_top_section;
+extern const section tlab__config_sections[];
+extern const size_t tlab__config_n_sections;
+extern const section tlab__config_top_section;
 /* For "expected one of ..." messages at the top level. */
-extern const char *const tlab_config_top_expected;
-extern const char *const tlab_config_log_levels[];
+extern const char *const tlab__config_top_expected;
+extern const char *const tlab__config_log_levels[];
 
 #endif

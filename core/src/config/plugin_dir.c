@@ -23,7 +23,7 @@
 #define TLAB_BUILD_MARKER_FROM_BIN "../tlab-build-tree"
 #endif
 
-char *tlab_plugin_dir_for_exe(const char *exe_path) {
+char *tlab__plugin_dir_for_exe(const char *exe_path) {
     const char *slash = strrchr(exe_path, '/');
     int dir_len = slash ? (int)(slash - exe_path) : 1;
     const char *dir = slash ? exe_path : ".";
@@ -37,9 +37,9 @@ char *tlab_plugin_dir_for_exe(const char *exe_path) {
     return out;
 }
 
-char *tlab_default_plugin_dir(void) {
+char *tlab__default_plugin_dir(void) {
     char self[PATH_MAX];
-    if (tlab_exe_path(self, sizeof self) < 0)
+    if (tlab__exe_path(self, sizeof self) < 0)
         return strdup(TLAB_PLUGIN_DIR_FROM_BIN);
-    return tlab_plugin_dir_for_exe(self);
+    return tlab__plugin_dir_for_exe(self);
 }

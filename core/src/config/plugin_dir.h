@@ -15,11 +15,11 @@
 
 /* The default plugin folder for the executable at `exe_path` (an absolute path to the program
  * file). malloc'd; NULL only when out of memory. */
-char *tlab_plugin_dir_for_exe(const char *exe_path);
+char *tlab__plugin_dir_for_exe(const char *exe_path);
 
 /* The default plugin folder of the running program (/proc/self/exe). Without /proc the program
  * cannot be found, and the answer is the install layout's folder relative to the working
  * directory, which the plugin load then names in its error. malloc'd; NULL when out of memory. */
-char *tlab_default_plugin_dir(void);
+char *tlab__default_plugin_dir(void);
 
 #endif

@@ -16,24 +16,24 @@ static struct {
     size_t fifo_len;
     int scheduled;
     int running; /* inside run_dispatch: a submit from a hook must not re-enter it */
-    int draining; /* tlab_dispatch_drain: nothing is sent back to the queue any more */
+    int draining; /* tlab__dispatch_drain: nothing is sent back to the queue any more */
     uint64_t pass; /* bumped at every dispatcher pass; see the queue-wait accounting in send_to_worker() */
 } d;
 
 static void run_dispatch(evutil_socket_t fd, short what, void *arg);
 
-int tlab_dispatch_init(struct event_base *base) {
+int tlab__dispatch_init(struct event_base *base) {
     d.ev = event_new(base, -1, 0, run_dispatch, NULL);
     return d.ev ? 0 : -1;
 }
 
-void tlab_dispatch_shutdown(void) {
+void tlab__dispatch_shutdown(void) {
     if (d.ev)
         event_free(d.ev);
     d.ev = NULL;
 }
 
-void tlab_dispatch_wake(void) {
+void tlab__dispatch_wake(void) {
     if (d.ev && !d.scheduled) {
         d.scheduled = 1;
         event_active(d.ev, 0, 0);
@@ -66,7 +66,7 @@ static void fifo_remove(tlab_request *r) {
 
 /* Whether r has not been finished (freed). Only for the rare error path: a walk of the live list. */
 static int still_live(const tlab_request *r) {
-    for (const tlab_request *l = tlab_requests_live(); l; l = l->live_next)
+    for (const tlab_request *l = tlab__requests_live(); l; l = l->live_next)
         if (l == r)
             return 1;
     return 0;
@@ -89,24 +89,24 @@ static void stop_waiting(tlab_request *r) {
     r->wait_cleanup = NULL;
 }
 
-void tlab_dispatch_submit(tlab_request *r) {
+void tlab__dispatch_submit(tlab_request *r) {
     void *qself;
-    const tlab_queue_role *q = tlab_plugins_queue(&qself);
-    tlab_request_set_phase(r, TLAB_PHASE_WAITING);
+    const tlab_queue_role *q = tlab__plugins_queue(&qself);
+    tlab__request_set_phase(r, TLAB_PHASE_WAITING);
     r->dispatch_pass = d.pass;
-    r->wait_cleanup = tlab_request_cleanup_add(r, wait_cleanup, NULL);
-    tlab_request_compact_body(r); /* before any hook, so r is surely alive */
+    r->wait_cleanup = tlab__request_cleanup_add(r, wait_cleanup, NULL);
+    tlab__request_compact_body(r); /* before any hook, so r is surely alive */
     if (q) {
         r->queued_in_plugin = 1;
-        tlab_request_emit(r, TLAB_EV_QUEUED);
+        tlab__request_emit(r, TLAB_EV_QUEUED);
         if (q->push(qself, r) != TLAB_OK) {
             /* The contract says the plugin answered it (request_reject), which freed it. A plugin
              * that failed without answering would leave r hanging: answer it here (its cleanup
              * takes it out of the queue). */
             if (still_live(r)) {
-                tlab_error err;
-                tlab_error_set(&err, 500, "internal_error", NULL, "the queue plugin failed to take the request");
-                tlab_request_fail(r, &err, 0);
+                tlab__error err;
+                tlab__error_set(&err, 500, "internal_error", NULL, "the queue plugin failed to take the request");
+                tlab__request_fail(r, &err, 0);
             }
             return;
         }
@@ -118,13 +118,13 @@ void tlab_dispatch_submit(tlab_request *r) {
     if (!d.running)
         run_dispatch(-1, 0, NULL);
     else
-        tlab_dispatch_wake();
+        tlab__dispatch_wake();
 }
 
 static void forget(tlab_request *r) {
     if (r->queued_in_plugin) {
         void *qself;
-        const tlab_queue_role *q = tlab_plugins_queue(&qself);
+        const tlab_queue_role *q = tlab__plugins_queue(&qself);
         r->queued_in_plugin = 0;
         if (q)
             q->remove(qself, r);
@@ -133,9 +133,9 @@ static void forget(tlab_request *r) {
     }
 }
 
-size_t tlab_dispatch_waiting(void) {
+size_t tlab__dispatch_waiting(void) {
     void *qself;
-    const tlab_queue_role *q = tlab_plugins_queue(&qself);
+    const tlab_queue_role *q = tlab__plugins_queue(&qself);
     return d.fifo_len + (q ? q->depth(qself) : 0);
 }
 
@@ -146,35 +146,35 @@ static tlab_request *peek(const tlab_queue_role *q, void *qself) {
 /* The worker went away before answering r (crash, restart): with a supervisor, r goes back to
  * the queue once and is served when the worker is back, instead of failing. */
 static int on_unreachable(tlab_request *r) {
-    if (r->requeued || tlab_plugins_worker_state() < 0 || d.draining)
+    if (r->requeued || tlab__plugins_worker_state() < 0 || d.draining)
         return 0; /* while draining nothing is dispatched from the queue any more: answer now */
     r->requeued = 1;
-    tlab_log(TLAB_LOG_INFO, r->id, "worker unreachable before any response byte: back to the queue");
-    tlab_dispatch_submit(r);
+    tlab__log(TLAB_LOG_INFO, r->id, "worker unreachable before any response byte: back to the queue");
+    tlab__dispatch_submit(r);
     return 1;
 }
 
 static void on_leg_done(tlab_request *r) {
     (void)r;
-    tlab_dispatch_wake(); /* a worker slot opened */
+    tlab__dispatch_wake(); /* a worker slot opened */
 }
 
-static const tlab_relay_report report = {on_unreachable, on_leg_done};
+static const tlab__relay_report report = {on_unreachable, on_leg_done};
 
 static void send_to_worker(tlab_request *r) {
     if (!r->internal && r->t[TLAB_EV_ADMITTED]) {
         /* Waiting beyond the first dispatcher pass after admission was a gate's doing. */
-        uint64_t waited = tlab_now_us() - r->t[TLAB_EV_ADMITTED];
+        uint64_t waited = tlab__now_us() - r->t[TLAB_EV_ADMITTED];
         if (r->dispatch_pass + 1 < d.pass)
             r->queue_wait_us = waited;
         else
             r->overhead_us += waited;
     }
-    tlab_relay_start(r, &report);
+    tlab__relay_start(r, &report);
 }
 
-void tlab_dispatch_send_now(tlab_request *r) {
-    tlab_relay_start(r, &report);
+void tlab__dispatch_send_now(tlab_request *r) {
+    tlab__relay_start(r, &report);
 }
 
 static void run_dispatch(evutil_socket_t fd, short what, void *arg) {
@@ -187,10 +187,10 @@ static void run_dispatch(evutil_socket_t fd, short what, void *arg) {
     d.scheduled = 0;
     d.pass++;
     void *qself;
-    const tlab_queue_role *q = tlab_plugins_queue(&qself);
+    const tlab_queue_role *q = tlab__plugins_queue(&qself);
     tlab_request *r;
     while ((r = peek(q, qself)) != NULL) {
-        int rc = tlab_plugins_gate(r);
+        int rc = tlab__plugins_gate(r);
         if (rc == TLAB_AGAIN)
             break; /* a gate holds the head; it calls dispatch_wake when it opens */
         if (q) {
@@ -203,9 +203,9 @@ static void run_dispatch(evutil_socket_t fd, short what, void *arg) {
         if (rc != TLAB_OK) {
             /* A failing gate would otherwise hold the head forever (it never calls dispatch_wake):
              * this request gets a clean 500 and the ones behind it go on. */
-            tlab_error err;
-            tlab_error_set(&err, 500, "internal_error", NULL, "a plugin's dispatch gate failed (returned %d)", rc);
-            tlab_request_fail(r, &err, 0);
+            tlab__error err;
+            tlab__error_set(&err, 500, "internal_error", NULL, "a plugin's dispatch gate failed (returned %d)", rc);
+            tlab__request_fail(r, &err, 0);
             continue;
         }
         send_to_worker(r);
@@ -213,14 +213,14 @@ static void run_dispatch(evutil_socket_t fd, short what, void *arg) {
     d.running = 0;
 }
 
-void tlab_dispatch_drain(const tlab_error *err) {
+void tlab__dispatch_drain(const tlab__error *err) {
     d.draining = 1;
-    tlab_dispatch_fail_all_retry(err, 0);
+    tlab__dispatch_fail_all_retry(err, 0);
 }
 
-void tlab_dispatch_fail_all_retry(const tlab_error *err, int retry_after_s) {
+void tlab__dispatch_fail_all_retry(const tlab__error *err, int retry_after_s) {
     void *qself;
-    const tlab_queue_role *q = tlab_plugins_queue(&qself);
+    const tlab_queue_role *q = tlab__plugins_queue(&qself);
     tlab_request *r;
     while ((r = peek(q, qself)) != NULL) {
         if (q) {
@@ -230,6 +230,6 @@ void tlab_dispatch_fail_all_retry(const tlab_error *err, int retry_after_s) {
             fifo_remove(r);
         }
         stop_waiting(r);
-        tlab_request_fail(r, err, retry_after_s);
+        tlab__request_fail(r, err, retry_after_s);
     }
 }

@@ -1,4 +1,4 @@
 /* gateway.c - the one gateway instance (see gateway.h for why it is process-wide). */
 #include "gateway/gateway.h"
 
-tlab_gateway tlab_gw;
+tlab__gateway tlab__gw;

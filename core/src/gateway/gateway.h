@@ -15,21 +15,21 @@
 #include "base/clock.h"
 #include "config/config.h"
 
-struct tlab_upstream;
-struct tlab_http_server;
+struct tlab__upstream;
+struct tlab__http_server;
 
-typedef struct tlab_gateway {
+typedef struct tlab__gateway {
     struct event_base *base;
-    struct tlab_http_server *http; /* the clients' listener (http_front.h) */
-    const tlab_config *cfg;
-    struct tlab_upstream *upstream;
+    struct tlab__http_server *http; /* the clients' listener (http_front.h) */
+    const tlab__config *cfg;
+    struct tlab__upstream *upstream;
     int port;                /* the port actually bound (listen.port may be 0) */
-    struct tlab_http_server *admin_http; /* the admin listener (/metrics, /admin/...), NULL when admin.listen.port is none */
+    struct tlab__http_server *admin_http; /* the admin listener (/metrics, /admin/...), NULL when admin.listen.port is none */
     int admin_port;          /* its bound port, -1 without one */
     uint64_t started_us;
     int draining;            /* shutdown started: new requests get 503 */
-} tlab_gateway;
+} tlab__gateway;
 
-extern tlab_gateway tlab_gw;
+extern tlab__gateway tlab__gw;
 
 #endif

@@ -32,93 +32,93 @@
 #include "request/request.h"
 #include "upstream/upstream.h"
 
-static void send_json(tlab_http_req *http, int status, json_t *obj) {
+static void send_json(tlab__http_req *http, int status, json_t *obj) {
     char *text = json_dumps(obj, JSON_COMPACT);
-    tlab_http_add_header(http, "Content-Type", "application/json");
-    tlab_http_reply(http, text ? status : 500, text ? text : "{}", text ? strlen(text) : 2);
+    tlab__http_add_header(http, "Content-Type", "application/json");
+    tlab__http_reply(http, text ? status : 500, text ? text : "{}", text ? strlen(text) : 2);
     free(text);
 }
 
-static void send_error(tlab_http_req *http, int status, const char *type, const char *fmt, const char *arg) {
-    tlab_error err;
-    tlab_error_set(&err, status, type, NULL, fmt, arg);
-    tlab_http_send_error(http, &err, status == 503 ? 1 : 0);
+static void send_error(tlab__http_req *http, int status, const char *type, const char *fmt, const char *arg) {
+    tlab__error err;
+    tlab__error_set(&err, status, type, NULL, fmt, arg);
+    tlab__http_send_error(http, &err, status == 503 ? 1 : 0);
 }
 
-static void method_not_allowed(tlab_http_req *http, const char *path, const char *allow) {
-    tlab_http_add_header(http, "Allow", allow);
+static void method_not_allowed(tlab__http_req *http, const char *path, const char *allow) {
+    tlab__http_add_header(http, "Allow", allow);
     send_error(http, 405, "invalid_request_error", "Method not allowed on %s", path);
 }
 
-static void handle_health(tlab_gateway *gw, tlab_http_req *http) {
-    const tlab_upstream_stats *st = tlab_upstream_get_stats(gw->upstream);
-    tlab_http_counters clients = {0};
-    tlab_http_server_counters(gw->http, &clients);
+static void handle_health(tlab__gateway *gw, tlab__http_req *http) {
+    const tlab__upstream_stats *st = tlab__upstream_get_stats(gw->upstream);
+    tlab__http_counters clients = {0};
+    tlab__http_server_counters(gw->http, &clients);
     json_t *o = json_pack("{s:s, s:s, s:f, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:{s:s, s:I, s:I, s:I, s:I, s:I}, s:o, s:I}", "status",
                           gw->draining ? "draining" : "ok", "version", TLAB_VERSION, "uptime_s",
-                          (double)(tlab_now_us() - gw->started_us) / 1e6, "in_flight", (json_int_t)tlab_requests_in_flight(), "waiting",
-                          (json_int_t)tlab_dispatch_waiting(), "live_requests", (json_int_t)tlab_requests_live_count(), "clients", "open",
+                          (double)(tlab__now_us() - gw->started_us) / 1e6, "in_flight", (json_int_t)tlab__requests_in_flight(), "waiting",
+                          (json_int_t)tlab__dispatch_waiting(), "live_requests", (json_int_t)tlab__requests_live_count(), "clients", "open",
                           (json_int_t)clients.open, "max", (json_int_t)gw->cfg->max_connections_in, "rejected",
                           (json_int_t)clients.rejected, "timed_out", (json_int_t)clients.timed_out, "upstream",
                           "url", gw->cfg->upstream_url, "transfers", (json_int_t)st->transfers, "connections_opened",
                           (json_int_t)st->connections_opened, "retries", (json_int_t)st->retries, "aborted",
-                          (json_int_t)st->aborted, "active", (json_int_t)st->active, "plugins", tlab_plugins_describe(),
-                          "plugin_hook_calls", (json_int_t)tlab_plugins_hook_calls());
+                          (json_int_t)st->aborted, "active", (json_int_t)st->active, "plugins", tlab__plugins_describe(),
+                          "plugin_hook_calls", (json_int_t)tlab__plugins_hook_calls());
     if (!o)
         return send_error(http, 500, "internal_error", "%s", "out of memory");
     send_json(http, gw->draining ? 503 : 200, o);
     json_decref(o);
 }
 
-static void handle_llm(tlab_gateway *gw, tlab_http_req *http, const char *path, tlab_api_kind kind, long key) {
+static void handle_llm(tlab__gateway *gw, tlab__http_req *http, const char *path, tlab__api_kind kind, long key) {
     if (gw->draining) {
         send_error(http, 503, "service_unavailable", "%s", "the gateway is shutting down; retry on another instance");
         return;
     }
-    tlab_request *r = tlab_request_new(http, path, kind);
+    tlab_request *r = tlab__request_new(http, path, kind);
     if (!r) {
         send_error(http, 500, "internal_error", "%s", "out of memory");
         return;
     }
-    r->forward_authorization = !tlab_auth_enabled();
-    tlab_request_emit(r, TLAB_EV_ARRIVED);
-    if (tlab_auth_attach(r, key) != 0) {
-        tlab_error oom;
-        tlab_error_set(&oom, 500, "internal_error", NULL, "out of memory");
-        tlab_request_fail(r, &oom, 0);
+    r->forward_authorization = !tlab__auth_enabled();
+    tlab__request_emit(r, TLAB_EV_ARRIVED);
+    if (tlab__auth_attach(r, key) != 0) {
+        tlab__error oom;
+        tlab__error_set(&oom, 500, "internal_error", NULL, "out of memory");
+        tlab__request_fail(r, &oom, 0);
         return;
     }
-    tlab_validate_limits limits = {.max_body_bytes = gw->cfg->max_body_bytes, .max_tokens = gw->cfg->max_tokens};
-    tlab_error err;
-    if (tlab_validate_request(kind, r->raw_body, r->raw_len, &limits, &r->body, &r->info, &err) != 0) {
-        tlab_request_fail(r, &err, 0);
+    tlab__validate_limits limits = {.max_body_bytes = gw->cfg->max_body_bytes, .max_tokens = gw->cfg->max_tokens};
+    tlab__error err;
+    if (tlab__validate_request(kind, r->raw_body, r->raw_len, &limits, &r->body, &r->info, &err) != 0) {
+        tlab__request_fail(r, &err, 0);
         return;
     }
-    if (tlab_policy_admit_request(r) != 0)
+    if (tlab__policy_admit_request(r) != 0)
         return; /* admission.lua rejected it (or failed with fail_open: false); already answered */
     /* After the policy, so a clamped max_tokens is what gets reserved and a policy's refusal
      * costs the key nothing. */
-    if (tlab_auth_admit(r) != 0)
+    if (tlab__auth_admit(r) != 0)
         return; /* the key's rate limit: 429 already sent */
-    tlab_request_emit(r, TLAB_EV_ADMITTED);
+    tlab__request_emit(r, TLAB_EV_ADMITTED);
     r->overhead_us += r->t[TLAB_EV_ADMITTED] - r->t[TLAB_EV_ARRIVED];
-    tlab_dispatch_submit(r);
+    tlab__dispatch_submit(r);
 }
 
-static void handle_models(tlab_http_req *http) {
-    tlab_request *r = tlab_request_new(http, "/v1/models", TLAB_KIND_CHAT);
+static void handle_models(tlab__http_req *http) {
+    tlab_request *r = tlab__request_new(http, "/v1/models", TLAB_KIND_CHAT);
     if (!r) {
         send_error(http, 500, "internal_error", "%s", "out of memory");
         return;
     }
     r->internal = 1;
-    r->forward_authorization = !tlab_auth_enabled();
-    tlab_request_emit(r, TLAB_EV_ARRIVED);
-    tlab_dispatch_send_now(r);
+    r->forward_authorization = !tlab__auth_enabled();
+    tlab__request_emit(r, TLAB_EV_ARRIVED);
+    tlab__dispatch_send_now(r);
 }
 
 typedef struct listener {
-    tlab_gateway *gw;
+    tlab__gateway *gw;
     int admin; /* the admin listener */
 } listener;
 
@@ -129,15 +129,15 @@ static int is_admin_route(const char *path) {
     return strcmp(path, "/metrics") == 0 || strcmp(path, "/admin") == 0 || strncmp(path, "/admin/", 7) == 0;
 }
 
-static void not_found(tlab_http_req *http, const char *path) {
+static void not_found(tlab__http_req *http, const char *path) {
     send_error(http, 404, "invalid_request_error", "No route for %s", path);
 }
 
-static void on_request(tlab_http_req *http, void *arg) {
+static void on_request(tlab__http_req *http, void *arg) {
     const listener *l = arg;
-    tlab_gateway *gw = l->gw;
-    const char *path = tlab_http_req_path(http);
-    tlab_http_method cmd = tlab_http_req_method(http);
+    tlab__gateway *gw = l->gw;
+    const char *path = tlab__http_req_path(http);
+    tlab__http_method cmd = tlab__http_req_method(http);
 
     /* /health stays open on both listeners: load balancers and supervisors probe it without keys. */
     if (strcmp(path, "/health") == 0) {
@@ -152,7 +152,7 @@ static void on_request(tlab_http_req *http, void *arg) {
      * routes included), and the operator's routes an admin key. The admin listener is trusted
      * by where it listens (loopback by default). */
     long key = TLAB_AUTH_OPEN;
-    if (!l->admin && (key = tlab_auth_check(http, admin_route)) == -1)
+    if (!l->admin && (key = tlab__auth_check(http, admin_route)) == -1)
         return;
 
     if (strcmp(path, "/v1/chat/completions") == 0 || strcmp(path, "/v1/completions") == 0) {
@@ -164,21 +164,21 @@ static void on_request(tlab_http_req *http, void *arg) {
     if (strcmp(path, "/v1/models") == 0) {
         if (cmd != TLAB_HTTP_GET)
             return method_not_allowed(http, path, "GET");
-        if (tlab_auth_admit_call(http, key) != 0)
+        if (tlab__auth_admit_call(http, key) != 0)
             return;
         return handle_models(http);
     }
     if (strcmp(path, "/admin/policies") == 0) {
         if (cmd != TLAB_HTTP_GET)
             return method_not_allowed(http, path, "GET");
-        json_t *o = tlab_policies_describe();
+        json_t *o = tlab__policies_describe();
         if (!o)
             return send_error(http, 500, "internal_error", "%s", "out of memory");
         send_json(http, 200, o);
         json_decref(o);
         return;
     }
-    int routed = tlab_plugins_route(http, path);
+    int routed = tlab__plugins_route(http, path);
     if (routed == 1)
         return;
     if (routed == -1)
@@ -189,10 +189,10 @@ static void on_request(tlab_http_req *http, void *arg) {
 /* The front's limits from the config. Bodies between max_body_bytes and the hard cap get the
  * validator's OpenAI-shaped 413 naming limits.max_body_bytes; beyond the cap the front answers
  * 413 itself without reading them, so memory per connection stays bounded. */
-static tlab_http_limits front_limits(const tlab_config *cfg, int admin) {
+static tlab__http_limits front_limits(const tlab__config *cfg, int admin) {
     long long hard_cap = cfg->max_body_bytes * 2 > cfg->max_body_bytes + (1 << 20) ? cfg->max_body_bytes * 2
                                                                                    : cfg->max_body_bytes + (1 << 20);
-    return (tlab_http_limits){.max_header_bytes = 64 * 1024,
+    return (tlab__http_limits){.max_header_bytes = 64 * 1024,
                               .max_body_bytes = (size_t)hard_cap,
                               .timeout_ms = cfg->client_timeout_ms,
                               /* operators on loopback are not counted against the clients' cap */
@@ -201,9 +201,9 @@ static tlab_http_limits front_limits(const tlab_config *cfg, int admin) {
 
 /* Listens on host:port and serves it through `l`; stores the bound port. On failure returns
  * NULL with err set. */
-static tlab_http_server *serve(listener *l, const char *what, const char *host, int port, int *bound_port, char *err,
+static tlab__http_server *serve(listener *l, const char *what, const char *host, int port, int *bound_port, char *err,
                                size_t errlen) {
-    evutil_socket_t fd = tlab_listen_socket(host, port);
+    evutil_socket_t fd = tlab__listen_socket(host, port);
     if (fd < 0) {
         snprintf(err, errlen, "cannot listen on %s%s:%d: %s", what, host, port, strerror(errno));
         return NULL;
@@ -214,15 +214,15 @@ static tlab_http_server *serve(listener *l, const char *what, const char *host, 
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
         *bound_port =
             ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
-    tlab_http_limits limits = front_limits(l->gw->cfg, l->admin);
-    tlab_http_server *s = tlab_http_server_new(l->gw->base, fd, &limits, on_request, l);
+    tlab__http_limits limits = front_limits(l->gw->cfg, l->admin);
+    tlab__http_server *s = tlab__http_server_new(l->gw->base, fd, &limits, on_request, l);
     if (!s)
         snprintf(err, errlen, "cannot create the HTTP server for %s%s:%d: out of memory", what, host, port);
     return s;
 }
 
-int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen) {
-    const tlab_config *cfg = gw->cfg;
+int tlab__http_start(tlab__gateway *gw, char *err, size_t errlen) {
+    const tlab__config *cfg = gw->cfg;
     main_listener = (listener){gw, 0};
     admin_listener = (listener){gw, 1};
     gw->admin_port = -1;
@@ -235,20 +235,20 @@ int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen) {
     return 0;
 }
 
-void tlab_http_apply_limits(tlab_gateway *gw) {
-    tlab_http_limits limits = front_limits(gw->cfg, 0);
+void tlab__http_apply_limits(tlab__gateway *gw) {
+    tlab__http_limits limits = front_limits(gw->cfg, 0);
     if (gw->http)
-        tlab_http_server_set_limits(gw->http, &limits);
+        tlab__http_server_set_limits(gw->http, &limits);
     limits = front_limits(gw->cfg, 1);
     if (gw->admin_http)
-        tlab_http_server_set_limits(gw->admin_http, &limits);
+        tlab__http_server_set_limits(gw->admin_http, &limits);
 }
 
-void tlab_http_stop(tlab_gateway *gw) {
+void tlab__http_stop(tlab__gateway *gw) {
     if (gw->http)
-        tlab_http_server_free(gw->http);
+        tlab__http_server_free(gw->http);
     gw->http = NULL;
     if (gw->admin_http)
-        tlab_http_server_free(gw->admin_http);
+        tlab__http_server_free(gw->admin_http);
     gw->admin_http = NULL;
 }

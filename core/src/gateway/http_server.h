@@ -9,11 +9,11 @@
 #include "gateway/gateway.h"
 
 /* Binds listen.host:listen.port (and admin.listen.host:port when set) and installs the routes.
- * On failure returns -1 with err set; tlab_http_stop cleans up either way. */
-int tlab_http_start(tlab_gateway *gw, char *err, size_t errlen);
-void tlab_http_stop(tlab_gateway *gw);
+ * On failure returns -1 with err set; tlab__http_stop cleans up either way. */
+int tlab__http_start(tlab__gateway *gw, char *err, size_t errlen);
+void tlab__http_stop(tlab__gateway *gw);
 /* Re-applies gw->cfg's limits.max_body_bytes and limits.client_timeout_ms to the running servers
  * (SIGHUP); connections already open keep the timeout they had. */
-void tlab_http_apply_limits(tlab_gateway *gw);
+void tlab__http_apply_limits(tlab__gateway *gw);
 
 #endif

@@ -35,7 +35,7 @@
 
 /* What SIGHUP needs to load the config again exactly as at start-up. */
 static struct {
-    tlab_config *cfg;
+    tlab__config *cfg;
     const char *path;
     const char *const *sets;
     size_t n_sets;
@@ -65,8 +65,8 @@ static struct event *shutdown_timer;
 static const struct timeval flush_delay = {0, 200000};
 
 static void check_drained(void) {
-    if (tlab_gw.draining && tlab_requests_live_count() == 0)
-        event_base_loopexit(tlab_gw.base, &flush_delay);
+    if (tlab__gw.draining && tlab__requests_live_count() == 0)
+        event_base_loopexit(tlab__gw.base, &flush_delay);
 }
 
 static void on_drain_poll(evutil_socket_t fd, short what, void *arg) {
@@ -77,52 +77,52 @@ static void on_drain_poll(evutil_socket_t fd, short what, void *arg) {
  * the end of the stream), so no client is left with a stream that just stops. */
 static void on_grace_over(evutil_socket_t fd, short what, void *arg) {
     LOG_WARN("shutdown grace of %ld s (shutdown.grace_s) is over with %zu requests still running; ending them and exiting",
-             tlab_gw.cfg->shutdown_grace_s, tlab_requests_live_count());
-    tlab_error err;
-    tlab_error_set(&err, 503, "service_unavailable", NULL,
+             tlab__gw.cfg->shutdown_grace_s, tlab__requests_live_count());
+    tlab__error err;
+    tlab__error_set(&err, 503, "service_unavailable", NULL,
                    "the gateway shut down before this request finished (shutdown.grace_s); retry on another instance");
-    for (tlab_request *r = tlab_requests_live(), *next; r; r = next) {
+    for (tlab_request *r = tlab__requests_live(), *next; r; r = next) {
         next = r->live_next;
-        tlab_relay_abort(r, &err);
+        tlab__relay_abort(r, &err);
     }
-    event_base_loopexit(tlab_gw.base, &flush_delay);
+    event_base_loopexit(tlab__gw.base, &flush_delay);
 }
 
 /* SIGHUP: the config file, then the Lua policies and the keys file (each keeps its old version
  * if the new one does not load). In-flight and waiting requests are not touched. */
 static void on_sighup(evutil_socket_t sig, short what, void *arg) {
-    if (tlab_gw.draining)
+    if (tlab__gw.draining)
         return; /* nothing worth changing on the way out */
-    LOG_INFO("SIGHUP: reloading the config, the policies%s", tlab_auth_enabled() ? " and the API keys" : " (auth is off)");
-    tlab_reload_config(reload_args.cfg, reload_args.path, reload_args.sets, reload_args.n_sets);
-    tlab_auth_reload();
+    LOG_INFO("SIGHUP: reloading the config, the policies%s", tlab__auth_enabled() ? " and the API keys" : " (auth is off)");
+    tlab__reload_config(reload_args.cfg, reload_args.path, reload_args.sets, reload_args.n_sets);
+    tlab__auth_reload();
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
-    if (tlab_gw.draining) {
+    if (tlab__gw.draining) {
         LOG_WARN("second signal: exiting now");
-        event_base_loopbreak(tlab_gw.base);
+        event_base_loopbreak(tlab__gw.base);
         return;
     }
-    LOG_INFO("%s: draining (%zu in flight, %zu waiting)", sig == SIGINT ? "SIGINT" : "SIGTERM", tlab_requests_in_flight(),
-             tlab_dispatch_waiting());
-    tlab_gw.draining = 1;
-    tlab_error err;
-    tlab_error_set(&err, 503, "service_unavailable", NULL, "the gateway is shutting down; retry on another instance");
-    tlab_dispatch_drain(&err);
+    LOG_INFO("%s: draining (%zu in flight, %zu waiting)", sig == SIGINT ? "SIGINT" : "SIGTERM", tlab__requests_in_flight(),
+             tlab__dispatch_waiting());
+    tlab__gw.draining = 1;
+    tlab__error err;
+    tlab__error_set(&err, 503, "service_unavailable", NULL, "the gateway is shutting down; retry on another instance");
+    tlab__dispatch_drain(&err);
     /* Poll for the last request to end; a 50 ms poll costs nothing and keeps request.c unaware of shutdown. */
-    struct event *poll = event_new(tlab_gw.base, -1, EV_PERSIST, on_drain_poll, NULL);
-    struct timeval p = {0, 50000}, grace = {(time_t)tlab_gw.cfg->shutdown_grace_s, 0};
+    struct event *poll = event_new(tlab__gw.base, -1, EV_PERSIST, on_drain_poll, NULL);
+    struct timeval p = {0, 50000}, grace = {(time_t)tlab__gw.cfg->shutdown_grace_s, 0};
     if (poll)
         event_add(poll, &p);
     shutdown_timer = poll;
-    event_base_once(tlab_gw.base, -1, EV_TIMEOUT, on_grace_over, NULL, &grace);
+    event_base_once(tlab__gw.base, -1, EV_TIMEOUT, on_grace_over, NULL, &grace);
     check_drained();
 }
 
 /* Every client connection is a descriptor: without this, a default soft limit of 1024 would cut
  * the gateway off (accept fails with EMFILE) long before limits.max_client_connections. */
-static void raise_fd_limit(const tlab_config *cfg) {
+static void raise_fd_limit(const tlab__config *cfg) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return;
@@ -166,16 +166,16 @@ int main(int argc, char **argv) {
         return 2;
     }
 
-    tlab_config cfg;
+    tlab__config cfg;
     char err[1024];
-    if (tlab_config_load(&cfg, config_path, sets, n_sets, err, sizeof err) != 0) {
+    if (tlab__config_load(&cfg, config_path, sets, n_sets, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         free(sets);
         return 2;
     }
     if (check_only) {
         printf("%s: configuration is valid\n", config_path ? config_path : "(built-in defaults)");
-        tlab_config_free(&cfg);
+        tlab__config_free(&cfg);
         free(sets);
         return 0;
     }
@@ -183,78 +183,78 @@ int main(int argc, char **argv) {
     reload_args.path = config_path;
     reload_args.sets = sets;
     reload_args.n_sets = n_sets;
-    tlab_log_set_level((tlab_log_level)tlab_log_level_parse(cfg.log_level));
+    tlab__log_set_level((tlab_log_level)tlab__log_level_parse(cfg.log_level));
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit(&cfg);
 
     int rc = 1;
-    tlab_gw.cfg = &cfg;
-    tlab_gw.started_us = tlab_now_us();
+    tlab__gw.cfg = &cfg;
+    tlab__gw.started_us = tlab__now_us();
     /* epoll's change list folds the add / delete pairs of one loop turn on a socket (a write
      * event enabled for a reply and disabled once it drained) into at most one epoll_ctl. The
      * gateway never dup()s a watched socket, the list's one caveat. */
     struct event_config *evcfg = event_config_new();
     if (evcfg)
         event_config_set_flag(evcfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    tlab_gw.base = evcfg ? event_base_new_with_config(evcfg) : event_base_new();
+    tlab__gw.base = evcfg ? event_base_new_with_config(evcfg) : event_base_new();
     event_config_free(evcfg);
     struct event *sigterm = NULL, *sigint = NULL, *sighup = NULL;
-    if (!tlab_gw.base || tlab_dispatch_init(tlab_gw.base) != 0 || tlab_process_init(tlab_gw.base) != 0 ||
-        tlab_stream_keepalive_init(tlab_gw.base, &cfg) != 0) {
+    if (!tlab__gw.base || tlab__dispatch_init(tlab__gw.base) != 0 || tlab__process_init(tlab__gw.base) != 0 ||
+        tlab__stream_keepalive_init(tlab__gw.base, &cfg) != 0) {
         LOG_ERROR("cannot create the event loop");
         goto out;
     }
-    if (tlab_auth_init(&cfg) != 0) {
+    if (tlab__auth_init(&cfg) != 0) {
         LOG_ERROR("out of memory setting up the API keys' limits");
         goto out;
     }
-    tlab_gw.upstream = tlab_upstream_new(tlab_gw.base, &cfg);
-    tlab_relay_init(tlab_gw.upstream);
-    if (!tlab_gw.upstream) {
+    tlab__gw.upstream = tlab__upstream_new(tlab__gw.base, &cfg);
+    tlab__relay_init(tlab__gw.upstream);
+    if (!tlab__gw.upstream) {
         LOG_ERROR("cannot initialise libcurl");
         goto out;
     }
-    if (tlab_plugins_load(tlab_gw.base, &cfg, tlab_plugin_api(), err, sizeof err) != 0) {
+    if (tlab__plugins_load(tlab__gw.base, &cfg, tlab__plugin_api(), err, sizeof err) != 0) {
         LOG_ERROR("%s", err);
         goto out;
     }
     /* After the plugins, so gw.set_window_ms and gw.restart_worker find them from the first call. */
-    if (tlab_policies_start(tlab_gw.base, &cfg, err, sizeof err) != 0) {
+    if (tlab__policies_start(tlab__gw.base, &cfg, err, sizeof err) != 0) {
         LOG_ERROR("%s", err);
         goto out;
     }
-    if (tlab_http_start(&tlab_gw, err, sizeof err) != 0) {
+    if (tlab__http_start(&tlab__gw, err, sizeof err) != 0) {
         LOG_ERROR("%s", err);
         goto out;
     }
-    sigterm = evsignal_new(tlab_gw.base, SIGTERM, on_signal, NULL);
-    sigint = evsignal_new(tlab_gw.base, SIGINT, on_signal, NULL);
+    sigterm = evsignal_new(tlab__gw.base, SIGTERM, on_signal, NULL);
+    sigint = evsignal_new(tlab__gw.base, SIGINT, on_signal, NULL);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
-    sighup = evsignal_new(tlab_gw.base, SIGHUP, on_sighup, NULL);
+    sighup = evsignal_new(tlab__gw.base, SIGHUP, on_sighup, NULL);
     evsignal_add(sighup, NULL);
     LOG_INFO("tlab-gateway %s listening on http://%s:%d (upstream %s, %zu plugin%s)", TLAB_VERSION, cfg.listen_host,
-             tlab_gw.port, cfg.upstream_url, tlab_plugins_count(), tlab_plugins_count() == 1 ? "" : "s");
-    if (tlab_auth_enabled())
-        LOG_INFO("auth on: %zu API key%s from %s", tlab_auth_key_count(), tlab_auth_key_count() == 1 ? "" : "s",
+             tlab__gw.port, cfg.upstream_url, tlab__plugins_count(), tlab__plugins_count() == 1 ? "" : "s");
+    if (tlab__auth_enabled())
+        LOG_INFO("auth on: %zu API key%s from %s", tlab__auth_key_count(), tlab__auth_key_count() == 1 ? "" : "s",
                  cfg.auth_keys_file);
     else
         LOG_INFO("auth off (auth.keys_file is empty): any client may call");
-    if (tlab_gw.admin_http) {
-        LOG_INFO("admin routes (/metrics, /admin/...) on http://%s:%d only", cfg.admin_host, tlab_gw.admin_port);
+    if (tlab__gw.admin_http) {
+        LOG_INFO("admin routes (/metrics, /admin/...) on http://%s:%d only", cfg.admin_host, tlab__gw.admin_port);
         const char *h = cfg.admin_host;
         if (strncmp(h, "127.", 4) != 0 && strcmp(h, "::1") != 0 && strcmp(h, "localhost") != 0)
             LOG_WARN("admin.listen.host %s is not a loopback address: the admin routes take no key there; firewall that port",
                      cfg.admin_host);
     }
-    event_base_dispatch(tlab_gw.base);
+    event_base_dispatch(tlab__gw.base);
     LOG_INFO("stopped");
     rc = 0;
 
 out:
-    tlab_http_stop(&tlab_gw);
-    tlab_policies_stop();
-    tlab_plugins_unload();
+    tlab__http_stop(&tlab__gw);
+    tlab__policies_stop();
+    tlab__plugins_unload();
     if (sigterm)
         event_free(sigterm);
     if (sigint)
@@ -263,14 +263,14 @@ out:
         event_free(sighup);
     if (shutdown_timer)
         event_free(shutdown_timer);
-    tlab_stream_keepalive_shutdown();
-    tlab_process_shutdown();
-    tlab_dispatch_shutdown();
-    tlab_upstream_free(tlab_gw.upstream);
-    tlab_auth_shutdown();
-    if (tlab_gw.base)
-        event_base_free(tlab_gw.base);
-    tlab_config_free(&cfg);
+    tlab__stream_keepalive_shutdown();
+    tlab__process_shutdown();
+    tlab__dispatch_shutdown();
+    tlab__upstream_free(tlab__gw.upstream);
+    tlab__auth_shutdown();
+    if (tlab__gw.base)
+        event_base_free(tlab__gw.base);
+    tlab__config_free(&cfg);
     free(sets);
     return rc;
 }

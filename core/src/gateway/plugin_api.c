@@ -26,12 +26,12 @@ struct tlab_timer {
 static void api_log(tlab_plugin_ctx *ctx, tlab_log_level level, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    tlab_logv(level, ctx ? tlab_plugin_ctx_name(ctx) : "plugin", fmt, ap);
+    tlab__logv(level, ctx ? tlab__plugin_ctx_name(ctx) : "plugin", fmt, ap);
     va_end(ap);
 }
 
 static uint64_t api_now_us(void) {
-    return tlab_now_us();
+    return tlab__now_us();
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg) {
@@ -47,7 +47,7 @@ static tlab_timer *api_timer_new(tlab_plugin_ctx *ctx, tlab_timer_cb cb, void *a
     }
     t->cb = cb;
     t->arg = arg;
-    t->ev = event_new(tlab_plugin_ctx_base(ctx), -1, 0, on_timer, t);
+    t->ev = event_new(tlab__plugin_ctx_base(ctx), -1, 0, on_timer, t);
     if (!t->ev) {
         free(t);
         return NULL;
@@ -79,7 +79,7 @@ static void api_timer_free(tlab_timer *t) {
 
 static tlab_metric *api_metric_register(tlab_plugin_ctx *ctx, tlab_metric_kind kind, const char *name, const char *help,
                                         const double *buckets, size_t n_buckets) {
-    tlab_metric *m = tlab_metric_register(kind, name, help, buckets, n_buckets);
+    tlab_metric *m = tlab__metric_register(kind, name, help, buckets, n_buckets);
     if (!m)
         api_log(ctx, TLAB_LOG_ERROR, "cannot register metric '%s' (invalid name, or registered with another kind)",
                 name ? name : "(null)");
@@ -99,16 +99,16 @@ static uint64_t api_request_time_us(const tlab_request *r, tlab_event ev) {
 }
 
 static const char *api_request_header(const tlab_request *r, const char *name) {
-    return r->http ? tlab_http_req_header(r->http, name) : NULL;
+    return r->http ? tlab__http_req_header(r->http, name) : NULL;
 }
 
 static json_t *api_request_body(tlab_request *r) {
-    json_t *body = tlab_request_body(r); /* parsed again if the request waited */
+    json_t *body = tlab__request_body(r); /* parsed again if the request waited */
     if (body) {
         r->body_dirty = 1; /* the caller may change it; re-serialise to be safe */
         r->body_lent = 1;  /* and may keep the pointer: the JSON stays until the request ends */
         if (r->phase == TLAB_PHASE_WAITING)
-            tlab_request_compact_body(r); /* only the JSON is the truth now: the bytes go */
+            tlab__request_compact_body(r); /* only the JSON is the truth now: the bytes go */
     }
     return body;
 }
@@ -128,16 +128,16 @@ static int api_request_worker_id(const tlab_request *r) {
 static int api_request_add_response_header(tlab_request *r, const char *name, const char *value) {
     if (!name || !value || r->phase >= TLAB_PHASE_RESPONDING)
         return TLAB_ERROR;
-    return tlab_request_add_response_header(r, name, value) == 0 ? TLAB_OK : TLAB_ERROR;
+    return tlab__request_add_response_header(r, name, value) == 0 ? TLAB_OK : TLAB_ERROR;
 }
 
 static void api_request_set_data(tlab_plugin_ctx *ctx, tlab_request *r, void *data) {
     if (r->plugin_data)
-        r->plugin_data[tlab_plugin_ctx_index(ctx)] = data;
+        r->plugin_data[tlab__plugin_ctx_index(ctx)] = data;
 }
 
 static void *api_request_get_data(tlab_plugin_ctx *ctx, const tlab_request *r) {
-    return r->plugin_data ? r->plugin_data[tlab_plugin_ctx_index(ctx)] : NULL;
+    return r->plugin_data ? r->plugin_data[tlab__plugin_ctx_index(ctx)] : NULL;
 }
 
 static int api_request_reject(tlab_request *r, int status, const char *type, const char *message, int retry_after_s) {
@@ -145,18 +145,18 @@ static int api_request_reject(tlab_request *r, int status, const char *type, con
         return TLAB_ERROR;
     /* A waiting request leaves the queue through its cleanup handler (dispatch.c), also when the
      * queue plugin calls this from push() itself, before it holds r. */
-    tlab_error err;
-    tlab_error_set(&err, status, type ? type : "invalid_request_error", NULL, "%s", message ? message : "rejected");
-    tlab_request_fail(r, &err, retry_after_s);
+    tlab__error err;
+    tlab__error_set(&err, status, type ? type : "invalid_request_error", NULL, "%s", message ? message : "rejected");
+    tlab__request_fail(r, &err, retry_after_s);
     return TLAB_OK;
 }
 
 static size_t api_in_flight(void) {
-    return tlab_requests_in_flight();
+    return tlab__requests_in_flight();
 }
 
 static size_t api_waiting(void) {
-    return tlab_dispatch_waiting();
+    return tlab__dispatch_waiting();
 }
 
 static uint64_t api_request_overhead_us(const tlab_request *r) {
@@ -164,7 +164,7 @@ static uint64_t api_request_overhead_us(const tlab_request *r) {
 }
 
 static int api_request_set_priority(tlab_request *r, const char *class_name) {
-    return tlab_request_set_priority(r, class_name) == 0 ? TLAB_OK : TLAB_ERROR;
+    return tlab__request_set_priority(r, class_name) == 0 ? TLAB_OK : TLAB_ERROR;
 }
 
 static const tlab_api api_table = {
@@ -178,10 +178,10 @@ static const tlab_api api_table = {
     .timer_stop = api_timer_stop,
     .timer_free = api_timer_free,
     .metric_register = api_metric_register,
-    .metric_add = tlab_metric_add,
-    .metric_set = tlab_metric_set,
-    .metric_observe = tlab_metric_observe,
-    .metrics_foreach = tlab_metrics_foreach,
+    .metric_add = tlab__metric_add,
+    .metric_set = tlab__metric_set,
+    .metric_observe = tlab__metric_observe,
+    .metrics_foreach = tlab__metrics_foreach,
     .request_id = api_request_id,
     .request_path = api_request_path,
     .request_time_us = api_request_time_us,
@@ -194,28 +194,28 @@ static const tlab_api api_table = {
     .request_set_data = api_request_set_data,
     .request_get_data = api_request_get_data,
     .request_reject = api_request_reject,
-    .dispatch_wake = tlab_dispatch_wake,
+    .dispatch_wake = tlab__dispatch_wake,
     .in_flight = api_in_flight,
-    .route_add = tlab_plugins_add_route,
-    .exchange_header = tlab_exchange_header,
-    .exchange_body = tlab_exchange_body,
-    .exchange_add_header = tlab_exchange_add_header,
-    .exchange_reply = tlab_exchange_reply,
-    .command = tlab_plugins_command,
-    .worker_state = tlab_plugins_worker_state,
+    .route_add = tlab__plugins_add_route,
+    .exchange_header = tlab__exchange_header,
+    .exchange_body = tlab__exchange_body,
+    .exchange_add_header = tlab__exchange_add_header,
+    .exchange_reply = tlab__exchange_reply,
+    .command = tlab__plugins_command,
+    .worker_state = tlab__plugins_worker_state,
     .waiting = api_waiting,
     .request_overhead_us = api_request_overhead_us,
-    .request_priority = tlab_request_priority,
+    .request_priority = tlab__request_priority,
     .request_set_priority = api_request_set_priority,
-    .process_spawn = tlab_svc_process_spawn,
-    .process_signal = tlab_svc_process_signal,
-    .http_request = tlab_svc_http_request,
-    .http_cancel = tlab_svc_http_cancel,
-    .fail_waiting = tlab_svc_fail_waiting,
-    .yaml_load = tlab_svc_yaml_load,
-    .upstream_url = tlab_svc_upstream_url,
+    .process_spawn = tlab__svc_process_spawn,
+    .process_signal = tlab__svc_process_signal,
+    .http_request = tlab__svc_http_request,
+    .http_cancel = tlab__svc_http_cancel,
+    .fail_waiting = tlab__svc_fail_waiting,
+    .yaml_load = tlab__svc_yaml_load,
+    .upstream_url = tlab__svc_upstream_url,
 };
 
-const tlab_api *tlab_plugin_api(void) {
+const tlab_api *tlab__plugin_api(void) {
     return &api_table;
 }

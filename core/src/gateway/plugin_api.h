@@ -9,6 +9,6 @@
 #include "tlab/plugin.h"
 
 /* The table, static storage: it outlives every plugin. */
-const tlab_api *tlab_plugin_api(void);
+const tlab_api *tlab__plugin_api(void);
 
 #endif

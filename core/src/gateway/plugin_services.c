@@ -17,7 +17,7 @@
 #define HTTP_BODY_CAP (64 * 1024)
 
 struct tlab_http_call {
-    tlab_xfer *xfer;
+    tlab__xfer *xfer;
     int status;
     char *body;
     size_t len;
@@ -25,15 +25,15 @@ struct tlab_http_call {
     void *arg;
 };
 
-long tlab_svc_process_spawn(tlab_plugin_ctx *ctx, const char *const *argv, const char *const *env, const char *log_path,
+long tlab__svc_process_spawn(tlab_plugin_ctx *ctx, const char *const *argv, const char *const *env, const char *log_path,
                             size_t log_max_bytes, void (*on_exit)(void *arg, long pid, int wait_status), void *arg, char *err,
                             size_t errlen) {
     (void)ctx;
-    return tlab_process_spawn(argv, env, log_path, log_max_bytes, on_exit, arg, err, errlen);
+    return tlab__process_spawn(argv, env, log_path, log_max_bytes, on_exit, arg, err, errlen);
 }
 
-int tlab_svc_process_signal(long pid, int sig) {
-    return tlab_process_signal(pid, sig) == 0 ? TLAB_OK : TLAB_ERROR;
+int tlab__svc_process_signal(long pid, int sig) {
+    return tlab__process_signal(pid, sig) == 0 ? TLAB_OK : TLAB_ERROR;
 }
 
 static void call_headers(void *arg, int status, const char *ctype) {
@@ -57,7 +57,7 @@ static void call_data(void *arg, const char *data, size_t len) {
     c->body[c->len] = '\0';
 }
 
-static void call_done(void *arg, tlab_xfer_result result, const char *detail) {
+static void call_done(void *arg, tlab__xfer_result result, const char *detail) {
     tlab_http_call *c = arg;
     (void)detail;
     c->xfer = NULL;
@@ -66,9 +66,9 @@ static void call_done(void *arg, tlab_xfer_result result, const char *detail) {
     free(c);
 }
 
-static const tlab_xfer_callbacks call_callbacks = {call_headers, call_data, call_done};
+static const tlab__xfer_callbacks call_callbacks = {call_headers, call_data, call_done};
 
-tlab_http_call *tlab_svc_http_request(tlab_plugin_ctx *ctx, const char *method, const char *url, const char *body,
+tlab_http_call *tlab__svc_http_request(tlab_plugin_ctx *ctx, const char *method, const char *url, const char *body,
                                       long timeout_ms, void (*cb)(void *arg, int status, const char *body, size_t len),
                                       void *arg) {
     (void)ctx;
@@ -80,7 +80,7 @@ tlab_http_call *tlab_svc_http_request(tlab_plugin_ctx *ctx, const char *method, 
     c->cb = cb;
     c->arg = arg;
     static const char *const json_headers[] = {"Content-Type: application/json", NULL};
-    c->xfer = tlab_upstream_start(tlab_gw.upstream, method ? method : "GET", url, body, body ? strlen(body) : 0,
+    c->xfer = tlab__upstream_start(tlab__gw.upstream, method ? method : "GET", url, body, body ? strlen(body) : 0,
                                   body ? json_headers : NULL, timeout_ms, &call_callbacks, c);
     if (!c->xfer) {
         free(c);
@@ -89,26 +89,26 @@ tlab_http_call *tlab_svc_http_request(tlab_plugin_ctx *ctx, const char *method, 
     return c;
 }
 
-void tlab_svc_http_cancel(tlab_http_call *c) {
+void tlab__svc_http_cancel(tlab_http_call *c) {
     if (!c)
         return;
-    tlab_xfer_abort(c->xfer);
+    tlab__xfer_abort(c->xfer);
     free(c->body);
     free(c);
 }
 
-size_t tlab_svc_fail_waiting(int status, const char *type, const char *message, int retry_after_s) {
-    size_t before = tlab_dispatch_waiting();
-    tlab_error err;
-    tlab_error_set(&err, status, type ? type : "service_unavailable", NULL, "%s", message ? message : "");
-    tlab_dispatch_fail_all_retry(&err, retry_after_s);
-    return before - tlab_dispatch_waiting();
+size_t tlab__svc_fail_waiting(int status, const char *type, const char *message, int retry_after_s) {
+    size_t before = tlab__dispatch_waiting();
+    tlab__error err;
+    tlab__error_set(&err, status, type ? type : "service_unavailable", NULL, "%s", message ? message : "");
+    tlab__dispatch_fail_all_retry(&err, retry_after_s);
+    return before - tlab__dispatch_waiting();
 }
 
-json_t *tlab_svc_yaml_load(const char *path, char *err, size_t errlen) {
-    return tlab_yaml_load_file(path, err, errlen);
+json_t *tlab__svc_yaml_load(const char *path, char *err, size_t errlen) {
+    return tlab__yaml_load_file(path, err, errlen);
 }
 
-const char *tlab_svc_upstream_url(void) {
-    return tlab_gw.cfg->upstream_url;
+const char *tlab__svc_upstream_url(void) {
+    return tlab__gw.cfg->upstream_url;
 }

@@ -36,7 +36,7 @@ static int str_differs(const char *a, const char *b) {
     return strcmp(a ? a : "", b ? b : "") != 0;
 }
 
-static int plugins_differ(const tlab_config *a, const tlab_config *b) {
+static int plugins_differ(const tlab__config *a, const tlab__config *b) {
     if (a->n_plugins != b->n_plugins)
         return 1;
     for (size_t i = 0; i < a->n_plugins; i++)
@@ -47,7 +47,7 @@ static int plugins_differ(const tlab_config *a, const tlab_config *b) {
 }
 
 /* Keys that only take effect at start-up: named in `k` when they differ. */
-static void restart_keys(const tlab_config *old, const tlab_config *next, keylist *k) {
+static void restart_keys(const tlab__config *old, const tlab__config *next, keylist *k) {
     if (str_differs(old->listen_host, next->listen_host))
         note(k, "listen.host");
     if (old->listen_port != next->listen_port)
@@ -95,21 +95,21 @@ static void restart_keys(const tlab_config *old, const tlab_config *next, keylis
     } while (0)
 
 static void count(const char *result) {
-    tlab_metric *m = tlab_metric_register(TLAB_METRIC_COUNTER, "gateway_config_reloads_total",
+    tlab_metric *m = tlab__metric_register(TLAB_METRIC_COUNTER, "gateway_config_reloads_total",
                                           "Config reloads on SIGHUP, by result (ok, failed: the old config kept running)", NULL, 0);
     char labels[32];
     snprintf(labels, sizeof labels, "result=\"%s\"", result);
     if (m)
-        tlab_metric_add(m, labels, 1);
+        tlab__metric_add(m, labels, 1);
 }
 
-int tlab_reload_config(tlab_config *live, const char *path, const char *const *sets, size_t n_sets) {
-    tlab_config nextc, *next = &nextc;
+int tlab__reload_config(tlab__config *live, const char *path, const char *const *sets, size_t n_sets) {
+    tlab__config nextc, *next = &nextc;
     char err[1024];
-    if (tlab_config_load(next, path, sets, n_sets, err, sizeof err) != 0) {
+    if (tlab__config_load(next, path, sets, n_sets, err, sizeof err) != 0) {
         LOG_ERROR("config reload refused, the running config stays: %s", err);
         count("failed");
-        tlab_policies_reload_all();
+        tlab__policies_reload_all();
         return -1;
     }
     keylist restart = {.len = 0}, changed = {.len = 0};
@@ -130,12 +130,12 @@ int tlab_reload_config(tlab_config *live, const char *path, const char *const *s
     LIVE_LONG(policy_memory_limit_mb, "policies.memory_limit_mb");
     LIVE_LONG(policy_min_restart_interval_s, "policies.min_restart_interval_s");
     LIVE_LONG(shutdown_grace_s, "shutdown.grace_s");
-    tlab_config_free(next);
+    tlab__config_free(next);
 
-    tlab_log_set_level((tlab_log_level)tlab_log_level_parse(live->log_level));
-    tlab_auth_set_default_max_tokens(live->max_tokens);
-    tlab_http_apply_limits(&tlab_gw);
-    if (tlab_policies_apply(tlab_gw.base, live, err, sizeof err) != 0)
+    tlab__log_set_level((tlab_log_level)tlab__log_level_parse(live->log_level));
+    tlab__auth_set_default_max_tokens(live->max_tokens);
+    tlab__http_apply_limits(&tlab__gw);
+    if (tlab__policies_apply(tlab__gw.base, live, err, sizeof err) != 0)
         LOG_ERROR("config reload: %s", err);
 
     if (restart.n)

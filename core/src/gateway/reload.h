@@ -9,7 +9,7 @@
  * upstream.idle_keepalive_ms, upstream.max_connections, upstream.sse_keepalive_ms,
  * limits.max_client_connections, auth.keys_file, policies.stats_window_s, plugin_dir, plugins)
  * needs a restart: a change there is logged as a warning naming the keys, and the running value
- * stays. The keys file's content is reloaded by tlab_auth_reload(), not here.
+ * stays. The keys file's content is reloaded by tlab__auth_reload(), not here.
  */
 #ifndef TLAB_RELOAD_H
 #define TLAB_RELOAD_H
@@ -25,6 +25,6 @@
  * untouched (the policies are still reloaded from their current files, as before).
  * Counted in gateway_config_reloads_total{result="ok|failed"}.
  */
-int tlab_reload_config(tlab_config *live, const char *path, const char *const *sets, size_t n_sets);
+int tlab__reload_config(tlab__config *live, const char *path, const char *const *sets, size_t n_sets);
 
 #endif

@@ -44,26 +44,26 @@ static const tlab_api *host_api; /* handed to every init() */
  * these (the descriptor's event mask, ABI 1.1). */
 static size_t *subscribers[TLAB_EV__COUNT];
 static size_t n_subscribers[TLAB_EV__COUNT];
-static uint64_t hook_calls; /* on_event calls so far, for tlab_plugins_hook_calls */
+static uint64_t hook_calls; /* on_event calls so far, for tlab__plugins_hook_calls */
 static size_t queue_owner = (size_t)-1;
 static size_t worker_owner = (size_t)-1;
 
 /* The core reads descriptor fields up to on_tick; later fields are read only if size covers them. */
 #define DESC_MIN_SIZE (offsetof(tlab_plugin, on_tick) + sizeof(((tlab_plugin *)0)->on_tick))
 
-size_t tlab_plugins_count(void) {
+size_t tlab__plugins_count(void) {
     return n_plugins;
 }
 
-size_t tlab_plugin_ctx_index(const tlab_plugin_ctx *ctx) {
+size_t tlab__plugin_ctx_index(const tlab_plugin_ctx *ctx) {
     return ctx->index;
 }
 
-const char *tlab_plugin_ctx_name(const tlab_plugin_ctx *ctx) {
+const char *tlab__plugin_ctx_name(const tlab_plugin_ctx *ctx) {
     return ctx->desc && ctx->desc->name ? ctx->desc->name : ctx->name;
 }
 
-struct event_base *tlab_plugin_ctx_base(const tlab_plugin_ctx *ctx) {
+struct event_base *tlab__plugin_ctx_base(const tlab_plugin_ctx *ctx) {
     (void)ctx;
     return host_base;
 }
@@ -95,7 +95,7 @@ static void free_ctx(tlab_plugin_ctx *ctx) {
     free(ctx);
 }
 
-static int load_one(const tlab_plugin_conf *pc, size_t index, char *err, size_t errlen) {
+static int load_one(const tlab__plugin_conf *pc, size_t index, char *err, size_t errlen) {
     tlab_plugin_ctx *ctx = calloc(1, sizeof *ctx);
     if (!ctx || !(ctx->name = strdup(pc->name)) || !(ctx->path = strdup(pc->path))) {
         snprintf(err, errlen, "plugin '%s': out of memory", pc->name);
@@ -147,7 +147,7 @@ static int load_one(const tlab_plugin_conf *pc, size_t index, char *err, size_t 
             FAIL("worker role is incomplete (state is required)");
     }
     if (desc->abi_minor > TLAB_ABI_MINOR)
-        tlab_log(TLAB_LOG_WARN, "core", "plugin '%s' was built for ABI %u.%u, newer than this gateway's %d.%d; it must test TLAB_API_HAS",
+        tlab__log(TLAB_LOG_WARN, "core", "plugin '%s' was built for ABI %u.%u, newer than this gateway's %d.%d; it must test TLAB_API_HAS",
                  pc->name, desc->abi_major, desc->abi_minor, TLAB_ABI_MAJOR, TLAB_ABI_MINOR);
     ctx->desc = desc;
 
@@ -169,7 +169,7 @@ static int load_one(const tlab_plugin_conf *pc, size_t index, char *err, size_t 
             FAIL("cannot arm its tick timer");
         }
     }
-    tlab_log(TLAB_LOG_INFO, "core", "loaded plugin '%s' %s (ABI %u.%u) from %s", desc->name, desc->version ? desc->version : "",
+    tlab__log(TLAB_LOG_INFO, "core", "loaded plugin '%s' %s (ABI %u.%u) from %s", desc->name, desc->version ? desc->version : "",
              desc->abi_major, desc->abi_minor, pc->path);
     return 0;
 #undef FAIL
@@ -197,7 +197,7 @@ static int subscribe(void) {
     return 0;
 }
 
-int tlab_plugins_load(struct event_base *base, const tlab_config *cfg, const tlab_api *api, char *err, size_t errlen) {
+int tlab__plugins_load(struct event_base *base, const tlab__config *cfg, const tlab_api *api, char *err, size_t errlen) {
     host_base = base;
     host_api = api;
     if (cfg->n_plugins == 0)
@@ -211,19 +211,19 @@ int tlab_plugins_load(struct event_base *base, const tlab_config *cfg, const tla
     for (size_t i = 0; i < cfg->n_plugins; i++) {
         if (load_one(&cfg->plugins[i], i, err, errlen) != 0) {
             n_plugins = i; /* unload only those that were initialised */
-            tlab_plugins_unload();
+            tlab__plugins_unload();
             return -1;
         }
     }
     if (subscribe() != 0) {
         snprintf(err, errlen, "out of memory loading plugins");
-        tlab_plugins_unload();
+        tlab__plugins_unload();
         return -1;
     }
     return 0;
 }
 
-void tlab_plugins_unload(void) {
+void tlab__plugins_unload(void) {
     for (size_t i = n_plugins; i-- > 0;) {
         tlab_plugin_ctx *ctx = plugins[i];
         if (!ctx)
@@ -244,7 +244,7 @@ void tlab_plugins_unload(void) {
     worker_owner = (size_t)-1;
 }
 
-void tlab_plugins_emit(tlab_request *r, tlab_event ev) {
+void tlab__plugins_emit(tlab_request *r, tlab_event ev) {
     const size_t *sub = subscribers[ev];
     for (size_t i = 0, n = n_subscribers[ev]; i < n; i++) {
         tlab_plugin_ctx *ctx = plugins[sub[i]];
@@ -253,11 +253,11 @@ void tlab_plugins_emit(tlab_request *r, tlab_event ev) {
     }
 }
 
-uint64_t tlab_plugins_hook_calls(void) {
+uint64_t tlab__plugins_hook_calls(void) {
     return hook_calls;
 }
 
-int tlab_plugins_gate(tlab_request *r) {
+int tlab__plugins_gate(tlab_request *r) {
     for (size_t i = 0; i < n_plugins; i++) {
         if (!plugins[i]->desc->dispatch_gate)
             continue;
@@ -268,14 +268,14 @@ int tlab_plugins_gate(tlab_request *r) {
     return TLAB_OK;
 }
 
-const tlab_queue_role *tlab_plugins_queue(void **self) {
+const tlab_queue_role *tlab__plugins_queue(void **self) {
     if (queue_owner == (size_t)-1)
         return NULL;
     *self = plugins[queue_owner]->self;
     return plugins[queue_owner]->desc->queue;
 }
 
-int tlab_plugins_command(const char *verb, const json_t *args, json_t **result) {
+int tlab__plugins_command(const char *verb, const json_t *args, json_t **result) {
     if (result)
         *result = NULL;
     if (!verb)
@@ -290,18 +290,18 @@ int tlab_plugins_command(const char *verb, const json_t *args, json_t **result) 
     return TLAB_DECLINED;
 }
 
-int tlab_plugins_worker_state(void) {
+int tlab__plugins_worker_state(void) {
     if (worker_owner == (size_t)-1)
         return -1;
     return (int)plugins[worker_owner]->desc->worker->state(plugins[worker_owner]->self);
 }
 
-void tlab_plugins_worker_demand(void) {
+void tlab__plugins_worker_demand(void) {
     if (worker_owner != (size_t)-1 && plugins[worker_owner]->desc->worker->demand)
         plugins[worker_owner]->desc->worker->demand(plugins[worker_owner]->self);
 }
 
-int tlab_plugins_add_route(tlab_plugin_ctx *ctx, const char *method, const char *path, tlab_route_handler h, void *arg) {
+int tlab__plugins_add_route(tlab_plugin_ctx *ctx, const char *method, const char *path, tlab_route_handler h, void *arg) {
     if (!method || !path || path[0] != '/' || !h)
         return TLAB_ERROR;
     for (route *rt = routes; rt; rt = rt->next)
@@ -324,11 +324,11 @@ int tlab_plugins_add_route(tlab_plugin_ctx *ctx, const char *method, const char 
 }
 
 struct tlab_exchange {
-    tlab_http_req *http;
+    tlab__http_req *http;
 };
 
-int tlab_plugins_route(tlab_http_req *http, const char *path) {
-    const char *method = tlab_http_req_method_name(http);
+int tlab__plugins_route(tlab__http_req *http, const char *path) {
+    const char *method = tlab__http_req_method_name(http);
     int path_seen = 0;
     for (route *rt = routes; rt; rt = rt->next) {
         if (strcmp(rt->path, path) != 0)
@@ -339,8 +339,8 @@ int tlab_plugins_route(tlab_http_req *http, const char *path) {
         tlab_exchange *ex = malloc(sizeof *ex);
         if (!ex) {
             static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"internal_error\",\"param\":null,\"code\":null}}";
-            tlab_http_add_header(http, "Content-Type", "application/json");
-            tlab_http_reply(http, 500, oom, sizeof oom - 1);
+            tlab__http_add_header(http, "Content-Type", "application/json");
+            tlab__http_reply(http, 500, oom, sizeof oom - 1);
             return 1;
         }
         ex->http = http;
@@ -350,26 +350,26 @@ int tlab_plugins_route(tlab_http_req *http, const char *path) {
     return path_seen ? -1 : 0;
 }
 
-const char *tlab_exchange_header(tlab_exchange *ex, const char *name) {
-    return tlab_http_req_header(ex->http, name);
+const char *tlab__exchange_header(tlab_exchange *ex, const char *name) {
+    return tlab__http_req_header(ex->http, name);
 }
 
-const char *tlab_exchange_body(tlab_exchange *ex, size_t *len) {
-    return tlab_http_req_body(ex->http, len);
+const char *tlab__exchange_body(tlab_exchange *ex, size_t *len) {
+    return tlab__http_req_body(ex->http, len);
 }
 
-int tlab_exchange_add_header(tlab_exchange *ex, const char *name, const char *value) {
-    return tlab_http_add_header(ex->http, name, value) == 0 ? TLAB_OK : TLAB_ERROR;
+int tlab__exchange_add_header(tlab_exchange *ex, const char *name, const char *value) {
+    return tlab__http_add_header(ex->http, name, value) == 0 ? TLAB_OK : TLAB_ERROR;
 }
 
-void tlab_exchange_reply(tlab_exchange *ex, int status, const char *content_type, const char *body, size_t len) {
+void tlab__exchange_reply(tlab_exchange *ex, int status, const char *content_type, const char *body, size_t len) {
     if (content_type)
-        tlab_http_add_header(ex->http, "Content-Type", content_type);
-    tlab_http_reply(ex->http, status, body ? body : "", body ? len : 0);
+        tlab__http_add_header(ex->http, "Content-Type", content_type);
+    tlab__http_reply(ex->http, status, body ? body : "", body ? len : 0);
     free(ex);
 }
 
-json_t *tlab_plugins_describe(void) {
+json_t *tlab__plugins_describe(void) {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n_plugins; i++) {
         const tlab_plugin *d = plugins[i]->desc;

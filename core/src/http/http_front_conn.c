@@ -87,7 +87,7 @@ static void read_next(hf_conn *c) {
 }
 
 static void dispatch(hf_conn *c) {
-    tlab_http_req *r = c->req;
+    tlab__http_req *r = c->req;
     c->state = HF_SERVE;
     r->served = 1;
     c->s->on_request(r, c->s->arg);
@@ -188,7 +188,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg) {
 }
 
 /* hf_conn_ops.reply_end: see http_front_internal.h. */
-static void conn_reply_end(tlab_http_req *r, hf_end how) {
+static void conn_reply_end(tlab__http_req *r, hf_end how) {
     hf_conn *c = r->c;
     int keep = r->keep_alive && !r->close;
     c->req = NULL;
@@ -232,7 +232,7 @@ static void conn_drained(hf_conn *c) {
         break;
     case HF_SERVE:
         if (c->req && c->req->drained) {
-            tlab_http_drained_fn fn = c->req->drained;
+            tlab__http_drained_fn fn = c->req->drained;
             c->req->drained = NULL;
             fn(c->req, c->req->drained_arg);
         }
@@ -246,7 +246,7 @@ static void conn_drained(hf_conn *c) {
 static void conn_kill(hf_conn *c) {
     if (c->state == HF_DEAD)
         return;
-    tlab_http_server *s = c->s;
+    tlab__http_server *s = c->s;
     event_del(&c->rev); /* also takes them off the active queue */
     event_del(&c->wev);
     c->reading = c->writing = c->kicked = c->wkicked = c->fkicked = 0;
@@ -287,13 +287,13 @@ static void conn_free(hf_conn *c) {
 /* Runs the gone callbacks of the killed connections' requests and frees what nobody holds. A
  * request without a watch keeps its (dead) connection until it is answered; its drained
  * callback, if one waits, runs now: its backlog is 0 from here on. */
-static void reap(tlab_http_server *s) {
+static void reap(tlab__http_server *s) {
     hf_conn *c;
     while ((c = s->dying) != NULL) {
         s->dying = c->next;
         c->next = NULL;
         c->reaped = 1;
-        tlab_http_req *r = c->req;
+        tlab__http_req *r = c->req;
         if (!r) {
             conn_free(c);
         } else if (r->gone) {
@@ -303,7 +303,7 @@ static void reap(tlab_http_server *s) {
             hf_req_free(r);
             conn_free(c);
         } else if (r->drained) {
-            tlab_http_drained_fn fn = r->drained;
+            tlab__http_drained_fn fn = r->drained;
             r->drained = NULL;
             fn(r, r->drained_arg); /* may answer r, which frees r and c */
         }
@@ -335,7 +335,7 @@ static const hf_conn_ops conn_ops = {
     .kill = conn_kill,
 };
 
-static int conn_new(tlab_http_server *s, int fd, const struct sockaddr_storage *ss) {
+static int conn_new(tlab__http_server *s, int fd, const struct sockaddr_storage *ss) {
     hf_conn *c = calloc(1, sizeof *c);
     if (!c)
         return -1;
@@ -365,12 +365,12 @@ static int conn_new(tlab_http_server *s, int fd, const struct sockaddr_storage *
 /* ---- the listener ---- */
 
 static void on_resume(evutil_socket_t fd, short what, void *arg) {
-    tlab_http_server *s = arg;
+    tlab__http_server *s = arg;
     event_add(&s->listen_ev, NULL);
 }
 
 static void on_accept(evutil_socket_t lfd, short what, void *arg) {
-    tlab_http_server *s = arg;
+    tlab__http_server *s = arg;
     for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
@@ -405,7 +405,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg) {
 /* ---- the timeout sweep ---- */
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg) {
-    tlab_http_server *s = arg;
+    tlab__http_server *s = arg;
     int64_t now = hf_now_ms();
     hf_conn *c, *next;
     for (c = s->conns; c; c = next) {
@@ -419,7 +419,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg) {
     }
 }
 
-static int arm_sweep(tlab_http_server *s) {
+static int arm_sweep(tlab__http_server *s) {
     long iv = s->limits.timeout_ms / 4;
     if (iv > 1000)
         iv = 1000;
@@ -429,7 +429,7 @@ static int arm_sweep(tlab_http_server *s) {
     return event_add(&s->sweep_ev, &tv);
 }
 
-static void set_limits(tlab_http_server *s, const tlab_http_limits *limits) {
+static void set_limits(tlab__http_server *s, const tlab__http_limits *limits) {
     s->limits = *limits;
     if (s->limits.timeout_ms <= 0)
         s->limits.timeout_ms = 60000;
@@ -437,9 +437,9 @@ static void set_limits(tlab_http_server *s, const tlab_http_limits *limits) {
 
 /* ---- servers ---- */
 
-tlab_http_server *tlab_http_server_new(struct event_base *base, int listen_fd, const tlab_http_limits *limits,
-                                       tlab_http_handler on_request, void *arg) {
-    tlab_http_server *s = calloc(1, sizeof *s);
+tlab__http_server *tlab__http_server_new(struct event_base *base, int listen_fd, const tlab__http_limits *limits,
+                                       tlab__http_handler on_request, void *arg) {
+    tlab__http_server *s = calloc(1, sizeof *s);
     if (!s) {
         close(listen_fd);
         return NULL;
@@ -462,18 +462,18 @@ tlab_http_server *tlab_http_server_new(struct event_base *base, int listen_fd, c
     return s;
 }
 
-void tlab_http_server_set_limits(tlab_http_server *s, const tlab_http_limits *limits) {
+void tlab__http_server_set_limits(tlab__http_server *s, const tlab__http_limits *limits) {
     set_limits(s, limits);
     arm_sweep(s);
 }
 
-void tlab_http_server_counters(const tlab_http_server *s, tlab_http_counters *out) {
+void tlab__http_server_counters(const tlab__http_server *s, tlab__http_counters *out) {
     out->open = s->open;
     out->rejected = s->rejected;
     out->timed_out = s->timed_out;
 }
 
-void tlab_http_server_free(tlab_http_server *s) {
+void tlab__http_server_free(tlab__http_server *s) {
     if (!s)
         return;
     event_del(&s->listen_ev);

@@ -18,11 +18,11 @@
  *     reaped by the server's reaper event, which runs the gone callback of a request still being
  *     served. A killed connection whose request has no watch stays allocated (dead, no socket)
  *     until that request is answered: the request keeps using it for its peer address.
- *   - a request (tlab_http_req) is created by the parser at a message's first byte, handed to the
+ *   - a request (tlab__http_req) is created by the parser at a message's first byte, handed to the
  *     handler when whole ("served"), and freed when answered, or after its gone callback.
  * Killing never calls the caller's code; gone callbacks only run from the reaper (or from
- * tlab_http_server_free), so no callback of ours runs inside a call of the caller's. For the same
- * reason tlab_http_server_free must not be called from inside the server's own callbacks (the
+ * tlab__http_server_free), so no callback of ours runs inside a call of the caller's. For the same
+ * reason tlab__http_server_free must not be called from inside the server's own callbacks (the
  * connection being parsed would be freed under it).
  */
 #ifndef TLAB_HTTP_FRONT_INTERNAL_H
@@ -57,7 +57,7 @@ typedef struct hf_conn hf_conn;
 /* How a reply ended, for hf_conn_ops.reply_end. */
 typedef enum hf_end {
     HF_END_DONE, /* its last byte is queued: keep-alive, drain or close, by the request */
-    HF_END_CUT   /* tlab_http_reply_abort: the connection is cut, no gone callback */
+    HF_END_CUT   /* tlab__http_reply_abort: the connection is cut, no gone callback */
 } hf_end;
 
 /*
@@ -69,7 +69,7 @@ typedef enum hf_end {
 typedef struct hf_conn_ops {
     /* Frees r (answered, or cut with `how` HF_END_CUT) and moves its connection on: to the next
      * request, to draining, to closing, or for a cut or a dead connection to its end. */
-    void (*reply_end)(tlab_http_req *r, hf_end how);
+    void (*reply_end)(tlab__http_req *r, hf_end how);
     /* The output buffer just emptied (or, after an error reply, had nothing to write): finishes
      * a drain or a closing, or fires the served request's drained callback. */
     void (*drained)(hf_conn *c);
@@ -78,12 +78,12 @@ typedef struct hf_conn_ops {
     void (*kill)(hf_conn *c);
 } hf_conn_ops;
 
-struct tlab_http_server {
+struct tlab__http_server {
     struct event_base *base;
     int listen_fd;
     struct event listen_ev, resume_ev, sweep_ev, reap_ev;
-    tlab_http_limits limits;
-    tlab_http_handler on_request;
+    tlab__http_limits limits;
+    tlab__http_handler on_request;
     void *arg;
     hf_conn *conns; /* live connections (not dead), doubly linked */
     hf_conn *dying; /* killed, waiting for the reaper; linked through next */
@@ -93,10 +93,10 @@ struct tlab_http_server {
 };
 
 struct hf_conn {
-    tlab_http_server *s; /* dangling once reaped: a dead connection never uses it */
+    tlab__http_server *s; /* dangling once reaped: a dead connection never uses it */
     const hf_conn_ops *ops;
     hf_conn *prev, *next;
-    tlab_http_req *req;   /* being read or served; NULL between requests */
+    tlab__http_req *req;   /* being read or served; NULL between requests */
     struct evbuffer *out; /* reply bytes the socket has not taken; NULL until first needed */
     char *stash;          /* bytes read past the request being served (pipelining) */
     uint32_t stash_off, stash_len, stash_cap;
@@ -123,13 +123,13 @@ struct hf_conn {
 
 enum { HF_CB_NONE, HF_CB_URL, HF_CB_FIELD, HF_CB_VALUE };
 
-struct tlab_http_req {
+struct tlab__http_req {
     hf_conn *c;
     uint32_t arena_len, arena_cap; /* the arena: see the end of the struct */
     uint32_t hdr_off, path_off; /* path_off UINT32_MAX: "/" */
     uint32_t head_bytes;        /* request line + headers, as counted against max_header_bytes */
     uint16_t nhdr;
-    uint8_t method; /* tlab_http_method */
+    uint8_t method; /* tlab__http_method */
     uint8_t minor;  /* HTTP/1.<minor> */
     uint8_t last_cb;
     unsigned headers_done : 1;
@@ -145,9 +145,9 @@ struct tlab_http_req {
     char *rh; /* reply headers added by the caller: name\0value\0 each */
     uint32_t rh_len, rh_cap;
     uint16_t nrh;
-    tlab_http_gone_fn gone;
+    tlab__http_gone_fn gone;
     void *gone_arg;
-    tlab_http_drained_fn drained;
+    tlab__http_drained_fn drained;
     void *drained_arg;
     /* The request's bytes, in the same allocation: URL\0, then name\0value\0 per header from
      * hdr_off, then a copy of the path when it is not the URL's tail. */
@@ -179,7 +179,7 @@ typedef enum hf_parse_result {
  * *used: the bytes taken. A request refused by the parser or a limit is answered here. */
 hf_parse_result hf_parse(hf_conn *c, const char *data, size_t len, size_t *used);
 /* Frees a request (not its connection). */
-void hf_req_free(tlab_http_req *r);
+void hf_req_free(tlab__http_req *r);
 
 /* ---- http_front_reply.c (calls the output file) ---- */
 
@@ -190,7 +190,7 @@ const char *hf_find_header(const char *block, unsigned n, const char *name);
  * close. `type` NULL means "invalid_request_error". */
 void hf_error_reply(hf_conn *c, int status, const char *type, const char *message);
 /* Turns away a connection past max_connections: 503 JSON straight on the socket, then close. */
-void hf_reject(tlab_http_server *s, int fd);
+void hf_reject(tlab__http_server *s, int fd);
 
 /* ---- http_front_output.c (calls nothing of the front's but c->ops) ---- */
 

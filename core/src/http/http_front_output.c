@@ -190,9 +190,9 @@ void hf_on_write(evutil_socket_t fd, short what, void *arg) {
     }
     c->wkicked = 0;
     if (c->state == HF_DEAD) { /* activated for the drained callback of an unwatched request */
-        tlab_http_req *r = c->req;
+        tlab__http_req *r = c->req;
         if (r && r->drained) {
-            tlab_http_drained_fn fn = r->drained;
+            tlab__http_drained_fn fn = r->drained;
             r->drained = NULL;
             fn(r, r->drained_arg);
         }
@@ -213,7 +213,7 @@ void hf_on_write(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- back-pressure ---- */
 
-size_t tlab_http_reply_backlog(const tlab_http_req *req) {
+size_t tlab__http_reply_backlog(const tlab__http_req *req) {
     const hf_conn *c = req->c;
     return c->state != HF_DEAD && c->out ? evbuffer_get_length(c->out) : 0;
 }
@@ -222,7 +222,7 @@ size_t tlab_http_reply_backlog(const tlab_http_req *req) {
  * next empties; soon, when nothing is pending now (a caller registering just after the backlog
  * emptied must not wait forever); for a request whose client left, once it is noticed (from
  * the reaper) or soon (registered afterwards): its backlog is 0 for good. */
-void tlab_http_reply_on_drained(tlab_http_req *req, tlab_http_drained_fn drained, void *arg) {
+void tlab__http_reply_on_drained(tlab__http_req *req, tlab__http_drained_fn drained, void *arg) {
     hf_conn *c = req->c;
     req->drained = drained;
     req->drained_arg = arg;

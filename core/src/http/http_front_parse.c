@@ -45,8 +45,8 @@ static int method_of(unsigned m) {
 
 /* ---- the arena ---- */
 
-static tlab_http_req *req_new(hf_conn *c) {
-    tlab_http_req *r = malloc(sizeof *r + ARENA0);
+static tlab__http_req *req_new(hf_conn *c) {
+    tlab__http_req *r = malloc(sizeof *r + ARENA0);
     if (!r)
         return NULL;
     memset(r, 0, sizeof *r);
@@ -56,7 +56,7 @@ static tlab_http_req *req_new(hf_conn *c) {
     return r;
 }
 
-void hf_req_free(tlab_http_req *r) {
+void hf_req_free(tlab__http_req *r) {
     free(r->body);
     free(r->rh);
     free(r);
@@ -65,7 +65,7 @@ void hf_req_free(tlab_http_req *r) {
 /* Room for n more arena bytes. The request may move: the caller re-reads c->req. -1 when out of
  * memory. */
 static int arena_reserve(hf_conn *c, size_t n) {
-    tlab_http_req *r = c->req;
+    tlab__http_req *r = c->req;
     if ((size_t)r->arena_len + n <= r->arena_cap)
         return 0;
     size_t cap = r->arena_cap;
@@ -81,7 +81,7 @@ static int arena_reserve(hf_conn *c, size_t n) {
 static int arena_put(hf_conn *c, const char *p, size_t n) {
     if (arena_reserve(c, n))
         return -1;
-    tlab_http_req *r = c->req;
+    tlab__http_req *r = c->req;
     memcpy(r->arena + r->arena_len, p, n);
     r->arena_len += (uint32_t)n;
     return 0;
@@ -112,7 +112,7 @@ static int on_message_begin(http_parser *p) {
 
 static int on_url(http_parser *p, const char *at, size_t n) {
     hf_conn *c = p->data;
-    tlab_http_req *r = c->req;
+    tlab__http_req *r = c->req;
     if (r->last_cb == HF_CB_NONE) {
         int m = method_of(p->method); /* known to http-parser (TRACE, CONNECT, ...) but not served */
         if (m < 0)
@@ -129,7 +129,7 @@ static int on_url(http_parser *p, const char *at, size_t n) {
 
 /* Ends the entry being written: the URL, or a header's name or value. */
 static int end_entry(hf_conn *c) {
-    tlab_http_req *r = c->req;
+    tlab__http_req *r = c->req;
     if (r->last_cb == HF_CB_VALUE) { /* trailing whitespace is not part of a value (a NUL precedes it) */
         while (r->arena[r->arena_len - 1] == ' ' || r->arena[r->arena_len - 1] == '\t')
             r->arena_len--;
@@ -144,7 +144,7 @@ static int end_entry(hf_conn *c) {
 
 /* Counts request bytes against max_header_bytes (the parser's own limit is a fixed 80 KB). */
 static int head_grow(hf_conn *c, size_t n) {
-    tlab_http_req *r = c->req;
+    tlab__http_req *r = c->req;
     r->head_bytes += (uint32_t)n;
     if (r->head_bytes > c->s->limits.max_header_bytes)
         return fail(c, 431, NULL);
@@ -190,7 +190,7 @@ static int on_header_value(http_parser *p, const char *at, size_t n) {
 /* The path out of the URL: its tail when nothing follows it, else a copy. 400 when the URL does
  * not parse. */
 static int set_path(hf_conn *c) {
-    tlab_http_req *r = c->req;
+    tlab__http_req *r = c->req;
     struct http_parser_url u;
     size_t url_len = r->hdr_off - 1;
     if (r->arena[0] == '/' && !strpbrk(r->arena, "?#")) { /* origin-form, the usual: the URL is the path */
@@ -231,11 +231,11 @@ static int on_headers_complete(http_parser *p) {
         return fail(c, 505, NULL);
     if (set_path(c))
         return -1;
-    tlab_http_req *r = c->req;
+    tlab__http_req *r = c->req;
     if (r->arena_cap - r->arena_len >= 64) {
         /* Give the slack back before the request waits (10,000 waiting requests are the memory
          * budget); glibc shrinks in place, and the request is still only the connection's. */
-        tlab_http_req *fit = realloc(r, sizeof *r + r->arena_len);
+        tlab__http_req *fit = realloc(r, sizeof *r + r->arena_len);
         if (fit) {
             c->req = r = fit;
             r->arena_cap = r->arena_len;
@@ -276,7 +276,7 @@ static int on_chunk_header(http_parser *p) {
 
 static int on_body(http_parser *p, const char *at, size_t n) {
     hf_conn *c = p->data;
-    tlab_http_req *r = c->req;
+    tlab__http_req *r = c->req;
     size_t max = c->s->limits.max_body_bytes;
     if (n > max - r->body_len)
         return fail(c, 413, NULL);
@@ -299,7 +299,7 @@ static int on_body(http_parser *p, const char *at, size_t n) {
 
 static int on_message_complete(http_parser *p) {
     hf_conn *c = p->data;
-    tlab_http_req *r = c->req;
+    tlab__http_req *r = c->req;
     if (r->body)
         r->body[r->body_len] = '\0';
     r->keep_alive = http_should_keep_alive(p) && !p->upgrade;
@@ -323,7 +323,7 @@ static const http_parser_settings settings = {
 /* Answers a request the parser refused (c->err_status, else from the parser's error `e`) with
  * its error reply; the connection closes. */
 static void refuse(hf_conn *c, enum http_errno e) {
-    const tlab_http_limits *lim = &c->s->limits;
+    const tlab__http_limits *lim = &c->s->limits;
     int status = c->err_status;
     const char *msg = c->err_msg;
     char buf[160];
@@ -415,29 +415,29 @@ hf_parse_result hf_parse(hf_conn *c, const char *data, size_t len, size_t *used)
 
 /* ---- getters ---- */
 
-tlab_http_method tlab_http_req_method(const tlab_http_req *req) {
-    return (tlab_http_method)req->method;
+tlab__http_method tlab__http_req_method(const tlab__http_req *req) {
+    return (tlab__http_method)req->method;
 }
 
-const char *tlab_http_req_method_name(const tlab_http_req *req) {
+const char *tlab__http_req_method_name(const tlab__http_req *req) {
     return method_names[req->method];
 }
 
-const char *tlab_http_req_path(const tlab_http_req *req) {
+const char *tlab__http_req_path(const tlab__http_req *req) {
     return req->path_off == UINT32_MAX ? "/" : req->arena + req->path_off;
 }
 
-const char *tlab_http_req_header(const tlab_http_req *req, const char *name) {
+const char *tlab__http_req_header(const tlab__http_req *req, const char *name) {
     return hf_find_header(req->arena + req->hdr_off, req->nhdr, name);
 }
 
-const char *tlab_http_req_body(const tlab_http_req *req, size_t *len) {
+const char *tlab__http_req_body(const tlab__http_req *req, size_t *len) {
     if (len)
         *len = req->body_len;
     return req->body ? req->body : "";
 }
 
-char *tlab_http_req_take_body(tlab_http_req *req, size_t *len) {
+char *tlab__http_req_take_body(tlab__http_req *req, size_t *len) {
     char *b = req->body;
     size_t n = req->body_len;
     if (!b) {
@@ -452,13 +452,13 @@ char *tlab_http_req_take_body(tlab_http_req *req, size_t *len) {
     return b;
 }
 
-const char *tlab_http_req_peer(const tlab_http_req *req, uint16_t *port) {
+const char *tlab__http_req_peer(const tlab__http_req *req, uint16_t *port) {
     if (port)
         *port = req->c->port;
     return req->c->peer;
 }
 
-void tlab_http_req_watch(tlab_http_req *req, tlab_http_gone_fn gone, void *arg) {
+void tlab__http_req_watch(tlab__http_req *req, tlab__http_gone_fn gone, void *arg) {
     req->gone = gone;
     req->gone_arg = arg;
 }

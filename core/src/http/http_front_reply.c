@@ -81,7 +81,7 @@ static size_t head_write(char *out, int status, const char *hdrs, unsigned n, in
     char *p = put(out, "HTTP/1.1 ", 9);
     if (status < 100 || status > 999)
         status = 500;
-    p = tlab_put_dec(p, (uint64_t)status);
+    p = tlab__put_dec(p, (uint64_t)status);
     *p++ = ' ';
     const char *reason = http_status_str((enum http_status)status);
     if (reason[0] != '<') /* "<unknown>": an empty reason is valid */
@@ -99,7 +99,7 @@ static size_t head_write(char *out, int status, const char *hdrs, unsigned n, in
     }
     if (length >= 0) {
         p = put(p, "Content-Length: ", 16);
-        p = tlab_put_dec(p, (uint64_t)length);
+        p = tlab__put_dec(p, (uint64_t)length);
         p = put(p, "\r\n", 2);
     }
     if (chunked)
@@ -127,7 +127,7 @@ static int bad_name(const char *s) {
     return 0;
 }
 
-int tlab_http_add_header(tlab_http_req *req, const char *name, const char *value) {
+int tlab__http_add_header(tlab__http_req *req, const char *name, const char *value) {
     if (req->started || req->in_gone || bad_name(name) || bad_value(value))
         return -1;
     size_t nl = strlen(name);
@@ -161,7 +161,7 @@ int tlab_http_add_header(tlab_http_req *req, const char *name, const char *value
     return 0;
 }
 
-const char *tlab_http_reply_header(const tlab_http_req *req, const char *name) {
+const char *tlab__http_reply_header(const tlab__http_req *req, const char *name) {
     return hf_find_header(req->rh, req->nrh, name);
 }
 
@@ -190,7 +190,7 @@ static int no_body_status(int status) {
     return status == 204 || status == 304;
 }
 
-static int conn_kind(const tlab_http_req *r) {
+static int conn_kind(const tlab__http_req *r) {
     if (!r->keep_alive || r->close)
         return r->minor >= 1 ? CONN_CLOSE : CONN_NONE;
     return r->minor == 0 ? CONN_KEEP : CONN_NONE;
@@ -198,7 +198,7 @@ static int conn_kind(const tlab_http_req *r) {
 
 /* Writes the head (and `body` or `rest` after it) of req's reply; `later`: at the end of the
  * loop turn (hf_conn_output_later). */
-static void send_head(tlab_http_req *r, int status, int64_t length, int chunked, const char *body, size_t blen,
+static void send_head(tlab__http_req *r, int status, int64_t length, int chunked, const char *body, size_t blen,
                       struct evbuffer *rest, int later) {
     char small[512];
     size_t cap = head_cap(r->rh_len, r->nrh);
@@ -219,13 +219,13 @@ static void send_head(tlab_http_req *r, int status, int64_t length, int chunked,
         free(head);
 }
 
-void tlab_http_reply(tlab_http_req *req, int status, const char *body, size_t len) {
+void tlab__http_reply(tlab__http_req *req, int status, const char *body, size_t len) {
     status = final_status(status);
     if (req->in_gone)
         return;
     if (req->started) { /* misuse; still answer */
-        tlab_http_reply_chunk(req, body, len);
-        tlab_http_reply_end(req);
+        tlab__http_reply_chunk(req, body, len);
+        tlab__http_reply_end(req);
         return;
     }
     if (req->c->state != HF_DEAD) {
@@ -236,7 +236,7 @@ void tlab_http_reply(tlab_http_req *req, int status, const char *body, size_t le
     req->c->ops->reply_end(req, HF_END_DONE);
 }
 
-void tlab_http_reply_buffer(tlab_http_req *req, int status, struct evbuffer *body) {
+void tlab__http_reply_buffer(tlab__http_req *req, int status, struct evbuffer *body) {
     status = final_status(status);
     size_t len = evbuffer_get_length(body);
     if (req->in_gone) {
@@ -244,8 +244,8 @@ void tlab_http_reply_buffer(tlab_http_req *req, int status, struct evbuffer *bod
         return;
     }
     if (req->started) { /* misuse; still answer */
-        tlab_http_reply_chunk_buffer(req, body);
-        tlab_http_reply_end(req);
+        tlab__http_reply_chunk_buffer(req, body);
+        tlab__http_reply_end(req);
         return;
     }
     int bodyless = no_body_status(status);
@@ -263,7 +263,7 @@ void tlab_http_reply_buffer(tlab_http_req *req, int status, struct evbuffer *bod
  * they cost a send each and the client a wake-up each, on the time to first token. The end of
  * the reply (or any whole reply) sends at once, taking what waits with it.
  */
-void tlab_http_reply_start(tlab_http_req *req, int status) {
+void tlab__http_reply_start(tlab__http_req *req, int status) {
     status = final_status(status);
     if (req->in_gone || req->started)
         return;
@@ -276,11 +276,11 @@ void tlab_http_reply_start(tlab_http_req *req, int status) {
         send_head(req, status, -1, req->chunked, NULL, 0, NULL, 1);
 }
 
-static int chunk_ignored(const tlab_http_req *req) {
+static int chunk_ignored(const tlab__http_req *req) {
     return req->in_gone || !req->started || req->no_body || req->c->state == HF_DEAD;
 }
 
-void tlab_http_reply_chunk(tlab_http_req *req, const char *data, size_t len) {
+void tlab__http_reply_chunk(tlab__http_req *req, const char *data, size_t len) {
     if (len == 0 || chunk_ignored(req))
         return;
     if (!req->chunked) {
@@ -289,13 +289,13 @@ void tlab_http_reply_chunk(tlab_http_req *req, const char *data, size_t len) {
         return;
     }
     char size[20];
-    char *p = tlab_put_hex(size, len);
+    char *p = tlab__put_hex(size, len);
     p = put(p, "\r\n", 2);
     struct iovec v[3] = {{size, (size_t)(p - size)}, {(void *)data, len}, {(void *)"\r\n", 2}};
     hf_conn_output_later(req->c, v, 3, NULL);
 }
 
-void tlab_http_reply_chunk_buffer(tlab_http_req *req, struct evbuffer *chunk) {
+void tlab__http_reply_chunk_buffer(tlab__http_req *req, struct evbuffer *chunk) {
     size_t len = evbuffer_get_length(chunk);
     if (len == 0 || chunk_ignored(req)) {
         evbuffer_drain(chunk, len);
@@ -306,7 +306,7 @@ void tlab_http_reply_chunk_buffer(tlab_http_req *req, struct evbuffer *chunk) {
         return;
     }
     char size[20];
-    char *p = tlab_put_hex(size, len);
+    char *p = tlab__put_hex(size, len);
     p = put(p, "\r\n", 2);
     if (evbuffer_add(chunk, "\r\n", 2)) {
         evbuffer_drain(chunk, evbuffer_get_length(chunk));
@@ -317,11 +317,11 @@ void tlab_http_reply_chunk_buffer(tlab_http_req *req, struct evbuffer *chunk) {
     hf_conn_output_later(req->c, &v, 1, chunk);
 }
 
-void tlab_http_reply_end(tlab_http_req *req) {
+void tlab__http_reply_end(tlab__http_req *req) {
     if (req->in_gone)
         return;
     if (!req->started) /* misuse; an empty streamed reply still answers */
-        tlab_http_reply_start(req, 200);
+        tlab__http_reply_start(req, 200);
     if (req->chunked && !req->no_body && req->c->state != HF_DEAD) {
         struct iovec v = {(void *)"0\r\n\r\n", 5};
         hf_conn_output(req->c, &v, 1, NULL); /* takes what was deferred with it */
@@ -330,7 +330,7 @@ void tlab_http_reply_end(tlab_http_req *req) {
     req->c->ops->reply_end(req, HF_END_DONE);
 }
 
-void tlab_http_reply_abort(tlab_http_req *req) {
+void tlab__http_reply_abort(tlab__http_req *req) {
     if (req->in_gone)
         return;
     hf_conn *c = req->c;
@@ -347,9 +347,9 @@ void tlab_http_reply_abort(tlab_http_req *req) {
 
 void hf_error_reply(hf_conn *c, int status, const char *type, const char *message) {
     static const char hdrs[] = "Content-Type\0application/json";
-    tlab_error err;
-    tlab_error_set(&err, status, type ? type : "invalid_request_error", NULL, "%s", message);
-    char *json = tlab_error_json(&err);
+    tlab__error err;
+    tlab__error_set(&err, status, type ? type : "invalid_request_error", NULL, "%s", message);
+    char *json = tlab__error_json(&err);
     c->state = HF_CLOSING;
     if (json) {
         char head[256 + sizeof hdrs];
@@ -363,14 +363,14 @@ void hf_error_reply(hf_conn *c, int status, const char *type, const char *messag
         c->ops->drained(c); /* nothing pending: the lingering close starts */
 }
 
-void hf_reject(tlab_http_server *s, int fd) {
+void hf_reject(tlab__http_server *s, int fd) {
     static const char hdrs[] = "Content-Type\0application/json\0Retry-After\0"
                                "1";
-    tlab_error err;
-    tlab_error_set(&err, 503, "service_unavailable", NULL,
+    tlab__error err;
+    tlab__error_set(&err, 503, "service_unavailable", NULL,
                    "too many client connections (limits.max_client_connections is %ld); retry later",
                    s->limits.max_connections);
-    char *json = tlab_error_json(&err);
+    char *json = tlab__error_json(&err);
     if (json) {
         char head[256 + sizeof hdrs];
         size_t len = strlen(json);

@@ -18,7 +18,7 @@
 
 /* A short id of the Bearer key: the key itself never reaches a policy or a log line. */
 static const char *api_key_id(tlab_request *r, char *buf, size_t len) {
-    const char *auth = r->http ? tlab_http_req_header(r->http, "authorization") : NULL;
+    const char *auth = r->http ? tlab__http_req_header(r->http, "authorization") : NULL;
     if (!auth)
         return NULL;
     if (strncasecmp(auth, "Bearer ", 7) == 0)
@@ -27,7 +27,7 @@ static const char *api_key_id(tlab_request *r, char *buf, size_t len) {
         auth++;
     if (!*auth)
         return NULL;
-    snprintf(buf, len, "k%08x", (unsigned)(tlab_fnv1a64(auth, strlen(auth)) >> 32));
+    snprintf(buf, len, "k%08x", (unsigned)(tlab__fnv1a64(auth, strlen(auth)) >> 32));
     return buf;
 }
 
@@ -41,37 +41,37 @@ static void apply_clamp(tlab_request *r, long n) {
     r->info.max_tokens = n;
 }
 
-int tlab_policy_admit_request(tlab_request *r) {
-    if (!tlab_policies_has_admission())
+int tlab__policy_admit_request(tlab_request *r) {
+    if (!tlab__policies_has_admission())
         return 0;
     char key_buf[16];
-    tlab_admission_input in = {
+    tlab__admission_input in = {
         .kind = r->kind,
         .stream = r->info.stream,
         .max_tokens = r->info.max_tokens,
-        .prompt_tokens = tlab_request_info_prompt_tokens(&r->info),
+        .prompt_tokens = tlab__request_info_prompt_tokens(&r->info),
         .model = r->info.model,
         .api_key_id = api_key_id(r, key_buf, sizeof key_buf),
-        .api_key_name = tlab_auth_request_key_name(r),
-        .priority = tlab_request_priority(r),
+        .api_key_name = tlab__auth_request_key_name(r),
+        .priority = tlab__request_priority(r),
     };
-    tlab_admission_decision d;
-    tlab_policy_admission(&in, &d);
+    tlab__admission_decision d;
+    tlab__policy_admission(&in, &d);
     if (d.reject) {
-        tlab_metric *m = tlab_metric_register(TLAB_METRIC_COUNTER, "gateway_admission_rejects_total",
+        tlab_metric *m = tlab__metric_register(TLAB_METRIC_COUNTER, "gateway_admission_rejects_total",
                                               "Requests rejected by the admission policy, by reason", NULL, 0);
         char labels[80];
         snprintf(labels, sizeof labels, "reason=\"%s\"", d.reason);
         if (m)
-            tlab_metric_add(m, labels, 1);
-        tlab_error err;
-        tlab_error_set(&err, d.status, d.type, NULL, "%s", d.message);
-        tlab_request_fail(r, &err, d.retry_after_s);
+            tlab__metric_add(m, labels, 1);
+        tlab__error err;
+        tlab__error_set(&err, d.status, d.type, NULL, "%s", d.message);
+        tlab__request_fail(r, &err, d.retry_after_s);
         return -1;
     }
     if (d.clamp_max_tokens >= 0)
         apply_clamp(r, d.clamp_max_tokens);
     if (d.priority[0])
-        tlab_request_set_priority(r, d.priority); /* out of memory: the class stays as it was */
+        tlab__request_set_priority(r, d.priority); /* out of memory: the class stays as it was */
     return 0;
 }

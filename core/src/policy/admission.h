@@ -8,6 +8,6 @@
 
 /* Runs admission.lua on r (a no-op without the policy). Returns 0 to go on (r may have been
  * clamped or given a priority class); -1 when r was refused and has been answered. */
-int tlab_policy_admit_request(tlab_request *r);
+int tlab__policy_admit_request(tlab_request *r);
 
 #endif

@@ -23,22 +23,22 @@
 #include "policy/rate_limit.h"
 #include "policy/usage_meter.h"
 
-typedef struct tlab_access tlab_access;
+typedef struct tlab__access tlab__access;
 
 typedef struct keyset {
-    tlab_keyring *kr;
-    tlab_limiter *limiters; /* one per key, same order */
+    tlab__keyring *kr;
+    tlab__limiter *limiters; /* one per key, same order */
     unsigned refs;          /* 1 while current, plus one per request holding one of its keys */
 } keyset;
 
-struct tlab_access {
+struct tlab__access {
     keyset *set;
     long key;
     int64_t reserved;        /* tokens taken from the key's bucket at admission; 0 before */
     int64_t prompt_estimate; /* the prompt's share of `reserved` */
     int admitted;
     int metering; /* admitted: the response is read for usage (meter initialised) */
-    tlab_usage_meter meter;
+    tlab__usage_meter meter;
 };
 
 static keyset *current; /* NULL: auth off */
@@ -50,9 +50,9 @@ static uint64_t last_fail_log_us;
 static unsigned long fails_unlogged;
 
 static void count(const char *family, const char *help, const char *labels, double n) {
-    tlab_metric *m = tlab_metric_register(TLAB_METRIC_COUNTER, family, help, NULL, 0);
+    tlab_metric *m = tlab__metric_register(TLAB_METRIC_COUNTER, family, help, NULL, 0);
     if (m)
-        tlab_metric_add(m, labels, n);
+        tlab__metric_add(m, labels, n);
 }
 
 #define AUTH_FAILURES "gateway_auth_failures_total"
@@ -66,7 +66,7 @@ static void count(const char *family, const char *help, const char *labels, doub
 
 static void keyset_unref(keyset *ks) {
     if (ks && --ks->refs == 0) {
-        tlab_keyring_free(ks->kr);
+        tlab__keyring_free(ks->kr);
         free(ks->limiters);
         free(ks);
     }
@@ -74,21 +74,21 @@ static void keyset_unref(keyset *ks) {
 
 /* A set around `kr` (taken). Buckets of keys found in `prev` with the same name and limits keep
  * their level, so a reload is no way to reset a limit. NULL on allocation failure (kr freed). */
-static keyset *keyset_new(tlab_keyring *kr, const keyset *prev) {
+static keyset *keyset_new(tlab__keyring *kr, const keyset *prev) {
     keyset *ks = calloc(1, sizeof *ks);
     if (!ks || !(ks->limiters = calloc(kr->n, sizeof *ks->limiters))) {
         free(ks);
-        tlab_keyring_free(kr);
+        tlab__keyring_free(kr);
         return NULL;
     }
     ks->kr = kr;
     ks->refs = 1;
-    uint64_t now = tlab_now_us();
+    uint64_t now = tlab__now_us();
     for (size_t i = 0; i < kr->n; i++) {
-        const tlab_api_key *k = &kr->keys[i];
-        tlab_limiter_init(&ks->limiters[i], k->requests_per_minute, k->tokens_per_minute, now);
+        const tlab__api_key *k = &kr->keys[i];
+        tlab__limiter_init(&ks->limiters[i], k->requests_per_minute, k->tokens_per_minute, now);
         for (size_t j = 0; prev && j < prev->kr->n; j++) {
-            const tlab_api_key *o = &prev->kr->keys[j];
+            const tlab__api_key *o = &prev->kr->keys[j];
             if (strcmp(o->name, k->name) == 0 && o->requests_per_minute == k->requests_per_minute &&
                 o->tokens_per_minute == k->tokens_per_minute)
                 ks->limiters[i] = prev->limiters[j];
@@ -99,7 +99,7 @@ static keyset *keyset_new(tlab_keyring *kr, const keyset *prev) {
 
 /* The bucket pair for key `key` of set `ks` as it stands now: the current set's key of the same
  * name (NULL once it was removed by a reload). */
-static tlab_limiter *current_limiter(const keyset *ks, long key) {
+static tlab__limiter *current_limiter(const keyset *ks, long key) {
     if (!current)
         return NULL;
     if (ks == current)
@@ -110,33 +110,33 @@ static tlab_limiter *current_limiter(const keyset *ks, long key) {
     return NULL;
 }
 
-int tlab_auth_init(tlab_config *cfg) {
+int tlab__auth_init(tlab__config *cfg) {
     default_max_tokens = cfg->max_tokens;
     if (!cfg->keyring)
         return 0;
     if (!(keys_path = strdup(cfg->auth_keys_file)))
         return -1;
-    tlab_keyring *kr = cfg->keyring;
+    tlab__keyring *kr = cfg->keyring;
     cfg->keyring = NULL; /* ours now: reloads replace it */
     if (!(current = keyset_new(kr, NULL)))
         return -1;
     /* Registered up front so /metrics shows the families before the first refusal. */
-    tlab_metric_register(TLAB_METRIC_COUNTER, AUTH_FAILURES, AUTH_FAILURES_HELP, NULL, 0);
-    tlab_metric_register(TLAB_METRIC_COUNTER, RATE_LIMITED, RATE_LIMITED_HELP, NULL, 0);
-    tlab_metric_register(TLAB_METRIC_COUNTER, KEY_TOKENS, KEY_TOKENS_HELP, NULL, 0);
-    tlab_metric_register(TLAB_METRIC_COUNTER, RELOADS, RELOADS_HELP, NULL, 0);
+    tlab__metric_register(TLAB_METRIC_COUNTER, AUTH_FAILURES, AUTH_FAILURES_HELP, NULL, 0);
+    tlab__metric_register(TLAB_METRIC_COUNTER, RATE_LIMITED, RATE_LIMITED_HELP, NULL, 0);
+    tlab__metric_register(TLAB_METRIC_COUNTER, KEY_TOKENS, KEY_TOKENS_HELP, NULL, 0);
+    tlab__metric_register(TLAB_METRIC_COUNTER, RELOADS, RELOADS_HELP, NULL, 0);
     return 0;
 }
 
-void tlab_auth_set_default_max_tokens(long max_tokens) {
+void tlab__auth_set_default_max_tokens(long max_tokens) {
     default_max_tokens = max_tokens;
 }
 
-int tlab_auth_reload(void) {
+int tlab__auth_reload(void) {
     if (!current)
         return 0;
     char err[1024];
-    tlab_keyring *kr = tlab_keyring_load(keys_path, err, sizeof err);
+    tlab__keyring *kr = tlab__keyring_load(keys_path, err, sizeof err);
     keyset *ks = kr ? keyset_new(kr, current) : NULL;
     if (!ks) {
         LOG_ERROR("auth: keys file not reloaded, the previous keys stay in force: %s", kr ? "out of memory" : err);
@@ -151,61 +151,61 @@ int tlab_auth_reload(void) {
     return 0;
 }
 
-void tlab_auth_shutdown(void) {
+void tlab__auth_shutdown(void) {
     keyset_unref(current);
     current = NULL;
     free(keys_path);
     keys_path = NULL;
 }
 
-int tlab_auth_enabled(void) {
+int tlab__auth_enabled(void) {
     return current != NULL;
 }
 
-size_t tlab_auth_key_count(void) {
+size_t tlab__auth_key_count(void) {
     return current ? current->kr->n : 0;
 }
 
-const char *tlab_auth_key_name(long key) {
+const char *tlab__auth_key_name(long key) {
     return current && key >= 0 && (size_t)key < current->kr->n ? current->kr->keys[key].name : NULL;
 }
 
-static void refuse(tlab_http_req *http, int status, const char *type, const char *reason, const char *message) {
+static void refuse(tlab__http_req *http, int status, const char *type, const char *reason, const char *message) {
     char labels[64];
     snprintf(labels, sizeof labels, "reason=\"%s\"", reason);
     count(AUTH_FAILURES, AUTH_FAILURES_HELP, labels, 1);
 
-    uint64_t now = tlab_now_us();
+    uint64_t now = tlab__now_us();
     if (now - last_fail_log_us >= 1000000) {
         uint16_t port = 0;
-        const char *peer = tlab_http_req_peer(http, &port);
+        const char *peer = tlab__http_req_peer(http, &port);
         char more[64] = "", path[96];
         if (fails_unlogged)
             snprintf(more, sizeof more, " (and %lu more refused since the last line)", fails_unlogged);
         /* The path only (a query string may carry a key), short and printable: the client wrote it. */
-        const char *p = tlab_http_req_path(http);
+        const char *p = tlab__http_req_path(http);
         size_t n = 0;
         for (; p[n] && n + 1 < sizeof path; n++)
             path[n] = p[n] > 0x20 && p[n] < 0x7f ? p[n] : '?';
         path[n] = '\0';
-        tlab_log(TLAB_LOG_INFO, "auth", "%d %s from %s:%u on %s%s", status, reason, peer ? peer : "?", (unsigned)port, path, more);
+        tlab__log(TLAB_LOG_INFO, "auth", "%d %s from %s:%u on %s%s", status, reason, peer ? peer : "?", (unsigned)port, path, more);
         last_fail_log_us = now;
         fails_unlogged = 0;
     } else {
         fails_unlogged++;
     }
-    tlab_error err;
-    tlab_error_set(&err, status, type, NULL, "%s", message);
+    tlab__error err;
+    tlab__error_set(&err, status, type, NULL, "%s", message);
     err.code = status == 401 ? "invalid_api_key" : NULL;
     if (status == 401)
-        tlab_http_add_header(http, "WWW-Authenticate", "Bearer");
-    tlab_http_send_error(http, &err, 0);
+        tlab__http_add_header(http, "WWW-Authenticate", "Bearer");
+    tlab__http_send_error(http, &err, 0);
 }
 
-long tlab_auth_check(tlab_http_req *http, int need_admin) {
+long tlab__auth_check(tlab__http_req *http, int need_admin) {
     if (!current)
         return TLAB_AUTH_OPEN;
-    const char *h = tlab_http_req_header(http, "Authorization");
+    const char *h = tlab__http_req_header(http, "Authorization");
     const char *key = NULL;
     if (h && strncasecmp(h, "Bearer ", 7) == 0) {
         for (key = h + 7; *key == ' '; key++)
@@ -220,7 +220,7 @@ long tlab_auth_check(tlab_http_req *http, int need_admin) {
         return -1;
     }
     /* The key is never echoed, not even in part: a log or an error body is no place for it. */
-    long idx = tlab_keyring_find(current->kr, key, strlen(key));
+    long idx = tlab__keyring_find(current->kr, key, strlen(key));
     if (idx < 0) {
         refuse(http, 401, "invalid_request_error", "invalid_key", "Incorrect API key provided.");
         return -1;
@@ -235,34 +235,34 @@ long tlab_auth_check(tlab_http_req *http, int need_admin) {
 /* Relayed worker bytes (request.h on_relayed): read for `usage`. */
 static void on_relayed(tlab_request *r, const char *data, size_t len) {
     if (r->access && r->access->metering)
-        tlab_usage_meter_feed(&r->access->meter, data, len);
+        tlab__usage_meter_feed(&r->access->meter, data, len);
 }
 
 /* The cleanup handler of a request with a key: refund or charge the difference. */
 static void settle(tlab_request *r, void *data) {
     (void)data;
-    tlab_access *a = r->access;
+    tlab__access *a = r->access;
     if (!a)
         return;
     r->access = NULL;
     if (a->admitted) {
-        tlab_usage_meter_end(&a->meter);
-        int64_t used = tlab_usage_charge(&a->meter, r->t[TLAB_EV_DISPATCHED] != 0, r->status, a->prompt_estimate, a->reserved);
-        tlab_limiter *l = current_limiter(a->set, a->key);
+        tlab__usage_meter_end(&a->meter);
+        int64_t used = tlab__usage_charge(&a->meter, r->t[TLAB_EV_DISPATCHED] != 0, r->status, a->prompt_estimate, a->reserved);
+        tlab__limiter *l = current_limiter(a->set, a->key);
         if (l) /* NULL: the key was removed by a reload while this request ran */
-            tlab_limiter_settle(l, a->reserved, used, tlab_now_us());
-        tlab_usage_meter_free(&a->meter);
+            tlab__limiter_settle(l, a->reserved, used, tlab__now_us());
+        tlab__usage_meter_free(&a->meter);
         const char *name = a->set->kr->keys[a->key].name;
         char labels[96];
         snprintf(labels, sizeof labels, "key=\"%s\"", name);
         count(KEY_TOKENS, KEY_TOKENS_HELP, labels, (double)used);
-        tlab_log(TLAB_LOG_DEBUG, r->id, "key=%s reserved=%lld charged=%lld tokens", name, (long long)a->reserved, (long long)used);
+        tlab__log(TLAB_LOG_DEBUG, r->id, "key=%s reserved=%lld charged=%lld tokens", name, (long long)a->reserved, (long long)used);
     }
     keyset_unref(a->set);
     free(a);
 }
 
-int tlab_auth_attach(tlab_request *r, long key) {
+int tlab__auth_attach(tlab_request *r, long key) {
     if (key < 0 || !current)
         return 0;
     if (!(r->access = calloc(1, sizeof *r->access)))
@@ -271,78 +271,78 @@ int tlab_auth_attach(tlab_request *r, long key) {
     current->refs++;
     r->access->key = key;
     r->on_relayed = on_relayed;
-    if (!tlab_request_cleanup_add(r, settle, NULL)) {
+    if (!tlab__request_cleanup_add(r, settle, NULL)) {
         settle(r, NULL);
         return -1;
     }
     return 0;
 }
 
-const char *tlab_auth_request_key_name(const tlab_request *r) {
+const char *tlab__auth_request_key_name(const tlab_request *r) {
     return r->access ? r->access->set->kr->keys[r->access->key].name : NULL;
 }
 
 static void add_header(tlab_request *r, const char *name, long long value) {
     char v[32];
     snprintf(v, sizeof v, "%lld", value);
-    tlab_request_add_response_header(r, name, v); /* out of memory: the reply goes without it */
+    tlab__request_add_response_header(r, name, v); /* out of memory: the reply goes without it */
 }
 
 /* OpenAI's x-ratelimit-* headers, for the limits the key has (added last to first: the list
  * is sent from its head). */
-static void add_limit_headers(tlab_request *r, tlab_limiter *l, uint64_t now) {
+static void add_limit_headers(tlab_request *r, tlab__limiter *l, uint64_t now) {
     if (l->tokens.per_minute) {
-        add_header(r, "x-ratelimit-remaining-tokens", tlab_bucket_tokens(&l->tokens, now));
+        add_header(r, "x-ratelimit-remaining-tokens", tlab__bucket_tokens(&l->tokens, now));
         add_header(r, "x-ratelimit-limit-tokens", l->tokens.per_minute);
     }
     if (l->requests.per_minute) {
-        add_header(r, "x-ratelimit-remaining-requests", tlab_bucket_tokens(&l->requests, now));
+        add_header(r, "x-ratelimit-remaining-requests", tlab__bucket_tokens(&l->requests, now));
         add_header(r, "x-ratelimit-limit-requests", l->requests.per_minute);
     }
 }
 
-static const char *limit_name(tlab_limit_result res) {
+static const char *limit_name(tlab__limit_result res) {
     return res == TLAB_LIMIT_REQUESTS ? "requests" : res == TLAB_LIMIT_TOKENS ? "tokens" : "too_large";
 }
 
-static void rate_limited(const char *key_name, tlab_limit_result res) {
+static void rate_limited(const char *key_name, tlab__limit_result res) {
     char labels[128];
     snprintf(labels, sizeof labels, "key=\"%s\",limit=\"%s\"", key_name, limit_name(res));
     count(RATE_LIMITED, RATE_LIMITED_HELP, labels, 1);
 }
 
-int tlab_auth_admit(tlab_request *r) {
-    tlab_access *a = r->access;
+int tlab__auth_admit(tlab_request *r) {
+    tlab__access *a = r->access;
     if (!a)
         return 0;
     /* Admission runs in the same loop turn as the key check: no reload in between. */
-    tlab_limiter *l = &a->set->limiters[a->key];
-    const tlab_api_key *k = &a->set->kr->keys[a->key];
-    uint64_t now = tlab_now_us();
-    int64_t prompt = tlab_request_info_prompt_tokens(&r->info);
+    tlab__limiter *l = &a->set->limiters[a->key];
+    const tlab__api_key *k = &a->set->kr->keys[a->key];
+    uint64_t now = tlab__now_us();
+    int64_t prompt = tlab__request_info_prompt_tokens(&r->info);
     int64_t reserve = prompt + (r->info.max_tokens >= 0 ? r->info.max_tokens : default_max_tokens);
     int retry = 0;
-    tlab_limit_result res = tlab_limiter_admit(l, reserve, now, &retry);
+    tlab__limit_result res = tlab__limiter_admit(l, reserve, now, &retry);
     if (res != TLAB_LIMIT_OK) {
-        tlab_error err;
+        tlab__error err;
         if (res == TLAB_LIMIT_TOO_LARGE)
-            tlab_error_set(&err, 429, "tokens", NULL,
+            tlab__error_set(&err, 429, "tokens", NULL,
                            "Request too large for key '%s': it reserves %lld tokens (prompt estimate %lld + max_tokens, "
                            "limits.max_tokens when absent), more than its limit of %lld tokens per minute. Lower max_tokens.",
                            k->name, (long long)reserve, (long long)prompt, k->tokens_per_minute);
         else if (res == TLAB_LIMIT_REQUESTS)
-            tlab_error_set(&err, 429, "requests", NULL,
+            tlab__error_set(&err, 429, "requests", NULL,
                            "Rate limit reached for key '%s' on requests per minute: limit %lld. Please try again in %ds.", k->name,
                            k->requests_per_minute, retry);
         else
-            tlab_error_set(&err, 429, "tokens", NULL,
+            tlab__error_set(&err, 429, "tokens", NULL,
                            "Rate limit reached for key '%s' on tokens per minute: limit %lld, requested %lld. Please try "
                            "again in %ds.",
                            k->name, k->tokens_per_minute, (long long)reserve, retry);
         err.code = "rate_limit_exceeded";
         rate_limited(k->name, res);
         add_limit_headers(r, l, now);
-        tlab_request_fail(r, &err, retry);
+        tlab__request_fail(r, &err, retry);
         return -1;
     }
     a->admitted = 1;
@@ -351,27 +351,27 @@ int tlab_auth_admit(tlab_request *r) {
     /* Every admitted request is metered, so gateway_key_tokens_total is real usage for
      * unlimited keys too; only keys with a token limit have a bucket to settle. */
     a->metering = 1;
-    tlab_usage_meter_init(&a->meter, r->info.stream);
+    tlab__usage_meter_init(&a->meter, r->info.stream);
     add_limit_headers(r, l, now);
-    tlab_log(TLAB_LOG_DEBUG, r->id, "key=%s reserved=%lld tokens", k->name, (long long)reserve);
+    tlab__log(TLAB_LOG_DEBUG, r->id, "key=%s reserved=%lld tokens", k->name, (long long)reserve);
     return 0;
 }
 
-int tlab_auth_admit_call(tlab_http_req *http, long key) {
+int tlab__auth_admit_call(tlab__http_req *http, long key) {
     if (key < 0 || !current)
         return 0;
     int retry = 0;
-    tlab_limit_result res = tlab_limiter_admit(&current->limiters[key], 0, tlab_now_us(), &retry);
+    tlab__limit_result res = tlab__limiter_admit(&current->limiters[key], 0, tlab__now_us(), &retry);
     if (res == TLAB_LIMIT_OK)
         return 0;
-    const tlab_api_key *k = &current->kr->keys[key];
-    tlab_error err;
-    tlab_error_set(&err, 429, "requests", NULL,
+    const tlab__api_key *k = &current->kr->keys[key];
+    tlab__error err;
+    tlab__error_set(&err, 429, "requests", NULL,
                    "Rate limit reached for key '%s' on requests per minute: limit %lld. Please try again in %ds.", k->name,
                    k->requests_per_minute, retry);
     err.code = "rate_limit_exceeded";
     rate_limited(k->name, res);
-    tlab_http_send_error(http, &err, retry);
+    tlab__http_send_error(http, &err, retry);
     return -1;
 }
 

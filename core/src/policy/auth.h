@@ -4,9 +4,9 @@
  * Everything here is off (every call a cheap no-op) when auth.keys_file is "".
  *
  * A request's walk with auth on (docs/security.md):
- *   tlab_auth_check      before anything is parsed: 401 for no or an unknown key
- *   tlab_auth_attach     the key goes with the request (policies see its name)
- *   tlab_auth_admit      after validation and admission.lua: 429 unless both buckets allow it;
+ *   tlab__auth_check      before anything is parsed: 401 for no or an unknown key
+ *   tlab__auth_attach     the key goes with the request (policies see its name)
+ *   tlab__auth_admit      after validation and admission.lua: 429 unless both buckets allow it;
  *                        reserves prompt estimate + max_tokens
  *   (on_relayed)         relayed worker bytes, read for `usage` (the request's on_relayed hook)
  *   (settle)             the request's cleanup handler, before DONE: refund or charge the difference
@@ -24,42 +24,42 @@
 
 /* Takes over cfg->keyring (NULL: auth off; cfg->keyring is NULL afterwards) and sets up one
  * limiter per key. Returns 0, or -1 on allocation failure. */
-int tlab_auth_init(tlab_config *cfg);
+int tlab__auth_init(tlab__config *cfg);
 /*
  * Reads auth.keys_file again (SIGHUP). On success the new keys apply to the next request, and
  * each key that keeps its name and limits keeps its buckets; requests under way settle against
  * their key's new bucket. On failure the old keys stay in force, the error is logged, and -1 is
  * returned. A no-op with auth off (turning auth on or off needs a restart).
  */
-int tlab_auth_reload(void);
+int tlab__auth_reload(void);
 /* SIGHUP with a new limits.max_tokens: the token reservation of a request without max_tokens. */
-void tlab_auth_set_default_max_tokens(long max_tokens);
-void tlab_auth_shutdown(void);
-int tlab_auth_enabled(void);
-size_t tlab_auth_key_count(void);
+void tlab__auth_set_default_max_tokens(long max_tokens);
+void tlab__auth_shutdown(void);
+int tlab__auth_enabled(void);
+size_t tlab__auth_key_count(void);
 
 /*
  * Checks the Authorization header of `http`. Returns the key's index (>= 0), or TLAB_AUTH_OPEN
  * when auth is off. Otherwise it has answered itself - 401 invalid_api_key for a missing or
  * unknown key, 403 when need_admin and the key is not an admin key - and returns -1.
  */
-long tlab_auth_check(tlab_http_req *http, int need_admin);
+long tlab__auth_check(tlab__http_req *http, int need_admin);
 /* The configured name of key `key`, NULL for TLAB_AUTH_OPEN. Safe to log. */
-const char *tlab_auth_key_name(long key);
+const char *tlab__auth_key_name(long key);
 
-/* Binds key `key` (from tlab_auth_check) to `r`: registers the settlement as r's cleanup handler
+/* Binds key `key` (from tlab__auth_check) to `r`: registers the settlement as r's cleanup handler
  * and the usage reader as its on_relayed. Returns 0, or -1 on allocation failure. */
-int tlab_auth_attach(tlab_request *r, long key);
+int tlab__auth_attach(tlab_request *r, long key);
 /* The name of r's key, NULL without one. */
-const char *tlab_auth_request_key_name(const tlab_request *r);
+const char *tlab__auth_request_key_name(const tlab_request *r);
 /*
  * Applies r's key limits: reserves tokens for r (prompt estimate + max_tokens, or
  * limits.max_tokens when the request has none). Returns 0 when admitted; otherwise answers
  * r with 429 (Retry-After from the buckets' refill) and returns -1.
  */
-int tlab_auth_admit(tlab_request *r);
+int tlab__auth_admit(tlab_request *r);
 /* Request-rate limit alone, for calls that are not LLM requests (/v1/models): 0 to go on, or
  * -1 after answering 429 on `http`. */
-int tlab_auth_admit_call(tlab_http_req *http, long key);
+int tlab__auth_admit_call(tlab__http_req *http, long key);
 
 #endif

@@ -7,11 +7,11 @@
 /* Debt is bounded so that no amount of over-use can overflow the level. */
 #define MIN_LEVEL (-(INT64_MAX / 4))
 
-static int64_t capacity(const tlab_bucket *b) {
+static int64_t capacity(const tlab__bucket *b) {
     return b->per_minute * SCALE;
 }
 
-static void refill(tlab_bucket *b, uint64_t now_us) {
+static void refill(tlab__bucket *b, uint64_t now_us) {
     if (now_us <= b->last_us)
         return;
     uint64_t dt = now_us - b->last_us;
@@ -28,13 +28,13 @@ static void refill(tlab_bucket *b, uint64_t now_us) {
         b->level = capacity(b);
 }
 
-void tlab_bucket_init(tlab_bucket *b, int64_t per_minute, uint64_t now_us) {
+void tlab__bucket_init(tlab__bucket *b, int64_t per_minute, uint64_t now_us) {
     b->per_minute = per_minute > 0 ? per_minute : 0;
     b->level = capacity(b);
     b->last_us = now_us;
 }
 
-int64_t tlab_bucket_wait_us(tlab_bucket *b, int64_t n, uint64_t now_us) {
+int64_t tlab__bucket_wait_us(tlab__bucket *b, int64_t n, uint64_t now_us) {
     if (b->per_minute == 0 || n <= 0)
         return 0;
     if (n > b->per_minute)
@@ -46,7 +46,7 @@ int64_t tlab_bucket_wait_us(tlab_bucket *b, int64_t n, uint64_t now_us) {
     return (need + b->per_minute - 1) / b->per_minute; /* round up: never early */
 }
 
-void tlab_bucket_take(tlab_bucket *b, int64_t n, uint64_t now_us) {
+void tlab__bucket_take(tlab__bucket *b, int64_t n, uint64_t now_us) {
     if (b->per_minute == 0 || n <= 0)
         return;
     refill(b, now_us);
@@ -54,7 +54,7 @@ void tlab_bucket_take(tlab_bucket *b, int64_t n, uint64_t now_us) {
     b->level = n >= room / SCALE ? MIN_LEVEL : b->level - n * SCALE;
 }
 
-void tlab_bucket_give(tlab_bucket *b, int64_t n, uint64_t now_us) {
+void tlab__bucket_give(tlab__bucket *b, int64_t n, uint64_t now_us) {
     if (b->per_minute == 0 || n <= 0)
         return;
     refill(b, now_us);
@@ -64,7 +64,7 @@ void tlab_bucket_give(tlab_bucket *b, int64_t n, uint64_t now_us) {
         b->level = capacity(b);
 }
 
-int64_t tlab_bucket_tokens(tlab_bucket *b, uint64_t now_us) {
+int64_t tlab__bucket_tokens(tlab__bucket *b, uint64_t now_us) {
     if (b->per_minute == 0)
         return 0;
     refill(b, now_us);
@@ -72,9 +72,9 @@ int64_t tlab_bucket_tokens(tlab_bucket *b, uint64_t now_us) {
     return b->level < 0 && b->level % SCALE ? t - 1 : t; /* floor */
 }
 
-void tlab_limiter_init(tlab_limiter *l, int64_t requests_per_minute, int64_t tokens_per_minute, uint64_t now_us) {
-    tlab_bucket_init(&l->requests, requests_per_minute, now_us);
-    tlab_bucket_init(&l->tokens, tokens_per_minute, now_us);
+void tlab__limiter_init(tlab__limiter *l, int64_t requests_per_minute, int64_t tokens_per_minute, uint64_t now_us) {
+    tlab__bucket_init(&l->requests, requests_per_minute, now_us);
+    tlab__bucket_init(&l->tokens, tokens_per_minute, now_us);
 }
 
 static int whole_seconds(int64_t us) {
@@ -84,24 +84,24 @@ static int whole_seconds(int64_t us) {
     return s > 86400 * 365 ? 86400 * 365 : (int)s;
 }
 
-tlab_limit_result tlab_limiter_admit(tlab_limiter *l, int64_t reserve, uint64_t now_us, int *retry_after_s) {
+tlab__limit_result tlab__limiter_admit(tlab__limiter *l, int64_t reserve, uint64_t now_us, int *retry_after_s) {
     *retry_after_s = 0;
-    int64_t wait_tok = tlab_bucket_wait_us(&l->tokens, reserve, now_us);
+    int64_t wait_tok = tlab__bucket_wait_us(&l->tokens, reserve, now_us);
     if (wait_tok < 0)
         return TLAB_LIMIT_TOO_LARGE;
-    int64_t wait_req = tlab_bucket_wait_us(&l->requests, 1, now_us);
+    int64_t wait_req = tlab__bucket_wait_us(&l->requests, 1, now_us);
     if (wait_req > 0 || wait_tok > 0) {
         *retry_after_s = whole_seconds(wait_req > wait_tok ? wait_req : wait_tok);
         return wait_req > 0 ? TLAB_LIMIT_REQUESTS : TLAB_LIMIT_TOKENS;
     }
-    tlab_bucket_take(&l->requests, 1, now_us);
-    tlab_bucket_take(&l->tokens, reserve, now_us);
+    tlab__bucket_take(&l->requests, 1, now_us);
+    tlab__bucket_take(&l->tokens, reserve, now_us);
     return TLAB_LIMIT_OK;
 }
 
-void tlab_limiter_settle(tlab_limiter *l, int64_t reserved, int64_t used, uint64_t now_us) {
+void tlab__limiter_settle(tlab__limiter *l, int64_t reserved, int64_t used, uint64_t now_us) {
     if (used < reserved)
-        tlab_bucket_give(&l->tokens, reserved - used, now_us);
+        tlab__bucket_give(&l->tokens, reserved - used, now_us);
     else if (used > reserved)
-        tlab_bucket_take(&l->tokens, used - reserved, now_us);
+        tlab__bucket_take(&l->tokens, used - reserved, now_us);
 }

@@ -10,18 +10,18 @@
 
 #include <jansson.h>
 
-void tlab_usage_meter_init(tlab_usage_meter *m, int stream) {
+void tlab__usage_meter_init(tlab__usage_meter *m, int stream) {
     memset(m, 0, sizeof *m);
     m->stream = stream;
 }
 
-void tlab_usage_meter_free(tlab_usage_meter *m) {
+void tlab__usage_meter_free(tlab__usage_meter *m) {
     free(m->buf);
     m->buf = NULL;
     m->len = m->cap = 0;
 }
 
-static void append(tlab_usage_meter *m, const char *data, size_t len, size_t limit) {
+static void append(tlab__usage_meter *m, const char *data, size_t len, size_t limit) {
     if (m->overflow)
         return;
     if (m->len + len > limit) {
@@ -52,7 +52,7 @@ static int plausible(const json_t *v) {
     return json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= TLAB_USAGE_MAX_TOKENS;
 }
 
-static void take_usage(tlab_usage_meter *m, json_t *doc) {
+static void take_usage(tlab__usage_meter *m, json_t *doc) {
     json_t *u = json_is_object(doc) ? json_object_get(doc, "usage") : NULL;
     json_t *p = json_object_get(u, "prompt_tokens"), *c = json_object_get(u, "completion_tokens");
     if (plausible(p) && plausible(c)) {
@@ -62,7 +62,7 @@ static void take_usage(tlab_usage_meter *m, json_t *doc) {
     }
 }
 
-static void sse_line(tlab_usage_meter *m) {
+static void sse_line(tlab__usage_meter *m) {
     static char empty[1];
     char *line = m->buf ? m->buf : empty;
     size_t len = m->len;
@@ -94,7 +94,7 @@ static void sse_line(tlab_usage_meter *m) {
     json_decref(doc);
 }
 
-void tlab_usage_meter_feed(tlab_usage_meter *m, const char *data, size_t len) {
+void tlab__usage_meter_feed(tlab__usage_meter *m, const char *data, size_t len) {
     m->bytes += len;
     if (!m->stream) {
         append(m, data, len, TLAB_USAGE_BODY_CAP);
@@ -112,7 +112,7 @@ void tlab_usage_meter_feed(tlab_usage_meter *m, const char *data, size_t len) {
     }
 }
 
-void tlab_usage_meter_end(tlab_usage_meter *m) {
+void tlab__usage_meter_end(tlab__usage_meter *m) {
     if (m->stream) {
         if (m->len || m->overflow)
             sse_line(m);
@@ -125,7 +125,7 @@ void tlab_usage_meter_end(tlab_usage_meter *m) {
     json_decref(doc);
 }
 
-int64_t tlab_usage_charge(const tlab_usage_meter *m, int dispatched, int status, int64_t prompt_estimate, int64_t reserved) {
+int64_t tlab__usage_charge(const tlab__usage_meter *m, int dispatched, int status, int64_t prompt_estimate, int64_t reserved) {
     if (m->have_usage)
         return m->prompt_tokens + m->completion_tokens;
     if (m->bytes && m->stream) {

@@ -18,7 +18,7 @@
 /* Larger token counts in a usage object are ignored as implausible. */
 #define TLAB_USAGE_MAX_TOKENS 1000000000000LL
 
-typedef struct tlab_usage_meter {
+typedef struct tlab__usage_meter {
     int stream; /* the reply is SSE */
     char *buf;  /* JSON: the body so far; SSE: the current line */
     size_t len, cap;
@@ -27,14 +27,14 @@ typedef struct tlab_usage_meter {
     int64_t events; /* SSE data events other than [DONE] */
     int have_usage; /* a usage object with integer prompt_tokens and completion_tokens was seen */
     int64_t prompt_tokens, completion_tokens;
-} tlab_usage_meter;
+} tlab__usage_meter;
 
-void tlab_usage_meter_init(tlab_usage_meter *m, int stream);
+void tlab__usage_meter_init(tlab__usage_meter *m, int stream);
 /* Feeds response body bytes in arrival order (any split). */
-void tlab_usage_meter_feed(tlab_usage_meter *m, const char *data, size_t len);
+void tlab__usage_meter_feed(tlab__usage_meter *m, const char *data, size_t len);
 /* The body is complete (or cut off): parses a JSON body, and a last SSE line without newline. */
-void tlab_usage_meter_end(tlab_usage_meter *m);
-void tlab_usage_meter_free(tlab_usage_meter *m);
+void tlab__usage_meter_end(tlab__usage_meter *m);
+void tlab__usage_meter_free(tlab__usage_meter *m);
 
 /*
  * The tokens to charge a request that reserved `reserved` (prompt_estimate of them for the
@@ -47,6 +47,6 @@ void tlab_usage_meter_free(tlab_usage_meter *m);
  *    since the worker may have generated the whole answer for nobody;
  *  - anything else (never dispatched, worker unreachable or answered an error): 0.
  */
-int64_t tlab_usage_charge(const tlab_usage_meter *m, int dispatched, int status, int64_t prompt_estimate, int64_t reserved);
+int64_t tlab__usage_charge(const tlab__usage_meter *m, int dispatched, int status, int64_t prompt_estimate, int64_t reserved);
 
 #endif

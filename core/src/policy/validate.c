@@ -39,13 +39,13 @@ static const char *type_name(const json_t *v) {
     return "null";
 }
 
-static int bad_type(tlab_error *err, const char *param, const char *want, const json_t *got) {
-    return tlab_error_set(err, 400, INVALID, param, "Invalid type for '%s': expected %s, but got %s instead.", param, want,
+static int bad_type(tlab__error *err, const char *param, const char *want, const json_t *got) {
+    return tlab__error_set(err, 400, INVALID, param, "Invalid type for '%s': expected %s, but got %s instead.", param, want,
                           type_name(got));
 }
 
-static int missing(tlab_error *err, const char *param) {
-    return tlab_error_set(err, 400, INVALID, param, "Missing required parameter: '%s'.", param);
+static int missing(tlab__error *err, const char *param) {
+    return tlab__error_set(err, 400, INVALID, param, "Missing required parameter: '%s'.", param);
 }
 
 /* Optional parameters: absent and null both mean "not given". */
@@ -74,7 +74,7 @@ static const char *element(char *buf, size_t len, const char *array, size_t i, c
     return buf;
 }
 
-static int check_messages(json_t *body, tlab_request_info *info, tlab_error *err) {
+static int check_messages(json_t *body, tlab__request_info *info, tlab__error *err) {
     json_t *msgs = json_object_get(body, "messages");
     char param[64];
     if (!msgs)
@@ -82,7 +82,7 @@ static int check_messages(json_t *body, tlab_request_info *info, tlab_error *err
     if (!json_is_array(msgs))
         return bad_type(err, "messages", "an array", msgs);
     if (json_array_size(msgs) == 0)
-        return tlab_error_set(err, 400, INVALID, "messages",
+        return tlab__error_set(err, 400, INVALID, "messages",
                               "Invalid 'messages': empty array. Expected an array with at least one message.");
     size_t i;
     json_t *m;
@@ -111,17 +111,17 @@ static int check_messages(json_t *body, tlab_request_info *info, tlab_error *err
     return 0;
 }
 
-static int check_token_ids(const json_t *ids, const char *param, tlab_request_info *info, tlab_error *err) {
+static int check_token_ids(const json_t *ids, const char *param, tlab__request_info *info, tlab__error *err) {
     char sub[64];
     size_t i;
     json_t *id;
     if (json_array_size(ids) == 0)
-        return tlab_error_set(err, 400, INVALID, param, "Invalid '%s': empty array. Expected at least one token id.", param);
+        return tlab__error_set(err, 400, INVALID, param, "Invalid '%s': empty array. Expected at least one token id.", param);
     json_array_foreach(ids, i, id) {
         if (!json_is_integer(id))
             return bad_type(err, element(sub, sizeof sub, param, i, ""), "an integer token id", id);
         if (json_integer_value(id) < 0)
-            return tlab_error_set(err, 400, INVALID, element(sub, sizeof sub, param, i, ""),
+            return tlab__error_set(err, 400, INVALID, element(sub, sizeof sub, param, i, ""),
                                   "Invalid value for '%s': token ids must be non-negative, but got %" JSON_INTEGER_FORMAT ".", sub,
                                   json_integer_value(id));
     }
@@ -129,7 +129,7 @@ static int check_token_ids(const json_t *ids, const char *param, tlab_request_in
     return 0;
 }
 
-static int check_prompt(json_t *body, tlab_request_info *info, tlab_error *err) {
+static int check_prompt(json_t *body, tlab__request_info *info, tlab__error *err) {
     json_t *prompt = json_object_get(body, "prompt");
     char param[64];
     if (!prompt)
@@ -142,7 +142,7 @@ static int check_prompt(json_t *body, tlab_request_info *info, tlab_error *err) 
     if (!json_is_array(prompt))
         return bad_type(err, "prompt", want, prompt);
     if (json_array_size(prompt) == 0)
-        return tlab_error_set(err, 400, INVALID, "prompt", "Invalid 'prompt': empty array. Expected %s.", want);
+        return tlab__error_set(err, 400, INVALID, "prompt", "Invalid 'prompt': empty array. Expected %s.", want);
 
     /* The first element decides which of the three array forms this is; the rest must match it. */
     json_t *first = json_array_get(prompt, 0);
@@ -169,7 +169,7 @@ static int check_prompt(json_t *body, tlab_request_info *info, tlab_error *err) 
     return 0;
 }
 
-static int check_int(json_t *body, const char *key, long long lo, long long hi, long long *out, tlab_error *err) {
+static int check_int(json_t *body, const char *key, long long lo, long long hi, long long *out, tlab__error *err) {
     json_t *v = optional(body, key);
     if (!v)
         return 0;
@@ -177,14 +177,14 @@ static int check_int(json_t *body, const char *key, long long lo, long long hi, 
         return bad_type(err, key, "an integer", v);
     long long n = json_integer_value(v);
     if (n < lo || n > hi)
-        return tlab_error_set(err, 400, INVALID, key,
+        return tlab__error_set(err, 400, INVALID, key,
                               "Invalid value for '%s': expected an integer from %lld to %lld, but got %lld.", key, lo, hi, n);
     *out = n;
     return 0;
 }
 
 /* lo_open: whether `lo` itself is refused (top_p must be > 0). */
-static int check_number(json_t *body, const char *key, double lo, int lo_open, double hi, tlab_error *err) {
+static int check_number(json_t *body, const char *key, double lo, int lo_open, double hi, tlab__error *err) {
     json_t *v = optional(body, key);
     if (!v)
         return 0;
@@ -192,13 +192,13 @@ static int check_number(json_t *body, const char *key, double lo, int lo_open, d
         return bad_type(err, key, "a number", v);
     double d = json_number_value(v);
     if (d < lo || (lo_open && d == lo) || d > hi)
-        return tlab_error_set(err, 400, INVALID, key, "Invalid value for '%s': expected a number %s %g and <= %g, but got %g.", key,
+        return tlab__error_set(err, 400, INVALID, key, "Invalid value for '%s': expected a number %s %g and <= %g, but got %g.", key,
                               lo_open ? ">" : ">=", lo, hi, d);
     return 0;
 }
 
-static int check_fields(tlab_api_kind kind, json_t *body, const tlab_validate_limits *limits, tlab_request_info *info,
-                        tlab_error *err) {
+static int check_fields(tlab__api_kind kind, json_t *body, const tlab__validate_limits *limits, tlab__request_info *info,
+                        tlab__error *err) {
     if ((kind == TLAB_KIND_CHAT ? check_messages(body, info, err) : check_prompt(body, info, err)) < 0)
         return -1;
 
@@ -222,25 +222,25 @@ static int check_fields(tlab_api_kind kind, json_t *body, const tlab_validate_li
     return 0;
 }
 
-int tlab_validate_request(tlab_api_kind kind, const char *body, size_t len, const tlab_validate_limits *limits, json_t **out,
-                          tlab_request_info *info, tlab_error *err) {
-    tlab_request_info local = {0, -1, 0, 0, NULL};
+int tlab__validate_request(tlab__api_kind kind, const char *body, size_t len, const tlab__validate_limits *limits, json_t **out,
+                          tlab__request_info *info, tlab__error *err) {
+    tlab__request_info local = {0, -1, 0, 0, NULL};
     json_error_t jerr;
     *out = NULL;
     if ((long long)len > limits->max_body_bytes)
-        return tlab_error_set(err, 413, INVALID, NULL, "Request body is %zu bytes; the limit is %lld bytes (limits.max_body_bytes)",
+        return tlab__error_set(err, 413, INVALID, NULL, "Request body is %zu bytes; the limit is %lld bytes (limits.max_body_bytes)",
                               len, limits->max_body_bytes);
     if (len == 0)
-        return tlab_error_set(err, 400, INVALID, NULL, "Request body is empty; expected a JSON object.");
+        return tlab__error_set(err, 400, INVALID, NULL, "Request body is empty; expected a JSON object.");
 
     /* The quick reader takes the usual body; anything it declines (a non-object, invalid JSON,
      * rarer forms) is parsed by jansson, whose value or error message is then the answer.
      * Any JSON value parses, so that a bare number or string gets "must be an object". */
-    json_t *doc = tlab_json_load_body(body, len, &jerr);
+    json_t *doc = tlab__json_load_body(body, len, &jerr);
     if (!doc)
-        return tlab_error_set(err, 400, INVALID, NULL, "Invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+        return tlab__error_set(err, 400, INVALID, NULL, "Invalid JSON at line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
     if (!json_is_object(doc)) {
-        tlab_error_set(err, 400, INVALID, NULL, "Request body must be a JSON object, but got %s.", type_name(doc));
+        tlab__error_set(err, 400, INVALID, NULL, "Request body must be a JSON object, but got %s.", type_name(doc));
         json_decref(doc);
         return -1;
     }

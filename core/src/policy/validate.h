@@ -14,10 +14,10 @@
 #include "base/error.h"
 #include "request/request_info.h"
 
-typedef struct tlab_validate_limits {
+typedef struct tlab__validate_limits {
     long long max_body_bytes; /* larger bodies get 413 */
     long max_tokens;          /* max_tokens must be 1..max_tokens */
-} tlab_validate_limits;
+} tlab__validate_limits;
 
 /*
  * Parses and checks `body` (len bytes, not necessarily NUL-terminated) for `kind`.
@@ -33,7 +33,7 @@ typedef struct tlab_validate_limits {
  *  - "temperature" a number in 0..2, "top_p" a number in (0, 1], "stream" a boolean, "n" a
  *    positive integer, "model" a string, when present.
  */
-int tlab_validate_request(tlab_api_kind kind, const char *body, size_t len, const tlab_validate_limits *limits,
-                          json_t **out, tlab_request_info *info, tlab_error *err);
+int tlab__validate_request(tlab__api_kind kind, const char *body, size_t len, const tlab__validate_limits *limits,
+                          json_t **out, tlab__request_info *info, tlab__error *err);
 
 #endif

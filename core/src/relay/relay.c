@@ -30,18 +30,18 @@
  */
 #define HOLD_LIMIT (1u << 20)
 
-static struct tlab_upstream *upstream;
+static struct tlab__upstream *upstream;
 
-void tlab_relay_init(struct tlab_upstream *u) {
+void tlab__relay_init(struct tlab__upstream *u) {
     upstream = u;
 }
 
 /* The leg's cleanup handler (request.h): the request ended with the transfer still running (the
  * client left, a shutdown) or after it ended; either way the caller hears that the slot is free. */
 static void leg_cleanup(tlab_request *r, void *data) {
-    const tlab_relay_report *report = data;
+    const tlab__relay_report *report = data;
     if (r->xfer) {
-        tlab_xfer_abort(r->xfer);
+        tlab__xfer_abort(r->xfer);
         r->xfer = NULL;
     }
     if (report && report->leg_done)
@@ -54,8 +54,8 @@ static int is_event_stream(const char *ctype) {
 
 static void on_headers(void *arg, int status, const char *ctype) {
     tlab_request *r = arg;
-    uint64_t start = tlab_now_us();
-    r->overhead_us += tlab_xfer_send_overhead_us(r->xfer);
+    uint64_t start = tlab__now_us();
+    r->overhead_us += tlab__xfer_send_overhead_us(r->xfer);
     if (r->early_headers) {
         /* The keep-alive already sent 200 and SSE headers. A worker error can now only be told
          * in an SSE event: collect its body (on_data) and send it at the end (on_done). */
@@ -63,7 +63,7 @@ static void on_headers(void *arg, int status, const char *ctype) {
             r->upstream_error_status = status;
         else
             r->sse_framed = 1;
-        tlab_request_set_phase(r, TLAB_PHASE_RESPONDING);
+        tlab__request_set_phase(r, TLAB_PHASE_RESPONDING);
         return;
     }
     r->status = status;
@@ -72,22 +72,22 @@ static void on_headers(void *arg, int status, const char *ctype) {
         r->held_ctype = strdup(ctype ? ctype : "application/json");
         /* The response has begun, and the SSE keep-alive must not start a stream on top of it. */
         if (!r->t[TLAB_EV_FIRST_BYTE])
-            tlab_request_emit(r, TLAB_EV_FIRST_BYTE);
-        r->overhead_us += tlab_now_us() - start;
+            tlab__request_emit(r, TLAB_EV_FIRST_BYTE);
+        r->overhead_us += tlab__now_us() - start;
         return; /* phase stays UPSTREAM: nothing has reached the client */
     }
-    tlab_request_set_phase(r, TLAB_PHASE_RESPONDING);
+    tlab__request_set_phase(r, TLAB_PHASE_RESPONDING);
     if (!r->http)
         return; /* the client left; the relay has nowhere to go and on_done finishes */
-    tlab_http_add_header(r->http, "Content-Type", ctype ? ctype : "application/json");
+    tlab__http_add_header(r->http, "Content-Type", ctype ? ctype : "application/json");
     if (is_event_stream(ctype)) {
-        tlab_http_add_header(r->http, "Cache-Control", "no-cache");
-        tlab_http_add_header(r->http, "X-Accel-Buffering", "no");
+        tlab__http_add_header(r->http, "Cache-Control", "no-cache");
+        tlab__http_add_header(r->http, "X-Accel-Buffering", "no");
         r->sse_framed = 1;
     }
-    r->overhead_us += tlab_now_us() - start;
-    tlab_request_add_headers(r, r->http);
-    tlab_http_reply_start(r->http, status);
+    r->overhead_us += tlab__now_us() - start;
+    tlab__request_add_headers(r, r->http);
+    tlab__http_reply_start(r->http, status);
 }
 
 /* Sends the held response's status and headers, then what was held: the whole reply (which
@@ -95,25 +95,25 @@ static void on_headers(void *arg, int status, const char *ctype) {
 static void release_held(tlab_request *r, int whole) {
     struct evbuffer *held = r->held_body;
     r->held_body = NULL;
-    tlab_request_set_phase(r, TLAB_PHASE_RESPONDING);
-    tlab_http_req *http = whole ? tlab_request_detach(r) : r->http;
+    tlab__request_set_phase(r, TLAB_PHASE_RESPONDING);
+    tlab__http_req *http = whole ? tlab__request_detach(r) : r->http;
     if (http) {
-        tlab_http_add_header(http, "Content-Type", r->held_ctype ? r->held_ctype : "application/json");
-        tlab_request_add_headers(r, http);
+        tlab__http_add_header(http, "Content-Type", r->held_ctype ? r->held_ctype : "application/json");
+        tlab__request_add_headers(r, http);
         if (whole) {
-            tlab_http_reply_buffer(http, r->held_status, held);
+            tlab__http_reply_buffer(http, r->held_status, held);
         } else {
-            tlab_http_reply_start(http, r->held_status);
-            tlab_http_reply_chunk_buffer(http, held);
+            tlab__http_reply_start(http, r->held_status);
+            tlab__http_reply_chunk_buffer(http, held);
         }
     }
     evbuffer_free(held);
 }
 
-static void on_client_drained(tlab_http_req *http, void *arg) {
+static void on_client_drained(tlab__http_req *http, void *arg) {
     tlab_request *r = arg;
     (void)http;
-    tlab_xfer_pause(r->xfer, 0);
+    tlab__xfer_pause(r->xfer, 0);
 }
 
 static void add_to_chunk(void *arg, const char *data, size_t len) {
@@ -124,17 +124,17 @@ static void add_to_chunk(void *arg, const char *data, size_t len) {
 static void send_chunk(tlab_request *r, struct evbuffer *chunk) {
     if (!r->http)
         return;
-    tlab_http_reply_chunk_buffer(r->http, chunk);
-    if (tlab_http_reply_backlog(r->http) > CLIENT_BACKLOG_LIMIT) {
-        tlab_xfer_pause(r->xfer, 1);
-        tlab_http_reply_on_drained(r->http, on_client_drained, r);
+    tlab__http_reply_chunk_buffer(r->http, chunk);
+    if (tlab__http_reply_backlog(r->http) > CLIENT_BACKLOG_LIMIT) {
+        tlab__xfer_pause(r->xfer, 1);
+        tlab__http_reply_on_drained(r->http, on_client_drained, r);
     }
 }
 
 static void on_data(void *arg, const char *data, size_t len) {
     tlab_request *r = arg;
     if (!r->t[TLAB_EV_FIRST_BYTE])
-        tlab_request_emit(r, TLAB_EV_FIRST_BYTE);
+        tlab__request_emit(r, TLAB_EV_FIRST_BYTE);
     if (r->upstream_error_status) {
         size_t room = r->upstream_error_len < 2048 ? 2048 - r->upstream_error_len : 0;
         char *grown = room ? realloc(r->upstream_error_body, r->upstream_error_len + (len < room ? len : room) + 1) : NULL;
@@ -158,7 +158,7 @@ static void on_data(void *arg, const char *data, size_t len) {
     if (!chunk)
         return;
     if (r->sse_framed)
-        tlab_sse_relay_feed(&r->sse, data, len, add_to_chunk, chunk);
+        tlab__sse_relay_feed(&r->sse, data, len, add_to_chunk, chunk);
     else
         evbuffer_add(chunk, data, len);
     if (evbuffer_get_length(chunk))
@@ -166,31 +166,31 @@ static void on_data(void *arg, const char *data, size_t len) {
     evbuffer_free(chunk);
 }
 
-static void fail_mid_response_with(tlab_request *r, const tlab_error *err) {
-    tlab_log(TLAB_LOG_WARN, r->id, "%s (after %d was sent)", err->message, r->status);
+static void fail_mid_response_with(tlab_request *r, const tlab__error *err) {
+    tlab__log(TLAB_LOG_WARN, r->id, "%s (after %d was sent)", err->message, r->status);
     r->status = err->status;
     if (r->sse_framed || r->early_headers) { /* the client was sent an event stream's 200 */
-        tlab_request_end_stream_with_error(r, err);
+        tlab__request_end_stream_with_error(r, err);
         return;
     }
     /* A cut connection is the only way to tell an HTTP/1.1 client the body is incomplete. */
-    tlab_http_req *http = tlab_request_detach(r);
+    tlab__http_req *http = tlab__request_detach(r);
     if (http)
-        tlab_http_reply_abort(http);
-    tlab_request_finish(r);
+        tlab__http_reply_abort(http);
+    tlab__request_finish(r);
 }
 
 static void fail_mid_response(tlab_request *r, const char *detail) {
-    tlab_error err;
-    tlab_error_set(&err, 502, "upstream_error", NULL, "%s", detail);
+    tlab__error err;
+    tlab__error_set(&err, 502, "upstream_error", NULL, "%s", detail);
     fail_mid_response_with(r, &err);
 }
 
-void tlab_relay_abort(tlab_request *r, const tlab_error *err) {
+void tlab__relay_abort(tlab_request *r, const tlab__error *err) {
     if (r->phase == TLAB_PHASE_DONE)
         return;
     if (r->xfer) {
-        tlab_xfer_abort(r->xfer);
+        tlab__xfer_abort(r->xfer);
         r->xfer = NULL;
     }
     if (r->held_body) {
@@ -200,16 +200,16 @@ void tlab_relay_abort(tlab_request *r, const tlab_error *err) {
     if (r->phase == TLAB_PHASE_RESPONDING && !r->upstream_error_status)
         fail_mid_response_with(r, err);
     else if (r->phase == TLAB_PHASE_RESPONDING) /* early SSE headers out, the worker's error being collected */
-        tlab_request_end_stream_with_error(r, err);
+        tlab__request_end_stream_with_error(r, err);
     else
-        tlab_request_fail(r, err, 0);
+        tlab__request_fail(r, err, 0);
 }
 
 /* The worker went away before answering (crash, restart): the caller may take r back, to send
  * it again when the worker is back, instead of failing it. */
 static int hand_back(tlab_request *r) {
-    tlab_request_cleanup *leg = r->leg_cleanup;
-    const tlab_relay_report *report = leg ? leg->data : NULL;
+    tlab__request_cleanup *leg = r->leg_cleanup;
+    const tlab__relay_report *report = leg ? leg->data : NULL;
     if (!report || !report->unreachable || !r->http)
         return 0;
     leg->fn = NULL; /* the leg is over; the caller owns r again */
@@ -217,50 +217,50 @@ static int hand_back(tlab_request *r) {
     r->worker_id = -1;
     if (report->unreachable(r))
         return 1;
-    r->leg_cleanup = tlab_request_cleanup_add(r, leg_cleanup, (void *)report);
+    r->leg_cleanup = tlab__request_cleanup_add(r, leg_cleanup, (void *)report);
     return 0;
 }
 
-static void on_done(void *arg, tlab_xfer_result result, const char *detail) {
+static void on_done(void *arg, tlab__xfer_result result, const char *detail) {
     tlab_request *r = arg;
     r->xfer = NULL;
     if (result == TLAB_XFER_OK && r->upstream_error_status) {
-        tlab_error err;
-        tlab_error_set(&err, r->upstream_error_status >= 500 ? 502 : r->upstream_error_status, "upstream_error", NULL,
+        tlab__error err;
+        tlab__error_set(&err, r->upstream_error_status >= 500 ? 502 : r->upstream_error_status, "upstream_error", NULL,
                        "the worker answered %d: %.1900s", r->upstream_error_status,
                        r->upstream_error_body ? r->upstream_error_body : "");
-        tlab_request_end_stream_with_error(r, &err);
+        tlab__request_end_stream_with_error(r, &err);
         return;
     }
     if (result == TLAB_XFER_UNREACHABLE && r->phase == TLAB_PHASE_UPSTREAM && hand_back(r))
         return;
     if (result == TLAB_XFER_OK && r->held_body) {
         release_held(r, 1);
-        tlab_request_finish(r);
+        tlab__request_finish(r);
         return;
     }
     if (r->held_body) {
         /* Nothing of the held response reached the client: it gets a clean error instead. */
         evbuffer_free(r->held_body);
         r->held_body = NULL;
-        tlab_log(TLAB_LOG_INFO, r->id, "dropping the worker's incomplete %d response", r->held_status);
+        tlab__log(TLAB_LOG_INFO, r->id, "dropping the worker's incomplete %d response", r->held_status);
     }
     if (result == TLAB_XFER_OK) {
         if (r->phase == TLAB_PHASE_RESPONDING) {
-            tlab_http_req *http = tlab_request_detach(r);
+            tlab__http_req *http = tlab__request_detach(r);
             struct evbuffer *tail = http && r->sse_framed && r->sse.held_len ? evbuffer_new() : NULL;
             if (tail) { /* the worker ended mid-event: the client gets its bytes as they were */
-                tlab_sse_relay_flush(&r->sse, add_to_chunk, tail);
-                tlab_http_reply_chunk_buffer(http, tail);
+                tlab__sse_relay_flush(&r->sse, add_to_chunk, tail);
+                tlab__http_reply_chunk_buffer(http, tail);
                 evbuffer_free(tail);
             }
             if (http)
-                tlab_http_reply_end(http);
-            tlab_request_finish(r);
+                tlab__http_reply_end(http);
+            tlab__request_finish(r);
         } else {
-            tlab_error err;
-            tlab_error_set(&err, 502, "upstream_error", NULL, "the worker closed the connection without a response");
-            tlab_request_fail(r, &err, 0);
+            tlab__error err;
+            tlab__error_set(&err, 502, "upstream_error", NULL, "the worker closed the connection without a response");
+            tlab__request_fail(r, &err, 0);
         }
         return;
     }
@@ -268,25 +268,25 @@ static void on_done(void *arg, tlab_xfer_result result, const char *detail) {
         fail_mid_response(r, detail);
         return;
     }
-    tlab_error err;
+    tlab__error err;
     switch (result) {
     case TLAB_XFER_UNREACHABLE:
-        tlab_error_set(&err, 503, "service_unavailable", NULL, "%s", detail);
-        tlab_request_fail(r, &err, 1);
+        tlab__error_set(&err, 503, "service_unavailable", NULL, "%s", detail);
+        tlab__request_fail(r, &err, 1);
         return;
     case TLAB_XFER_CONNECT_TIMEOUT:
     case TLAB_XFER_FIRST_BYTE_TIMEOUT:
     case TLAB_XFER_TOTAL_TIMEOUT:
-        tlab_error_set(&err, 504, "timeout", NULL, "%s", detail);
+        tlab__error_set(&err, 504, "timeout", NULL, "%s", detail);
         break;
     default:
-        tlab_error_set(&err, 502, "upstream_error", NULL, "%s", detail);
+        tlab__error_set(&err, 502, "upstream_error", NULL, "%s", detail);
         break;
     }
-    tlab_request_fail(r, &err, 0);
+    tlab__request_fail(r, &err, 0);
 }
 
-static const tlab_xfer_callbacks relay_callbacks = {on_headers, on_data, on_done};
+static const tlab__xfer_callbacks relay_callbacks = {on_headers, on_data, on_done};
 
 /* "<name_colon><value>" into buf (on every request: no snprintf); NULL when it does not fit. */
 static const char *header_line(char *buf, size_t cap, const char *name_colon, const char *value) {
@@ -298,12 +298,12 @@ static const char *header_line(char *buf, size_t cap, const char *name_colon, co
     return buf;
 }
 
-void tlab_relay_start(tlab_request *r, const tlab_relay_report *report) {
-    uint64_t start = tlab_now_us();
-    tlab_request_set_phase(r, TLAB_PHASE_UPSTREAM);
+void tlab__relay_start(tlab_request *r, const tlab__relay_report *report) {
+    uint64_t start = tlab__now_us();
+    tlab__request_set_phase(r, TLAB_PHASE_UPSTREAM);
     r->worker_id = 0;
-    r->leg_cleanup = tlab_request_cleanup_add(r, leg_cleanup, (void *)report);
-    tlab_request_emit(r, TLAB_EV_DISPATCHED);
+    r->leg_cleanup = tlab__request_cleanup_add(r, leg_cleanup, (void *)report);
+    tlab__request_emit(r, TLAB_EV_DISPATCHED);
 
     char *dumped = NULL;
     const char *body = r->raw_body;
@@ -314,9 +314,9 @@ void tlab_relay_start(tlab_request *r, const tlab_relay_report *report) {
         body_len = dumped ? strlen(dumped) : 0;
     }
     if (!body && !r->internal) {
-        tlab_error err;
-        tlab_error_set(&err, 500, "internal_error", NULL, "out of memory serialising the request body");
-        tlab_request_fail(r, &err, 0);
+        tlab__error err;
+        tlab__error_set(&err, 500, "internal_error", NULL, "out of memory serialising the request body");
+        tlab__request_fail(r, &err, 0);
         return;
     }
     const char *headers[5];
@@ -326,20 +326,20 @@ void tlab_relay_start(tlab_request *r, const tlab_relay_report *report) {
     if (!r->internal)
         headers[n++] = "Content-Type: application/json";
     /* With gateway auth on, the client's key is the gateway's business: the worker never sees it. */
-    const char *v = r->forward_authorization && r->http ? tlab_http_req_header(r->http, "Authorization") : NULL;
+    const char *v = r->forward_authorization && r->http ? tlab__http_req_header(r->http, "Authorization") : NULL;
     if (v && header_line(auth, sizeof auth, "Authorization: ", v))
         headers[n++] = auth;
-    v = r->http ? tlab_http_req_header(r->http, "Accept") : NULL;
+    v = r->http ? tlab__http_req_header(r->http, "Accept") : NULL;
     if (v && header_line(accept, sizeof accept, "Accept: ", v))
         headers[n++] = accept;
     headers[n] = NULL;
-    r->xfer = tlab_upstream_start(upstream, r->internal ? "GET" : "POST", r->path, r->internal ? NULL : body,
+    r->xfer = tlab__upstream_start(upstream, r->internal ? "GET" : "POST", r->path, r->internal ? NULL : body,
                                   r->internal ? 0 : body_len, headers, 0, &relay_callbacks, r);
     free(dumped);
-    r->overhead_us += tlab_now_us() - start;
+    r->overhead_us += tlab__now_us() - start;
     if (!r->xfer) {
-        tlab_error err;
-        tlab_error_set(&err, 500, "internal_error", NULL, "out of memory starting the upstream transfer");
-        tlab_request_fail(r, &err, 0);
+        tlab__error err;
+        tlab__error_set(&err, 500, "internal_error", NULL, "out of memory starting the upstream transfer");
+        tlab__request_fail(r, &err, 0);
     }
 }

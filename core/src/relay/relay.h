@@ -15,13 +15,13 @@
 
 #include "request/request.h"
 
-struct tlab_upstream;
+struct tlab__upstream;
 
 /*
  * How the relay reports to the one that started the leg (the dispatcher), given per call so the
  * relay never names its caller. Either function may be NULL.
  */
-typedef struct tlab_relay_report {
+typedef struct tlab__relay_report {
     /* The worker could not be reached and nothing came back. Return 1 to take r back: the relay
      * has let go of it (no transfer, its cleanup disarmed) and r is the caller's again. Return 0
      * and the relay answers r with 503. */
@@ -29,16 +29,16 @@ typedef struct tlab_relay_report {
     /* r's worker leg is over, however it ended (r may be about to be freed: read nothing of it
      * but the pointer): a worker slot is free. */
     void (*leg_done)(tlab_request *r);
-} tlab_relay_report;
+} tlab__relay_report;
 
 /* The upstream every leg goes to. */
-void tlab_relay_init(struct tlab_upstream *upstream);
+void tlab__relay_init(struct tlab__upstream *upstream);
 /* Sends r to the worker (r enters TLAB_PHASE_UPSTREAM, counted in flight). Always ends in an
  * answer. `report` (static storage, or NULL) hears how the leg ends. */
-void tlab_relay_start(tlab_request *r, const tlab_relay_report *report);
+void tlab__relay_start(tlab_request *r, const tlab__relay_report *report);
 /* Ends r now with `err`, whatever its phase: an error reply before any byte went out, an SSE
  * error event and a proper end for a started stream, a cut connection for a started non-SSE body.
  * The worker's transfer is aborted. Used when the shutdown grace is over. */
-void tlab_relay_abort(tlab_request *r, const tlab_error *err);
+void tlab__relay_abort(tlab_request *r, const tlab__error *err);
 
 #endif

@@ -12,22 +12,22 @@ static struct event *tick;
 static uint64_t interval_us;
 
 static void on_tick(evutil_socket_t fd, short what, void *arg) {
-    uint64_t now = tlab_now_us();
-    for (tlab_request *r = tlab_requests_live(); r; r = r->live_next) {
+    uint64_t now = tlab__now_us();
+    for (tlab_request *r = tlab__requests_live(); r; r = r->live_next) {
         if (!r->info.stream || r->internal || !r->http || r->t[TLAB_EV_FIRST_BYTE] ||
             (r->phase != TLAB_PHASE_WAITING && r->phase != TLAB_PHASE_UPSTREAM))
             continue;
         uint64_t since = r->last_client_write_us ? r->last_client_write_us : r->t[TLAB_EV_ARRIVED];
         if (now - since < interval_us)
             continue;
-        tlab_request_start_stream_early(r);
+        tlab__request_start_stream_early(r);
         static const char comment[] = ": waiting for worker\n\n";
-        tlab_http_reply_chunk(r->http, comment, sizeof comment - 1);
+        tlab__http_reply_chunk(r->http, comment, sizeof comment - 1);
         r->last_client_write_us = now;
     }
 }
 
-int tlab_stream_keepalive_init(struct event_base *base, const tlab_config *cfg) {
+int tlab__stream_keepalive_init(struct event_base *base, const tlab__config *cfg) {
     if (cfg->sse_keepalive_ms <= 0)
         return 0;
     interval_us = (uint64_t)cfg->sse_keepalive_ms * 1000;
@@ -39,7 +39,7 @@ int tlab_stream_keepalive_init(struct event_base *base, const tlab_config *cfg) 
     return tick && event_add(tick, &tv) == 0 ? 0 : -1;
 }
 
-void tlab_stream_keepalive_shutdown(void) {
+void tlab__stream_keepalive_shutdown(void) {
     if (tick)
         event_free(tick);
     tick = NULL;

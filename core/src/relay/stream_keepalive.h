@@ -14,7 +14,7 @@
 
 #include "config/config.h"
 
-int tlab_stream_keepalive_init(struct event_base *base, const tlab_config *cfg);
-void tlab_stream_keepalive_shutdown(void);
+int tlab__stream_keepalive_init(struct event_base *base, const tlab__config *cfg);
+void tlab__stream_keepalive_shutdown(void);
 
 #endif

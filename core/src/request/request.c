@@ -16,27 +16,27 @@
 #include "hooks/plugin_host.h"
 #include "request/stats.h"
 
-static void on_client_gone(tlab_http_req *http, void *arg);
+static void on_client_gone(tlab__http_req *http, void *arg);
 
 static tlab_request *live_head, *live_tail;
 static size_t live_count, in_flight;
 static uint64_t id_seed; /* the first request's clock: tells one gateway run's ids from another's */
 
-tlab_request *tlab_requests_live(void) {
+tlab_request *tlab__requests_live(void) {
     return live_head;
 }
 
-tlab_request *tlab_request_new(tlab_http_req *http, const char *path, tlab_api_kind kind) {
+tlab_request *tlab__request_new(tlab__http_req *http, const char *path, tlab__api_kind kind) {
     tlab_request *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
-    size_t n_plugins = tlab_plugins_count();
+    size_t n_plugins = tlab__plugins_count();
     if (n_plugins && !(r->plugin_data = calloc(n_plugins, sizeof *r->plugin_data))) {
         free(r);
         return NULL;
     }
     /* The bytes move, not copied: a queued request can wait for minutes, and 10,000 may wait. */
-    r->raw_body = tlab_http_req_take_body(http, &r->raw_len);
+    r->raw_body = tlab__http_req_take_body(http, &r->raw_len);
     if (!r->raw_body) {
         free(r->plugin_data);
         free(r);
@@ -47,17 +47,17 @@ tlab_request *tlab_request_new(tlab_http_req *http, const char *path, tlab_api_k
     memcpy(id, "req-", 4);
     static uint64_t seq;
     if (!id_seed)
-        id_seed = tlab_now_us();
-    id = tlab_put_hex(id + 4, (unsigned long long)(id_seed & 0xffffff));
+        id_seed = tlab__now_us();
+    id = tlab__put_hex(id + 4, (unsigned long long)(id_seed & 0xffffff));
     *id++ = '-';
-    *tlab_put_dec(id, (unsigned long long)++seq) = '\0';
+    *tlab__put_dec(id, (unsigned long long)++seq) = '\0';
     r->http = http;
     r->path = path;
     r->kind = kind;
     r->worker_id = -1;
     r->info.max_tokens = -1;
-    tlab_sse_relay_init(&r->sse, 0);
-    tlab_http_req_watch(http, on_client_gone, r);
+    tlab__sse_relay_init(&r->sse, 0);
+    tlab__http_req_watch(http, on_client_gone, r);
     live_count++;
     r->live_prev = live_tail;
     if (live_tail)
@@ -68,15 +68,15 @@ tlab_request *tlab_request_new(tlab_http_req *http, const char *path, tlab_api_k
     return r;
 }
 
-json_t *tlab_request_body(tlab_request *r) {
+json_t *tlab__request_body(tlab_request *r) {
     if (!r->body && r->body_dropped && r->raw_body) {
-        /* As tlab_validate_request parsed it: the same bytes give the same JSON. */
+        /* As tlab__validate_request parsed it: the same bytes give the same JSON. */
         json_error_t jerr;
-        r->body = tlab_json_load_body(r->raw_body, r->raw_len, &jerr);
+        r->body = tlab__json_load_body(r->raw_body, r->raw_len, &jerr);
         if (r->body)
             r->body_dropped = 0;
         else
-            tlab_log(TLAB_LOG_ERROR, r->id, "cannot parse the body again: %s", jerr.text);
+            tlab__log(TLAB_LOG_ERROR, r->id, "cannot parse the body again: %s", jerr.text);
     }
     return r->body;
 }
@@ -84,11 +84,11 @@ json_t *tlab_request_body(tlab_request *r) {
 /*
  * Why: a waiting request can wait for minutes, and 10,000 of them may wait at once. The parsed
  * JSON of a typical chat body takes about twice the memory of its bytes, and nothing needs it
- * while the request waits unless a plugin asks (then tlab_request_body parses it again). It
+ * while the request waits unless a plugin asks (then tlab__request_body parses it again). It
  * costs no CPU on the common path: the JSON would be freed at the end anyway, and a dirty body
  * would be serialised at dispatch anyway.
  */
-void tlab_request_compact_body(tlab_request *r) {
+void tlab__request_compact_body(tlab_request *r) {
     if (!r->body)
         return;
     if (r->body_lent) { /* lent implies dirty: the JSON is the truth, the bytes are stale */
@@ -112,43 +112,43 @@ void tlab_request_compact_body(tlab_request *r) {
     r->info.model = NULL;
 }
 
-void tlab_request_emit(tlab_request *r, tlab_event ev) {
-    r->t[ev] = tlab_now_us();
+void tlab__request_emit(tlab_request *r, tlab_event ev) {
+    r->t[ev] = tlab__now_us();
     if (!r->internal) {
-        tlab_stats_on_event(r, ev); /* feeds the policies' rolling windows (gw.rps, gw.e2e_p95, ...) */
-        tlab_plugins_emit(r, ev);
+        tlab__stats_on_event(r, ev); /* feeds the policies' rolling windows (gw.rps, gw.e2e_p95, ...) */
+        tlab__plugins_emit(r, ev);
     }
 }
 
-tlab_http_req *tlab_request_detach(tlab_request *r) {
-    tlab_http_req *http = r->http;
+tlab__http_req *tlab__request_detach(tlab_request *r) {
+    tlab__http_req *http = r->http;
     if (http)
-        tlab_http_req_watch(http, NULL, NULL);
+        tlab__http_req_watch(http, NULL, NULL);
     r->http = NULL;
     return http;
 }
 
-void tlab_request_finish(tlab_request *r) {
+void tlab__request_finish(tlab_request *r) {
     if (r->phase == TLAB_PHASE_DONE)
         return;
-    tlab_request_set_phase(r, TLAB_PHASE_DONE);
+    tlab__request_set_phase(r, TLAB_PHASE_DONE);
     /* Newest first: the worker leg is undone before the wait, the wait before the key's
      * settlement, so observers of DONE see the key's settled bucket. */
     for (int i = TLAB_REQUEST_CLEANUPS - 1; i >= 0; i--) {
-        tlab_request_cleanup *c = &r->cleanups[i];
+        tlab__request_cleanup *c = &r->cleanups[i];
         if (c->fn) {
-            tlab_request_cleanup_fn fn = c->fn;
+            tlab__request_cleanup_fn fn = c->fn;
             c->fn = NULL;
             fn(r, c->data);
         }
     }
     /* Not answered by now (an error path that had no client to answer): the answer goes nowhere,
      * but the front's request must be answered to be freed. */
-    tlab_http_req *http = tlab_request_detach(r);
+    tlab__http_req *http = tlab__request_detach(r);
     if (http)
-        tlab_http_reply_abort(http);
-    tlab_request_emit(r, TLAB_EV_DONE);
-    tlab_log(TLAB_LOG_DEBUG, r->id, "done status=%d e2e_us=%llu", r->status,
+        tlab__http_reply_abort(http);
+    tlab__request_emit(r, TLAB_EV_DONE);
+    tlab__log(TLAB_LOG_DEBUG, r->id, "done status=%d e2e_us=%llu", r->status,
              (unsigned long long)(r->t[TLAB_EV_DONE] - r->t[TLAB_EV_ARRIVED]));
     live_count--;
     if (r->live_prev)
@@ -160,7 +160,7 @@ void tlab_request_finish(tlab_request *r) {
     else
         live_tail = r->live_prev;
     free(r->upstream_error_body);
-    tlab_sse_relay_free(&r->sse);
+    tlab__sse_relay_free(&r->sse);
     if (r->held_body)
         evbuffer_free(r->held_body);
     free(r->held_ctype);
@@ -168,8 +168,8 @@ void tlab_request_finish(tlab_request *r) {
     free(r->raw_body);
     free(r->plugin_data);
     free(r->priority);
-    for (tlab_header *h = r->response_headers; h;) {
-        tlab_header *next = h->next;
+    for (tlab__header *h = r->response_headers; h;) {
+        tlab__header *next = h->next;
         free(h->name);
         free(h->value);
         free(h);
@@ -178,25 +178,25 @@ void tlab_request_finish(tlab_request *r) {
     free(r);
 }
 
-tlab_request_cleanup *tlab_request_cleanup_add(tlab_request *r, tlab_request_cleanup_fn fn, void *data) {
+tlab__request_cleanup *tlab__request_cleanup_add(tlab_request *r, tlab__request_cleanup_fn fn, void *data) {
     /* Slots are taken from the bottom, so newest-first is top-down even after one is reused. */
     for (int i = 0; i < TLAB_REQUEST_CLEANUPS; i++) {
-        tlab_request_cleanup *c = &r->cleanups[i];
+        tlab__request_cleanup *c = &r->cleanups[i];
         if (!c->fn) {
             c->fn = fn;
             c->data = data;
             return c;
         }
     }
-    tlab_log(TLAB_LOG_ERROR, r->id, "no free cleanup slot (%d are armed)", TLAB_REQUEST_CLEANUPS);
+    tlab__log(TLAB_LOG_ERROR, r->id, "no free cleanup slot (%d are armed)", TLAB_REQUEST_CLEANUPS);
     return NULL;
 }
 
-static int counts_in_flight(tlab_phase p) {
+static int counts_in_flight(tlab__phase p) {
     return p == TLAB_PHASE_UPSTREAM || p == TLAB_PHASE_RESPONDING;
 }
 
-void tlab_request_set_phase(tlab_request *r, tlab_phase phase) {
+void tlab__request_set_phase(tlab_request *r, tlab__phase phase) {
     int was = counts_in_flight(r->phase), is = counts_in_flight(phase);
     if (!was && is)
         in_flight++;
@@ -205,21 +205,21 @@ void tlab_request_set_phase(tlab_request *r, tlab_phase phase) {
     r->phase = phase;
 }
 
-size_t tlab_requests_in_flight(void) {
+size_t tlab__requests_in_flight(void) {
     return in_flight;
 }
 
-size_t tlab_requests_live_count(void) {
+size_t tlab__requests_live_count(void) {
     return live_count;
 }
 
-const char *tlab_request_priority(const tlab_request *r) {
+const char *tlab__request_priority(const tlab_request *r) {
     if (r->priority)
         return r->priority;
-    return r->http ? tlab_http_req_header(r->http, "x-priority") : NULL;
+    return r->http ? tlab__http_req_header(r->http, "x-priority") : NULL;
 }
 
-int tlab_request_set_priority(tlab_request *r, const char *class_name) {
+int tlab__request_set_priority(tlab_request *r, const char *class_name) {
     char *copy = class_name ? strdup(class_name) : NULL;
     if (class_name && !copy)
         return -1;
@@ -229,18 +229,18 @@ int tlab_request_set_priority(tlab_request *r, const char *class_name) {
 }
 
 /* The client went away (the front frees its request after this returns). */
-static void on_client_gone(tlab_http_req *http, void *arg) {
+static void on_client_gone(tlab__http_req *http, void *arg) {
     tlab_request *r = arg;
     (void)http;
     r->http = NULL;
     if (r->status == 0)
         r->status = 499; /* nginx's "client closed request" */
-    tlab_log(TLAB_LOG_INFO, r->id, "client disconnected; %s", r->xfer ? "aborting the worker's transfer" : "dropping it");
-    tlab_request_finish(r);
+    tlab__log(TLAB_LOG_INFO, r->id, "client disconnected; %s", r->xfer ? "aborting the worker's transfer" : "dropping it");
+    tlab__request_finish(r);
 }
 
-int tlab_request_add_response_header(tlab_request *r, const char *name, const char *value) {
-    tlab_header *h = calloc(1, sizeof *h);
+int tlab__request_add_response_header(tlab_request *r, const char *name, const char *value) {
+    tlab__header *h = calloc(1, sizeof *h);
     if (!h || !(h->name = strdup(name)) || !(h->value = strdup(value))) {
         if (h)
             free(h->name);
@@ -252,71 +252,71 @@ int tlab_request_add_response_header(tlab_request *r, const char *name, const ch
     return 0;
 }
 
-void tlab_request_add_headers(tlab_request *r, tlab_http_req *http) {
-    for (tlab_header *h = r->response_headers; h; h = h->next)
-        tlab_http_add_header(http, h->name, h->value);
-    tlab_http_add_header(http, "x-request-id", r->id);
+void tlab__request_add_headers(tlab_request *r, tlab__http_req *http) {
+    for (tlab__header *h = r->response_headers; h; h = h->next)
+        tlab__http_add_header(http, h->name, h->value);
+    tlab__http_add_header(http, "x-request-id", r->id);
     char overhead[24];
-    *tlab_put_dec(overhead, (unsigned long long)r->overhead_us) = '\0';
-    tlab_http_add_header(http, "x-tlab-overhead-us", overhead);
+    *tlab__put_dec(overhead, (unsigned long long)r->overhead_us) = '\0';
+    tlab__http_add_header(http, "x-tlab-overhead-us", overhead);
 }
 
-void tlab_http_send_error(tlab_http_req *http, const tlab_error *err, int retry_after_s) {
-    char *json = tlab_error_json(err);
-    tlab_http_add_header(http, "Content-Type", "application/json");
+void tlab__http_send_error(tlab__http_req *http, const tlab__error *err, int retry_after_s) {
+    char *json = tlab__error_json(err);
+    tlab__http_add_header(http, "Content-Type", "application/json");
     if (retry_after_s > 0) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", retry_after_s);
-        tlab_http_add_header(http, "Retry-After", ra);
+        tlab__http_add_header(http, "Retry-After", ra);
     }
-    tlab_http_reply(http, err->status, json ? json : "", json ? strlen(json) : 0);
+    tlab__http_reply(http, err->status, json ? json : "", json ? strlen(json) : 0);
     free(json);
 }
 
-void tlab_request_start_stream_early(tlab_request *r) {
+void tlab__request_start_stream_early(tlab_request *r) {
     if (!r->http || r->early_headers || r->phase >= TLAB_PHASE_RESPONDING)
         return;
-    tlab_http_add_header(r->http, "Content-Type", "text/event-stream");
-    tlab_http_add_header(r->http, "Cache-Control", "no-cache");
-    tlab_http_add_header(r->http, "X-Accel-Buffering", "no");
-    tlab_request_add_headers(r, r->http);
-    tlab_http_reply_start(r->http, 200);
+    tlab__http_add_header(r->http, "Content-Type", "text/event-stream");
+    tlab__http_add_header(r->http, "Cache-Control", "no-cache");
+    tlab__http_add_header(r->http, "X-Accel-Buffering", "no");
+    tlab__request_add_headers(r, r->http);
+    tlab__http_reply_start(r->http, 200);
     r->early_headers = 1;
     r->status = 200;
 }
 
-void tlab_request_end_stream_with_error(tlab_request *r, const tlab_error *err) {
+void tlab__request_end_stream_with_error(tlab_request *r, const tlab__error *err) {
     r->status = err->status;
-    tlab_http_req *http = tlab_request_detach(r);
+    tlab__http_req *http = tlab__request_detach(r);
     if (http) {
-        char *json = tlab_error_json(err);
+        char *json = tlab__error_json(err);
         struct evbuffer *b = evbuffer_new();
         if (b && json) {
-            evbuffer_add_printf(b, "%sdata: %s\n\n", tlab_sse_relay_event_prefix(&r->sse), json);
-            tlab_http_reply_chunk_buffer(http, b);
+            evbuffer_add_printf(b, "%sdata: %s\n\n", tlab__sse_relay_event_prefix(&r->sse), json);
+            tlab__http_reply_chunk_buffer(http, b);
         }
         if (b)
             evbuffer_free(b);
         free(json);
-        tlab_http_reply_end(http);
+        tlab__http_reply_end(http);
     }
-    tlab_request_finish(r);
+    tlab__request_finish(r);
 }
 
-void tlab_request_fail(tlab_request *r, const tlab_error *err, int retry_after_s) {
+void tlab__request_fail(tlab_request *r, const tlab__error *err, int retry_after_s) {
     if (r->phase == TLAB_PHASE_DONE)
         return;
     r->status = err->status;
-    tlab_log(err->status >= 500 ? TLAB_LOG_WARN : TLAB_LOG_INFO, r->id, "%d %s", err->status, err->message);
+    tlab__log(err->status >= 500 ? TLAB_LOG_WARN : TLAB_LOG_INFO, r->id, "%d %s", err->status, err->message);
     if (r->early_headers && r->phase != TLAB_PHASE_RESPONDING) {
         /* The 200 is out: the error can only travel as an SSE event. */
-        tlab_request_end_stream_with_error(r, err);
+        tlab__request_end_stream_with_error(r, err);
         return;
     }
     if (r->http && r->phase != TLAB_PHASE_RESPONDING) {
-        tlab_http_req *http = tlab_request_detach(r);
-        tlab_request_add_headers(r, http);
-        tlab_http_send_error(http, err, retry_after_s);
+        tlab__http_req *http = tlab__request_detach(r);
+        tlab__request_add_headers(r, http);
+        tlab__http_send_error(http, err, retry_after_s);
     }
-    tlab_request_finish(r);
+    tlab__request_finish(r);
 }

@@ -1,5 +1,5 @@
 /*
- * stats.c - rolling per-second counters and recent-latency rings behind tlab_stats_get().
+ * stats.c - rolling per-second counters and recent-latency rings behind tlab__stats_get().
  * See stats.h for the definitions of each figure.
  */
 #include "request/stats.h"
@@ -28,21 +28,21 @@ static struct {
     uint64_t started_us;
     bucket b[TLAB_STATS_MAX_WINDOW_S];
     ring e2e, ttft, qwait;
-    tlab_stats_view view;
+    tlab__stats_view view;
     uint64_t view_at_us; /* 0: stale */
 } st = {.window_s = 10};
 
-void tlab_stats_init(int window_s) {
+void tlab__stats_init(int window_s) {
     memset(&st, 0, sizeof st);
     st.window_s = window_s < 1 ? 1 : window_s > TLAB_STATS_MAX_WINDOW_S ? TLAB_STATS_MAX_WINDOW_S : window_s;
-    st.started_us = tlab_now_us();
+    st.started_us = tlab__now_us();
 }
 
-int tlab_stats_window_s(void) {
+int tlab__stats_window_s(void) {
     return st.window_s;
 }
 
-void tlab_stats_invalidate(void) {
+void tlab__stats_invalidate(void) {
     st.view_at_us = 0;
 }
 
@@ -63,11 +63,11 @@ static void ring_add(ring *r, uint64_t t_us, uint64_t us) {
         r->n++;
 }
 
-void tlab_stats_arrival(uint64_t now_us) {
+void tlab__stats_arrival(uint64_t now_us) {
     bucket_at(now_us)->arrived++;
 }
 
-void tlab_stats_done(uint64_t now_us, int status, int dispatched, uint64_t e2e_us, uint64_t ttft_us, uint64_t queue_wait_us) {
+void tlab__stats_done(uint64_t now_us, int status, int dispatched, uint64_t e2e_us, uint64_t ttft_us, uint64_t queue_wait_us) {
     bucket *b = bucket_at(now_us);
     if (dispatched)
         b->drained++;
@@ -87,14 +87,14 @@ void tlab_stats_done(uint64_t now_us, int status, int dispatched, uint64_t e2e_u
         ring_add(&st.qwait, now_us, queue_wait_us);
 }
 
-void tlab_stats_on_event(const tlab_request *r, tlab_event ev) {
+void tlab__stats_on_event(const tlab_request *r, tlab_event ev) {
     if (ev == TLAB_EV_ARRIVED) {
-        tlab_stats_arrival(r->t[ev]);
+        tlab__stats_arrival(r->t[ev]);
     } else if (ev == TLAB_EV_DONE) {
         uint64_t arrived = r->t[TLAB_EV_ARRIVED];
         uint64_t first = r->t[TLAB_EV_FIRST_BYTE];
         int dispatched = r->t[TLAB_EV_DISPATCHED] != 0;
-        tlab_stats_done(r->t[ev], r->status, dispatched, r->t[ev] - arrived, first > arrived ? first - arrived : 0,
+        tlab__stats_done(r->t[ev], r->status, dispatched, r->t[ev] - arrived, first > arrived ? first - arrived : 0,
                         dispatched ? r->queue_wait_us : 0);
     }
 }
@@ -159,8 +159,8 @@ static void quantiles(const ring *r, uint64_t since_us, double out[3]) {
     }
 }
 
-const tlab_stats_view *tlab_stats_get(void) {
-    uint64_t now = tlab_now_us();
+const tlab__stats_view *tlab__stats_get(void) {
+    uint64_t now = tlab__now_us();
     if (st.view_at_us && now - st.view_at_us < TLAB_STATS_CACHE_US)
         return &st.view;
     uint64_t now_sec = now / 1000000u, w = (uint64_t)st.window_s;
@@ -179,7 +179,7 @@ const tlab_stats_view *tlab_stats_get(void) {
     double span = (double)w, up = (double)(now - st.started_us) / 1e6;
     if (st.started_us && up < span)
         span = up < 1.0 ? 1.0 : up;
-    tlab_stats_view *v = &st.view;
+    tlab__stats_view *v = &st.view;
     v->rps = (double)arrived / span;
     v->drain_rate = (double)drained / span;
     v->error_rate = finished ? (double)errors / (double)finished : 0;

@@ -28,24 +28,24 @@
 #define TLAB_STATS_SAMPLES 2048
 #define TLAB_STATS_CACHE_US 100000
 
-typedef struct tlab_stats_view {
+typedef struct tlab__stats_view {
     double rps, drain_rate, error_rate, reject_rate;
     double e2e_ms[3], ttft_ms[3], queue_wait_ms[3]; /* p50, p95, p99 */
     uint64_t completed;                             /* finished requests in the window (499 excluded) */
-} tlab_stats_view;
+} tlab__stats_view;
 
 /* Clears everything and sets the window (clamped to 1..TLAB_STATS_MAX_WINDOW_S seconds). */
-void tlab_stats_init(int window_s);
-int tlab_stats_window_s(void);
+void tlab__stats_init(int window_s);
+int tlab__stats_window_s(void);
 /* Lifecycle feed (request.c): only ARRIVED and DONE matter; internal requests are skipped. */
-void tlab_stats_on_event(const tlab_request *r, tlab_event ev);
-/* Raw feed, for tests and the feed above. Times in microseconds of tlab_now_us(); a 0 ttft or
+void tlab__stats_on_event(const tlab_request *r, tlab_event ev);
+/* Raw feed, for tests and the feed above. Times in microseconds of tlab__now_us(); a 0 ttft or
  * queue wait means "none" (not dispatched, no byte). */
-void tlab_stats_arrival(uint64_t now_us);
-void tlab_stats_done(uint64_t now_us, int status, int dispatched, uint64_t e2e_us, uint64_t ttft_us, uint64_t queue_wait_us);
+void tlab__stats_arrival(uint64_t now_us);
+void tlab__stats_done(uint64_t now_us, int status, int dispatched, uint64_t e2e_us, uint64_t ttft_us, uint64_t queue_wait_us);
 /* The current view, recomputed when older than TLAB_STATS_CACHE_US. Valid until the next call. */
-const tlab_stats_view *tlab_stats_get(void);
-/* Drops the cached view so the next tlab_stats_get recomputes (tests). */
-void tlab_stats_invalidate(void);
+const tlab__stats_view *tlab__stats_get(void);
+/* Drops the cached view so the next tlab__stats_get recomputes (tests). */
+void tlab__stats_invalidate(void);
 
 #endif

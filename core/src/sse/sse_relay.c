@@ -6,19 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-void tlab_sse_relay_init(tlab_sse_relay *s, size_t max_held) {
+void tlab__sse_relay_init(tlab__sse_relay *s, size_t max_held) {
     memset(s, 0, sizeof *s);
     s->max_held = max_held ? max_held : TLAB_SSE_RELAY_MAX_HELD;
     s->out_at_boundary = 1;
 }
 
-void tlab_sse_relay_free(tlab_sse_relay *s) {
+void tlab__sse_relay_free(tlab__sse_relay *s) {
     free(s->held);
     s->held = NULL;
     s->held_len = s->held_cap = 0;
 }
 
-static void line_ended(tlab_sse_relay *s) {
+static void line_ended(tlab__sse_relay *s) {
     if (!s->in_line) {
         if (s->event_open)
             s->events++;
@@ -37,7 +37,7 @@ static void line_ended(tlab_sse_relay *s) {
 }
 
 /* Advances the line state by one byte; returns whether the stream is now at an event boundary. */
-static int step(tlab_sse_relay *s, char c) {
+static int step(tlab__sse_relay *s, char c) {
     if (s->last_cr && c == '\n') {
         s->last_cr = 0; /* the LF of a CRLF: the line already ended at the CR */
     } else if (c == '\r' || c == '\n') {
@@ -56,7 +56,7 @@ static int step(tlab_sse_relay *s, char c) {
     return !s->in_line && !s->event_open;
 }
 
-static int hold(tlab_sse_relay *s, const char *data, size_t len) {
+static int hold(tlab__sse_relay *s, const char *data, size_t len) {
     if (s->held_len + len > s->max_held)
         return -1;
     if (s->held_len + len > s->held_cap) {
@@ -74,7 +74,7 @@ static int hold(tlab_sse_relay *s, const char *data, size_t len) {
     return 0;
 }
 
-static void send_held(tlab_sse_relay *s, tlab_sse_out_fn out, void *arg) {
+static void send_held(tlab__sse_relay *s, tlab__sse_out_fn out, void *arg) {
     if (s->held_len)
         out(arg, s->held, s->held_len);
     s->held_len = 0;
@@ -82,7 +82,7 @@ static void send_held(tlab_sse_relay *s, tlab_sse_out_fn out, void *arg) {
 
 /* Advances the line state over a run of bytes that holds no CR or LF, as `step` would byte by
  * byte (none of them can end at a boundary: each leaves the line open). */
-static void step_run(tlab_sse_relay *s, const char *p, size_t n) {
+static void step_run(tlab__sse_relay *s, const char *p, size_t n) {
     s->last_cr = 0;
     if (!s->in_line)
         s->line_is_comment = p[0] == ':';
@@ -95,7 +95,7 @@ static void step_run(tlab_sse_relay *s, const char *p, size_t n) {
     s->line_len = s->line_len + n > most ? most : s->line_len + n;
 }
 
-void tlab_sse_relay_feed(tlab_sse_relay *s, const char *data, size_t len, tlab_sse_out_fn out, void *arg) {
+void tlab__sse_relay_feed(tlab__sse_relay *s, const char *data, size_t len, tlab__sse_out_fn out, void *arg) {
     size_t cut = 0; /* bytes of data up to the last boundary in this piece */
     /* Line ends are found with memchr, and the bytes between them taken as one run: a byte-by-
      * byte walk was the largest cost of relaying a stream (about 20 instructions a byte). */
@@ -127,13 +127,13 @@ void tlab_sse_relay_feed(tlab_sse_relay *s, const char *data, size_t len, tlab_s
     s->overflowed = 1;
 }
 
-void tlab_sse_relay_flush(tlab_sse_relay *s, tlab_sse_out_fn out, void *arg) {
+void tlab__sse_relay_flush(tlab__sse_relay *s, tlab__sse_out_fn out, void *arg) {
     if (!s->held_len)
         return;
     send_held(s, out, arg);
     s->out_at_boundary = 0;
 }
 
-const char *tlab_sse_relay_event_prefix(const tlab_sse_relay *s) {
+const char *tlab__sse_relay_event_prefix(const tlab__sse_relay *s) {
     return s->out_at_boundary ? "" : "\n\n";
 }

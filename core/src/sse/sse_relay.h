@@ -14,7 +14,7 @@
  *
  * Pure bytes, no libevent, no allocation beyond the held tail: fuzzed by
  * tests/fuzz/fuzz_sse_relay.c. Bytes are never lost, duplicated or reordered: everything fed
- * comes out through `out`, in order, by the time tlab_sse_relay_flush returns.
+ * comes out through `out`, in order, by the time tlab__sse_relay_flush returns.
  */
 #ifndef TLAB_SSE_RELAY_H
 #define TLAB_SSE_RELAY_H
@@ -27,10 +27,10 @@
 #define TLAB_SSE_RELAY_MAX_HELD (64u * 1024u)
 
 /* Receives bytes the client may have now. Called zero or more times per feed, in order. */
-typedef void (*tlab_sse_out_fn)(void *arg, const char *data, size_t len);
+typedef void (*tlab__sse_out_fn)(void *arg, const char *data, size_t len);
 
 /* Embedded in every request, streaming or not: flags are single bytes to keep it small. */
-typedef struct tlab_sse_relay {
+typedef struct tlab__sse_relay {
     size_t max_held;         /* most bytes of one unfinished event held back */
     char *held;              /* bytes after the last event boundary, not yet sent */
     size_t held_len, held_cap;
@@ -44,20 +44,20 @@ typedef struct tlab_sse_relay {
     uint8_t out_at_boundary; /* what went out so far ends at an event boundary (or nothing went out) */
     uint8_t overflowed;      /* an unfinished event outgrew max_held and went out in pieces */
     uint8_t saw_done;        /* a `data: [DONE]` line was seen */
-} tlab_sse_relay;
+} tlab__sse_relay;
 
 /* Starts a relay; max_held 0 means TLAB_SSE_RELAY_MAX_HELD. */
-void tlab_sse_relay_init(tlab_sse_relay *s, size_t max_held);
+void tlab__sse_relay_init(tlab__sse_relay *s, size_t max_held);
 /* Takes `len` stream bytes: every byte up to the last event boundary goes to `out` (with any
  * held bytes before them); the rest is held. When the held tail would pass max_held, or cannot
  * be stored (out of memory), it goes out at once instead. Never fails. */
-void tlab_sse_relay_feed(tlab_sse_relay *s, const char *data, size_t len, tlab_sse_out_fn out, void *arg);
+void tlab__sse_relay_feed(tlab__sse_relay *s, const char *data, size_t len, tlab__sse_out_fn out, void *arg);
 /* The stream ended normally: the held tail goes out as the worker sent it. */
-void tlab_sse_relay_flush(tlab_sse_relay *s, tlab_sse_out_fn out, void *arg);
+void tlab__sse_relay_flush(tlab__sse_relay *s, tlab__sse_out_fn out, void *arg);
 /* What must precede an event the gateway appends so that it stands alone: "" at a boundary,
  * else "\n\n" (ends the partial line and event; happens only after an overflow or a flush). */
-const char *tlab_sse_relay_event_prefix(const tlab_sse_relay *s);
+const char *tlab__sse_relay_event_prefix(const tlab__sse_relay *s);
 /* Frees the held tail, dropping it (a broken stream: half an event is useless to the client). */
-void tlab_sse_relay_free(tlab_sse_relay *s);
+void tlab__sse_relay_free(tlab__sse_relay *s);
 
 #endif

@@ -11,22 +11,22 @@
 
 #include "upstream/upstream_backend.h"
 
-struct tlab_upstream {
+struct tlab__upstream {
     struct event_base *base;
-    const tlab_config *cfg;
-    tlab_http_client *http;
-    tlab_curl_client *curl;
-    int force_curl; /* tlab_upstream_force_curl: the tests run the shared cases on both transports */
-    tlab_upstream_stats stats;
+    const tlab__config *cfg;
+    tlab__http_client *http;
+    tlab__curl_client *curl;
+    int force_curl; /* tlab__upstream_force_curl: the tests run the shared cases on both transports */
+    tlab__upstream_stats stats;
 };
 
-tlab_upstream *tlab_upstream_new(struct event_base *base, const tlab_config *cfg) {
-    tlab_upstream *up = calloc(1, sizeof *up);
+tlab__upstream *tlab__upstream_new(struct event_base *base, const tlab__config *cfg) {
+    tlab__upstream *up = calloc(1, sizeof *up);
     if (!up)
         return NULL;
     up->base = base;
     up->cfg = cfg;
-    up->http = tlab_http_client_new(base, cfg, &up->stats);
+    up->http = tlab__http_client_new(base, cfg, &up->stats);
     if (!up->http) {
         free(up);
         return NULL;
@@ -34,11 +34,11 @@ tlab_upstream *tlab_upstream_new(struct event_base *base, const tlab_config *cfg
     return up;
 }
 
-void tlab_upstream_free(tlab_upstream *up) {
+void tlab__upstream_free(tlab__upstream *up) {
     if (!up)
         return;
-    tlab_http_client_free(up->http);
-    tlab_curl_client_free(up->curl);
+    tlab__http_client_free(up->http);
+    tlab__curl_client_free(up->curl);
     free(up);
 }
 
@@ -46,8 +46,8 @@ static int is_absolute(const char *path) {
     return strncmp(path, "http://", 7) == 0 || strncmp(path, "https://", 8) == 0;
 }
 
-tlab_xfer *tlab_upstream_start(tlab_upstream *up, const char *method, const char *path, const char *body, size_t body_len,
-                               const char *const *headers, long timeout_ms, const tlab_xfer_callbacks *cb, void *arg) {
+tlab__xfer *tlab__upstream_start(tlab__upstream *up, const char *method, const char *path, const char *body, size_t body_len,
+                               const char *const *headers, long timeout_ms, const tlab__xfer_callbacks *cb, void *arg) {
     char stack_url[512], *url = stack_url;
     if (is_absolute(path)) {
         url = (char *)path;
@@ -62,7 +62,7 @@ tlab_xfer *tlab_upstream_start(tlab_upstream *up, const char *method, const char
         memcpy(url, base_url, blen);
         memcpy(url + blen, path, plen + 1);
     }
-    tlab_xfer_request rq = {
+    tlab__xfer_request rq = {
         .method = method,
         .url = url,
         .body = body,
@@ -75,35 +75,35 @@ tlab_xfer *tlab_upstream_start(tlab_upstream *up, const char *method, const char
         .arg = arg,
     };
     int unsupported = up->force_curl;
-    tlab_xfer *x = unsupported ? NULL : tlab_http_client_start(up->http, &rq, &unsupported);
+    tlab__xfer *x = unsupported ? NULL : tlab__http_client_start(up->http, &rq, &unsupported);
     if (unsupported) {
         if (!up->curl)
-            up->curl = tlab_curl_client_new(up->base, up->cfg, &up->stats);
-        x = up->curl ? tlab_curl_client_start(up->curl, &rq) : NULL;
+            up->curl = tlab__curl_client_new(up->base, up->cfg, &up->stats);
+        x = up->curl ? tlab__curl_client_start(up->curl, &rq) : NULL;
     }
     if (url != stack_url && url != path)
         free(url);
     return x;
 }
 
-void tlab_upstream_force_curl(tlab_upstream *up, int on) {
+void tlab__upstream_force_curl(tlab__upstream *up, int on) {
     up->force_curl = on;
 }
 
-void tlab_xfer_abort(tlab_xfer *x) {
+void tlab__xfer_abort(tlab__xfer *x) {
     if (x)
         x->ops->abort(x);
 }
 
-void tlab_xfer_pause(tlab_xfer *x, int paused) {
+void tlab__xfer_pause(tlab__xfer *x, int paused) {
     if (x)
         x->ops->pause(x, paused);
 }
 
-uint64_t tlab_xfer_send_overhead_us(tlab_xfer *x) {
+uint64_t tlab__xfer_send_overhead_us(tlab__xfer *x) {
     return x ? x->ops->send_overhead_us(x) : 0;
 }
 
-const tlab_upstream_stats *tlab_upstream_get_stats(const tlab_upstream *up) {
+const tlab__upstream_stats *tlab__upstream_get_stats(const tlab__upstream *up) {
     return &up->stats;
 }

@@ -12,9 +12,9 @@
  * A transfer that fails before any response byte (refused, reset, empty reply on a stale
  * connection) is retried once on a fresh connection.
  *
- * Callbacks: after tlab_upstream_start returns a transfer, its callbacks run from the loop,
- * never from inside tlab_upstream_start. on_done runs exactly once unless the caller aborts
- * first; after on_done or tlab_xfer_abort the transfer is gone.
+ * Callbacks: after tlab__upstream_start returns a transfer, its callbacks run from the loop,
+ * never from inside tlab__upstream_start. on_done runs exactly once unless the caller aborts
+ * first; after on_done or tlab__xfer_abort the transfer is gone.
  */
 #ifndef TLAB_UPSTREAM_H
 #define TLAB_UPSTREAM_H
@@ -26,37 +26,37 @@
 
 #include "config/config.h"
 
-typedef struct tlab_upstream tlab_upstream;
-typedef struct tlab_xfer tlab_xfer;
+typedef struct tlab__upstream tlab__upstream;
+typedef struct tlab__xfer tlab__xfer;
 
-typedef enum tlab_xfer_result {
+typedef enum tlab__xfer_result {
     TLAB_XFER_OK = 0,
     TLAB_XFER_UNREACHABLE,       /* refused, reset or empty reply before any byte, after the retry */
     TLAB_XFER_CONNECT_TIMEOUT,   /* upstream.connect_timeout_ms */
     TLAB_XFER_FIRST_BYTE_TIMEOUT,/* upstream.first_byte_timeout_ms */
     TLAB_XFER_TOTAL_TIMEOUT,     /* upstream.total_timeout_ms */
     TLAB_XFER_BROKEN,            /* failed after response bytes arrived */
-} tlab_xfer_result;
+} tlab__xfer_result;
 
-typedef struct tlab_xfer_callbacks {
+typedef struct tlab__xfer_callbacks {
     /* The response's status line and headers are complete. content_type may be NULL. */
     void (*on_headers)(void *arg, int status, const char *content_type);
     /* Response body bytes, as they arrive. */
     void (*on_data)(void *arg, const char *data, size_t len);
     /* The transfer ended. `detail` is a human-readable reason for failures, "" on success. */
-    void (*on_done)(void *arg, tlab_xfer_result result, const char *detail);
-} tlab_xfer_callbacks;
+    void (*on_done)(void *arg, tlab__xfer_result result, const char *detail);
+} tlab__xfer_callbacks;
 
-typedef struct tlab_upstream_stats {
+typedef struct tlab__upstream_stats {
     uint64_t transfers;           /* started */
     uint64_t connections_opened;  /* new TCP connections (reuse = transfers - connections_opened) */
     uint64_t retries;             /* transfers retried on a fresh connection */
     uint64_t aborted;             /* transfers aborted by the gateway (client gone, timeouts) */
     uint64_t active;              /* transfers under way */
-} tlab_upstream_stats;
+} tlab__upstream_stats;
 
-tlab_upstream *tlab_upstream_new(struct event_base *base, const tlab_config *cfg);
-void tlab_upstream_free(tlab_upstream *up);
+tlab__upstream *tlab__upstream_new(struct event_base *base, const tlab__config *cfg);
+void tlab__upstream_free(tlab__upstream *up);
 
 /*
  * Starts `method` upstream.url+`path` (or `path` itself when it is an absolute http(s) URL) with
@@ -64,19 +64,19 @@ void tlab_upstream_free(tlab_upstream *up);
  * "Name: value" strings, copied). `timeout_ms` > 0 replaces the configured connect, first-byte
  * and total timeouts for this transfer (health checks). Returns NULL on allocation failure.
  */
-tlab_xfer *tlab_upstream_start(tlab_upstream *up, const char *method, const char *path, const char *body, size_t body_len,
-                               const char *const *headers, long timeout_ms, const tlab_xfer_callbacks *cb, void *arg);
+tlab__xfer *tlab__upstream_start(tlab__upstream *up, const char *method, const char *path, const char *body, size_t body_len,
+                               const char *const *headers, long timeout_ms, const tlab__xfer_callbacks *cb, void *arg);
 /* Stops a transfer now and closes its connection, so the worker sees the client leave. No
  * callback runs afterwards. */
-void tlab_xfer_abort(tlab_xfer *x);
+void tlab__xfer_abort(tlab__xfer *x);
 /* Pauses delivery of body bytes (the client is slow) or resumes it. The own client stops
  * reading the socket (TCP back-pressure reaches the worker) but still delivers what it had
  * already read when pause came from inside on_data: at most one 16 KiB read. */
-void tlab_xfer_pause(tlab_xfer *x, int paused);
+void tlab__xfer_pause(tlab__xfer *x, int paused);
 /* Microseconds between start and the request being on the wire, excluding TCP connect time:
  * the part of the upstream leg that is the gateway's own work. */
-uint64_t tlab_xfer_send_overhead_us(tlab_xfer *x);
+uint64_t tlab__xfer_send_overhead_us(tlab__xfer *x);
 
-const tlab_upstream_stats *tlab_upstream_get_stats(const tlab_upstream *up);
+const tlab__upstream_stats *tlab__upstream_get_stats(const tlab__upstream *up);
 
 #endif

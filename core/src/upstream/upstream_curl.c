@@ -24,30 +24,30 @@
  * on a kept handle is cheaper. The pool only bounds memory: beyond it handles are freed. */
 #define EASY_POOL_MAX 64
 
-struct tlab_curl_client {
+struct tlab__curl_client {
     struct event_base *base;
     CURLM *multi;
-    tlab_curl_loop *loop;
-    const tlab_config *cfg;
+    tlab__curl_loop *loop;
+    const tlab__config *cfg;
     long maxage_s;
-    tlab_upstream_stats *stats;
+    tlab__upstream_stats *stats;
     CURL *easy_pool[EASY_POOL_MAX];
     int easy_pooled;
 };
 
 typedef struct curl_xfer {
-    tlab_xfer base;
-    tlab_curl_client *up;
+    tlab__xfer base;
+    tlab__curl_client *up;
     CURL *easy;
     struct curl_slist *headers;
     char *body;
     size_t body_len;
-    tlab_xfer_callbacks cb;
+    tlab__xfer_callbacks cb;
     void *arg;
-    tlab_attempt at;  /* budgets, got_bytes and the one retry (upstream_policy.h); libcurl keeps the deadlines */
+    tlab__attempt at;  /* budgets, got_bytes and the one retry (upstream_policy.h); libcurl keeps the deadlines */
     int headers_done;
     int in_callback;  /* inside a curl callback: curl_multi_remove_handle is forbidden */
-    int abort_pending;/* tlab_xfer_abort was called from inside a callback */
+    int abort_pending;/* tlab__xfer_abort was called from inside a callback */
     int paused;
     struct event *first_byte_timer;
 } curl_xfer;
@@ -75,8 +75,8 @@ static void xfer_free(curl_xfer *x) {
     free(x);
 }
 
-static void finish(curl_xfer *x, tlab_xfer_result result, const char *detail) {
-    tlab_xfer_callbacks cb = x->cb;
+static void finish(curl_xfer *x, tlab__xfer_result result, const char *detail) {
+    tlab__xfer_callbacks cb = x->cb;
     void *arg = x->arg;
     xfer_free(x);
     cb.on_done(arg, result, detail);
@@ -84,30 +84,30 @@ static void finish(curl_xfer *x, tlab_xfer_result result, const char *detail) {
 
 static void on_transfer_finished(void *arg, CURL *easy, CURLcode rc);
 
-tlab_curl_client *tlab_curl_client_new(struct event_base *base, const tlab_config *cfg, tlab_upstream_stats *stats) {
-    tlab_curl_client *up = calloc(1, sizeof *up);
+tlab__curl_client *tlab__curl_client_new(struct event_base *base, const tlab__config *cfg, tlab__upstream_stats *stats) {
+    tlab__curl_client *up = calloc(1, sizeof *up);
     if (!up)
         return NULL;
     up->base = base;
     up->cfg = cfg;
     up->stats = stats;
     up->maxage_s = cfg->idle_keepalive_ms / 1000 > 0 ? cfg->idle_keepalive_ms / 1000 : 1;
-    up->loop = tlab_curl_loop_new(base, on_transfer_finished, up);
+    up->loop = tlab__curl_loop_new(base, on_transfer_finished, up);
     if (!up->loop) {
         free(up);
         return NULL;
     }
-    up->multi = tlab_curl_loop_multi(up->loop);
+    up->multi = tlab__curl_loop_multi(up->loop);
     curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, cfg->max_connections);
     return up;
 }
 
-void tlab_curl_client_free(tlab_curl_client *up) {
+void tlab__curl_client_free(tlab__curl_client *up) {
     if (!up)
         return;
     while (up->easy_pooled > 0)
         curl_easy_cleanup(up->easy_pool[--up->easy_pooled]);
-    tlab_curl_loop_free(up->loop);
+    tlab__curl_loop_free(up->loop);
     free(up);
 }
 
@@ -121,7 +121,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg) {
     }
     long status;
     char *ctype;
-    if (tlab_curl_final_headers(x->easy, data, len, &status, &ctype)) {
+    if (tlab__curl_final_headers(x->easy, data, len, &status, &ctype)) {
         if (!x->headers_done) {
             x->headers_done = 1;
             x->in_callback = 1;
@@ -149,7 +149,7 @@ static void on_first_byte_timeout(evutil_socket_t fd, short what, void *arg) {
     curl_xfer *x = arg;
     x->up->stats->aborted++;
     char detail[128];
-    tlab_attempt_timeout_detail(&x->at, TLAB_XFER_FIRST_BYTE_TIMEOUT, detail, sizeof detail);
+    tlab__attempt_timeout_detail(&x->at, TLAB_XFER_FIRST_BYTE_TIMEOUT, detail, sizeof detail);
     finish(x, TLAB_XFER_FIRST_BYTE_TIMEOUT, detail);
 }
 
@@ -160,12 +160,12 @@ static int add_to_multi(curl_xfer *x) {
     return curl_multi_add_handle(x->up->multi, x->easy) == CURLM_OK ? 0 : -1;
 }
 
-static void xfer_abort(tlab_xfer *base);
-static void xfer_pause(tlab_xfer *base, int paused);
-static uint64_t xfer_send_overhead_us(tlab_xfer *base);
-static const tlab_xfer_ops curl_ops = {xfer_abort, xfer_pause, xfer_send_overhead_us};
+static void xfer_abort(tlab__xfer *base);
+static void xfer_pause(tlab__xfer *base, int paused);
+static uint64_t xfer_send_overhead_us(tlab__xfer *base);
+static const tlab__xfer_ops curl_ops = {xfer_abort, xfer_pause, xfer_send_overhead_us};
 
-tlab_xfer *tlab_curl_client_start(tlab_curl_client *up, const tlab_xfer_request *rq) {
+tlab__xfer *tlab__curl_client_start(tlab__curl_client *up, const tlab__xfer_request *rq) {
     curl_xfer *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
@@ -176,7 +176,7 @@ tlab_xfer *tlab_curl_client_start(tlab_curl_client *up, const tlab_xfer_request 
     x->arg = rq->arg;
     x->easy = up->easy_pooled > 0 ? up->easy_pool[--up->easy_pooled] : curl_easy_init();
     x->first_byte_timer = evtimer_new(up->base, on_first_byte_timeout, x);
-    tlab_attempt_start(&x->at, rq->connect_ms, rq->first_byte_ms, rq->total_ms, tlab_now_us());
+    tlab__attempt_start(&x->at, rq->connect_ms, rq->first_byte_ms, rq->total_ms, tlab__now_us());
     if (rq->body && rq->body_len) {
         x->body = malloc(rq->body_len);
         if (x->body)
@@ -225,7 +225,7 @@ tlab_xfer *tlab_curl_client_start(tlab_curl_client *up, const tlab_xfer_request 
     return &x->base;
 }
 
-static void xfer_abort(tlab_xfer *base) {
+static void xfer_abort(tlab__xfer *base) {
     curl_xfer *x = (curl_xfer *)base;
     x->up->stats->aborted++;
     if (x->in_callback) {
@@ -237,7 +237,7 @@ static void xfer_abort(tlab_xfer *base) {
     xfer_free(x);
 }
 
-static void xfer_pause(tlab_xfer *base, int paused) {
+static void xfer_pause(tlab__xfer *base, int paused) {
     curl_xfer *x = (curl_xfer *)base;
     if (x->paused == paused)
         return;
@@ -245,7 +245,7 @@ static void xfer_pause(tlab_xfer *base, int paused) {
     curl_easy_pause(x->easy, paused ? CURLPAUSE_RECV : CURLPAUSE_CONT);
 }
 
-static uint64_t xfer_send_overhead_us(tlab_xfer *base) {
+static uint64_t xfer_send_overhead_us(tlab__xfer *base) {
     curl_xfer *x = (curl_xfer *)base;
     curl_off_t pretransfer = 0, connect = 0;
     if (curl_easy_getinfo(x->easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer) != CURLE_OK)
@@ -259,7 +259,7 @@ static int retryable(CURLcode rc) {
 }
 
 static void on_transfer_done(curl_xfer *x, CURLcode rc) {
-    tlab_curl_client *up = x->up;
+    tlab__curl_client *up = x->up;
     if (x->abort_pending) {
         xfer_free(x);
         return;
@@ -268,7 +268,7 @@ static void on_transfer_done(curl_xfer *x, CURLcode rc) {
         finish(x, TLAB_XFER_OK, "");
         return;
     }
-    if (tlab_attempt_retry(&x->at, retryable(rc), tlab_now_us())) {
+    if (tlab__attempt_retry(&x->at, retryable(rc), tlab__now_us())) {
         long connects = 0;
         if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &connects) == CURLE_OK)
             up->stats->connections_opened += (uint64_t)connects;
@@ -281,12 +281,12 @@ static void on_transfer_done(curl_xfer *x, CURLcode rc) {
             return;
     }
     char detail[256];
-    tlab_xfer_result result;
+    tlab__xfer_result result;
     if (rc == CURLE_OPERATION_TIMEDOUT) {
         curl_off_t connect = 0;
         curl_easy_getinfo(x->easy, CURLINFO_CONNECT_TIME_T, &connect);
-        result = tlab_attempt_timeout_kind(&x->at, connect != 0);
-        tlab_attempt_timeout_detail(&x->at, result, detail, sizeof detail);
+        result = tlab__attempt_timeout_kind(&x->at, connect != 0);
+        tlab__attempt_timeout_detail(&x->at, result, detail, sizeof detail);
     } else if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_WEIRD_SERVER_REPLY) {
         /* Not HTTP/1.x on the wire (libcurl takes a garbled status line for HTTP/0.9): the worker
          * answered, so it is reachable, and its answer is broken, as the own client says. */

@@ -40,13 +40,13 @@ typedef struct hconn hconn;
 typedef struct hxfer hxfer;
 
 typedef struct origin {
-    tlab_wire_endpoint at;
+    tlab__wire_endpoint at;
     hconn *idle_head, *idle_tail; /* newest first: the warmest connection is reused */
     long idle_count;
 } origin;
 
 struct hconn {
-    tlab_http_client *cl;
+    tlab__http_client *cl;
     origin *org;
     int fd;
     struct event rev, wev;
@@ -59,16 +59,16 @@ struct hconn {
 };
 
 struct hxfer {
-    tlab_xfer base;
-    tlab_http_client *cl;
+    tlab__xfer base;
+    tlab__http_client *cl;
     origin *org;
     hconn *conn;
     char *req; /* request line, headers and body in one buffer, kept for a retry */
     size_t req_len, req_sent;
-    tlab_xfer_callbacks cb;
+    tlab__xfer_callbacks cb;
     void *arg;
     struct event timer;
-    tlab_attempt at; /* budgets, deadlines, got_bytes and the one retry (upstream_policy.h) */
+    tlab__attempt at; /* budgets, deadlines, got_bytes and the one retry (upstream_policy.h) */
     uint64_t t_start, t_connect_began, connect_us, t_sent;
     int headers_done, interim, complete, paused, aborted;
     int in_start;            /* callbacks must not run yet: failures are deferred to the loop */
@@ -84,10 +84,10 @@ struct hxfer {
     int has_ctype;
 };
 
-struct tlab_http_client {
+struct tlab__http_client {
     struct event_base *base;
-    const tlab_config *cfg;
-    tlab_upstream_stats *stats;
+    const tlab__config *cfg;
+    tlab__upstream_stats *stats;
     origin origins[MAX_ORIGINS];
     int n_origins;
     struct event sweep;
@@ -96,10 +96,10 @@ struct tlab_http_client {
 
 static http_parser_settings parser_settings;
 
-static void xfer_abort(tlab_xfer *base);
-static void xfer_pause(tlab_xfer *base, int paused);
-static uint64_t xfer_send_overhead_us(tlab_xfer *base);
-static const tlab_xfer_ops http_ops = {xfer_abort, xfer_pause, xfer_send_overhead_us};
+static void xfer_abort(tlab__xfer *base);
+static void xfer_pause(tlab__xfer *base, int paused);
+static uint64_t xfer_send_overhead_us(tlab__xfer *base);
+static const tlab__xfer_ops http_ops = {xfer_abort, xfer_pause, xfer_send_overhead_us};
 
 static void conn_attach(hxfer *x, int fresh_only);
 static void arm_timer(hxfer *x);
@@ -133,14 +133,14 @@ static void conn_close(hconn *c) {
 static void on_sweep(evutil_socket_t fd, short what, void *arg);
 
 static void conn_make_idle(hconn *c) {
-    tlab_http_client *cl = c->cl;
+    tlab__http_client *cl = c->cl;
     origin *o = c->org;
     c->x = NULL;
     if (o->idle_count >= cl->cfg->max_connections) {
         conn_close(c);
         return;
     }
-    c->idle_since_us = tlab_now_us();
+    c->idle_since_us = tlab__now_us();
     c->idle_prev = NULL;
     c->idle_next = o->idle_head;
     if (o->idle_head)
@@ -156,7 +156,7 @@ static void conn_make_idle(hconn *c) {
     }
 }
 
-static uint64_t idle_limit_us(const tlab_http_client *cl) {
+static uint64_t idle_limit_us(const tlab__http_client *cl) {
     return (uint64_t)cl->cfg->idle_keepalive_ms * 1000;
 }
 
@@ -165,8 +165,8 @@ static uint64_t idle_limit_us(const tlab_http_client *cl) {
 static void on_sweep(evutil_socket_t fd, short what, void *arg) {
     (void)fd;
     (void)what;
-    tlab_http_client *cl = arg;
-    uint64_t now = tlab_now_us(), limit = idle_limit_us(cl);
+    tlab__http_client *cl = arg;
+    uint64_t now = tlab__now_us(), limit = idle_limit_us(cl);
     int any = 0;
     for (int i = 0; i < cl->n_origins; i++) {
         origin *o = &cl->origins[i];
@@ -201,14 +201,14 @@ static void detach_and_close(hxfer *x) {
 }
 
 /* Ends x: its connection goes back to the pool when `reuse`, else it is closed. */
-static void finish(hxfer *x, tlab_xfer_result result, const char *detail, int reuse) {
+static void finish(hxfer *x, tlab__xfer_result result, const char *detail, int reuse) {
     if (reuse && x->conn) {
         conn_make_idle(x->conn);
         x->conn = NULL;
     } else {
         detach_and_close(x);
     }
-    tlab_xfer_callbacks cb = x->cb;
+    tlab__xfer_callbacks cb = x->cb;
     void *arg = x->arg;
     xfer_free(x);
     cb.on_done(arg, result, detail);
@@ -216,14 +216,14 @@ static void finish(hxfer *x, tlab_xfer_result result, const char *detail, int re
 
 /* A failure before any response byte: retried once on a fresh connection when `retryable`. */
 static void fail_before_bytes(hxfer *x, int retryable, const char *why) {
-    if (x->in_start) { /* tlab_http_client_start has not returned yet: go on from the loop */
+    if (x->in_start) { /* tlab__http_client_start has not returned yet: go on from the loop */
         detach_and_close(x);
         x->pending_fail = 1;
         snprintf(x->pending_detail, sizeof x->pending_detail, "%s", why);
         event_active(&x->timer, EV_TIMEOUT, 0);
         return;
     }
-    if (tlab_attempt_retry(&x->at, retryable, tlab_now_us())) {
+    if (tlab__attempt_retry(&x->at, retryable, tlab__now_us())) {
         detach_and_close(x);
         x->cl->stats->retries++;
         x->req_sent = 0;
@@ -250,7 +250,7 @@ static void arm_timer(hxfer *x) {
         due = x->at.connect_deadline;
     if (!x->at.got_bytes && x->at.first_byte_deadline < due)
         due = x->at.first_byte_deadline;
-    uint64_t now = tlab_now_us();
+    uint64_t now = tlab__now_us();
     uint64_t wait = due > now ? due - now : 0;
     struct timeval tv = {.tv_sec = (time_t)(wait / 1000000), .tv_usec = (suseconds_t)(wait % 1000000)};
     event_add(&x->timer, &tv);
@@ -265,10 +265,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
         fail_before_bytes(x, 1, x->pending_detail);
         return;
     }
-    uint64_t now = tlab_now_us();
+    uint64_t now = tlab__now_us();
     char detail[160];
     x->cl->stats->aborted++;
-    tlab_xfer_result timeout = TLAB_XFER_OK;
+    tlab__xfer_result timeout = TLAB_XFER_OK;
     if (x->conn && x->conn->connecting && now >= x->at.connect_deadline)
         timeout = TLAB_XFER_CONNECT_TIMEOUT;
     else if (!x->at.got_bytes && now >= x->at.first_byte_deadline && x->at.first_byte_deadline <= x->at.total_deadline)
@@ -276,7 +276,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
     else if (now >= x->at.total_deadline)
         timeout = TLAB_XFER_TOTAL_TIMEOUT;
     if (timeout != TLAB_XFER_OK) {
-        tlab_attempt_timeout_detail(&x->at, timeout, detail, sizeof detail);
+        tlab__attempt_timeout_detail(&x->at, timeout, detail, sizeof detail);
         finish(x, timeout, detail, 0);
     } else {
         x->cl->stats->aborted--;
@@ -303,7 +303,7 @@ static void write_request(hxfer *x) {
         fail_before_bytes(x, 1, n < 0 ? strerror(errno) : "send failed");
         return;
     }
-    x->t_sent = tlab_now_us();
+    x->t_sent = tlab__now_us();
 }
 
 static void on_writable(evutil_socket_t fd, short what, void *arg) {
@@ -322,7 +322,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg) {
             return;
         }
         c->connecting = 0;
-        x->connect_us += tlab_now_us() - x->t_connect_began;
+        x->connect_us += tlab__now_us() - x->t_connect_began;
         arm_timer(x);
     }
     write_request(x);
@@ -502,7 +502,7 @@ static void bind_conn(hxfer *x, hconn *c) {
 
 static void conn_attach(hxfer *x, int fresh_only) {
     origin *o = x->org;
-    uint64_t now = tlab_now_us();
+    uint64_t now = tlab__now_us();
     hconn *c = NULL;
     if (!fresh_only) {
         while ((c = o->idle_head) != NULL) {
@@ -546,9 +546,9 @@ static void conn_attach(hxfer *x, int fresh_only) {
     fail_before_bytes(x, 1, why);
 }
 
-static origin *find_origin(tlab_http_client *cl, const char *url, const char **path) {
-    tlab_wire_endpoint probe;
-    *path = tlab_wire_parse_url(url, &probe);
+static origin *find_origin(tlab__http_client *cl, const char *url, const char **path) {
+    tlab__wire_endpoint probe;
+    *path = tlab__wire_parse_url(url, &probe);
     if (!*path)
         return NULL;
     for (int i = 0; i < cl->n_origins; i++) {
@@ -564,7 +564,7 @@ static origin *find_origin(tlab_http_client *cl, const char *url, const char **p
     return &cl->origins[cl->n_origins++];
 }
 
-tlab_xfer *tlab_http_client_start(tlab_http_client *cl, const tlab_xfer_request *rq, int *unsupported) {
+tlab__xfer *tlab__http_client_start(tlab__http_client *cl, const tlab__xfer_request *rq, int *unsupported) {
     const char *path;
     origin *o = find_origin(cl, rq->url, &path);
     *unsupported = o == NULL;
@@ -573,7 +573,7 @@ tlab_xfer *tlab_http_client_start(tlab_http_client *cl, const tlab_xfer_request 
     hxfer *x = calloc(1, sizeof *x);
     if (!x)
         return NULL;
-    x->req = tlab_wire_build_request(rq, path, o->at.hostport, &x->req_len);
+    x->req = tlab__wire_build_request(rq, path, o->at.hostport, &x->req_len);
     if (!x->req) {
         free(x);
         return NULL;
@@ -584,8 +584,8 @@ tlab_xfer *tlab_http_client_start(tlab_http_client *cl, const tlab_xfer_request 
     x->org = o;
     x->cb = *rq->cb;
     x->arg = rq->arg;
-    x->t_start = tlab_now_us();
-    tlab_attempt_start(&x->at, rq->connect_ms, rq->first_byte_ms, rq->total_ms, x->t_start);
+    x->t_start = tlab__now_us();
+    tlab__attempt_start(&x->at, rq->connect_ms, rq->first_byte_ms, rq->total_ms, x->t_start);
     evtimer_assign(&x->timer, cl->base, on_timer, x);
     cl->stats->active++;
     cl->stats->transfers++;
@@ -597,7 +597,7 @@ tlab_xfer *tlab_http_client_start(tlab_http_client *cl, const tlab_xfer_request 
 
 /* ---- the calls of upstream.h ---- */
 
-static void xfer_abort(tlab_xfer *base) {
+static void xfer_abort(tlab__xfer *base) {
     hxfer *x = (hxfer *)base;
     x->cl->stats->aborted++;
     x->aborted = 1;
@@ -608,7 +608,7 @@ static void xfer_abort(tlab_xfer *base) {
     xfer_free(x);
 }
 
-static void xfer_pause(tlab_xfer *base, int paused) {
+static void xfer_pause(tlab__xfer *base, int paused) {
     hxfer *x = (hxfer *)base;
     if (x->paused == paused)
         return;
@@ -622,7 +622,7 @@ static void xfer_pause(tlab_xfer *base, int paused) {
         event_add(&c->rev, NULL);
 }
 
-static uint64_t xfer_send_overhead_us(tlab_xfer *base) {
+static uint64_t xfer_send_overhead_us(tlab__xfer *base) {
     hxfer *x = (hxfer *)base;
     if (!x->t_sent)
         return 0;
@@ -630,8 +630,8 @@ static uint64_t xfer_send_overhead_us(tlab_xfer *base) {
     return spent > x->connect_us ? spent - x->connect_us : 0;
 }
 
-tlab_http_client *tlab_http_client_new(struct event_base *base, const tlab_config *cfg, tlab_upstream_stats *stats) {
-    tlab_http_client *cl = calloc(1, sizeof *cl);
+tlab__http_client *tlab__http_client_new(struct event_base *base, const tlab__config *cfg, tlab__upstream_stats *stats) {
+    tlab__http_client *cl = calloc(1, sizeof *cl);
     if (!cl)
         return NULL;
     cl->base = base;
@@ -646,7 +646,7 @@ tlab_http_client *tlab_http_client_new(struct event_base *base, const tlab_confi
     return cl;
 }
 
-void tlab_http_client_free(tlab_http_client *cl) {
+void tlab__http_client_free(tlab__http_client *cl) {
     if (!cl)
         return;
     for (int i = 0; i < cl->n_origins; i++)

@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-void tlab_attempt_start(tlab_attempt *a, long connect_ms, long first_byte_ms, long total_ms, uint64_t now) {
+void tlab__attempt_start(tlab__attempt *a, long connect_ms, long first_byte_ms, long total_ms, uint64_t now) {
     a->connect_ms = connect_ms;
     a->first_byte_ms = first_byte_ms;
     a->total_ms = total_ms;
@@ -16,7 +16,7 @@ void tlab_attempt_start(tlab_attempt *a, long connect_ms, long first_byte_ms, lo
     a->retried = 0;
 }
 
-int tlab_attempt_retry(tlab_attempt *a, int cause_retryable, uint64_t now) {
+int tlab__attempt_retry(tlab__attempt *a, int cause_retryable, uint64_t now) {
     if (!cause_retryable || a->retried || a->got_bytes)
         return 0;
     a->retried = 1;
@@ -25,7 +25,7 @@ int tlab_attempt_retry(tlab_attempt *a, int cause_retryable, uint64_t now) {
     return 1;
 }
 
-tlab_xfer_result tlab_attempt_timeout_kind(const tlab_attempt *a, int connected) {
+tlab__xfer_result tlab__attempt_timeout_kind(const tlab__attempt *a, int connected) {
     if (!connected && !a->got_bytes)
         return TLAB_XFER_CONNECT_TIMEOUT;
     if (!a->got_bytes && a->first_byte_ms <= a->total_ms)
@@ -33,7 +33,7 @@ tlab_xfer_result tlab_attempt_timeout_kind(const tlab_attempt *a, int connected)
     return TLAB_XFER_TOTAL_TIMEOUT;
 }
 
-void tlab_attempt_timeout_detail(const tlab_attempt *a, tlab_xfer_result result, char *buf, size_t len) {
+void tlab__attempt_timeout_detail(const tlab__attempt *a, tlab__xfer_result result, char *buf, size_t len) {
     switch (result) {
     case TLAB_XFER_CONNECT_TIMEOUT:
         snprintf(buf, len, "could not connect to the worker within %ld ms (upstream.connect_timeout_ms)", a->connect_ms);

@@ -18,24 +18,24 @@
 
 #include "upstream/upstream.h"
 
-typedef struct tlab_attempt {
+typedef struct tlab__attempt {
     long connect_ms, first_byte_ms, total_ms; /* the request's budgets */
-    uint64_t connect_deadline, first_byte_deadline, total_deadline; /* on tlab_now_us() */
+    uint64_t connect_deadline, first_byte_deadline, total_deadline; /* on tlab__now_us() */
     uint8_t got_bytes; /* a response byte arrived */
     uint8_t retried;   /* the one retry was used */
-} tlab_attempt;
+} tlab__attempt;
 
 /* Starts the budgets at `now` (microseconds). */
-void tlab_attempt_start(tlab_attempt *a, long connect_ms, long first_byte_ms, long total_ms, uint64_t now);
+void tlab__attempt_start(tlab__attempt *a, long connect_ms, long first_byte_ms, long total_ms, uint64_t now);
 /* A failure before any response byte, of a cause the transport deems retryable (refused, reset,
  * empty reply): returns 1 when the caller must retry on a fresh connection (the retry is then
  * recorded and the connect and first-byte budgets start again at `now`), 0 when it must fail. */
-int tlab_attempt_retry(tlab_attempt *a, int cause_retryable, uint64_t now);
+int tlab__attempt_retry(tlab__attempt *a, int cause_retryable, uint64_t now);
 /* Which budget a timeout broke, when the transport knows only that one did (libcurl's single
  * timer): the connect budget before a connection, else the first-byte budget before any byte
  * when it is the shorter (as the own client's timer decides), else the total. */
-tlab_xfer_result tlab_attempt_timeout_kind(const tlab_attempt *a, int connected);
+tlab__xfer_result tlab__attempt_timeout_kind(const tlab__attempt *a, int connected);
 /* The message of a timeout result (CONNECT, FIRST_BYTE or TOTAL) into buf, naming the config key. */
-void tlab_attempt_timeout_detail(const tlab_attempt *a, tlab_xfer_result result, char *buf, size_t len);
+void tlab__attempt_timeout_detail(const tlab__attempt *a, tlab__xfer_result result, char *buf, size_t len);
 
 #endif

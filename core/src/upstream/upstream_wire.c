@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-const char *tlab_wire_parse_url(const char *url, tlab_wire_endpoint *o) {
+const char *tlab__wire_parse_url(const char *url, tlab__wire_endpoint *o) {
     if (strncmp(url, "http://", 7) != 0)
         return NULL;
     const char *host = url + 7, *end = host + strcspn(host, "/?#");
@@ -75,7 +75,7 @@ static char *append(char *p, const char *s, size_t n) {
     return p + n;
 }
 
-char *tlab_wire_build_request(const tlab_xfer_request *rq, const char *path, const char *hostport, size_t *len) {
+char *tlab__wire_build_request(const tlab__xfer_request *rq, const char *path, const char *hostport, size_t *len) {
     int has_body = strcmp(rq->method, "GET") != 0 && strcmp(rq->method, "HEAD") != 0;
     size_t plen = strlen(path), mlen = strlen(rq->method), hlen = strlen(hostport);
     size_t need = mlen + 1 + (plen ? plen : 1) + 11 + 8 + hlen + 2 + 40 + 2 + (has_body ? rq->body_len : 0);

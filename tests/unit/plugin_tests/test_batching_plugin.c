@@ -25,7 +25,7 @@ static void finish_with_latency(tlab_request *r, double seconds) {
 }
 
 static double window_ms(void) {
-    return tlab_metric_value(tlab_metric_register(TLAB_METRIC_GAUGE, "gateway_batch_window_seconds", "", NULL, 0), NULL) * 1000;
+    return tlab__metric_value(tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_batch_window_seconds", "", NULL, 0), NULL) * 1000;
 }
 
 int main(void) {
@@ -102,8 +102,8 @@ int main(void) {
         finish_with_latency(r, 3.0);
     harness_advance(1000 * MS);
     CHECK(window_ms() == 8);
-    tlab_metric *changes = tlab_metric_register(TLAB_METRIC_COUNTER, "gateway_batch_window_changes_total", "", NULL, 0);
-    CHECK(tlab_metric_value(changes, NULL) == 8); /* 4 halvings (8 -> 0) and 4 steps back */
+    tlab_metric *changes = tlab__metric_register(TLAB_METRIC_COUNTER, "gateway_batch_window_changes_total", "", NULL, 0);
+    CHECK(tlab__metric_value(changes, NULL) == 8); /* 4 halvings (8 -> 0) and 4 steps back */
 
     /* set_window_ms, as Lua's gw.set_window_ms sends it. */
     json_t *args = json_pack("{s:i}", "ms", 50), *bad = json_pack("{s:i}", "ms", -1), *result = NULL;
@@ -119,7 +119,7 @@ int main(void) {
     CHECK_STR_CONTAINS(err, "unknown key 'window'");
     CHECK(harness_load("{\"window_ms\": -1}", err, sizeof err) == TLAB_ERROR);
     CHECK_STR_CONTAINS(err, "'window_ms' must be between 0 and 10000");
-    tlab_metrics_reset();
+    tlab__metrics_reset();
     free(r);
     return tlab_test_finish();
 }

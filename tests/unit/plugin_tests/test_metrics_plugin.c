@@ -19,15 +19,15 @@ int main(void) {
     char err[256];
     /* A registry of our own, rendered alone: families registered before the plugin come first. */
     const double b[] = {0.1, 1};
-    tlab_metric *c = tlab_metric_register(TLAB_METRIC_COUNTER, "t_requests_total", "Requests \\ with\nnewline", NULL, 0);
-    tlab_metric *g = tlab_metric_register(TLAB_METRIC_GAUGE, "t_depth", "Depth", NULL, 0);
-    tlab_metric *h = tlab_metric_register(TLAB_METRIC_HISTOGRAM, "t_latency_seconds", "Latency", b, 2);
-    tlab_metric_add(c, "code=\"200\"", 3);
-    tlab_metric_add(c, "code=\"503\"", 1);
-    tlab_metric_set(g, NULL, 2.5);
-    tlab_metric_observe(h, "route=\"/x\"", 0.05);
-    tlab_metric_observe(h, "route=\"/x\"", 0.5);
-    tlab_metric_observe(h, "route=\"/x\"", 7);
+    tlab_metric *c = tlab__metric_register(TLAB_METRIC_COUNTER, "t_requests_total", "Requests \\ with\nnewline", NULL, 0);
+    tlab_metric *g = tlab__metric_register(TLAB_METRIC_GAUGE, "t_depth", "Depth", NULL, 0);
+    tlab_metric *h = tlab__metric_register(TLAB_METRIC_HISTOGRAM, "t_latency_seconds", "Latency", b, 2);
+    tlab__metric_add(c, "code=\"200\"", 3);
+    tlab__metric_add(c, "code=\"503\"", 1);
+    tlab__metric_set(g, NULL, 2.5);
+    tlab__metric_observe(h, "route=\"/x\"", 0.05);
+    tlab__metric_observe(h, "route=\"/x\"", 0.5);
+    tlab__metric_observe(h, "route=\"/x\"", 7);
     CHECK(harness_load("{}", err, sizeof err) == TLAB_OK);
     CHECK(strcmp(H.route_path, "/metrics") == 0);
     char *text = scrape();
@@ -93,7 +93,7 @@ int main(void) {
     harness_unload();
     CHECK(harness_load("{\"path\": \"metrics\"}", err, sizeof err) == TLAB_ERROR);
     CHECK_STR_CONTAINS(err, "'path' must be a string starting with '/'");
-    tlab_metrics_reset();
+    tlab__metrics_reset();
     free(r);
     free(rej);
     return tlab_test_finish();

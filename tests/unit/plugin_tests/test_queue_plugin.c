@@ -89,8 +89,8 @@ int main(void) {
     CHECK(r[1]->rejected_status == 0 && Q->depth(H.self) == 1);
     harness_advance(50 * 1000); /* t=150 */
     CHECK(r[1]->rejected_status == 503 && Q->depth(H.self) == 0);
-    tlab_metric *timeouts = tlab_metric_register(TLAB_METRIC_COUNTER, "gateway_queue_timeouts_total", "", NULL, 0);
-    CHECK(tlab_metric_value(timeouts, "class=\"normal\"") == 2 && tlab_metric_value(timeouts, "class=\"fast\"") == 1);
+    tlab_metric *timeouts = tlab__metric_register(TLAB_METRIC_COUNTER, "gateway_queue_timeouts_total", "", NULL, 0);
+    CHECK(tlab__metric_value(timeouts, "class=\"normal\"") == 2 && tlab__metric_value(timeouts, "class=\"fast\"") == 1);
     harness_unload();
 
     /* A removed request (client gone) leaves at once and its deadline no longer fires. */
@@ -167,7 +167,7 @@ int main(void) {
         char err[256];
         CHECK_MSG(harness_load(bad[i].cfg, err, sizeof err) == TLAB_ERROR, "%s accepted", bad[i].cfg);
         CHECK_STR_CONTAINS(err, bad[i].msg);
-        tlab_metrics_reset();
+        tlab__metrics_reset();
     }
     for (int i = 0; i < 16; i++)
         free(r[i]);

@@ -1,7 +1,7 @@
 /*
  * lua_gw_actions.c - the actions that reach the core and its plugins: gw.set_tier (core-owned
  * degradation tier, exported as gateway_degradation_tier), gw.set_window_ms (the batching plugin,
- * through tlab_plugins_command), gw.restart_worker (the supervisor plugin, likewise, rate-limited
+ * through tlab__plugins_command), gw.restart_worker (the supervisor plugin, likewise, rate-limited
  * by policies.min_restart_interval_s), gw.log and gw.now.
  *
  * In a scratch state being validated (ctx->probing) they do nothing and report false, so checking
@@ -32,23 +32,23 @@ static struct {
 } act;
 
 static tlab_metric *tier_gauge(void) {
-    return tlab_metric_register(TLAB_METRIC_GAUGE, "gateway_degradation_tier", "Current degradation tier (0 = normal)", NULL, 0);
+    return tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_degradation_tier", "Current degradation tier (0 = normal)", NULL, 0);
 }
 
-void tlab_lua_actions_configure(const tlab_config *cfg) {
+void tlab__lua_actions_configure(const tlab__config *cfg) {
     act.tier = 0;
     act.last_restart_us = 0;
     act.min_restart_interval_s = cfg->policy_min_restart_interval_s;
     tlab_metric *g = tier_gauge();
     if (g)
-        tlab_metric_set(g, NULL, 0);
+        tlab__metric_set(g, NULL, 0);
 }
 
-void tlab_lua_actions_set_min_restart_interval(long seconds) {
+void tlab__lua_actions_set_min_restart_interval(long seconds) {
     act.min_restart_interval_s = seconds;
 }
 
-int tlab_lua_tier(void) {
+int tlab__lua_tier(void) {
     return act.tier;
 }
 
@@ -67,7 +67,7 @@ static int refused(lua_State *L, const char *fmt, ...) {
 
 /* gw.set_tier(n, reason): logs the change with the figures behind it. Returns true if it changed. */
 static int gw_set_tier(lua_State *L) {
-    tlab_lua_ctx *c = tlab_lua_ctx_of(L);
+    tlab__lua_ctx *c = tlab__lua_ctx_of(L);
     lua_Integer n = luaL_checkinteger(L, 1);
     luaL_argcheck(L, n >= 0 && n <= MAX_TIER, 1, "tier must be 0..9");
     const char *reason = luaL_optstring(L, 2, "no reason given");
@@ -75,16 +75,16 @@ static int gw_set_tier(lua_State *L) {
         lua_pushboolean(L, 0);
         return 1;
     }
-    const tlab_stats_view *v = tlab_stats_get();
-    tlab_log(n > act.tier ? TLAB_LOG_WARN : TLAB_LOG_INFO, c->log_source,
+    const tlab__stats_view *v = tlab__stats_get();
+    tlab__log(n > act.tier ? TLAB_LOG_WARN : TLAB_LOG_INFO, c->log_source,
              "degradation tier %d -> %d: %s [queue_depth=%zu in_flight=%zu rps=%.1f e2e_p95_ms=%.0f ttft_p95_ms=%.0f "
              "queue_wait_p95_ms=%.0f error_rate=%.4f drain_rate=%.1f]",
-             act.tier, (int)n, reason, tlab_dispatch_waiting(), tlab_requests_in_flight(), v->rps, v->e2e_ms[1], v->ttft_ms[1],
+             act.tier, (int)n, reason, tlab__dispatch_waiting(), tlab__requests_in_flight(), v->rps, v->e2e_ms[1], v->ttft_ms[1],
              v->queue_wait_ms[1], v->error_rate, v->drain_rate);
     act.tier = (int)n;
     tlab_metric *g = tier_gauge();
     if (g)
-        tlab_metric_set(g, NULL, (double)n);
+        tlab__metric_set(g, NULL, (double)n);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -92,7 +92,7 @@ static int gw_set_tier(lua_State *L) {
 /* Runs a plugin command; pushes true, or false plus why. */
 static int run_command(lua_State *L, const char *verb, json_t *args, const char *who) {
     json_t *result = NULL;
-    int rc = tlab_plugins_command(verb, args, &result);
+    int rc = tlab__plugins_command(verb, args, &result);
     char detail[200] = "";
     if (json_is_string(result))
         snprintf(detail, sizeof detail, "%s", json_string_value(result));
@@ -110,7 +110,7 @@ static int run_command(lua_State *L, const char *verb, json_t *args, const char 
 static int gw_set_window_ms(lua_State *L) {
     lua_Number ms = luaL_checknumber(L, 1);
     luaL_argcheck(L, ms >= 0 && ms <= 10000, 1, "window must be 0..10000 ms");
-    if (tlab_lua_ctx_of(L)->probing)
+    if (tlab__lua_ctx_of(L)->probing)
         return refused(L, "set_window_ms: not while validating a new version");
     json_t *args = json_pack("{s:f}", "ms", (double)ms);
     int n = run_command(L, "set_window_ms", args, "batching");
@@ -121,7 +121,7 @@ static int gw_set_window_ms(lua_State *L) {
 /* gw.restart_worker{knob = value, ...}: asks the supervisor to restart the worker with these
  * overrides (max_model_len, max_num_seqs, ...). At most once per min_restart_interval_s. */
 static int gw_restart_worker(lua_State *L) {
-    tlab_lua_ctx *c = tlab_lua_ctx_of(L);
+    tlab__lua_ctx *c = tlab__lua_ctx_of(L);
     luaL_checktype(L, 1, LUA_TTABLE);
     json_t *args = json_object();
     if (!args)
@@ -152,7 +152,7 @@ static int gw_restart_worker(lua_State *L) {
         json_decref(args);
         return refused(L, "restart_worker: not while validating a new version");
     }
-    uint64_t now = tlab_now_us();
+    uint64_t now = tlab__now_us();
     if (act.last_restart_us && now - act.last_restart_us < (uint64_t)act.min_restart_interval_s * 1000000u) {
         json_decref(args);
         return refused(L, "restart_worker: the last restart was %.0f s ago (policies.min_restart_interval_s = %ld)",
@@ -163,7 +163,7 @@ static int gw_restart_worker(lua_State *L) {
     int ok = lua_toboolean(L, -n);
     if (ok)
         act.last_restart_us = now;
-    tlab_log(ok ? TLAB_LOG_WARN : TLAB_LOG_ERROR, c->log_source, "restart_worker %s: %s", knobs ? knobs : "{}",
+    tlab__log(ok ? TLAB_LOG_WARN : TLAB_LOG_ERROR, c->log_source, "restart_worker %s: %s", knobs ? knobs : "{}",
              ok ? "requested" : lua_tostring(L, -1));
     free(knobs);
     json_decref(args);
@@ -172,22 +172,22 @@ static int gw_restart_worker(lua_State *L) {
 
 /* gw.log(level, message): level is debug, info, warn or error. */
 static int gw_log(lua_State *L) {
-    tlab_lua_ctx *c = tlab_lua_ctx_of(L);
-    int level = tlab_log_level_parse(luaL_checkstring(L, 1));
+    tlab__lua_ctx *c = tlab__lua_ctx_of(L);
+    int level = tlab__log_level_parse(luaL_checkstring(L, 1));
     luaL_argcheck(L, level >= 0, 1, "level must be debug, info, warn or error");
     const char *msg = luaL_tolstring(L, 2, NULL);
     if (!c->probing)
-        tlab_log((tlab_log_level)level, c->log_source, "%s", msg);
+        tlab__log((tlab_log_level)level, c->log_source, "%s", msg);
     return 0;
 }
 
 /* gw.now(): monotonic seconds (with microseconds), for measuring hold times. */
 static int gw_now(lua_State *L) {
-    lua_pushnumber(L, (lua_Number)tlab_now_us() / 1e6);
+    lua_pushnumber(L, (lua_Number)tlab__now_us() / 1e6);
     return 1;
 }
 
-void tlab_lua_inject_actions(lua_State *L, int methods) {
+void tlab__lua_inject_actions(lua_State *L, int methods) {
     static const luaL_Reg fns[] = {{"set_tier", gw_set_tier}, {"set_window_ms", gw_set_window_ms},
                                    {"restart_worker", gw_restart_worker}, {"log", gw_log}, {"now", gw_now},
                                    {NULL, NULL}};

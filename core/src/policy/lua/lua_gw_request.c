@@ -3,7 +3,7 @@
  * actions on it (gw.admit, gw.reject, gw.clamp_max_tokens, gw.set_priority). The admission step
  * that builds `req` from a request and applies the decision is policy/admission.c.
  *
- * The actions only record into a tlab_admission_decision; nothing touches the request until the
+ * The actions only record into a tlab__admission_decision; nothing touches the request until the
  * call has returned cleanly. So a policy that fails half way leaves no trace, and the fallback
  * (policies.fail_open) decides alone.
  */
@@ -19,10 +19,10 @@
 #include "base/metrics_registry.h"
 
 /* The call in progress (one loop, one thread, and on_request cannot re-enter itself). */
-static tlab_admission_decision *cur_d;
-static const tlab_admission_input *cur_in;
+static tlab__admission_decision *cur_d;
+static const tlab__admission_input *cur_in;
 
-static tlab_admission_decision *current(lua_State *L, const char *what) {
+static tlab__admission_decision *current(lua_State *L, const char *what) {
     if (!cur_d)
         luaL_error(L, "gw.%s: only allowed inside on_request", what);
     return cur_d;
@@ -38,7 +38,7 @@ static void set_or_nil_string(lua_State *L, int t, const char *k, const char *v)
 
 /* Fills the reusable req table at index t; every field is written each time so nothing leaks
  * from the previous request. */
-static void fill_req(lua_State *L, int t, const tlab_admission_input *in) {
+static void fill_req(lua_State *L, int t, const tlab__admission_input *in) {
     if (in->max_tokens >= 0)
         lua_pushinteger(L, in->max_tokens);
     else
@@ -56,10 +56,10 @@ static void fill_req(lua_State *L, int t, const tlab_admission_input *in) {
     set_or_nil_string(L, t, "priority", in->priority);
 }
 
-int tlab_lua_admission_call(lua_State *L) {
-    const tlab_admission_input *in = lua_touserdata(L, 1);
-    tlab_admission_decision *d = lua_touserdata(L, 2);
-    tlab_lua_ctx *c = tlab_lua_ctx_of(L);
+int tlab__lua_admission_call(lua_State *L) {
+    const tlab__admission_input *in = lua_touserdata(L, 1);
+    tlab__admission_decision *d = lua_touserdata(L, 2);
+    tlab__lua_ctx *c = tlab__lua_ctx_of(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->fn_ref);
     lua_rawgeti(L, LUA_REGISTRYINDEX, c->req_ref);
     fill_req(L, lua_gettop(L), in);
@@ -69,14 +69,14 @@ int tlab_lua_admission_call(lua_State *L) {
     return 0;
 }
 
-void tlab_lua_request_end(void) {
+void tlab__lua_request_end(void) {
     cur_d = NULL;
     cur_in = NULL;
 }
 
 /* Writes a field of the req table too, so the script reads back what it decided. */
 static void update_req(lua_State *L, const char *k) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, tlab_lua_ctx_of(L)->req_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, tlab__lua_ctx_of(L)->req_ref);
     lua_insert(L, -2);
     lua_setfield(L, -2, k);
     lua_pop(L, 1);
@@ -98,7 +98,7 @@ static const char *error_type(int status) {
 
 /* gw.reject(status, retry_after_s, message [, reason]) */
 static int gw_reject(lua_State *L) {
-    tlab_admission_decision *d = current(L, "reject");
+    tlab__admission_decision *d = current(L, "reject");
     lua_Integer status = luaL_checkinteger(L, 1);
     luaL_argcheck(L, status >= 400 && status <= 599, 1, "status must be 400..599");
     lua_Number retry = luaL_optnumber(L, 2, 0);
@@ -119,7 +119,7 @@ static int gw_reject(lua_State *L) {
 
 /* gw.clamp_max_tokens(n): lowers max_tokens to n (sets it when absent). Returns true if it changed. */
 static int gw_clamp_max_tokens(lua_State *L) {
-    tlab_admission_decision *d = current(L, "clamp_max_tokens");
+    tlab__admission_decision *d = current(L, "clamp_max_tokens");
     lua_Integer n = luaL_checkinteger(L, 1);
     luaL_argcheck(L, n >= 1, 1, "max_tokens must be at least 1");
     long now = d->clamp_max_tokens >= 0 ? d->clamp_max_tokens : cur_in->max_tokens;
@@ -135,7 +135,7 @@ static int gw_clamp_max_tokens(lua_State *L) {
 
 /* gw.set_priority(class): the priority class the queue plugin sees. */
 static int gw_set_priority(lua_State *L) {
-    tlab_admission_decision *d = current(L, "set_priority");
+    tlab__admission_decision *d = current(L, "set_priority");
     size_t len;
     const char *p = luaL_checklstring(L, 1, &len);
     luaL_argcheck(L, len >= 1 && len < sizeof d->priority, 1, "priority must be 1..63 characters");
@@ -147,7 +147,7 @@ static int gw_set_priority(lua_State *L) {
     return 0;
 }
 
-void tlab_lua_inject_request(lua_State *L, int methods) {
+void tlab__lua_inject_request(lua_State *L, int methods) {
     static const luaL_Reg fns[] = {{"admit", gw_admit},
                                    {"reject", gw_reject},
                                    {"clamp_max_tokens", gw_clamp_max_tokens},

@@ -4,7 +4,7 @@
  * (gw.queue_depth) and computed at the moment they are read, so a policy pays only for what it
  * reads. gw.snapshot() returns all of them as one table (for logging).
  *
- * gw is an empty proxy table; its __index (tlab_lua_gw_index) looks the key up in the methods
+ * gw is an empty proxy table; its __index (tlab__lua_gw_index) looks the key up in the methods
  * table. A function there is an action and is returned; an integer there is the id of a snapshot
  * field, computed here. One table lookup either way.
  */
@@ -38,19 +38,19 @@ static const char *const field_names[F__END] = {
 
 /* The batching plugin's current window, from its gauge; 0 without the plugin. */
 static double window_ms(void) {
-    tlab_metric *m = tlab_metric_register(TLAB_METRIC_GAUGE, "gateway_batch_window_seconds",
+    tlab_metric *m = tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_batch_window_seconds",
                                           "Current gateway batching window (0 = pass-through)", NULL, 0);
-    return m ? tlab_metric_value(m, NULL) * 1000.0 : 0;
+    return m ? tlab__metric_value(m, NULL) * 1000.0 : 0;
 }
 
 /* Pushes field `f`'s current value. */
 static void push_field(lua_State *L, int f) {
-    const tlab_stats_view *v = f >= F_RPS && f <= F_QWAIT_P99 ? tlab_stats_get() : NULL;
+    const tlab__stats_view *v = f >= F_RPS && f <= F_QWAIT_P99 ? tlab__stats_get() : NULL;
     switch (f) {
-    case F_QUEUE_DEPTH: lua_pushinteger(L, (lua_Integer)tlab_dispatch_waiting()); break;
-    case F_IN_FLIGHT: lua_pushinteger(L, (lua_Integer)tlab_requests_in_flight()); break;
-    case F_WORKER_STATE: lua_pushinteger(L, tlab_plugins_worker_state()); break;
-    case F_WORKER_STATE_NAME: lua_pushstring(L, tlab_worker_state_name(tlab_plugins_worker_state())); break;
+    case F_QUEUE_DEPTH: lua_pushinteger(L, (lua_Integer)tlab__dispatch_waiting()); break;
+    case F_IN_FLIGHT: lua_pushinteger(L, (lua_Integer)tlab__requests_in_flight()); break;
+    case F_WORKER_STATE: lua_pushinteger(L, tlab__plugins_worker_state()); break;
+    case F_WORKER_STATE_NAME: lua_pushstring(L, tlab_worker_state_name(tlab__plugins_worker_state())); break;
     case F_RPS: lua_pushnumber(L, v->rps); break;
     case F_ERROR_RATE: lua_pushnumber(L, v->error_rate); break;
     case F_REJECT_RATE: lua_pushnumber(L, v->reject_rate); break;
@@ -58,15 +58,15 @@ static void push_field(lua_State *L, int f) {
     case F_E2E_P50: case F_E2E_P95: case F_E2E_P99: lua_pushnumber(L, v->e2e_ms[f - F_E2E_P50]); break;
     case F_TTFT_P50: case F_TTFT_P95: case F_TTFT_P99: lua_pushnumber(L, v->ttft_ms[f - F_TTFT_P50]); break;
     case F_QWAIT_P50: case F_QWAIT_P95: case F_QWAIT_P99: lua_pushnumber(L, v->queue_wait_ms[f - F_QWAIT_P50]); break;
-    case F_TIER: lua_pushinteger(L, tlab_lua_tier()); break;
+    case F_TIER: lua_pushinteger(L, tlab__lua_tier()); break;
     case F_WINDOW_MS: lua_pushnumber(L, window_ms()); break;
-    case F_STATS_WINDOW_S: lua_pushinteger(L, tlab_stats_window_s()); break;
-    case F_COMPLETED: lua_pushinteger(L, (lua_Integer)tlab_stats_get()->completed); break;
+    case F_STATS_WINDOW_S: lua_pushinteger(L, tlab__stats_window_s()); break;
+    case F_COMPLETED: lua_pushinteger(L, (lua_Integer)tlab__stats_get()->completed); break;
     default: lua_pushnil(L);
     }
 }
 
-int tlab_lua_gw_index(lua_State *L) {
+int tlab__lua_gw_index(lua_State *L) {
     lua_pushvalue(L, 2);
     if (lua_rawget(L, lua_upvalueindex(1)) == LUA_TNUMBER)
         push_field(L, (int)lua_tointeger(L, -1));
@@ -83,7 +83,7 @@ static int gw_snapshot(lua_State *L) {
     return 1;
 }
 
-void tlab_lua_inject_snapshot(lua_State *L, int methods) {
+void tlab__lua_inject_snapshot(lua_State *L, int methods) {
     for (int f = 1; f < F__END; f++) {
         lua_pushinteger(L, f);
         lua_setfield(L, methods, field_names[f]);

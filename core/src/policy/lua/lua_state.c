@@ -27,7 +27,7 @@ static const char *const base_allowed[] = {"assert",  "error",  "ipairs", "next"
 /* The allocator counts every byte of the state and refuses to pass mem_limit (HAProxy's
  * hlua_alloc): a policy that builds huge strings or tables gets a memory error, not the host. */
 static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-    tlab_lstate *s = ud;
+    tlab__lstate *s = ud;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
         free(ptr);
@@ -45,7 +45,7 @@ static void *counting_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
 /* Only reached if something raises an error outside lua_pcall, which this host never does. */
 static int on_panic(lua_State *L) {
     const char *msg = lua_tostring(L, -1);
-    tlab_log(TLAB_LOG_ERROR, "lua", "unprotected Lua error (a bug in the policy host): %s", msg ? msg : "?");
+    tlab__log(TLAB_LOG_ERROR, "lua", "unprotected Lua error (a bug in the policy host): %s", msg ? msg : "?");
     abort();
 }
 
@@ -54,7 +54,7 @@ static int on_panic(lua_State *L) {
  * whose pcall caught the first error cannot go on for long (and the pcall wrappers re-raise).
  */
 static void budget_hook(lua_State *L, lua_Debug *ar) {
-    tlab_lua_ctx *c = tlab_lua_ctx_of(L);
+    tlab__lua_ctx *c = tlab__lua_ctx_of(L);
     c->budget_hit = 1;
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
     lua_getinfo(L, "Sl", ar);
@@ -76,7 +76,7 @@ static int msgh(lua_State *L) {
 
 /* Re-raises what a script's own pcall caught when it is the budget or the memory cap. */
 static int finish_pcall(lua_State *L, int status, int first) {
-    if (status != LUA_OK && (tlab_lua_ctx_of(L)->budget_hit || status == LUA_ERRMEM))
+    if (status != LUA_OK && (tlab__lua_ctx_of(L)->budget_hit || status == LUA_ERRMEM))
         return lua_error(L);
     lua_pushboolean(L, status == LUA_OK);
     if (status == LUA_OK)
@@ -99,7 +99,7 @@ static int sb_xpcall(lua_State *L) {
     lua_copy(L, 2, 1);
     lua_replace(L, 2);
     int status = lua_pcall(L, n - 2, LUA_MULTRET, 1);
-    if (status != LUA_OK && (tlab_lua_ctx_of(L)->budget_hit || status == LUA_ERRMEM))
+    if (status != LUA_OK && (tlab__lua_ctx_of(L)->budget_hit || status == LUA_ERRMEM))
         return lua_error(L);
     lua_pushboolean(L, status == LUA_OK);
     lua_replace(L, 1);
@@ -130,7 +130,7 @@ static int sb_load(lua_State *L) {
 }
 
 static int sb_print(lua_State *L) {
-    tlab_lua_ctx *c = tlab_lua_ctx_of(L);
+    tlab__lua_ctx *c = tlab__lua_ctx_of(L);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (int i = 1, n = lua_gettop(L); i <= n; i++) {
@@ -141,7 +141,7 @@ static int sb_print(lua_State *L) {
     }
     luaL_pushresult(&b);
     if (!c->probing)
-        tlab_log(TLAB_LOG_INFO, c->log_source, "%s", lua_tostring(L, -1));
+        tlab__log(TLAB_LOG_INFO, c->log_source, "%s", lua_tostring(L, -1));
     return 0;
 }
 
@@ -172,7 +172,7 @@ typedef struct setup_args {
 /* Runs inside lua_pcall, so every allocation failure or script error unwinds cleanly. */
 static int setup(lua_State *L) {
     setup_args *a = lua_touserdata(L, 1);
-    tlab_lua_ctx *c = tlab_lua_ctx_of(L);
+    tlab__lua_ctx *c = tlab__lua_ctx_of(L);
     lua_settop(L, 0);
 
     luaL_requiref(L, LUA_GNAME, luaopen_base, 0); /* 1: the (unreachable) real globals */
@@ -207,13 +207,13 @@ static int setup(lua_State *L) {
 
     /* gw: an empty proxy whose __index serves the API areas' functions and the snapshot. */
     lua_newtable(L); /* 5: methods */
-    tlab_lua_inject_snapshot(L, 5);
-    tlab_lua_inject_request(L, 5);
-    tlab_lua_inject_actions(L, 5);
+    tlab__lua_inject_snapshot(L, 5);
+    tlab__lua_inject_request(L, 5);
+    tlab__lua_inject_actions(L, 5);
     lua_newtable(L); /* 6: gw */
     lua_createtable(L, 0, 3);
     lua_pushvalue(L, 5);
-    lua_pushcclosure(L, tlab_lua_gw_index, 1);
+    lua_pushcclosure(L, tlab__lua_gw_index, 1);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, readonly_newindex);
     lua_setfield(L, -2, "__newindex");
@@ -252,15 +252,15 @@ static int setup(lua_State *L) {
     return 0;
 }
 
-const char *tlab_lua_fail_kind(tlab_lua_fail f) {
+const char *tlab__lua_fail_kind(tlab__lua_fail f) {
     return f == TLAB_LUA_BUDGET ? "budget" : f == TLAB_LUA_MEMORY ? "memory" : "error";
 }
 
 /* Splits a handler's result into the first line (err) and the whole text (trace). */
-static void report(lua_State *L, tlab_lua_fail f, char *err, size_t errlen, char *trace, size_t tracelen) {
+static void report(lua_State *L, tlab__lua_fail f, char *err, size_t errlen, char *trace, size_t tracelen) {
     const char *msg = lua_tostring(L, -1);
     if (f == TLAB_LUA_MEMORY || !msg) {
-        tlab_lua_ctx *c = tlab_lua_ctx_of(L);
+        tlab__lua_ctx *c = tlab__lua_ctx_of(L);
         msg = f == TLAB_LUA_MEMORY ? NULL : "(no error message)";
         if (err && !msg)
             snprintf(err, errlen, "memory limit of %zu bytes exceeded", c->mem_limit);
@@ -278,9 +278,9 @@ static void report(lua_State *L, tlab_lua_fail f, char *err, size_t errlen, char
         snprintf(trace, tracelen, "%s", msg);
 }
 
-tlab_lstate *tlab_lstate_new(tlab_policy_id id, const char *chunkname, const char *src, size_t len, const char *required_fn,
+tlab__lstate *tlab__lstate_new(tlab__policy_id id, const char *chunkname, const char *src, size_t len, const char *required_fn,
                              long budget, size_t mem_limit, int probing, char *err, size_t errlen) {
-    tlab_lstate *s = calloc(1, sizeof *s);
+    tlab__lstate *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -299,7 +299,7 @@ tlab_lstate *tlab_lstate_new(tlab_policy_id id, const char *chunkname, const cha
         free(s);
         return NULL;
     }
-    *(tlab_lua_ctx **)lua_getextraspace(s->L) = &s->ctx;
+    *(tlab__lua_ctx **)lua_getextraspace(s->L) = &s->ctx;
     lua_atpanic(s->L, on_panic);
 
     setup_args a = {chunkname, src, required_fn, len};
@@ -316,14 +316,14 @@ tlab_lstate *tlab_lstate_new(tlab_policy_id id, const char *chunkname, const cha
     lua_sethook(s->L, NULL, 0, 0);
     s->ctx.budget = saved;
     if (st != LUA_OK) {
-        tlab_lua_fail f = st == LUA_ERRMEM ? TLAB_LUA_MEMORY : s->ctx.budget_hit ? TLAB_LUA_BUDGET : TLAB_LUA_ERROR;
+        tlab__lua_fail f = st == LUA_ERRMEM ? TLAB_LUA_MEMORY : s->ctx.budget_hit ? TLAB_LUA_BUDGET : TLAB_LUA_ERROR;
         char first[400];
         report(s->L, f, first, sizeof first, NULL, 0);
         if (f == TLAB_LUA_MEMORY)
             snprintf(err, errlen, "%s: %s", chunkname + 1, first);
         else
             snprintf(err, errlen, "%s", first);
-        tlab_lstate_free(s);
+        tlab__lstate_free(s);
         return NULL;
     }
     lua_settop(s->L, 0);
@@ -332,7 +332,7 @@ tlab_lstate *tlab_lstate_new(tlab_policy_id id, const char *chunkname, const cha
     return s;
 }
 
-void tlab_lstate_free(tlab_lstate *s) {
+void tlab__lstate_free(tlab__lstate *s) {
     if (!s)
         return;
     if (s->L)
@@ -340,7 +340,7 @@ void tlab_lstate_free(tlab_lstate *s) {
     free(s);
 }
 
-int tlab_lstate_prepare(tlab_lstate *s, lua_CFunction fn) {
+int tlab__lstate_prepare(tlab__lstate *s, lua_CFunction fn) {
     lua_State *L = s->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->msgh_ref);
     int h = lua_gettop(L);
@@ -351,13 +351,13 @@ int tlab_lstate_prepare(tlab_lstate *s, lua_CFunction fn) {
     return h;
 }
 
-tlab_lua_fail tlab_lstate_pcall(tlab_lstate *s, int msgh_idx, int nargs, char *err, size_t errlen, char *trace, size_t tracelen) {
+tlab__lua_fail tlab__lstate_pcall(tlab__lstate *s, int msgh_idx, int nargs, char *err, size_t errlen, char *trace, size_t tracelen) {
     lua_State *L = s->L;
     s->ctx.budget_hit = 0;
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, (int)s->ctx.budget);
     int st = lua_pcall(L, nargs, 0, msgh_idx);
     lua_sethook(L, NULL, 0, 0);
-    tlab_lua_fail f = TLAB_LUA_OK;
+    tlab__lua_fail f = TLAB_LUA_OK;
     if (st != LUA_OK) {
         f = st == LUA_ERRMEM ? TLAB_LUA_MEMORY : s->ctx.budget_hit ? TLAB_LUA_BUDGET : TLAB_LUA_ERROR;
         report(L, f, err, errlen, trace, tracelen);

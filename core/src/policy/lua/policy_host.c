@@ -25,7 +25,7 @@
 typedef struct policy {
     const char *name, *required_fn;
     char *path; /* NULL: the policy is off */
-    tlab_lstate *live;
+    tlab__lstate *live;
     uint64_t hash;
     time_t loaded_at;
     size_t loaded_bytes;
@@ -47,13 +47,13 @@ static struct {
 } host = {.p = {{.name = "admission", .required_fn = "on_request"}, {.name = "degradation", .required_fn = "on_tick"}}};
 
 static tlab_metric *family(tlab_metric_kind kind, const char *name, const char *help) {
-    return tlab_metric_register(kind, name, help, NULL, 0);
+    return tlab__metric_register(kind, name, help, NULL, 0);
 }
 
 static void count(const char *name, const char *help, const char *labels) {
     tlab_metric *m = family(TLAB_METRIC_COUNTER, name, help);
     if (m)
-        tlab_metric_add(m, labels, 1);
+        tlab__metric_add(m, labels, 1);
 }
 
 static void register_families(void) {
@@ -63,7 +63,7 @@ static void register_families(void) {
     family(TLAB_METRIC_COUNTER, "gateway_admission_rejects_total", "Requests rejected by the admission policy, by reason");
 }
 
-int tlab_policies_has_admission(void) {
+int tlab__policies_has_admission(void) {
     return host.p[TLAB_POLICY_ADMISSION].live != NULL;
 }
 
@@ -88,13 +88,13 @@ static int read_script(const char *path, char **out, size_t *len, char *err, siz
 }
 
 /* One admission call into state s. */
-static tlab_lua_fail call_admission(tlab_lstate *s, const tlab_admission_input *in, tlab_admission_decision *d, char *err,
+static tlab__lua_fail call_admission(tlab__lstate *s, const tlab__admission_input *in, tlab__admission_decision *d, char *err,
                                     size_t errlen, char *trace, size_t tracelen) {
-    int h = tlab_lstate_prepare(s, tlab_lua_admission_call);
+    int h = tlab__lstate_prepare(s, tlab__lua_admission_call);
     lua_pushlightuserdata(s->L, (void *)in);
     lua_pushlightuserdata(s->L, d);
-    tlab_lua_fail f = tlab_lstate_pcall(s, h, 2, err, errlen, trace, tracelen);
-    tlab_lua_request_end();
+    tlab__lua_fail f = tlab__lstate_pcall(s, h, 2, err, errlen, trace, tracelen);
+    tlab__lua_request_end();
     return f;
 }
 
@@ -103,20 +103,20 @@ static tlab_lua_fail call_admission(tlab_lstate *s, const tlab_admission_input *
  * required function, and for admission, one call with a made-up request succeeds (catching a
  * body that fails on every call, or loops forever, before it serves anyone).
  */
-static tlab_lstate *validate(tlab_policy_id id, const char *path, const char *src, size_t len, char *err, size_t errlen) {
+static tlab__lstate *validate(tlab__policy_id id, const char *path, const char *src, size_t len, char *err, size_t errlen) {
     policy *p = &host.p[id];
     char chunk[1100];
     snprintf(chunk, sizeof chunk, "@%s", path);
-    tlab_lstate *s = tlab_lstate_new(id, chunk, src, len, p->required_fn, host.budget, host.mem_limit, 1, err, errlen);
+    tlab__lstate *s = tlab__lstate_new(id, chunk, src, len, p->required_fn, host.budget, host.mem_limit, 1, err, errlen);
     if (!s || id != TLAB_POLICY_ADMISSION)
         return s;
-    tlab_admission_input in = {.kind = TLAB_KIND_CHAT, .max_tokens = 16, .prompt_tokens = 8, .model = "probe"};
-    tlab_admission_decision d = {.clamp_max_tokens = -1};
+    tlab__admission_input in = {.kind = TLAB_KIND_CHAT, .max_tokens = 16, .prompt_tokens = 8, .model = "probe"};
+    tlab__admission_decision d = {.clamp_max_tokens = -1};
     char why[400];
-    tlab_lua_fail f = call_admission(s, &in, &d, why, sizeof why, NULL, 0);
+    tlab__lua_fail f = call_admission(s, &in, &d, why, sizeof why, NULL, 0);
     if (f != TLAB_LUA_OK) {
-        snprintf(err, errlen, "%s (in a trial call of on_request; %s)", why, tlab_lua_fail_kind(f));
-        tlab_lstate_free(s);
+        snprintf(err, errlen, "%s (in a trial call of on_request; %s)", why, tlab__lua_fail_kind(f));
+        tlab__lstate_free(s);
         return NULL;
     }
     return s;
@@ -132,13 +132,13 @@ static void refuse(policy *p, const char *why, int have_hash, uint64_t hash) {
     snprintf(labels, sizeof labels, "policy=\"%s\"", p->name);
     count("gateway_policy_reload_failures_total", NULL, labels);
     if (p->live)
-        tlab_log(TLAB_LOG_ERROR, "lua", "%s policy not reloaded, version %016llx keeps serving: %s", p->name,
+        tlab__log(TLAB_LOG_ERROR, "lua", "%s policy not reloaded, version %016llx keeps serving: %s", p->name,
                  (unsigned long long)p->hash, why);
     else
-        tlab_log(TLAB_LOG_ERROR, "lua", "%s policy not loaded: %s", p->name, why);
+        tlab__log(TLAB_LOG_ERROR, "lua", "%s policy not loaded: %s", p->name, why);
 }
 
-int tlab_policies_reload(tlab_policy_id id) {
+int tlab__policies_reload(tlab__policy_id id) {
     policy *p = &host.p[id];
     if (!p->path)
         return 0;
@@ -148,19 +148,19 @@ int tlab_policies_reload(tlab_policy_id id) {
         refuse(p, err, 0, 0);
         return -1;
     }
-    uint64_t h = tlab_fnv1a64(src, len);
+    uint64_t h = tlab__fnv1a64(src, len);
     if ((p->live && h == p->hash) || (p->refused_valid && h == p->refused_hash)) {
         free(src); /* an event for content already judged: editors and inotify often repeat themselves */
         return p->live && h == p->hash ? 0 : -1;
     }
-    tlab_lstate *s = validate(id, p->path, src, len, err, sizeof err);
+    tlab__lstate *s = validate(id, p->path, src, len, err, sizeof err);
     free(src);
     if (!s) {
         refuse(p, err, 1, h);
         return -1;
     }
     s->ctx.probing = 0;
-    tlab_lstate_free(p->live); /* single thread: no call can be running in the old state now */
+    tlab__lstate_free(p->live); /* single thread: no call can be running in the old state now */
     p->live = s;
     p->hash = h;
     p->loaded_at = time(NULL);
@@ -170,23 +170,23 @@ int tlab_policies_reload(tlab_policy_id id) {
     char labels[64];
     snprintf(labels, sizeof labels, "policy=\"%s\"", p->name);
     count("gateway_policy_reloads_total", NULL, labels);
-    tlab_log(TLAB_LOG_INFO, "lua", "%s policy loaded from %s (version %016llx, %zu bytes)", p->name, p->path,
+    tlab__log(TLAB_LOG_INFO, "lua", "%s policy loaded from %s (version %016llx, %zu bytes)", p->name, p->path,
              (unsigned long long)h, len);
     return 1;
 }
 
-void tlab_policies_reload_all(void) {
+void tlab__policies_reload_all(void) {
     for (int i = 0; i < TLAB_POLICY__COUNT; i++)
-        tlab_policies_reload((tlab_policy_id)i);
+        tlab__policies_reload((tlab__policy_id)i);
 }
 
 /* Points policy p at `path` ("" = off) and loads it; on failure p keeps its old path and state. */
-static void switch_path(tlab_policy_id id, const char *path, int force) {
+static void switch_path(tlab__policy_id id, const char *path, int force) {
     policy *p = &host.p[id];
     if (!path || !path[0]) {
         if (p->path)
-            tlab_log(TLAB_LOG_INFO, "lua", "%s policy turned off (policies.%s is empty)", p->name, p->name);
-        tlab_lstate_free(p->live);
+            tlab__log(TLAB_LOG_INFO, "lua", "%s policy turned off (policies.%s is empty)", p->name, p->name);
+        tlab__lstate_free(p->live);
         free(p->path);
         p->live = NULL;
         p->path = NULL;
@@ -196,7 +196,7 @@ static void switch_path(tlab_policy_id id, const char *path, int force) {
     }
     int moved = !p->path || strcmp(p->path, path) != 0;
     if (!moved && !force) {
-        tlab_policies_reload(id);
+        tlab__policies_reload(id);
         return;
     }
     char *old_path = p->path, *new_path = strdup(path);
@@ -206,8 +206,8 @@ static void switch_path(tlab_policy_id id, const char *path, int force) {
     p->path = new_path;
     p->hash = 0; /* a moved file or new limits: validate again even if the bytes are the same */
     p->refused_valid = 0;
-    if (tlab_policies_reload(id) < 0 && p->live) {
-        tlab_log(TLAB_LOG_WARN, "lua", "%s policy keeps serving from %s", p->name, old_path);
+    if (tlab__policies_reload(id) < 0 && p->live) {
+        tlab__log(TLAB_LOG_WARN, "lua", "%s policy keeps serving from %s", p->name, old_path);
         p->path = old_path;
         p->hash = old_hash;
         free(new_path);
@@ -217,61 +217,61 @@ static void switch_path(tlab_policy_id id, const char *path, int force) {
 }
 
 static void on_file_changed(size_t index) {
-    tlab_policies_reload((tlab_policy_id)index);
+    tlab__policies_reload((tlab__policy_id)index);
 }
 
 static void on_tick(void) {
-    tlab_policies_tick();
+    tlab__policies_tick();
 }
 
-static const tlab_policy_watch_hooks watch_hooks = {on_file_changed, tlab_policies_reload_all, on_tick};
+static const tlab__policy_watch_hooks watch_hooks = {on_file_changed, tlab__policies_reload_all, on_tick};
 
-/* Watches the configured scripts (index = tlab_policy_id); the tick runs only with degradation
+/* Watches the configured scripts (index = tlab__policy_id); the tick runs only with degradation
  * on. */
 static int watch(struct event_base *base, long tick_ms, char *err, size_t errlen) {
     const char *paths[TLAB_POLICY__COUNT];
     for (int i = 0; i < TLAB_POLICY__COUNT; i++)
         paths[i] = host.p[i].path;
-    return tlab_policy_watch_start(base, paths, TLAB_POLICY__COUNT, paths[TLAB_POLICY_DEGRADATION] ? tick_ms : 0,
+    return tlab__policy_watch_start(base, paths, TLAB_POLICY__COUNT, paths[TLAB_POLICY_DEGRADATION] ? tick_ms : 0,
                                    &watch_hooks, err, errlen);
 }
 
-int tlab_policies_apply(struct event_base *base, const tlab_config *cfg, char *err, size_t errlen) {
+int tlab__policies_apply(struct event_base *base, const tlab__config *cfg, char *err, size_t errlen) {
     size_t mem_limit = (size_t)cfg->policy_memory_limit_mb * 1024 * 1024;
     int limits_changed = host.budget != cfg->policy_instruction_budget || host.mem_limit != mem_limit;
     host.budget = cfg->policy_instruction_budget;
     host.mem_limit = mem_limit;
     host.fail_open = cfg->policy_fail_open;
-    tlab_lua_actions_set_min_restart_interval(cfg->policy_min_restart_interval_s);
+    tlab__lua_actions_set_min_restart_interval(cfg->policy_min_restart_interval_s);
     const char *paths[TLAB_POLICY__COUNT] = {cfg->policy_admission, cfg->policy_degradation};
     for (int i = 0; i < TLAB_POLICY__COUNT; i++)
-        switch_path((tlab_policy_id)i, paths[i], limits_changed);
+        switch_path((tlab__policy_id)i, paths[i], limits_changed);
     /* The watcher watches the scripts' directories and the tick runs only with degradation on:
      * both follow the (possibly new) paths and tick_ms. */
-    tlab_policy_watch_stop();
+    tlab__policy_watch_stop();
     return base ? watch(base, cfg->policy_tick_ms, err, errlen) : 0;
 }
 
 /* A failed call: counted always, logged at most once a second per policy. */
-static void call_failed(policy *p, tlab_lua_fail f, const char *err, const char *trace, const char *outcome) {
+static void call_failed(policy *p, tlab__lua_fail f, const char *err, const char *trace, const char *outcome) {
     char labels[96];
     p->errors++;
     snprintf(p->last_call_error, sizeof p->last_call_error, "%s", err);
-    snprintf(labels, sizeof labels, "policy=\"%s\",kind=\"%s\"", p->name, tlab_lua_fail_kind(f));
+    snprintf(labels, sizeof labels, "policy=\"%s\",kind=\"%s\"", p->name, tlab__lua_fail_kind(f));
     count("gateway_policy_errors_total", NULL, labels);
-    uint64_t now = tlab_now_us();
+    uint64_t now = tlab__now_us();
     if (p->last_log_us && now - p->last_log_us < ERROR_LOG_INTERVAL_US) {
         p->suppressed++;
         return;
     }
-    tlab_log(TLAB_LOG_ERROR, "lua", "%s policy failed (%s), %s: %s%s", p->name, tlab_lua_fail_kind(f), outcome, err,
+    tlab__log(TLAB_LOG_ERROR, "lua", "%s policy failed (%s), %s: %s%s", p->name, tlab__lua_fail_kind(f), outcome, err,
              p->suppressed ? " (and more since the last report)" : "");
-    tlab_log(TLAB_LOG_DEBUG, "lua", "%s", trace);
+    tlab__log(TLAB_LOG_DEBUG, "lua", "%s", trace);
     p->last_log_us = now;
     p->suppressed = 0;
 }
 
-void tlab_policy_admission(const tlab_admission_input *in, tlab_admission_decision *d) {
+void tlab__policy_admission(const tlab__admission_input *in, tlab__admission_decision *d) {
     memset(d, 0, sizeof *d);
     d->clamp_max_tokens = -1;
     policy *p = &host.p[TLAB_POLICY_ADMISSION];
@@ -279,7 +279,7 @@ void tlab_policy_admission(const tlab_admission_input *in, tlab_admission_decisi
         return;
     p->calls++;
     char err[400], trace[2048];
-    tlab_lua_fail f = call_admission(p->live, in, d, err, sizeof err, trace, sizeof trace);
+    tlab__lua_fail f = call_admission(p->live, in, d, err, sizeof err, trace, sizeof trace);
     if (f == TLAB_LUA_OK)
         return;
     call_failed(p, f, err, trace, host.fail_open ? "admitting (fail_open)" : "answering 503 (fail_open: false)");
@@ -296,27 +296,27 @@ void tlab_policy_admission(const tlab_admission_input *in, tlab_admission_decisi
     }
 }
 
-int tlab_policies_tick(void) {
+int tlab__policies_tick(void) {
     policy *p = &host.p[TLAB_POLICY_DEGRADATION];
     if (!p->live)
         return 0;
     p->calls++;
     char err[400], trace[2048];
-    int h = tlab_lstate_prepare(p->live, NULL);
-    tlab_lua_fail f = tlab_lstate_pcall(p->live, h, 0, err, sizeof err, trace, sizeof trace);
+    int h = tlab__lstate_prepare(p->live, NULL);
+    tlab__lua_fail f = tlab__lstate_pcall(p->live, h, 0, err, sizeof err, trace, sizeof trace);
     if (f == TLAB_LUA_OK)
         return 0;
     call_failed(p, f, err, trace, "tier unchanged");
     return -1;
 }
 
-int tlab_policies_start(struct event_base *base, const tlab_config *cfg, char *err, size_t errlen) {
-    tlab_policies_stop();
+int tlab__policies_start(struct event_base *base, const tlab__config *cfg, char *err, size_t errlen) {
+    tlab__policies_stop();
     host.budget = cfg->policy_instruction_budget;
     host.mem_limit = (size_t)cfg->policy_memory_limit_mb * 1024 * 1024;
     host.fail_open = cfg->policy_fail_open;
-    tlab_stats_init((int)cfg->policy_stats_window_s);
-    tlab_lua_actions_configure(cfg);
+    tlab__stats_init((int)cfg->policy_stats_window_s);
+    tlab__lua_actions_configure(cfg);
     register_families();
     const char *paths[TLAB_POLICY__COUNT] = {cfg->policy_admission, cfg->policy_degradation};
     for (int i = 0; i < TLAB_POLICY__COUNT; i++) {
@@ -325,27 +325,27 @@ int tlab_policies_start(struct event_base *base, const tlab_config *cfg, char *e
             continue;
         if (!(p->path = strdup(paths[i]))) {
             snprintf(err, errlen, "out of memory");
-            tlab_policies_stop();
+            tlab__policies_stop();
             return -1;
         }
-        if (tlab_policies_reload((tlab_policy_id)i) < 0) {
+        if (tlab__policies_reload((tlab__policy_id)i) < 0) {
             snprintf(err, errlen, "%s", p->last_error);
-            tlab_policies_stop();
+            tlab__policies_stop();
             return -1;
         }
     }
     if (base && watch(base, cfg->policy_tick_ms, err, errlen) < 0) {
-        tlab_policies_stop();
+        tlab__policies_stop();
         return -1;
     }
     return 0;
 }
 
-void tlab_policies_stop(void) {
-    tlab_policy_watch_stop();
+void tlab__policies_stop(void) {
+    tlab__policy_watch_stop();
     for (int i = 0; i < TLAB_POLICY__COUNT; i++) {
         policy *p = &host.p[i];
-        tlab_lstate_free(p->live);
+        tlab__lstate_free(p->live);
         free(p->path);
         const char *name = p->name, *fn = p->required_fn;
         memset(p, 0, sizeof *p);
@@ -363,7 +363,7 @@ static json_t *iso_time(time_t t) {
     return json_string(buf);
 }
 
-json_t *tlab_policies_describe(void) {
+json_t *tlab__policies_describe(void) {
     json_t *all = json_object();
     for (int i = 0; i < TLAB_POLICY__COUNT; i++) {
         const policy *p = &host.p[i];
@@ -380,6 +380,6 @@ json_t *tlab_policies_describe(void) {
         json_object_set_new(all, p->name, o ? o : json_null());
     }
     return json_pack("{s:o, s:b, s:I, s:I, s:i, s:s}", "policies", all, "fail_open", host.fail_open, "instruction_budget",
-                     (json_int_t)host.budget, "memory_limit_bytes", (json_int_t)host.mem_limit, "tier", tlab_lua_tier(),
-                     "watch", tlab_policy_watch_mode());
+                     (json_int_t)host.budget, "memory_limit_bytes", (json_int_t)host.mem_limit, "tier", tlab__lua_tier(),
+                     "watch", tlab__policy_watch_mode());
 }

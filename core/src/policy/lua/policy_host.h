@@ -19,11 +19,11 @@
 #include "config/config.h"
 #include "request/request.h"
 
-typedef enum tlab_policy_id { TLAB_POLICY_ADMISSION = 0, TLAB_POLICY_DEGRADATION = 1, TLAB_POLICY__COUNT } tlab_policy_id;
+typedef enum tlab__policy_id { TLAB_POLICY_ADMISSION = 0, TLAB_POLICY_DEGRADATION = 1, TLAB_POLICY__COUNT } tlab__policy_id;
 
 /* What admission.lua sees of the request (the `req` argument of on_request). */
-typedef struct tlab_admission_input {
-    tlab_api_kind kind;
+typedef struct tlab__admission_input {
+    tlab__api_kind kind;
     int stream;
     long max_tokens;        /* -1: absent (nil in Lua) */
     long prompt_tokens;     /* estimate: token ids + ceil(text bytes / 4) */
@@ -31,10 +31,10 @@ typedef struct tlab_admission_input {
     const char *api_key_id; /* short non-secret id of the Bearer key, NULL without one */
     const char *api_key_name; /* the key's name in auth.keys_file, NULL with auth off */
     const char *priority;   /* the request's priority class, NULL without one */
-} tlab_admission_input;
+} tlab__admission_input;
 
-/* What admission.lua decided. Filled by tlab_policy_admission(). */
-typedef struct tlab_admission_decision {
+/* What admission.lua decided. Filled by tlab__policy_admission(). */
+typedef struct tlab__admission_decision {
     int reject;             /* 1: answer with status / retry_after_s / message instead of queueing */
     int status;
     int retry_after_s;      /* 0: no Retry-After header */
@@ -44,7 +44,7 @@ typedef struct tlab_admission_decision {
     long clamp_max_tokens;  /* -1: leave max_tokens alone; else lower it to this */
     char priority[64];      /* "": leave the priority alone */
     int fallback;           /* 1: the policy failed and fail_open decided */
-} tlab_admission_decision;
+} tlab__admission_decision;
 
 /*
  * Loads the configured scripts and, when base is not NULL, starts the degradation tick and the
@@ -52,14 +52,14 @@ typedef struct tlab_admission_decision {
  * Returns 0, or -1 with "file:line: message" in err when a configured script does not load
  * (at start-up there is no older version to keep serving).
  */
-int tlab_policies_start(struct event_base *base, const tlab_config *cfg, char *err, size_t errlen);
+int tlab__policies_start(struct event_base *base, const tlab__config *cfg, char *err, size_t errlen);
 /* Stops the tick and the watcher and closes every state. Safe to call twice. */
-void tlab_policies_stop(void);
+void tlab__policies_stop(void);
 /* Reloads one policy from its file. Returns 1 when a new version was swapped in, 0 when the
  * content is unchanged (or the policy is off), -1 when the new version was refused. */
-int tlab_policies_reload(tlab_policy_id id);
+int tlab__policies_reload(tlab__policy_id id);
 /* SIGHUP: reloads every configured policy. */
-void tlab_policies_reload_all(void);
+void tlab__policies_reload_all(void);
 /*
  * SIGHUP with a re-read config: applies fail_open, instruction_budget, memory_limit_mb,
  * min_restart_interval_s and tick_ms, and points each policy at its (possibly new) path, then
@@ -67,15 +67,15 @@ void tlab_policies_reload_all(void);
  * load leaves the old one (and its path) serving. An empty path turns the policy off. Returns 0,
  * or -1 with err set when the watcher or tick cannot be restarted (the policies still serve).
  */
-int tlab_policies_apply(struct event_base *base, const tlab_config *cfg, char *err, size_t errlen);
+int tlab__policies_apply(struct event_base *base, const tlab__config *cfg, char *err, size_t errlen);
 /* Whether an admission policy is loaded (policy_host.c): without one, handle_llm skips the
  * whole step, header lookups included. */
-int tlab_policies_has_admission(void);
+int tlab__policies_has_admission(void);
 /* Runs admission.lua for one request. Without an admission policy the decision is "admit". */
-void tlab_policy_admission(const tlab_admission_input *in, tlab_admission_decision *d);
+void tlab__policy_admission(const tlab__admission_input *in, tlab__admission_decision *d);
 /* Runs degradation.lua's on_tick once (the timer calls this). Returns 0, or -1 when it failed. */
-int tlab_policies_tick(void);
+int tlab__policies_tick(void);
 /* State of every policy for GET /admin/policies. New reference. */
-json_t *tlab_policies_describe(void);
+json_t *tlab__policies_describe(void);
 
 #endif

@@ -23,7 +23,7 @@ static struct {
     size_t n;
     char *path[TLAB_POLICY_WATCH_MAX]; /* copies; NULL: that slot is not watched */
     int wd[TLAB_POLICY_WATCH_MAX];
-    tlab_policy_watch_hooks hooks;
+    tlab__policy_watch_hooks hooks;
     struct event *inotify_ev, *poll_ev, *tick_ev;
     const char *mode;
 } w = {.fd = -1, .mode = "off"};
@@ -76,9 +76,9 @@ static int watch_dir(const char *path) {
     return inotify_add_watch(w.fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO);
 }
 
-int tlab_policy_watch_start(struct event_base *base, const char *const *paths, size_t n, long tick_ms,
-                            const tlab_policy_watch_hooks *hooks, char *err, size_t errlen) {
-    tlab_policy_watch_stop();
+int tlab__policy_watch_start(struct event_base *base, const char *const *paths, size_t n, long tick_ms,
+                            const tlab__policy_watch_hooks *hooks, char *err, size_t errlen) {
+    tlab__policy_watch_stop();
     if (n > TLAB_POLICY_WATCH_MAX)
         return snprintf(err, errlen, "at most %d policy files can be watched", TLAB_POLICY_WATCH_MAX), -1;
     w.hooks = *hooks;
@@ -121,7 +121,7 @@ int tlab_policy_watch_start(struct event_base *base, const char *const *paths, s
     return 0;
 }
 
-void tlab_policy_watch_stop(void) {
+void tlab__policy_watch_stop(void) {
     struct event **evs[] = {&w.inotify_ev, &w.poll_ev, &w.tick_ev};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) {
         if (*evs[i])
@@ -139,6 +139,6 @@ void tlab_policy_watch_stop(void) {
     w.mode = "off";
 }
 
-const char *tlab_policy_watch_mode(void) {
+const char *tlab__policy_watch_mode(void) {
     return w.mode;
 }

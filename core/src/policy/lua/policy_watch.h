@@ -11,20 +11,20 @@
 
 #define TLAB_POLICY_WATCH_MAX 8
 
-typedef struct tlab_policy_watch_hooks {
+typedef struct tlab__policy_watch_hooks {
     void (*changed)(size_t index); /* paths[index] was written in place or replaced */
     void (*poll)(void);            /* no inotify: once a second, to check every file */
     void (*tick)(void);            /* every tick_ms */
-} tlab_policy_watch_hooks;
+} tlab__policy_watch_hooks;
 
 /* Starts the tick (every tick_ms; none when tick_ms <= 0) and the watcher of paths[0..n) (NULL
  * entries are skipped; the paths are copied): inotify on each file's directory (editors replace
  * files by rename, so watching the file itself would lose it), or a 1 s poll when inotify is
  * unavailable. Stops a previous watch first. Returns 0, or -1 with err. */
-int tlab_policy_watch_start(struct event_base *base, const char *const *paths, size_t n, long tick_ms,
-                            const tlab_policy_watch_hooks *hooks, char *err, size_t errlen);
-void tlab_policy_watch_stop(void);
+int tlab__policy_watch_start(struct event_base *base, const char *const *paths, size_t n, long tick_ms,
+                            const tlab__policy_watch_hooks *hooks, char *err, size_t errlen);
+void tlab__policy_watch_stop(void);
 /* "inotify", "poll" or "off", for /admin/policies. */
-const char *tlab_policy_watch_mode(void);
+const char *tlab__policy_watch_mode(void);
 
 #endif
