@@ -8,12 +8,13 @@
  * system calls per transfer (a liveness poll of a reused connection, epoll add and remove). This
  * client builds the request once into one buffer, writes it at once, keeps every connection's
  * read event registered for its whole life, and hands body bytes to the caller straight from the
- * parser. libcurl still carries what this does not (upstream_curl.c).
+ * parser. libcurl still carries what this does not (upstream_curl.c). The connections and their
+ * pool are upstream_http_pool.c's.
  *
  * Re-entrancy: callbacks run from the parser; a caller may abort or pause from inside them, so a
  * transfer is only freed after http_parser_execute returns (hconn.in_parser).
  */
-#include "upstream/upstream_backend.h"
+#include "upstream/upstream_http_internal.h"
 #include "upstream/upstream_policy.h"
 #include "upstream/upstream_wire.h"
 
@@ -34,65 +35,6 @@
 #include "common/log.h"
 
 #define READ_CHUNK 16384
-#define MAX_ORIGINS 16
-
-typedef struct hconn hconn;
-typedef struct hxfer hxfer;
-
-typedef struct origin {
-    tlab__wire_endpoint at;
-    hconn *idle_head, *idle_tail; /* newest first: the warmest connection is reused */
-    long idle_count;
-} origin;
-
-struct hconn {
-    tlab__http_client *cl;
-    origin *org;
-    int fd;
-    struct event rev, wev;
-    int connecting;
-    int in_parser;
-    hxfer *x;                /* NULL while idle */
-    hconn *idle_prev, *idle_next;
-    uint64_t idle_since_us;  /* when it went idle; 0 while it is not in the idle list */
-    http_parser parser;
-};
-
-struct hxfer {
-    tlab__xfer base;
-    tlab__http_client *cl;
-    origin *org;
-    hconn *conn;
-    char *req; /* request line, headers and body in one buffer, kept for a retry */
-    size_t req_len, req_sent;
-    tlab__xfer_callbacks cb;
-    void *arg;
-    struct event timer;
-    tlab__attempt at; /* budgets, deadlines, got_bytes and the one retry (upstream_policy.h) */
-    uint64_t t_start, t_connect_began, connect_us, t_sent;
-    int headers_done, interim, complete, paused, aborted;
-    int in_start;            /* callbacks must not run yet: failures are deferred to the loop */
-    int head;                /* a HEAD request: its response has headers only */
-    int pending_fail;        /* such a deferred failure */
-    char pending_detail[160];
-    /* Content-Type is the one response header the caller needs. */
-    char field[16];
-    size_t field_len;
-    int last_was_value, in_ctype;
-    char ctype[256];
-    size_t ctype_len;
-    int has_ctype;
-};
-
-struct tlab__http_client {
-    struct event_base *base;
-    const tlab__config *cfg;
-    tlab__upstream_stats *stats;
-    origin origins[MAX_ORIGINS];
-    int n_origins;
-    struct event sweep;
-    int sweep_armed;
-};
 
 static http_parser_settings parser_settings;
 
@@ -104,83 +46,10 @@ static const tlab__xfer_ops http_ops = {xfer_abort, xfer_pause, xfer_send_overhe
 static void conn_attach(hxfer *x, int fresh_only);
 static void arm_timer(hxfer *x);
 
-/* ---- connections ---- */
 
-static void idle_unlink(hconn *c) {
-    origin *o = c->org;
-    if (c->idle_prev)
-        c->idle_prev->idle_next = c->idle_next;
-    else
-        o->idle_head = c->idle_next;
-    if (c->idle_next)
-        c->idle_next->idle_prev = c->idle_prev;
-    else
-        o->idle_tail = c->idle_prev;
-    c->idle_prev = c->idle_next = NULL;
-    c->idle_since_us = 0; /* 0: not in the idle list */
-    o->idle_count--;
-}
 
-static void conn_close(hconn *c) {
-    if (c->idle_since_us)
-        idle_unlink(c);
-    event_del(&c->rev);
-    event_del(&c->wev);
-    close(c->fd);
-    free(c);
-}
 
-static void on_sweep(evutil_socket_t fd, short what, void *arg);
 
-static void conn_make_idle(hconn *c) {
-    tlab__http_client *cl = c->cl;
-    origin *o = c->org;
-    c->x = NULL;
-    if (o->idle_count >= cl->cfg->max_connections) {
-        conn_close(c);
-        return;
-    }
-    c->idle_since_us = tlab__now_us();
-    c->idle_prev = NULL;
-    c->idle_next = o->idle_head;
-    if (o->idle_head)
-        o->idle_head->idle_prev = c;
-    else
-        o->idle_tail = c;
-    o->idle_head = c;
-    o->idle_count++;
-    if (!cl->sweep_armed) {
-        struct timeval tv = {1, 0};
-        event_add(&cl->sweep, &tv);
-        cl->sweep_armed = 1;
-    }
-}
-
-static uint64_t idle_limit_us(const tlab__http_client *cl) {
-    return (uint64_t)cl->cfg->idle_keepalive_ms * 1000;
-}
-
-/* Closes connections idle past upstream.idle_keepalive_ms, so none meets the worker's own idle
- * close (vLLM's ~5 s) half way through a request. */
-static void on_sweep(evutil_socket_t fd, short what, void *arg) {
-    (void)fd;
-    (void)what;
-    tlab__http_client *cl = arg;
-    uint64_t now = tlab__now_us(), limit = idle_limit_us(cl);
-    int any = 0;
-    for (int i = 0; i < cl->n_origins; i++) {
-        origin *o = &cl->origins[i];
-        while (o->idle_tail && now - o->idle_tail->idle_since_us >= limit)
-            conn_close(o->idle_tail);
-        any |= o->idle_head != NULL;
-    }
-    cl->sweep_armed = 0;
-    if (any) {
-        struct timeval tv = {1, 0};
-        event_add(&cl->sweep, &tv);
-        cl->sweep_armed = 1;
-    }
-}
 
 /* ---- ending a transfer ---- */
 
@@ -196,14 +65,14 @@ static void detach_and_close(hxfer *x) {
     x->conn = NULL;
     if (c) {
         c->x = NULL;
-        conn_close(c);
+        hpool_close(c);
     }
 }
 
 /* Ends x: its connection goes back to the pool when `reuse`, else it is closed. */
 static void finish(hxfer *x, tlab__xfer_result result, const char *detail, int reuse) {
     if (reuse && x->conn) {
-        conn_make_idle(x->conn);
+        hpool_release(x->conn);
         x->conn = NULL;
     } else {
         detach_and_close(x);
@@ -449,7 +318,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg) {
         return;
     hxfer *x = c->x;
     if (!x) { /* an idle connection spoke or closed: it cannot carry a request any more */
-        conn_close(c);
+        hpool_close(c);
         return;
     }
     if (n <= 0) {
@@ -470,26 +339,6 @@ static void on_readable(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- starting ---- */
 
-static hconn *conn_open(hxfer *x) {
-    origin *o = x->org;
-    int fd = socket(o->at.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return NULL;
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    hconn *c = calloc(1, sizeof *c);
-    if (!c) {
-        close(fd);
-        return NULL;
-    }
-    c->cl = x->cl;
-    c->org = o;
-    c->fd = fd;
-    event_assign(&c->rev, x->cl->base, fd, EV_READ | EV_PERSIST, on_readable, c);
-    event_assign(&c->wev, x->cl->base, fd, EV_WRITE, on_writable, c);
-    x->cl->stats->connections_opened++;
-    return c;
-}
 
 /* Puts x on a connection: the newest idle one unless `fresh_only`, else a new one. */
 /* x's response is read on c from now on, with a fresh parser. */
@@ -504,22 +353,15 @@ static void conn_attach(hxfer *x, int fresh_only) {
     origin *o = x->org;
     uint64_t now = tlab__now_us();
     hconn *c = NULL;
-    if (!fresh_only) {
-        while ((c = o->idle_head) != NULL) {
-            int fresh = now - c->idle_since_us < idle_limit_us(x->cl);
-            idle_unlink(c);
-            if (fresh)
-                break;
-            conn_close(c);
-        }
-    }
+    if (!fresh_only)
+        c = hpool_take_idle(x->cl, o, now);
     if (c) {
         bind_conn(x, c);
         arm_timer(x);
         write_request(x);
         return;
     }
-    c = conn_open(x);
+    c = hpool_open(x->cl, o, on_readable, on_writable);
     if (!c) {
         char why[128];
         snprintf(why, sizeof why, "cannot open a socket: %s", strerror(errno));
@@ -546,27 +388,10 @@ static void conn_attach(hxfer *x, int fresh_only) {
     fail_before_bytes(x, 1, why);
 }
 
-static origin *find_origin(tlab__http_client *cl, const char *url, const char **path) {
-    tlab__wire_endpoint probe;
-    *path = tlab__wire_parse_url(url, &probe);
-    if (!*path)
-        return NULL;
-    for (int i = 0; i < cl->n_origins; i++) {
-        origin *o = &cl->origins[i];
-        if (o->at.addrlen == probe.addrlen && memcmp(&o->at.addr, &probe.addr, probe.addrlen) == 0 &&
-            strcmp(o->at.hostport, probe.hostport) == 0)
-            return o;
-    }
-    if (cl->n_origins == MAX_ORIGINS)
-        return NULL;
-    memset(&cl->origins[cl->n_origins], 0, sizeof cl->origins[0]);
-    cl->origins[cl->n_origins].at = probe;
-    return &cl->origins[cl->n_origins++];
-}
 
 tlab__xfer *tlab__http_client_start(tlab__http_client *cl, const tlab__xfer_request *rq, int *unsupported) {
     const char *path;
-    origin *o = find_origin(cl, rq->url, &path);
+    origin *o = hpool_origin(cl, rq->url, &path);
     *unsupported = o == NULL;
     if (!o)
         return NULL;
@@ -637,7 +462,7 @@ tlab__http_client *tlab__http_client_new(struct event_base *base, const tlab__co
     cl->base = base;
     cl->cfg = cfg;
     cl->stats = stats;
-    evtimer_assign(&cl->sweep, base, on_sweep, cl);
+    hpool_init(cl);
     parser_settings.on_header_field = on_header_field;
     parser_settings.on_header_value = on_header_value;
     parser_settings.on_headers_complete = on_headers_complete;
@@ -649,9 +474,6 @@ tlab__http_client *tlab__http_client_new(struct event_base *base, const tlab__co
 void tlab__http_client_free(tlab__http_client *cl) {
     if (!cl)
         return;
-    for (int i = 0; i < cl->n_origins; i++)
-        while (cl->origins[i].idle_head)
-            conn_close(cl->origins[i].idle_head);
-    event_del(&cl->sweep);
+    hpool_free(cl);
     free(cl);
 }
