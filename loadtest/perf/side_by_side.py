@@ -46,121 +46,19 @@ import os
 import shlex
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.abspath(os.path.join(HERE, "..", ".."))
 MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
-PATHS = ("direct", "nginx", "gateway")
 
-sys.path.insert(0, os.path.join(SRC, "tests", "integration"))
-import tlabtest  # noqa: E402  (the shared process helpers)
-
-
-# ---------------------------------------------------------------- processes
-
-def start(argv, name, logdir):
-    """A child process (tests/integration/tlabtest.py's Proc): its log in logdir, stopped by PID,
-    given 10 s after SIGTERM (a draining gateway) before SIGKILL."""
-    return tlabtest.Proc(argv, name, logdir=logdir, stop_timeout=10.0)
-
-
-stop_all = tlabtest.stop_all
-free_port = tlabtest.free_port
-
-
-def http_get(port, path, timeout=2.0):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
-        return r.status, r.read()
-
-
-def wait_http(port, proc, path="/health", timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not proc.alive():
-            raise RuntimeError(f"{proc.name} exited with {proc.p.returncode}:\n{proc.output()[-3000:]}")
-        try:
-            if http_get(port, path, 1.0)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{proc.name} did not answer 200 on :{port}{path} within {timeout:.0f} s:\n{proc.output()[-3000:]}")
-
-
-def proc_tree(pid):
-    """pid and its descendants (nginx's workers are children of the master)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for t in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{t}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return out
-
-
-def cpu_seconds(pids):
-    """utime + stime of these processes, in seconds (processes that have gone count 0)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for p in pids:
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return total / tick
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-class MachineLoad:
-    """CPU used by everything on the machine except the processes this script started (they are
-    registered in tlabtest.live_procs() or passed in), over a section: the contention the figures saw."""
-
-    def __init__(self):
-        self.t0 = time.monotonic()
-        self.busy0 = self._busy()
-        self.ours0 = self._ours()
-        self.load0 = os.getloadavg()[0]
-
-    @staticmethod
-    def _busy():
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        idle = v[3] + v[4]
-        return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-    @staticmethod
-    def _ours():
-        pids = [os.getpid()]
-        for pr in tlabtest.live_procs():
-            pids += proc_tree(pr.pid)
-        # our short-lived children (tlab-bench runs) are accounted through RUSAGE_CHILDREN
-        ru = os.times()
-        return cpu_seconds(pids) + ru.children_user + ru.children_system
-
-    def result(self):
-        dt = time.monotonic() - self.t0
-        other = (self._busy() - self.busy0) - (self._ours() - self.ours0)
-        return {"seconds": round(dt, 1), "other_cpu_cores": round(max(0.0, other) / dt, 2) if dt > 0 else 0,
-                "loadavg_1m_start": round(self.load0, 2), "loadavg_1m_end": round(os.getloadavg()[0], 2)}
+sys.path.insert(0, HERE)
+from side_by_side_procs import (  # noqa: E402  (processes, /proc readings, quantiles)
+    PATHS, MachineLoad, cpu_seconds, die, expand_cpus, free_port, http_get, nofile_limit, proc_tree, q, rss_kib, start, stop_all, wait_http)
+from side_by_side_report import report  # noqa: E402
 
 
 # ---------------------------------------------------------------- the three paths
@@ -316,43 +214,6 @@ plugins:
         with open(out[:-5] + ".csv") as f:
             rows = list(csv.DictReader(f))
         return res, rows
-
-
-def expand_cpus(spec):
-    cpus = []
-    for part in spec.split(","):
-        a, _, b = part.partition("-")
-        cpus += list(range(int(a), int(b or a) + 1))
-    return cpus
-
-
-def nofile_limit():
-    import resource
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def die(code, msg):
-    print(f"side_by_side: {msg}", file=sys.stderr)
-    stop_all()
-    sys.exit(code)
-
-
-def q(xs, p):
-    """The p-th percentile (nearest rank) of xs."""
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    return xs[min(len(xs) - 1, max(0, int(round(p / 100 * len(xs) + 0.5)) - 1))]
-
-
-def spread(vals, fmt="{:.0f}"):
-    """'median (min-max)' of repeated runs."""
-    vals = [v for v in vals if v is not None]
-    if not vals:
-        return "n/a"
-    if len(vals) == 1:
-        return fmt.format(vals[0])
-    return f"{fmt.format(statistics.median(vals))} ({fmt.format(min(vals))}-{fmt.format(max(vals))})"
 
 
 # ---------------------------------------------------------------- sections
@@ -572,119 +433,6 @@ def section_soak(b, rep):
     print(f"  soak run {rep}: after the load stopped RSS {after / 1024:.1f} MiB; small {results['small']}, "
           f"stream {results['stream']}", flush=True)
     return res
-
-
-# ---------------------------------------------------------------- report
-
-def report(b, runs, loads, argv_text, started):
-    a = b.a
-    L = []
-    w = L.append
-    w(f"Side-by-side run {started} UTC, build `{a.build}`, {os.cpu_count()} CPUs "
-      f"({cpu_model()}); pinning: " + (f"proxy on CPU {a.proxy_cpus}, load generator and upstream on CPU {a.client_cpus}"
-                                      if b.pin_proxy else "none"))
-    w("")
-    w(f"```sh\n{argv_text}\n```")
-    w("")
-    w("Figures are the median of the runs with the range (min-max) in brackets.")
-    w("")
-    for sec, title in (("latency", "Added latency at concurrency 1"),
-                       ("ttft", "Added time to first token at concurrency 1 (SSE, first chunk right after the headers)")):
-        if sec not in runs:
-            continue
-        rs = runs[sec]
-        w(f"**{title}** ({rs[0]['rounds']} rounds per run, {len(rs)} runs; µs; "
-          "added = through - direct in the same round)")
-        w("")
-        m = "TTFT" if sec == "ttft" else "e2e"
-        w(f"| path | {m} p50 | {m} p99 | added p50 | added p90 | added p99 | p99(path) - p99(direct) |")
-        w("|---|---|---|---|---|---|---|")
-        w(f"| direct | {spread([r['direct']['p50'] for r in rs])} | {spread([r['direct']['p99'] for r in rs])} | | | | |")
-        for p in ("nginx", "gateway"):
-            k = f"added_{p}"
-            w(f"| {p} | {spread([r[p]['p50'] for r in rs])} | {spread([r[p]['p99'] for r in rs])} | "
-              f"{spread([r[k]['p50'] for r in rs])} | {spread([r[k]['p90'] for r in rs])} | {spread([r[k]['p99'] for r in rs])} | "
-              f"{spread([r[k]['p99_of_path_minus_p99_direct'] for r in rs])} |")
-        w("")
-    if "rps" in runs:
-        rs = runs["rps"]
-        w(f"**Maximum rate with e2e p99 <= {a.service_ms} + {a.p99_budget_ms} ms** (upstream answers after {a.service_ms} ms; "
-          f"open loop, constant arrivals, {a.step_s} s per step; {len(rs)} runs)")
-        w("")
-        w("| path | max req/s | e2e p99 at max (ms) | proxy CPU at max | runs |")
-        w("|---|---|---|---|---|")
-        for p in PATHS:
-            cap = any(r[p]["capped"] for r in rs)
-            w(f"| {p} | {spread([r[p]['max_rps'] for r in rs])}{' (at --rps-max)' if cap else ''} | "
-              f"{spread([r[p]['p99_at_max'] for r in rs], '{:.1f}')} | "
-              f"{spread([100 * r[p]['proxy_cpu_at_max'] if r[p]['proxy_cpu_at_max'] is not None else None for r in rs], '{:.0f}%')} | "
-              f"{', '.join(format(r[p]['max_rps'], '.0f') for r in rs)} |")
-        w(f"| gateway / nginx | {spread([r['ratio_gateway_nginx'] for r in rs], '{:.2f}')} | | | |")
-        w("")
-    if "stream" in runs:
-        rs = runs["stream"]
-        w(f"**Streaming** ({a.chunks} SSE chunks, {a.interval_ms} ms apart; {a.streams} streams open at all times "
-          f"(closed loop), {a.stream_s} s window; stalled = first chunk or a gap later than {a.interval_ms} + {a.stall_ms} ms; "
-          f"{len(rs)} runs; ms)")
-        w("")
-        w("| path | streams ok / in window | stalled | TTFT p50 | TTFT p99 | gap p50 | gap p99 | gap max | peak open | proxy CPU |")
-        w("|---|---|---|---|---|---|---|---|---|---|")
-        for p in PATHS:
-            w(f"| {p} | {', '.join(str(r[p]['ok']) + '/' + str(r[p]['requests']) for r in rs)} | "
-              f"{', '.join(str(r[p]['stalled']) for r in rs)} | {spread([r[p]['ttft_p50'] for r in rs], '{:.2f}')} | "
-              f"{spread([r[p]['ttft_p99'] for r in rs], '{:.2f}')} | {spread([r[p]['gap_p50'] for r in rs], '{:.2f}')} | "
-              f"{spread([r[p]['gap_p99'] for r in rs], '{:.2f}')} | {spread([r[p]['gap_max'] for r in rs], '{:.1f}')} | "
-              f"{spread([r[p]['peak_streams'] for r in rs])} | "
-              f"{spread([100 * r[p]['proxy_cpu'] if r[p]['proxy_cpu'] is not None else None for r in rs], '{:.0f}%')} |")
-        for p in ("nginx", "gateway"):
-            k = f"added_{p}"
-            w(f"| added by {p} | | | {spread([r[k]['ttft_p50'] for r in rs], '{:.2f}')} | "
-              f"{spread([r[k]['ttft_p99'] for r in rs], '{:.2f}')} | {spread([r[k]['gap_p50'] for r in rs], '{:.2f}')} | "
-              f"{spread([r[k]['gap_p99'] for r in rs], '{:.2f}')} | | | |")
-        w("")
-    if "memory" in runs:
-        rs = runs["memory"]
-        w(f"**Gateway memory with {a.queued} requests queued** (queue max_inflight 4, upstream answering after 600 s; "
-          f"{len(rs)} runs; MiB)")
-        w("")
-        w("| RSS idle | waiting + in flight | RSS with them queued | RSS after the clients left |")
-        w("|---|---|---|---|")
-        for r in rs:
-            w(f"| {r['rss_idle_kib'] / 1024:.1f} | {r['waiting']} + {r['in_flight']} | {r['rss_queued_kib'] / 1024:.1f} | "
-              f"{r['rss_after_kib'] / 1024:.1f} |")
-        w("")
-    if "soak" in runs:
-        for r in runs["soak"]:
-            w(f"**Gateway soak** ({r['seconds']} s of {a.soak_rate} req/s non-streaming ({a.service_ms} ms upstream) plus "
-              f"{a.soak_stream_rate} streams/s of {a.chunks} chunks; RSS in MiB every 30 s)")
-            w("")
-            w("| t (s) | before the load | " + " | ".join(str(t) for t, _ in r["samples"]) + " | after the load |")
-            w("|---|---|" + "---|" * (len(r["samples"]) + 1))
-            w(f"| RSS | {r['rss_before_load_kib'] / 1024:.1f} | " + " | ".join(f"{k / 1024:.1f}" for _, k in r["samples"])
-              + f" | {r['rss_idle_after_kib'] / 1024:.1f} |")
-            w("")
-            for name, x in r["load"].items():
-                w(f"- {name}: {x['completed']} ok, {x['failed']} failed, {x['throughput']:.0f} req/s, e2e p99 {x['p99_e2el_ms']:.1f} ms")
-            w("")
-    w("**Machine load during each section** (CPU of processes this script did not start, in cores of "
-      f"{os.cpu_count()}; 1-minute load average at start and end)")
-    w("")
-    for name, ls in loads.items():
-        w(f"- {name}: " + "; ".join(f"run {i + 1}: {x['other_cpu_cores']:.2f} cores, load {x['loadavg_1m_start']:.1f} -> "
-                                    f"{x['loadavg_1m_end']:.1f}, {x['seconds']:.0f} s" for i, x in enumerate(ls)))
-    w("")
-    return "\n".join(L)
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def main():
