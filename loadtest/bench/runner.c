@@ -344,6 +344,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
             r->res->window_end = t > r->res->window_start ? t : r->res->window_start;
         fprintf(stderr, "\ntlab-bench: interrupted; waiting for %zu requests in flight (again to stop now)\n",
                 tlab_http_active(r->http));
+        while (r->waiting) { /* no more retries: those waiting keep their last answer */
+            r->done++;
+            r->errors++;
+            retry_unlink(r, r->waiting);
+        }
         maybe_finish(r);
     } else {
         event_base_loopbreak(r->base);
