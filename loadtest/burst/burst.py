@@ -137,8 +137,6 @@ class Bench:
         self.bin = os.path.join(a.build, "bin")
         self.plugin_dir = os.path.join(a.build, "lib", "plugins")
         self.f = a.time_scale
-        self.n_runs = 0
-        self.started = time.monotonic()
 
     def start_sim(self, tag):
         port = free_port()

@@ -77,7 +77,7 @@ def scale_times(text, time_scale):
     if time_scale == 1:
         return text
 
-    def sub(keys, integer_s):
+    def sub(keys):
         nonlocal text
         pat = re.compile(r"(?<![\w.])(" + "|".join(keys) + r")(\s*:\s*)(\d+(?:\.\d+)?)")
 
@@ -88,8 +88,8 @@ def scale_times(text, time_scale):
                 v = lo
             return f"{m.group(1)}{m.group(2)}{int(round(v))}"
         text = pat.sub(fix, text)
-    sub(SCALED_MS, False)
-    sub(SCALED_S, True)
+    sub(SCALED_MS)
+    sub(SCALED_S)
     return text
 
 
