@@ -31,6 +31,7 @@ import argparse
 import atexit
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -276,6 +277,16 @@ def schedules(a, cap):
     }
 
 
+def project_version():
+    """The project's version, from the top CMakeLists.txt (a script is not configured)."""
+    try:
+        with open(os.path.join(SRC, "CMakeLists.txt")) as f:
+            m = re.search(r"project\([^)]*VERSION\s+([0-9.]+)", f.read())
+        return m.group(1) if m else "unknown"
+    except OSError:
+        return "unknown"
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(prog="loadtest/burst/burst.py", description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -311,6 +322,7 @@ def parse_args(argv):
     ap.add_argument("--timeout", type=float, default=120.0, help="tlab-bench's per-request timeout, s (default 120)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-plots", action="store_true", help="tables only (tlab-report --no-plots)")
+    ap.add_argument("--version", action="version", version=f"burst.py (llm-throughput-lab) {project_version()}")
     a = ap.parse_args(argv)
     if a.time_scale <= 0 or a.time_scale > 1000:
         ap.error("--time-scale must be in (0, 1000]")
