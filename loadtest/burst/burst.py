@@ -267,7 +267,8 @@ def measure_capacity(b, a):
 
 
 def schedules(a, cap):
-    """Each schedule's arrival, in the workload's clock."""
+    """Each schedule's arrival, in the workload's clock (every rate times --load)."""
+    cap *= a.load
     period = 20.0 if a.quick else 60.0
     total = a.warmup + a.duration + a.cooldown
     return {
@@ -275,6 +276,16 @@ def schedules(a, cap):
         "poisson": {"arrival": "poisson", "rate": cap, "burstiness": 0.3},
         "ramp": {"arrival": "ramp", "rate": 0.5 * cap, "rate_end": 2 * cap, "ramp_time": total},
     }
+
+
+def git_commit():
+    """The source tree's commit (with -dirty when it has changes), or None outside git."""
+    try:
+        r = subprocess.run(["git", "-C", SRC, "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True,
+                           text=True, timeout=10)
+        return r.stdout.strip() or None if r.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def project_version():
@@ -298,6 +309,8 @@ def parse_args(argv):
                          "a shorter capacity search")
     ap.add_argument("--capacity", type=float, help="the worker's capacity in req/s (default: measured)")
     ap.add_argument("--capacity-start", type=float, default=4.0, help="first rate of the capacity search (default 4)")
+    ap.add_argument("--load", type=float, default=1.0,
+                    help="multiplies every schedule's rates (default 1: the step's mean and the Poisson rate are the capacity)")
     ap.add_argument("--schedules", default=",".join(SCHEDULES), help="comma-separated subset of step,poisson,ramp")
     ap.add_argument("--gates", help="static max_inflight values (default 16,32,48,64,96,128; --quick 32,64)")
     ap.add_argument("--static-set", action="append", default=[], metavar="KEY=VALUE",
@@ -347,6 +360,8 @@ def parse_args(argv):
         if not sep or not k:
             ap.error(f"--static-set '{kv}': want KEY=VALUE")
         a.static_extra[k.strip()] = v.strip()
+    if a.load <= 0:
+        ap.error("--load must be > 0")
     if a.capacity is not None and a.capacity <= 0:
         ap.error("--capacity must be > 0")
     a.build = os.path.abspath(a.build)
@@ -386,7 +401,8 @@ def main(argv=None):
                "config": {"hardware": a.hardware, "model_profile": a.model_profile, "sim_args": a.sim_arg,
                           "time_scale": a.time_scale, "workload": a.workload, "slo_e2e_s": a.slo, "warmup_s": a.warmup,
                           "duration_s": a.duration, "cooldown_s": a.cooldown, "seed": a.seed, "quick": a.quick,
-                          "gates": a.gates, "static_set": a.static_extra, "retry_429": a.retry,
+                          "gates": a.gates, "static_set": a.static_extra, "retry_429": a.retry, "load": a.load,
+                          "commit": git_commit(),
                           "gateway_config": os.path.relpath(os.path.abspath(a.gateway_config), SRC)},
                "capacity": {"rps": cap, "how": cap_how},
                "host": {"cpus": os.cpu_count()},
