@@ -214,7 +214,9 @@ def summarize(res, f, slo_s):
          "due": res["num_prompts"], "completed": res["completed"], "good": res["slo"]["good_requests"],
          "rejected": rejected, "rejected_pct": 100.0 * rejected / n,
          "errors": res["failed"] - rejected, "errors_by_kind": errs,
-         "generator_behind": res["generator"].get("behind_count", 0)}
+         "generator_behind": res["generator"].get("behind_count", 0),
+         "generator_lag_p99_s": res["generator"].get("p99_lag_ms", 0) * f / 1000,
+         "generator_lag_max_s": res["generator"].get("max_lag_ms", 0) * f / 1000}
     if "retry" in res:
         s["retry"] = res["retry"]
     # Per simulated second: the slices are 1/f s of wall time, so their counts are per simulated second.

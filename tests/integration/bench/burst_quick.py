@@ -8,6 +8,7 @@ carry the gate and the scaled timeouts. Bad usage exits 2."""
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -92,4 +93,8 @@ for bad in (["--schedules", "spike"], ["--gates", "x"], ["--time-scale", "0"], [
     r = subprocess.run([sys.executable, BURST, "--build", BUILD] + bad, capture_output=True, text=True, timeout=20)
     check(r.returncode == 2, f"{bad}: exit {r.returncode}")
 
+if tlabtest._failed == 0:
+    shutil.rmtree(tmp, ignore_errors=True)  # kept when something failed, for a look
+else:
+    print(f"burst output kept in {tmp}", file=sys.stderr)
 finish()
