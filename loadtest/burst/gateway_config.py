@@ -123,6 +123,17 @@ def set_plugin_keys(text, plugin, values):
     return "\n".join(lines)
 
 
+def static_gate(text, n):
+    """A static gate: the autopilot's adaptive limit off and fixed at n (the queue's max_inflight
+    caps it too); deadlines and their admission stay as shipped."""
+    m = re.search(r"^autopilot:\n((?:[ #].*\n|\n)*)", text, flags=re.M)
+    if not m:
+        return text + f"\nautopilot:\n  enabled: false\n  max_limit: {n}\n"
+    block = re.sub(r"^(  enabled:).*$", r"\1 false", m.group(1), flags=re.M)
+    block = re.sub(r"^(  max_limit:).*$", rf"\1 {n}", block, flags=re.M)
+    return text[:m.start(1)] + block + text[m.end(1):]
+
+
 def make(shipped_path, time_scale, queue_set=None, drop=("supervisor",)):
     """The config text for one benchmark gateway: the shipped file with the changes above."""
     with open(shipped_path) as f:
@@ -130,6 +141,8 @@ def make(shipped_path, time_scale, queue_set=None, drop=("supervisor",)):
     for name in drop:
         text = drop_plugin(text, name)
     text = absolute_paths(text, os.path.dirname(os.path.abspath(shipped_path)))
+    if queue_set and "max_inflight" in queue_set:
+        text = static_gate(text, queue_set["max_inflight"])
     if queue_set:
         text = set_plugin_keys(text, "queue", queue_set)
     return scale_times(text, time_scale)  # after the sets, so a set timeout is in the workload's clock too

@@ -55,7 +55,7 @@ sim, sim_port = t.start_sim(["--max-model-len", "512", "--startup-seconds", "0"]
 cfg = os.path.join(tmp, "overload.yaml")
 with open(cfg, "w") as f:
     f.write(f"policies:\n  admission: {os.path.join(t.SRC, 'scripts-lua', 'admission.lua')}\n  degradation: ''\n"
-            "slo: {e2e_ms: 600}\nautopilot: {enabled: false, max_limit: 1, worker_time_scale: 5}\n"
+            "slo: {e2e_ms: 600}\nautopilot: {enabled: false, max_limit: 1}\n"
             "plugins:\n  - name: queue\n    config: {max_depth: 1000}\n  - name: metrics\n")
 gw, port = t.start_gateway(sim_port, config=cfg)
 for _ in range(3):

@@ -184,12 +184,14 @@ static void parses_vllm_metrics(void) {
         "vllm:inter_token_latency_seconds_bucket{engine=\"0\",le=\"0.01\",model_name=\"m\"} 10.0\n"
         "vllm:time_to_first_token_seconds_sum{engine=\"0\",model_name=\"a b\"} 1.5\r\n"
         "vllm:time_to_first_token_seconds_count{engine=\"0\",model_name=\"m\"} 10\n"
-        "vllm:num_requests_running_extra 99\n";
+        "vllm:num_requests_running_extra 99\n"
+        "tlab_sim:time_scale{engine=\"0\"} 5\n";
     tlab__worker_reading r;
     CHECK(tlab__worker_metrics_parse(text, sizeof text - 1, &r) == 0);
     CHECK(r.running == 12 && r.waiting == 4 && r.kv_usage == 0.25);
     CHECK(r.has_itl && r.itl_sum == 4.5 && r.itl_count == 900);
     CHECK(r.has_ttft && r.ttft_sum == 1.5 && r.ttft_count == 10);
+    CHECK(r.time_scale == 5); /* tlab-sim's clock; a real vLLM leaves it 0 */
     static const char old[] = "vllm:num_requests_running 1\nvllm:num_requests_waiting 0\nvllm:gpu_cache_usage_perc 0.5\n"
                               "vllm:time_per_output_token_seconds_sum 2\nvllm:time_per_output_token_seconds_count 4\n";
     CHECK(tlab__worker_metrics_parse(old, sizeof old - 1, &r) == 0);

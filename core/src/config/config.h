@@ -70,8 +70,6 @@ typedef struct tlab__config {
     long autopilot_initial_limit; /* autopilot.initial_limit: the gate before any measurement, 1..100000, default 8 */
     long autopilot_max_limit;    /* autopilot.max_limit: ceiling of the gate, 1..1000000, default 1024 */
     int autopilot_worker_metrics; /* autopilot.worker_metrics: scrape <upstream.url>/metrics (1, default) or not (0) */
-    long autopilot_worker_time_scale; /* autopilot.worker_time_scale: the worker's clock runs this many times faster
-                                         (tlab-sim --time-scale); its /metrics durations are divided by it. 1..100000, default 1 */
 
     long shutdown_grace_s;       /* shutdown.grace_s: after SIGTERM, how long in-flight requests may run, 0..3600,
                                     default 30 */

@@ -65,7 +65,6 @@ static const field autopilot_fields[] = {
     FLD("initial_limit", F_LONG, autopilot_initial_limit, 1, 100000),
     FLD("max_limit", F_LONG, autopilot_max_limit, 1, 1000000),
     FLD("worker_metrics", F_BOOL, autopilot_worker_metrics, 0, 1),
-    FLD("worker_time_scale", F_LONG, autopilot_worker_time_scale, 1, 100000),
 };
 static const field top_fields[] = {
     FLD("plugin_dir", F_STR, plugin_dir, 0, 0),
@@ -127,7 +126,6 @@ int tlab__config_defaults(tlab__config *cfg) {
     cfg->autopilot_initial_limit = 8;
     cfg->autopilot_max_limit = 1024;
     cfg->autopilot_worker_metrics = 1;
-    cfg->autopilot_worker_time_scale = 1;
     if (!cfg->auth_keys_file || !cfg->admin_host || !cfg->listen_host || !cfg->upstream_url || !cfg->log_level ||
         !cfg->plugin_dir || !cfg->policy_admission ||
         !cfg->policy_degradation) {

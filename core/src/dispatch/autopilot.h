@@ -40,6 +40,7 @@ typedef struct tlab__worker_reading {
     double itl_sum, itl_count;   /* vllm:inter_token_latency_seconds (or time_per_output_token) */
     double ttft_sum, ttft_count; /* vllm:time_to_first_token_seconds */
     int has_itl, has_ttft;
+    double time_scale; /* tlab_sim:time_scale (simulated seconds per real one); 0 from a real vLLM */
 } tlab__worker_reading;
 
 /* What the gateway looks like at a tick. */

@@ -27,7 +27,6 @@ static struct {
     const char *last_logged_reason;
     int logged_scrape_failure;
     int prev_worker_state;
-    double worker_time_scale;
     uint64_t left_running_us; /* when the worker last stopped running (its start clock), 0 while it runs */
     tlab_metric *m_limit, *m_tpot, *m_ttft, *m_drain, *m_wait, *m_scrape, *m_attain, *m_goodput;
 } g;
@@ -54,10 +53,11 @@ static void on_reading(void *arg, const tlab__worker_reading *reading, const cha
         tlab__log(TLAB_LOG_INFO, NULL, "autopilot: the worker's metrics answer again");
         g.logged_scrape_failure = 0;
     }
-    if (reading && g.worker_time_scale > 1) {
+    if (reading && reading->time_scale > 0 && reading->time_scale != 1) {
+        /* tlab-sim with --time-scale F: its durations are simulated seconds, F per real one. */
         tlab__worker_reading scaled = *reading;
-        scaled.itl_sum /= g.worker_time_scale;
-        scaled.ttft_sum /= g.worker_time_scale;
+        scaled.itl_sum /= reading->time_scale;
+        scaled.ttft_sum /= reading->time_scale;
         tlab__autopilot_on_worker(g.ap, &scaled);
         return;
     }
@@ -144,7 +144,6 @@ static void apply(const tlab__config *cfg) {
     g.slo_us = (uint64_t)cfg->slo_e2e_ms * 1000;
     g.target_s = p.service_share * p.slo_s;
     g.interval_us = (uint64_t)cfg->autopilot_interval_ms * 1000;
-    g.worker_time_scale = (double)cfg->autopilot_worker_time_scale;
     struct timeval tv = {(time_t)(g.interval_us / 1000000), (suseconds_t)(g.interval_us % 1000000)};
     event_add(g.timer, &tv);
 }

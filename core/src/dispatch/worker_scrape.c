@@ -3,7 +3,8 @@
  *
  * Names: vLLM V1 (0.8 and later) and tlab-sim say vllm:kv_cache_usage_perc and
  * vllm:inter_token_latency_seconds; older vLLM said vllm:gpu_cache_usage_perc and
- * vllm:time_per_output_token_seconds (the same quantity). Both are read.
+ * vllm:time_per_output_token_seconds (the same quantity). Both are read. tlab-sim also says
+ * tlab_sim:time_scale: with --time-scale F its durations are simulated seconds.
  */
 #include "dispatch/worker_scrape.h"
 
@@ -45,6 +46,7 @@ static const series wanted[] = {
     {"vllm:time_per_output_token_seconds_count", R(itl_count), R(has_itl)},
     {"vllm:time_to_first_token_seconds_sum", R(ttft_sum), R(has_ttft)},
     {"vllm:time_to_first_token_seconds_count", R(ttft_count), R(has_ttft)},
+    {"tlab_sim:time_scale", R(time_scale), NONE},
 };
 
 int tlab__worker_metrics_parse(const char *text, size_t len, tlab__worker_reading *out) {

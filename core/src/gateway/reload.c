@@ -137,7 +137,6 @@ int tlab__reload_config(tlab__config *live, const char *path, const char *const 
     LIVE_LONG(autopilot_service_share_pct, "autopilot.service_share_pct");
     LIVE_LONG(autopilot_initial_limit, "autopilot.initial_limit");
     LIVE_LONG(autopilot_max_limit, "autopilot.max_limit");
-    LIVE_LONG(autopilot_worker_time_scale, "autopilot.worker_time_scale");
     if (live->autopilot_worker_metrics != next->autopilot_worker_metrics)
         note(&restart, "autopilot.worker_metrics");
     tlab__config_free(next);
