@@ -140,7 +140,7 @@ void tlab__autopilot_on_worker_start(tlab__autopilot *a, double start_s) {
     /* New knobs or a new process: what was measured may not hold. Measure again from half the
      * limit (never below the conservative start); the controller climbs back if it still fits. */
     a->v.samples = 0;
-    a->v.tpot_s = a->v.ttft_s = 0;
+    a->v.tpot_s = a->v.ttft_s = a->v.ttft_min_s = 0;
     a->have_prev = 0;
     a->waiting_streak = 0;
     if (a->p.fixed_limit <= 0) {
@@ -161,10 +161,13 @@ static void measure(tlab__autopilot *a, double dt_s) {
         a->v.tpot_s = ewma(a->v.tpot_s, a->gw_tpot_sum / a->gw_tpot_n, EWMA_GATEWAY, first || a->v.tpot_s <= 0);
         a->v.samples++;
     }
-    if (a->v.worker_metrics && a->wk_ttft > 0)
-        a->v.ttft_s = ewma(a->v.ttft_s, a->wk_ttft, EWMA_WORKER, a->v.ttft_s <= 0);
-    else if (a->gw_ttft_n > 0)
-        a->v.ttft_s = ewma(a->v.ttft_s, a->gw_ttft_sum / a->gw_ttft_n, EWMA_GATEWAY, a->v.ttft_s <= 0);
+    double ttft = a->v.worker_metrics && a->wk_ttft > 0 ? a->wk_ttft : a->gw_ttft_n > 0 ? a->gw_ttft_sum / a->gw_ttft_n : 0;
+    if (ttft > 0) {
+        a->v.ttft_s = ewma(a->v.ttft_s, ttft, a->v.worker_metrics && a->wk_ttft > 0 ? EWMA_WORKER : EWMA_GATEWAY,
+                           a->v.ttft_s <= 0);
+        if (a->v.ttft_min_s <= 0 || ttft < a->v.ttft_min_s)
+            a->v.ttft_min_s = ttft;
+    }
     if (dt_s > 0) {
         double w = 1.0 - exp(-dt_s / DRAIN_TAU_S);
         a->drain_measured += w * ((double)a->completions / dt_s - a->drain_measured);

@@ -55,6 +55,7 @@ typedef struct tlab__autopilot_view {
     double limit;         /* the gate: most requests at the worker at once */
     double tpot_s;        /* measured time per output token at the current concurrency */
     double ttft_s;        /* measured time from dispatch to the first token */
+    double ttft_min_s;    /* the smallest TTFT measured (one tick's mean) since the worker started */
     double typical_tokens;/* output tokens of the typical request (moving average of max_tokens) */
     double drain_rate;    /* requests per second the gate lets through when saturated (predicted) */
     double cold_start_s;  /* the worker's last measured start time, 0 when never seen */

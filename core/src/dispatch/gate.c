@@ -265,18 +265,21 @@ int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *ms
     double service = tlab__gate_service_s(r->info.max_tokens);
     if (service <= 0)
         return 0; /* nothing measured yet: the conservative start admits and the gate holds */
-    /* An idle worker is the request's best chance, and the only way to measure again: judging
-     * by what was measured under an earlier load could refuse everything for ever. */
-    if (tlab__requests_in_flight() == 0)
-        return 0;
     uint64_t now = tlab__now_us();
     double left = r->deadline_us > now ? (double)(r->deadline_us - now) / 1e6 : 0, budget = left * share;
     const tlab__autopilot_view *v = tlab__autopilot_view_get(g.ap);
-    if (v->ttft_s > 0 && budget < v->ttft_s) {
+    /* An idle worker is judged by the fastest first token it ever gave: what was measured under
+     * an earlier load could otherwise refuse everything for ever, since only a request that
+     * runs can measure again. */
+    int idle = tlab__requests_in_flight() == 0;
+    double ttft = idle ? v->ttft_min_s : v->ttft_s;
+    if (ttft > 0 && budget < ttft) {
         snprintf(msg, len, "the request's deadline (%.0f ms left) is shorter than the worker's measured time to first token "
-                           "(%.0f ms): it cannot be met", left * 1e3, v->ttft_s * 1e3);
+                           "(%.0f ms%s): it cannot be met", left * 1e3, ttft * 1e3, idle ? ", its fastest" : "");
         return -1;
     }
+    if (idle)
+        return 0;
     if (budget < service) {
         snprintf(msg, len, "the request cannot finish inside its deadline (%.0f ms left): %ld tokens take about %.1f s at "
                            "the worker now; lower max_tokens or allow a longer deadline", left * 1e3,
