@@ -222,6 +222,10 @@ void tlab__gate_on_leg_done(const tlab_request *r) {
     tlab__autopilot_on_sample(g.ap, &s);
 }
 
+tlab__autopilot *tlab__gate_autopilot(void) {
+    return g.ap;
+}
+
 int tlab__gate_limit(void) {
     return g.ap ? tlab__autopilot_limit(g.ap) : 0;
 }

@@ -30,6 +30,8 @@ int tlab__gate_open(void);
 void tlab__gate_on_leg_done(const tlab_request *r);
 
 int tlab__gate_limit(void);
+/* The controller itself, for the micro-benchmark that primes it (tlab-admission-cost). */
+tlab__autopilot *tlab__gate_autopilot(void);
 const tlab__autopilot_view *tlab__gate_view(void);
 /* The default deadline (slo.e2e_ms), in microseconds. */
 uint64_t tlab__gate_slo_us(void);
