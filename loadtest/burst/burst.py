@@ -13,6 +13,8 @@ worker whose p95 E2E stays inside the SLO, measured first unless --capacity give
   step      3x step bursts: base 0.6 C, 3x that for the last third of every period
   poisson   Poisson arrivals at C with burstiness 0.3 (gamma gaps: clumps and lulls)
   ramp      a linear ramp from 0.5 C to 2 C over the run
+  steady    plain Poisson arrivals at 0.7 C (not run by default): below capacity the gateway
+            should refuse nothing and add next to no latency (p95 within 1.05x of direct)
 
 Every rate, time and latency here is in the workload's (simulated) clock: with --time-scale F the
 simulator runs F times faster, and this script divides what it hands to tlab-bench and the gateway
@@ -43,7 +45,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gateway_config  # noqa: E402
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-SCHEDULES = ("step", "poisson", "ramp")
+SCHEDULES = ("step", "poisson", "ramp", "steady")
+DEFAULT_SCHEDULES = ("step", "poisson", "ramp")
 # A larger card with a larger model that still meets a 5 s E2E on 200/200 when idle (about 2.1 s
 # simulated; t4-16gb and l4-24gb with Qwen2.5-3B take 5.4-5.6 s, over the SLO before any load).
 LARGE = ("rtx4090-24gb", "Qwen3-4B")
@@ -277,6 +280,7 @@ def schedules(a, cap):
         "step": {"arrival": "step", "rate": 0.6 * cap, "step_factor": 3, "step_length": period / 3, "step_period": period},
         "poisson": {"arrival": "poisson", "rate": cap, "burstiness": 0.3},
         "ramp": {"arrival": "ramp", "rate": 0.5 * cap, "rate_end": 2 * cap, "ramp_time": total},
+        "steady": {"arrival": "poisson", "rate": 0.7 * cap, "burstiness": 1.0},
     }
 
 
@@ -313,7 +317,8 @@ def parse_args(argv):
     ap.add_argument("--capacity-start", type=float, default=4.0, help="first rate of the capacity search (default 4)")
     ap.add_argument("--load", type=float, default=1.0,
                     help="multiplies every schedule's rates (default 1: the step's mean and the Poisson rate are the capacity)")
-    ap.add_argument("--schedules", default=",".join(SCHEDULES), help="comma-separated subset of step,poisson,ramp")
+    ap.add_argument("--schedules", default=",".join(DEFAULT_SCHEDULES),
+                    help="comma-separated subset of step,poisson,ramp,steady (default step,poisson,ramp)")
     ap.add_argument("--gates", help="static max_inflight values (default 16,32,48,64,96,128; --quick 32,64)")
     ap.add_argument("--static-set", action="append", default=[], metavar="KEY=VALUE",
                     help="another key of the queue plugin's config for the static runs (e.g. a switch that turns an "

@@ -121,6 +121,22 @@ static void the_engines_own_queue_caps_the_gate(void) {
     tlab__autopilot_free(ap);
 }
 
+/* Ladder tier 3: the worker restarts with max_num_seqs halved; within 30 s (300 ticks) the gate
+ * holds at the new cap and vLLM's queue is gone. */
+static void settles_after_max_num_seqs_halved(void) {
+    worker w = {.a = 0.002, .b = 0.00001, .c = 0.02, .d = 0.0001, .tokens = 200, .max_num_seqs = 64, .seed = 11};
+    tlab__autopilot *ap = tlab__autopilot_new(&params);
+    double lo, hi, mean;
+    run(ap, &w, 600, 100, &lo, &hi, &mean);
+    CHECK_MSG(hi <= 64 * 1.15 + 1 && lo >= 32, "before: near max_num_seqs 64: %.0f..%.0f", lo, hi);
+    w.max_num_seqs = 32;
+    w.itl_sum = w.itl_count = w.ttft_sum = w.ttft_count = 0; /* a new process: its counters start again */
+    tlab__autopilot_on_worker_start(ap, 5.0);
+    run(ap, &w, 300, 100, &lo, &hi, &mean);
+    CHECK_MSG(hi <= 32 * 1.15 + 1 && lo >= 16, "30 s after the restart: near max_num_seqs 32: %.0f..%.0f", lo, hi);
+    tlab__autopilot_free(ap);
+}
+
 static void restart_measures_again(void) {
     worker w = {.a = 0.005, .b = 0.00025, .c = 0.03, .d = 0.002, .tokens = 200, .seed = 5};
     tlab__autopilot *ap = tlab__autopilot_new(&params);
@@ -205,6 +221,7 @@ int main(void) {
     converges_to_the_knee();
     noisy_readings_hold_a_band();
     the_engines_own_queue_caps_the_gate();
+    settles_after_max_num_seqs_halved();
     restart_measures_again();
     fixed_gate_when_off();
     gateway_samples_alone();
