@@ -15,14 +15,16 @@
 -- Thresholds follow the SLO (gw.slo_ms, slo.e2e_ms in the config) and the autopilot's
 -- predictions, so nothing here is tuned to one GPU or model. One-line overrides: set any of
 -- these to a number.
--- Hot: any of these, for ENTER_HOLD_S.
-ENTER_ATTAINMENT = 0.95    -- share of requests done inside their deadline falls below this
-ENTER_P95_SHARE = 0.8      -- end-to-end p95 over this share of the SLO
+-- Hot: any of these, for ENTER_HOLD_S. Shedding alone is not hot: the autopilot refuses what
+-- would miss its deadline and serves the rest inside it; the ladder steps in when the served
+-- requests miss (p95 over the SLO), the queue's predicted wait grows past what the SLO leaves,
+-- or the worker fails.
+ENTER_P95_SHARE = 1.0      -- end-to-end p95 of served requests over this share of the SLO
 ENTER_WAIT_SHARE = 0.5     -- predicted wait for a newcomer over this share of the SLO
 ENTER_ERROR_RATE = 0.01    -- share of 5xx answers
 ENTER_HOLD_S = 10
--- Cool: all of these, for LEAVE_HOLD_S.
-LEAVE_ATTAINMENT = 0.99
+-- Cool: all of these, for LEAVE_HOLD_S (nothing shed any more, and fast).
+LEAVE_ATTAINMENT = 0.99    -- share of finished requests done inside their deadline (refusals count as missed)
 LEAVE_P95_SHARE = 0.5
 LEAVE_WAIT_SHARE = 0.1
 LEAVE_ERROR_RATE = 0.001
@@ -76,7 +78,7 @@ function on_tick()
   local now, tier = gw.now(), gw.tier
   local slo_ms, p95, err = gw.slo_ms, gw.e2e_p95, gw.error_rate
   local wait_ms, attained = gw.predicted_wait_s * 1000, gw.slo_attainment
-  local hot = attained < ENTER_ATTAINMENT or p95 > ENTER_P95_SHARE * slo_ms
+  local hot = p95 > ENTER_P95_SHARE * slo_ms
     or wait_ms > ENTER_WAIT_SHARE * slo_ms or err > ENTER_ERROR_RATE
   local cool = attained >= LEAVE_ATTAINMENT and p95 < LEAVE_P95_SHARE * slo_ms
     and wait_ms < LEAVE_WAIT_SHARE * slo_ms and err < LEAVE_ERROR_RATE

@@ -17,7 +17,7 @@
  *   finish inside its deadline from its place in the queue gets 429 with a computed Retry-After;
  *   a lower class may plan with less of its deadline (headroom_pct kept for the higher ones), so
  *   it is shed first. Every 200 ms the waiting requests are judged again, and one whose deadline
- *   became unreachable leaves with 503 and Retry-After.
+ *   became unreachable (predicted to finish more than 25 % past it) leaves with 503 and Retry-After.
  * - An optional fixed concurrency cap (max_inflight; 0, the default, leaves it to the core's
  *   autopilot gate).
  */
@@ -29,6 +29,7 @@
 #include <tlab/plugin.h>
 
 #define MAX_CLASSES 8
+#define UNREACHABLE_SHARE 1.25 /* a waiting request leaves when predicted this far past its deadline */
 
 typedef struct node {
     tlab_request *r;
@@ -284,7 +285,9 @@ static void on_judge(void *arg) {
         for (node *n = q->classes[i].head, *next; n; n = next) {
             next = n->next;
             int retry = 0;
-            if (q->api->request_judge(n->r, (double)ahead, 1.0, why, sizeof why, &retry) == TLAB_OK) {
+            /* Unreachable, not merely tight: a prediction is an average, and a request admitted
+             * on it keeps its chance unless it is 25 % past its deadline. */
+            if (q->api->request_judge(n->r, (double)ahead, UNREACHABLE_SHARE, why, sizeof why, &retry) == TLAB_OK) {
                 ahead++;
                 continue;
             }

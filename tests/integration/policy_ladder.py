@@ -85,7 +85,7 @@ gw.stop()
 
 # --- degradation ladder: the predicted wait is the pressure signal here ---
 deg = test_copy("degradation.lua", {
-    "ENTER_ATTAINMENT": -1, "ENTER_P95_SHARE": "1e9", "ENTER_WAIT_SHARE": "1e-6", "ENTER_ERROR_RATE": 2,
+    "ENTER_P95_SHARE": "1e9", "ENTER_WAIT_SHARE": "1e-6", "ENTER_ERROR_RATE": 2,
     "ENTER_HOLD_S": 0.3, "LEAVE_ATTAINMENT": 0, "LEAVE_P95_SHARE": "1e9", "LEAVE_WAIT_SHARE": "1e-6",
     "LEAVE_ERROR_RATE": 2, "LEAVE_HOLD_S": 0.3, "MIN_RESTART_INTERVAL_S": 0.8})
 adm = os.path.join(t.SRC, "scripts-lua", "admission.lua")

@@ -54,7 +54,7 @@ end
 
 -- Each SLO signal alone is hot: attainment, predicted wait (shares of gw.slo_ms, so a 1 s SLO
 -- scales them), error rate.
-for _, f in ipairs({ { slo_attainment = 0.5 }, { predicted_wait_s = 0.6, slo_ms = 1000 } }) do
+for _, f in ipairs({ { e2e_p95 = 5001 }, { predicted_wait_s = 0.6, slo_ms = 1000 } }) do
   local g2 = H.fake_gw(f)
   local e2 = H.load(script, g2, { ENTER_HOLD_S = 1 })
   for _ = 1, 3 do e2.on_tick(); g2.t = g2.t + 1 end
@@ -64,6 +64,10 @@ local g3 = H.fake_gw({ predicted_wait_s = 0.4, slo_ms = 1000 })
 local e3 = H.load(script, g3, { ENTER_HOLD_S = 1 })
 for _ = 1, 3 do e3.on_tick(); g3.t = g3.t + 1 end
 H.check(g3.tier == 0, "a wait under half the SLO is not hot")
+local g4 = H.fake_gw({ slo_attainment = 0.4, e2e_p95 = 4900 })
+local e4 = H.load(script, g4, { ENTER_HOLD_S = 1 })
+for _ = 1, 3 do e4.on_tick(); g4.t = g4.t + 1 end
+H.check(g4.tier == 0, "shedding alone (served inside the SLO) is not hot")
 
 -- A hot error rate alone climbs too; a restart too soon holds the step back.
 gw = H.fake_gw({})

@@ -256,7 +256,7 @@ typedef struct tlab_api {
      * x-request-deadline-ms, or what the admission policy set; 0 = none. */
     uint64_t (*request_deadline_us)(const tlab_request *r);
     /* Whether r, with `ahead` requests dispatched before it, can finish by its deadline using
-     * `share` (0..1] of the time it has left, judged from the measured drain rate, time per token
+     * `share` (0..2] of the time it has left (above 1: a tolerance), judged from the measured drain rate, time per token
      * and TTFT (and the worker's measured start time while it is cold). TLAB_OK: yes, or unknown
      * (nothing measured yet). TLAB_DECLINED: no; `msg` says why and *retry_after_s when a retry
      * would make it (0: a retry cannot help). */

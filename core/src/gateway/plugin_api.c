@@ -162,7 +162,7 @@ static uint64_t api_request_deadline_us(const tlab_request *r) {
 
 static int api_request_judge(const tlab_request *r, double ahead, double share, char *msg, size_t msglen, int *retry_after_s) {
     int retry = 0;
-    if (share <= 0 || share > 1)
+    if (share <= 0 || share > 2)
         share = 1;
     int rc = tlab__gate_judge(r, ahead, share, msg, msglen, &retry);
     if (retry_after_s)
