@@ -5,7 +5,10 @@
 - an overload burst: through the gateway as shipped (the autopilot on) the goodput (answered 200
   inside the SLO) is at least 1.5x straight to the worker, the refusals are 429s with a
   Retry-After, counted by reason and class, and the gate and predictions show in /metrics;
-- priority shedding: under the same burst the low class is refused more than the high one.
+- priority shedding: under the same burst the low class is refused more than the high one;
+- a cold start (the supervisor, real time): once the worker's start time is measured, a request
+  whose deadline is shorter than the start is refused at once with a Retry-After, and one with
+  room is served.
 Bounds are generous so that a loaded machine cannot flake them.
 """
 import json
@@ -123,4 +126,20 @@ t.check(low_refused > high_refused, f"low refused more than high ({low_refused} 
 t.check(t.metric(port, "gateway_queue_rejected_total", 'class="low"') or 0 > 0, "refusals counted by class")
 gw.stop()
 sim.stop()
+
+# --- cold start: judged with the worker's measured start time ---
+wport = t.free_port()
+scfg = t.write_supervised_config(os.path.join(tmp, "sup.yaml"), wport, '["--startup-seconds", "2"]',
+                                 supervisor="      idle_timeout_s: 1\n      sleep_after_s: 0\n")
+gw, port = t.start_gateway(wport, config=scfg)
+st, _, _, took = completion(port, 20)  # starts the worker: its start time is measured
+t.check(st == 200 and took >= 1.5, f"the first request waits for the cold start ({st}, {took:.1f} s)")
+t.check(t.wait_metric(port, "gateway_worker_state", 0, timeout=15), "the worker stops when idle")
+st, h, body, took = completion(port, 20, headers={"x-request-deadline-ms": "800"})
+msg = json.loads(body).get("error", {}).get("message", "") if st == 429 else body
+t.check(st == 429 and "starting" in msg and h.get("retry-after", "").isdigit() and took < 1.0,
+        f"a deadline shorter than the measured start: 429 at once with Retry-After ({st}, {took:.2f} s, {msg[:160]!r})")
+st, _, _, _ = completion(port, 20, headers={"x-request-deadline-ms": "30000"})
+t.check(st == 200, f"with room for the start it is served ({st})")
+gw.stop()
 t.finish()

@@ -286,8 +286,18 @@ int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *ms
                            "(%.0f ms%s): it cannot be met", left * 1e3, ttft * 1e3, idle ? ", its fastest" : "");
         return -1;
     }
-    if (idle)
+    if (idle) {
+        /* Cold: the worker's last measured start time, then its fastest first token. */
+        double cold = tlab__gate_cold_wait_s();
+        if (cold > 0 && cold + ttft > budget) {
+            double retry = cold + ttft - budget;
+            *retry_after_s = retry < 1 ? 1 : (int)(retry + 0.999);
+            snprintf(msg, len, "the worker is starting (measured start time: %.1f s to go) and the request's deadline has "
+                               "%.0f ms left; retry in %d s", cold, left * 1e3, *retry_after_s);
+            return -1;
+        }
         return 0;
+    }
     if (budget < service) {
         snprintf(msg, len, "the request cannot finish inside its deadline (%.0f ms left): %ld tokens take about %.1f s at "
                            "the worker now; lower max_tokens or allow a longer deadline", left * 1e3,
