@@ -13,6 +13,8 @@ Bounds are generous so that a loaded machine cannot flake them.
 """
 import json
 import os
+import re
+import subprocess
 import tempfile
 import threading
 import time
@@ -126,6 +128,28 @@ t.check(low_refused > high_refused, f"low refused more than high ({low_refused} 
 t.check(t.metric(port, "gateway_queue_rejected_total", 'class="low"') or 0 > 0, "refusals counted by class")
 gw.stop()
 sim.stop()
+
+# --- tlab-tune's starting point (autopilot.start_file) ---
+start = os.path.join(tmp, "tuned-gateway.yaml")
+with open(start, "w") as f:
+    f.write("# written by tlab-tune\ninitial_limit: 37\nrate_rps: 12.5\ne2e_p95_s: 3.0\n")
+sim, sim_port = t.start_sim(["--startup-seconds", "0"], time_scale=TS)
+gw, port = t.start_gateway(sim_port, config=cfg, sets=[f"autopilot.start_file={start}"])
+t.check(t.metric(port, "gateway_autopilot_limit") == 37, "the autopilot starts from tlab-tune's knee")
+gw.stop()
+sim.stop()
+with open(start, "w") as f:
+    f.write("initial_limit: many\n")
+r = subprocess.run([os.path.join(t.BIN, "tlab-gateway"), "--check-config", "-c", cfg, "--set", f"autopilot.start_file={start}"],
+                   capture_output=True, text=True, timeout=30)
+t.check(r.returncode == 2 and start in r.stderr and "initial_limit" in r.stderr,
+        f"a bad start file stops the gateway with exit 2, naming it: {r.returncode} {r.stderr.strip()[:200]!r}")
+with open(start, "w") as f:
+    f.write("initial_limit: [1\n")
+r = subprocess.run([os.path.join(t.BIN, "tlab-gateway"), "--check-config", "-c", cfg, "--set", f"autopilot.start_file={start}"],
+                   capture_output=True, text=True, timeout=30)
+t.check(r.returncode == 2 and re.search(re.escape(start) + r":\d+:\d+:", r.stderr) is not None,
+        f"a broken start file: file:line:col, exit 2: {r.returncode} {r.stderr.strip()[:200]!r}")
 
 # --- cold start: judged with the worker's measured start time ---
 wport = t.free_port()

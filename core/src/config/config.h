@@ -70,6 +70,8 @@ typedef struct tlab__config {
     long autopilot_initial_limit; /* autopilot.initial_limit: the gate before any measurement, 1..100000, default 8 */
     long autopilot_max_limit;    /* autopilot.max_limit: ceiling of the gate, 1..1000000, default 1024 */
     int autopilot_worker_metrics; /* autopilot.worker_metrics: scrape <upstream.url>/metrics (1, default) or not (0) */
+    char *autopilot_start_file; /* autopilot.start_file: tlab-tune's tuned-gateway.yaml, "" = none (default) */
+    long autopilot_start_limit; /* its initial_limit, read when the config loads; 0 = none */
 
     long shutdown_grace_s;       /* shutdown.grace_s: after SIGTERM, how long in-flight requests may run, 0..3600,
                                     default 30 */

@@ -65,6 +65,7 @@ static const field autopilot_fields[] = {
     FLD("initial_limit", F_LONG, autopilot_initial_limit, 1, 100000),
     FLD("max_limit", F_LONG, autopilot_max_limit, 1, 1000000),
     FLD("worker_metrics", F_BOOL, autopilot_worker_metrics, 0, 1),
+    FLD("start_file", F_PATH, autopilot_start_file, 0, 0),
 };
 static const field top_fields[] = {
     FLD("plugin_dir", F_STR, plugin_dir, 0, 0),
@@ -126,8 +127,9 @@ int tlab__config_defaults(tlab__config *cfg) {
     cfg->autopilot_initial_limit = 8;
     cfg->autopilot_max_limit = 1024;
     cfg->autopilot_worker_metrics = 1;
+    cfg->autopilot_start_file = strdup("");
     if (!cfg->auth_keys_file || !cfg->admin_host || !cfg->listen_host || !cfg->upstream_url || !cfg->log_level ||
-        !cfg->plugin_dir || !cfg->policy_admission ||
+        !cfg->plugin_dir || !cfg->policy_admission || !cfg->autopilot_start_file ||
         !cfg->policy_degradation) {
         tlab__config_free(cfg);
         return -1;
@@ -153,6 +155,7 @@ void tlab__config_free(tlab__config *cfg) {
     free(cfg->policy_degradation);
     free(cfg->auth_keys_file);
     free(cfg->admin_host);
+    free(cfg->autopilot_start_file);
     tlab__keyring_free(cfg->keyring);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -38,7 +38,8 @@ static struct {
 static void params_from(const tlab__config *cfg, tlab__autopilot_params *p) {
     p->slo_s = (double)cfg->slo_e2e_ms / 1000.0;
     p->service_share = (double)cfg->autopilot_service_share_pct / 100.0;
-    p->initial_limit = (double)cfg->autopilot_initial_limit;
+    /* tlab-tune's measured knee (autopilot.start_file), else the conservative start */
+    p->initial_limit = (double)(cfg->autopilot_start_limit > 0 ? cfg->autopilot_start_limit : cfg->autopilot_initial_limit);
     p->max_limit = (double)cfg->autopilot_max_limit;
     p->fixed_limit = cfg->autopilot_enabled ? 0 : (double)cfg->autopilot_max_limit;
 }

@@ -139,6 +139,8 @@ int tlab__reload_config(tlab__config *live, const char *path, const char *const 
     LIVE_LONG(autopilot_max_limit, "autopilot.max_limit");
     if (live->autopilot_worker_metrics != next->autopilot_worker_metrics)
         note(&restart, "autopilot.worker_metrics");
+    if (str_differs(live->autopilot_start_file, next->autopilot_start_file) || live->autopilot_start_limit != next->autopilot_start_limit)
+        note(&restart, "autopilot.start_file");
     tlab__config_free(next);
     tlab__gate_reconfigure(live);
 
