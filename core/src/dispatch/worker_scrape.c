@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #define MAX_BODY (4u << 20) /* a vLLM /metrics page is ~30 KiB; past this it is not one */
 
 struct tlab__worker_scrape {
@@ -22,8 +24,7 @@ struct tlab__worker_scrape {
     void *arg;
     tlab__xfer *xfer;
     int status;
-    char *body;
-    size_t len, cap;
+    struct evbuffer *body;
     int too_big;
 };
 
@@ -96,24 +97,13 @@ static void on_headers(void *arg, int status, const char *content_type) {
 
 static void on_data(void *arg, const char *data, size_t len) {
     tlab__worker_scrape *s = arg;
-    if (s->too_big || s->len + len > MAX_BODY) {
+    if (s->too_big || evbuffer_get_length(s->body) + len > MAX_BODY || evbuffer_add(s->body, data, len) != 0)
         s->too_big = 1;
-        return;
-    }
-    if (s->len + len > s->cap) {
-        size_t cap = s->cap ? s->cap : 65536;
-        while (cap < s->len + len)
-            cap *= 2;
-        char *b = realloc(s->body, cap);
-        if (!b) {
-            s->too_big = 1;
-            return;
-        }
-        s->body = b;
-        s->cap = cap;
-    }
-    memcpy(s->body + s->len, data, len);
-    s->len += len;
+}
+
+static const char *body_text(tlab__worker_scrape *s) {
+    const char *t = (const char *)evbuffer_pullup(s->body, -1); /* one contiguous block to parse */
+    return t ? t : "";
 }
 
 static void on_done(void *arg, tlab__xfer_result result, const char *detail) {
@@ -127,11 +117,11 @@ static void on_done(void *arg, tlab__xfer_result result, const char *detail) {
         snprintf(why, sizeof why, "%s answered HTTP %d", s->url, s->status);
     else if (s->too_big)
         snprintf(why, sizeof why, "%s sent more than %u bytes", s->url, MAX_BODY);
-    else if (tlab__worker_metrics_parse(s->body ? s->body : "", s->len, &r) != 0)
+    else if (tlab__worker_metrics_parse(body_text(s), evbuffer_get_length(s->body), &r) != 0)
         snprintf(why, sizeof why, "%s has no vllm:num_requests_running/waiting", s->url);
     else
         why[0] = '\0';
-    s->len = 0;
+    evbuffer_drain(s->body, evbuffer_get_length(s->body));
     s->too_big = 0;
     s->fn(s->arg, why[0] ? NULL : &r, why);
 }
@@ -144,8 +134,9 @@ tlab__worker_scrape *tlab__worker_scrape_new(tlab__upstream *up, const char *url
     if (!s)
         return NULL;
     s->url = strdup(url);
-    if (!s->url) {
-        free(s);
+    s->body = evbuffer_new();
+    if (!s->url || !s->body) {
+        tlab__worker_scrape_free(s);
         return NULL;
     }
     s->up = up;
@@ -159,7 +150,7 @@ void tlab__worker_scrape_poll(tlab__worker_scrape *s) {
     if (s->xfer)
         return; /* the previous one is still under way: skipped, never piled up */
     s->status = 0;
-    s->len = 0;
+    evbuffer_drain(s->body, evbuffer_get_length(s->body));
     s->xfer = tlab__upstream_start(s->up, "GET", s->url, NULL, 0, NULL, s->timeout_ms, &callbacks, s);
 }
 
@@ -168,7 +159,8 @@ void tlab__worker_scrape_free(tlab__worker_scrape *s) {
         return;
     if (s->xfer)
         tlab__xfer_abort(s->xfer);
-    free(s->body);
+    if (s->body)
+        evbuffer_free(s->body);
     free(s->url);
     free(s);
 }
