@@ -31,6 +31,7 @@
 #define WORKER_QUEUE_STREAK 10/* scrapes in a row with vLLM's waiting queue non-empty: it is full, not admitting */
 #define KV_FULL 0.95          /* no growth above this KV-cache usage */
 #define DEFAULT_TOKENS 256.0  /* typical request before any sample: vLLM's own small default range */
+#define SHARE_EMPTY_QUEUE 0.75 /* service target with nothing waiting: a share of the SLO */
 
 struct tlab__autopilot {
     tlab__autopilot_params p;
@@ -185,7 +186,14 @@ int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double d
         publish(a);
         return 0;
     }
-    double s = tlab__autopilot_service_s(a, 0), target = a->p.service_share * a->p.slo_s;
+    /* The target moves with the queue: with nothing waiting the service may take 75 % of the SLO
+     * (below capacity the gate must not throttle: at 0.7 of capacity the worker needed 70 % of
+     * the SLO and a fixed 60 % target refused a quarter of the load); as the predicted wait
+     * grows it shrinks to service_share, the efficient point under overload. */
+    double s = tlab__autopilot_service_s(a, 0), floor_t = a->p.service_share * a->p.slo_s;
+    double ceil_t = SHARE_EMPTY_QUEUE > a->p.service_share ? SHARE_EMPTY_QUEUE * a->p.slo_s : floor_t;
+    double target = clampd(ceil_t - tlab__autopilot_wait_s(a, g->waiting, g->in_flight), floor_t, ceil_t);
+    a->v.target_s = target;
     if (a->v.worker_metrics && a->waiting_streak >= WORKER_QUEUE_STREAK && a->running >= 1 && a->saturated &&
         a->limit > a->running + 1) {
         a->limit = a->running;

@@ -59,6 +59,7 @@ typedef struct tlab__autopilot_view {
     double typical_tokens;/* output tokens of the typical request (moving average of max_tokens) */
     double drain_rate;    /* requests per second the gate lets through when saturated (predicted) */
     double cold_start_s;  /* the worker's last measured start time, 0 when never seen */
+    double target_s;      /* the service-time target of the last tick */
     int samples;          /* measurements taken so far since the last (re)start; 0: the conservative start */
     int worker_metrics;   /* 1 while the worker's /metrics answers and is used */
     const char *last_reason; /* why the limit last changed */

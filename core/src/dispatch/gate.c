@@ -31,6 +31,7 @@ static struct {
     const char *last_logged_reason;
     int logged_scrape_failure;
     int prev_worker_state;
+    double last_promise_s; /* the latest Retry-After promised, in seconds of tlab__now_us */
     uint64_t left_running_us; /* when the worker last stopped running (its start clock), 0 while it runs */
     tlab_metric *m_limit, *m_tpot, *m_ttft, *m_drain, *m_wait, *m_scrape, *m_attain, *m_goodput;
 } g;
@@ -115,7 +116,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
                       "autopilot: limit %d -> %d: %s [in_flight=%.0f waiting=%.0f tpot=%.1fms ttft=%.0fms service=%.2fs "
                       "target=%.2fs worker_metrics=%s]",
                       before, tlab__autopilot_limit(g.ap), v->last_reason, st.in_flight, st.waiting, v->tpot_s * 1e3,
-                      v->ttft_s * 1e3, tlab__autopilot_service_s(g.ap, 0), g.target_s,
+                      v->ttft_s * 1e3, tlab__autopilot_service_s(g.ap, 0), v->target_s,
                       v->worker_metrics ? "yes" : "no");
             g.last_log_us = now;
             g.last_logged_reason = v->last_reason;
@@ -191,8 +192,10 @@ int tlab__gate_init(struct event_base *base, tlab__upstream *up, const tlab__con
                                         "Requests per second answered 2xx inside their deadline (stats window)", NULL, 0);
     apply(cfg);
     publish();
-    tlab__log(TLAB_LOG_INFO, NULL, "autopilot %s: slo.e2e_ms %ld, service target %.2f s, start limit %d, max %ld, worker metrics %s",
+    tlab__log(TLAB_LOG_INFO, NULL, "autopilot %s: slo.e2e_ms %ld, service target from %.2f s (a long queue) to %.2f s (none), "
+                                   "start limit %d, max %ld, worker metrics %s",
               cfg->autopilot_enabled ? "on" : "off (fixed gate at autopilot.max_limit)", cfg->slo_e2e_ms, g.target_s,
+              g.target_s > 0.75 * (double)cfg->slo_e2e_ms / 1000.0 ? g.target_s : 0.75 * (double)cfg->slo_e2e_ms / 1000.0,
               tlab__autopilot_limit(g.ap), cfg->autopilot_max_limit, g.scrape ? url : "off");
     return 0;
 }
@@ -309,8 +312,14 @@ int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *ms
     if (finish <= budget)
         return 0;
     /* The queue ahead drains at drain_rate: after (finish - budget) seconds the same place in it
-     * is that much closer to the front, so a retry then would just make it. */
-    double retry = finish - budget;
+     * is that much closer to the front, so a retry then would just make it. But every refused
+     * client of a burst hears the same figure and would come back together: the promises are
+     * spaced at the drain rate, each one after the last still to come. */
+    double now_s = (double)now / 1e6, at = now_s + (finish - budget);
+    if (v->drain_rate > 0 && g.last_promise_s + 1.0 / v->drain_rate > at)
+        at = g.last_promise_s + 1.0 / v->drain_rate;
+    g.last_promise_s = at;
+    double retry = at - now_s;
     *retry_after_s = retry < 1 ? 1 : (int)(retry + 0.999);
     snprintf(msg, len, "predicted to finish in %.1f s (%.1f s waiting behind %.0f requests, draining %.1f/s; %.1f s at the "
                        "worker), past its deadline (%.1f s left); retry in %d s", finish, wait, ahead, v->drain_rate, service,
