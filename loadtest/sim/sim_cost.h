@@ -32,15 +32,29 @@ int sim_memory_plan(const sim_hw *hw, const sim_modelp *m, double gpu_util, int 
 typedef struct sim_step_shape {
     int prefill_tokens;    /* prompt tokens computed this step (all chunks) */
     int decode_seqs;       /* sequences decoding one token */
+    int prefill_seqs;      /* sequences computing a prompt chunk (v2 prices their host work per sequence) */
     long long ctx_tokens;  /* sum over scheduled sequences of their context length after the step */
 } sim_step_shape;
 
+/* The three parts of a v2 step; they run concurrently, so the step takes the longest of them. */
+typedef struct sim_step_parts {
+    double gpu;  /* layers * layer_launch + max(compute, memory) */
+    double host; /* host_step + host_seq * sequences + beta1 * prefill_tokens (engine core) */
+    double api;  /* api_token * tokens sent (the API server process) */
+} sim_step_parts;
+
 /*
- * Simulated duration of one step in seconds:
- *   beta0 + max(compute, memory) + beta1 * prefill_tokens + beta2 * decode_seqs
+ * Simulated duration of one step in seconds.
  *   compute = 2 * params * (prefill_tokens + decode_seqs) / (peak_flops * eff_compute)
  *   memory  = (weight_bytes + ctx_tokens * kv_bytes_per_token) / (bandwidth * eff_mem)
+ * Step model 1 (profiles without host_step_ms):
+ *   beta0 + max(compute, memory) + beta1 * prefill_tokens + beta2 * decode_seqs
+ * Step model 2: max(gpu, host, api) of sim_step_split(), because vLLM V1 prepares step n+1 on the CPU
+ * while the GPU runs step n (async scheduling) and the API server is a process of its own.
  */
 double sim_step_seconds(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s);
+
+/* The v2 parts of a step (also defined for v1 profiles, whose host-side keys are then zero). */
+void sim_step_split(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s, sim_step_parts *out);
 
 #endif
