@@ -71,6 +71,13 @@ void sim_step_split(const sim_hw *hw, const sim_modelp *m, const sim_step_shape 
     out->api = hw->api_token_s * seqs;
 }
 
+double sim_api_ready(const sim_hw *hw, double *api_free, double arrival) {
+    double start = arrival > *api_free ? arrival : *api_free;
+    *api_free = start + hw->api_serial_s;
+    double lone = arrival + hw->api_overhead_s;
+    return lone > *api_free ? lone : *api_free;
+}
+
 double sim_step_seconds(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s) {
     if (hw->step_model != 2)
         return hw->beta0_s + roofline(hw, m, s) + hw->beta1_s * s->prefill_tokens + hw->beta2_s * s->decode_seqs;

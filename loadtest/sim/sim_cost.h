@@ -57,4 +57,14 @@ double sim_step_seconds(const sim_hw *hw, const sim_modelp *m, const sim_step_sh
 /* The v2 parts of a step (also defined for v1 profiles, whose host-side keys are then zero). */
 void sim_step_split(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s, sim_step_parts *out);
 
+/*
+ * When a request sent at `arrival` reaches the engine core. vLLM's API server is one process with one
+ * event loop: part of each request's pre-processing (api_serial: parsing, tokenization, hand-off) runs
+ * there one request at a time, the rest (api_overhead in all) is latency that overlaps. So a lone
+ * request waits api_overhead, and a burst of n waits up to n x api_serial, which is what makes TTFT
+ * grow with concurrency in closed-loop benchmarks. *api_free is the loop's busy-until time (start at 0);
+ * arrivals must come in time order.
+ */
+double sim_api_ready(const sim_hw *hw, double *api_free, double arrival);
+
 #endif

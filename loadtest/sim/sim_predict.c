@@ -16,10 +16,11 @@ typedef struct run {
     sim_sched *sched;
     sim_seq *seqs;
     int sent, finished;
+    double api_free; /* the API server's event loop is busy until then */
     double *ttft, *tpot, *e2e;
 } run;
 
-/* The client side of the loop: request i is sent at t and leaves the API server api_overhead later. */
+/* The client side of the loop: request i is sent at t and reaches the engine when the API server is done. */
 static void send_next(run *r, double t) {
     sim_seq *q = &r->seqs[r->sent];
     q->id = (uint64_t)r->sent + 1;
@@ -27,7 +28,7 @@ static void send_next(run *r, double t) {
     q->max_tokens = r->in->output_len;
     q->ignore_eos = true;
     q->t_arrival = t;
-    q->t_ready = t + r->hw->api_overhead_s;
+    q->t_ready = sim_api_ready(r->hw, &r->api_free, t);
     r->sent++;
     sim_sched_add(r->sched, q, t);
 }

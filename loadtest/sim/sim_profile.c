@@ -127,7 +127,7 @@ static int kv_opt(const kv_file *kv, const char *path, const char *key, double d
 int sim_hw_load(const char *config_dir, const char *name, sim_hw *hw, char *err, size_t errlen) {
     char path[1024];
     kv_file kv;
-    double gib, bw, tf, ec, em, b0, b1, b2, ov, dbt, api, h2d, rel, wfix, lay, hstep, hseq, apitok;
+    double gib, bw, tf, ec, em, b0, b1, b2, ov, dbt, api, h2d, rel, wfix, lay, hstep, hseq, apitok, apiser;
     resolve(config_dir, "hardware", name, path, sizeof path);
     if (kv_parse(path, &kv, err, errlen))
         return -1;
@@ -142,7 +142,8 @@ int sim_hw_load(const char *config_dir, const char *name, sim_hw *hw, char *err,
         kv_num(&kv, path, "api_overhead_ms", &api, err, errlen) || kv_num(&kv, path, "h2d_gb_s", &h2d, err, errlen) ||
         kv_num(&kv, path, "weight_reload_gb_s", &rel, err, errlen) || kv_num(&kv, path, "wake_fixed_s", &wfix, err, errlen) ||
         kv_opt(&kv, path, "layer_launch_us", 0, &lay, err, errlen) || kv_opt(&kv, path, "host_step_ms", 0, &hstep, err, errlen) ||
-        kv_opt(&kv, path, "host_seq_us", 0, &hseq, err, errlen) || kv_opt(&kv, path, "api_token_us", 0, &apitok, err, errlen))
+        kv_opt(&kv, path, "host_seq_us", 0, &hseq, err, errlen) || kv_opt(&kv, path, "api_token_us", 0, &apitok, err, errlen) ||
+        kv_opt(&kv, path, "api_serial_ms", 0, &apiser, err, errlen))
         return -1;
     if (h2d <= 0 || rel <= 0) {
         snprintf(err, errlen, "%s: h2d_gb_s and weight_reload_gb_s must be > 0", path);
@@ -173,6 +174,7 @@ int sim_hw_load(const char *config_dir, const char *name, sim_hw *hw, char *err,
     hw->overhead_bytes = ov * 1073741824.0;
     hw->default_batched = (int)dbt;
     hw->api_overhead_s = api * 1e-3;
+    hw->api_serial_s = apiser * 1e-3;
     hw->h2d_bytes_s = h2d * 1e9;
     hw->reload_bytes_s = rel * 1e9;
     hw->wake_fixed_s = wfix;

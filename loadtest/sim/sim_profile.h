@@ -27,6 +27,7 @@ typedef struct sim_hw {
     char device_name[96];   /* what torch.cuda.get_device_name() says; vLLM's defaults test it for "a100" */
     int default_batched;    /* 0: vLLM's get_batch_defaults rule; > 0: an explicit override from the profile */
     double api_overhead_s;  /* HTTP + tokenization + hand-off to the engine, before a request can be scheduled */
+    double api_serial_s;    /* the part of it that holds the API server's one event loop (requests queue for it) */
     double h2d_bytes_s;     /* achievable host<->device copy rate (pinned memory, the card's PCIe link) */
     double reload_bytes_s;  /* weight load rate from disk / page cache after a level-2 sleep */
     double wake_fixed_s;    /* wake cost that does not scale with the weights (KV cache re-allocation) */

@@ -50,7 +50,10 @@ static void test_step_time(void) {
     sim_hw hw;
     sim_modelp m;
     char err[256];
-    CHECK(sim_hw_load("configs", "h100-80gb", &hw, err, sizeof err) == 0);
+    /* A v1 profile (today's h100-80gb, kept for the calibration's comparison) still loads and prices
+     * steps with the v1 formula. */
+    CHECK(sim_hw_load("configs", "loadtest/sim/calibration/v1/h100-80gb.yaml", &hw, err, sizeof err) == 0);
+    CHECK(hw.step_model == 1);
     CHECK(sim_model_load("configs", "Qwen2.5-0.5B-Instruct", &m, err, sizeof err) == 0);
     sim_step_shape one = {.decode_seqs = 1, .ctx_tokens = 300};
     double mem = (494032768.0 * 2 + 300 * 12288.0) / (3350e9 * 0.75);
@@ -119,6 +122,51 @@ static void test_step_time_v2(void) {
     CHECK(NEAR(sim_step_seconds(&v1, &M2, &one), 3e-3 + (2e9 + 300 * 12288.0) / 800e9 + 20e-6, 1e-9));
 }
 
+/* The API server: a lone request waits api_overhead; a burst queues on the serial part. */
+static void test_api_ready(void) {
+    sim_hw hw = HW2; /* api_overhead 10 ms */
+    hw.api_serial_s = 4e-3;
+    double busy = 0;
+    CHECK(NEAR(sim_api_ready(&hw, &busy, 1.0), 1.010, 1e-12)); /* alone: 10 ms */
+    CHECK(NEAR(busy, 1.004, 1e-12));
+    /* Five at once at t = 2: serial parts end at 2.004 .. 2.020; each waits at least 10 ms. */
+    double want[] = {2.010, 2.010, 2.012, 2.016, 2.020};
+    for (int i = 0; i < 5; i++) {
+        double r = sim_api_ready(&hw, &busy, 2.0);
+        CHECK_MSG(NEAR(r, want[i], 1e-12), "burst %d: %.6f want %.6f", i, r, want[i]);
+    }
+    hw.api_serial_s = 0; /* v1 profiles: pure latency */
+    busy = 0;
+    for (int i = 0; i < 3; i++)
+        CHECK(NEAR(sim_api_ready(&hw, &busy, 3.0), 3.010, 1e-12));
+}
+
+/* Every shipped GPU and model profile loads; the GPUs use step model v2; the model's bytes are sane. */
+static void test_profiles(void) {
+    static const char *const gpus[] = {"rtx3050-4gb", "t4-16gb", "l4-24gb", "a10g-24gb", "rtx4090-24gb", "l40s-48gb",
+                                       "a100-40gb", "a100-80gb", "h100-80gb", "h200-141gb"};
+    static const char *const models[] = {"Qwen2.5-0.5B-Instruct", "Qwen2.5-1.5B-Instruct", "Qwen2.5-3B-Instruct",
+                                         "Qwen2.5-7B-Instruct", "Qwen3-0.6B", "Qwen3-1.7B", "Qwen3-4B", "Qwen3-8B",
+                                         "Qwen3-14B", "Llama-3.2-1B-Instruct", "Llama-3.2-3B-Instruct",
+                                         "Llama-3.1-8B-Instruct", "Mistral-7B-Instruct-v0.3"};
+    char err[1024];
+    for (size_t i = 0; i < sizeof gpus / sizeof gpus[0]; i++) {
+        sim_hw hw;
+        CHECK_MSG(sim_hw_load("configs", gpus[i], &hw, err, sizeof err) == 0, "%s: %s", gpus[i], err);
+        CHECK_MSG(hw.step_model == 2 && hw.host_step_s > 0 && hw.layer_launch_s > 0 && hw.device_name[0], "%s",
+                  gpus[i]);
+    }
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        sim_modelp m;
+        CHECK_MSG(sim_model_load("configs", models[i], &m, err, sizeof err) == 0, "%s: %s", models[i], err);
+        CHECK_MSG(m.params > 4e8 && m.params < 1.6e10 && m.max_model_len >= 32768, "%s", models[i]);
+    }
+    /* Llama-3.1-8B: 32 layers x 8 KV heads x 128 x 2 (K, V) x 2 bytes = 131,072 bytes per token. */
+    sim_modelp l;
+    CHECK(sim_model_load("configs", "Llama-3.1-8B-Instruct", &l, err, sizeof err) == 0);
+    CHECK(sim_model_kv_bytes_per_token(&l) == 131072.0 && l.params == 8030261248.0);
+}
+
 /* The closed-loop prediction on the same GPU: lone requests, then a batch. */
 static void test_predict(void) {
     sim_predict_in in = {.concurrency = 1, .num_prompts = 2, .input_len = 128, .output_len = 4,
@@ -169,6 +217,8 @@ int main(void) {
     test_memory();
     test_step_time();
     test_step_time_v2();
+    test_api_ready();
+    test_profiles();
     test_predict();
     return tlab_test_finish();
 }
