@@ -38,7 +38,8 @@ PBEGIN, PEND = "<!-- calibrate.py: profiles begin -->", "<!-- calibrate.py: prof
 
 # The fitted parameters: (profile key, class key in the profile, class value, lower, upper, start).
 # Host constants are per calibration class; the memory efficiency per memory class; the compute
-# efficiency per GPU, only where published points pin it (power limits and clocks differ per card).
+# efficiency per compute_class (one chip at one power limit: the A100 40 and 80 GB share GA100), only
+# where published points pin it; other profiles keep their hand-set value.
 # beta1 (engine-core work per prompt token: positions, slot mapping) is bounded at 5 us: tokenizing is
 # the API server's, and a larger value only stood in for the missing API-server queue.
 PARAMS = [
@@ -51,9 +52,9 @@ PARAMS = [
     ("host_seq_us", None, None, 0.0, 200.0, 20.0),
     ("beta1_us_per_prefill_token", None, None, 0.0, 5.0, 1.0),
     ("api_token_us", None, None, 0.0, 100.0, 0.0),
-    ("compute_efficiency", "name", "l4-24gb", 0.2, 0.9, 0.55),
-    ("compute_efficiency", "name", "rtx4090-24gb", 0.2, 0.9, 0.55),
-    ("compute_efficiency", "name", "a100-80gb", 0.2, 0.9, 0.5),
+    ("compute_efficiency", "compute_class", "ad104-l4", 0.2, 0.9, 0.55),
+    ("compute_efficiency", "compute_class", "ad102-4090", 0.2, 0.9, 0.55),
+    ("compute_efficiency", "compute_class", "ga100", 0.2, 0.9, 0.5),
     ("memory_efficiency", "memory_class", "hbm2e", 0.40, 0.95, 0.80),
     ("memory_efficiency", "memory_class", "gddr", 0.40, 0.95, 0.80),
 ]
@@ -85,7 +86,7 @@ def apply_params(base, values):
     for p, v in zip(PARAMS, values):
         key, ckey, cval = p[0], p[1], p[2]
         if ckey is None or base.get(ckey) == cval:
-            prof[key] = f"{v:.6g}"
+            prof[key] = f"{v:.4g}"
     return prof
 
 
