@@ -12,14 +12,21 @@
 -- until MIN_RESTART_INTERVAL_S has passed since the last restart (the core also refuses restarts
 -- closer than policies.min_restart_interval_s).
 
--- Hot: any of these, for ENTER_HOLD_S.
-ENTER_P95_MS = 4000        -- end-to-end p95 over the stats window (the SLO is 5000)
-ENTER_QUEUE = 128          -- requests waiting in the gateway
+-- Thresholds follow the SLO (gw.slo_ms, slo.e2e_ms in the config) and the autopilot's
+-- predictions, so nothing here is tuned to one GPU or model. One-line overrides: set any of
+-- these to a number.
+-- Hot: any of these, for ENTER_HOLD_S. Shedding alone is not hot: the autopilot refuses what
+-- would miss its deadline and serves the rest inside it; the ladder steps in when the served
+-- requests miss (p95 over the SLO), the queue's predicted wait grows past what the SLO leaves,
+-- or the worker fails.
+ENTER_P95_SHARE = 1.0      -- end-to-end p95 of served requests over this share of the SLO
+ENTER_WAIT_SHARE = 0.5     -- predicted wait for a newcomer over this share of the SLO
 ENTER_ERROR_RATE = 0.01    -- share of 5xx answers
 ENTER_HOLD_S = 10
--- Cool: all of these, for LEAVE_HOLD_S.
-LEAVE_P95_MS = 2500
-LEAVE_QUEUE = 16
+-- Cool: all of these, for LEAVE_HOLD_S (nothing shed any more, and fast).
+LEAVE_ATTAINMENT = 0.99    -- share of finished requests done inside their deadline (refusals count as missed)
+LEAVE_P95_SHARE = 0.5
+LEAVE_WAIT_SHARE = 0.1
 LEAVE_ERROR_RATE = 0.001
 LEAVE_HOLD_S = 30
 
@@ -27,21 +34,25 @@ MAX_TIER = 3
 -- Worker knobs per tier (the seed ladder).
 BASE_MAX_MODEL_LEN = 512
 TIER2_MAX_MODEL_LEN = 448
+-- Tier 3 restarts the worker with max_num_seqs at what the autopilot's gate lets through inside
+-- the SLO (never below this floor), so the engine stops scheduling more than it can serve;
+-- below tier 3 the worker has vLLM's default (256).
 BASE_MAX_NUM_SEQS = 256
-TIER3_MAX_NUM_SEQS = 128
+TIER3_MIN_NUM_SEQS = 8
 MIN_RESTART_INTERVAL_S = 120
 
 local hot_since, cool_since, last_restart = nil, nil, nil
 
 local function figures()
-  return string.format("e2e_p95=%.0fms queue_depth=%d error_rate=%.4f", gw.e2e_p95, gw.queue_depth, gw.error_rate)
+  return string.format("e2e_p95=%.0fms slo_attainment=%.3f predicted_wait=%.2fs gate_limit=%d error_rate=%.4f",
+    gw.e2e_p95, gw.slo_attainment, gw.predicted_wait_s, gw.gate_limit, gw.error_rate)
 end
 
 -- The worker knobs that belong to a tier.
 local function knobs_for(tier)
   local k = { max_model_len = BASE_MAX_MODEL_LEN, max_num_seqs = BASE_MAX_NUM_SEQS }
   if tier >= 2 then k.max_model_len = TIER2_MAX_MODEL_LEN end
-  if tier >= 3 then k.max_num_seqs = TIER3_MAX_NUM_SEQS end
+  if tier >= 3 then k.max_num_seqs = math.max(TIER3_MIN_NUM_SEQS, gw.gate_limit) end
   return k
 end
 
@@ -65,9 +76,12 @@ end
 
 function on_tick()
   local now, tier = gw.now(), gw.tier
-  local p95, depth, err = gw.e2e_p95, gw.queue_depth, gw.error_rate
-  local hot = p95 > ENTER_P95_MS or depth > ENTER_QUEUE or err > ENTER_ERROR_RATE
-  local cool = p95 < LEAVE_P95_MS and depth < LEAVE_QUEUE and err < LEAVE_ERROR_RATE
+  local slo_ms, p95, err = gw.slo_ms, gw.e2e_p95, gw.error_rate
+  local wait_ms, attained = gw.predicted_wait_s * 1000, gw.slo_attainment
+  local hot = p95 > ENTER_P95_SHARE * slo_ms
+    or wait_ms > ENTER_WAIT_SHARE * slo_ms or err > ENTER_ERROR_RATE
+  local cool = attained >= LEAVE_ATTAINMENT and p95 < LEAVE_P95_SHARE * slo_ms
+    and wait_ms < LEAVE_WAIT_SHARE * slo_ms and err < LEAVE_ERROR_RATE
   if hot then hot_since = hot_since or now else hot_since = nil end
   if cool then cool_since = cool_since or now else cool_since = nil end
 

@@ -11,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
@@ -23,6 +24,7 @@ typedef struct slot {
     void *arg;
     int got_bytes;
     int headers_done;
+    double retry_after_s; /* Retry-After of the response being read, -1 if none */
     int active;
     struct slot *next_free;
 } slot;
@@ -47,6 +49,26 @@ struct tlab_http {
 
 static void on_finished(void *arg, CURL *easy, CURLcode rc);
 
+/* "Retry-After: 3\r\n" -> 3; fractional seconds are accepted, an HTTP-date or garbage is -1
+ * (the caller then treats the header as absent). The line is not NUL-terminated. */
+static double parse_retry_after(const char *line, size_t len) {
+    static const char name[] = "retry-after:";
+    if (len < sizeof name || strncasecmp(line, name, sizeof name - 1) != 0)
+        return -1;
+    char buf[32];
+    size_t i = sizeof name - 1, k = 0;
+    while (i < len && (line[i] == ' ' || line[i] == '\t'))
+        i++;
+    while (i < len && k + 1 < sizeof buf && line[i] != '\r' && line[i] != '\n')
+        buf[k++] = line[i++];
+    buf[k] = '\0';
+    char *end = NULL;
+    double v = strtod(buf, &end);
+    while (end && (*end == ' ' || *end == '\t'))
+        end++;
+    return k && end && !*end && v >= 0 && v < 1e9 ? v : -1;
+}
+
 static size_t header_cb(char *data, size_t size, size_t n, void *arg) {
     slot *s = arg;
     size_t len = size * n;
@@ -57,8 +79,14 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg) {
         if (!s->headers_done) {
             s->headers_done = 1;
             int sse = ctype && strncmp(ctype, "text/event-stream", 17) == 0;
-            s->h->cb.on_headers(s->arg, (int)status, sse);
+            s->h->cb.on_headers(s->arg, (int)status, sse, s->retry_after_s);
         }
+    } else if (!s->headers_done && len > 0 && (data[0] == 'R' || data[0] == 'r')) {
+        /* One byte compared per header line: the hot path stays as it was. An interim response's
+         * header would be overwritten by the final one's. */
+        double v = parse_retry_after(data, len);
+        if (v >= 0)
+            s->retry_after_s = v;
     }
     return len;
 }
@@ -141,6 +169,7 @@ int tlab_http_send(tlab_http *h, void *arg) {
         return -1;
     s->arg = arg;
     s->got_bytes = s->headers_done = 0;
+    s->retry_after_s = -1;
     if (curl_multi_add_handle(h->multi, s->easy) != CURLM_OK) {
         s->next_free = h->free_list;
         h->free_list = s;

@@ -24,7 +24,9 @@ typedef enum {
 } tlab_http_result;
 
 typedef struct {
-    void (*on_headers)(void *arg, int status, int is_event_stream);
+    /* retry_after_s: the response's Retry-After in seconds (delta-seconds, fractions accepted),
+     * -1 when absent or an HTTP-date */
+    void (*on_headers)(void *arg, int status, int is_event_stream, double retry_after_s);
     void (*on_data)(void *arg, const char *data, size_t len);
     void (*on_done)(void *arg, tlab_http_result result, const char *detail);
 } tlab_http_callbacks;

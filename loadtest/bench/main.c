@@ -107,6 +107,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tlab-bench: out of memory while computing the report\n");
         status = 3;
     }
+    tlab_timeslices slices;
+    if (tlab_timeslices_compute(&res, &o.slos, o.timeslice_s, &slices) != 0) {
+        fprintf(stderr, "tlab-bench: out of memory while computing the time slices\n");
+        status = 3;
+    }
     char model[256];
     tlab_report_meta meta = {.url = url,
                              .workload = w.name,
@@ -116,7 +121,8 @@ int main(int argc, char **argv) {
                              .cfg = &o.run,
                              .date = date,
                              .csv_path = csv_path,
-                             .run = &res};
+                             .run = &res,
+                             .slices = &slices};
     tlab_report_print(&rep, &meta, stdout);
     if (tlab_report_write_csv(&res, csv_path) != 0) {
         fprintf(stderr, "tlab-bench: cannot write %s: %s\n", csv_path, strerror(errno));
@@ -130,6 +136,7 @@ int main(int argc, char **argv) {
     }
     if (!status && o.fail_on_slo && rep.n_aggregate && !rep.slo_pass)
         status = 1;
+    tlab_timeslices_free(&slices);
     tlab_run_result_free(&res);
     free(url);
     tlab_workload_free(&w);

@@ -49,6 +49,11 @@ static void usage(FILE *o) {
           "  --max-inflight N       cap on requests in flight; a request due while at the cap is dropped and\n"
           "                         reported as generator lag (default 10000, lowered to fit the fd limit)\n"
           "  --seed N               seed for the arrival schedule (default 0)\n"
+          "  --retry-429            send a request answered 429, or 503 with Retry-After, again after its\n"
+          "                         Retry-After (open loop: on its own timer; latencies still count from the\n"
+          "                         original due time); the JSON's `retry` counts who got in at which retry\n"
+          "  --retry-max N          retries per request with --retry-429, 1..255 (default 3)\n"
+          "  --retry-default T      wait before retrying a 429 without Retry-After (default 1s)\n"
           "\n"
           "Objectives:\n"
           "  --slo LIST             e.g. e2e_p95=5s,error_rate=0.1%,ttft=500ms (default e2e_p95=5s,error_rate=0.1%,\n"
@@ -66,6 +71,8 @@ static void usage(FILE *o) {
           "                         the per-request CSV goes beside it with .csv\n"
           "  --runs-dir DIR         folder for default result paths (default experiments/runs)\n"
           "  --progress WHEN        auto | always | never: the live line (default auto: when stdout is a terminal)\n"
+          "  --timeslice T          width of the JSON's per-time-slice counts (offered, admitted, good, rejected,\n"
+          "                         errors, p95 e2e), at least 1ms (default 1s); 0 leaves them out\n"
           "  --help, --version\n"
           "\n"
           "Exit status: 0 done; 1 SLO verdict FAIL with --fail-on-slo; 2 bad usage or workload; 3 runtime failure.\n",
@@ -108,7 +115,7 @@ static int duration(const char *opt, const char *v, double *out) {
 enum {
     O_URL = 256, O_WORKLOAD, O_MODEL, O_ARRIVAL, O_RATE, O_BURST, O_RATE_END, O_RAMP_TIME, O_STEP_FACTOR, O_STEP_LEN,
     O_STEP_PERIOD, O_CONC, O_DURATION, O_WARMUP, O_COOLDOWN, O_QUICK, O_TIMEOUT, O_MAXIN, O_SEED, O_SLO, O_FAIL_SLO, O_EARLY,
-    O_PROFILE, O_OUTPUT, O_RUNS_DIR, O_PROGRESS, O_HELP, O_VERSION
+    O_PROFILE, O_OUTPUT, O_RUNS_DIR, O_PROGRESS, O_HELP, O_VERSION, O_RETRY, O_RETRY_MAX, O_RETRY_DEFAULT, O_SLICE
 };
 
 int tlab_options_parse(int argc, char **argv, tlab_options *o) {
@@ -120,7 +127,8 @@ int tlab_options_parse(int argc, char **argv, tlab_options *o) {
         {"duration", 1, 0, O_DURATION}, {"warmup", 1, 0, O_WARMUP},       {"cooldown", 1, 0, O_COOLDOWN},
         {"quick", 0, 0, O_QUICK},       {"timeout", 1, 0, O_TIMEOUT},       {"max-inflight", 1, 0, O_MAXIN},
         {"seed", 1, 0, O_SEED},         {"slo", 1, 0, O_SLO},               {"fail-on-slo", 0, 0, O_FAIL_SLO},
-        {"early-stop", 0, 0, O_EARLY},
+        {"early-stop", 0, 0, O_EARLY},  {"retry-429", 0, 0, O_RETRY},       {"retry-max", 1, 0, O_RETRY_MAX},
+        {"retry-default", 1, 0, O_RETRY_DEFAULT}, {"timeslice", 1, 0, O_SLICE},
         {"profile", 1, 0, O_PROFILE},   {"output", 1, 0, O_OUTPUT},         {"runs-dir", 1, 0, O_RUNS_DIR},
         {"progress", 1, 0, O_PROGRESS}, {"help", 0, 0, O_HELP},             {"version", 0, 0, O_VERSION},
         {0, 0, 0, 0}};
@@ -137,7 +145,10 @@ int tlab_options_parse(int argc, char **argv, tlab_options *o) {
     c->timeout_s = 120;
     c->max_inflight = 10000;
     int arrival_set = 0, burst_set = 0, conc_set = 0, rate_end_set = 0, ramp_set = 0, quick = 0, early = 0;
-    int dur_set = 0, warm_set = 0, cool_set = 0;
+    int dur_set = 0, warm_set = 0, cool_set = 0, retry = 0;
+    long retry_max = 3;
+    c->retry_default_s = 1;
+    o->timeslice_s = 1;
     double dur = 600, warm = 30, cool = 10;
     long l;
     int rc = 0;
@@ -176,6 +187,18 @@ int tlab_options_parse(int argc, char **argv, tlab_options *o) {
         case O_COOLDOWN: rc = duration("--cooldown", optarg, &cool); cool_set = 1; break;
         case O_QUICK: quick = 1; break;
         case O_EARLY: early = 1; break;
+        case O_RETRY: retry = 1; break;
+        case O_RETRY_MAX:
+            rc = integer("--retry-max", optarg, 1, &retry_max);
+            if (!rc && retry_max > 255)
+                return bad("--retry-max: '%s' is above 255%s", optarg, "");
+            break;
+        case O_RETRY_DEFAULT: rc = duration("--retry-default", optarg, &c->retry_default_s); break;
+        case O_SLICE:
+            rc = duration("--timeslice", optarg, &o->timeslice_s);
+            if (!rc && o->timeslice_s != 0 && o->timeslice_s < 1e-3)
+                return bad("--timeslice: '%s' is under 1ms (0 turns the slices off)%s", optarg, "");
+            break;
         case O_TIMEOUT: rc = duration("--timeout", optarg, &c->timeout_s); break;
         case O_MAXIN: rc = integer("--max-inflight", optarg, 1, &c->max_inflight); break;
         case O_SEED: rc = integer("--seed", optarg, 0, &l); c->seed = (uint64_t)l; break;
@@ -240,6 +263,14 @@ int tlab_options_parse(int argc, char **argv, tlab_options *o) {
         if (tlab_early_rule_from_slo(&o->slos, &o->early) != 0)
             return bad("--early-stop needs an e2e or ttft quantile objective, or error_rate, in --slo%s%s", "", "");
         c->early = &o->early;
+    }
+    if (retry) {
+        /* Early stop counts a rejected request as failed at once; one waiting to retry is not. */
+        if (early)
+            return bad("--retry-429 and --early-stop do not go together%s%s", "", "");
+        if (c->arrival.kind == TLAB_ARRIVAL_CLOSED)
+            return bad("--retry-429 needs an open-loop arrival%s%s", "", "");
+        c->retry_max = retry_max;
     }
     /* Every request in flight holds a socket: keep the cap inside the fd limit. */
     struct rlimit rl;

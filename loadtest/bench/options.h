@@ -19,6 +19,7 @@ typedef struct {
     tlab_early_rule early;  /* used when --early-stop is given (run.early points here) */
     int fail_on_slo;
     int progress;           /* -1 auto (terminal), 0 never, 1 always */
+    double timeslice_s;     /* width of the JSON's time slices; 0 = none */
     tlab_run_cfg run;       /* url inside is filled in by main */
 } tlab_options;
 

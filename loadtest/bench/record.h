@@ -26,8 +26,8 @@ typedef enum {
 } tlab_kind;
 
 typedef struct {
-    double sched;       /* due time */
-    double sent;        /* handed to the HTTP client; < 0 if never sent */
+    double sched;       /* due time (a retry keeps the original one: latencies count from the first arrival) */
+    double sent;        /* first attempt handed to the HTTP client; < 0 if never sent */
     double first;       /* first token (stream) or first body byte (non-stream); < 0 if none */
     double last;        /* last token */
     double done;        /* response complete or failed */
@@ -39,7 +39,13 @@ typedef struct {
     int16_t status;     /* HTTP status, 0 if none */
     uint8_t kind;       /* tlab_kind */
     uint8_t in_window;  /* sched within [warmup, warmup + duration) */
+    uint8_t retries;    /* --retry-429: attempts after the first one (the fields above are the last attempt's) */
+    uint8_t admitted;   /* attempt that was admitted (an answer other than 429/503): 1 = the first, 2 = the
+                           first retry, ...; 0 = never */
 } tlab_req;
+
+/* A rejection by the server's admission or queue (429, or 503), as opposed to a failure. */
+#define TLAB_STATUS_REJECTED(s) ((s) == 429 || (s) == 503)
 
 #define TLAB_REQ_BLOCK 4096
 

@@ -39,6 +39,10 @@ static int meets_latency_slos(const tlab_req *r, const tlab_slo_set *slos) {
     return 1;
 }
 
+int tlab_report_req_good(const tlab_req *r, const tlab_slo_set *slos) {
+    return r->kind == TLAB_K_OK && meets_latency_slos(r, slos);
+}
+
 static void count_http(tlab_report *rep, int status) {
     for (int i = 0; i < rep->n_http; i++)
         if (rep->http[i].status == status) {
@@ -113,6 +117,12 @@ int tlab_report_compute(const tlab_run_result *run, const tlab_slo_set *slos, lo
             continue;
         rep->num_prompts++;
         rep->by_kind[r->kind]++;
+        if (r->retries) {
+            rep->retried++;
+            rep->admitted_first_retry += r->admitted == 2;
+            rep->admitted_later_retry += r->admitted > 2;
+            rep->never_admitted += r->admitted == 0;
+        }
         if (r->kind == TLAB_K_HTTP)
             count_http(rep, r->status);
         if (r->kind != TLAB_K_OK) {

@@ -54,6 +54,8 @@ typedef struct {
     tlab_behind behind[TLAB_BEHIND_MAX];
     int n_behind;
     size_t n_behind_total;
+    /* --retry-429, over the window's requests that were retried at least once */
+    size_t retried, admitted_first_retry, admitted_later_retry, never_admitted;
     /* SLO */
     tlab_slo_result slo[TLAB_SLO_MAX];
     int n_slo;
@@ -65,6 +67,32 @@ typedef struct {
  * reports no usage. Returns 0, or -1 when out of memory. */
 int tlab_report_compute(const tlab_run_result *run, const tlab_slo_set *slos, long declared_input, tlab_report *rep);
 
+/* Whether one request succeeded and met every per-request reading of the latency objectives
+ * (what goodput counts). */
+int tlab_report_req_good(const tlab_req *r, const tlab_slo_set *slos);
+
+/* The run cut into time slices of width_s (seconds since the start of the run, warm-up and
+ * cool-down included). Each request counts in two slices: by its due time, the fate of what
+ * arrived then (offered, admitted, good, rejected, errors: offered = good + not-good, with
+ * admitted = answered with anything but 429/503, rejected = ended 429/503, errors = every other
+ * failure); by its end, what completed then (completed = successes that ended in the slice, and
+ * the p95 e2e of those). Computed after the run from the records, so the send loop pays nothing. */
+typedef struct {
+    size_t offered, admitted, good, rejected, errors; /* by due time */
+    size_t completed;                                 /* by end time */
+    double p95_e2e_s;                                 /* of `completed`; < 0 when none */
+} tlab_slice;
+
+typedef struct {
+    double width_s;
+    size_t n;
+    tlab_slice *v;
+} tlab_timeslices;
+
+/* Fills *ts (zeroed first). Returns 0, or -1 when out of memory. Free with tlab_timeslices_free. */
+int tlab_timeslices_compute(const tlab_run_result *run, const tlab_slo_set *slos, double width_s, tlab_timeslices *ts);
+void tlab_timeslices_free(tlab_timeslices *ts);
+
 /* Context the output files record besides the numbers. */
 typedef struct {
     const char *url, *workload, *endpoint_type, *model, *profile;
@@ -72,6 +100,7 @@ typedef struct {
     const char *date;     /* ISO 8601 local time of the start */
     const char *csv_path; /* may be NULL */
     const tlab_run_result *run;
+    const tlab_timeslices *slices; /* may be NULL */
 } tlab_report_meta;
 
 void tlab_report_print(const tlab_report *rep, const tlab_report_meta *meta, FILE *out);

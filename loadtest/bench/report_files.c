@@ -128,6 +128,33 @@ int tlab_report_write_json(const tlab_report *rep, const tlab_report_meta *m, co
     json_object_set_new(slo, "good_requests", json_integer((json_int_t)rep->good));
     json_object_set_new(slo, "verdict", rep->n_aggregate ? json_string(rep->slo_pass ? "pass" : "fail") : json_null());
     json_object_set_new(o, "slo", slo);
+    if (c->retry_max > 0) {
+        json_t *rt = json_pack("{s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I}", "max_retries", (json_int_t)c->retry_max,
+                               "default_wait_s", c->retry_default_s, "retries_sent", (json_int_t)m->run->retries_sent,
+                               "retries_dropped", (json_int_t)m->run->retries_dropped, "retried_requests",
+                               (json_int_t)rep->retried, "admitted_at_first_retry", (json_int_t)rep->admitted_first_retry,
+                               "admitted_at_later_retry", (json_int_t)rep->admitted_later_retry, "never_admitted",
+                               (json_int_t)rep->never_admitted);
+        /* The honesty of Retry-After: the share of retried requests let in when told to come back. */
+        json_object_set_new(rt, "first_retry_admitted_share",
+                            rep->retried ? json_real((double)rep->admitted_first_retry / (double)rep->retried) : json_null());
+        json_object_set_new(o, "retry", rt);
+    }
+    if (m->slices && m->slices->n) {
+        const tlab_timeslices *ts = m->slices;
+        json_t *arr = json_array();
+        for (size_t k = 0; k < ts->n; k++) {
+            const tlab_slice *sl = &ts->v[k];
+            json_t *e = json_pack("{s:f, s:I, s:I, s:I, s:I, s:I, s:I}", "t_s", (double)k * ts->width_s, "offered",
+                                  (json_int_t)sl->offered, "admitted", (json_int_t)sl->admitted, "good", (json_int_t)sl->good,
+                                  "rejected", (json_int_t)sl->rejected, "errors", (json_int_t)sl->errors, "completed",
+                                  (json_int_t)sl->completed);
+            json_object_set_new(e, "p95_e2e_ms", sl->p95_e2e_s >= 0 ? json_real(1e3 * sl->p95_e2e_s) : json_null());
+            json_array_append_new(arr, e);
+        }
+        json_object_set_new(o, "timeslices", json_pack("{s:f, s:f, s:f, s:o}", "width_s", ts->width_s, "window_start_s",
+                                                       m->run->window_start, "window_end_s", m->run->window_end, "slices", arr));
+    }
     if (m->csv_path)
         json_object_set_new(o, "requests_csv", json_string(m->csv_path));
 
@@ -143,7 +170,7 @@ int tlab_report_write_csv(const tlab_run_result *run, const char *path) {
     if (!f)
         return -1;
     fprintf(f, "index,due_s,sent_s,lag_ms,in_window,status,error_kind,ttft_ms,tpot_ms,e2e_ms,output_tokens,input_tokens,chunks,"
-               "itl_ms\n");
+               "itl_ms,retries,admitted_attempt\n");
     for (size_t i = 0; i < run->reqs.n; i++) {
         const tlab_req *r = tlab_reqs_at(&run->reqs, i);
         char kbuf[24];
@@ -167,7 +194,7 @@ int tlab_report_write_csv(const tlab_run_result *run, const char *path) {
         /* Every gap of the request, ';'-separated, so ITL distributions can be rebuilt. */
         for (uint32_t k = 0; k < r->n_itl; k++)
             fprintf(f, k ? ";%.3f" : "%.3f", 1e3 * r->itl[k]);
-        fputc('\n', f);
+        fprintf(f, ",%u,%u\n", r->retries, r->admitted);
     }
     int err = ferror(f);
     if (fclose(f) != 0 || err)

@@ -100,6 +100,16 @@ void tlab_report_print(const tlab_report *rep, const tlab_report_meta *meta, FIL
                     1e3 * b->max_lag_s, b->dropped);
         }
     }
+    if (c->retry_max > 0) {
+        section(o, "------------Retries (--retry-429, window)---------");
+        line(o, "Retried requests:", "%.0f", (double)rep->retried);
+        line(o, "  admitted at the first retry:", "%.0f", (double)rep->admitted_first_retry);
+        line(o, "  admitted at a later retry:", "%.0f", (double)rep->admitted_later_retry);
+        line(o, "  never admitted:", "%.0f", (double)rep->never_admitted);
+        if (rep->retried)
+            line(o, "Admitted at first retry (%):", "%.1f", 100.0 * (double)rep->admitted_first_retry / (double)rep->retried);
+        line(o, "Retries sent (whole run):", "%.0f", (double)meta->run->retries_sent);
+    }
     if (rep->n_slo) {
         section(o, "-----------------------SLO------------------------");
         for (int i = 0; i < rep->n_slo; i++) {

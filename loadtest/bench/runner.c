@@ -5,6 +5,12 @@
  * SEND_BATCH per turn, so responses are still read while catching up), then the timer is armed
  * for the next due time. A request is sent when due whatever is still in flight; if
  * --max-inflight is reached it is dropped and recorded as such, never delayed in silence.
+ *
+ * --retry-429: a request answered 429 (with or without Retry-After) or 503 with Retry-After is
+ * sent again after the Retry-After, up to retry_max times, on its own timer: the schedule never
+ * waits for it, so the run stays open loop. The retry keeps the record and its due time, so its
+ * latencies count from the original arrival: a client that had to come back later waited all
+ * that time, and a retried request is good only if the whole wait fits the SLO.
  */
 #include "runner.h"
 
@@ -26,7 +32,16 @@
 typedef struct live {
     tlab_response resp;
     struct run *run;
+    double retry_after_s; /* of this attempt's response, -1 if none */
 } live;
+
+/* A rejected request waiting for its Retry-After before it is sent again. */
+typedef struct retry_wait {
+    struct event *ev;
+    struct run *run;
+    tlab_req *rec;
+    struct retry_wait *prev, *next;
+} retry_wait;
 
 typedef struct run {
     const tlab_run_cfg *cfg;
@@ -42,6 +57,7 @@ typedef struct run {
     int sending;           /* still scheduling */
     int oom;
     int stopping;          /* hard stop: requests still in flight end as unfinished */
+    retry_wait *waiting;   /* --retry-429: pending retries (their timers), a list */
     /* progress */
     size_t sent, done, errors;
     size_t done_at_last_tick;
@@ -59,15 +75,86 @@ static double now_s(const run *r) {
 }
 
 static void maybe_finish(run *r) {
-    if (!r->sending && tlab_http_active(r->http) == 0)
+    if (!r->sending && !r->waiting && tlab_http_active(r->http) == 0)
         event_base_loopbreak(r->base);
 }
 
 static int send_one(run *r, double due);
+static int start_request(run *r, tlab_req *rec);
 
-static void on_headers(void *arg, int status, int is_sse) {
+static void on_headers(void *arg, int status, int is_sse, double retry_after_s) {
     live *l = arg;
+    l->retry_after_s = retry_after_s;
     tlab_response_headers(&l->resp, status, is_sse);
+}
+
+static void retry_unlink(run *r, retry_wait *w) {
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        r->waiting = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    event_free(w->ev);
+    free(w);
+}
+
+/* The Retry-After has passed: send the request again (same record, same due time). An
+ * interrupted run sends no more retries; the record keeps its last answer. */
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg) {
+    retry_wait *w = arg;
+    run *r = w->run;
+    tlab_req *rec = w->rec;
+    retry_unlink(r, w);
+    if (!r->res->interrupted) {
+        rec->retries++;
+        rec->first = rec->last = rec->done = -1;
+        rec->n_itl = rec->chunks = 0;
+        rec->usage_out = rec->usage_in = -1;
+        rec->status = 0;
+        rec->kind = TLAB_K_OK;
+        r->res->retries_sent++;
+        int rc = start_request(r, rec);
+        if (rc < 0) {
+            r->oom = 1;
+            rec->kind = TLAB_K_NO_RESPONSE;
+            rec->done = now_s(r);
+        }
+        if (rc != 0)
+            r->errors++;
+        if (rec->kind == TLAB_K_DROPPED)
+            r->res->retries_dropped++;
+    } else {
+        r->done++;
+        r->errors++;
+    }
+    maybe_finish(r);
+}
+
+/* Whether the attempt that just ended is retried; if so its timer is armed. */
+static int maybe_retry(run *r, tlab_req *rec, double retry_after_s) {
+    if (r->cfg->retry_max <= 0 || rec->kind != TLAB_K_HTTP || rec->retries >= r->cfg->retry_max || r->res->interrupted)
+        return 0;
+    if (!(rec->status == 429 || (rec->status == 503 && retry_after_s >= 0)))
+        return 0;
+    double wait = retry_after_s >= 0 ? retry_after_s : r->cfg->retry_default_s;
+    retry_wait *w = calloc(1, sizeof *w);
+    if (!w)
+        return 0;
+    w->run = r;
+    w->rec = rec;
+    w->ev = evtimer_new(r->base, on_retry_timer, w);
+    if (!w->ev) {
+        free(w);
+        return 0;
+    }
+    struct timeval tv = {.tv_sec = (time_t)wait, .tv_usec = (suseconds_t)((wait - floor(wait)) * 1e6)};
+    w->next = r->waiting;
+    if (r->waiting)
+        r->waiting->prev = w;
+    r->waiting = w;
+    evtimer_add(w->ev, &tv);
+    return 1;
 }
 
 static void on_data(void *arg, const char *data, size_t len) {
@@ -81,11 +168,16 @@ static void on_done(void *arg, tlab_http_result result, const char *detail) {
     double t = now_s(r);
     tlab_response_finish(&l->resp, result, t);
     tlab_req *rec = l->resp.rec;
+    double retry_after_s = l->retry_after_s;
     free(l);
     if (r->stopping) {
         rec->kind = TLAB_K_UNFINISHED;
         return;
     }
+    if (!rec->admitted && rec->status > 0 && !TLAB_STATUS_REJECTED(rec->status))
+        rec->admitted = (uint8_t)(rec->retries + 1);
+    if (maybe_retry(r, rec, retry_after_s))
+        return; /* not done yet: it comes back on its timer */
     r->done++;
     if (rec->kind != TLAB_K_OK)
         r->errors++;
@@ -108,26 +200,37 @@ static int send_one(run *r, double due) {
         return -1;
     rec->sched = due;
     rec->in_window = due >= r->res->window_start && due < r->res->window_end;
+    int rc = start_request(r, rec);
+    if (rc > 0)
+        r->errors++;
+    else if (rc == 0)
+        r->sent++;
+    return rc < 0 ? -1 : 0;
+}
+
+/* Sends rec now (a first attempt or a retry). Returns 0 when sent; 1 when it could not be (rec
+ * ends as dropped at the --max-inflight cap, or as no_response); -1 when out of memory. */
+static int start_request(run *r, tlab_req *rec) {
     long inflight = (long)tlab_http_active(r->http);
     if (inflight >= r->cfg->max_inflight) {
         rec->kind = TLAB_K_DROPPED;
-        r->errors++;
-        return 0;
+        return 1;
     }
     live *l = malloc(sizeof *l);
     if (!l)
         return -1;
     l->run = r;
+    l->retry_after_s = -1;
     tlab_response_init(&l->resp, rec);
-    rec->sent = now_s(r);
+    double t = now_s(r);
+    if (!rec->retries)
+        rec->sent = t;
     if (tlab_http_send(r->http, l) != 0) {
         free(l);
         rec->kind = TLAB_K_NO_RESPONSE;
-        rec->done = rec->sent;
-        r->errors++;
-        return 0;
+        rec->done = t;
+        return 1;
     }
-    r->sent++;
     if (inflight + 1 > r->res->peak_inflight)
         r->res->peak_inflight = inflight + 1;
     return 0;
@@ -241,6 +344,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
             r->res->window_end = t > r->res->window_start ? t : r->res->window_start;
         fprintf(stderr, "\ntlab-bench: interrupted; waiting for %zu requests in flight (again to stop now)\n",
                 tlab_http_active(r->http));
+        while (r->waiting) { /* no more retries: those waiting keep their last answer */
+            r->done++;
+            r->errors++;
+            retry_unlink(r, r->waiting);
+        }
         maybe_finish(r);
     } else {
         event_base_loopbreak(r->base);
@@ -314,6 +422,8 @@ int tlab_run(const tlab_run_cfg *cfg, const tlab_workload *w, tlab_run_result *r
 out:
     r.stopping = 1;
     tlab_http_free(r.http); /* ends what a hard stop left in flight as unfinished */
+    while (r.waiting) /* a hard stop: pending retries keep their last answer */
+        retry_unlink(&r, r.waiting);
     if (r.send_ev)
         event_free(r.send_ev);
     if (r.progress_ev)

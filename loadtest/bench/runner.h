@@ -23,6 +23,8 @@ typedef struct {
     long max_inflight;
     int progress;          /* print the live line (stdout is a terminal) */
     const tlab_early_rule *early; /* open loop: stop once the verdict can only be FAIL; NULL = off */
+    long retry_max;        /* --retry-429: retries of a rejected request (0 = off), see runner.c */
+    double retry_default_s; /* wait before retrying a 429 that has no Retry-After */
 } tlab_run_cfg;
 
 typedef struct {
@@ -34,6 +36,8 @@ typedef struct {
     long peak_inflight;
     unsigned long connections;
     int interrupted;       /* SIGINT/SIGTERM cut the run short */
+    size_t retries_sent;   /* --retry-429: retry attempts sent, whole run */
+    size_t retries_dropped; /* retries due while at --max-inflight (the request ends as dropped) */
     int early_stop;        /* cfg->early fired: the verdict is FAIL whatever the figures say */
     double early_stop_s;   /* when */
     char early_why[256];

@@ -2,13 +2,20 @@
  * admission_cost.c - the per-request cost of the Lua admission call: loads an admission script
  * (default scripts-lua/admission.lua) into the policy host exactly as the gateway does, then
  * times N calls of tlab__policy_admission() one by one and prints the median, p90, p99 and max in
- * microseconds. Usage: tlab-admission-cost [script] [calls]   (docs/performance.md)
+ * microseconds; then the same for the autopilot's deadline judgement (tlab__gate_judge, what the
+ * queue asks at every push), on a gate primed with measurements and a busy worker.
+ * Usage: tlab-admission-cost [script] [calls]   (docs/performance.md)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "config/config.h"
+#include "base/clock.h"
+#include "dispatch/gate.h"
+#include "request/request.h"
 #include "gateway/gateway.h"
 #include "base/metrics_registry.h"
 #include "perf_flags.h"
@@ -17,6 +24,67 @@
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
+}
+
+static void report(const char *what, uint64_t *ns, long n, long rejects) {
+    qsort(ns, (size_t)n, sizeof *ns, cmp_u64);
+    printf("%s, %ld calls: median %.2f us, p90 %.2f us, p99 %.2f us, max %.2f us (%ld rejected)\n", what, n, ns[n / 2] / 1e3,
+           ns[n * 90 / 100] / 1e3, ns[n * 99 / 100] / 1e3, ns[n - 1] / 1e3, rejects);
+}
+
+static uint64_t elapsed_ns(const struct timespec *a, const struct timespec *b) {
+    return (uint64_t)(b->tv_sec - a->tv_sec) * 1000000000u + (uint64_t)(b->tv_nsec - a->tv_nsec);
+}
+
+static size_t none_waiting(void) {
+    return 50;
+}
+
+static void no_wake(void) {
+}
+
+/* The deadline judgement: a gate whose controller has measured a TPOT of 10 ms and a TTFT of
+ * 80 ms with 32 requests at the worker, judging a 200-token request with 5 and 50 ahead of it. */
+static void time_judge(tlab__config *cfg, uint64_t *ns, long n) {
+    struct event_base *base = event_base_new();
+    cfg->autopilot_worker_metrics = 0; /* no scrape: nothing to answer it here */
+    if (!base || tlab__gate_init(base, NULL, cfg, none_waiting, no_wake) != 0) {
+        fprintf(stderr, "cannot set up the gate\n");
+        return;
+    }
+    tlab__autopilot *ap = tlab__gate_autopilot();
+    for (int i = 0; i < 50; i++) {
+        tlab__autopilot_sample s = {.service_s = 2.07, .ttft_s = 0.08, .tokens = 200, .ok = 1};
+        tlab__autopilot_on_sample(ap, &s);
+    }
+    tlab__gate_state st = {.in_flight = 32, .waiting = 50, .worker_up = 1};
+    tlab__autopilot_tick(ap, &st, 0.1);
+    static tlab_request busy[32];
+    for (int i = 0; i < 32; i++)
+        tlab__request_set_phase(&busy[i], TLAB_PHASE_UPSTREAM);
+    static tlab_request r;
+    r.info.max_tokens = 200;
+    char msg[320];
+    int retry;
+    /* 5 ahead: admitted (the common path); 50 ahead: refused, with its message written */
+    for (int ahead = 5; ahead <= 50; ahead += 45) {
+        long rejects = 0;
+        for (long i = 0; i < n; i++) {
+            struct timespec a, b;
+            r.deadline_us = tlab__now_us() + 5000000;
+            clock_gettime(CLOCK_MONOTONIC, &a);
+            rejects += tlab__gate_judge(&r, ahead, 1.0, msg, sizeof msg, &retry) != 0;
+            clock_gettime(CLOCK_MONOTONIC, &b);
+            ns[i] = elapsed_ns(&a, &b);
+        }
+        char what[96];
+        snprintf(what, sizeof what, "deadline judgement (tlab__gate_judge), %d ahead", ahead);
+        report(what, ns, n, rejects);
+    }
+    for (int i = 0; i < 32; i++)
+        tlab__request_set_phase(&busy[i], TLAB_PHASE_DONE);
+    tlab__gate_shutdown();
+    event_base_free(base);
 }
 
 static const char usage[] =
@@ -56,12 +124,13 @@ int main(int argc, char **argv) {
         clock_gettime(CLOCK_MONOTONIC, &a);
         tlab__policy_admission(&in, &d);
         clock_gettime(CLOCK_MONOTONIC, &b);
-        ns[i] = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000u + (uint64_t)(b.tv_nsec - a.tv_nsec);
+        ns[i] = elapsed_ns(&a, &b);
         rejects += d.reject;
     }
-    qsort(ns, (size_t)n, sizeof *ns, cmp_u64);
-    printf("admission call (%s), %ld calls: median %.2f us, p90 %.2f us, p99 %.2f us, max %.2f us (%ld rejected)\n", script, n,
-           ns[n / 2] / 1e3, ns[n * 90 / 100] / 1e3, ns[n * 99 / 100] / 1e3, ns[n - 1] / 1e3, rejects);
+    char what[512];
+    snprintf(what, sizeof what, "admission call (%s)", script);
+    report(what, ns, n, rejects);
+    time_judge(&cfg, ns, n);
     free(ns);
     tlab__policies_stop();
     tlab__config_free(&cfg);

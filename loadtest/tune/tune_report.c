@@ -110,6 +110,45 @@ static void print_row(FILE *o, const json_t *e) {
     json_decref((json_t *)s);
 }
 
+/* <dir of tuned_out>/tuned-gateway.yaml */
+static int gateway_snippet_path(const char *tuned_out, char *out, size_t cap) {
+    const char *slash = strrchr(tuned_out, '/');
+    int n = slash ? snprintf(out, cap, "%.*s/tuned-gateway.yaml", (int)(slash - tuned_out), tuned_out)
+                  : snprintf(out, cap, "tuned-gateway.yaml");
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* The gateway's side of the best point: the SLO autopilot's starting limit. The requests in
+ * flight at the best rate, by Little's law, rate x E2E; with the p95 E2E (what the confirming
+ * runs keep) it is an upper estimate, capped at the point's max_num_seqs. The autopilot adapts
+ * from there. */
+static int write_gateway_snippet(const char *path, const json_t *best, const char *header) {
+    double rate = tune_entry_score(best);
+    const json_t *c = json_object_get(best, "confirm"), *b = json_object_get(best, "best_probe");
+    double e2e = c ? num(c, "median_e2e_p95_s") : b ? num(b, "e2e_p95_s") : 0;
+    long limit = (long)(rate * e2e + 0.5);
+    json_t *seqs = json_object_get(json_object_get(best, "knobs"), "max_num_seqs");
+    if (json_is_integer(seqs) && limit > json_integer_value(seqs))
+        limit = (long)json_integer_value(seqs);
+    if (limit < 1)
+        limit = 1;
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs("# ", f);
+    for (const char *p = header; *p; p++) {
+        fputc(*p, f);
+        if (*p == '\n')
+            fputs("# ", f);
+    }
+    fprintf(f, "\n# The gateway's side: the SLO autopilot's starting point (docs/autopilot.md). Point the gateway\n"
+               "# at this file with autopilot.start_file; it adapts from there.\n"
+               "initial_limit: %ld   # requests in flight at the best rate: rate x p95 E2E (Little's law), at most max_num_seqs\n"
+               "rate_rps: %.4g\n"
+               "e2e_p95_s: %.4g\n", limit, rate, e2e);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
 int tune_report_finish(tune_runfile *rf, const json_t *base_profile, const char *tuned_out, double wall_s, FILE *o) {
     const char *strategy = str(rf->doc, "strategy");
     const char *final_stage = !strcmp(strategy, "smart") ? "confirm" : "grid";
@@ -169,6 +208,15 @@ int tune_report_finish(tune_runfile *rf, const json_t *base_profile, const char 
         else {
             fprintf(o, "model profile: %s (supervisor: profile: tuned)\n", tuned_out);
             json_object_set_new(result, "tuned_profile", json_string(tuned_out));
+        }
+        char gw_out[4096];
+        if (gateway_snippet_path(tuned_out, gw_out, sizeof gw_out) == 0) {
+            if (write_gateway_snippet(gw_out, best, header) != 0)
+                fprintf(stderr, "tlab-tune: cannot write %s: %s\n", gw_out, strerror(errno));
+            else {
+                fprintf(o, "gateway start: %s (autopilot.start_file)\n", gw_out);
+                json_object_set_new(result, "gateway_start_file", json_string(gw_out));
+            }
         }
     }
     json_object_set_new(rf->doc, "result", result);

@@ -13,8 +13,13 @@
  * Wait times are measured from the lifecycle events by the metrics plugin
  * (gateway_queue_wait_seconds); this plugin counts what only it knows: timeouts, refusals and
  * per-class depth.
- * - A concurrency gate: at most max_inflight requests at the worker at once, so the backlog
- *   waits here, where it can be prioritised, shed or degraded, instead of in the engine.
+ * - Deadlines (ABI 1.2, docs/autopilot.md): at push, a request that the autopilot predicts cannot
+ *   finish inside its deadline from its place in the queue gets 429 with a computed Retry-After;
+ *   a lower class may plan with less of its deadline (headroom_pct kept for the higher ones), so
+ *   it is shed first. Every 200 ms the waiting requests are judged again, and one whose deadline
+ *   became unreachable (predicted to finish more than 25 % past it) leaves with 503 and Retry-After.
+ * - An optional fixed concurrency cap (max_inflight; 0, the default, leaves it to the core's
+ *   autopilot gate).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -24,6 +29,7 @@
 #include <tlab/plugin.h>
 
 #define MAX_CLASSES 8
+#define UNREACHABLE_SHARE 1.25 /* a waiting request leaves when predicted this far past its deadline */
 
 typedef struct node {
     tlab_request *r;
@@ -50,13 +56,36 @@ typedef struct queue {
     int n_classes;
     int default_class;
     size_t depth, max_depth;
-    size_t max_inflight;
+    size_t max_inflight; /* 0: no cap of its own; the autopilot's gate (docs/autopilot.md) decides */
+    double headroom;     /* share of a deadline the lowest class may not use: kept for the higher ones */
+    tlab_timer *judge_timer; /* re-judges the waiting requests against their deadlines */
     uint64_t cold_start_timeout_us; /* deadline while the worker is not running (scale-to-zero) */
     unsigned starvation_limit;
     int retry_after_s;
     json_t *api_keys; /* key -> class name */
     tlab_metric *timeouts, *rejected, *class_depth;
 } queue;
+
+/* The share of its remaining time a request of class `cls` may plan to use: the highest class all
+ * of it, the lowest 1 - headroom, the ones between in proportion. So, as the predicted wait
+ * grows, the lowest class is refused first and the highest keeps the headroom. */
+static double class_share(const queue *q, int cls) {
+    return q->n_classes > 1 ? 1.0 - q->headroom * (double)cls / (double)(q->n_classes - 1) : 1.0;
+}
+
+/* Requests that go before a newcomer of class `cls`: every one in its class and the classes above. */
+static size_t ahead_of(const queue *q, int cls) {
+    size_t n = 0;
+    for (int i = 0; i <= cls; i++)
+        n += q->classes[i].len;
+    return n;
+}
+
+static void count_reject(queue *q, const char *reason, int cls) {
+    char labels[160];
+    snprintf(labels, sizeof labels, "reason=\"%s\",class=\"%s\"", reason, cls >= 0 ? q->classes[cls].name : "");
+    q->api->metric_add(q->rejected, labels, 1);
+}
 
 static int class_index(const queue *q, const char *name) {
     for (int i = 0; name && i < q->n_classes; i++)
@@ -119,6 +148,7 @@ static void on_deadline(void *arg) {
                  (unsigned long long)((now - n->enqueued_us) / 1000), c->name,
                  limit == c->timeout_us ? "queue_timeout_ms" : "cold_start_timeout_ms", (unsigned long long)(limit / 1000));
         q->api->metric_add(q->timeouts, c->label, 1);
+        count_reject(q, "queue_timeout", (int)(c - q->classes));
         if (q->api->request_reject(n->r, 503, "queue_timeout", msg, q->retry_after_s) != TLAB_OK)
             unlink_node(q, n); /* cannot happen for a queued request; never spin on it */
     }
@@ -165,13 +195,21 @@ static int q_push(void *self, tlab_request *r) {
         char msg[160];
         snprintf(msg, sizeof msg, "the gateway queue is full (%zu requests waiting, max_depth %zu); retry later", q->depth,
                  q->max_depth);
-        q->api->metric_add(q->rejected, "reason=\"full\"", 1);
+        count_reject(q, "full", -1);
         q->api->request_reject(r, 429, "rate_limit_exceeded", msg, q->retry_after_s);
         return TLAB_ERROR;
     }
     int cls = choose_class(q, r);
     if (cls < 0)
         return TLAB_ERROR; /* choose_class answered it */
+    char why[320];
+    int retry = 0;
+    if (TLAB_API_HAS(q->api, request_judge) &&
+        q->api->request_judge(r, (double)ahead_of(q, cls), class_share(q, cls), why, sizeof why, &retry) != TLAB_OK) {
+        count_reject(q, "deadline", cls);
+        q->api->request_reject(r, 429, "rate_limit_exceeded", why, retry);
+        return TLAB_ERROR;
+    }
     node *n = calloc(1, sizeof *n);
     if (!n) {
         q->api->request_reject(r, 503, "service_unavailable", "out of memory queueing the request", 1);
@@ -233,7 +271,32 @@ static int q_gate(void *self, tlab_request *r) {
     queue *q = self;
     (void)r;
     /* The core wakes the dispatcher whenever an in-flight request ends, so AGAIN is safe. */
-    return q->api->in_flight() < q->max_inflight ? TLAB_OK : TLAB_AGAIN;
+    return !q->max_inflight || q->api->in_flight() < q->max_inflight ? TLAB_OK : TLAB_AGAIN;
+}
+
+/* A waiting request whose deadline can no longer be met leaves now with 503 and Retry-After,
+ * not later with a 504: judged in dispatch order, each against the requests before it, with the
+ * worker's measured start time while it is cold. */
+static void on_judge(void *arg) {
+    queue *q = arg;
+    size_t ahead = 0;
+    char why[320], msg[400];
+    for (int i = 0; i < q->n_classes; i++) {
+        for (node *n = q->classes[i].head, *next; n; n = next) {
+            next = n->next;
+            int retry = 0;
+            /* Unreachable, not merely tight: a prediction is an average, and a request admitted
+             * on it keeps its chance unless it is 25 % past its deadline. */
+            if (q->api->request_judge(n->r, (double)ahead, UNREACHABLE_SHARE, why, sizeof why, &retry) == TLAB_OK) {
+                ahead++;
+                continue;
+            }
+            snprintf(msg, sizeof msg, "left the queue: %s", why);
+            count_reject(q, "deadline_unreachable", i);
+            if (q->api->request_reject(n->r, 503, "service_unavailable", msg, retry > 0 ? retry : q->retry_after_s) != TLAB_OK)
+                unlink_node(q, n);
+        }
+    }
 }
 
 static void q_shutdown(void *self) {
@@ -250,6 +313,8 @@ static void q_shutdown(void *self) {
             q->api->timer_free(q->classes[i].deadline);
         free(q->classes[i].name);
     }
+    if (q->judge_timer)
+        q->api->timer_free(q->judge_timer);
     json_decref(q->api_keys);
     free(q);
 }
@@ -279,10 +344,11 @@ static int add_class(queue *q, const char *name, long long timeout_ms, char *err
 
 static int parse_config(queue *q, const json_t *cfg, char *err, size_t errlen) {
     static const char *const keys[] = {"max_depth", "max_inflight", "queue_timeout_ms", "cold_start_timeout_ms", "retry_after_s",
-                                       "starvation_limit", "classes", "default_class", "api_keys", NULL};
-    long long max_depth, max_inflight, timeout_ms, retry_after, starvation, cold_ms;
+                                       "starvation_limit", "classes", "default_class", "api_keys", "headroom_pct", NULL};
+    long long max_depth, max_inflight, timeout_ms, retry_after, starvation, cold_ms, headroom;
     if (tlab_config_check_keys(cfg, keys, err, errlen) || tlab_config_int(cfg, "max_depth", 1024, 1, 10000000, &max_depth, err, errlen) ||
-        tlab_config_int(cfg, "max_inflight", 256, 1, 1000000, &max_inflight, err, errlen) ||
+        tlab_config_int(cfg, "max_inflight", 0, 0, 1000000, &max_inflight, err, errlen) ||
+        tlab_config_int(cfg, "headroom_pct", 20, 0, 90, &headroom, err, errlen) ||
         tlab_config_int(cfg, "queue_timeout_ms", 30000, 1, 86400000, &timeout_ms, err, errlen) ||
         tlab_config_int(cfg, "retry_after_s", 1, 1, 3600, &retry_after, err, errlen) ||
         tlab_config_int(cfg, "starvation_limit", 16, 1, 1000000, &starvation, err, errlen) ||
@@ -291,6 +357,7 @@ static int parse_config(queue *q, const json_t *cfg, char *err, size_t errlen) {
     q->cold_start_timeout_us = (uint64_t)cold_ms * 1000;
     q->max_depth = (size_t)max_depth;
     q->max_inflight = (size_t)max_inflight;
+    q->headroom = (double)headroom / 100.0;
     q->retry_after_s = (int)retry_after;
     q->starvation_limit = (unsigned)starvation;
 
@@ -373,6 +440,16 @@ static int q_init(tlab_plugin_ctx *ctx, const tlab_api *api, const json_t *confi
                                           "Requests waiting in each priority class", NULL, 0);
     for (int i = 0; i < q->n_classes; i++)
         publish_depth(q, i);
+    if (TLAB_API_HAS(api, request_judge)) {
+        /* Every 200 ms: a deadline is seconds long, and a walk of even 1,000 waiting requests
+         * costs microseconds. */
+        q->judge_timer = api->timer_new(ctx, on_judge, q);
+        if (!q->judge_timer || api->timer_start(q->judge_timer, 200000, 1) != TLAB_OK) {
+            snprintf(err, errlen, "out of memory");
+            q_shutdown(q);
+            return TLAB_ERROR;
+        }
+    }
     api->log(ctx, TLAB_LOG_INFO, "max_depth %zu, max_inflight %zu, %d classes (default '%s'), starvation_limit %u",
              q->max_depth, q->max_inflight, q->n_classes, q->classes[q->default_class].name, q->starvation_limit);
     *self = q;

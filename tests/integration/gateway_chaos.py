@@ -241,8 +241,10 @@ t.check(pid is None or not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/
 # ---------------------------------------------------------------------------------------------
 FB_MS, TOTAL_MS = 500, 2000
 _, up = start_fault("mix")
+# All 20 at the worker at once (the autopilot's gate would hold some back behind the hung ones:
+# the timeouts are what is tested here).
 gw, port = t.start_gateway(up, sets=[f"upstream.first_byte_timeout_ms={FB_MS}", f"upstream.total_timeout_ms={TOTAL_MS}",
-                                     "upstream.sse_keepalive_ms=0"])
+                                     "upstream.sse_keepalive_ms=0", "autopilot.enabled=false"])
 plan = [("hang", False), ("hang", True), ("hangmid", True), ("hangmid", False)] * 5
 out = [None] * len(plan)
 

@@ -25,7 +25,9 @@ def error_shape(body):
 
 
 sim, sim_port = t.start_sim(["--max-model-len", "512", "--startup-seconds", "0"])
-gw, port = t.start_gateway(sim_port)
+# The autopilot's /metrics scrape would share the counted connections: off here.
+NO_SCRAPE = "autopilot.worker_metrics=false"
+gw, port = t.start_gateway(sim_port, sets=[NO_SCRAPE])
 
 # --- non-streaming chat and completions ---
 st, h, body = t.request(port, "POST", "/v1/chat/completions",
@@ -107,7 +109,7 @@ t.check(t.metric(sim_port, "vllm:num_requests_running") == 0, "worker freed the 
 t.check(t.health(port)["live_requests"] == 0, "gateway forgot the request")
 
 # --- gateway 2: short first-byte timeout -> 504, and the worker is told to stop ---
-gw2, port2 = t.start_gateway(sim_port, sets=["upstream.first_byte_timeout_ms=200"])
+gw2, port2 = t.start_gateway(sim_port, sets=["upstream.first_byte_timeout_ms=200", NO_SCRAPE])
 t0 = time.monotonic()
 st, h, body = t.request(port2, "POST", "/v1/chat/completions",
                         {"model": MODEL, "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 300, "ignore_eos": True})
@@ -116,7 +118,7 @@ t.check(st == 504 and error_shape(body) and b"first_byte_timeout_ms" in body, f"
 t.check(took < 2.0, f"504 came after {took:.2f}s, near the 0.2s timeout")
 
 # --- gateway 3: idle connections are not reused past idle_keepalive_ms ---
-gw3, port3 = t.start_gateway(sim_port, sets=["upstream.idle_keepalive_ms=1000"])
+gw3, port3 = t.start_gateway(sim_port, sets=["upstream.idle_keepalive_ms=1000", NO_SCRAPE])
 t.request(port3, "POST", "/v1/completions", {"model": MODEL, "prompt": "a", "max_tokens": 1})
 t.request(port3, "POST", "/v1/completions", {"model": MODEL, "prompt": "a", "max_tokens": 1})
 mid = t.health(port3)["upstream"]["connections_opened"]

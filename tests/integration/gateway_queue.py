@@ -46,7 +46,7 @@ cfg = config("plugins:\n  - name: queue\n    config: {max_inflight: 8, max_depth
 gw, port = t.start_gateway(sim_port, config=cfg)
 N = 60
 results = [None] * N
-threads = [threading.Thread(target=completion, args=(port, 30, results, i)) for i in range(N)]
+threads = [threading.Thread(target=completion, args=(port, 150, results, i)) for i in range(N)]  # long enough to pile up
 for th in threads:
     th.start()
 max_depth_seen = 0

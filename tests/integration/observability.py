@@ -93,7 +93,7 @@ for e in exprs:
     t.check(ok, f"dashboard query parses and returns data: {e} -> {str(r)[:300]}")
 titles = " ".join(p["title"] for p in dash["panels"])
 for want in ("latency", "Requests per second", "Queue depth", "Queue wait", "Worker state", "Errors", "tier", "window",
-             "first token", "running and waiting", "KV-cache"):
+             "first token", "running and waiting", "KV-cache", "gate limit", "SLO attainment", "Rejections by reason"):
     t.check(want in titles, f"dashboard has a panel for {want}")
 prom.stop()
 shutil.rmtree(tmp, ignore_errors=True)

@@ -2,7 +2,7 @@
 """Every program the build makes answers --help and --version, and exits 0.
 
 The programs are found in the build's bin folder, so a new program is covered without touching
-this test; the tools that are scripts, not built (loadtest/report/tlab-report), are listed here. `tlab-perf-upstream --help` once started a server and never returned (issue 17); each
+this test; the tools that are scripts, not built (loadtest/report/tlab-report, loadtest/burst/burst.py), are listed here. `tlab-perf-upstream --help` once started a server and never returned (issue 17); each
 run here is bounded, and a program still running at the bound fails and is killed by its PID.
 Checks: exit 0, some output, and for --version the project's version.
 """
@@ -16,7 +16,7 @@ import tlabtest as t  # noqa: E402
 VERSION = os.environ.get("TLAB_VERSION", "")
 t.check(VERSION != "", "TLAB_VERSION is not set (the ctest sets the project's version)")
 
-SCRIPTS = [os.path.join(t.SRC, "loadtest", "report", "tlab-report")]
+SCRIPTS = [os.path.join(t.SRC, "loadtest", "report", "tlab-report"), os.path.join(t.SRC, "loadtest", "burst", "burst.py")]
 
 built = sorted(os.path.join(t.BIN, p) for p in os.listdir(t.BIN)
                if os.path.isfile(os.path.join(t.BIN, p)) and os.access(os.path.join(t.BIN, p), os.X_OK))

@@ -6,12 +6,14 @@ local H = {}
 function H.fake_gw(fields)
   local gw = { calls = {}, t = 0 }
   for k, v in pairs({ queue_depth = 0, in_flight = 0, drain_rate = 0, tier = 0, e2e_p95 = 0, error_rate = 0,
-                      rps = 0, window_ms = 0 }) do gw[k] = v end
+                      rps = 0, window_ms = 0, slo_ms = 5000, slo_attainment = 1, predicted_wait_s = 0,
+                      gate_limit = 8, goodput = 0, tpot_ms = 0 }) do gw[k] = v end
   for k, v in pairs(fields or {}) do gw[k] = v end
   local function record(name) return function(...) table.insert(gw.calls, { name, ... }) end end
   gw.reject = record("reject")
   gw.clamp_max_tokens = record("clamp_max_tokens")
   gw.set_priority = record("set_priority")
+  gw.set_deadline_ms = record("set_deadline_ms")
   gw.log = record("log")
   gw.set_tier = function(n, why) table.insert(gw.calls, { "set_tier", n, why }); gw.tier = n; return true end
   gw.restart_worker = function(k) table.insert(gw.calls, { "restart_worker", k }); return true end

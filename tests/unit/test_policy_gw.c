@@ -108,8 +108,15 @@ static void test_snapshot(void) {
     CHECK_EVAL("gw.e2e_p50, gw.e2e_p95, gw.e2e_p99", "50.0,95.0,99.0");
     CHECK_EVAL("gw.ttft_p50, gw.ttft_p95, gw.ttft_p99", "5.0,9.5,9.9");
     CHECK_EVAL("gw.queue_wait_p50, gw.queue_wait_p95, gw.queue_wait_p99", "0.5,0.95,0.99");
+    /* SLO figures: 54 of the 108 finished were 2xx inside their deadline */
+    for (int i = 0; i < 54; i++)
+        tlab__stats_good(now);
+    tlab__stats_invalidate();
+    CHECK_EVAL("string.format('%.2f %.1f', gw.slo_attainment, gw.goodput)", "0.50 54.0");
+    /* the autopilot's figures, before it runs (unit tests do not start it): zeros, never nil */
+    CHECK_EVAL("gw.gate_limit, gw.predicted_wait_s, gw.slo_ms, gw.tpot_ms", "0,0.0,0,0.0");
     /* snapshot() has every field */
-    CHECK_EVAL("(function() local n = 0 for _ in pairs(gw.snapshot()) do n = n + 1 end return n end)()", "21");
+    CHECK_EVAL("(function() local n = 0 for _ in pairs(gw.snapshot()) do n = n + 1 end return n end)()", "27");
     CHECK_EVAL("gw.snapshot().e2e_p95", "95.0");
     tlab__stats_init(10);
 }
@@ -186,6 +193,12 @@ static void test_request_actions(void) {
     run("gw.set_priority('high')", NULL, 200);
     CHECK(strcmp(last.priority, "high") == 0);
     CHECK(strcmp(run("gw.set_priority('bad name')", NULL, 200), "(fallback)") == 0);
+    /* set_deadline_ms */
+    run("gw.set_deadline_ms(8000)", NULL, 200);
+    CHECK(last.deadline_ms == 8000);
+    CHECK(strcmp(run("gw.set_deadline_ms(0)", NULL, 200), "(fallback)") == 0);
+    run("nil", NULL, 200);
+    CHECK(last.deadline_ms == 0); /* each call starts clean */
 }
 
 static void test_core_actions(void) {

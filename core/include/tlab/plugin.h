@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define TLAB_ABI_MAJOR 1
-#define TLAB_ABI_MINOR 1
+#define TLAB_ABI_MINOR 2
 
 #define TLAB_OK 0
 #define TLAB_ERROR (-1)
@@ -250,6 +250,19 @@ typedef struct tlab_api {
     json_t *(*yaml_load)(const char *path, char *err, size_t errlen);
     /* The configured upstream.url (the worker's base URL). */
     const char *(*upstream_url)(void);
+
+    /* ---- ABI 1.2: the SLO autopilot (docs/autopilot.md) ---- */
+    /* When r must be done, in now_us() microseconds: its arrival plus slo.e2e_ms, or the client's
+     * x-request-deadline-ms, or what the admission policy set; 0 = none. */
+    uint64_t (*request_deadline_us)(const tlab_request *r);
+    /* Whether r, with `ahead` requests dispatched before it, can finish by its deadline using
+     * `share` (0..2] of the time it has left (above 1: a tolerance), judged from the measured drain rate, time per token
+     * and TTFT (and the worker's measured start time while it is cold). TLAB_OK: yes, or unknown
+     * (nothing measured yet). TLAB_DECLINED: no; `msg` says why and *retry_after_s when a retry
+     * would make it (0: a retry cannot help). */
+    int (*request_judge)(const tlab_request *r, double ahead, double share, char *msg, size_t msglen, int *retry_after_s);
+    /* The autopilot's gate: most requests at the worker at once, now. */
+    int (*gate_limit)(void);
 } tlab_api;
 
 /* A queue role: the gateway pushes admitted requests here and pops them when it may dispatch. */

@@ -128,6 +128,43 @@ static char *get_string(loader *ld, const yaml_node_t *n, const char *path) {
 
 static char *resolve_path(loader *ld, const char *p);
 
+/* autopilot.start_file: tlab-tune's tuned-gateway.yaml; its initial_limit starts the autopilot.
+ * Its errors name that file (file:line:col from the YAML reader). */
+static int load_start_file(tlab__config *cfg, char *err, size_t errlen) {
+    const char *path = cfg->autopilot_start_file;
+    json_t *doc = tlab__yaml_load_file(path, err, errlen);
+    if (!doc)
+        return -1;
+    static const char *const keys[] = {"initial_limit", "rate_rps", "e2e_p95_s", NULL};
+    const char *k;
+    json_t *v;
+    int rc = 0;
+    if (!json_is_object(doc)) {
+        snprintf(err, errlen, "%s: autopilot.start_file must be a mapping with initial_limit (tlab-tune's tuned-gateway.yaml)",
+                 path);
+        rc = -1;
+    }
+    json_object_foreach(rc == 0 ? doc : NULL, k, v) {
+        int known = 0;
+        for (size_t i = 0; keys[i]; i++)
+            known |= strcmp(k, keys[i]) == 0;
+        if (!known) {
+            snprintf(err, errlen, "%s: unknown key '%s' (expected: initial_limit, rate_rps, e2e_p95_s)", path, k);
+            rc = -1;
+            break;
+        }
+    }
+    json_t *lim = rc == 0 ? json_object_get(doc, "initial_limit") : NULL;
+    if (rc == 0 && (!json_is_integer(lim) || json_integer_value(lim) < 1 || json_integer_value(lim) > 1000000)) {
+        snprintf(err, errlen, "%s: 'initial_limit' must be an integer from 1 to 1000000", path);
+        rc = -1;
+    }
+    if (rc == 0)
+        cfg->autopilot_start_limit = (long)json_integer_value(lim);
+    json_decref(doc);
+    return rc;
+}
+
 /* Checks `n` against field `f` and stores it in the config. The single gate for file and --set. */
 static int set_field(loader *ld, const field *f, const char *path, const yaml_node_t *n) {
     char got[64];
@@ -576,6 +613,8 @@ int tlab__config_load(tlab__config *cfg, const char *path, const char *const *se
     ld.set = NULL;
     if (rc == 0)
         rc = finish_plugins(&ld);
+    if (rc == 0 && cfg->autopilot_start_file[0] && load_start_file(cfg, err, errlen) != 0)
+        rc = -1;
     /* Last, so a --set auth.keys_file is the one loaded; its errors name the keys file. */
     if (rc == 0 && cfg->auth_keys_file[0] && !(cfg->keyring = tlab__keyring_load(cfg->auth_keys_file, err, errlen)))
         rc = -1;

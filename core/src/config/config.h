@@ -62,6 +62,17 @@ typedef struct tlab__config {
     char *admin_host;            /* admin.listen.host, default "127.0.0.1" */
     int admin_port;              /* admin.listen.port, 0..65535, or -1 = none (default): served on the main listener */
 
+    /* slo and autopilot: the SLO autopilot (docs/autopilot.md). */
+    long slo_e2e_ms;             /* slo.e2e_ms: a request's default deadline from arrival, 1..86400000, default 5000 */
+    int autopilot_enabled;       /* autopilot.enabled: the adaptive gate (1, default) or a fixed one at max_limit (0) */
+    long autopilot_interval_ms;  /* autopilot.interval_ms: control step and worker scrape, 10..60000, default 100 */
+    long autopilot_service_share_pct; /* autopilot.service_share_pct: target service time, % of slo.e2e_ms, 5..100, default 60 */
+    long autopilot_initial_limit; /* autopilot.initial_limit: the gate before any measurement, 1..100000, default 8 */
+    long autopilot_max_limit;    /* autopilot.max_limit: ceiling of the gate, 1..1000000, default 1024 */
+    int autopilot_worker_metrics; /* autopilot.worker_metrics: scrape <upstream.url>/metrics (1, default) or not (0) */
+    char *autopilot_start_file; /* autopilot.start_file: tlab-tune's tuned-gateway.yaml, "" = none (default) */
+    long autopilot_start_limit; /* its initial_limit, read when the config loads; 0 = none */
+
     long shutdown_grace_s;       /* shutdown.grace_s: after SIGTERM, how long in-flight requests may run, 0..3600,
                                     default 30 */
 

@@ -55,6 +55,18 @@ static const field admin_listen_fields[] = {
 static const field shutdown_fields[] = {
     FLD("grace_s", F_LONG, shutdown_grace_s, 0, 3600),
 };
+static const field slo_fields[] = {
+    FLD("e2e_ms", F_LONG, slo_e2e_ms, 1, 86400000),
+};
+static const field autopilot_fields[] = {
+    FLD("enabled", F_BOOL, autopilot_enabled, 0, 1),
+    FLD("interval_ms", F_LONG, autopilot_interval_ms, 10, 60000),
+    FLD("service_share_pct", F_LONG, autopilot_service_share_pct, 5, 100),
+    FLD("initial_limit", F_LONG, autopilot_initial_limit, 1, 100000),
+    FLD("max_limit", F_LONG, autopilot_max_limit, 1, 1000000),
+    FLD("worker_metrics", F_BOOL, autopilot_worker_metrics, 0, 1),
+    FLD("start_file", F_PATH, autopilot_start_file, 0, 0),
+};
 static const field top_fields[] = {
     FLD("plugin_dir", F_STR, plugin_dir, 0, 0),
 };
@@ -70,11 +82,13 @@ const section tlab__config_sections[] = {
     SECTION("auth", auth_fields),
     SECTION("admin.listen", admin_listen_fields),
     SECTION("shutdown", shutdown_fields),
+    SECTION("slo", slo_fields),
+    SECTION("autopilot", autopilot_fields),
 };
 const section tlab__config_top_section = SECTION(NULL, top_fields);
 const size_t tlab__config_n_sections = sizeof(tlab__config_sections) / sizeof(tlab__config_sections[0]);
 
-const char *const tlab__config_top_expected = "listen, upstream, limits, log, policies, auth, admin, shutdown, plugin_dir, plugins";
+const char *const tlab__config_top_expected = "listen, upstream, limits, log, policies, auth, admin, shutdown, slo, autopilot, plugin_dir, plugins";
 const char *const tlab__config_log_levels[] = {"debug", "info", "warn", "error", NULL};
 
 int tlab__config_defaults(tlab__config *cfg) {
@@ -106,8 +120,16 @@ int tlab__config_defaults(tlab__config *cfg) {
     cfg->admin_host = strdup("127.0.0.1");
     cfg->admin_port = -1;
     cfg->shutdown_grace_s = 30;
+    cfg->slo_e2e_ms = 5000;
+    cfg->autopilot_enabled = 1;
+    cfg->autopilot_interval_ms = 100;
+    cfg->autopilot_service_share_pct = 60;
+    cfg->autopilot_initial_limit = 8;
+    cfg->autopilot_max_limit = 1024;
+    cfg->autopilot_worker_metrics = 1;
+    cfg->autopilot_start_file = strdup("");
     if (!cfg->auth_keys_file || !cfg->admin_host || !cfg->listen_host || !cfg->upstream_url || !cfg->log_level ||
-        !cfg->plugin_dir || !cfg->policy_admission ||
+        !cfg->plugin_dir || !cfg->policy_admission || !cfg->autopilot_start_file ||
         !cfg->policy_degradation) {
         tlab__config_free(cfg);
         return -1;
@@ -133,6 +155,7 @@ void tlab__config_free(tlab__config *cfg) {
     free(cfg->policy_degradation);
     free(cfg->auth_keys_file);
     free(cfg->admin_host);
+    free(cfg->autopilot_start_file);
     tlab__keyring_free(cfg->keyring);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -1,5 +1,6 @@
 /*
- * dispatch.c - the dispatcher: queue role or the core's FIFO, then the gates, then the relay.
+ * dispatch.c - the dispatcher: queue role or the core's FIFO, then the gates (the autopilot's,
+ * gate.h, then the plugins'), then the relay.
  */
 #include "dispatch/dispatch.h"
 
@@ -7,6 +8,7 @@
 
 #include "base/clock.h"
 #include "common/log.h"
+#include "dispatch/gate.h"
 #include "hooks/plugin_host.h"
 #include "relay/relay.h"
 
@@ -111,6 +113,15 @@ void tlab__dispatch_submit(tlab_request *r) {
             return;
         }
     } else {
+        char why[320];
+        int retry;
+        if (!r->requeued && tlab__gate_judge(r, (double)d.fifo_len, 1.0, why, sizeof why, &retry) != 0) {
+            stop_waiting(r);
+            tlab__error err;
+            tlab__error_set(&err, 429, "rate_limit_exceeded", NULL, "%s", why);
+            tlab__request_fail(r, &err, retry);
+            return;
+        }
         fifo_push(r);
     }
     /* At once rather than on the loop's next turn: under load a turn relays hundreds of stream
@@ -155,7 +166,7 @@ static int on_unreachable(tlab_request *r) {
 }
 
 static void on_leg_done(tlab_request *r) {
-    (void)r;
+    tlab__gate_on_leg_done(r);
     tlab__dispatch_wake(); /* a worker slot opened */
 }
 
@@ -190,6 +201,8 @@ static void run_dispatch(evutil_socket_t fd, short what, void *arg) {
     const tlab_queue_role *q = tlab__plugins_queue(&qself);
     tlab_request *r;
     while ((r = peek(q, qself)) != NULL) {
+        if (!tlab__gate_open())
+            break; /* the autopilot's limit; a leg that ends or a limit that grows wakes us */
         int rc = tlab__plugins_gate(r);
         if (rc == TLAB_AGAIN)
             break; /* a gate holds the head; it calls dispatch_wake when it opens */

@@ -21,6 +21,7 @@
 #include "policy/auth.h"
 #include "config/config.h"
 #include "dispatch/dispatch.h"
+#include "dispatch/gate.h"
 #include "gateway/gateway.h"
 #include "gateway/http_server.h"
 #include "common/log.h"
@@ -214,6 +215,10 @@ int main(int argc, char **argv) {
         LOG_ERROR("cannot initialise libcurl");
         goto out;
     }
+    if (tlab__gate_init(tlab__gw.base, tlab__gw.upstream, &cfg, tlab__dispatch_waiting, tlab__dispatch_wake) != 0) {
+        LOG_ERROR("out of memory setting up the autopilot");
+        goto out;
+    }
     if (tlab__plugins_load(tlab__gw.base, &cfg, tlab__plugin_api(), err, sizeof err) != 0) {
         LOG_ERROR("%s", err);
         goto out;
@@ -265,6 +270,7 @@ out:
         event_free(shutdown_timer);
     tlab__stream_keepalive_shutdown();
     tlab__process_shutdown();
+    tlab__gate_shutdown();
     tlab__dispatch_shutdown();
     tlab__upstream_free(tlab__gw.upstream);
     tlab__auth_shutdown();

@@ -10,6 +10,7 @@
 #include "gateway/plugin_api.h"
 
 #include "dispatch/dispatch.h"
+#include "dispatch/gate.h"
 #include "gateway/gateway.h"
 #include "common/log.h"
 #include "base/metrics_registry.h"
@@ -155,6 +156,20 @@ static size_t api_in_flight(void) {
     return tlab__requests_in_flight();
 }
 
+static uint64_t api_request_deadline_us(const tlab_request *r) {
+    return r->deadline_us;
+}
+
+static int api_request_judge(const tlab_request *r, double ahead, double share, char *msg, size_t msglen, int *retry_after_s) {
+    int retry = 0;
+    if (share <= 0 || share > 2)
+        share = 1;
+    int rc = tlab__gate_judge(r, ahead, share, msg, msglen, &retry);
+    if (retry_after_s)
+        *retry_after_s = retry;
+    return rc == 0 ? TLAB_OK : TLAB_DECLINED;
+}
+
 static size_t api_waiting(void) {
     return tlab__dispatch_waiting();
 }
@@ -204,6 +219,9 @@ static const tlab_api api_table = {
     .command = tlab__plugins_command,
     .worker_state = tlab__plugins_worker_state,
     .waiting = api_waiting,
+    .request_deadline_us = api_request_deadline_us,
+    .request_judge = api_request_judge,
+    .gate_limit = tlab__gate_limit,
     .request_overhead_us = api_request_overhead_us,
     .request_priority = tlab__request_priority,
     .request_set_priority = api_request_set_priority,

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "policy/auth.h"
+#include "dispatch/gate.h"
 #include "gateway/gateway.h"
 #include "gateway/http_server.h"
 #include "common/log.h"
@@ -130,7 +131,18 @@ int tlab__reload_config(tlab__config *live, const char *path, const char *const 
     LIVE_LONG(policy_memory_limit_mb, "policies.memory_limit_mb");
     LIVE_LONG(policy_min_restart_interval_s, "policies.min_restart_interval_s");
     LIVE_LONG(shutdown_grace_s, "shutdown.grace_s");
+    LIVE_LONG(slo_e2e_ms, "slo.e2e_ms");
+    LIVE_LONG(autopilot_enabled, "autopilot.enabled");
+    LIVE_LONG(autopilot_interval_ms, "autopilot.interval_ms");
+    LIVE_LONG(autopilot_service_share_pct, "autopilot.service_share_pct");
+    LIVE_LONG(autopilot_initial_limit, "autopilot.initial_limit");
+    LIVE_LONG(autopilot_max_limit, "autopilot.max_limit");
+    if (live->autopilot_worker_metrics != next->autopilot_worker_metrics)
+        note(&restart, "autopilot.worker_metrics");
+    if (str_differs(live->autopilot_start_file, next->autopilot_start_file) || live->autopilot_start_limit != next->autopilot_start_limit)
+        note(&restart, "autopilot.start_file");
     tlab__config_free(next);
+    tlab__gate_reconfigure(live);
 
     tlab__log_set_level((tlab_log_level)tlab__log_level_parse(live->log_level));
     tlab__auth_set_default_max_tokens(live->max_tokens);

@@ -13,6 +13,8 @@
 #include "base/error.h"
 #include "base/fnv1a.h"
 #include "base/metrics_registry.h"
+#include "dispatch/dispatch.h"
+#include "dispatch/gate.h"
 #include "policy/auth.h"
 #include "policy/lua/policy_host.h"
 
@@ -41,7 +43,43 @@ static void apply_clamp(tlab_request *r, long n) {
     r->info.max_tokens = n;
 }
 
+/* The client's own deadline: x-request-deadline-ms, milliseconds from arrival (the header's
+ * documented meaning, docs/autopilot.md), else slo.e2e_ms. -1 with a 400 sent when malformed. */
+static int set_deadline(tlab_request *r) {
+    const char *h = r->http ? tlab__http_req_header(r->http, TLAB_DEADLINE_HEADER) : NULL;
+    uint64_t budget_us = tlab__gate_slo_us();
+    if (h) {
+        char *end;
+        while (*h == ' ')
+            h++;
+        long long ms = *h >= '0' && *h <= '9' ? strtoll(h, &end, 10) : -1;
+        if (ms >= 0)
+            while (*end == ' ')
+                end++;
+        if (ms < 1 || ms > 86400000 || *end) {
+            tlab__error err;
+            tlab__error_set(&err, 400, "invalid_request_error", TLAB_DEADLINE_HEADER,
+                            "the %s header must be a whole number of milliseconds from 1 to 86400000 (the time the "
+                            "request may take, from its arrival)", TLAB_DEADLINE_HEADER);
+            tlab__request_fail(r, &err, 0);
+            return -1;
+        }
+        budget_us = (uint64_t)ms * 1000;
+    }
+    r->deadline_us = budget_us ? r->t[TLAB_EV_ARRIVED] + budget_us : 0;
+    return 0;
+}
+
+/* Seconds from now until r would be done if it joined the back of the queue (every class
+ * counted: the queue's own judgement knows the classes); 0 before anything is measured. */
+static double predicted_finish_s(const tlab_request *r) {
+    double service = tlab__gate_service_s(r->info.max_tokens);
+    return service > 0 ? tlab__gate_wait_s((double)tlab__dispatch_waiting()) + service : 0;
+}
+
 int tlab__policy_admit_request(tlab_request *r) {
+    if (set_deadline(r) != 0)
+        return -1;
     if (!tlab__policies_has_admission())
         return 0;
     char key_buf[16];
@@ -54,6 +92,8 @@ int tlab__policy_admit_request(tlab_request *r) {
         .api_key_id = api_key_id(r, key_buf, sizeof key_buf),
         .api_key_name = tlab__auth_request_key_name(r),
         .priority = tlab__request_priority(r),
+        .deadline_ms = r->deadline_us ? (long)((r->deadline_us - r->t[TLAB_EV_ARRIVED]) / 1000) : -1,
+        .predicted_finish_s = predicted_finish_s(r),
     };
     tlab__admission_decision d;
     tlab__policy_admission(&in, &d);
@@ -71,6 +111,8 @@ int tlab__policy_admit_request(tlab_request *r) {
     }
     if (d.clamp_max_tokens >= 0)
         apply_clamp(r, d.clamp_max_tokens);
+    if (d.deadline_ms > 0)
+        r->deadline_us = r->t[TLAB_EV_ARRIVED] + (uint64_t)d.deadline_ms * 1000;
     if (d.priority[0])
         tlab__request_set_priority(r, d.priority); /* out of memory: the class stays as it was */
     return 0;

@@ -64,6 +64,8 @@ struct tlab_request {
     tlab__request_info info;
     uint64_t t[TLAB_EV__COUNT];
     uint64_t queue_wait_us;
+    uint64_t deadline_us;   /* when r must be done (tlab__now_us clock): arrival + slo.e2e_ms or the client's
+                               x-request-deadline-ms; 0 = none. Set by admission, read by the queue and stats */
     uint64_t overhead_us;   /* gateway time so far, excluding waiting on the queue or the worker */
     uint64_t dispatch_pass; /* the dispatcher's pass number at submission (dispatch.c) */
     uint64_t last_client_write_us;

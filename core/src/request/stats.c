@@ -10,7 +10,7 @@
 
 typedef struct bucket {
     uint64_t sec; /* which second this bucket holds (monotonic seconds); stale when older than the window */
-    uint32_t arrived, finished, errors, rejects, drained;
+    uint32_t arrived, finished, errors, rejects, drained, good;
 } bucket;
 
 typedef struct sample {
@@ -87,6 +87,10 @@ void tlab__stats_done(uint64_t now_us, int status, int dispatched, uint64_t e2e_
         ring_add(&st.qwait, now_us, queue_wait_us);
 }
 
+void tlab__stats_good(uint64_t now_us) {
+    bucket_at(now_us)->good++;
+}
+
 void tlab__stats_on_event(const tlab_request *r, tlab_event ev) {
     if (ev == TLAB_EV_ARRIVED) {
         tlab__stats_arrival(r->t[ev]);
@@ -96,6 +100,8 @@ void tlab__stats_on_event(const tlab_request *r, tlab_event ev) {
         int dispatched = r->t[TLAB_EV_DISPATCHED] != 0;
         tlab__stats_done(r->t[ev], r->status, dispatched, r->t[ev] - arrived, first > arrived ? first - arrived : 0,
                         dispatched ? r->queue_wait_us : 0);
+        if (dispatched && r->status >= 200 && r->status < 300 && (!r->deadline_us || r->t[ev] <= r->deadline_us))
+            tlab__stats_good(r->t[ev]);
     }
 }
 
@@ -164,7 +170,7 @@ const tlab__stats_view *tlab__stats_get(void) {
     if (st.view_at_us && now - st.view_at_us < TLAB_STATS_CACHE_US)
         return &st.view;
     uint64_t now_sec = now / 1000000u, w = (uint64_t)st.window_s;
-    uint64_t arrived = 0, finished = 0, errors = 0, rejects = 0, drained = 0;
+    uint64_t arrived = 0, finished = 0, errors = 0, rejects = 0, drained = 0, good = 0;
     for (size_t i = 0; i < TLAB_STATS_MAX_WINDOW_S; i++) {
         const bucket *b = &st.b[i];
         if (b->sec + w > now_sec && b->sec <= now_sec) {
@@ -173,6 +179,7 @@ const tlab__stats_view *tlab__stats_get(void) {
             errors += b->errors;
             rejects += b->rejects;
             drained += b->drained;
+            good += b->good;
         }
     }
     /* Right after start-up the window is not full yet: divide by the time actually covered. */
@@ -185,6 +192,8 @@ const tlab__stats_view *tlab__stats_get(void) {
     v->error_rate = finished ? (double)errors / (double)finished : 0;
     v->reject_rate = finished ? (double)rejects / (double)finished : 0;
     v->completed = finished;
+    v->goodput = (double)good / span;
+    v->slo_attainment = finished ? (double)good / (double)finished : 1.0;
     uint64_t since = now > w * 1000000u ? now - w * 1000000u : 0;
     quantiles(&st.e2e, since, v->e2e_ms);
     quantiles(&st.ttft, since, v->ttft_ms);

@@ -68,12 +68,21 @@ check(re.search(r"^max_num_seqs: 4$", text, re.M) and re.search(r'^model: "Qwen/
       and re.search(rf"^max_num_batched_tokens: {best['knobs']['max_num_batched_tokens']}$", text, re.M)
       and re.search(r"^max_model_len: 512$", text, re.M) and text.startswith("# tuned:"), f"tuned.yaml:\n{text}")
 
+# tuned-gateway.yaml beside it: the autopilot's starting point, in flight at the best rate.
+gw_start = os.path.join(T.TMP, "tuned-gateway.yaml")
+gtext = open(gw_start).read() if os.path.exists(gw_start) else ""
+m = re.search(r"^initial_limit: (\d+)", gtext, re.M)
+check(m is not None and int(m.group(1)) >= 1 and "autopilot.start_file" in gtext and "rate_rps:" in gtext,
+      f"tuned-gateway.yaml:\n{gtext}")
+check("gateway start: " + gw_start in so, "the report names it")
+
 # tuned.yaml is ready for the supervisor: a gateway whose supervisor uses it starts tlab-sim with
-# the tuned knobs and answers.
+# the tuned knobs and answers; its autopilot starts from tuned-gateway.yaml.
 wport = tlabtest.free_port()
 gcfg = os.path.join(T.TMP, "gateway.yaml")
 with open(gcfg, "w") as f:
-    f.write(f"""plugins:
+    f.write(f"""autopilot: {{start_file: {gw_start}}}
+plugins:
   - name: queue
   - name: supervisor
     config:
@@ -88,6 +97,7 @@ gw, gport = tlabtest.start_gateway(wport, config=gcfg)
 st, _, body = tlabtest.request(gport, "POST", "/v1/completions", {"model": "Qwen/Qwen2.5-0.5B-Instruct", "prompt": "hi",
                                                                    "max_tokens": 4}, timeout=30)
 check(st == 200, f"request through the supervisor with tuned.yaml: {st} {body[:300]}")
+check(m is not None and tlabtest.metric(gport, "gateway_autopilot_limit") >= 1, "the gateway loaded tuned-gateway.yaml")
 st, _, body = tlabtest.request(gport, "GET", "/admin/worker")
 w = json.loads(body) if st == 200 else {}
 check(w.get("knobs", {}).get("max_num_seqs") == best["knobs"]["max_num_seqs"]

@@ -142,11 +142,9 @@ int main(void) {
     expect_pop("r4"); /* normal */
     expect_pop("r6"); /* the policy said low */
 
-    /* The concurrency gate. */
-    H.in_flight = 255;
+    /* No cap of its own by default: the core's autopilot gates (docs/autopilot.md). */
+    H.in_flight = 100000;
     CHECK(H.desc->dispatch_gate(H.self, r[0]) == TLAB_OK);
-    H.in_flight = 256;
-    CHECK(H.desc->dispatch_gate(H.self, r[0]) == TLAB_AGAIN);
     H.in_flight = 0;
     harness_unload();
 

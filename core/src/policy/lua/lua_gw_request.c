@@ -1,6 +1,6 @@
 /*
  * lua_gw_request.c - the request being admitted: the `req` table handed to on_request(req), the
- * actions on it (gw.admit, gw.reject, gw.clamp_max_tokens, gw.set_priority). The admission step
+ * actions on it (gw.admit, gw.reject, gw.clamp_max_tokens, gw.set_priority, gw.set_deadline_ms). The admission step
  * that builds `req` from a request and applies the decision is policy/admission.c.
  *
  * The actions only record into a tlab__admission_decision; nothing touches the request until the
@@ -54,6 +54,13 @@ static void fill_req(lua_State *L, int t, const tlab__admission_input *in) {
     set_or_nil_string(L, t, "api_key_id", in->api_key_id);
     set_or_nil_string(L, t, "api_key_name", in->api_key_name);
     set_or_nil_string(L, t, "priority", in->priority);
+    if (in->deadline_ms > 0)
+        lua_pushinteger(L, in->deadline_ms);
+    else
+        lua_pushnil(L);
+    lua_setfield(L, t, "deadline_ms");
+    lua_pushnumber(L, in->predicted_finish_s);
+    lua_setfield(L, t, "predicted_finish_s");
 }
 
 int tlab__lua_admission_call(lua_State *L) {
@@ -133,6 +140,18 @@ static int gw_clamp_max_tokens(lua_State *L) {
     return 1;
 }
 
+/* gw.set_deadline_ms(ms): the request's deadline, ms from its arrival (replaces slo.e2e_ms or
+ * the client's x-request-deadline-ms). */
+static int gw_set_deadline_ms(lua_State *L) {
+    tlab__admission_decision *d = current(L, "set_deadline_ms");
+    lua_Integer ms = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, ms >= 1 && ms <= 86400000, 1, "the deadline must be 1..86400000 ms");
+    d->deadline_ms = (long)ms;
+    lua_pushinteger(L, ms);
+    update_req(L, "deadline_ms");
+    return 0;
+}
+
 /* gw.set_priority(class): the priority class the queue plugin sees. */
 static int gw_set_priority(lua_State *L) {
     tlab__admission_decision *d = current(L, "set_priority");
@@ -152,6 +171,7 @@ void tlab__lua_inject_request(lua_State *L, int methods) {
                                    {"reject", gw_reject},
                                    {"clamp_max_tokens", gw_clamp_max_tokens},
                                    {"set_priority", gw_set_priority},
+                                   {"set_deadline_ms", gw_set_deadline_ms},
                                    {NULL, NULL}};
     for (const luaL_Reg *f = fns; f->name; f++) {
         lua_pushcfunction(L, f->func);

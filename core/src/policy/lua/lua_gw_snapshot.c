@@ -13,6 +13,7 @@
 #include <lauxlib.h>
 
 #include "dispatch/dispatch.h"
+#include "dispatch/gate.h"
 #include "base/clock.h"
 #include "request/request.h"
 #include "policy/lua/lua_gw.h"
@@ -23,7 +24,8 @@
 enum field {
     F_QUEUE_DEPTH = 1, F_IN_FLIGHT, F_WORKER_STATE, F_WORKER_STATE_NAME, F_RPS, F_ERROR_RATE, F_REJECT_RATE, F_DRAIN_RATE,
     F_E2E_P50, F_E2E_P95, F_E2E_P99, F_TTFT_P50, F_TTFT_P95, F_TTFT_P99, F_QWAIT_P50, F_QWAIT_P95, F_QWAIT_P99,
-    F_TIER, F_WINDOW_MS, F_STATS_WINDOW_S, F_COMPLETED, F__END
+    F_TIER, F_WINDOW_MS, F_STATS_WINDOW_S, F_COMPLETED, F_GATE_LIMIT, F_PREDICTED_WAIT_S, F_SLO_MS, F_SLO_ATTAINMENT,
+    F_GOODPUT, F_TPOT_MS, F__END
 };
 
 static const char *const field_names[F__END] = {
@@ -33,6 +35,8 @@ static const char *const field_names[F__END] = {
     [F_E2E_P99] = "e2e_p99", [F_TTFT_P50] = "ttft_p50", [F_TTFT_P95] = "ttft_p95", [F_TTFT_P99] = "ttft_p99",
     [F_QWAIT_P50] = "queue_wait_p50", [F_QWAIT_P95] = "queue_wait_p95", [F_QWAIT_P99] = "queue_wait_p99",
     [F_TIER] = "tier", [F_WINDOW_MS] = "window_ms", [F_STATS_WINDOW_S] = "stats_window_s", [F_COMPLETED] = "completed",
+    [F_GATE_LIMIT] = "gate_limit", [F_PREDICTED_WAIT_S] = "predicted_wait_s", [F_SLO_MS] = "slo_ms",
+    [F_SLO_ATTAINMENT] = "slo_attainment", [F_GOODPUT] = "goodput", [F_TPOT_MS] = "tpot_ms",
 };
 
 
@@ -62,6 +66,12 @@ static void push_field(lua_State *L, int f) {
     case F_WINDOW_MS: lua_pushnumber(L, window_ms()); break;
     case F_STATS_WINDOW_S: lua_pushinteger(L, tlab__stats_window_s()); break;
     case F_COMPLETED: lua_pushinteger(L, (lua_Integer)tlab__stats_get()->completed); break;
+    case F_GATE_LIMIT: lua_pushinteger(L, tlab__gate_limit()); break;
+    case F_PREDICTED_WAIT_S: lua_pushnumber(L, tlab__gate_wait_s((double)tlab__dispatch_waiting())); break;
+    case F_SLO_MS: lua_pushinteger(L, (lua_Integer)(tlab__gate_slo_us() / 1000)); break;
+    case F_SLO_ATTAINMENT: lua_pushnumber(L, tlab__stats_get()->slo_attainment); break;
+    case F_GOODPUT: lua_pushnumber(L, tlab__stats_get()->goodput); break;
+    case F_TPOT_MS: lua_pushnumber(L, tlab__gate_view() ? tlab__gate_view()->tpot_s * 1e3 : 0); break;
     default: lua_pushnil(L);
     }
 }

@@ -31,6 +31,8 @@ typedef struct tlab__admission_input {
     const char *api_key_id; /* short non-secret id of the Bearer key, NULL without one */
     const char *api_key_name; /* the key's name in auth.keys_file, NULL with auth off */
     const char *priority;   /* the request's priority class, NULL without one */
+    long deadline_ms;       /* its deadline, ms from arrival; -1: none */
+    double predicted_finish_s; /* seconds from now to done at the back of the queue; 0: not measured yet */
 } tlab__admission_input;
 
 /* What admission.lua decided. Filled by tlab__policy_admission(). */
@@ -43,6 +45,7 @@ typedef struct tlab__admission_decision {
     const char *type;       /* OpenAI error type (static string) */
     long clamp_max_tokens;  /* -1: leave max_tokens alone; else lower it to this */
     char priority[64];      /* "": leave the priority alone */
+    long deadline_ms;       /* > 0: the request's new deadline, ms from arrival (gw.set_deadline_ms) */
     int fallback;           /* 1: the policy failed and fail_open decided */
 } tlab__admission_decision;
 

@@ -1,0 +1,244 @@
+/*
+ * autopilot.c - the SLO autopilot's controller (see autopilot.h and docs/autopilot.md).
+ *
+ * Each tick:
+ *  1. TPOT and TTFT: from the worker's histograms when its /metrics answers (the change in sum
+ *     over the change in count since the last scrape: every token the worker produced in the
+ *     interval, streamed or not), else from the requests the gateway saw finish.
+ *  2. The typical request's service time S = TTFT + tokens x TPOT against the target
+ *     T = service_share x SLO.
+ *  3. S > T: the limit drops to in_flight x T/S. It is computed from the requests really at the
+ *     worker, not from the limit: lowering a limit does not end running requests, so a rule on
+ *     the limit itself would keep cutting for the seconds it takes them to finish (the collapse
+ *     that Vegas-style controllers guard against with a smoothing window).
+ *  4. S < T and the gate is full: the limit grows by at most 10 % a tick (halfway to T/S), so a
+ *     gate at 4 reaches 64 in about 3 s of 100 ms ticks and never jumps past the knee in one go.
+ *  5. vLLM keeps a waiting queue of its own (its max_num_seqs or KV cache is full): the limit is
+ *     held at what it runs, so the waiting happens in the gateway.
+ */
+#include "dispatch/autopilot.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#define GROWTH_MAX 1.10       /* per tick */
+#define SHRINK_FLOOR 0.5      /* at most halve the in-flight count in one tick */
+#define EWMA_WORKER 0.1       /* weight of a new worker reading (every ~100 ms) */
+#define DEAD_BAND 0.05        /* within +-5 % of the target nothing moves: noise is not a signal */
+#define EWMA_GATEWAY 0.2      /* weight of a tick's worth of finished requests */
+#define EWMA_TOKENS 0.05      /* per request */
+#define DRAIN_TAU_S 2.0       /* the measured drain rate's time constant */
+#define WORKER_QUEUE_STREAK 10/* scrapes in a row with vLLM's waiting queue non-empty: it is full, not admitting */
+#define KV_FULL 0.95          /* no growth above this KV-cache usage */
+#define DEFAULT_TOKENS 256.0  /* typical request before any sample: vLLM's own small default range */
+#define SHARE_EMPTY_QUEUE 0.75 /* service target with nothing waiting: a share of the SLO */
+
+struct tlab__autopilot {
+    tlab__autopilot_params p;
+    tlab__autopilot_view v;
+    double limit;
+    /* gateway samples since the last tick */
+    double gw_tpot_sum, gw_ttft_sum;
+    int gw_tpot_n, gw_ttft_n, completions;
+    /* the worker's previous reading, for deltas */
+    tlab__worker_reading prev;
+    int have_prev;
+    double wk_tpot, wk_ttft; /* this tick's worker-derived values, 0 none */
+    double running, waiting_now, kv_usage;
+    int waiting_streak;
+    double drain_measured;
+    int saturated;
+};
+
+static double clampd(double x, double lo, double hi) {
+    return x < lo ? lo : x > hi ? hi : x;
+}
+
+static double ewma(double old, double x, double w, int first) {
+    return first ? x : old + w * (x - old);
+}
+
+static void publish(tlab__autopilot *a) {
+    a->v.limit = a->limit;
+    double s = tlab__autopilot_service_s(a, 0);
+    double model = s > 0 ? a->limit / s : 0;
+    a->v.drain_rate = model > 0 && a->saturated && a->drain_measured > 0 ? 0.5 * (model + a->drain_measured) : model;
+}
+
+tlab__autopilot *tlab__autopilot_new(const tlab__autopilot_params *p) {
+    tlab__autopilot *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->v.typical_tokens = DEFAULT_TOKENS;
+    a->v.last_reason = "conservative start: no measurement yet";
+    tlab__autopilot_set_params(a, p);
+    a->limit = p->fixed_limit > 0 ? p->fixed_limit : clampd(p->initial_limit, 1, p->max_limit);
+    publish(a);
+    return a;
+}
+
+void tlab__autopilot_free(tlab__autopilot *a) {
+    free(a);
+}
+
+void tlab__autopilot_set_params(tlab__autopilot *a, const tlab__autopilot_params *p) {
+    a->p = *p;
+    if (a->p.max_limit < 1)
+        a->p.max_limit = 1;
+    if (a->p.fixed_limit > 0)
+        a->limit = a->p.fixed_limit;
+    else if (a->limit > a->p.max_limit)
+        a->limit = a->p.max_limit;
+    else if (a->limit < 1)
+        a->limit = 1;
+}
+
+void tlab__autopilot_on_sample(tlab__autopilot *a, const tlab__autopilot_sample *s) {
+    a->completions++;
+    if (!s->ok || s->service_s <= 0)
+        return;
+    if (s->tokens > 0) {
+        a->v.typical_tokens = ewma(a->v.typical_tokens, (double)s->tokens, EWMA_TOKENS, a->v.samples == 0 && a->gw_tpot_n == 0);
+        /* Without the TTFT (a response that is not streamed) the whole service time is charged
+         * to the tokens: a slight overestimate, on the safe side. */
+        double decode = s->ttft_s > 0 && s->ttft_s < s->service_s ? s->service_s - s->ttft_s : s->service_s;
+        double n = s->ttft_s > 0 && s->tokens > 1 ? (double)(s->tokens - 1) : (double)s->tokens;
+        a->gw_tpot_sum += decode / n;
+        a->gw_tpot_n++;
+    }
+    if (s->ttft_s > 0) {
+        a->gw_ttft_sum += s->ttft_s;
+        a->gw_ttft_n++;
+    }
+}
+
+void tlab__autopilot_on_worker(tlab__autopilot *a, const tlab__worker_reading *r) {
+    if (!r) {
+        a->v.worker_metrics = 0;
+        a->have_prev = 0;
+        return;
+    }
+    a->v.worker_metrics = 1;
+    a->running = r->running;
+    a->kv_usage = r->kv_usage;
+    /* vLLM counts a request as waiting from its arrival to its first scheduled step, so single
+     * readings of 10 or 20 are normal under load; a queue that never empties for a second is
+     * a full engine (max_num_seqs or the KV cache). */
+    a->waiting_streak = r->waiting >= 1 ? a->waiting_streak + 1 : 0;
+    a->waiting_now = r->waiting;
+    /* A count that went down is a worker that restarted: no delta across it. */
+    if (a->have_prev && r->has_itl && r->itl_count > a->prev.itl_count && r->itl_sum >= a->prev.itl_sum)
+        a->wk_tpot = (r->itl_sum - a->prev.itl_sum) / (r->itl_count - a->prev.itl_count);
+    if (a->have_prev && r->has_ttft && r->ttft_count > a->prev.ttft_count && r->ttft_sum >= a->prev.ttft_sum)
+        a->wk_ttft = (r->ttft_sum - a->prev.ttft_sum) / (r->ttft_count - a->prev.ttft_count);
+    a->prev = *r;
+    a->have_prev = 1;
+}
+
+void tlab__autopilot_on_worker_start(tlab__autopilot *a, double start_s) {
+    if (start_s > 0)
+        a->v.cold_start_s = start_s;
+    /* New knobs or a new process: what was measured may not hold. Measure again from half the
+     * limit (never below the conservative start); the controller climbs back if it still fits. */
+    a->v.samples = 0;
+    a->v.tpot_s = a->v.ttft_s = a->v.ttft_min_s = 0;
+    a->have_prev = 0;
+    a->waiting_streak = 0;
+    if (a->p.fixed_limit <= 0) {
+        double half = a->limit / 2, start = half > a->p.initial_limit ? half : a->p.initial_limit;
+        if (start < a->limit)
+            a->limit = start;
+        a->v.last_reason = "the worker (re)started: measuring again";
+    }
+    publish(a);
+}
+
+static void measure(tlab__autopilot *a, double dt_s) {
+    int first = a->v.samples == 0;
+    if (a->v.worker_metrics && a->wk_tpot > 0) {
+        a->v.tpot_s = ewma(a->v.tpot_s, a->wk_tpot, EWMA_WORKER, first || a->v.tpot_s <= 0);
+        a->v.samples++;
+    } else if (a->gw_tpot_n > 0) {
+        a->v.tpot_s = ewma(a->v.tpot_s, a->gw_tpot_sum / a->gw_tpot_n, EWMA_GATEWAY, first || a->v.tpot_s <= 0);
+        a->v.samples++;
+    }
+    double ttft = a->v.worker_metrics && a->wk_ttft > 0 ? a->wk_ttft : a->gw_ttft_n > 0 ? a->gw_ttft_sum / a->gw_ttft_n : 0;
+    if (ttft > 0) {
+        a->v.ttft_s = ewma(a->v.ttft_s, ttft, a->v.worker_metrics && a->wk_ttft > 0 ? EWMA_WORKER : EWMA_GATEWAY,
+                           a->v.ttft_s <= 0);
+        if (a->v.ttft_min_s <= 0 || ttft < a->v.ttft_min_s)
+            a->v.ttft_min_s = ttft;
+    }
+    if (dt_s > 0) {
+        double w = 1.0 - exp(-dt_s / DRAIN_TAU_S);
+        a->drain_measured += w * ((double)a->completions / dt_s - a->drain_measured);
+    }
+    a->gw_tpot_sum = a->gw_ttft_sum = 0;
+    a->gw_tpot_n = a->gw_ttft_n = a->completions = 0;
+    a->wk_tpot = a->wk_ttft = 0;
+}
+
+int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double dt_s) {
+    double before = a->limit;
+    measure(a, dt_s);
+    a->saturated = g->waiting > 0 || g->in_flight + 0.5 >= floor(a->limit);
+    if (a->p.fixed_limit > 0 || a->v.samples == 0 || !g->worker_up) {
+        publish(a);
+        return 0;
+    }
+    /* The target moves with the queue: with nothing waiting the service may take 75 % of the SLO
+     * (below capacity the gate must not throttle: at 0.7 of capacity the worker needed 70 % of
+     * the SLO and a fixed 60 % target refused a quarter of the load); as the predicted wait
+     * grows it shrinks to service_share, the efficient point under overload. */
+    double s = tlab__autopilot_service_s(a, 0), floor_t = a->p.service_share * a->p.slo_s;
+    double ceil_t = SHARE_EMPTY_QUEUE > a->p.service_share ? SHARE_EMPTY_QUEUE * a->p.slo_s : floor_t;
+    double target = clampd(ceil_t - tlab__autopilot_wait_s(a, g->waiting, g->in_flight), floor_t, ceil_t);
+    a->v.target_s = target;
+    if (a->v.worker_metrics && a->waiting_streak >= WORKER_QUEUE_STREAK && a->running >= 1 && a->saturated &&
+        a->limit > a->running + 1) {
+        a->limit = a->running;
+        a->waiting_streak = 0;
+        a->v.last_reason = "the worker keeps a waiting queue (max_num_seqs or KV cache full): held at what it runs";
+    } else if (s > target * (1 + DEAD_BAND) && g->in_flight >= 0.5 * a->limit) {
+        /* Only near the limit: a few requests in flight say little about the limit, and the
+         * measurement may still be from the last burst. */
+        double want = g->in_flight * clampd(target / s, SHRINK_FLOOR, 1.0);
+        if (want < a->limit) {
+            a->limit = want;
+            a->v.last_reason = "service time over the target: in flight scaled down";
+        }
+    } else if (a->saturated && s < target * (1 - DEAD_BAND) && a->kv_usage < KV_FULL &&
+               (!a->v.worker_metrics || a->waiting_now < 1)) {
+        /* Not while vLLM holds requests it has not scheduled yet: one more would only wait there. */
+        a->limit *= clampd(1.0 + 0.5 * (target / s - 1.0), 1.0, GROWTH_MAX);
+        a->v.last_reason = "room under the target and the gate is full: growing";
+    }
+    a->limit = clampd(a->limit, 1, a->p.max_limit);
+    publish(a);
+    return floor(a->limit) != floor(before);
+}
+
+int tlab__autopilot_limit(const tlab__autopilot *a) {
+    return (int)floor(a->limit);
+}
+
+const tlab__autopilot_view *tlab__autopilot_view_get(const tlab__autopilot *a) {
+    return &a->v;
+}
+
+double tlab__autopilot_service_s(const tlab__autopilot *a, long tokens) {
+    if (a->v.tpot_s <= 0)
+        return 0; /* unknown: nothing is judged on it */
+    double n = tokens > 0 ? (double)tokens : a->v.typical_tokens;
+    double ttft = a->v.ttft_s > 0 ? a->v.ttft_s : a->v.tpot_s;
+    return ttft + n * a->v.tpot_s;
+}
+
+double tlab__autopilot_wait_s(const tlab__autopilot *a, double ahead, double in_flight) {
+    double free_slots = floor(a->limit) - in_flight;
+    if (ahead < free_slots)
+        return 0;
+    if (a->v.drain_rate <= 0)
+        return 0; /* unknown */
+    return (ahead - (free_slots > 0 ? free_slots : 0) + 1) / a->v.drain_rate;
+}

@@ -1,0 +1,50 @@
+/*
+ * gate.h - the concurrency gate toward the worker and the deadline predictions, run by the SLO
+ * autopilot (autopilot.h): a timer on the loop scrapes the worker's /metrics, feeds the
+ * controller with it and with the requests that came back, and publishes the result in /metrics
+ * (gateway_autopilot_*, gateway_slo_*). docs/autopilot.md explains the controller.
+ */
+#ifndef TLAB_GATE_H
+#define TLAB_GATE_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "config/config.h"
+#include "dispatch/autopilot.h"
+#include "request/request.h"
+#include "upstream/upstream.h"
+
+/* Handed in, since the dispatcher calls the gate: `waiting` counts the requests waiting for
+ * dispatch; `wake` re-runs the dispatcher when the limit grew. */
+int tlab__gate_init(struct event_base *base, tlab__upstream *up, const tlab__config *cfg, size_t (*waiting)(void),
+                    void (*wake)(void));
+/* After a config reload: slo.e2e_ms and autopilot.* (but the metrics URL) apply at once. */
+void tlab__gate_reconfigure(const tlab__config *cfg);
+void tlab__gate_shutdown(void);
+
+/* Whether one more request may go to the worker now. */
+int tlab__gate_open(void);
+/* A request's worker leg ended: one sample for the controller. */
+void tlab__gate_on_leg_done(const tlab_request *r);
+
+int tlab__gate_limit(void);
+/* The controller itself, for the micro-benchmark that primes it (tlab-admission-cost). */
+tlab__autopilot *tlab__gate_autopilot(void);
+const tlab__autopilot_view *tlab__gate_view(void);
+/* The default deadline (slo.e2e_ms), in microseconds. */
+uint64_t tlab__gate_slo_us(void);
+/* Seconds a request with `ahead` requests before it waits for dispatch, a cold start included. */
+double tlab__gate_wait_s(double ahead);
+/* Seconds from dispatch to done for a request asking for `tokens` (<= 0: the typical request). */
+double tlab__gate_service_s(long tokens);
+/* Seconds until the worker is up: 0 when it is (or when its start time was never measured). */
+double tlab__gate_cold_wait_s(void);
+
+/* Whether r, with `ahead` requests dispatched before it, finishes by its deadline using `share`
+ * (0..1] of the time it has left. 0: yes, or unknown (no measurement yet, no deadline). -1: no;
+ * msg says why, and *retry_after_s when a retry would make it (0: a retry cannot help). */
+int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *msg, size_t len, int *retry_after_s);
+
+#endif

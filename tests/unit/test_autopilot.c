@@ -1,0 +1,230 @@
+/*
+ * test_autopilot.c - the autopilot's controller (core/src/dispatch/autopilot.c) against a
+ * scripted worker: TPOT(n) = a + b n and TTFT(n) = c + d n, an endless backlog (the gate is
+ * always full), requests that leave at the rate n / service. Checks that it converges to the
+ * knee (the n whose service time is the target), re-adapts after a capacity drop, holds a band
+ * under noisy readings, honours vLLM's own queue, and parses vLLM's /metrics text.
+ */
+#include <math.h>
+
+#include "dispatch/autopilot.h"
+#include "dispatch/worker_scrape.h"
+#include "tlab_test.h"
+
+typedef struct worker {
+    double a, b, c, d; /* seconds */
+    double tokens;
+    double noise;      /* relative, uniform in [-noise, noise] */
+    int max_num_seqs;  /* 0: unlimited */
+    double in_flight;
+    double itl_sum, itl_count, ttft_sum, ttft_count;
+    unsigned seed;
+} worker;
+
+static double tpot(const worker *w, double n) {
+    return w->a + w->b * n;
+}
+
+static double jitter(worker *w) {
+    w->seed = w->seed * 1103515245u + 12345u;
+    return 1.0 + w->noise * (2.0 * (double)((w->seed >> 8) & 0xffff) / 65535.0 - 1.0);
+}
+
+/* The knee: the n at which the typical request's service time is the target. */
+static double knee(const worker *w, double target) {
+    /* c + d n + tokens (a + b n) = target */
+    return (target - w->c - w->tokens * w->a) / (w->d + w->tokens * w->b);
+}
+
+/* Runs `ticks` control steps of dt; returns the limit's min and max over the last `tail` ticks. */
+static void run(tlab__autopilot *ap, worker *w, int ticks, int tail, double *lo, double *hi, double *mean) {
+    const double dt = 0.1;
+    *lo = 1e9;
+    *hi = 0;
+    *mean = 0;
+    for (int i = 0; i < ticks; i++) {
+        double limit = tlab__autopilot_limit(ap);
+        /* the backlog refills every free slot at once; a lowered limit waits for requests to end */
+        double running = w->max_num_seqs && w->in_flight > w->max_num_seqs ? w->max_num_seqs : w->in_flight;
+        double service = w->c + w->d * running + w->tokens * tpot(w, running);
+        double done = w->in_flight * dt / service;
+        w->in_flight -= done;
+        if (w->in_flight < limit)
+            w->in_flight = limit;
+        running = w->max_num_seqs && w->in_flight > w->max_num_seqs ? w->max_num_seqs : w->in_flight;
+        /* the worker's histograms: every token made in the interval */
+        double tokens_made = running * dt / tpot(w, running);
+        w->itl_sum += tokens_made * tpot(w, running) * jitter(w);
+        w->itl_count += tokens_made;
+        w->ttft_sum += done * (w->c + w->d * running) * jitter(w);
+        w->ttft_count += done;
+        tlab__worker_reading r = {.running = running, .waiting = w->in_flight - running, .kv_usage = 0.1,
+                                  .itl_sum = w->itl_sum, .itl_count = w->itl_count, .ttft_sum = w->ttft_sum,
+                                  .ttft_count = w->ttft_count, .has_itl = 1, .has_ttft = 1};
+        tlab__autopilot_on_worker(ap, &r);
+        for (int k = 0; k < (int)(done + 0.5); k++) {
+            tlab__autopilot_sample s = {.service_s = service, .ttft_s = 0, .tokens = (long)w->tokens, .ok = 1};
+            tlab__autopilot_on_sample(ap, &s);
+        }
+        tlab__gate_state g = {.in_flight = w->in_flight, .waiting = 100, .worker_up = 1};
+        tlab__autopilot_tick(ap, &g, dt);
+        if (i >= ticks - tail) {
+            double l = tlab__autopilot_limit(ap);
+            *lo = l < *lo ? l : *lo;
+            *hi = l > *hi ? l : *hi;
+            *mean += l / tail;
+        }
+    }
+}
+
+static const tlab__autopilot_params params = {.slo_s = 5.0, .service_share = 0.6, .initial_limit = 8, .max_limit = 1024};
+
+static void converges_to_the_knee(void) {
+    worker w = {.a = 0.005, .b = 0.00025, .c = 0.03, .d = 0.002, .tokens = 200, .seed = 1};
+    tlab__autopilot *ap = tlab__autopilot_new(&params);
+    CHECK(tlab__autopilot_limit(ap) == 8); /* the conservative start */
+    CHECK(tlab__autopilot_service_s(ap, 200) == 0); /* nothing measured: nothing judged */
+    double lo, hi, mean, k = knee(&w, 3.0);
+    run(ap, &w, 600, 100, &lo, &hi, &mean);
+    CHECK_MSG(fabs(mean - k) / k < 0.15, "mean limit %.1f, knee %.1f", mean, k);
+    CHECK_MSG((hi - lo) / mean < 0.2, "band %.0f..%.0f", lo, hi);
+    double s = tlab__autopilot_service_s(ap, 200);
+    CHECK_MSG(s > 2.4 && s < 3.3, "predicted service %.2f s at the knee (target 3 s)", s);
+
+    /* A slower worker (a restart with fewer resources, a longer prompt mix): half the knee. */
+    w.a *= 2;
+    w.b *= 2;
+    double k2 = knee(&w, 3.0);
+    run(ap, &w, 300, 100, &lo, &hi, &mean); /* 30 s */
+    CHECK_MSG(fabs(mean - k2) / k2 < 0.15, "after the drop: mean %.1f, knee %.1f", mean, k2);
+    tlab__autopilot_free(ap);
+}
+
+static void noisy_readings_hold_a_band(void) {
+    worker w = {.a = 0.005, .b = 0.00025, .c = 0.03, .d = 0.002, .tokens = 200, .noise = 0.2, .seed = 7};
+    tlab__autopilot *ap = tlab__autopilot_new(&params);
+    double lo, hi, mean, k = knee(&w, 3.0);
+    run(ap, &w, 900, 300, &lo, &hi, &mean);
+    CHECK_MSG(fabs(mean - k) / k < 0.15, "mean %.1f, knee %.1f", mean, k);
+    CHECK_MSG((hi - lo) / mean < 0.21, "band %.0f..%.0f around %.1f under +-20%% noise", lo, hi, mean);
+    tlab__autopilot_free(ap);
+}
+
+static void the_engines_own_queue_caps_the_gate(void) {
+    /* A fast worker whose knee is far above its max_num_seqs: the gate stops at what it runs. */
+    worker w = {.a = 0.002, .b = 0.00001, .c = 0.02, .d = 0.0001, .tokens = 200, .max_num_seqs = 32, .seed = 3};
+    tlab__autopilot *ap = tlab__autopilot_new(&params);
+    double lo, hi, mean;
+    run(ap, &w, 600, 100, &lo, &hi, &mean);
+    CHECK_MSG(hi <= 32 * 1.15 + 1, "the limit stays near max_num_seqs 32: %.0f..%.0f", lo, hi);
+    CHECK_MSG(lo >= 16, "and does not collapse: %.0f..%.0f", lo, hi);
+    tlab__autopilot_free(ap);
+}
+
+/* Ladder tier 3: the worker restarts with max_num_seqs halved; within 30 s (300 ticks) the gate
+ * holds at the new cap and vLLM's queue is gone. */
+static void settles_after_max_num_seqs_halved(void) {
+    worker w = {.a = 0.002, .b = 0.00001, .c = 0.02, .d = 0.0001, .tokens = 200, .max_num_seqs = 64, .seed = 11};
+    tlab__autopilot *ap = tlab__autopilot_new(&params);
+    double lo, hi, mean;
+    run(ap, &w, 600, 100, &lo, &hi, &mean);
+    CHECK_MSG(hi <= 64 * 1.15 + 1 && lo >= 32, "before: near max_num_seqs 64: %.0f..%.0f", lo, hi);
+    w.max_num_seqs = 32;
+    w.itl_sum = w.itl_count = w.ttft_sum = w.ttft_count = 0; /* a new process: its counters start again */
+    tlab__autopilot_on_worker_start(ap, 5.0);
+    run(ap, &w, 300, 100, &lo, &hi, &mean);
+    CHECK_MSG(hi <= 32 * 1.15 + 1 && lo >= 16, "30 s after the restart: near max_num_seqs 32: %.0f..%.0f", lo, hi);
+    tlab__autopilot_free(ap);
+}
+
+static void restart_measures_again(void) {
+    worker w = {.a = 0.005, .b = 0.00025, .c = 0.03, .d = 0.002, .tokens = 200, .seed = 5};
+    tlab__autopilot *ap = tlab__autopilot_new(&params);
+    double lo, hi, mean;
+    run(ap, &w, 400, 10, &lo, &hi, &mean);
+    int before = tlab__autopilot_limit(ap);
+    tlab__autopilot_on_worker_start(ap, 42.0);
+    CHECK(tlab__autopilot_limit(ap) <= before && tlab__autopilot_limit(ap) >= 8);
+    CHECK(tlab__autopilot_view_get(ap)->cold_start_s == 42.0);
+    CHECK(tlab__autopilot_view_get(ap)->samples == 0);
+    CHECK(tlab__autopilot_service_s(ap, 0) == 0);
+    /* nothing up: no change, no division by zero */
+    tlab__gate_state g = {.in_flight = 0, .waiting = 5, .worker_up = 0};
+    CHECK(tlab__autopilot_tick(ap, &g, 0.1) == 0);
+    CHECK(tlab__autopilot_wait_s(ap, 100, 0) == 0);
+    tlab__autopilot_free(ap);
+}
+
+static void fixed_gate_when_off(void) {
+    tlab__autopilot_params p = params;
+    p.fixed_limit = 64;
+    tlab__autopilot *ap = tlab__autopilot_new(&p);
+    worker w = {.a = 0.005, .b = 0.001, .c = 0.03, .d = 0.002, .tokens = 200, .seed = 9};
+    double lo, hi, mean;
+    run(ap, &w, 100, 100, &lo, &hi, &mean);
+    CHECK(lo == 64 && hi == 64);
+    tlab__autopilot_free(ap);
+}
+
+static void gateway_samples_alone(void) {
+    /* No worker metrics: TPOT from the requests that came back. */
+    tlab__autopilot *ap = tlab__autopilot_new(&params);
+    tlab__autopilot_on_worker(ap, NULL);
+    for (int i = 0; i < 20; i++) {
+        tlab__autopilot_sample s = {.service_s = 2.1, .ttft_s = 0.1, .tokens = 201, .ok = 1};
+        tlab__autopilot_on_sample(ap, &s);
+    }
+    tlab__gate_state g = {.in_flight = 8, .waiting = 3, .worker_up = 1};
+    tlab__autopilot_tick(ap, &g, 0.1);
+    const tlab__autopilot_view *v = tlab__autopilot_view_get(ap);
+    CHECK_MSG(fabs(v->tpot_s - 0.010) < 1e-9, "tpot %.6f", v->tpot_s);
+    CHECK_MSG(fabs(v->ttft_s - 0.1) < 1e-9, "ttft %.6f", v->ttft_s);
+    CHECK(fabs(tlab__autopilot_service_s(ap, 100) - 1.1) < 1e-9);
+    CHECK(v->drain_rate > 0);
+    /* 8 slots all taken: the 1st waiting request goes at the next completion */
+    CHECK(fabs(tlab__autopilot_wait_s(ap, 0, 8) - 1.0 / v->drain_rate) < 1e-9);
+    CHECK(tlab__autopilot_wait_s(ap, 0, 3) == 0);
+    tlab__autopilot_free(ap);
+}
+
+static void parses_vllm_metrics(void) {
+    static const char text[] =
+        "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
+        "# TYPE vllm:num_requests_running gauge\n"
+        "vllm:num_requests_running{engine=\"0\",model_name=\"m\"} 12.0\n"
+        "vllm:num_requests_waiting{engine=\"0\",model_name=\"m\"} 3.0\n"
+        "vllm:num_requests_waiting{engine=\"1\",model_name=\"m\"} 1.0\n"
+        "vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"m\"} 0.25\n"
+        "vllm:inter_token_latency_seconds_sum{engine=\"0\",model_name=\"m\"} 4.5\n"
+        "vllm:inter_token_latency_seconds_count{engine=\"0\",model_name=\"m\"} 900.0\n"
+        "vllm:inter_token_latency_seconds_bucket{engine=\"0\",le=\"0.01\",model_name=\"m\"} 10.0\n"
+        "vllm:time_to_first_token_seconds_sum{engine=\"0\",model_name=\"a b\"} 1.5\r\n"
+        "vllm:time_to_first_token_seconds_count{engine=\"0\",model_name=\"m\"} 10\n"
+        "vllm:num_requests_running_extra 99\n"
+        "tlab_sim:time_scale{engine=\"0\"} 5\n";
+    tlab__worker_reading r;
+    CHECK(tlab__worker_metrics_parse(text, sizeof text - 1, &r) == 0);
+    CHECK(r.running == 12 && r.waiting == 4 && r.kv_usage == 0.25);
+    CHECK(r.has_itl && r.itl_sum == 4.5 && r.itl_count == 900);
+    CHECK(r.has_ttft && r.ttft_sum == 1.5 && r.ttft_count == 10);
+    CHECK(r.time_scale == 5); /* tlab-sim's clock; a real vLLM leaves it 0 */
+    static const char old[] = "vllm:num_requests_running 1\nvllm:num_requests_waiting 0\nvllm:gpu_cache_usage_perc 0.5\n"
+                              "vllm:time_per_output_token_seconds_sum 2\nvllm:time_per_output_token_seconds_count 4\n";
+    CHECK(tlab__worker_metrics_parse(old, sizeof old - 1, &r) == 0);
+    CHECK(r.kv_usage == 0.5 && r.has_itl && r.itl_sum == 2 && !r.has_ttft);
+    static const char garbage[] = "<html>not metrics</html>\nvllm:num_requests_running abc\n";
+    CHECK(tlab__worker_metrics_parse(garbage, sizeof garbage - 1, &r) == -1);
+    CHECK(tlab__worker_metrics_parse("", 0, &r) == -1);
+}
+
+int main(void) {
+    converges_to_the_knee();
+    noisy_readings_hold_a_band();
+    the_engines_own_queue_caps_the_gate();
+    settles_after_max_num_seqs_halved();
+    restart_measures_again();
+    fixed_gate_when_off();
+    gateway_samples_alone();
+    parses_vllm_metrics();
+    return tlab_test_finish();
+}
