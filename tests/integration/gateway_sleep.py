@@ -47,11 +47,16 @@ plugins:
 
 
 
-def timed(port, max_tokens=4):
+# The ladder's clients accept a cold start: a deadline longer than a 15 s start (the default,
+# the 5 s SLO, is refused at once while the worker is stopped; checked below).
+PATIENT = {"x-request-deadline-ms": "60000"}
+
+
+def timed(port, max_tokens=4, headers=PATIENT):
     t0 = time.monotonic()
     st, _, body = t.request(port, "POST", "/v1/completions", {"model": MODEL, "prompt": "hi", "max_tokens": max_tokens,
                                                             "ignore_eos": True},
-                            timeout=60)
+                            headers=headers, timeout=60)
     return st, time.monotonic() - t0
 
 
@@ -100,6 +105,22 @@ t.check(stop_ms / sleep_ms >= 5, f"defaults: waking is several times faster than
 # A vLLM-like cold start (tens of seconds: compile and CUDA graphs); the goal is >= 10x.
 sleep_ms, stop_ms = ladder('["--startup-seconds", "15"]', "15 s cold start")
 t.check(stop_ms / sleep_ms >= 10, f"with a vLLM-like cold start, waking is >= 10x faster ({stop_ms / sleep_ms:.1f}x)")
+
+# A start longer than the SLO: a request with the default deadline is refused at once (429 with a
+# Retry-After from the measured start time), the worker starts anyway, and the retry is served.
+gw, port = gateway(sleep_after=30, idle=1, sim_args='["--startup-seconds", "6"]')
+st, _ = timed(port)
+t.check(st == 200 and t.wait_metric(port, 'gateway_worker_state', 0, timeout=10), f"started once, then stopped ({st})")
+t0 = time.monotonic()
+st, hdrs, body = t.request(port, "POST", "/v1/completions", {"model": MODEL, "prompt": "hi", "max_tokens": 4}, timeout=30)
+refused_in = time.monotonic() - t0
+retry = int(hdrs.get("retry-after", "0"))
+t.check(st == 429 and refused_in < 2 and 1 <= retry <= 10 and b"starting" in body,
+        f"default deadline against a 6 s start: {st} in {refused_in:.1f} s, Retry-After {retry}: {body[:300]}")
+t.check(t.wait_metric(port, 'gateway_worker_state', 2, timeout=30), "the refused request started the worker")
+st, _ = timed(port, headers={})
+t.check(st == 200, f"the retry is served ({st})")
+gw.stop()
 
 # A sleep never cuts a request in flight: sleep_after 1 s, a ~2.5 s request.
 gw, port = gateway(sleep_after=1, idle=30)

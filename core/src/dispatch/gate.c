@@ -33,6 +33,7 @@ static struct {
     int prev_worker_state;
     double last_promise_s; /* the latest Retry-After promised, in seconds of tlab__now_us */
     uint64_t left_running_us; /* when the worker last stopped running (its start clock), 0 while it runs */
+    uint64_t up_since_us;     /* when the worker last came up: a leg sent before it waited on a start or a wake */
     tlab_metric *m_limit, *m_tpot, *m_ttft, *m_drain, *m_wait, *m_scrape, *m_attain, *m_goodput;
 } g;
 
@@ -77,6 +78,7 @@ static void watch_worker(uint64_t now) {
         /* Only a real start (from idle or starting) measures the cold start; a wake is shorter. */
         tlab__autopilot_on_worker_start(g.ap, g.prev_worker_state == TLAB_WORKER_STARTING ? start_s : 0);
         g.left_running_us = 0;
+        g.up_since_us = now;
     } else if (!worker_up(ws) && (worker_up(g.prev_worker_state) || g.prev_worker_state == -2)) {
         g.left_running_us = now;
     }
@@ -221,6 +223,11 @@ void tlab__gate_on_leg_done(const tlab_request *r) {
     if (!g.ap || r->internal || !r->t[TLAB_EV_DISPATCHED])
         return;
     uint64_t now = tlab__now_us(), sent = r->t[TLAB_EV_DISPATCHED], first = r->t[TLAB_EV_FIRST_BYTE];
+    /* Sent before the worker came up, it waited on the start (measured on its own, as
+     * cold_start_s): as a first-token time, a 15 s start became the idle worker's fastest
+     * TTFT and refused every later request with a 5 s deadline. */
+    if (sent < g.up_since_us)
+        return;
     tlab__autopilot_sample s = {
         .service_s = (double)(now - sent) / 1e6,
         .ttft_s = r->info.stream && first > sent ? (double)(first - sent) / 1e6 : 0,
@@ -294,6 +301,9 @@ int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *ms
         /* Cold: the worker's last measured start time, then its fastest first token. */
         double cold = tlab__gate_cold_wait_s();
         if (cold > 0 && cold + ttft > budget) {
+            /* Refused, but the worker starts anyway: otherwise a start longer than the SLO
+             * would refuse every request for ever, and the promised retry would find it cold. */
+            tlab__plugins_worker_demand();
             double retry = cold + ttft - budget;
             *retry_after_s = retry < 1 ? 1 : (int)(retry + 0.999);
             snprintf(msg, len, "the worker is starting (measured start time: %.1f s to go) and the request's deadline has "

@@ -84,6 +84,7 @@ with open(gcfg, "w") as f:
     f.write(f"""autopilot: {{start_file: {gw_start}}}
 plugins:
   - name: queue
+  - name: metrics
   - name: supervisor
     config:
       engine: sim
