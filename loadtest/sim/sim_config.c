@@ -1,13 +1,16 @@
 /*
  * sim_config.c - flag parsing and validation for tlab-sim. Defaults follow vLLM V1's OpenAI server:
- * max_num_seqs 256, gpu_memory_utilization 0.9, block_size 16, chunked prefill on, max_num_batched_tokens
- * 2048 (8192 on GPUs with >= 70 GiB, from the hardware profile), max_model_len from the model.
+ * gpu_memory_utilization 0.9, block_size 16, chunked prefill on, max_model_len from the model, and
+ * max_num_seqs / max_num_batched_tokens from vLLM's get_batch_defaults (vllm/engine/arg_utils.py):
+ * 1024 / 8192 on GPUs with >= 70 GiB other than the A100 (PR #17885 kept the A100 at 2048, where the
+ * larger budget cost throughput), 256 / 2048 everywhere else.
  */
 #include "sim_config.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 #ifndef TLAB_SIM_CONFIG_DIR
@@ -21,7 +24,6 @@ void sim_config_defaults(sim_config *cfg) {
     memset(cfg, 0, sizeof(*cfg));
     snprintf(cfg->host, sizeof cfg->host, "0.0.0.0");
     cfg->port = 8000;
-    cfg->max_num_seqs = 256;
     cfg->gpu_memory_utilization = 0.9;
     cfg->chunked_prefill = 1;
     cfg->block_size = 16;
@@ -42,9 +44,10 @@ void sim_config_usage(FILE *out) {
             "  --host HOST                     bind address (default 0.0.0.0)\n"
             "  --port PORT                     port (default 8000)\n"
             "  --max-model-len N               context length (default: from the model profile)\n"
-            "  --max-num-seqs N                max running sequences per step (default 256)\n"
-            "  --max-num-batched-tokens N      token budget per step (default 2048; 8192 on >=70 GiB GPUs;\n"
-            "                                  max(max_model_len, 2048) without chunked prefill)\n"
+            "  --max-num-seqs N                max running sequences per step (default 256; 1024 on >=70 GiB\n"
+            "                                  GPUs other than the A100, as vLLM's get_batch_defaults)\n"
+            "  --max-num-batched-tokens N      token budget per step (default 2048; 8192 on >=70 GiB GPUs\n"
+            "                                  other than the A100; max(max_model_len, that) without chunking)\n"
             "  --gpu-memory-utilization F      fraction of GPU memory vLLM may use (default 0.9)\n"
             "  --enable-chunked-prefill / --no-enable-chunked-prefill   (default on, as vLLM V1)\n"
             "  --block-size N                  KV block size in tokens (default 16)\n"
@@ -58,6 +61,12 @@ void sim_config_usage(FILE *out) {
             "  --startup-seconds S             simulated cold start before the port opens (default 2)\n"
             "  --time-scale F                  the simulated clock runs F times faster than real time (default 1)\n"
             "  --seed N                        seed for sampled (temperature > 0) text (default 0)\n"
+            "Prediction (no server; a closed-loop `vllm bench serve` with ignore_eos, on the simulated clock):\n"
+            "  --predict                       print TTFT, TPOT, throughput and whether the model fits, then exit\n"
+            "  --predict-batch                 read one set of flags per line on stdin, print one JSON line each\n"
+            "  --concurrency N                 requests in flight (default 1)\n"
+            "  --input-len N, --output-len N   tokens per prompt / per output (default 200 / 200)\n"
+            "  --num-prompts N                 requests in all (default 10 x concurrency)\n"
             "  --help, --version\n",
             TLAB_SIM_CONFIG_DIR);
 }
@@ -129,6 +138,10 @@ int sim_config_parse(sim_config *cfg, int argc, char **argv, char *err, size_t e
             bool_dst = &cfg->chunked_prefill;
         else if (!strcmp(flag, "--enable-sleep-mode") || !strcmp(flag, "--no-enable-sleep-mode"))
             bool_dst = &cfg->enable_sleep_mode;
+        if (!strcmp(flag, "--predict") || !strcmp(flag, "--predict-batch")) {
+            cfg->predict = flag[9] == '-' ? 2 : 1;
+            continue;
+        }
         if (bool_dst) {
             on = flag[2] == 'e';
             if (val) {
@@ -147,7 +160,8 @@ int sim_config_parse(sim_config *cfg, int argc, char **argv, char *err, size_t e
         static const char *const with_value[] = {"--model", "--host", "--port", "--max-model-len", "--max-num-seqs",
                                                  "--max-num-batched-tokens", "--gpu-memory-utilization", "--block-size",
                                                  "--hardware", "--model-profile", "--config-dir", "--startup-seconds",
-                                                 "--time-scale", "--seed", NULL};
+                                                 "--time-scale", "--seed", "--concurrency", "--input-len",
+                                                 "--output-len", "--num-prompts", NULL};
         int known = 0;
         for (int k = 0; with_value[k]; k++)
             known |= !strcmp(flag, with_value[k]);
@@ -195,6 +209,14 @@ int sim_config_parse(sim_config *cfg, int argc, char **argv, char *err, size_t e
             rc = parse_double(flag, val, 0, 86400, &cfg->startup_seconds, err, errlen);
         else if (!strcmp(flag, "--time-scale"))
             rc = parse_double(flag, val, 1e-3, 1e6, &cfg->time_scale, err, errlen);
+        else if (!strcmp(flag, "--concurrency"))
+            rc = parse_int(flag, val, 1, 1 << 20, &cfg->concurrency, err, errlen);
+        else if (!strcmp(flag, "--input-len"))
+            rc = parse_int(flag, val, 1, 1 << 24, &cfg->input_len, err, errlen);
+        else if (!strcmp(flag, "--output-len"))
+            rc = parse_int(flag, val, 1, 1 << 24, &cfg->output_len, err, errlen);
+        else if (!strcmp(flag, "--num-prompts"))
+            rc = parse_int(flag, val, 1, 1 << 24, &cfg->num_prompts, err, errlen);
         else if (!strcmp(flag, "--seed")) {
             char *end;
             errno = 0;
@@ -224,12 +246,23 @@ int sim_config_finalize(sim_config *cfg, const sim_hw *hw, const sim_modelp *m, 
                  cfg->max_model_len, m->max_model_len);
         return -1;
     }
+    /* vLLM's order (_set_default_max_num_seqs_and_batched_tokens_args): the sequence default first,
+     * then the token default clamped to what max_num_seqs sequences could use, then the sequences
+     * clamped to the tokens. */
+    int def_tokens, def_seqs, seqs_given = cfg->max_num_seqs > 0;
+    sim_config_batch_defaults(hw, &def_tokens, &def_seqs);
+    if (!seqs_given)
+        cfg->max_num_seqs = def_seqs;
     if (cfg->max_num_batched_tokens == 0) {
-        if (cfg->chunked_prefill)
-            cfg->max_num_batched_tokens = hw->default_batched;
-        else /* without chunking a whole prompt must fit in one step */
-            cfg->max_num_batched_tokens = cfg->max_model_len > 2048 ? cfg->max_model_len : 2048;
+        long t = def_tokens;
+        if (!cfg->chunked_prefill && cfg->max_model_len > t) /* without chunking a whole prompt must fit */
+            t = cfg->max_model_len;
+        if ((long)cfg->max_num_seqs * cfg->max_model_len < t)
+            t = (long)cfg->max_num_seqs * cfg->max_model_len;
+        cfg->max_num_batched_tokens = (int)t;
     }
+    if (!seqs_given && cfg->max_num_seqs > cfg->max_num_batched_tokens)
+        cfg->max_num_seqs = cfg->max_num_batched_tokens;
     if (cfg->max_num_batched_tokens < cfg->max_num_seqs) {
         snprintf(err, errlen,
                  "ValueError: max_num_batched_tokens (%d) must be greater than or equal to max_num_seqs (%d).",
@@ -242,6 +275,37 @@ int sim_config_finalize(sim_config *cfg, const sim_hw *hw, const sim_modelp *m, 
                  "the maximum sequence length to max_num_batched_tokens and makes vLLM reject longer sequences. Please "
                  "increase max_num_batched_tokens or decrease max_model_len.",
                  cfg->max_num_batched_tokens, cfg->max_model_len);
+        return -1;
+    }
+    return 0;
+}
+
+void sim_config_batch_defaults(const sim_hw *hw, int *max_num_batched_tokens, int *max_num_seqs) {
+    char lower[sizeof hw->device_name];
+    size_t i = 0;
+    for (; hw->device_name[i] && i + 1 < sizeof lower; i++)
+        lower[i] = (char)tolower((unsigned char)hw->device_name[i]);
+    lower[i] = '\0';
+    int big = hw->mem_bytes >= 70.0 * 1073741824.0 && !strstr(lower, "a100");
+    *max_num_batched_tokens = hw->default_batched > 0 ? hw->default_batched : big ? 8192 : 2048;
+    *max_num_seqs = big ? 1024 : 256;
+}
+
+int sim_config_load_profiles(sim_config *cfg, sim_hw *hw, sim_modelp *m, char *err, size_t errlen) {
+    char why[768];
+    if (sim_hw_load(cfg->config_dir, cfg->hardware, hw, why, sizeof why)) {
+        snprintf(err, errlen, "--hardware: %s", why);
+        return -1;
+    }
+    if (!cfg->model_profile[0]) {
+        /* --model Qwen/Qwen2.5-3B-Instruct picks that profile when one exists. */
+        if (cfg->model[0] && sim_model_load(cfg->config_dir, cfg->model, m, why, sizeof why) == 0)
+            snprintf(cfg->model_profile, sizeof cfg->model_profile, "%s", cfg->model);
+        else
+            snprintf(cfg->model_profile, sizeof cfg->model_profile, "Qwen2.5-0.5B-Instruct");
+    }
+    if (sim_model_load(cfg->config_dir, cfg->model_profile, m, why, sizeof why)) {
+        snprintf(err, errlen, "--model-profile: %s", why);
         return -1;
     }
     return 0;

@@ -1,7 +1,9 @@
 /*
- * sim_cost.c - KV-cache sizing at start-up and the roofline-plus-fixed-cost step time.
- * Why a fixed cost: for sub-1B models a decode step is dominated by host work (scheduling, sampling,
- * detokenizing, kernel launches); a pure roofline predicts ~0.3 ms on an A100 where ~4 ms is measured.
+ * sim_cost.c - KV-cache sizing at start-up and the step time.
+ * Why host time at all: for sub-2B models a decode step is dominated by host work (scheduling, sampling,
+ * detokenizing); a pure roofline predicts ~0.6 ms on an A100 where vLLM measures ~4.2 ms. Why v2 takes
+ * the larger of GPU and host time instead of their sum (v1): vLLM V1 overlaps them, and v1's sum made
+ * 1.7B-8B models 15-50 % too slow on A100/H100 (issue 20; docs/simulator.md, section 3).
  */
 #include "sim_cost.h"
 
@@ -51,11 +53,36 @@ int sim_memory_plan(const sim_hw *hw, const sim_modelp *m, double gpu_util, int 
     return 0;
 }
 
-double sim_step_seconds(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s) {
+/* The roofline part shared by both step models: the larger of the FLOPs and the bytes. */
+static double roofline(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s) {
     double tokens = (double)s->prefill_tokens + s->decode_seqs;
     double compute = 2.0 * m->params * tokens / (hw->flops * hw->eff_compute);
     double memory = (sim_model_weight_bytes(m) + (double)s->ctx_tokens * sim_model_kv_bytes_per_token(m)) /
                     (hw->bw_bytes_s * hw->eff_mem);
-    return hw->beta0_s + (compute > memory ? compute : memory) + hw->beta1_s * s->prefill_tokens +
-           hw->beta2_s * s->decode_seqs;
+    return compute > memory ? compute : memory;
+}
+
+void sim_step_split(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s, sim_step_parts *out) {
+    int seqs = s->decode_seqs + s->prefill_seqs;
+    out->gpu = m->layers * hw->layer_launch_s + roofline(hw, m, s);
+    out->host = hw->host_step_s + hw->host_seq_s * seqs + hw->beta1_s * s->prefill_tokens;
+    /* A prefill chunk that is not the prompt's last sends nothing; counting it keeps the scheduler
+     * out of the cost model and errs by at most one token per long prompt. */
+    out->api = hw->api_token_s * seqs;
+}
+
+double sim_api_ready(const sim_hw *hw, double *api_free, double arrival) {
+    double start = arrival > *api_free ? arrival : *api_free;
+    *api_free = start + hw->api_serial_s;
+    double lone = arrival + hw->api_overhead_s;
+    return lone > *api_free ? lone : *api_free;
+}
+
+double sim_step_seconds(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s) {
+    if (hw->step_model != 2)
+        return hw->beta0_s + roofline(hw, m, s) + hw->beta1_s * s->prefill_tokens + hw->beta2_s * s->decode_seqs;
+    sim_step_parts p;
+    sim_step_split(hw, m, s, &p);
+    double d = p.gpu > p.host ? p.gpu : p.host;
+    return d > p.api ? d : p.api;
 }

@@ -32,15 +32,39 @@ int sim_memory_plan(const sim_hw *hw, const sim_modelp *m, double gpu_util, int 
 typedef struct sim_step_shape {
     int prefill_tokens;    /* prompt tokens computed this step (all chunks) */
     int decode_seqs;       /* sequences decoding one token */
+    int prefill_seqs;      /* sequences computing a prompt chunk (v2 prices their host work per sequence) */
     long long ctx_tokens;  /* sum over scheduled sequences of their context length after the step */
 } sim_step_shape;
 
+/* The three parts of a v2 step; they run concurrently, so the step takes the longest of them. */
+typedef struct sim_step_parts {
+    double gpu;  /* layers * layer_launch + max(compute, memory) */
+    double host; /* host_step + host_seq * sequences + beta1 * prefill_tokens (engine core) */
+    double api;  /* api_token * tokens sent (the API server process) */
+} sim_step_parts;
+
 /*
- * Simulated duration of one step in seconds:
- *   beta0 + max(compute, memory) + beta1 * prefill_tokens + beta2 * decode_seqs
+ * Simulated duration of one step in seconds.
  *   compute = 2 * params * (prefill_tokens + decode_seqs) / (peak_flops * eff_compute)
  *   memory  = (weight_bytes + ctx_tokens * kv_bytes_per_token) / (bandwidth * eff_mem)
+ * Step model 1 (profiles without host_step_ms):
+ *   beta0 + max(compute, memory) + beta1 * prefill_tokens + beta2 * decode_seqs
+ * Step model 2: max(gpu, host, api) of sim_step_split(), because vLLM V1 prepares step n+1 on the CPU
+ * while the GPU runs step n (async scheduling) and the API server is a process of its own.
  */
 double sim_step_seconds(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s);
+
+/* The v2 parts of a step (also defined for v1 profiles, whose host-side keys are then zero). */
+void sim_step_split(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s, sim_step_parts *out);
+
+/*
+ * When a request sent at `arrival` reaches the engine core. vLLM's API server is one process with one
+ * event loop: part of each request's pre-processing (api_serial: parsing, tokenization, hand-off) runs
+ * there one request at a time, the rest (api_overhead in all) is latency that overlaps. So a lone
+ * request waits api_overhead, and a burst of n waits up to n x api_serial, which is what makes TTFT
+ * grow with concurrency in closed-loop benchmarks. *api_free is the loop's busy-until time (start at 0);
+ * arrivals must come in time order.
+ */
+double sim_api_ready(const sim_hw *hw, double *api_free, double arrival);
 
 #endif

@@ -43,6 +43,7 @@ struct sim_engine {
     double step_real_begin; /* real time the step in flight was planned */
     double step_deadline; /* real deadline of the step in flight */
     uint64_t next_id;
+    double api_free;      /* simulated time until which the API server's event loop is busy */
     /* Sleep mode: a FIFO of calls, the head one in progress. */
     struct event *op_timer;
     sim_op *op_head, *op_tail;
@@ -371,7 +372,7 @@ void sim_engine_submit(sim_engine *e, sim_job *job) {
     double now = sim_engine_now(e);
     job->seq.id = ++e->next_id;
     job->seq.t_arrival = now;
-    job->seq.t_ready = now + e->hw->api_overhead_s;
+    job->seq.t_ready = sim_api_ready(e->hw, &e->api_free, now);
     sim_sched_add(e->sched, &job->seq, now);
     sim_sched_stats st;
     sim_sched_get_stats(e->sched, &st);

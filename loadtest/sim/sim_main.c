@@ -24,6 +24,7 @@
 #include "sim_engine.h"
 #include "sim_http.h"
 #include "sim_log.h"
+#include "sim_predict_cli.h"
 #include "sim_profile.h"
 
 typedef struct sim_app {
@@ -97,19 +98,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: tlab-sim [options]   (tlab-sim --help for the list)\n");
         return 2;
     }
-    if (sim_hw_load(app.cfg.config_dir, app.cfg.hardware, &app.hw, err, sizeof err)) {
-        fprintf(stderr, "tlab-sim: error: --hardware: %s\n", err);
-        return 2;
-    }
-    if (!app.cfg.model_profile[0]) {
-        /* --model Qwen/Qwen2.5-3B-Instruct picks that profile when one exists. */
-        if (app.cfg.model[0] && sim_model_load(app.cfg.config_dir, app.cfg.model, &app.model, err, sizeof err) == 0)
-            snprintf(app.cfg.model_profile, sizeof app.cfg.model_profile, "%s", app.cfg.model);
-        else
-            snprintf(app.cfg.model_profile, sizeof app.cfg.model_profile, "Qwen2.5-0.5B-Instruct");
-    }
-    if (sim_model_load(app.cfg.config_dir, app.cfg.model_profile, &app.model, err, sizeof err)) {
-        fprintf(stderr, "tlab-sim: error: --model-profile: %s\n", err);
+    if (app.cfg.predict)
+        return sim_predict_cli(&app.cfg);
+    if (sim_config_load_profiles(&app.cfg, &app.hw, &app.model, err, sizeof err)) {
+        fprintf(stderr, "tlab-sim: error: %s\n", err);
         return 2;
     }
     if (sim_config_finalize(&app.cfg, &app.hw, &app.model, err, sizeof err)) {

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#define SIM_MAX_KEYS 32
+#define SIM_MAX_KEYS 48
 
 typedef struct kv_file {
     int n;
@@ -109,21 +109,41 @@ double sim_model_kv_bytes_per_token(const sim_modelp *m) {
     return 2.0 * m->layers * m->kv_heads * m->head_dim * m->dtype_bytes;
 }
 
+/* Reads an optional non-negative number: def when the key is absent, -1 with err when it is bad. */
+static int kv_opt(const kv_file *kv, const char *path, const char *key, double def, double *out, char *err,
+                  size_t errlen) {
+    if (!kv_get(kv, key)) {
+        *out = def;
+        return 0;
+    }
+    return kv_num(kv, path, key, out, err, errlen);
+}
+
+/*
+ * A profile with host_step_ms uses step model v2 (docs/simulator.md, section 3); one without it is a
+ * v1 profile and needs beta0_ms. Either way the v1 and v2 keys that do not apply may be left out, so
+ * profiles written for v1 keep loading unchanged.
+ */
 int sim_hw_load(const char *config_dir, const char *name, sim_hw *hw, char *err, size_t errlen) {
     char path[1024];
     kv_file kv;
-    double gib, bw, tf, ec, em, b0, b1, b2, ov, dbt, api, h2d, rel, wfix;
+    double gib, bw, tf, ec, em, b0, b1, b2, ov, dbt, api, h2d, rel, wfix, lay, hstep, hseq, apitok, apiser;
     resolve(config_dir, "hardware", name, path, sizeof path);
     if (kv_parse(path, &kv, err, errlen))
         return -1;
+    int v2 = kv_get(&kv, "host_step_ms") != NULL;
     if (kv_num(&kv, path, "gpu_memory_gib", &gib, err, errlen) || kv_num(&kv, path, "memory_bandwidth_gb_s", &bw, err, errlen) ||
         kv_num(&kv, path, "peak_tflops", &tf, err, errlen) || kv_num(&kv, path, "compute_efficiency", &ec, err, errlen) ||
-        kv_num(&kv, path, "memory_efficiency", &em, err, errlen) || kv_num(&kv, path, "beta0_ms", &b0, err, errlen) ||
-        kv_num(&kv, path, "beta1_us_per_prefill_token", &b1, err, errlen) ||
-        kv_num(&kv, path, "beta2_us_per_decode_seq", &b2, err, errlen) || kv_num(&kv, path, "overhead_gib", &ov, err, errlen) ||
-        kv_num(&kv, path, "default_max_num_batched_tokens", &dbt, err, errlen) ||
+        kv_num(&kv, path, "memory_efficiency", &em, err, errlen) ||
+        (v2 ? kv_opt(&kv, path, "beta0_ms", 0, &b0, err, errlen) : kv_num(&kv, path, "beta0_ms", &b0, err, errlen)) ||
+        kv_opt(&kv, path, "beta1_us_per_prefill_token", 0, &b1, err, errlen) ||
+        kv_opt(&kv, path, "beta2_us_per_decode_seq", 0, &b2, err, errlen) || kv_num(&kv, path, "overhead_gib", &ov, err, errlen) ||
+        kv_opt(&kv, path, "default_max_num_batched_tokens", 0, &dbt, err, errlen) ||
         kv_num(&kv, path, "api_overhead_ms", &api, err, errlen) || kv_num(&kv, path, "h2d_gb_s", &h2d, err, errlen) ||
-        kv_num(&kv, path, "weight_reload_gb_s", &rel, err, errlen) || kv_num(&kv, path, "wake_fixed_s", &wfix, err, errlen))
+        kv_num(&kv, path, "weight_reload_gb_s", &rel, err, errlen) || kv_num(&kv, path, "wake_fixed_s", &wfix, err, errlen) ||
+        kv_opt(&kv, path, "layer_launch_us", 0, &lay, err, errlen) || kv_opt(&kv, path, "host_step_ms", 0, &hstep, err, errlen) ||
+        kv_opt(&kv, path, "host_seq_us", 0, &hseq, err, errlen) || kv_opt(&kv, path, "api_token_us", 0, &apitok, err, errlen) ||
+        kv_opt(&kv, path, "api_serial_ms", 0, &apiser, err, errlen))
         return -1;
     if (h2d <= 0 || rel <= 0) {
         snprintf(err, errlen, "%s: h2d_gb_s and weight_reload_gb_s must be > 0", path);
@@ -134,7 +154,11 @@ int sim_hw_load(const char *config_dir, const char *name, sim_hw *hw, char *err,
         return -1;
     }
     const char *nm = kv_get(&kv, "name");
+    const char *dev = kv_get(&kv, "device_name");
     snprintf(hw->name, sizeof hw->name, "%s", nm ? nm : name);
+    /* Without device_name the profile name stands in: vLLM only looks for "a100" in it. */
+    snprintf(hw->device_name, sizeof hw->device_name, "%s", dev ? dev : hw->name);
+    hw->step_model = v2 ? 2 : 1;
     hw->mem_bytes = gib * 1073741824.0;
     hw->bw_bytes_s = bw * 1e9;
     hw->flops = tf * 1e12;
@@ -143,9 +167,14 @@ int sim_hw_load(const char *config_dir, const char *name, sim_hw *hw, char *err,
     hw->beta0_s = b0 * 1e-3;
     hw->beta1_s = b1 * 1e-6;
     hw->beta2_s = b2 * 1e-6;
+    hw->layer_launch_s = lay * 1e-6;
+    hw->host_step_s = hstep * 1e-3;
+    hw->host_seq_s = hseq * 1e-6;
+    hw->api_token_s = apitok * 1e-6;
     hw->overhead_bytes = ov * 1073741824.0;
     hw->default_batched = (int)dbt;
     hw->api_overhead_s = api * 1e-3;
+    hw->api_serial_s = apiser * 1e-3;
     hw->h2d_bytes_s = h2d * 1e9;
     hw->reload_bytes_s = rel * 1e9;
     hw->wake_fixed_s = wfix;

@@ -15,12 +15,19 @@ typedef struct sim_hw {
     double flops;           /* peak dense FP16/BF16 tensor FLOP/s */
     double eff_compute;     /* achievable fraction of flops */
     double eff_mem;         /* achievable fraction of bandwidth */
-    double beta0_s;         /* fixed cost per step */
-    double beta1_s;         /* extra cost per prefill token */
-    double beta2_s;         /* extra cost per decoding sequence */
+    int step_model;         /* 1: beta0 + roofline + betas (v1); 2: GPU time overlapped with host time (v2) */
+    double beta0_s;         /* v1: fixed cost per step */
+    double beta1_s;         /* v1: extra cost per prefill token; v2: host cost per prefill token */
+    double beta2_s;         /* v1: extra cost per decoding sequence */
+    double layer_launch_s;  /* v2, GPU: kernel-launch / CUDA-graph-replay cost per layer per step */
+    double host_step_s;     /* v2, host: engine-core work per step (schedule, prepare inputs, sample, output) */
+    double host_seq_s;      /* v2, host: engine-core work per scheduled sequence per step */
+    double api_token_s;     /* v2, API server process: detokenize + stream one output token */
     double overhead_bytes;  /* activations + CUDA graphs + non-torch memory, taken before the KV cache */
-    int default_batched;    /* vLLM's default max_num_batched_tokens on this GPU (chunked prefill on) */
+    char device_name[96];   /* what torch.cuda.get_device_name() says; vLLM's defaults test it for "a100" */
+    int default_batched;    /* 0: vLLM's get_batch_defaults rule; > 0: an explicit override from the profile */
     double api_overhead_s;  /* HTTP + tokenization + hand-off to the engine, before a request can be scheduled */
+    double api_serial_s;    /* the part of it that holds the API server's one event loop (requests queue for it) */
     double h2d_bytes_s;     /* achievable host<->device copy rate (pinned memory, the card's PCIe link) */
     double reload_bytes_s;  /* weight load rate from disk / page cache after a level-2 sleep */
     double wake_fixed_s;    /* wake cost that does not scale with the weights (KV cache re-allocation) */

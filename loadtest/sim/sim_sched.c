@@ -145,8 +145,10 @@ static void add_to_step(sim_sched *s, sim_seq *q, int n, sim_step_shape *shape) 
     /* A sequence with all but its newest token cached decodes; anything else is (re)prefill. */
     if (q->num_output > 0 && q->num_computed == total - 1)
         shape->decode_seqs++;
-    else
+    else {
         shape->prefill_tokens += n;
+        shape->prefill_seqs++;
+    }
     shape->ctx_tokens += q->num_computed + n;
 }
 

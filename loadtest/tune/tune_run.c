@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/worker_cmd.h"
+#include "tune_predict.h"
 #include "tune_probe.h"
 #include "tune_progress.h"
 #include "tune_report.h"
@@ -21,6 +22,7 @@
 #include "tune_search.h"
 #include "tune_worker.h"
 #include "common/yaml_json.h"
+#include "workload.h"
 
 typedef struct {
     const tune_options *o;
@@ -37,6 +39,7 @@ typedef struct {
     json_t *entry;            /* the entry being measured */
     tune_worker worker;
     int worker_died;
+    long wl_prompt, wl_output; /* the workload's lengths, for tlab-sim's prediction; 0 = unknown */
 } tuner;
 
 /* --- probes -------------------------------------------------------------------------------- */
@@ -154,6 +157,32 @@ static void stop_worker(tuner *t) {
 }
 
 /*
+ * With a tlab-sim worker and no bracket known yet, asks tlab-sim where the knee should be and starts
+ * the search there (recorded in the entry as "prediction"). Returns the search to run: *seeded, or
+ * search itself when there is no prediction.
+ */
+static const tune_search_cfg *predict_start(tuner *t, char *const *argv, const tune_search_cfg *search,
+                                            tune_search_cfg *seeded) {
+    double bound = tune_predict_e2e_bound(t->cfg->slo);
+    if (t->sup.engine != TLAB_WORKER_ENGINE_SIM || bound <= 0 || t->wl_prompt <= 0 || t->wl_output <= 0)
+        return search;
+    tune_prediction pr;
+    char why[512];
+    if (tune_predict(argv, t->wl_prompt, t->wl_output, bound, &pr, why, sizeof why) != 0) {
+        json_object_set_new(t->entry, "prediction", json_pack("{s:s}", "error", why));
+        return search;
+    }
+    json_object_set_new(t->entry, "prediction", json_pack("{s:f, s:i, s:f, s:b, s:s}", "rate", pr.rate, "concurrency",
+                                                          pr.concurrency, "e2e_s", pr.e2e_s, "fits", pr.fits, "error",
+                                                          pr.error));
+    if (pr.rate <= 0)
+        return search;
+    *seeded = *search;
+    seeded->hint_lo = pr.rate; /* the bracket grows or shrinks from here as the probes say */
+    return seeded;
+}
+
+/*
  * Measures one point in one stage: skipped if a point it dominates in memory ran out of it,
  * else the worker is started, `search` (NULL: none; `rate` is taken as the answer) finds the
  * rate, and `confirm_runs` confirm it. Returns the entry, or NULL when interrupted.
@@ -190,6 +219,9 @@ static json_t *measure(tuner *t, const char *stage, size_t index, const char *id
     snprintf(log, sizeof log, "%s/%s_%zu.log", t->dir, stage, index + 1);
     json_object_set_new(e, "worker_command", json_string(cmd));
     json_object_set_new(e, "worker_log", json_string(log));
+    tune_search_cfg seeded;
+    if (search && search->hint_lo <= 0)
+        search = predict_start(t, argv, search, &seeded);
     char *env[] = {NULL};
     double t0 = tune_progress_elapsed(&t->prog);
     tune_progress_note(&t->prog, "starting the worker");
@@ -493,6 +525,12 @@ int tune_run(const tune_options *o, volatile int *stop) {
     t.benv = (tune_bench_env){.bench = o->bench_cmd, .url = t.url, .workload = o->cfg->workload, .slo = o->cfg->slo,
                               .time_scale = o->cfg->time_scale, .warmup_s = o->cfg->search.warmup_s,
                               .cooldown_s = o->cfg->search.cooldown_s, .scratch_dir = t.dir, .stop_flag = stop};
+    tlab_workload wl;
+    if (tlab_workload_load(o->cfg->workload, NULL, &wl, err, sizeof err) == 0) { /* else tlab-bench will say why */
+        t.wl_prompt = wl.prompt_tokens;
+        t.wl_output = wl.max_tokens;
+        tlab_workload_free(&wl);
+    }
     tune_progress_init(&t.prog, o->tty);
     snprintf(err, sizeof err, "%s %s: %zu points, %s; record %s", o->resume ? "resuming" : "starting", o->strategy, n, why,
              o->run_path);

@@ -2,8 +2,9 @@
 """The SLO autopilot end to end, on tlab-sim at time scale 5 (rtx3050-4gb, vLLM's default knobs):
 - a malformed x-request-deadline-ms is a 400 in OpenAI's shape naming the header;
 - a deadline shorter than the measured TTFT is a 429 at once that says why;
-- an overload burst: through the gateway as shipped (the autopilot on) the goodput (answered 200
-  inside the SLO) is at least 1.5x straight to the worker, the refusals are 429s with a
+- an overload burst (twice the capacity tlab-sim predicts, for 10 s): through the gateway as
+  shipped (the autopilot on) the goodput (answered 200 inside the SLO) is at least 1.5x straight
+  to the worker and 30 % of the worker's capacity, the refusals are 429s with a
   Retry-After, counted by reason and class, and the gate and predictions show in /metrics;
 - priority shedding: under the same burst the low class is refused more than the high one;
 - a cold start (the supervisor, real time): once the worker's start time is measured, a request
@@ -87,7 +88,13 @@ st, _, _, _ = completion(port, 20, headers={"x-request-deadline-ms": "60000"})
 t.check(st == 200, f"a generous client deadline is served ({st})")
 
 # --- overload burst: direct vs the gateway as shipped ---
-N, RATE = 240, 30.0 * TS / 2  # 15 req/s of the simulated clock against a capacity of about 10, for 16 s
+# Twice the worker's capacity (as tlab-sim predicts it for this workload at vLLM's defaults) for
+# 10 s of the simulated clock: straight to the worker everything admitted slows past the SLO.
+pred = subprocess.run([os.path.join(t.BIN, "tlab-sim"), "--predict", "--concurrency", "64", "--input-len", "150",
+                       "--output-len", "200"], capture_output=True, text=True, timeout=60).stdout
+capacity = float(re.search(r"throughput ([0-9.]+) req/s", pred).group(1))
+N, RATE = int(20 * capacity), 2 * capacity * TS
+print(f"capacity {capacity:.1f} req/s (tlab-sim --predict): a burst of {N} at {RATE / TS:.1f} req/s", flush=True)
 direct = burst(sim_port, N, RATE)
 sim.stop()
 sim, sim_port = t.start_sim(["--startup-seconds", "0"], time_scale=TS)
@@ -99,6 +106,10 @@ via = burst(port, N, RATE)
 g_direct, g_gw = good(direct), good(via)
 print(f"burst of {N}: {g_direct} good straight to the worker, {g_gw} through the gateway", flush=True)
 t.check(g_gw >= 1.5 * max(g_direct, 1), f"goodput through the gateway {g_gw} vs straight to the worker {g_direct} (>= 1.5x)")
+# Straight to the worker everything may miss (at 2x, vLLM admits it all and every step slows), so
+# also an absolute floor: 30 % of what the worker serves in the burst's 10 s (about 65 % measured;
+# the autopilot spends the first real seconds growing its limit from the conservative start).
+t.check(g_gw >= 0.3 * capacity * 10, f"goodput through the gateway {g_gw} >= 30 % of {capacity * 10:.0f}")
 codes = sorted({r[0] for r in via if r})
 t.check(set(codes) <= {200, 429, 503}, f"only 200, 429 and 503 through the gateway: {codes}")
 refused = [r for r in via if r and r[0] in (429, 503)]

@@ -63,10 +63,20 @@ rc, out = run("--model", "Qwen/Qwen2.5-3B-Instruct", "--hardware", "l4-24gb", "-
 check(rc == 0, "help exits 0")
 
 # Configs vLLM rejects.
-rc, out = run("--max-num-batched-tokens", "128", "--port", "0")
+rc, out = run("--max-num-seqs", "256", "--max-num-batched-tokens", "128", "--port", "0")
 check(rc == 1 and "max_num_batched_tokens (128) must be greater than or equal to max_num_seqs (256)." in out, out)
 rc, out = run("--no-enable-chunked-prefill", "--max-num-batched-tokens", "1024", "--max-model-len", "4096")
 check(rc == 1 and "is smaller than max_model_len (4096)" in out, out)
+
+# vLLM's batch defaults per GPU class (get_batch_defaults), read through --predict (no server):
+# >= 70 GiB and not an A100 -> 1024 sequences / 8192 tokens, else 256 / 2048; a default max_num_seqs
+# is clamped to an explicit, smaller token budget instead of being rejected.
+for args, want in [(["--hardware", "h100-80gb"], "max_num_seqs 1024, max_num_batched_tokens 8192"),
+                   (["--hardware", "a100-80gb"], "max_num_seqs 256, max_num_batched_tokens 2048"),
+                   (["--hardware", "rtx3050-4gb"], "max_num_seqs 256, max_num_batched_tokens 2048"),
+                   (["--max-num-batched-tokens", "128"], "max_num_seqs 128, max_num_batched_tokens 128")]:
+    rc, out = run("--predict", "--max-model-len", "1024", "--num-prompts", "2", *args)
+    check(rc == 0 and want in out and "fits: yes" in out, f"{args}: rc={rc} {out}")
 
 # Bad flags: exit 2 with a clear message.
 for args, want in [(["--bogus"], "unrecognized arguments: --bogus"), (["--port", "x"], "invalid int value: 'x'"),

@@ -30,7 +30,7 @@ for _ in range(3):
     if check(len(ts) == N, f"{N} tokens, got {len(ts)}"):
         ttfts.append(ts[0] - t0)
         tpots.append((ts[-1] - ts[0]) / (N - 1))
-want_ttft = HW["api_overhead_ms"] * 1e-3 + simlib.step_seconds(HW, M, P, 0, P)
+want_ttft = simlib.api_seconds(HW) + simlib.step_seconds(HW, M, P, 0, P)
 want_tpot = sum(simlib.step_seconds(HW, M, 0, 1, P + i + 1) for i in range(1, N)) / (N - 1)
 got_ttft, got_tpot = min(ttfts), min(tpots)
 print(f"lone request: TTFT {got_ttft * 1e3:.2f} ms (formula {want_ttft * 1e3:.2f}), "

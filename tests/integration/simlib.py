@@ -74,14 +74,28 @@ def profile(kind, name):
     return out
 
 
-def step_seconds(hw, m, prefill, decode, ctx):
-    """The simulator's step-time formula, recomputed independently (docs/simulator.md)."""
+def step_seconds(hw, m, prefill, decode, ctx, prefill_seqs=None):
+    """The simulator's step-time formula, recomputed independently (docs/simulator.md, section 3):
+    v1 profiles add a fixed cost to the roofline; v2 profiles (with host_step_ms) take the longest of
+    the GPU part, the engine-core host part and the API-server part."""
     params = m["params"]
     kvb = 2 * m["num_layers"] * m["num_kv_heads"] * m["head_dim"] * m["dtype_bytes"]
     compute = 2 * params * (prefill + decode) / (hw["peak_tflops"] * 1e12 * hw["compute_efficiency"])
     memory = (params * m["dtype_bytes"] + ctx * kvb) / (hw["memory_bandwidth_gb_s"] * 1e9 * hw["memory_efficiency"])
-    return (hw["beta0_ms"] * 1e-3 + max(compute, memory) + hw["beta1_us_per_prefill_token"] * 1e-6 * prefill
-            + hw["beta2_us_per_decode_seq"] * 1e-6 * decode)
+    if "host_step_ms" not in hw:
+        return (hw["beta0_ms"] * 1e-3 + max(compute, memory) + hw["beta1_us_per_prefill_token"] * 1e-6 * prefill
+                + hw["beta2_us_per_decode_seq"] * 1e-6 * decode)
+    seqs = decode + (prefill_seqs if prefill_seqs is not None else (1 if prefill else 0))
+    gpu = m["num_layers"] * hw.get("layer_launch_us", 0) * 1e-6 + max(compute, memory)
+    host = (hw["host_step_ms"] * 1e-3 + hw.get("host_seq_us", 0) * 1e-6 * seqs
+            + hw.get("beta1_us_per_prefill_token", 0) * 1e-6 * prefill)
+    api = hw.get("api_token_us", 0) * 1e-6 * seqs
+    return max(gpu, host, api)
+
+
+def api_seconds(hw):
+    """How long a lone request spends in the API server before the engine sees it."""
+    return max(hw["api_overhead_ms"], hw.get("api_serial_ms", 0)) * 1e-3
 
 
 def stop_clean(proc):

@@ -48,9 +48,16 @@ for e in es:
           and "--time-scale 20" in e["worker_command"], f"worker command {e['worker_command']}")
     check(not T.pid_alive(e["worker_pid"]), f"{e['id']}: worker {e['worker_pid']} still running")
     check(0 <= e["sim_step_lag_max_s"] < 5, f"{e['id']}: tlab-sim lag {e.get('sim_step_lag_max_s')}")
+    # tlab-sim predicted the knee (tlab-sim --predict-batch) and the search started its bracket there.
+    pr = e.get("prediction", {})
+    first = next((p["rate"] for p in probes if p.get("phase") == "bracket"), None)
+    check(pr.get("fits") and pr.get("rate", 0) > 0 and first is not None and abs(first - pr["rate"]) <= 1e-6 * pr["rate"] + 1e-9,
+          f"{e['id']}: prediction {pr}, first bracket probe {first}")
 # 4 sequences must beat 1 at both batched-token budgets: the search really ranks configurations.
 by = {(e["knobs"]["max_num_seqs"], e["knobs"]["max_num_batched_tokens"]): T.score(e) for e in es}
 check(by[(4, 1024)] > 1.5 * by[(1, 1024)] and by[(4, 4096)] > 1.5 * by[(1, 4096)], f"scores {by}")
+pred = {(e["knobs"]["max_num_seqs"], e["knobs"]["max_num_batched_tokens"]): e["prediction"]["rate"] for e in es}
+check(pred[(4, 1024)] > 1.5 * pred[(1, 1024)], f"predicted rates rank the points too: {pred}")
 best = rec["result"]["best"]
 check(best["knobs"]["max_num_seqs"] == 4 and abs(best["rps"] - max(by.values())) < 1e-9, f"best {best}")
 check(rec["result"]["bench_seconds"] > 0 and "best:" in so and "max_num_seqs=4" in so.split("best:")[1], f"stdout {so}")

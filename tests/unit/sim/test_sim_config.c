@@ -71,7 +71,14 @@ static void test_finalize(void) {
     CHECK(sim_config_finalize(&cfg, &hw, &m, err, sizeof err) == 0);
     CHECK(cfg.max_num_batched_tokens == 32768); /* max(max_model_len, 2048) without chunking */
 
+    /* max_num_seqs left to vLLM's default is clamped to the token budget, as vLLM does. */
     sim_config_defaults(&cfg);
+    cfg.max_num_batched_tokens = 100;
+    CHECK(sim_config_finalize(&cfg, &hw, &m, err, sizeof err) == 0);
+    CHECK(cfg.max_num_seqs == 100);
+
+    sim_config_defaults(&cfg);
+    cfg.max_num_seqs = 256;
     cfg.max_num_batched_tokens = 100;
     CHECK(sim_config_finalize(&cfg, &hw, &m, err, sizeof err) == -1);
     CHECK_STR_CONTAINS(S(err), "max_num_batched_tokens (100) must be greater than or equal to max_num_seqs (256).");
@@ -89,8 +96,52 @@ static void test_finalize(void) {
     CHECK_STR_CONTAINS(S(err), "User-specified max_model_len (65536) is greater than the derived max_model_len");
 }
 
+/* vLLM's get_batch_defaults by GPU class, and its clamps (vllm/engine/arg_utils.py). */
+static void test_batch_defaults(void) {
+    static const struct {
+        const char *device;
+        double gib;
+        int chunked, max_model_len, tokens, seqs;
+    } cases[] = {
+        {"NVIDIA H100 80GB HBM3", 79.19, 1, 4096, 8192, 1024},
+        {"NVIDIA H200", 139.8, 1, 4096, 8192, 1024},
+        {"NVIDIA A100-SXM4-80GB", 79.15, 1, 4096, 2048, 256}, /* the A100 is excluded (vLLM PR #17885) */
+        {"NVIDIA A100-SXM4-40GB", 39.39, 1, 4096, 2048, 256},
+        {"NVIDIA L40S", 44.39, 1, 4096, 2048, 256},
+        {"NVIDIA H100 80GB HBM3", 79.19, 1, 4, 4096, 1024},    /* tokens <= max_num_seqs x max_model_len */
+        {"NVIDIA H100 80GB HBM3", 79.19, 0, 32768, 32768, 1024}, /* unchunked: max(max_model_len, default) */
+        {"NVIDIA L4", 22.03, 1, 2, 512, 256},                   /* 256 x 2 = 512 tokens; seqs <= tokens */
+        {"NVIDIA L4", 22.03, 1, 1, 256, 256},
+    };
+    sim_modelp m;
+    char err[1024];
+    CHECK(sim_model_load("configs", "Qwen2.5-0.5B-Instruct", &m, err, sizeof err) == 0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sim_hw hw = {.mem_bytes = cases[i].gib * 1073741824.0};
+        snprintf(hw.device_name, sizeof hw.device_name, "%s", cases[i].device);
+        sim_config cfg;
+        sim_config_defaults(&cfg);
+        cfg.chunked_prefill = cases[i].chunked;
+        cfg.max_model_len = cases[i].max_model_len;
+        CHECK_MSG(sim_config_finalize(&cfg, &hw, &m, err, sizeof err) == 0, "case %zu: %s", i, err);
+        CHECK_MSG(cfg.max_num_batched_tokens == cases[i].tokens && cfg.max_num_seqs == cases[i].seqs,
+                  "case %zu (%s, max_model_len %d): %d tokens / %d seqs, want %d / %d", i, cases[i].device,
+                  cases[i].max_model_len, cfg.max_num_batched_tokens, cfg.max_num_seqs, cases[i].tokens, cases[i].seqs);
+    }
+    /* An explicit --max-num-seqs is kept, and a profile's override replaces the token figure. */
+    sim_hw hw = {.mem_bytes = 79.19 * 1073741824.0, .default_batched = 4096};
+    snprintf(hw.device_name, sizeof hw.device_name, "NVIDIA H100 80GB HBM3");
+    sim_config cfg;
+    sim_config_defaults(&cfg);
+    cfg.max_num_seqs = 64;
+    cfg.max_model_len = 4096;
+    CHECK(sim_config_finalize(&cfg, &hw, &m, err, sizeof err) == 0);
+    CHECK(cfg.max_num_seqs == 64 && cfg.max_num_batched_tokens == 4096);
+}
+
 int main(void) {
     test_parse();
     test_finalize();
+    test_batch_defaults();
     return tlab_test_finish();
 }

@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "sim_cost.h"
+#include "sim_predict.h"
 #include "tlab_test.h"
 
 /* Passes an array as a pointer, so CHECK_STR_CONTAINS's NULL test does not trip -Waddress. */
@@ -49,7 +50,10 @@ static void test_step_time(void) {
     sim_hw hw;
     sim_modelp m;
     char err[256];
-    CHECK(sim_hw_load("configs", "h100-80gb", &hw, err, sizeof err) == 0);
+    /* A v1 profile (today's h100-80gb, kept for the calibration's comparison) still loads and prices
+     * steps with the v1 formula. */
+    CHECK(sim_hw_load("configs", "loadtest/sim/calibration/v1/h100-80gb.yaml", &hw, err, sizeof err) == 0);
+    CHECK(hw.step_model == 1);
     CHECK(sim_model_load("configs", "Qwen2.5-0.5B-Instruct", &m, err, sizeof err) == 0);
     sim_step_shape one = {.decode_seqs = 1, .ctx_tokens = 300};
     double mem = (494032768.0 * 2 + 300 * 12288.0) / (3350e9 * 0.75);
@@ -69,8 +73,152 @@ static void test_step_time(void) {
     }
 }
 
+/* A made-up GPU and model with round numbers, so every case below is checkable by hand. */
+static const sim_hw HW2 = {.step_model = 2, .mem_bytes = 80.0 * 1073741824.0, .bw_bytes_s = 1000e9, .flops = 100e12,
+                           .eff_compute = 0.5, .eff_mem = 0.8, .layer_launch_s = 40e-6, .host_step_s = 4e-3,
+                           .host_seq_s = 20e-6, .beta1_s = 2e-6, .api_token_s = 10e-6, .api_overhead_s = 10e-3};
+static const sim_modelp M2 = {.params = 1e9, .layers = 24, .kv_heads = 2, .head_dim = 64, .dtype_bytes = 2,
+                              .max_model_len = 4096}; /* 2 GB of weights, 12,288 KV bytes per token */
+
+/* Step model v2: max(GPU, host, API server), each part hand-computed. */
+static void test_step_time_v2(void) {
+    static const struct {
+        const char *what;
+        sim_step_shape shape;
+        double gpu_ms, host_ms, api_ms, step_ms;
+    } cases[] = {
+        /* gpu = 24 x 40 us + (2e9 + 300 x 12288) / 800e9 = 0.96 + 2.5046; host = 4 + 0.02 */
+        {"lone decode: host-bound", {.decode_seqs = 1, .ctx_tokens = 300}, 3.46461, 4.02, 0.01, 4.02},
+        /* compute = 2e9 x 256 / 50e12 = 10.24 > memory 4.073; host = 4 + 256 x 0.02 = 9.12 */
+        {"256 decodes: compute-bound", {.decode_seqs = 256, .ctx_tokens = 102400}, 11.2, 9.12, 2.56, 11.2},
+        /* compute = 2e9 x 2048 / 50e12 = 81.92; host = 4 + 0.02 + 2048 x 0.002 */
+        {"2048-token prefill", {.prefill_tokens = 2048, .prefill_seqs = 1, .ctx_tokens = 2048}, 82.88, 8.116, 0.01,
+         82.88},
+        /* 8 prompt chunks and 100 decodes: host = 4 + 108 x 0.02 + 1000 x 0.002 = 8.16;
+         * compute = 2e9 x 1100 / 50e12 = 44 */
+        {"mixed step", {.prefill_tokens = 1000, .prefill_seqs = 8, .decode_seqs = 100, .ctx_tokens = 40000}, 44.96,
+         8.16, 1.08, 44.96},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sim_step_parts p;
+        sim_step_split(&HW2, &M2, &cases[i].shape, &p);
+        double d = sim_step_seconds(&HW2, &M2, &cases[i].shape);
+        CHECK_MSG(NEAR(p.gpu * 1e3, cases[i].gpu_ms, 1e-5) && NEAR(p.host * 1e3, cases[i].host_ms, 1e-9) &&
+                      NEAR(p.api * 1e3, cases[i].api_ms, 1e-9) && NEAR(d * 1e3, cases[i].step_ms, 1e-5),
+                  "%s: gpu %.5f host %.5f api %.5f step %.5f ms", cases[i].what, p.gpu * 1e3, p.host * 1e3,
+                  p.api * 1e3, d * 1e3);
+    }
+    /* The API server can be the bottleneck: 10 ms per token x 32 streams. */
+    sim_hw slow_api = HW2;
+    slow_api.api_token_s = 10e-3;
+    sim_step_shape s = {.decode_seqs = 32, .ctx_tokens = 32 * 300};
+    CHECK(NEAR(sim_step_seconds(&slow_api, &M2, &s), 0.32, 1e-9));
+    /* A v1 profile ignores the v2 keys. */
+    sim_hw v1 = HW2;
+    v1.step_model = 1;
+    v1.beta0_s = 3e-3;
+    v1.beta2_s = 20e-6;
+    sim_step_shape one = {.decode_seqs = 1, .ctx_tokens = 300};
+    CHECK(NEAR(sim_step_seconds(&v1, &M2, &one), 3e-3 + (2e9 + 300 * 12288.0) / 800e9 + 20e-6, 1e-9));
+}
+
+/* The API server: a lone request waits api_overhead; a burst queues on the serial part. */
+static void test_api_ready(void) {
+    sim_hw hw = HW2; /* api_overhead 10 ms */
+    hw.api_serial_s = 4e-3;
+    double busy = 0;
+    CHECK(NEAR(sim_api_ready(&hw, &busy, 1.0), 1.010, 1e-12)); /* alone: 10 ms */
+    CHECK(NEAR(busy, 1.004, 1e-12));
+    /* Five at once at t = 2: serial parts end at 2.004 .. 2.020; each waits at least 10 ms. */
+    double want[] = {2.010, 2.010, 2.012, 2.016, 2.020};
+    for (int i = 0; i < 5; i++) {
+        double r = sim_api_ready(&hw, &busy, 2.0);
+        CHECK_MSG(NEAR(r, want[i], 1e-12), "burst %d: %.6f want %.6f", i, r, want[i]);
+    }
+    hw.api_serial_s = 0; /* v1 profiles: pure latency */
+    busy = 0;
+    for (int i = 0; i < 3; i++)
+        CHECK(NEAR(sim_api_ready(&hw, &busy, 3.0), 3.010, 1e-12));
+}
+
+/* Every shipped GPU and model profile loads; the GPUs use step model v2; the model's bytes are sane. */
+static void test_profiles(void) {
+    static const char *const gpus[] = {"rtx3050-4gb", "t4-16gb", "l4-24gb", "a10g-24gb", "rtx4090-24gb", "l40s-48gb",
+                                       "a100-40gb", "a100-80gb", "h100-80gb", "h200-141gb"};
+    static const char *const models[] = {"Qwen2.5-0.5B-Instruct", "Qwen2.5-1.5B-Instruct", "Qwen2.5-3B-Instruct",
+                                         "Qwen2.5-7B-Instruct", "Qwen3-0.6B", "Qwen3-1.7B", "Qwen3-4B", "Qwen3-8B",
+                                         "Qwen3-14B", "Llama-3.2-1B-Instruct", "Llama-3.2-3B-Instruct",
+                                         "Llama-3.1-8B-Instruct", "Mistral-7B-Instruct-v0.3"};
+    char err[1024];
+    for (size_t i = 0; i < sizeof gpus / sizeof gpus[0]; i++) {
+        sim_hw hw;
+        CHECK_MSG(sim_hw_load("configs", gpus[i], &hw, err, sizeof err) == 0, "%s: %s", gpus[i], err);
+        CHECK_MSG(hw.step_model == 2 && hw.host_step_s > 0 && hw.layer_launch_s > 0 && hw.device_name[0], "%s",
+                  gpus[i]);
+    }
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        sim_modelp m;
+        CHECK_MSG(sim_model_load("configs", models[i], &m, err, sizeof err) == 0, "%s: %s", models[i], err);
+        CHECK_MSG(m.params > 4e8 && m.params < 1.6e10 && m.max_model_len >= 32768, "%s", models[i]);
+    }
+    /* Llama-3.1-8B: 32 layers x 8 KV heads x 128 x 2 (K, V) x 2 bytes = 131,072 bytes per token. */
+    sim_modelp l;
+    CHECK(sim_model_load("configs", "Llama-3.1-8B-Instruct", &l, err, sizeof err) == 0);
+    CHECK(sim_model_kv_bytes_per_token(&l) == 131072.0 && l.params == 8030261248.0);
+}
+
+/* The closed-loop prediction on the same GPU: lone requests, then a batch. */
+static void test_predict(void) {
+    sim_predict_in in = {.concurrency = 1, .num_prompts = 2, .input_len = 128, .output_len = 4,
+                         .sched = {.max_num_seqs = 256, .max_num_batched_tokens = 2048, .block_size = 16,
+                                   .num_blocks = 10000, .max_model_len = 4096, .chunked_prefill = true}};
+    sim_predict_out out;
+    char err[256];
+    CHECK(sim_predict_run(&HW2, &M2, &in, &out, err, sizeof err) == 0);
+    /* TTFT = API server 10 ms + the prefill step: gpu 0.96 + max(2e9 x 128 / 50e12 = 5.12, 2.502) = 6.08 ms
+     * (host 4 + 0.02 + 0.256 = 4.276). Each decode is host-bound at 4.02 ms. */
+    CHECK_MSG(NEAR(out.ttft_mean_s, 16.08e-3, 1e-6) && NEAR(out.ttft_median_s, 16.08e-3, 1e-6), "ttft %g",
+              out.ttft_mean_s);
+    CHECK_MSG(NEAR(out.tpot_mean_s, 4.02e-3, 1e-6), "tpot %g", out.tpot_mean_s);
+    CHECK_MSG(NEAR(out.e2e_mean_s, 16.08e-3 + 3 * 4.02e-3, 1e-6), "e2e %g", out.e2e_mean_s);
+    /* The second request is sent when the first ends: the run lasts two E2Es. */
+    CHECK(NEAR(out.duration_s, 2 * 28.14e-3, 1e-6) && NEAR(out.req_per_s, 2 / 56.28e-3, 1e-6));
+    CHECK(out.steps == 8 && out.preemptions == 0 && out.gpu_bound_frac > 0.2 && out.gpu_bound_frac < 0.5);
+
+    /* 8 in flight, arriving together: one step prefills all 8 prompts (1024 tokens in the 2048 budget),
+     * so every TTFT is the same, and the decodes stay host-bound (4 + 8 x 0.02 = 4.16 ms). */
+    in.concurrency = 8;
+    in.num_prompts = 8;
+    CHECK(sim_predict_run(&HW2, &M2, &in, &out, err, sizeof err) == 0);
+    double pf = 0.96e-3 + 2 * 1e9 * 1024 / 50e12; /* 41.92 ms, compute-bound */
+    CHECK_MSG(NEAR(out.ttft_mean_s, 10e-3 + pf, 1e-6), "ttft %g want %g", out.ttft_mean_s, 10e-3 + pf);
+    CHECK_MSG(NEAR(out.tpot_mean_s, 4.16e-3, 1e-6), "tpot %g", out.tpot_mean_s);
+    CHECK(NEAR(out.out_tok_per_s, 32 / (10e-3 + pf + 3 * 4.16e-3), 1e-6));
+
+    /* Over a budget of 512 tokens the prompts are chunked FIFO after the running decodes.
+     * step 1: prompts 1-4 whole (512 tokens): 0.96 + 2e9 x 512 / 50e12 = 21.44 ms -> 4 first tokens;
+     * step 2: 4 decodes first, then 508 prompt tokens: prompts 5-7 whole, prompt 8 gets 124 of 128;
+     *         512 tokens again -> 21.44 ms -> 3 first tokens;
+     * step 3: 7 decodes + prompt 8's last 4 tokens: host-bound, 4 + 8 x 0.02 + 4 x 0.002 = 4.168 ms. */
+    in.sched.max_num_batched_tokens = 512;
+    CHECK(sim_predict_run(&HW2, &M2, &in, &out, err, sizeof err) == 0);
+    double want_mean = 10e-3 + (4 * 21.44e-3 + 3 * 42.88e-3 + (42.88e-3 + 4.168e-3)) / 8;
+    double want_median = 10e-3 + (21.44e-3 + 42.88e-3) / 2;
+    CHECK_MSG(NEAR(out.ttft_mean_s, want_mean, 1e-6), "ttft mean %g want %g", out.ttft_mean_s, want_mean);
+    CHECK_MSG(NEAR(out.ttft_median_s, want_median, 1e-6), "ttft median %g want %g", out.ttft_median_s, want_median);
+
+    /* A prompt larger than the whole KV cache can never run. */
+    in.sched.num_blocks = 4;
+    CHECK(sim_predict_run(&HW2, &M2, &in, &out, err, sizeof err) == -1);
+    CHECK_STR_CONTAINS(S(err), "can never be scheduled");
+}
+
 int main(void) {
     test_memory();
     test_step_time();
+    test_step_time_v2();
+    test_api_ready();
+    test_profiles();
+    test_predict();
     return tlab_test_finish();
 }
