@@ -119,8 +119,9 @@ t.check(not any(th.is_alive() for th in threads), "no request hangs after the cr
 answered = [r for r in results if r is not None]
 ok = sum(1 for i, r in enumerate(results) if r and ((i % 2 == 0 and r[0] == 200) or (i % 2 == 1 and "data: [DONE]" in r[1])))
 clear_errors = sum(1 for i, r in enumerate(results) if r and (
-    (i % 2 == 0 and r[0] in (502, 503)) or (i % 2 == 1 and "data: [DONE]" not in r[1] and '"error"' in r[1])))
-t.check(len(answered) == 24 and ok + clear_errors == 24, f"every request ended: {ok} served, {clear_errors} clear errors")
+    (i % 2 == 0 and r[0] in (429, 502, 503) and b'"error"' in r[2]) or (i % 2 == 1 and "data: [DONE]" not in r[1] and '"error"' in r[1])))
+t.check(len(answered) == 24 and ok + clear_errors == 24, f"every request ended: {ok} served, {clear_errors} clear errors "
+        f"(statuses {sorted(r[0] for r in answered)})")
 t.check(t.metric(port, "gateway_worker_crashes_total") == 1, "the crash is counted")
 t.check(t.wait_metric(port, 'gateway_worker_state', 2, timeout=10) or completion(port, 2)[0] == 200, "the worker is back")
 st, _, _ = completion(port, 3)

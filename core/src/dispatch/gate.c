@@ -19,6 +19,7 @@
  * prediction is a mean and the SLO a p95: without a margin the served requests' p95 ran 5 to
  * 20 % past the SLO in the burst benchmark (docs/autopilot.md), static gates and adaptive alike. */
 #define PREDICTION_MARGIN 1.15
+#define MIN_TICK_US 10000 /* the fastest tick, whatever the worker's clock */
 
 static struct {
     tlab__autopilot *ap;
@@ -28,6 +29,8 @@ static struct {
     void (*wake)(void);
     double target_s;
     uint64_t slo_us, interval_us, last_tick_us, last_log_us;
+    uint64_t last_scrape_us;
+    double time_scale; /* the worker's clock per real second: tlab-sim --time-scale, else 1 */
     const char *last_logged_reason;
     int logged_scrape_failure;
     int prev_worker_state;
@@ -50,8 +53,27 @@ static int worker_up(int ws) {
     return ws < 0 || ws == TLAB_WORKER_RUNNING;
 }
 
+static void arm_timer(void) {
+    /* The controller's time constants (growth per tick, the EWMAs) are meant for the worker's
+     * clock: in front of tlab-sim --time-scale F it ticks F times as often, or every adaptation
+     * would take F times longer in the workload's time than in front of a real GPU (at F = 4 a
+     * limit halved by a transient took 12 simulated seconds to climb back, against 3 at F = 1). */
+    uint64_t us = (uint64_t)((double)g.interval_us / (g.time_scale > 1 ? g.time_scale : 1));
+    if (us < MIN_TICK_US)
+        us = MIN_TICK_US;
+    struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
+    event_add(g.timer, &tv);
+}
+
 static void on_reading(void *arg, const tlab__worker_reading *reading, const char *why) {
     (void)arg;
+    double scale = reading && reading->time_scale > 0 ? reading->time_scale : 1;
+    if (reading && scale != g.time_scale) {
+        g.time_scale = scale;
+        tlab__log(TLAB_LOG_INFO, NULL, "autopilot: the worker's clock runs %gx real time: ticking every %.0f ms", scale,
+                  (double)g.interval_us / 1e3 / (scale > 1 ? scale : 1));
+        arm_timer();
+    }
     if (!reading && !g.logged_scrape_failure) {
         tlab__log(TLAB_LOG_WARN, NULL, "autopilot: the worker's metrics are not usable (%s): steering by the gateway's own "
                                        "measurements until they are (logged once)", why);
@@ -124,8 +146,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
             g.last_logged_reason = v->last_reason;
         }
     }
-    if (g.scrape && worker_up(tlab__plugins_worker_state()))
+    /* The scrape stays at the configured interval of real time: rendering /metrics costs the
+     * worker (tlab-sim lagged when scraped 40 times a second). */
+    if (g.scrape && worker_up(tlab__plugins_worker_state()) && now - g.last_scrape_us >= g.interval_us * 9 / 10) {
+        g.last_scrape_us = now;
         tlab__worker_scrape_poll(g.scrape);
+    }
     publish();
     /* A limit that grew opens the gate for requests already waiting. */
     if (tlab__autopilot_limit(g.ap) > before && g.wake)
@@ -152,8 +178,7 @@ static void apply(const tlab__config *cfg) {
     g.slo_us = (uint64_t)cfg->slo_e2e_ms * 1000;
     g.target_s = p.service_share * p.slo_s;
     g.interval_us = (uint64_t)cfg->autopilot_interval_ms * 1000;
-    struct timeval tv = {(time_t)(g.interval_us / 1000000), (suseconds_t)(g.interval_us % 1000000)};
-    event_add(g.timer, &tv);
+    arm_timer();
 }
 
 int tlab__gate_init(struct event_base *base, tlab__upstream *up, const tlab__config *cfg, size_t (*waiting)(void),
@@ -162,6 +187,7 @@ int tlab__gate_init(struct event_base *base, tlab__upstream *up, const tlab__con
     g.waiting = waiting;
     g.wake = wake;
     g.prev_worker_state = -2; /* not looked at yet */
+    g.time_scale = 1;
     tlab__autopilot_params p;
     params_from(cfg, &p);
     g.ap = tlab__autopilot_new(&p);
