@@ -66,7 +66,7 @@ typedef struct tlab__config {
     long slo_e2e_ms;             /* slo.e2e_ms: a request's default deadline from arrival, 1..86400000, default 5000 */
     int autopilot_enabled;       /* autopilot.enabled: the adaptive gate (1, default) or a fixed one at max_limit (0) */
     long autopilot_interval_ms;  /* autopilot.interval_ms: control step and worker scrape, 10..60000, default 100 */
-    long autopilot_service_share_pct; /* autopilot.service_share_pct: target service time, % of slo.e2e_ms, 5..100, default 60 */
+    long autopilot_service_share_pct; /* autopilot.service_share_pct: target service time, % of slo.e2e_ms, 5..100, default 75 */
     long autopilot_initial_limit; /* autopilot.initial_limit: the gate before any measurement, 1..100000, default 8 */
     long autopilot_max_limit;    /* autopilot.max_limit: ceiling of the gate, 1..1000000, default 1024 */
     int autopilot_worker_metrics; /* autopilot.worker_metrics: scrape <upstream.url>/metrics (1, default) or not (0) */

@@ -123,7 +123,7 @@ int tlab__config_defaults(tlab__config *cfg) {
     cfg->slo_e2e_ms = 5000;
     cfg->autopilot_enabled = 1;
     cfg->autopilot_interval_ms = 100;
-    cfg->autopilot_service_share_pct = 60;
+    cfg->autopilot_service_share_pct = 75;
     cfg->autopilot_initial_limit = 8;
     cfg->autopilot_max_limit = 1024;
     cfg->autopilot_worker_metrics = 1;
