@@ -29,7 +29,6 @@
 #define EWMA_TOKENS 0.05      /* per request */
 #define DRAIN_TAU_S 2.0       /* the measured drain rate's time constant */
 #define WORKER_QUEUE_STREAK 10/* scrapes in a row with vLLM's waiting queue non-empty: it is full, not admitting */
-#define ENGINE_CAP_CLEAR 100 /* scrapes in a row with vLLM's queue empty: the engine cap is lifted */
 #define KV_FULL 0.95          /* no growth above this KV-cache usage */
 #define DEFAULT_TOKENS 256.0  /* typical request before any sample: vLLM's own small default range */
 #define SHARE_EMPTY_QUEUE 0.75 /* service target with nothing waiting: a share of the SLO */
@@ -47,13 +46,6 @@ struct tlab__autopilot {
     double wk_tpot, wk_ttft; /* this tick's worker-derived values, 0 none */
     double running, waiting_now, kv_usage;
     int waiting_streak;
-    /* The running count at which vLLM kept a queue with KV cache to spare: its max_num_seqs.
-     * Growth stops there until the worker restarts (0: not found). Without it the limit went
-     * 32 -> 46 -> 32 every second after a tier-3 restart: vLLM's waiting count reads 0 now and
-     * then even while it holds requests, and each 0 let the limit grow again. A queue that stays
-     * empty for ENGINE_CAP_CLEAR scrapes lifts it (a cap read during a transient). */
-    double engine_cap;
-    int empty_streak;
     double drain_measured;
     int saturated;
 };
@@ -133,9 +125,6 @@ void tlab__autopilot_on_worker(tlab__autopilot *a, const tlab__worker_reading *r
      * readings of 10 or 20 are normal under load; a queue that never empties for a second is
      * a full engine (max_num_seqs or the KV cache). */
     a->waiting_streak = r->waiting >= 1 ? a->waiting_streak + 1 : 0;
-    a->empty_streak = r->waiting >= 1 ? 0 : a->empty_streak + 1;
-    if (a->empty_streak >= ENGINE_CAP_CLEAR)
-        a->engine_cap = 0;
     a->waiting_now = r->waiting;
     /* A count that went down is a worker that restarted: no delta across it. */
     if (a->have_prev && r->has_itl && r->itl_count > a->prev.itl_count && r->itl_sum >= a->prev.itl_sum)
@@ -155,7 +144,6 @@ void tlab__autopilot_on_worker_start(tlab__autopilot *a, double start_s) {
     a->v.tpot_s = a->v.ttft_s = a->v.ttft_min_s = 0;
     a->have_prev = 0;
     a->waiting_streak = 0;
-    a->engine_cap = 0;
     if (a->p.fixed_limit <= 0) {
         double half = a->limit / 2, start = half > a->p.initial_limit ? half : a->p.initial_limit;
         if (start < a->limit)
@@ -209,8 +197,6 @@ int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double d
     if (a->v.worker_metrics && a->waiting_streak >= WORKER_QUEUE_STREAK && a->running >= 1 && a->saturated &&
         a->limit > a->running + 1) {
         a->limit = a->running;
-        if (a->kv_usage < KV_FULL)
-            a->engine_cap = a->running;
         a->waiting_streak = 0;
         a->v.last_reason = "the worker keeps a waiting queue (max_num_seqs or KV cache full): held at what it runs";
     } else if (s > target * (1 + DEAD_BAND) && g->in_flight >= 0.5 * a->limit) {
@@ -224,13 +210,8 @@ int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double d
     } else if (a->saturated && s < target * (1 - DEAD_BAND) && a->kv_usage < KV_FULL &&
                (!a->v.worker_metrics || a->waiting_now < 1)) {
         /* Not while vLLM holds requests it has not scheduled yet: one more would only wait there. */
-        double grown = a->limit * clampd(1.0 + 0.5 * (target / s - 1.0), 1.0, GROWTH_MAX);
-        if (a->engine_cap > 0 && grown > a->engine_cap)
-            grown = a->limit > a->engine_cap ? a->limit : a->engine_cap;
-        if (grown > a->limit) {
-            a->limit = grown;
-            a->v.last_reason = "room under the target and the gate is full: growing";
-        }
+        a->limit *= clampd(1.0 + 0.5 * (target / s - 1.0), 1.0, GROWTH_MAX);
+        a->v.last_reason = "room under the target and the gate is full: growing";
     }
     a->limit = clampd(a->limit, 1, a->p.max_limit);
     publish(a);
