@@ -53,14 +53,17 @@ static int worker_up(int ws) {
     return ws < 0 || ws == TLAB_WORKER_RUNNING;
 }
 
-static void arm_timer(void) {
-    /* The controller's time constants (growth per tick, the EWMAs) are meant for the worker's
-     * clock: in front of tlab-sim --time-scale F it ticks F times as often, or every adaptation
-     * would take F times longer in the workload's time than in front of a real GPU (at F = 4 a
-     * limit halved by a transient took 12 simulated seconds to climb back, against 3 at F = 1). */
+/* The controller's time constants (growth per tick, the EWMAs) are meant for the worker's
+ * clock: in front of tlab-sim --time-scale F it ticks F times as often, or every adaptation
+ * would take F times longer in the workload's time than in front of a real GPU (at F = 4 a
+ * limit halved by a transient took 12 simulated seconds to climb back, against 3 at F = 1). */
+static uint64_t tick_us(void) {
     uint64_t us = (uint64_t)((double)g.interval_us / (g.time_scale > 1 ? g.time_scale : 1));
-    if (us < MIN_TICK_US)
-        us = MIN_TICK_US;
+    return us < MIN_TICK_US ? MIN_TICK_US : us;
+}
+
+static void arm_timer(void) {
+    uint64_t us = tick_us();
     struct timeval tv = {(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
     event_add(g.timer, &tv);
 }
@@ -71,7 +74,7 @@ static void on_reading(void *arg, const tlab__worker_reading *reading, const cha
     if (reading && scale != g.time_scale) {
         g.time_scale = scale;
         tlab__log(TLAB_LOG_INFO, NULL, "autopilot: the worker's clock runs %gx real time: ticking every %.0f ms", scale,
-                  (double)g.interval_us / 1e3 / (scale > 1 ? scale : 1));
+                  (double)tick_us() / 1e3);
         arm_timer();
     }
     if (!reading && !g.logged_scrape_failure) {
