@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "base/clock.h"
 #include "dispatch/gate.h"
+#include "dispatch/pool.h"
 #include "request/request.h"
 #include "gateway/gateway.h"
 #include "base/metrics_registry.h"
@@ -48,7 +49,7 @@ static void no_wake(void) {
 static void time_judge(tlab__config *cfg, uint64_t *ns, long n) {
     struct event_base *base = event_base_new();
     cfg->autopilot_worker_metrics = 0; /* no scrape: nothing to answer it here */
-    if (!base || tlab__gate_init(base, NULL, cfg, none_waiting, no_wake) != 0) {
+    if (!base || tlab__pool_init(cfg) != 0 || tlab__gate_init(base, NULL, cfg, none_waiting, no_wake) != 0) {
         fprintf(stderr, "cannot set up the gate\n");
         return;
     }
@@ -59,9 +60,7 @@ static void time_judge(tlab__config *cfg, uint64_t *ns, long n) {
     }
     tlab__gate_state st = {.in_flight = 32, .waiting = 50, .worker_up = 1};
     tlab__autopilot_tick(ap, &st, 0.1);
-    static tlab_request busy[32];
-    for (int i = 0; i < 32; i++)
-        tlab__request_set_phase(&busy[i], TLAB_PHASE_UPSTREAM);
+    tlab__pool_worker_at(0)->in_flight = 32;
     static tlab_request r;
     r.info.max_tokens = 200;
     char msg[320];
@@ -81,9 +80,9 @@ static void time_judge(tlab__config *cfg, uint64_t *ns, long n) {
         snprintf(what, sizeof what, "deadline judgement (tlab__gate_judge), %d ahead", ahead);
         report(what, ns, n, rejects);
     }
-    for (int i = 0; i < 32; i++)
-        tlab__request_set_phase(&busy[i], TLAB_PHASE_DONE);
+    tlab__pool_worker_at(0)->in_flight = 0;
     tlab__gate_shutdown();
+    tlab__pool_shutdown();
     event_base_free(base);
 }
 

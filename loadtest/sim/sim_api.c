@@ -71,6 +71,39 @@ static int content_bytes(json_t *content, size_t *bytes, uint64_t *h) {
     return 0;
 }
 
+/* Greedy decoding is prefix-consistent: a prompt that ends with the text the model generated for
+ * the prompt before it is continued exactly where that generation left off. vLLM on a GPU gives
+ * this (mostly) for free; here it is looked up: the longest run of whole output tokens at the end
+ * of the prompt that equals the greedy text of the prompt before it. Only trailing vocabulary
+ * words can qualify, so a plain prompt costs one backward scan. */
+static void find_continuation(const char *p, size_t len, uint64_t *hash, int *offset) {
+    size_t kmax = 0;
+    while (kmax < SIM_EOS_MAX && (kmax + 1) * SIM_TOKEN_BYTES <= len && sim_is_token_text(p + len - (kmax + 1) * SIM_TOKEN_BYTES))
+        kmax++;
+    if (!kmax)
+        return;
+    /* the prefix hashes at each candidate split, in one forward pass */
+    uint64_t h[SIM_EOS_MAX + 1];
+    size_t first = len - kmax * SIM_TOKEN_BYTES;
+    uint64_t acc = sim_hash(SIM_HASH_INIT, p, first);
+    h[kmax] = acc;
+    for (size_t k = kmax; k > 0; k--) {
+        acc = sim_hash(acc, p + len - k * SIM_TOKEN_BYTES, SIM_TOKEN_BYTES);
+        h[k - 1] = acc;
+    }
+    for (size_t k = kmax; k > 0; k--) {
+        const char *tail = p + len - k * SIM_TOKEN_BYTES;
+        size_t j = 0;
+        while (j < k && memcmp(sim_token_text(h[k], (int)j), tail + j * SIM_TOKEN_BYTES, SIM_TOKEN_BYTES) == 0)
+            j++;
+        if (j == k && (int)k < sim_eos_position(h[k])) {
+            *hash = h[k];
+            *offset = (int)k;
+            return;
+        }
+    }
+}
+
 #define FAIL(status, type, ...)                                                                                        \
     do {                                                                                                               \
         snprintf(msg, msglen, __VA_ARGS__);                                                                            \
@@ -115,11 +148,20 @@ int sim_api_parse(int kind, const char *body, size_t len, const char *served_mod
     }
 
     uint64_t h = SIM_HASH_INIT;
+    const char *completion_prompt = NULL;
+    size_t completion_prompt_len = 0;
     if (kind == SIM_API_CHAT) {
         json_t *msgs = json_object_get(root, "messages");
         if (!json_is_array(msgs) || json_array_size(msgs) == 0)
             FAIL(400, "BadRequestError", "messages: Field required (a non-empty list of messages)");
-        size_t i;
+        json_t *cfm = json_object_get(root, "continue_final_message"), *agp = json_object_get(root, "add_generation_prompt");
+        if ((cfm && !json_is_null(cfm) && !json_is_boolean(cfm)) || (agp && !json_is_null(agp) && !json_is_boolean(agp)))
+            FAIL(400, "BadRequestError", "continue_final_message, add_generation_prompt: Input should be a valid boolean");
+        /* vLLM's ChatCompletionRequest: add_generation_prompt defaults to true */
+        int cont = json_is_true(cfm), gen_prompt = !agp || json_is_null(agp) || json_is_true(agp);
+        if (cont && gen_prompt)
+            FAIL(400, "BadRequestError", "Cannot set both `continue_final_message` and `add_generation_prompt` to True.");
+        size_t i, last = json_array_size(msgs) - 1;
         json_t *m;
         long long tokens = 0;
         json_array_foreach(msgs, i, m) {
@@ -127,6 +169,16 @@ int sim_api_parse(int kind, const char *body, size_t len, const char *served_mod
             if (!json_is_object(m))
                 FAIL(400, "BadRequestError", "messages.%zu: Input should be a valid dictionary", i);
             json_t *role = json_object_get(m, "role");
+            if (cont && i == last) {
+                /* The message being continued is output so far, not prompt: the text seed is the
+                 * one of the messages before it, and the answer goes on after its tokens. */
+                uint64_t ignored = SIM_HASH_INIT;
+                if (content_bytes(json_object_get(m, "content"), &bytes, &ignored))
+                    FAIL(400, "BadRequestError", "messages.%zu.content: Input should be a valid string or list", i);
+                out->text_offset = (int)(bytes / SIM_TOKEN_BYTES);
+                tokens += (long long)((bytes + SIM_TOKEN_BYTES - 1) / SIM_TOKEN_BYTES);
+                continue;
+            }
             if (json_is_string(role))
                 h = sim_hash(h, json_string_value(role), json_string_length(role));
             if (content_bytes(json_object_get(m, "content"), &bytes, &h))
@@ -143,6 +195,8 @@ int sim_api_parse(int kind, const char *body, size_t len, const char *served_mod
         if (json_is_string(p)) {
             h = sim_hash(h, json_string_value(p), json_string_length(p));
             out->prompt_tokens = sim_count_tokens(json_string_length(p));
+            completion_prompt = json_string_value(p);
+            completion_prompt_len = json_string_length(p);
         } else if (json_is_array(p) && json_array_size(p) > 0) {
             size_t i;
             json_t *id;
@@ -192,6 +246,8 @@ int sim_api_parse(int kind, const char *body, size_t len, const char *served_mod
         if (out->temperature < 0 || isnan(out->temperature))
             FAIL(400, "BadRequestError", "temperature must be non-negative, got %g.", out->temperature);
     }
+    if (completion_prompt && out->temperature == 0)
+        find_continuation(completion_prompt, completion_prompt_len, &out->prompt_hash, &out->text_offset);
     if (opt_int(root, "seed", &v, &present))
         FAIL(400, "BadRequestError", "seed: Input should be a valid integer");
     if (present) {

@@ -25,6 +25,10 @@ typedef struct sim_api_req {
     int has_seed;
     uint64_t seed;
     uint64_t prompt_hash;
+    /* Output tokens already in the prompt: the generation goes on from this token of the text
+     * seeded by prompt_hash (chat: continue_final_message; completions: a prompt that ends with
+     * the greedy text of the prompt before it). 0 for a fresh answer. */
+    int text_offset;
 } sim_api_req;
 
 /* What a reply is tagged with. model must already be JSON-safe (see sim_api_json_escape). */

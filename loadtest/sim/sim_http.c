@@ -51,6 +51,7 @@ typedef struct sim_req {
     struct event *watch;
     sim_api_fmt fmt;
     uint64_t text_seed;
+    int text_offset; /* output tokens already in the prompt (a continuation): token i is text i + this */
     int stream, include_usage;
 } sim_req;
 
@@ -124,7 +125,7 @@ static void req_on_token(sim_job *job, int idx, int finish) {
     const sim_seq *q = &job->seq;
     if (r->stream) {
         /* The EOS token (finish == stop) carries no text, as in vLLM. */
-        const char *text = finish == SIM_FINISH_STOP || finish == SIM_FINISH_ABORT ? "" : sim_token_text(r->text_seed, idx);
+        const char *text = finish == SIM_FINISH_STOP || finish == SIM_FINISH_ABORT ? "" : sim_token_text(r->text_seed, idx + r->text_offset);
         /* An abort (/sleep) ends the stream with an empty chunk carrying finish_reason "abort". */
         sim_api_chunk(h->scratch, &r->fmt, text, finish == SIM_FINISH_ABORT ? q->num_output == 0 : idx == 0, finish);
         if (finish) {
@@ -151,7 +152,7 @@ static void req_on_token(sim_job *job, int idx, int finish) {
         return;
     }
     for (int i = 0; i < ntext; i++)
-        memcpy(text + (size_t)i * SIM_TOKEN_BYTES, sim_token_text(r->text_seed, i), SIM_TOKEN_BYTES);
+        memcpy(text + (size_t)i * SIM_TOKEN_BYTES, sim_token_text(r->text_seed, i + r->text_offset), SIM_TOKEN_BYTES);
     text[(size_t)ntext * SIM_TOKEN_BYTES] = '\0';
     sim_api_full(h->scratch, &r->fmt, text, finish, q->prompt_len, q->num_output);
     free(text);
@@ -202,7 +203,11 @@ static void handle_generate(sim_http *h, struct evhttp_request *req, int kind) {
     q->max_tokens = ar.max_tokens;
     q->min_tokens = ar.min_tokens;
     q->ignore_eos = ar.ignore_eos != 0;
-    q->eos_at = sim_eos_position(r->text_seed);
+    /* A continuation stops where the whole answer would have: its EOS less what came before. */
+    r->text_offset = ar.text_offset;
+    q->eos_at = sim_eos_position(r->text_seed) - r->text_offset;
+    if (q->eos_at < 1)
+        q->eos_at = 1;
     r->job.on_token = req_on_token;
 
     evhttp_connection_set_closecb(r->conn, on_conn_close, r);

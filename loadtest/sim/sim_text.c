@@ -4,6 +4,8 @@
  */
 #include "sim_text.h"
 
+#include <string.h>
+
 static const char *const vocab[64] = {
     " the", " and", " for", " you", " are", " but", " not", " all", " any", " can", " her", " was", " one",
     " our", " out", " day", " get", " has", " him", " his", " how", " man", " new", " now", " old", " see",
@@ -41,4 +43,13 @@ const char *sim_token_text(uint64_t seed, int i) { return vocab[sim_mix(seed + (
 
 int sim_eos_position(uint64_t seed) {
     return SIM_EOS_MIN + (int)(sim_mix(seed ^ 0xe05e05e05ULL) % (SIM_EOS_MAX - SIM_EOS_MIN + 1));
+}
+
+int sim_is_token_text(const char *p) {
+    if (p[0] != ' ')
+        return 0;
+    for (int i = 0; i < 64; i++)
+        if (memcmp(vocab[i], p, SIM_TOKEN_BYTES) == 0)
+            return 1;
+    return 0;
 }

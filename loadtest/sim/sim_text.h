@@ -25,6 +25,9 @@ uint64_t sim_mix(uint64_t x);
 /* Text of output token i of a sequence whose text seed is seed: always 4 bytes, no JSON escaping needed. */
 const char *sim_token_text(uint64_t seed, int i);
 
+/* Whether the SIM_TOKEN_BYTES bytes at p are one of the output vocabulary's tokens. */
+int sim_is_token_text(const char *p);
+
 /* Where the model would emit EOS (1..SIM_EOS_MAX tokens), from the text seed. */
 #define SIM_EOS_MIN 16
 #define SIM_EOS_MAX 512

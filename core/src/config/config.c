@@ -16,6 +16,7 @@
 
 #include "config/auth_keys.h"
 #include "config/config_schema.h"
+#include "config/config_workers.h"
 #include "common/yaml_json.h"
 
 /* Config files are a few kilobytes; the cap only stops an accidental multi-gigabyte read. */
@@ -406,6 +407,8 @@ static int load_root(loader *ld, const yaml_node_t *root) {
             rc = set_field(ld, f, key, v);
         else if (strcmp(key, "plugins") == 0)
             rc = load_plugins(ld, v);
+        else if (strcmp(key, "workers") == 0)
+            rc = tlab__config_load_workers(ld->cfg, ld->doc, v, ld->file, ld->err, ld->errlen);
         else
             rc = unknown_key(ld, k->start_mark, &tlab__config_top_section, key);
         if (rc < 0)
@@ -529,6 +532,8 @@ static int apply_set(loader *ld, const char *set) {
     snprintf(key, sizeof key, "%.*s", (int)(eq - set), set);
     if (strncmp(key, "plugins", 7) == 0 && (key[7] == '\0' || key[7] == '[' || key[7] == '.'))
         return fail(ld, none, "entries of the plugins list cannot be set from the command line; edit the config file");
+    if (strncmp(key, "workers", 7) == 0 && (key[7] == '\0' || key[7] == '[' || key[7] == '.'))
+        return fail(ld, none, "entries of the workers list cannot be set from the command line; edit the config file");
 
     /* "a.b.c": section "a.b", key "c"; a name with no section is a top-level key. */
     char expected[256];

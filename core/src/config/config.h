@@ -21,6 +21,13 @@ typedef struct tlab__plugin_conf {
     int line, col;  /* where the entry starts, for error messages */
 } tlab__plugin_conf;
 
+/* One external worker of the pool (docs/workers.md). */
+typedef struct tlab__worker_conf {
+    char *name;     /* workers[i].name, required, unique: letters, digits, '.', '_', '-' (a metric label) */
+    char *url;      /* workers[i].url, required: its base URL, as upstream.url */
+    int line, col;  /* where the entry starts */
+} tlab__worker_conf;
+
 typedef struct tlab__config {
     char *source;      /* path of the file loaded */
     char *listen_host; /* listen.host, default "127.0.0.1" */
@@ -72,6 +79,18 @@ typedef struct tlab__config {
     int autopilot_worker_metrics; /* autopilot.worker_metrics: scrape <upstream.url>/metrics (1, default) or not (0) */
     char *autopilot_start_file; /* autopilot.start_file: tlab-tune's tuned-gateway.yaml, "" = none (default) */
     long autopilot_start_limit; /* its initial_limit, read when the config loads; 0 = none */
+
+    /* workers and pool: more than one worker (docs/workers.md). No workers list: one worker at
+     * upstream.url (supervised when the supervisor plugin is loaded). */
+    tlab__worker_conf *workers;  /* workers: external workers, in order; owned */
+    size_t n_workers;
+    long pool_health_interval_ms; /* pool.health_interval_ms: GET /health of each listed worker, 100..600000, default 1000 */
+    long pool_eject_after_failures; /* pool.eject_after_failures: consecutive failures that eject a worker, 1..1000, default 3 */
+    long pool_eject_ms;          /* pool.eject_ms: the first ejection; doubles per failed trial, 100..3600000, default 1000 */
+    long pool_stall_ms;          /* pool.stall_ms: in flight and no byte from the worker this long = stalled, 100..3600000,
+                                    default 10000 */
+    char *pool_affinity_header;  /* pool.affinity_header: requests with the same value go to the same worker; "" = off
+                                    (default) */
 
     long shutdown_grace_s;       /* shutdown.grace_s: after SIGTERM, how long in-flight requests may run, 0..3600,
                                     default 30 */

@@ -67,6 +67,13 @@ static const field autopilot_fields[] = {
     FLD("worker_metrics", F_BOOL, autopilot_worker_metrics, 0, 1),
     FLD("start_file", F_PATH, autopilot_start_file, 0, 0),
 };
+static const field pool_fields[] = {
+    FLD("health_interval_ms", F_LONG, pool_health_interval_ms, 100, 600000),
+    FLD("eject_after_failures", F_LONG, pool_eject_after_failures, 1, 1000),
+    FLD("eject_ms", F_LONG, pool_eject_ms, 100, 3600000),
+    FLD("stall_ms", F_LONG, pool_stall_ms, 100, 3600000),
+    FLD("affinity_header", F_STR, pool_affinity_header, 0, 0),
+};
 static const field top_fields[] = {
     FLD("plugin_dir", F_STR, plugin_dir, 0, 0),
 };
@@ -84,11 +91,12 @@ const section tlab__config_sections[] = {
     SECTION("shutdown", shutdown_fields),
     SECTION("slo", slo_fields),
     SECTION("autopilot", autopilot_fields),
+    SECTION("pool", pool_fields),
 };
 const section tlab__config_top_section = SECTION(NULL, top_fields);
 const size_t tlab__config_n_sections = sizeof(tlab__config_sections) / sizeof(tlab__config_sections[0]);
 
-const char *const tlab__config_top_expected = "listen, upstream, limits, log, policies, auth, admin, shutdown, slo, autopilot, plugin_dir, plugins";
+const char *const tlab__config_top_expected = "listen, upstream, limits, log, policies, auth, admin, shutdown, slo, autopilot, pool, workers, plugin_dir, plugins";
 const char *const tlab__config_log_levels[] = {"debug", "info", "warn", "error", NULL};
 
 int tlab__config_defaults(tlab__config *cfg) {
@@ -128,8 +136,13 @@ int tlab__config_defaults(tlab__config *cfg) {
     cfg->autopilot_max_limit = 1024;
     cfg->autopilot_worker_metrics = 1;
     cfg->autopilot_start_file = strdup("");
+    cfg->pool_health_interval_ms = 1000;
+    cfg->pool_eject_after_failures = 3;
+    cfg->pool_eject_ms = 1000;
+    cfg->pool_stall_ms = 10000;
+    cfg->pool_affinity_header = strdup("");
     if (!cfg->auth_keys_file || !cfg->admin_host || !cfg->listen_host || !cfg->upstream_url || !cfg->log_level ||
-        !cfg->plugin_dir || !cfg->policy_admission || !cfg->autopilot_start_file ||
+        !cfg->plugin_dir || !cfg->policy_admission || !cfg->autopilot_start_file || !cfg->pool_affinity_header ||
         !cfg->policy_degradation) {
         tlab__config_free(cfg);
         return -1;
@@ -146,6 +159,12 @@ void tlab__config_free(tlab__config *cfg) {
         json_decref(cfg->plugins[i].config);
     }
     free(cfg->plugins);
+    for (size_t i = 0; i < cfg->n_workers; i++) {
+        free(cfg->workers[i].name);
+        free(cfg->workers[i].url);
+    }
+    free(cfg->workers);
+    free(cfg->pool_affinity_header);
     free(cfg->source);
     free(cfg->listen_host);
     free(cfg->upstream_url);

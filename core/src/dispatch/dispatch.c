@@ -1,6 +1,7 @@
 /*
- * dispatch.c - the dispatcher: queue role or the core's FIFO, then the gates (the autopilot's,
- * gate.h, then the plugins'), then the relay.
+ * dispatch.c - the dispatcher: queue role or the core's FIFO, then a worker with room (route.h,
+ * each worker's autopilot gate), then the plugins' gates, then the relay; and the failover of a
+ * request that failed before its first byte.
  */
 #include "dispatch/dispatch.h"
 
@@ -9,6 +10,8 @@
 #include "base/clock.h"
 #include "common/log.h"
 #include "dispatch/gate.h"
+#include "dispatch/pool.h"
+#include "dispatch/route.h"
 #include "hooks/plugin_host.h"
 #include "relay/relay.h"
 
@@ -154,26 +157,96 @@ static tlab_request *peek(const tlab_queue_role *q, void *qself) {
     return q ? q->peek(qself) : d.head;
 }
 
-/* The worker went away before answering r (crash, restart): with a supervisor, r goes back to
- * the queue once and is served when the worker is back, instead of failing. */
+static void send_to_worker(tlab_request *r, tlab__pool_worker *w);
+
+/* r's leg at its worker is over (ended, or handed back): the worker's load and breaker. */
+static void leg_over(tlab_request *r, int verdict) {
+    tlab__pool_worker *w = tlab__pool_worker_of(r->worker_id);
+    if (!w || r->internal)
+        return;
+    if (tlab__pool_leg_ended(w, tlab__route_tokens(r), verdict, tlab__now_us()))
+        tlab__log(TLAB_LOG_WARN, r->id, "worker %s ejected after %d consecutive failures; trying it again in %.1f s", w->name,
+                  w->breaker.threshold, (double)w->breaker.ejection_us / 1e6);
+}
+
+/* The worker went away before answering r (crash, restart, a cut whole-body answer). In a pool,
+ * r goes once to another worker, never the same one: at once when one has room, else back to
+ * the queue marked to avoid it. With one supervised worker, r goes back to the queue once and
+ * is served when the worker is back. Otherwise the relay answers 503. */
 static int on_unreachable(tlab_request *r) {
-    if (r->requeued || tlab__plugins_worker_state() < 0 || d.draining)
-        return 0; /* while draining nothing is dispatched from the queue any more: answer now */
+    if (d.draining)
+        return 0; /* nothing is dispatched from the queue any more: answer now */
+    tlab__pool_worker *w = tlab__pool_worker_of(r->worker_id);
+    if (tlab__pool_size() > 1 && w && !r->failed_over && !r->internal) {
+        leg_over(r, 0);
+        r->failed_over = 1;
+        r->tried_workers |= 1ull << w->id;
+        tlab__pool_count_failover(w);
+        uint64_t now = tlab__now_us();
+        tlab__pool_worker *next = tlab__route_pick(r, r->tried_workers, now);
+        tlab__log(TLAB_LOG_INFO, r->id, "worker %s failed before any response byte: %s", w->name,
+                  next ? "sent to another worker" : "back to the queue for another worker");
+        if (next) {
+            tlab__route_commit(next, now);
+            send_to_worker(r, next);
+        } else {
+            r->requeued = 1;
+            tlab__dispatch_submit(r);
+        }
+        return 1;
+    }
+    if (r->requeued || tlab__plugins_worker_state() < 0 || tlab__pool_size() > 1)
+        return 0;
+    leg_over(r, 0);
     r->requeued = 1;
     tlab__log(TLAB_LOG_INFO, r->id, "worker unreachable before any response byte: back to the queue");
     tlab__dispatch_submit(r);
     return 1;
 }
 
+/* 1: the worker answered (below 500); 0: it failed; -1: no verdict (the client left first). */
+static int verdict_of(const tlab_request *r) {
+    int status = r->upstream_error_status ? r->upstream_error_status : r->status;
+    if (status <= 0)
+        return -1;
+    return status < 500 ? 1 : 0;
+}
+
 static void on_leg_done(tlab_request *r) {
+    leg_over(r, verdict_of(r));
     tlab__gate_on_leg_done(r);
     tlab__dispatch_wake(); /* a worker slot opened */
 }
 
-static const tlab__relay_report report = {on_unreachable, on_leg_done};
+static void on_progress(tlab_request *r) {
+    tlab__pool_worker *w = tlab__pool_worker_of(r->worker_id);
+    if (w)
+        tlab__pool_progress(w, tlab__now_us());
+}
 
-static void send_to_worker(tlab_request *r) {
-    if (!r->internal && r->t[TLAB_EV_ADMITTED]) {
+/* r's stream was cut midway: another worker, once, even past its gate (the client is reading). */
+static const char *on_resume(tlab_request *r) {
+    tlab__pool_worker *w = tlab__pool_worker_of(r->worker_id);
+    if (d.draining || !w || r->failed_over)
+        return NULL;
+    uint64_t now = tlab__now_us();
+    tlab__pool_worker *next = tlab__route_pick_now(r, r->tried_workers | 1ull << w->id, now);
+    if (!next)
+        return NULL;
+    leg_over(r, 0);
+    r->failed_over = 1;
+    r->tried_workers |= 1ull << w->id;
+    tlab__pool_count_failover(w);
+    tlab__route_commit(next, now);
+    r->worker_id = next->id;
+    tlab__pool_leg_started(next, tlab__route_tokens(r), now);
+    return next->url;
+}
+
+static const tlab__relay_report report = {on_unreachable, on_leg_done, on_progress, on_resume};
+
+static void send_to_worker(tlab_request *r, tlab__pool_worker *w) {
+    if (!r->internal && r->t[TLAB_EV_ADMITTED] && !r->t[TLAB_EV_DISPATCHED]) {
         /* Waiting beyond the first dispatcher pass after admission was a gate's doing. */
         uint64_t waited = tlab__now_us() - r->t[TLAB_EV_ADMITTED];
         if (r->dispatch_pass + 1 < d.pass)
@@ -181,11 +254,23 @@ static void send_to_worker(tlab_request *r) {
         else
             r->overhead_us += waited;
     }
-    tlab__relay_start(r, &report);
+    r->worker_id = w->id;
+    r->resumable = r->info.stream && !r->internal && tlab__pool_size() > 1;
+    if (!r->internal)
+        tlab__pool_leg_started(w, tlab__route_tokens(r), tlab__now_us());
+    tlab__relay_start(r, w->url, &report);
 }
 
 void tlab__dispatch_send_now(tlab_request *r) {
-    tlab__relay_start(r, &report);
+    /* Not an LLM call (/v1/models): any worker that takes requests, past the gates. */
+    uint64_t now = tlab__now_us();
+    tlab__pool_worker *w = tlab__pool_worker_at(0);
+    for (size_t i = 0; i < tlab__pool_size(); i++)
+        if (tlab__pool_worker_routable(tlab__pool_worker_at(i), now)) {
+            w = tlab__pool_worker_at(i);
+            break;
+        }
+    send_to_worker(r, w);
 }
 
 static void run_dispatch(evutil_socket_t fd, short what, void *arg) {
@@ -201,8 +286,11 @@ static void run_dispatch(evutil_socket_t fd, short what, void *arg) {
     const tlab_queue_role *q = tlab__plugins_queue(&qself);
     tlab_request *r;
     while ((r = peek(q, qself)) != NULL) {
-        if (!tlab__gate_open())
-            break; /* the autopilot's limit; a leg that ends or a limit that grows wakes us */
+        uint64_t now = tlab__now_us();
+        tlab__pool_worker *w = tlab__route_pick(r, r->tried_workers, now);
+        if (!w)
+            break; /* every worker is at its autopilot's limit (or out); a leg that ends, a limit
+                      that grows or a worker back in wakes us */
         int rc = tlab__plugins_gate(r);
         if (rc == TLAB_AGAIN)
             break; /* a gate holds the head; it calls dispatch_wake when it opens */
@@ -221,7 +309,8 @@ static void run_dispatch(evutil_socket_t fd, short what, void *arg) {
             tlab__request_fail(r, &err, 0);
             continue;
         }
-        send_to_worker(r);
+        tlab__route_commit(w, now);
+        send_to_worker(r, w);
     }
     d.running = 0;
 }

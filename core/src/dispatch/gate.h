@@ -1,8 +1,10 @@
 /*
- * gate.h - the concurrency gate toward the worker and the deadline predictions, run by the SLO
- * autopilot (autopilot.h): a timer on the loop scrapes the worker's /metrics, feeds the
- * controller with it and with the requests that came back, and publishes the result in /metrics
- * (gateway_autopilot_*, gateway_slo_*). docs/autopilot.md explains the controller.
+ * gate.h - the concurrency gate toward each worker and the deadline predictions, run by the SLO
+ * autopilot (autopilot.h): a timer on the loop scrapes each worker's /metrics, feeds its
+ * controller with it and with the requests that came back from it, and publishes the result in
+ * /metrics (gateway_autopilot_* for the pool, gateway_worker_* per worker, gateway_slo_*).
+ * docs/autopilot.md explains the controller. The predictions below are the pool's: limits and
+ * drain rates add up over the workers that take requests; with one worker they are its own.
  */
 #ifndef TLAB_GATE_H
 #define TLAB_GATE_H
@@ -13,10 +15,11 @@
 
 #include "config/config.h"
 #include "dispatch/autopilot.h"
+#include "dispatch/pool.h"
 #include "request/request.h"
 #include "upstream/upstream.h"
 
-/* Handed in, since the dispatcher calls the gate: `waiting` counts the requests waiting for
+/* After tlab__pool_init. Handed in, since the dispatcher calls the gate: `waiting` counts the requests waiting for
  * dispatch; `wake` re-runs the dispatcher when the limit grew. */
 int tlab__gate_init(struct event_base *base, tlab__upstream *up, const tlab__config *cfg, size_t (*waiting)(void),
                     void (*wake)(void));
@@ -24,13 +27,14 @@ int tlab__gate_init(struct event_base *base, tlab__upstream *up, const tlab__con
 void tlab__gate_reconfigure(const tlab__config *cfg);
 void tlab__gate_shutdown(void);
 
-/* Whether one more request may go to the worker now. */
-int tlab__gate_open(void);
-/* A request's worker leg ended: one sample for the controller. */
+/* Whether one more request may go to worker w now (its autopilot's limit). */
+int tlab__gate_worker_open(const tlab__pool_worker *w);
+/* A request's worker leg ended: one sample for its worker's controller. */
 void tlab__gate_on_leg_done(const tlab_request *r);
 
+/* The pool's limit: the sum of the gates of the workers that take requests. */
 int tlab__gate_limit(void);
-/* The controller itself, for the micro-benchmark that primes it (tlab-admission-cost). */
+/* The first worker's controller, for the micro-benchmark that primes it (tlab-admission-cost). */
 tlab__autopilot *tlab__gate_autopilot(void);
 const tlab__autopilot_view *tlab__gate_view(void);
 /* The default deadline (slo.e2e_ms), in microseconds. */

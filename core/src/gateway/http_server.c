@@ -23,6 +23,7 @@
 #include "policy/auth.h"
 #include "policy/validate.h"
 #include "dispatch/dispatch.h"
+#include "dispatch/pool.h"
 #include "http/http_front.h"
 #include "common/listen_socket.h"
 #include "common/log.h"
@@ -167,6 +168,16 @@ static void on_request(tlab__http_req *http, void *arg) {
         if (tlab__auth_admit_call(http, key) != 0)
             return;
         return handle_models(http);
+    }
+    if (strcmp(path, "/admin/workers") == 0) {
+        if (cmd != TLAB_HTTP_GET)
+            return method_not_allowed(http, path, "GET");
+        json_t *o = json_pack("{s:o}", "workers", tlab__pool_describe());
+        if (!o)
+            return send_error(http, 500, "internal_error", "%s", "out of memory");
+        send_json(http, 200, o);
+        json_decref(o);
+        return;
     }
     if (strcmp(path, "/admin/policies") == 0) {
         if (cmd != TLAB_HTTP_GET)

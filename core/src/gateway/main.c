@@ -22,6 +22,9 @@
 #include "config/config.h"
 #include "dispatch/dispatch.h"
 #include "dispatch/gate.h"
+#include "dispatch/pool.h"
+#include "dispatch/pool_health.h"
+#include "dispatch/route.h"
 #include "gateway/gateway.h"
 #include "gateway/http_server.h"
 #include "common/log.h"
@@ -215,12 +218,23 @@ int main(int argc, char **argv) {
         LOG_ERROR("cannot initialise libcurl");
         goto out;
     }
-    if (tlab__gate_init(tlab__gw.base, tlab__gw.upstream, &cfg, tlab__dispatch_waiting, tlab__dispatch_wake) != 0) {
+    if (tlab__pool_init(&cfg) != 0 || tlab__route_init(&cfg) != 0 ||
+        tlab__gate_init(tlab__gw.base, tlab__gw.upstream, &cfg, tlab__dispatch_waiting, tlab__dispatch_wake) != 0 ||
+        tlab__pool_health_init(tlab__gw.base, tlab__gw.upstream, &cfg, tlab__dispatch_wake) != 0) {
         LOG_ERROR("out of memory setting up the autopilot");
         goto out;
     }
     if (tlab__plugins_load(tlab__gw.base, &cfg, tlab__plugin_api(), err, sizeof err) != 0) {
         LOG_ERROR("%s", err);
+        goto out;
+    }
+    if (cfg.n_workers && tlab__plugins_worker_state() >= 0) {
+        /* One supervisor runs one worker; in a listed pool it would hold every worker's requests
+         * on its own worker's state. */
+        LOG_ERROR("%s:%d:%d: a workers list and the supervisor plugin do not go together yet: the supervisor runs one worker "
+                  "at upstream.url; list workers you start yourself, or drop the workers list",
+                  cfg.source ? cfg.source : "(config)", cfg.workers[0].line, cfg.workers[0].col);
+        rc = 2;
         goto out;
     }
     /* After the plugins, so gw.set_window_ms and gw.restart_worker find them from the first call. */
@@ -238,8 +252,15 @@ int main(int argc, char **argv) {
     evsignal_add(sigint, NULL);
     sighup = evsignal_new(tlab__gw.base, SIGHUP, on_sighup, NULL);
     evsignal_add(sighup, NULL);
-    LOG_INFO("tlab-gateway %s listening on http://%s:%d (upstream %s, %zu plugin%s)", TLAB_VERSION, cfg.listen_host,
-             tlab__gw.port, cfg.upstream_url, tlab__plugins_count(), tlab__plugins_count() == 1 ? "" : "s");
+    char where[600];
+    if (cfg.n_workers)
+        snprintf(where, sizeof where, "%zu workers", cfg.n_workers);
+    else
+        snprintf(where, sizeof where, "upstream %s", cfg.upstream_url);
+    LOG_INFO("tlab-gateway %s listening on http://%s:%d (%s, %zu plugin%s)", TLAB_VERSION, cfg.listen_host, tlab__gw.port, where,
+             tlab__plugins_count(), tlab__plugins_count() == 1 ? "" : "s");
+    for (size_t i = 0; i < cfg.n_workers; i++)
+        LOG_INFO("worker %s at %s", cfg.workers[i].name, cfg.workers[i].url);
     if (tlab__auth_enabled())
         LOG_INFO("auth on: %zu API key%s from %s", tlab__auth_key_count(), tlab__auth_key_count() == 1 ? "" : "s",
                  cfg.auth_keys_file);
@@ -270,7 +291,10 @@ out:
         event_free(shutdown_timer);
     tlab__stream_keepalive_shutdown();
     tlab__process_shutdown();
+    tlab__pool_health_shutdown();
     tlab__gate_shutdown();
+    tlab__route_shutdown();
+    tlab__pool_shutdown();
     tlab__dispatch_shutdown();
     tlab__upstream_free(tlab__gw.upstream);
     tlab__auth_shutdown();

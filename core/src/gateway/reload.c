@@ -48,6 +48,15 @@ static int plugins_differ(const tlab__config *a, const tlab__config *b) {
 }
 
 /* Keys that only take effect at start-up: named in `k` when they differ. */
+static int workers_differ(const tlab__config *a, const tlab__config *b) {
+    if (a->n_workers != b->n_workers)
+        return 1;
+    for (size_t i = 0; i < a->n_workers; i++)
+        if (strcmp(a->workers[i].name, b->workers[i].name) != 0 || strcmp(a->workers[i].url, b->workers[i].url) != 0)
+            return 1;
+    return 0;
+}
+
 static void restart_keys(const tlab__config *old, const tlab__config *next, keylist *k) {
     if (str_differs(old->listen_host, next->listen_host))
         note(k, "listen.host");
@@ -75,6 +84,11 @@ static void restart_keys(const tlab__config *old, const tlab__config *next, keyl
         note(k, "plugin_dir");
     if (plugins_differ(old, next))
         note(k, "plugins");
+    if (workers_differ(old, next))
+        note(k, "workers");
+    if (old->pool_health_interval_ms != next->pool_health_interval_ms || old->pool_eject_after_failures != next->pool_eject_after_failures ||
+        old->pool_eject_ms != next->pool_eject_ms || str_differs(old->pool_affinity_header, next->pool_affinity_header))
+        note(k, "pool");
 }
 
 #define LIVE_LONG(field, key)                                                                                                      \
@@ -137,6 +151,7 @@ int tlab__reload_config(tlab__config *live, const char *path, const char *const 
     LIVE_LONG(autopilot_service_share_pct, "autopilot.service_share_pct");
     LIVE_LONG(autopilot_initial_limit, "autopilot.initial_limit");
     LIVE_LONG(autopilot_max_limit, "autopilot.max_limit");
+    LIVE_LONG(pool_stall_ms, "pool.stall_ms");
     if (live->autopilot_worker_metrics != next->autopilot_worker_metrics)
         note(&restart, "autopilot.worker_metrics");
     if (str_differs(live->autopilot_start_file, next->autopilot_start_file) || live->autopilot_start_limit != next->autopilot_start_limit)

@@ -15,6 +15,8 @@
 
 #include "base/clock.h"
 #include "common/log.h"
+#include "relay/resume_body.h"
+#include "relay/splice.h"
 #include "upstream/upstream.h"
 
 /* A client this far behind gets no more bytes until it catches up: the worker's transfer is
@@ -44,8 +46,20 @@ static void leg_cleanup(tlab_request *r, void *data) {
         tlab__xfer_abort(r->xfer);
         r->xfer = NULL;
     }
+    if (r->splice) {
+        tlab__splice_free(r->splice);
+        free(r->splice);
+        r->splice = NULL;
+    }
     if (report && report->leg_done)
         report->leg_done(r);
+}
+
+/* A stream that another worker may continue if this one cuts it: its transcript starts now. */
+static void start_transcript(tlab_request *r) {
+    if (!r->resumable || r->splice || !(r->splice = malloc(sizeof *r->splice)))
+        return;
+    tlab__splice_init(r->splice, r->kind == TLAB_KIND_CHAT);
 }
 
 static int is_event_stream(const char *ctype) {
@@ -56,13 +70,22 @@ static void on_headers(void *arg, int status, const char *ctype) {
     tlab_request *r = arg;
     uint64_t start = tlab__now_us();
     r->overhead_us += tlab__xfer_send_overhead_us(r->xfer);
+    if (r->splice && r->splice->resuming && r->phase == TLAB_PHASE_RESPONDING) {
+        /* A continuation: the client has its headers. Anything but a stream now can only be
+         * told in an SSE event, as after early headers. */
+        if (status != 200 || !is_event_stream(ctype))
+            r->upstream_error_status = status != 200 ? status : 502;
+        return;
+    }
     if (r->early_headers) {
         /* The keep-alive already sent 200 and SSE headers. A worker error can now only be told
          * in an SSE event: collect its body (on_data) and send it at the end (on_done). */
-        if (status != 200)
+        if (status != 200) {
             r->upstream_error_status = status;
-        else
+        } else {
             r->sse_framed = 1;
+            start_transcript(r);
+        }
         tlab__request_set_phase(r, TLAB_PHASE_RESPONDING);
         return;
     }
@@ -84,6 +107,8 @@ static void on_headers(void *arg, int status, const char *ctype) {
         tlab__http_add_header(r->http, "Cache-Control", "no-cache");
         tlab__http_add_header(r->http, "X-Accel-Buffering", "no");
         r->sse_framed = 1;
+        if (status == 200)
+            start_transcript(r);
     }
     r->overhead_us += tlab__now_us() - start;
     tlab__request_add_headers(r, r->http);
@@ -120,6 +145,17 @@ static void add_to_chunk(void *arg, const char *data, size_t len) {
     evbuffer_add(arg, data, len);
 }
 
+typedef struct spliced_chunk {
+    tlab__splice *splice;
+    struct evbuffer *chunk;
+} spliced_chunk;
+
+/* Whole events on their way out go through the transcript (and a continuation's rewrite). */
+static void add_through_splice(void *arg, const char *data, size_t len) {
+    spliced_chunk *c = arg;
+    tlab__splice_events(c->splice, data, len, add_to_chunk, c->chunk);
+}
+
 /* Sends `chunk` to the client; a client too far behind pauses the worker's transfer. */
 static void send_chunk(tlab_request *r, struct evbuffer *chunk) {
     if (!r->http)
@@ -131,10 +167,17 @@ static void send_chunk(tlab_request *r, struct evbuffer *chunk) {
     }
 }
 
+static const tlab__relay_report *report_of(const tlab_request *r) {
+    return r->leg_cleanup ? r->leg_cleanup->data : NULL;
+}
+
 static void on_data(void *arg, const char *data, size_t len) {
     tlab_request *r = arg;
     if (!r->t[TLAB_EV_FIRST_BYTE])
         tlab__request_emit(r, TLAB_EV_FIRST_BYTE);
+    const tlab__relay_report *report = report_of(r);
+    if (report && report->progress)
+        report->progress(r);
     if (r->upstream_error_status) {
         size_t room = r->upstream_error_len < 2048 ? 2048 - r->upstream_error_len : 0;
         char *grown = room ? realloc(r->upstream_error_body, r->upstream_error_len + (len < room ? len : room) + 1) : NULL;
@@ -157,7 +200,10 @@ static void on_data(void *arg, const char *data, size_t len) {
     struct evbuffer *chunk = evbuffer_new();
     if (!chunk)
         return;
-    if (r->sse_framed)
+    spliced_chunk sc = {r->splice, chunk};
+    if (r->sse_framed && r->splice)
+        tlab__sse_relay_feed(&r->sse, data, len, add_through_splice, &sc);
+    else if (r->sse_framed)
         tlab__sse_relay_feed(&r->sse, data, len, add_to_chunk, chunk);
     else
         evbuffer_add(chunk, data, len);
@@ -212,13 +258,75 @@ static int hand_back(tlab_request *r) {
     const tlab__relay_report *report = leg ? leg->data : NULL;
     if (!report || !report->unreachable || !r->http)
         return 0;
-    leg->fn = NULL; /* the leg is over; the caller owns r again */
+    leg->fn = NULL; /* the leg is over; the caller owns r again (r->worker_id says where it was) */
     r->leg_cleanup = NULL;
-    r->worker_id = -1;
     if (report->unreachable(r))
         return 1;
     r->leg_cleanup = tlab__request_cleanup_add(r, leg_cleanup, (void *)report);
     return 0;
+}
+
+static tlab__xfer *send_leg(tlab_request *r, const char *base_url, const char *body, size_t body_len);
+
+/* r's stream broke (or its worker stalled) after part of it reached the client: another worker
+ * may continue it from the text sent so far. 1 when one does. */
+static int try_resume(tlab_request *r, const char *detail) {
+    const tlab__relay_report *report = report_of(r);
+    if (!r->splice || !tlab__splice_resumable(r->splice) || r->upstream_error_status || !report || !report->resume || !r->http)
+        return 0;
+    char why[128];
+    json_t *orig = tlab__request_body(r);
+    char *body = orig ? tlab__resume_body(orig, r->kind == TLAB_KIND_CHAT, r->splice->text, r->splice->len, r->splice->tokens,
+                                          why, sizeof why)
+                      : NULL;
+    if (!body) {
+        tlab__log(TLAB_LOG_INFO, r->id, "the stream cannot go on at another worker: %s", orig ? why : "no body");
+        return 0;
+    }
+    const char *url = report->resume(r);
+    if (!url) {
+        free(body);
+        return 0;
+    }
+    tlab__log(TLAB_LOG_INFO, r->id, "stream cut after %ld tokens (%s): continued at another worker", r->splice->tokens,
+              detail);
+    /* What reached the client ends at an event boundary; the half event the cut left is dropped. */
+    tlab__sse_relay_free(&r->sse);
+    tlab__sse_relay_init(&r->sse, 0);
+    tlab__splice_begin_continuation(r->splice);
+    r->xfer = send_leg(r, url, body, strlen(body));
+    free(body);
+    return r->xfer != NULL;
+}
+
+void tlab__relay_give_up(tlab_request *r, const char *why) {
+    if (r->phase == TLAB_PHASE_RESPONDING && r->splice && !r->held_body) {
+        if (r->xfer) {
+            tlab__xfer_abort(r->xfer);
+            r->xfer = NULL;
+        }
+        if (!try_resume(r, why))
+            fail_mid_response(r, why);
+        return;
+    }
+    if (r->phase != TLAB_PHASE_UPSTREAM)
+        return;
+    if (r->xfer) {
+        tlab__xfer_abort(r->xfer);
+        r->xfer = NULL;
+    }
+    if (r->held_body) {
+        evbuffer_free(r->held_body);
+        r->held_body = NULL;
+        free(r->held_ctype);
+        r->held_ctype = NULL;
+    }
+    r->status = 0;
+    if (hand_back(r))
+        return;
+    tlab__error err;
+    tlab__error_set(&err, 504, "timeout", NULL, "%s", why);
+    tlab__request_fail(r, &err, 0);
 }
 
 static void on_done(void *arg, tlab__xfer_result result, const char *detail) {
@@ -234,6 +342,17 @@ static void on_done(void *arg, tlab__xfer_result result, const char *detail) {
     }
     if (result == TLAB_XFER_UNREACHABLE && r->phase == TLAB_PHASE_UPSTREAM && hand_back(r))
         return;
+    if (result == TLAB_XFER_BROKEN && r->held_body && r->phase == TLAB_PHASE_UPSTREAM) {
+        /* A whole-body answer cut midway: the client saw none of it, so the request may go
+         * again, whole, to another worker. */
+        evbuffer_free(r->held_body);
+        r->held_body = NULL;
+        free(r->held_ctype);
+        r->held_ctype = NULL;
+        r->status = 0;
+        if (hand_back(r))
+            return;
+    }
     if (result == TLAB_XFER_OK && r->held_body) {
         release_held(r, 1);
         tlab__request_finish(r);
@@ -265,7 +384,8 @@ static void on_done(void *arg, tlab__xfer_result result, const char *detail) {
         return;
     }
     if (r->phase == TLAB_PHASE_RESPONDING) {
-        fail_mid_response(r, detail);
+        if (!try_resume(r, detail))
+            fail_mid_response(r, detail);
         return;
     }
     tlab__error err;
@@ -298,10 +418,44 @@ static const char *header_line(char *buf, size_t cap, const char *name_colon, co
     return buf;
 }
 
-void tlab__relay_start(tlab_request *r, const tlab__relay_report *report) {
+/* Starts r's transfer of `body` to the worker at base_url (NULL: upstream.url). */
+static tlab__xfer *send_leg(tlab_request *r, const char *base_url, const char *body, size_t body_len) {
+    const char *headers[5];
+    size_t n = 0;
+    char idh[64], auth[1024], accept[256];
+    headers[n++] = header_line(idh, sizeof idh, "X-Request-Id: ", r->id);
+    if (!r->internal)
+        headers[n++] = "Content-Type: application/json";
+    /* With gateway auth on, the client's key is the gateway's business: the worker never sees it. */
+    const char *v = r->forward_authorization && r->http ? tlab__http_req_header(r->http, "Authorization") : NULL;
+    if (v && header_line(auth, sizeof auth, "Authorization: ", v))
+        headers[n++] = auth;
+    v = r->http ? tlab__http_req_header(r->http, "Accept") : NULL;
+    if (v && header_line(accept, sizeof accept, "Accept: ", v))
+        headers[n++] = accept;
+    headers[n] = NULL;
+    /* A pool worker's URL plus the path: the upstream takes an absolute URL as it is. */
+    char url_buf[1024], *url = NULL;
+    const char *target = r->path;
+    if (base_url) {
+        size_t bl = strlen(base_url), pl = strlen(r->path);
+        url = bl + pl + 1 <= sizeof url_buf ? url_buf : malloc(bl + pl + 1);
+        if (url) {
+            memcpy(url, base_url, bl);
+            memcpy(url + bl, r->path, pl + 1);
+            target = url;
+        }
+    }
+    tlab__xfer *x = tlab__upstream_start(upstream, r->internal ? "GET" : "POST", target, r->internal ? NULL : body,
+                                        r->internal ? 0 : body_len, headers, 0, &relay_callbacks, r);
+    if (url && url != url_buf)
+        free(url);
+    return x;
+}
+
+void tlab__relay_start(tlab_request *r, const char *base_url, const tlab__relay_report *report) {
     uint64_t start = tlab__now_us();
     tlab__request_set_phase(r, TLAB_PHASE_UPSTREAM);
-    r->worker_id = 0;
     r->leg_cleanup = tlab__request_cleanup_add(r, leg_cleanup, (void *)report);
     tlab__request_emit(r, TLAB_EV_DISPATCHED);
 
@@ -319,22 +473,7 @@ void tlab__relay_start(tlab_request *r, const tlab__relay_report *report) {
         tlab__request_fail(r, &err, 0);
         return;
     }
-    const char *headers[5];
-    size_t n = 0;
-    char idh[64], auth[1024], accept[256];
-    headers[n++] = header_line(idh, sizeof idh, "X-Request-Id: ", r->id);
-    if (!r->internal)
-        headers[n++] = "Content-Type: application/json";
-    /* With gateway auth on, the client's key is the gateway's business: the worker never sees it. */
-    const char *v = r->forward_authorization && r->http ? tlab__http_req_header(r->http, "Authorization") : NULL;
-    if (v && header_line(auth, sizeof auth, "Authorization: ", v))
-        headers[n++] = auth;
-    v = r->http ? tlab__http_req_header(r->http, "Accept") : NULL;
-    if (v && header_line(accept, sizeof accept, "Accept: ", v))
-        headers[n++] = accept;
-    headers[n] = NULL;
-    r->xfer = tlab__upstream_start(upstream, r->internal ? "GET" : "POST", r->path, r->internal ? NULL : body,
-                                  r->internal ? 0 : body_len, headers, 0, &relay_callbacks, r);
+    r->xfer = send_leg(r, base_url, body, body_len);
     free(dumped);
     r->overhead_us += tlab__now_us() - start;
     if (!r->xfer) {

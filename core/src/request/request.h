@@ -21,6 +21,7 @@
 #include "request/request_info.h"
 
 struct tlab__xfer;
+struct tlab__splice;
 
 typedef enum tlab__phase {
     TLAB_PHASE_NEW = 0,        /* being validated and admitted */
@@ -69,8 +70,10 @@ struct tlab_request {
     uint64_t overhead_us;   /* gateway time so far, excluding waiting on the queue or the worker */
     uint64_t dispatch_pass; /* the dispatcher's pass number at submission (dispatch.c) */
     uint64_t last_client_write_us;
+    uint64_t tried_workers; /* bit i: worker i failed this request before its first byte (dispatch.c) */
     struct tlab_request *fifo_next, *fifo_prev; /* the core's FIFO, when no queue plugin */
     struct tlab__xfer *xfer;
+    struct tlab__splice *splice; /* a resumable stream's transcript (relay/splice.h), NULL otherwise */
     char *priority; /* set by a policy or plugin; NULL: use the x-priority header */
     tlab__header *response_headers; /* added by plugins before the reply starts */
     struct tlab_request *live_next, *live_prev; /* every request not yet done */
@@ -98,6 +101,8 @@ struct tlab_request {
     uint8_t queued_in_plugin;
     uint8_t early_headers;    /* 200 + SSE headers already sent by the keep-alive */
     uint8_t requeued;         /* sent back to the queue once after the worker went away */
+    uint8_t failed_over;      /* moved once to another worker of the pool (dispatch.c) */
+    uint8_t resumable;        /* a stream another worker may continue if it is cut (dispatch.c sets it) */
     uint8_t sse_framed;       /* the body relays through `sse` (an event stream to the client) */
     uint8_t forward_authorization; /* the client's Authorization goes to the worker (gateway auth off) */
     tlab__sse_relay sse;       /* holds back unfinished events; see sse_relay.h */

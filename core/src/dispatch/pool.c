@@ -1,0 +1,219 @@
+/*
+ * pool.c - the worker list, its load accounting and its metrics (pool.h).
+ */
+#include "dispatch/pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/metrics_registry.h"
+#include "hooks/plugin_host.h"
+
+static struct {
+    tlab__pool_worker *w;
+    size_t n;
+    tlab_metric *m_in_flight, *m_limit, *m_up, *m_breaker, *m_ejections, *m_served, *m_failed, *m_failovers;
+} pool;
+
+static char *root_of(const char *url) {
+    size_t n = strlen(url);
+    while (n && url[n - 1] == '/')
+        n--;
+    /* An OpenAI base URL ends in /v1; /health and /metrics are at the server's root. */
+    if (n >= 3 && strncmp(url + n - 3, "/v1", 3) == 0)
+        n -= 3;
+    char *out = malloc(n + 1);
+    if (out) {
+        memcpy(out, url, n);
+        out[n] = '\0';
+    }
+    return out;
+}
+
+static char *base_of(const char *url) {
+    size_t n = strlen(url);
+    while (n && url[n - 1] == '/')
+        n--;
+    char *out = malloc(n + 1);
+    if (out) {
+        memcpy(out, url, n);
+        out[n] = '\0';
+    }
+    return out;
+}
+
+static int add(const tlab__config *cfg, size_t i, const char *name, const char *url, int listed) {
+    tlab__pool_worker *w = &pool.w[i];
+    w->id = (int)i;
+    w->listed = listed;
+    w->health_ok = 1;
+    w->prev_state = -2;
+    w->time_scale = 1;
+    snprintf(w->labels, sizeof w->labels, "worker=\"%s\"", name);
+    tlab__breaker_init(&w->breaker, (int)cfg->pool_eject_after_failures, (uint64_t)cfg->pool_eject_ms * 1000);
+    w->name = strdup(name);
+    w->url = base_of(url);
+    w->root_url = root_of(url);
+    return w->name && w->url && w->root_url ? 0 : -1;
+}
+
+int tlab__pool_init(const tlab__config *cfg) {
+    memset(&pool, 0, sizeof pool);
+    pool.n = cfg->n_workers ? cfg->n_workers : 1;
+    if (!(pool.w = calloc(pool.n, sizeof *pool.w)))
+        return -1;
+    if (!cfg->n_workers) {
+        if (add(cfg, 0, "default", cfg->upstream_url, 0) != 0)
+            return -1;
+    } else {
+        for (size_t i = 0; i < cfg->n_workers; i++)
+            if (add(cfg, i, cfg->workers[i].name, cfg->workers[i].url, 1) != 0)
+                return -1;
+    }
+    pool.m_in_flight = tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_worker_in_flight", "Requests at each worker now", NULL, 0);
+    pool.m_limit = tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_worker_gate_limit",
+                                         "Each worker's concurrency gate (its autopilot's limit)", NULL, 0);
+    pool.m_up = tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_worker_up",
+                                      "1 while a worker takes requests (up and not ejected), else 0", NULL, 0);
+    pool.m_breaker = tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_worker_breaker_state",
+                                           "Each worker's circuit breaker: 0 closed, 1 open (ejected), 2 half-open", NULL, 0);
+    pool.m_ejections = tlab__metric_register(TLAB_METRIC_COUNTER, "gateway_worker_ejections_total",
+                                             "Times a worker was taken out of routing (failures, health, stall)", NULL, 0);
+    pool.m_served = tlab__metric_register(TLAB_METRIC_COUNTER, "gateway_worker_requests_total",
+                                          "Requests each worker answered (any status below 500)", NULL, 0);
+    pool.m_failed = tlab__metric_register(TLAB_METRIC_COUNTER, "gateway_worker_failures_total",
+                                          "Requests that failed at each worker (unreachable, 5xx, cut, timed out)", NULL, 0);
+    pool.m_failovers = tlab__metric_register(TLAB_METRIC_COUNTER, "gateway_failovers_total",
+                                             "Requests moved from this worker to another one", NULL, 0);
+    /* Every worker's series from the start, at 0: a dashboard's rate() then has data before the
+     * first ejection or failover, and an absent series never reads as "no worker". */
+    for (size_t i = 0; i < pool.n; i++) {
+        const char *l = pool.w[i].labels;
+        tlab__metric_add(pool.m_ejections, l, 0);
+        tlab__metric_add(pool.m_served, l, 0);
+        tlab__metric_add(pool.m_failed, l, 0);
+        tlab__metric_add(pool.m_failovers, l, 0);
+    }
+    tlab__pool_publish();
+    return 0;
+}
+
+void tlab__pool_shutdown(void) {
+    for (size_t i = 0; i < pool.n; i++) {
+        free(pool.w[i].name);
+        free(pool.w[i].url);
+        free(pool.w[i].root_url);
+    }
+    free(pool.w);
+    memset(&pool, 0, sizeof pool);
+}
+
+size_t tlab__pool_size(void) {
+    return pool.n;
+}
+
+tlab__pool_worker *tlab__pool_worker_at(size_t i) {
+    return i < pool.n ? &pool.w[i] : NULL;
+}
+
+tlab__pool_worker *tlab__pool_worker_of(int id) {
+    return id >= 0 && (size_t)id < pool.n ? &pool.w[id] : NULL;
+}
+
+int tlab__pool_worker_state(const tlab__pool_worker *w) {
+    return w->listed ? -1 : tlab__plugins_worker_state();
+}
+
+int tlab__pool_worker_routable(const tlab__pool_worker *w, uint64_t now) {
+    /* The only worker is never ejected: there would be nowhere to send its requests, and the
+     * single-worker path answers its failures itself (503, and the supervisor's restart). */
+    return pool.n == 1 || (tlab__breaker_routable(&w->breaker, now) && (!w->listed || w->health_ok));
+}
+
+void tlab__pool_leg_started(tlab__pool_worker *w, double tokens, uint64_t now) {
+    if (w->in_flight == 0)
+        w->last_progress_us = now; /* the stall clock starts with the first leg on an idle worker */
+    w->in_flight++;
+    w->in_flight_tokens += tokens;
+}
+
+static void ejected(tlab__pool_worker *w) {
+    tlab__metric_add(pool.m_ejections, w->labels, 1);
+}
+
+int tlab__pool_leg_ended(tlab__pool_worker *w, double tokens, int verdict, uint64_t now) {
+    if (w->in_flight)
+        w->in_flight--;
+    w->in_flight_tokens -= tokens;
+    if (w->in_flight_tokens < 0 || !w->in_flight)
+        w->in_flight_tokens = 0;
+    if (verdict < 0)
+        return 0;
+    if (verdict) {
+        w->served++;
+        tlab__metric_add(pool.m_served, w->labels, 1);
+        tlab__breaker_success(&w->breaker);
+        w->stalled = 0;
+        return 0;
+    }
+    w->failed++;
+    tlab__metric_add(pool.m_failed, w->labels, 1);
+    if (pool.n > 1 && tlab__breaker_failure(&w->breaker, now)) {
+        ejected(w);
+        return 1;
+    }
+    return 0;
+}
+
+void tlab__pool_progress(tlab__pool_worker *w, uint64_t now) {
+    w->last_progress_us = now;
+}
+
+void tlab__pool_count_failover(tlab__pool_worker *from) {
+    from->failovers++;
+    tlab__metric_add(pool.m_failovers, from->labels, 1);
+}
+
+void tlab__pool_count_ejection(tlab__pool_worker *w) {
+    ejected(w);
+}
+
+void tlab__pool_publish(void) {
+    uint64_t now = tlab__now_us();
+    for (size_t i = 0; i < pool.n; i++) {
+        tlab__pool_worker *w = &pool.w[i];
+        tlab__metric_set(pool.m_in_flight, w->labels, (double)w->in_flight);
+        tlab__metric_set(pool.m_limit, w->labels, w->ap ? (double)tlab__autopilot_limit(w->ap) : 0);
+        tlab__metric_set(pool.m_breaker, w->labels, (double)w->breaker.state);
+        tlab__metric_set(pool.m_up, w->labels, tlab__pool_worker_routable(w, now) ? 1 : 0);
+    }
+}
+
+json_t *tlab__pool_describe(void) {
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < pool.n; i++) {
+        const tlab__pool_worker *w = &pool.w[i];
+        const tlab__autopilot_view *v = w->ap ? tlab__autopilot_view_get(w->ap) : NULL;
+        int ws = tlab__pool_worker_state(w);
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:f, s:i, s:s, s:I, s:b, s:b, s:I, s:I, s:I}", "name", w->name, "url",
+                              w->url, "kind", w->listed ? "external" : ws >= 0 ? "supervised" : "external", "state",
+                              ws >= 0 ? tlab_worker_state_name((tlab_worker_state)ws) : "external", "in_flight",
+                              (json_int_t)w->in_flight, "in_flight_tokens", w->in_flight_tokens, "gate_limit",
+                              w->ap ? tlab__autopilot_limit(w->ap) : 0, "breaker", tlab__breaker_state_name(w->breaker.state),
+                              "ejections", (json_int_t)w->breaker.ejections, "health_ok", w->health_ok, "stalled", w->stalled,
+                              "served", (json_int_t)w->served, "failed", (json_int_t)w->failed, "failovers",
+                              (json_int_t)w->failovers);
+        if (o && v) {
+            json_object_set_new(o, "tpot_ms", json_real(v->tpot_s * 1e3));
+            json_object_set_new(o, "ttft_ms", json_real(v->ttft_s * 1e3));
+            json_object_set_new(o, "drain_rate", json_real(v->drain_rate));
+        }
+        if (!o || json_array_append_new(arr, o) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    return arr;
+}

@@ -1,0 +1,87 @@
+/*
+ * pool.h - the workers the gateway routes to (docs/workers.md): the `workers:` list of the
+ * config, or one worker at upstream.url (the supervisor plugin's, when it is loaded).
+ *
+ * Each worker carries its own concurrency gate and autopilot (gate.c), its load (route.c), its
+ * circuit breaker and health (breaker.h, pool_health.c). This file owns the list, the per-worker
+ * metrics and the /admin/workers listing; the fields below say which file writes each group.
+ */
+#ifndef TLAB_POOL_H
+#define TLAB_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <jansson.h>
+
+#include "config/config.h"
+#include "dispatch/autopilot.h"
+#include "dispatch/breaker.h"
+#include "tlab/plugin.h"
+
+struct tlab__worker_scrape;
+struct tlab__xfer;
+
+typedef struct tlab__pool_worker {
+    int id;          /* its index: request.worker_id */
+    char *name;      /* workers[i].name, or "default" for upstream.url */
+    char *url;       /* base URL: a request goes to url + its path */
+    char *root_url;  /* url without a trailing /v1: /health and /metrics live there */
+    char labels[96]; /* worker="<name>", for the per-worker metric series */
+    int listed;      /* from the workers list (external, health-polled); 0: upstream.url */
+
+    /* gate.c: the worker's autopilot and scrape */
+    tlab__autopilot *ap;
+    struct tlab__worker_scrape *scrape;
+    double time_scale;
+    uint64_t last_scrape_us, last_log_us, left_running_us, up_since_us;
+    const char *last_logged_reason;
+    int logged_scrape_failure, prev_state;
+
+    /* route.c and pool.c: the load */
+    size_t in_flight;         /* legs under way */
+    double in_flight_tokens;  /* their prompt tokens plus max_tokens (estimated) */
+    uint64_t last_progress_us;/* the latest byte from it, or the start of a leg on an idle worker */
+
+    /* breaker.c and pool_health.c: health */
+    tlab__breaker breaker;
+    struct tlab__xfer *health_xfer;
+    int health_ok;            /* the latest /health answered 200 (1 before any poll): a listed worker
+                                 whose last poll failed gets no request, not even a breaker's trial */
+    int health_answer_ok;     /* the poll under way answered 200 so far */
+    int stalled;              /* ejected for making no progress; cleared by a success or a healthy poll */
+    uint64_t last_stall_sweep_us; /* gate.c: when its stuck requests were last moved */
+    uint64_t served, failed, failovers;
+} tlab__pool_worker;
+
+int tlab__pool_init(const tlab__config *cfg);
+void tlab__pool_shutdown(void);
+size_t tlab__pool_size(void);
+tlab__pool_worker *tlab__pool_worker_at(size_t i);
+/* The worker of a request (request.worker_id), NULL when none or out of range. */
+tlab__pool_worker *tlab__pool_worker_of(int id);
+/* The supervisor plugin's state for the pool of one at upstream.url; -1 (external, always up)
+ * for listed workers. */
+int tlab__pool_worker_state(const tlab__pool_worker *w);
+/* Whether w takes requests at `now`: not ejected. The only worker is always routable (a
+ * supervised one's state is its plugin gate's business). */
+int tlab__pool_worker_routable(const tlab__pool_worker *w, uint64_t now);
+
+/* A leg starts on / ends at w: the load and the breaker. `verdict` 1: the worker answered (any
+ * status below 500); 0: it failed (unreachable, 5xx, cut, timed out), which counts toward
+ * ejection; -1: no verdict (the client left). Returns 1 when the failure ejected it. */
+void tlab__pool_leg_started(tlab__pool_worker *w, double tokens, uint64_t now);
+int tlab__pool_leg_ended(tlab__pool_worker *w, double tokens, int verdict, uint64_t now);
+/* A byte came from w. */
+void tlab__pool_progress(tlab__pool_worker *w, uint64_t now);
+/* A request left w before its first byte for another worker. */
+void tlab__pool_count_failover(tlab__pool_worker *from);
+/* w was ejected without a request's failure (health check, stall): counted in the metrics. */
+void tlab__pool_count_ejection(tlab__pool_worker *w);
+/* Publishes the per-worker gauges (gateway_worker_*). */
+void tlab__pool_publish(void);
+/* /admin/workers: one object per worker. New reference, NULL on allocation failure. */
+json_t *tlab__pool_describe(void);
+
+#endif

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Pool scaling: the most requests per second inside the SLO with 1, 2 and 4 tlab-sim workers
+behind one gateway, and the gateway's CPU per request (docs/performance.md, "More than one
+worker").
+
+Each run starts N tlab-sim workers and a gateway with a `workers:` list (autopilot on, the queue
+plugin, the shipped admission.lua), then offers Poisson load at --overload times N times one
+worker's capacity for --duration: more than the pool can serve, so what finishes inside the SLO
+(goodput) is the pool's most, the autopilot shedding the rest early. One worker's capacity comes
+from `tlab-sim --predict` for the profile. The gateway's CPU per request is its utime + stime
+(/proc) over the run, divided by the requests it answered.
+
+  loadtest/pool/pool_scaling.py [--build build] [--workers 1,2,4] [--duration 40] [--out DIR]
+
+Exit status: 0 done (goals met or not: the table says); 1 a process failed.
+"""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_up(port, proc, timeout=30):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            sys.exit(f"a process exited early (status {proc.returncode}) before port {port} answered")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    sys.exit(f"port {port} did not answer /health within {timeout} s")
+
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(a, bindir, n, rate, logdir):
+    procs, ports = [], []
+    for i in range(n):
+        port = free_port()
+        log = open(os.path.join(logdir, f"n{n}-sim{i}.log"), "w")
+        p = subprocess.Popen([os.path.join(bindir, "tlab-sim"), "--host", "127.0.0.1", "--port", str(port), "--startup-seconds",
+                              "0", "--hardware", a.hardware, "--config-dir", os.path.join(SRC, "configs")], stdout=log, stderr=subprocess.STDOUT)
+        procs.append(p)
+        ports.append(port)
+    try:
+        for p, port in zip(procs, ports):
+            wait_up(port, p)
+        cfg = os.path.join(logdir, f"n{n}-gateway.yaml")
+        with open(cfg, "w") as f:
+            f.write("workers:\n" + "".join(f"  - {{name: w{i}, url: 'http://127.0.0.1:{p}'}}\n" for i, p in enumerate(ports)))
+            f.write(f"policies:\n  admission: {os.path.join(SRC, 'scripts-lua', 'admission.lua')}\n  degradation: ''\n")
+            f.write("log:\n  level: warn\nplugins:\n  - name: queue\n  - name: metrics\n")
+        gport = free_port()
+        glog = open(os.path.join(logdir, f"n{n}-gateway.log"), "w")
+        gw = subprocess.Popen([os.path.join(bindir, "tlab-gateway"), "-c", cfg, "--set", f"listen.port={gport}", "--set",
+                               f"plugin_dir={os.path.join(a.build, 'lib', 'plugins')}"], stdout=glog, stderr=subprocess.STDOUT)
+        procs.append(gw)
+        wait_up(gport, gw)
+        out = os.path.join(logdir, f"n{n}-bench.json")
+        c0 = cpu_s(gw.pid)
+        r = subprocess.run([os.path.join(bindir, "tlab-bench"), "--url", f"http://127.0.0.1:{gport}", "--arrival", "poisson",
+                            "--rate", f"{rate:.3f}", "--duration", f"{a.duration}s", "--warmup", f"{a.warmup}s", "--cooldown",
+                            "5s", "--progress", "never", "--output", out], capture_output=True, text=True, cwd=SRC)
+        c1 = cpu_s(gw.pid)
+        if r.returncode not in (0, 1) or not os.path.exists(out):
+            sys.exit(f"tlab-bench failed ({r.returncode}):\n{r.stdout[-1500:]}{r.stderr[-1500:]}")
+        with open(out) as f:
+            res = json.load(f)
+        with urllib.request.urlopen(f"http://127.0.0.1:{gport}/admin/workers", timeout=5) as resp:
+            workers = json.loads(resp.read())["workers"]
+        answered = sum(w["served"] + w["failed"] for w in workers)
+        return {"workers": n, "offered_rps": rate, "goodput_rps": res["request_goodput"],
+                "throughput_rps": res["request_throughput"], "p95_e2e_s": res["p95_e2el_ms"] / 1000 if res["completed"] else None,
+                "completed": res["completed"], "failed": res["failed"], "errors_by_kind": res.get("errors_by_kind", {}),
+                "gateway_cpu_us_per_request": 1e6 * (c1 - c0) / answered if answered else None,
+                "served_per_worker": {w["name"]: w["served"] for w in workers}}
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(SRC, "build"))
+    ap.add_argument("--workers", default="1,2,4", help="pool sizes, comma-separated (default 1,2,4)")
+    ap.add_argument("--hardware", default="rtx3050-4gb")
+    ap.add_argument("--capacity", type=float, default=16.0,
+                    help="one worker's req/s inside the SLO (default 16: burst.py's measurement of the default worker)")
+    ap.add_argument("--overload", type=float, default=1.5, help="offered load, times the pool's capacity (default 1.5)")
+    ap.add_argument("--duration", type=int, default=40, help="measured window, s (default 40)")
+    ap.add_argument("--warmup", type=int, default=10, help="warm-up, s (default 10)")
+    ap.add_argument("--out", default=os.path.join(SRC, "experiments", "pool"))
+    a = ap.parse_args()
+    bindir = os.path.join(a.build, "bin")
+    os.makedirs(a.out, exist_ok=True)
+    cap = a.capacity
+    rows = []
+    for n in [int(x) for x in a.workers.split(",")]:
+        rate = a.overload * cap * n
+        print(f"[{n} worker(s)] offering {rate:.1f} req/s for {a.duration} s ...", flush=True)
+        row = run(a, bindir, n, rate, a.out)
+        rows.append(row)
+        print(f"  goodput {row['goodput_rps']:.2f} req/s, p95 {row['p95_e2e_s']}, failed {row['failed']}, "
+              f"gateway CPU {row['gateway_cpu_us_per_request']:.0f} us/request, per worker {row['served_per_worker']}",
+              flush=True)
+    base = rows[0]
+    print("\n| workers | offered req/s | goodput req/s | x one worker | p95 E2E s | gateway CPU us/request | x one worker |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['workers']} | {r['offered_rps']:.1f} | {r['goodput_rps']:.2f} | {r['goodput_rps'] / base['goodput_rps']:.2f} | "
+              f"{r['p95_e2e_s']:.2f} | {r['gateway_cpu_us_per_request']:.0f} | "
+              f"{r['gateway_cpu_us_per_request'] / base['gateway_cpu_us_per_request']:.2f} |")
+    with open(os.path.join(a.out, "pool_scaling.json"), "w") as f:
+        json.dump({"capacity_per_worker_rps": cap, "runs": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""A pool of three external tlab-sim workers behind one gateway (docs/workers.md):
+- config errors: a supervised-style entry, a duplicate name, a bad url, all file:line:col, exit 2;
+- even spread under load: the most to the least mean in-flight per worker <= 1.5, all serve;
+- session affinity: requests with the same affinity header land on one worker;
+- kill -9 of one worker under non-streaming load: every request is answered 200 (those in flight
+  there go to another worker, once), the failovers are counted, the dead worker is ejected and
+  /admin/workers says so; new requests never go to it;
+- SIGSTOP of one worker: the stall is detected within pool.stall_ms (+ slack), its requests that
+  had sent nothing move to another worker, new ones route around it; after SIGCONT it is back.
+"""
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import tlabtest as t
+
+MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
+TS = 10  # tlab-sim --time-scale: a 100-token answer takes ~0.1 to 0.3 s of real time
+tmp = tempfile.mkdtemp(prefix="tlab-pool-")
+
+
+def write_config(path, workers, extra=""):
+    with open(path, "w") as f:
+        f.write("workers:\n")
+        for name, port in workers:
+            f.write(f"  - name: {name}\n    url: http://127.0.0.1:{port}\n")
+        f.write("pool:\n  health_interval_ms: 200\n  eject_ms: 1000\n  stall_ms: 1500\n  affinity_header: x-session-id\n")
+        f.write(extra)
+        f.write("plugins:\n  - name: metrics\n")
+
+
+def workers_view(port):
+    return {w["name"]: w for w in json.loads(t.request(port, "GET", "/admin/workers", timeout=5)[2])["workers"]}
+
+
+def completion(port, max_tokens=100, headers=None, timeout=60):
+    try:
+        st, _, body = t.request(port, "POST", "/v1/completions",
+                                {"model": MODEL, "prompt": "hello " * 50, "max_tokens": max_tokens, "ignore_eos": True},
+                                headers=headers, timeout=timeout)
+        return st, body
+    except Exception as e:  # noqa: BLE001 - a reset or a hang is what we look for
+        return 0, str(e).encode()
+
+
+class Load:
+    """`clients` closed-loop clients sending completions until stop(); results as (status, body)."""
+
+    def __init__(self, port, clients, max_tokens=100):
+        self.port, self.max_tokens, self.results, self.stopping = port, max_tokens, [], False
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
+        for th in self.threads:
+            th.start()
+
+    def run(self):
+        while not self.stopping:
+            r = completion(self.port, self.max_tokens)
+            with self.lock:
+                self.results.append(r)
+
+    def stop(self):
+        self.stopping = True
+        for th in self.threads:
+            th.join(90)
+        return self.results
+
+
+# --- config errors ---
+bad_cases = [
+    ("workers:\n  - name: a\n    engine: vllm\n", "3:5", "supervised pool workers are not supported yet"),
+    ("workers:\n  - {name: a, url: 'http://127.0.0.1:1'}\n  - {name: a, url: 'http://127.0.0.1:2'}\n", "3:5",
+     "listed twice"),
+    ("workers:\n  - {name: a, url: 'ftp://x'}\n", "2:20", "must be an http:// or https:// URL"),
+    ("workers:\n  - {name: 'a b', url: 'http://x'}\n", "2:12", "metric label"),
+    ("workers: 3\n", "1:10", "must be a sequence"),
+]
+for i, (text, where, needle) in enumerate(bad_cases):
+    path = os.path.join(tmp, f"bad{i}.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    p = subprocess.run([os.path.join(t.BIN, "tlab-gateway"), "-c", path, "--check-config"], capture_output=True, text=True,
+                       timeout=20)
+    t.check(p.returncode == 2 and f"{path}:{where}:" in p.stderr and needle in p.stderr,
+            f"bad workers config {i}: exit 2 with {where} and '{needle}' ({p.returncode}: {p.stderr.strip()[:300]})")
+
+# --- three workers ---
+sims = [t.start_sim(["--startup-seconds", "0"], time_scale=TS) for _ in range(3)]
+names = ["w1", "w2", "w3"]
+cfg = os.path.join(tmp, "gw.yaml")
+write_config(cfg, list(zip(names, [p for _, p in sims])))
+gw, port = t.start_gateway(sims[0][1], config=cfg)
+view = workers_view(port)
+t.check(sorted(view) == names and all(w["kind"] == "external" for w in view.values()), f"/admin/workers lists the pool ({view})")
+
+# even spread: sample in-flight per worker while 36 clients keep the pool busy
+load = Load(port, 36)
+samples = {n: [] for n in names}
+t_end = time.monotonic() + 6
+time.sleep(1.0)  # past the autopilot's conservative start
+while time.monotonic() < t_end:
+    v = workers_view(port)
+    if sum(w["in_flight"] for w in v.values()) > 0:
+        for n in names:
+            samples[n].append(v[n]["in_flight"])
+    time.sleep(0.1)
+res = load.stop()
+means = {n: sum(s) / max(len(s), 1) for n, s in samples.items()}
+ratio = max(means.values()) / max(min(means.values()), 1e-9)
+t.check(len(res) > 50 and all(st == 200 for st, _ in res), f"all {len(res)} requests served 200 under load")
+t.check(ratio <= 1.5, f"even spread: mean in-flight per worker {means}, most/least {ratio:.2f} <= 1.5")
+served = {n: w["served"] for n, w in workers_view(port).items()}
+t.check(all(v > 10 for v in served.values()), f"every worker served ({served})")
+
+# session affinity: one header value, one worker
+before = {n: w["served"] for n, w in workers_view(port).items()}
+for _ in range(12):
+    st, _ = completion(port, 5, headers={"x-session-id": "user-42"})
+    t.check(st == 200, "affinity request served")
+after = {n: w["served"] for n, w in workers_view(port).items()}
+moved = {n: after[n] - before[n] for n in names}
+t.check(max(moved.values()) == 12, f"12 requests with one x-session-id went to one worker ({moved})")
+
+# kill -9 of w3 under load: nothing lost
+fo_before = t.metric(port, "gateway_failovers_total") or 0
+load = Load(port, 30, max_tokens=200)
+time.sleep(1.5)
+in_flight_w3 = workers_view(port)["w3"]["in_flight"]
+os.kill(sims[2][0].pid, signal.SIGKILL)
+time.sleep(3)
+res = load.stop()
+bad = [(st, body[:200]) for st, body in res if st != 200]
+t.check(not bad, f"kill -9 of a worker with {in_flight_w3} in flight: all {len(res)} answered 200 ({bad[:3]})")
+fo = (t.metric(port, "gateway_failovers_total", 'worker="w3"') or 0)
+t.check(in_flight_w3 == 0 or fo >= 1, f"failovers from w3 counted ({fo}, {fo_before} before)")
+v = workers_view(port)
+t.check(v["w3"]["breaker"] in ("open", "half_open") and v["w3"]["ejections"] >= 1, f"w3 ejected ({v['w3']})")
+t.check(t.metric(port, "gateway_worker_up", 'worker="w3"') == 0, "gateway_worker_up{worker=w3} is 0")
+served_w3 = v["w3"]["served"]
+for _ in range(10):
+    t.check(completion(port, 5)[0] == 200, "a request after the kill is served")
+t.check(workers_view(port)["w3"]["served"] == served_w3, "nothing more was sent to the dead worker")
+
+# SIGSTOP of w2: stalled, routed around, back after SIGCONT
+load = Load(port, 16, max_tokens=200)
+time.sleep(1.0)
+stopped_at = time.monotonic()
+os.kill(sims[1][0].pid, signal.SIGSTOP)
+detected = None
+while time.monotonic() - stopped_at < 10:
+    if workers_view(port)["w2"]["stalled"]:
+        detected = time.monotonic() - stopped_at
+        break
+    time.sleep(0.1)
+t.check(detected is not None and detected <= 1.5 + 2.5,
+        f"stall detected within pool.stall_ms (1.5 s) plus slack: {detected}")
+time.sleep(2)
+res = load.stop()
+bad = [(st, body[:200]) for st, body in res if st != 200]
+t.check(not bad, f"SIGSTOP of a worker: all {len(res)} requests answered 200, moved or routed around ({bad[:3]})")
+os.kill(sims[1][0].pid, signal.SIGCONT)
+back = False
+deadline = time.monotonic() + 15
+while time.monotonic() < deadline and not back:
+    back = workers_view(port)["w2"]["breaker"] == "closed"
+    time.sleep(0.2)
+t.check(back, f"w2 back in routing after SIGCONT ({workers_view(port)['w2']})")
+t.check((t.metric(port, "gateway_worker_stalls_total", 'worker="w2"') or 0) >= 1, "the stall is counted")
+
+gw.stop()
+t.finish()
