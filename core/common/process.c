@@ -146,7 +146,8 @@ long tlab__process_spawn(const char *const *argv, const char *const *env, const 
         return -1;
     }
     rotate(log_path, log_max_bytes);
-    long pid = tlab__process_start(argv, env, log_path, 0, err, errlen);
+    /* A worker never outlives the gateway, even one killed by SIGKILL (see process.h). */
+    long pid = tlab__process_start(argv, env, log_path, TLAB_PROCESS_DIE_WITH_PARENT, err, errlen);
     if (pid < 0) {
         free(c);
         return -1;

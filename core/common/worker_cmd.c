@@ -72,7 +72,8 @@ int tlab__worker_options_parse(tlab__worker_options *o, const json_t *cfg, const
     static const char *const keys[] = {"engine", "profile", "profiles_dir", "overrides", "sim_command", "sim_args",
                                        "vllm_command", "extra_args", "health_path", "health_interval_ms", "startup_timeout_s",
                                        "idle_timeout_s", "stop_grace_s", "always_on", "backoff_min_ms", "backoff_max_ms",
-                                       "log_file", "log_max_bytes", "sleep_after_s", "sleep_level", "sleep_mode_flag", NULL};
+                                       "log_file", "log_max_bytes", "sleep_after_s", "sleep_level", "sleep_mode_flag",
+                                       "verify_port_owner", NULL};
     memset(o, 0, sizeof *o);
     long long interval, startup, idle, grace, bmin, bmax, logmax, sleep_after, sleep_level;
     if (tlab_config_check_keys(cfg, keys, err, errlen) ||
@@ -94,6 +95,12 @@ int tlab__worker_options_parse(tlab__worker_options *o, const json_t *cfg, const
         return -1;
     }
     o->sleep_mode_flag = !flag || json_is_true(flag);
+    const json_t *verify = json_object_get(cfg, "verify_port_owner");
+    if (verify && !json_is_boolean(verify)) {
+        snprintf(err, errlen, "'verify_port_owner' must be true or false");
+        return -1;
+    }
+    o->verify_port_owner = !verify || json_is_true(verify);
     o->health_interval_us = (uint64_t)interval * 1000;
     o->health_timeout_ms = interval * 5 < 2000 ? 2000 : interval * 5;
     o->startup_timeout_us = (uint64_t)startup * 1000000;

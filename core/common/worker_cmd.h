@@ -30,6 +30,7 @@ typedef struct tlab__worker_options {
     uint64_t sleep_after_us; /* idle time before POST /sleep; 0 = no sleep rung */
     int sleep_level;         /* 1: weights to CPU RAM; 2: weights discarded */
     int sleep_mode_flag;     /* add --enable-sleep-mode and VLLM_SERVER_DEV_MODE=1 to the worker */
+    int verify_port_owner;   /* READY only when the port's listener is in the worker's process group */
     int engine_from_env; /* TLAB_ENGINE overrode `engine` */
 } tlab__worker_options;
 

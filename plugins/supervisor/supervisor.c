@@ -20,6 +20,12 @@
  * backoff, as long as anything waits. Requests that were at the worker when it died and had
  * received nothing go back to the queue (the core does that). Those already streaming get an
  * error event.
+ *
+ * No orphans, no impostors: the worker gets SIGTERM when the gateway dies (process.h), and its
+ * process group is killed when it exits, so nothing it started keeps the port. A start refuses a
+ * port that something already listens on (never adopting it: a stranger cannot prove it is ours),
+ * and the first 200 from the health URL counts as READY only when the port's listener is in the
+ * worker's process group (port_owner.h), so an orphan of an earlier gateway is not taken for it.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -32,6 +38,7 @@
 
 #include <tlab/plugin.h>
 
+#include "common/port_owner.h"
 #include "common/worker_cmd.h"
 
 typedef struct supervisor {
@@ -49,6 +56,7 @@ typedef struct supervisor {
     int sleep_supported;   /* cleared when the worker answers 404 to /sleep */
     int sleep_in_progress; /* POST /sleep sent: hold dispatch (vLLM aborts in-flight work on sleep) */
     int waking;            /* state starting because of POST /wake_up, not a spawn */
+    int warned_unverified; /* the port owner could not be checked: said once, not on every start */
     uint64_t wake_started_us;
     tlab_http_call *sleep_call;
     tlab_timer *health_timer, *startup_timer, *stop_timer, *tick_timer, *backoff_timer;
@@ -89,14 +97,18 @@ static int demand(const supervisor *s) {
     return s->api->waiting() > 0;
 }
 
-/* The failed start's requests get the worker's own words, so an operator sees "OOM" at once. */
-static void fail_start(supervisor *s, const char *what) {
+/* The failed start's requests get the worker's own words, so an operator sees "OOM" at once.
+ * with_log 0: no worker ran this time, so its log holds an earlier run's lines; leave them out. */
+static void fail_start_log(supervisor *s, const char *what, int with_log) {
     char tail[1600], msg[2048];
     tlab__worker_log_tail(s->opt.log_file, tail, sizeof tail, 12);
     stop_timers(s);
     if (s->pid > 0)
         s->api->process_signal(s->pid, SIGKILL);
-    snprintf(msg, sizeof msg, "the worker failed to start: %s. Last lines of %s:\n%s", what, s->opt.log_file, tail);
+    if (with_log)
+        snprintf(msg, sizeof msg, "the worker failed to start: %s. Last lines of %s:\n%s", what, s->opt.log_file, tail);
+    else
+        snprintf(msg, sizeof msg, "the worker failed to start: %s", what);
     s->api->log(s->ctx, TLAB_LOG_ERROR, "%s", msg);
     s->api->metric_add(s->failures, NULL, 1);
     set_state(s, TLAB_WORKER_FAILED, what);
@@ -108,8 +120,21 @@ static void fail_start(supervisor *s, const char *what) {
     s->backoff_us = s->backoff_us * 2 > s->opt.backoff_max_us ? s->opt.backoff_max_us : s->backoff_us * 2;
 }
 
+static void fail_start(supervisor *s, const char *what) {
+    fail_start_log(s, what, 1);
+}
+
+/* A worker's process group never outlives its leader: a member left behind (vLLM's engine core
+ * after its API server crashed) would hold the GPU and maybe the port, with nobody to stop it.
+ * The group's id is not reused while a member lives, so the signal cannot reach a stranger.
+ * 1 when members were still there. */
+static int kill_leftovers(supervisor *s, long pid) {
+    return s->api->process_signal(pid, SIGKILL) == TLAB_OK;
+}
+
 static void on_exit_cb(void *arg, long pid, int status) {
     supervisor *s = arg;
+    int leftovers = kill_leftovers(s, pid);
     if (pid != s->pid)
         return;
     s->pid = 0;
@@ -129,7 +154,12 @@ static void on_exit_cb(void *arg, long pid, int status) {
         s->api->timer_stop(s->stop_timer);
         s->api->metric_add(s->stops, NULL, 1);
         set_state(s, TLAB_WORKER_IDLE, how);
-        if (s->restart_pending || demand(s)) {
+        if (leftovers && (s->restart_pending || demand(s))) {
+            /* They die at once, but only once the kernel has run them: start after that, so the
+             * port check does not find them still listening. */
+            s->backoff_until_us = s->api->now_us() + 100000;
+            s->api->timer_start(s->backoff_timer, 100000, 0);
+        } else if (s->restart_pending || demand(s)) {
             s->restart_pending = 0;
             start_worker(s, "requests are waiting");
         }
@@ -152,6 +182,28 @@ static void on_exit_cb(void *arg, long pid, int status) {
     }
 }
 
+/* Did the worker we started answer the health check, or a stranger on its port (an orphan of an
+ * earlier gateway, say)? Reads /proc once per start, never per request. 0 when it failed the
+ * start. Where /proc cannot tell (no /proc, another network namespace) the answer is trusted,
+ * with one warning. */
+static int verify_port_owner(supervisor *s) {
+    if (!s->opt.verify_port_owner)
+        return 1;
+    char why[512], what[700];
+    tlab__port_owner own = tlab__port_owned_by_group(s->opt.host, s->opt.port, s->pid, why, sizeof why);
+    if (own == TLAB_PORT_FOREIGN) {
+        snprintf(what, sizeof what, "its health check was answered by another server: %s", why);
+        fail_start(s, what);
+        return 0;
+    }
+    if (own == TLAB_PORT_UNKNOWN && !s->warned_unverified) {
+        s->warned_unverified = 1;
+        s->api->log(s->ctx, TLAB_LOG_WARN,
+                    "cannot verify that the worker itself answers on port %d (%s); trusting its health check", s->opt.port, why);
+    }
+    return 1;
+}
+
 static void on_health(void *arg, int status, const char *body, size_t len) {
     supervisor *s = arg;
     (void)body, (void)len;
@@ -162,6 +214,8 @@ static void on_health(void *arg, int status, const char *body, size_t len) {
         s->api->timer_start(s->health_timer, s->opt.health_interval_us, 0);
         return;
     }
+    if (!verify_port_owner(s))
+        return;
     uint64_t now = s->api->now_us();
     s->api->timer_stop(s->startup_timer);
     s->api->metric_observe(s->cold_start, NULL, (double)(now - s->state_since_us) / 1e6);
@@ -194,6 +248,18 @@ static void on_startup_timeout(void *arg) {
 static void start_worker(supervisor *s, const char *why) {
     if (s->state != TLAB_WORKER_IDLE && s->state != TLAB_WORKER_FAILED)
         return;
+    /* Never share the port: a server already there would answer in the worker's place. Adopting
+     * it is not offered, since nothing it could say proves it is ours. A bind test and a /proc
+     * read, once per start. */
+    char busy[400];
+    if (tlab__port_check_free(s->opt.host, s->opt.port, busy, sizeof busy) != 0) {
+        char what[600];
+        snprintf(what, sizeof what, "%s: stop it, or give the worker another port (upstream.url)", busy);
+        s->state = TLAB_WORKER_STARTING;
+        fail_start_log(s, what, 0);
+        return;
+    }
+    s->restart_pending = 0; /* this start takes the overrides as they are now */
     json_t *knobs = tlab__worker_merge_knobs(s->profile, s->overrides);
     char err[512];
     char **argv = tlab__worker_build_argv(&s->opt, knobs, err, sizeof err);
@@ -247,8 +313,9 @@ static void on_backoff(void *arg) {
     supervisor *s = arg;
     if (s->state == TLAB_WORKER_FAILED)
         set_state(s, TLAB_WORKER_IDLE, "backoff over");
-    if (s->state == TLAB_WORKER_IDLE && (demand(s) || s->opt.always_on))
+    if (s->state == TLAB_WORKER_IDLE && (demand(s) || s->opt.always_on || s->restart_pending)) {
         start_worker(s, s->opt.always_on ? "always_on" : "requests are waiting");
+    }
 }
 
 static void on_sleep_done(void *arg, int status, const char *body, size_t len) {

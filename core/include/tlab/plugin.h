@@ -223,8 +223,9 @@ typedef struct tlab_api {
     int (*request_set_priority)(tlab_request *r, const char *class_name);
 
     /* ---- worker processes (the supervisor) ---- */
-    /* Starts argv (argv[0] looked up in PATH) in its own process group, stdout and stderr
-     * appended to log_path (rotated to "<log_path>.1" first when larger than log_max_bytes;
+    /* Starts argv (argv[0] looked up in PATH) in its own process group (the process itself gets
+     * SIGTERM when the gateway dies, even by SIGKILL: Linux's parent-death signal), stdout and
+     * stderr appended to log_path (rotated to "<log_path>.1" first when larger than log_max_bytes;
      * 0: no cap). env adds "NAME=value" entries (NULL-terminated, may be NULL). Returns the pid,
      * or -1 with a message in err when it could not be started. on_exit(arg, pid, wait_status)
      * runs once on the loop when the process exits. */
