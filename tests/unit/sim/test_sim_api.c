@@ -3,7 +3,9 @@
  * prompts, and the exact bytes of chunks and errors.
  */
 #include <event2/buffer.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sim_api.h"
 #include "sim_sched.h"
@@ -36,6 +38,8 @@ static const bad bad_cases[] = {
      "Stream options can only be defined when `stream=True`."},
     {SIM_API_COMPLETION, "{\"prompt\":[]}", 400, "Prompt cannot be empty"},
     {SIM_API_COMPLETION, "{\"max_tokens\":3}", 400, "prompt"},
+    {SIM_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"continue_final_message\":true}", 400,
+     "Cannot set both `continue_final_message` and `add_generation_prompt` to True."},
 };
 
 static void test_bad(void) {
@@ -110,8 +114,40 @@ static void test_format(void) {
     evbuffer_free(b);
 }
 
+/* Greedy text is prefix-consistent, as on a GPU: a chat continued with continue_final_message,
+ * or a completion prompt ending in the text generated for it, goes on where that text stopped. */
+static void test_continuation(void) {
+    sim_api_req a, b;
+    char msg[256], body[1024], gen[64] = "";
+    const char *et;
+    const char *chat = "{\"messages\":[{\"role\":\"user\",\"content\":\"tell me\"}],\"temperature\":0}";
+    CHECK(sim_api_parse(SIM_API_CHAT, chat, strlen(chat), "m", 4096, &a, msg, sizeof msg, &et) == 0 && a.text_offset == 0);
+    for (int i = 0; i < 3; i++)
+        strcat(gen, sim_token_text(a.prompt_hash, i));
+    snprintf(body, sizeof body,
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"tell me\"},{\"role\":\"assistant\",\"content\":\"%s\"}],"
+             "\"continue_final_message\":true,\"add_generation_prompt\":false,\"temperature\":0}", gen);
+    CHECK(sim_api_parse(SIM_API_CHAT, body, strlen(body), "m", 4096, &b, msg, sizeof msg, &et) == 0);
+    CHECK(b.prompt_hash == a.prompt_hash && b.text_offset == 3 && b.prompt_tokens == a.prompt_tokens + 3);
+
+    const char *cmpl = "{\"prompt\":\"once upon a time\",\"temperature\":0}";
+    CHECK(sim_api_parse(SIM_API_COMPLETION, cmpl, strlen(cmpl), "m", 4096, &a, msg, sizeof msg, &et) == 0 && a.text_offset == 0);
+    gen[0] = '\0';
+    for (int i = 0; i < 5; i++)
+        strcat(gen, sim_token_text(a.prompt_hash, i));
+    snprintf(body, sizeof body, "{\"prompt\":\"once upon a time%s\",\"temperature\":0}", gen);
+    CHECK(sim_api_parse(SIM_API_COMPLETION, body, strlen(body), "m", 4096, &b, msg, sizeof msg, &et) == 0);
+    CHECK(b.prompt_hash == a.prompt_hash && b.text_offset == 5);
+    /* the same words in another order are a new prompt */
+    snprintf(body, sizeof body, "{\"prompt\":\"once upon a time%s%s\",\"temperature\":0}", sim_token_text(a.prompt_hash, 1),
+             sim_token_text(a.prompt_hash, 0));
+    CHECK(sim_api_parse(SIM_API_COMPLETION, body, strlen(body), "m", 4096, &b, msg, sizeof msg, &et) == 0);
+    CHECK(b.text_offset == 0 || b.prompt_hash != a.prompt_hash);
+}
+
 int main(void) {
     test_bad();
+    test_continuation();
     test_counting();
     test_format();
     return tlab_test_finish();
