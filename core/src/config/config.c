@@ -399,6 +399,10 @@ static int load_root(loader *ld, const yaml_node_t *root) {
         const section *s = strchr(key, '.') ? NULL : find_section(key);
         const field *f = find_field(&tlab__config_top_section, key);
         int rc;
+        if (s && strcmp(key, "discovery") == 0) {
+            ld->cfg->discovery_line = (int)k->start_mark.line + 1;
+            ld->cfg->discovery_col = (int)k->start_mark.column + 1;
+        }
         if (s)
             rc = load_section(ld, s, v);
         else if (!strchr(key, '.') && is_parent(key))
@@ -601,6 +605,24 @@ static int finish_plugins(loader *ld) {
     return 0;
 }
 
+/* Discovery fills the pool by itself: with a workers list, or with both sources, which would
+ * win is a guess, so the config says. */
+static int check_discovery(loader *ld) {
+    const tlab__config *cfg = ld->cfg;
+    const char *why = NULL;
+    if (cfg->discovery_file[0] && cfg->discovery_dns[0])
+        why = "discovery.file and discovery.dns are both set: pick one source of workers";
+    else if ((cfg->discovery_file[0] || cfg->discovery_dns[0]) && cfg->n_workers)
+        why = "discovery and a workers list are both set: the discovered workers are the pool; drop one of them";
+    if (!why)
+        return 0;
+    if (cfg->discovery_line && ld->file)
+        snprintf(ld->err, ld->errlen, "%s:%d:%d: %s", ld->file, cfg->discovery_line, cfg->discovery_col, why);
+    else
+        snprintf(ld->err, ld->errlen, "%s", why);
+    return -1;
+}
+
 int tlab__config_load(tlab__config *cfg, const char *path, const char *const *sets, size_t n_sets, char *err, size_t errlen) {
     loader ld = {.cfg = cfg, .file = path, .err = err, .errlen = errlen};
     int rc = 0;
@@ -618,6 +640,8 @@ int tlab__config_load(tlab__config *cfg, const char *path, const char *const *se
     ld.set = NULL;
     if (rc == 0)
         rc = finish_plugins(&ld);
+    if (rc == 0)
+        rc = check_discovery(&ld);
     if (rc == 0 && cfg->autopilot_start_file[0] && load_start_file(cfg, err, errlen) != 0)
         rc = -1;
     /* Last, so a --set auth.keys_file is the one loaded; its errors name the keys file. */

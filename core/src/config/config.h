@@ -91,6 +91,14 @@ typedef struct tlab__config {
                                     default 10000 */
     char *pool_affinity_header;  /* pool.affinity_header: requests with the same value go to the same worker; "" = off
                                     (default) */
+    /* discovery: the pool's members from a watched file or a DNS name instead of a workers list
+     * (docs/workers.md, "Discovery"); at most one of file and dns. */
+    char *discovery_file;        /* discovery.file: one worker per line, watched with inotify; "" = off (default) */
+    char *discovery_dns;         /* discovery.dns: a name whose A/AAAA records are the workers; "" = off (default) */
+    long discovery_port;         /* discovery.port: the workers' port for dns, 1..65535, default 8000 */
+    long discovery_interval_ms;  /* discovery.interval_ms: how often dns is resolved again, 100..3600000, default 5000 */
+    char *discovery_dns_server;  /* discovery.dns_server: "host[:port]" to ask instead of /etc/resolv.conf's; "" (default) */
+    int discovery_line, discovery_col; /* where the discovery section starts, for errors naming it */
 
     long shutdown_grace_s;       /* shutdown.grace_s: after SIGTERM, how long in-flight requests may run, 0..3600,
                                     default 30 */

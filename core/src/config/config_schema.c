@@ -74,6 +74,13 @@ static const field pool_fields[] = {
     FLD("stall_ms", F_LONG, pool_stall_ms, 100, 3600000),
     FLD("affinity_header", F_STR, pool_affinity_header, 0, 0),
 };
+static const field discovery_fields[] = {
+    FLD("file", F_PATH, discovery_file, 0, 0),
+    FLD("dns", F_STR, discovery_dns, 0, 0),
+    FLD("port", F_LONG, discovery_port, 1, 65535),
+    FLD("interval_ms", F_LONG, discovery_interval_ms, 100, 3600000),
+    FLD("dns_server", F_STR, discovery_dns_server, 0, 0),
+};
 static const field top_fields[] = {
     FLD("plugin_dir", F_STR, plugin_dir, 0, 0),
 };
@@ -92,11 +99,12 @@ const section tlab__config_sections[] = {
     SECTION("slo", slo_fields),
     SECTION("autopilot", autopilot_fields),
     SECTION("pool", pool_fields),
+    SECTION("discovery", discovery_fields),
 };
 const section tlab__config_top_section = SECTION(NULL, top_fields);
 const size_t tlab__config_n_sections = sizeof(tlab__config_sections) / sizeof(tlab__config_sections[0]);
 
-const char *const tlab__config_top_expected = "listen, upstream, limits, log, policies, auth, admin, shutdown, slo, autopilot, pool, workers, plugin_dir, plugins";
+const char *const tlab__config_top_expected = "listen, upstream, limits, log, policies, auth, admin, shutdown, slo, autopilot, pool, workers, discovery, plugin_dir, plugins";
 const char *const tlab__config_log_levels[] = {"debug", "info", "warn", "error", NULL};
 
 int tlab__config_defaults(tlab__config *cfg) {
@@ -141,7 +149,13 @@ int tlab__config_defaults(tlab__config *cfg) {
     cfg->pool_eject_ms = 1000;
     cfg->pool_stall_ms = 10000;
     cfg->pool_affinity_header = strdup("");
-    if (!cfg->auth_keys_file || !cfg->admin_host || !cfg->listen_host || !cfg->upstream_url || !cfg->log_level ||
+    cfg->discovery_file = strdup("");
+    cfg->discovery_dns = strdup("");
+    cfg->discovery_port = 8000;
+    cfg->discovery_interval_ms = 5000;
+    cfg->discovery_dns_server = strdup("");
+    if (!cfg->discovery_file || !cfg->discovery_dns || !cfg->discovery_dns_server ||
+        !cfg->auth_keys_file || !cfg->admin_host || !cfg->listen_host || !cfg->upstream_url || !cfg->log_level ||
         !cfg->plugin_dir || !cfg->policy_admission || !cfg->autopilot_start_file || !cfg->pool_affinity_header ||
         !cfg->policy_degradation) {
         tlab__config_free(cfg);
@@ -165,6 +179,9 @@ void tlab__config_free(tlab__config *cfg) {
     }
     free(cfg->workers);
     free(cfg->pool_affinity_header);
+    free(cfg->discovery_file);
+    free(cfg->discovery_dns);
+    free(cfg->discovery_dns_server);
     free(cfg->source);
     free(cfg->listen_host);
     free(cfg->upstream_url);

@@ -97,6 +97,13 @@ static void stop_waiting(tlab_request *r) {
 void tlab__dispatch_submit(tlab_request *r) {
     void *qself;
     const tlab_queue_role *q = tlab__plugins_queue(&qself);
+    if (!tlab__pool_single() && tlab__pool_members() == 0) {
+        /* Discovery has found no worker (yet, or any more): nothing would ever take it. */
+        tlab__error err;
+        tlab__error_set(&err, 503, "service_unavailable", NULL, "%s", "no worker in the pool: discovery finds none now");
+        tlab__request_fail(r, &err, 0);
+        return;
+    }
     tlab__request_set_phase(r, TLAB_PHASE_WAITING);
     r->dispatch_pass = d.pass;
     r->wait_cleanup = tlab__request_cleanup_add(r, wait_cleanup, NULL);
@@ -177,7 +184,7 @@ static int on_unreachable(tlab_request *r) {
     if (d.draining)
         return 0; /* nothing is dispatched from the queue any more: answer now */
     tlab__pool_worker *w = tlab__pool_worker_of(r->worker_id);
-    if (tlab__pool_size() > 1 && w && !r->failed_over && !r->internal) {
+    if (!tlab__pool_single() && w && !r->failed_over && !r->internal) {
         leg_over(r, 0);
         r->failed_over = 1;
         r->tried_workers |= 1ull << w->id;
@@ -195,7 +202,7 @@ static int on_unreachable(tlab_request *r) {
         }
         return 1;
     }
-    if (r->requeued || tlab__plugins_worker_state() < 0 || tlab__pool_size() > 1)
+    if (r->requeued || tlab__plugins_worker_state() < 0 || !tlab__pool_single())
         return 0;
     leg_over(r, 0);
     r->requeued = 1;
@@ -255,7 +262,7 @@ static void send_to_worker(tlab_request *r, tlab__pool_worker *w) {
             r->overhead_us += waited;
     }
     r->worker_id = w->id;
-    r->resumable = r->info.stream && !r->internal && tlab__pool_size() > 1;
+    r->resumable = r->info.stream && !r->internal && !tlab__pool_single();
     if (!r->internal)
         tlab__pool_leg_started(w, tlab__route_tokens(r), tlab__now_us());
     tlab__relay_start(r, w->url, &report);
@@ -264,12 +271,22 @@ static void send_to_worker(tlab_request *r, tlab__pool_worker *w) {
 void tlab__dispatch_send_now(tlab_request *r) {
     /* Not an LLM call (/v1/models): any worker that takes requests, past the gates. */
     uint64_t now = tlab__now_us();
-    tlab__pool_worker *w = tlab__pool_worker_at(0);
-    for (size_t i = 0; i < tlab__pool_size(); i++)
-        if (tlab__pool_worker_routable(tlab__pool_worker_at(i), now)) {
-            w = tlab__pool_worker_at(i);
-            break;
-        }
+    tlab__pool_worker *w = NULL, *any = NULL;
+    for (size_t i = 0; i < tlab__pool_size() && !w; i++) {
+        tlab__pool_worker *c = tlab__pool_worker_at(i);
+        if (c->member && !any)
+            any = c;
+        if (tlab__pool_worker_routable(c, now))
+            w = c;
+    }
+    if (!w)
+        w = any; /* none takes requests: the first one answers for itself (503 when down) */
+    if (!w) {
+        tlab__error err;
+        tlab__error_set(&err, 503, "service_unavailable", NULL, "%s", "no worker in the pool: discovery finds none now");
+        tlab__request_fail(r, &err, 0);
+        return;
+    }
     send_to_worker(r, w);
 }
 

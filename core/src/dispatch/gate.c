@@ -32,6 +32,9 @@ static struct {
     void (*wake)(void);
     double target_s;
     uint64_t slo_us, interval_us, stall_us, last_tick_us;
+    tlab__autopilot_params params; /* the latest config's: a worker discovery adds starts from them */
+    int worker_metrics;            /* autopilot.worker_metrics */
+    long scrape_timeout_ms;
     double last_promise_s; /* the latest Retry-After promised, in seconds of tlab__now_us */
     tlab__autopilot_view view; /* the pool's: each worker's view summed or averaged (aggregate()) */
     tlab_metric *m_limit, *m_tpot, *m_ttft, *m_drain, *m_wait, *m_scrape, *m_attain, *m_goodput;
@@ -79,7 +82,7 @@ static void arm_timer(void) {
 
 /* "autopilot" with one worker, "autopilot[name]" in a pool: the logs read as before for one. */
 static const char *who(const tlab__pool_worker *w, char *buf, size_t cap) {
-    if (tlab__pool_size() == 1)
+    if (tlab__pool_single())
         return "autopilot";
     snprintf(buf, cap, "autopilot[%s]", w->name);
     return buf;
@@ -135,7 +138,7 @@ static void watch_worker(tlab__pool_worker *w, uint64_t now) {
  * while it stays stalled, each of its requests that has waited stall_ms there without sending
  * its client anything goes to another worker (a breaker's trial sent to it included). */
 static void watch_progress(tlab__pool_worker *w, uint64_t now) {
-    if (tlab__pool_size() < 2 || !w->in_flight || now - w->last_progress_us < g.stall_us)
+    if (tlab__pool_single() || !w->in_flight || now - w->last_progress_us < g.stall_us)
         return;
     if (!w->stalled) {
         w->stalled = 1;
@@ -178,6 +181,8 @@ static void aggregate(void) {
     int metrics_all = 1, any = 0;
     for (size_t i = 0; i < tlab__pool_size(); i++) {
         const tlab__pool_worker *w = tlab__pool_worker_at(i);
+        if (!w->ap)
+            continue;
         const tlab__autopilot_view *v = tlab__autopilot_view_get(w->ap);
         if (i == 0) {
             a.last_reason = v->last_reason;
@@ -207,7 +212,7 @@ static void aggregate(void) {
     if (weight > 0) {
         a.tpot_s /= weight;
         a.typical_tokens /= weight;
-    } else {
+    } else if (tlab__pool_size() && tlab__pool_worker_at(0)->ap) {
         a.typical_tokens = tlab__autopilot_view_get(tlab__pool_worker_at(0)->ap)->typical_tokens;
     }
     if (ttft_w > 0)
@@ -269,12 +274,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
     g.last_tick_us = now;
     double waiting = g.waiting ? (double)g.waiting() : 0, total = 0;
     for (size_t i = 0; i < tlab__pool_size(); i++)
-        total += (double)tlab__autopilot_limit(tlab__pool_worker_at(i)->ap);
+        if (tlab__pool_worker_at(i)->member)
+            total += (double)tlab__autopilot_limit(tlab__pool_worker_at(i)->ap);
     int grew = 0;
     for (size_t i = 0; i < tlab__pool_size(); i++) {
         tlab__pool_worker *w = tlab__pool_worker_at(i);
-        /* The queue is shared: each worker sees the part it would drain, by its share of the gate. */
-        double share = total > 0 ? (double)tlab__autopilot_limit(w->ap) / total : 1;
+        /* The queue is shared: each worker sees the part it would drain, by its share of the gate
+         * (none for a worker that left the pool and only finishes what it has). */
+        double share = !w->member ? 0 : total > 0 ? (double)tlab__autopilot_limit(w->ap) / total : 1;
         grew |= tick_worker(w, now, dt, waiting * share);
     }
     publish();
@@ -286,6 +293,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
 static void apply(const tlab__config *cfg) {
     tlab__autopilot_params p;
     params_from(cfg, &p);
+    g.params = p;
     for (size_t i = 0; i < tlab__pool_size(); i++)
         tlab__autopilot_set_params(tlab__pool_worker_at(i)->ap, &p);
     g.slo_us = (uint64_t)cfg->slo_e2e_ms * 1000;
@@ -295,17 +303,34 @@ static void apply(const tlab__config *cfg) {
     arm_timer();
 }
 
-static int worker_init(tlab__pool_worker *w, const tlab__config *cfg, const tlab__autopilot_params *p) {
+static int worker_init(tlab__pool_worker *w, const tlab__autopilot_params *p) {
     if (!(w->ap = tlab__autopilot_new(p)))
         return -1;
-    if (!cfg->autopilot_worker_metrics || !g.up)
+    if (!g.worker_metrics || !g.up)
         return 0;
     char url[1024];
     snprintf(url, sizeof url, "%s/metrics", w->root_url);
-    /* A scrape may take a few intervals on a busy worker; it is skipped, never queued. */
-    long timeout_ms = cfg->autopilot_interval_ms * 10 < 2000 ? 2000 : cfg->autopilot_interval_ms * 10;
-    w->scrape = tlab__worker_scrape_new(g.up, url, timeout_ms, on_reading, w);
+    w->scrape = tlab__worker_scrape_new(g.up, url, g.scrape_timeout_ms, on_reading, w);
     return w->scrape ? 0 : -1;
+}
+
+static void worker_free(tlab__pool_worker *w) {
+    tlab__worker_scrape_free(w->scrape);
+    tlab__autopilot_free(w->ap);
+    w->scrape = NULL;
+    w->ap = NULL;
+}
+
+int tlab__gate_worker_reset(tlab__pool_worker *w) {
+    worker_free(w);
+    if (worker_init(w, &g.params) != 0)
+        return -1;
+    tlab__metric_add(g.m_w_ttft, w->labels, 0);
+    tlab__metric_add(g.m_w_tpot, w->labels, 0);
+    tlab__metric_add(g.m_stalls, w->labels, 0);
+    if (g.wake)
+        g.wake(); /* room for the requests waiting */
+    return 0;
 }
 
 int tlab__gate_init(struct event_base *base, tlab__upstream *up, const tlab__config *cfg, size_t (*waiting)(void),
@@ -319,8 +344,12 @@ int tlab__gate_init(struct event_base *base, tlab__upstream *up, const tlab__con
     g.timer = event_new(base, -1, EV_PERSIST, on_timer, NULL);
     if (!g.timer)
         return -1;
+    g.params = p;
+    g.worker_metrics = cfg->autopilot_worker_metrics;
+    /* A scrape may take a few intervals on a busy worker; it is skipped, never queued. */
+    g.scrape_timeout_ms = cfg->autopilot_interval_ms * 10 < 2000 ? 2000 : cfg->autopilot_interval_ms * 10;
     for (size_t i = 0; i < tlab__pool_size(); i++)
-        if (worker_init(tlab__pool_worker_at(i), cfg, &p) != 0)
+        if (worker_init(tlab__pool_worker_at(i), &p) != 0)
             return -1;
     g.m_limit = tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_autopilot_limit",
                                       "The autopilot's gate: most requests at the workers at once (the pool's sum)", NULL, 0);
@@ -355,6 +384,13 @@ int tlab__gate_init(struct event_base *base, tlab__upstream *up, const tlab__con
     apply(cfg);
     publish();
     const tlab__pool_worker *w0 = tlab__pool_worker_at(0);
+    if (!w0) {
+        tlab__log(TLAB_LOG_INFO, NULL, "autopilot %s: slo.e2e_ms %ld, start limit %.0f per worker, max %ld; the workers come from "
+                                       "discovery",
+                  cfg->autopilot_enabled ? "on" : "off (fixed gate at autopilot.max_limit)", cfg->slo_e2e_ms, p.initial_limit,
+                  cfg->autopilot_max_limit);
+        return 0;
+    }
     tlab__log(TLAB_LOG_INFO, NULL, "autopilot %s: slo.e2e_ms %ld, service target from %.2f s (a long queue) to %.2f s (none), "
                                    "start limit %d per worker, max %ld, worker metrics %s%s",
               cfg->autopilot_enabled ? "on" : "off (fixed gate at autopilot.max_limit)", cfg->slo_e2e_ms, g.target_s,
@@ -370,13 +406,8 @@ void tlab__gate_reconfigure(const tlab__config *cfg) {
 }
 
 void tlab__gate_shutdown(void) {
-    for (size_t i = 0; i < tlab__pool_size(); i++) {
-        tlab__pool_worker *w = tlab__pool_worker_at(i);
-        tlab__worker_scrape_free(w->scrape);
-        tlab__autopilot_free(w->ap);
-        w->scrape = NULL;
-        w->ap = NULL;
-    }
+    for (size_t i = 0; i < tlab__pool_size(); i++)
+        worker_free(tlab__pool_worker_at(i));
     if (g.timer)
         event_free(g.timer);
     memset(&g, 0, sizeof g);
@@ -453,7 +484,7 @@ double tlab__gate_cold_wait_s(void) {
 /* The pool drains as one: its free slots and its drain rates add up. With one worker this is
  * that worker's autopilot's own prediction. */
 static double pool_wait_s(double ahead) {
-    if (tlab__pool_size() == 1) {
+    if (tlab__pool_single()) {
         const tlab__pool_worker *w = tlab__pool_worker_at(0);
         return tlab__autopilot_wait_s(w->ap, ahead, (double)w->in_flight);
     }
@@ -481,7 +512,7 @@ double tlab__gate_wait_s(double ahead) {
 double tlab__gate_service_s(long tokens) {
     if (!g.timer)
         return 0;
-    if (tlab__pool_size() == 1)
+    if (tlab__pool_single())
         return tlab__autopilot_service_s(tlab__pool_worker_at(0)->ap, tokens);
     /* A request lands on one worker; the pool's mean, weighted by each one's gate. */
     double sum = 0, weight = 0;

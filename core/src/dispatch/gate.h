@@ -27,6 +27,9 @@ int tlab__gate_init(struct event_base *base, tlab__upstream *up, const tlab__con
 void tlab__gate_reconfigure(const tlab__config *cfg);
 void tlab__gate_shutdown(void);
 
+/* A worker discovery put in a fresh slot (tlab__pool_add): its own autopilot from the current
+ * config's start, its scrape, its metric series; then the dispatcher runs. 0, or -1 (memory). */
+int tlab__gate_worker_reset(tlab__pool_worker *w);
 /* Whether one more request may go to worker w now (its autopilot's limit). */
 int tlab__gate_worker_open(const tlab__pool_worker *w);
 /* A request's worker leg ended: one sample for its worker's controller. */

@@ -13,7 +13,10 @@
 
 static struct {
     tlab__pool_worker *w;
-    size_t n;
+    size_t n, cap;
+    int dynamic; /* discovery fills it */
+    int eject_after;
+    uint64_t eject_us;
     tlab_metric *m_in_flight, *m_limit, *m_up, *m_breaker, *m_ejections, *m_served, *m_failed, *m_failovers;
 } pool;
 
@@ -44,34 +47,31 @@ static char *base_of(const char *url) {
     return out;
 }
 
-static int add(const tlab__config *cfg, size_t i, const char *name, const char *url, int listed) {
-    tlab__pool_worker *w = &pool.w[i];
+/* The counters' series exist from the start, at 0: a dashboard's rate() then has data before
+ * the first ejection or failover, and an absent series never reads as "no worker". */
+static void zero_series(const char *labels) {
+    tlab__metric_add(pool.m_ejections, labels, 0);
+    tlab__metric_add(pool.m_served, labels, 0);
+    tlab__metric_add(pool.m_failed, labels, 0);
+    tlab__metric_add(pool.m_failovers, labels, 0);
+}
+
+static int setup(tlab__pool_worker *w, size_t i, const char *name, const char *url, int listed) {
     w->id = (int)i;
     w->listed = listed;
+    w->member = 1;
     w->health_ok = 1;
     w->prev_state = -2;
     w->time_scale = 1;
     snprintf(w->labels, sizeof w->labels, "worker=\"%s\"", name);
-    tlab__breaker_init(&w->breaker, (int)cfg->pool_eject_after_failures, (uint64_t)cfg->pool_eject_ms * 1000);
+    tlab__breaker_init(&w->breaker, pool.eject_after, pool.eject_us);
     w->name = strdup(name);
     w->url = base_of(url);
     w->root_url = root_of(url);
     return w->name && w->url && w->root_url ? 0 : -1;
 }
 
-int tlab__pool_init(const tlab__config *cfg) {
-    memset(&pool, 0, sizeof pool);
-    pool.n = cfg->n_workers ? cfg->n_workers : 1;
-    if (!(pool.w = calloc(pool.n, sizeof *pool.w)))
-        return -1;
-    if (!cfg->n_workers) {
-        if (add(cfg, 0, "default", cfg->upstream_url, 0) != 0)
-            return -1;
-    } else {
-        for (size_t i = 0; i < cfg->n_workers; i++)
-            if (add(cfg, i, cfg->workers[i].name, cfg->workers[i].url, 1) != 0)
-                return -1;
-    }
+static void register_metrics(void) {
     pool.m_in_flight = tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_worker_in_flight", "Requests at each worker now", NULL, 0);
     pool.m_limit = tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_worker_gate_limit",
                                          "Each worker's concurrency gate (its autopilot's limit)", NULL, 0);
@@ -87,21 +87,109 @@ int tlab__pool_init(const tlab__config *cfg) {
                                           "Requests that failed at each worker (unreachable, 5xx, cut, timed out)", NULL, 0);
     pool.m_failovers = tlab__metric_register(TLAB_METRIC_COUNTER, "gateway_failovers_total",
                                              "Requests moved from this worker to another one", NULL, 0);
-    /* Every worker's series from the start, at 0: a dashboard's rate() then has data before the
-     * first ejection or failover, and an absent series never reads as "no worker". */
-    for (size_t i = 0; i < pool.n; i++) {
-        const char *l = pool.w[i].labels;
-        tlab__metric_add(pool.m_ejections, l, 0);
-        tlab__metric_add(pool.m_served, l, 0);
-        tlab__metric_add(pool.m_failed, l, 0);
-        tlab__metric_add(pool.m_failovers, l, 0);
+}
+
+int tlab__pool_init(const tlab__config *cfg) {
+    memset(&pool, 0, sizeof pool);
+    pool.eject_after = (int)cfg->pool_eject_after_failures;
+    pool.eject_us = (uint64_t)cfg->pool_eject_ms * 1000;
+    pool.dynamic = cfg->discovery_file[0] || cfg->discovery_dns[0];
+    pool.cap = pool.dynamic ? TLAB_POOL_MAX : cfg->n_workers ? cfg->n_workers : 1;
+    if (!(pool.w = calloc(pool.cap, sizeof *pool.w)))
+        return -1;
+    register_metrics();
+    if (!pool.dynamic) {
+        pool.n = pool.cap;
+        for (size_t i = 0; i < pool.n; i++) {
+            int listed = cfg->n_workers > 0;
+            if (setup(&pool.w[i], i, listed ? cfg->workers[i].name : "default", listed ? cfg->workers[i].url : cfg->upstream_url,
+                      listed) != 0)
+                return -1;
+            zero_series(pool.w[i].labels);
+        }
     }
     tlab__pool_publish();
     return 0;
 }
 
-void tlab__pool_shutdown(void) {
+size_t tlab__pool_members(void) {
+    size_t k = 0;
+    for (size_t i = 0; i < pool.n; i++)
+        k += pool.w[i].member ? 1 : 0;
+    return k;
+}
+
+int tlab__pool_single(void) {
+    return !pool.dynamic && pool.n == 1;
+}
+
+tlab__pool_worker *tlab__pool_find(const char *name) {
+    for (size_t i = 0; i < pool.n; i++)
+        if (pool.w[i].member && strcmp(pool.w[i].name, name) == 0)
+            return &pool.w[i];
+    return NULL;
+}
+
+/* A slot for a newcomer: one whose worker left and has nothing in flight, else a new one. */
+static tlab__pool_worker *free_slot(void) {
     for (size_t i = 0; i < pool.n; i++) {
+        tlab__pool_worker *w = &pool.w[i];
+        if (!w->member && !w->in_flight && !w->health_xfer)
+            return w;
+    }
+    return pool.n < pool.cap ? &pool.w[pool.n++] : NULL;
+}
+
+tlab__pool_worker *tlab__pool_add(const char *name, const char *url, int *fresh) {
+    *fresh = 0;
+    if (!pool.dynamic)
+        return NULL;
+    char *base = base_of(url);
+    if (!base)
+        return NULL;
+    /* Back before its last request ended: the same worker, its measurements still good. */
+    for (size_t i = 0; i < pool.n; i++) {
+        tlab__pool_worker *w = &pool.w[i];
+        if (!w->member && w->in_flight && strcmp(w->name, name) == 0 && strcmp(w->url, base) == 0) {
+            free(base);
+            w->member = 1;
+            return w;
+        }
+    }
+    free(base);
+    tlab__pool_worker *w = free_slot();
+    if (!w)
+        return NULL;
+    if (w->name) {
+        /* The slot's former worker: its gauges say it is gone (its counters stay, as counters do). */
+        tlab__metric_set(pool.m_up, w->labels, 0);
+        tlab__metric_set(pool.m_in_flight, w->labels, 0);
+    }
+    /* The gate's objects stay with the slot: tlab__gate_worker_reset starts them afresh. */
+    tlab__autopilot *ap = w->ap;
+    struct tlab__worker_scrape *scrape = w->scrape;
+    free(w->name);
+    free(w->url);
+    free(w->root_url);
+    size_t i = (size_t)(w - pool.w);
+    memset(w, 0, sizeof *w);
+    w->ap = ap;
+    w->scrape = scrape;
+    if (setup(w, i, name, url, 1) != 0) {
+        w->member = 0;
+        return NULL;
+    }
+    zero_series(w->labels);
+    *fresh = 1;
+    return w;
+}
+
+void tlab__pool_remove(tlab__pool_worker *w) {
+    w->member = 0;
+}
+
+void tlab__pool_shutdown(void) {
+    for (size_t i = 0; i < pool.cap; i++) {
         free(pool.w[i].name);
         free(pool.w[i].url);
         free(pool.w[i].root_url);
@@ -129,7 +217,7 @@ int tlab__pool_worker_state(const tlab__pool_worker *w) {
 int tlab__pool_worker_routable(const tlab__pool_worker *w, uint64_t now) {
     /* The only worker is never ejected: there would be nowhere to send its requests, and the
      * single-worker path answers its failures itself (503, and the supervisor's restart). */
-    return pool.n == 1 || (tlab__breaker_routable(&w->breaker, now) && (!w->listed || w->health_ok));
+    return tlab__pool_single() || (w->member && tlab__breaker_routable(&w->breaker, now) && (!w->listed || w->health_ok));
 }
 
 void tlab__pool_leg_started(tlab__pool_worker *w, double tokens, uint64_t now) {
@@ -160,7 +248,7 @@ int tlab__pool_leg_ended(tlab__pool_worker *w, double tokens, int verdict, uint6
     }
     w->failed++;
     tlab__metric_add(pool.m_failed, w->labels, 1);
-    if (pool.n > 1 && tlab__breaker_failure(&w->breaker, now)) {
+    if (!tlab__pool_single() && tlab__breaker_failure(&w->breaker, now)) {
         ejected(w);
         return 1;
     }
@@ -195,6 +283,8 @@ json_t *tlab__pool_describe(void) {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < pool.n; i++) {
         const tlab__pool_worker *w = &pool.w[i];
+        if (!w->member && !w->in_flight)
+            continue; /* left, and done */
         const tlab__autopilot_view *v = w->ap ? tlab__autopilot_view_get(w->ap) : NULL;
         int ws = tlab__pool_worker_state(w);
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:f, s:i, s:s, s:I, s:b, s:b, s:I, s:I, s:I}", "name", w->name, "url",
@@ -205,6 +295,8 @@ json_t *tlab__pool_describe(void) {
                               "ejections", (json_int_t)w->breaker.ejections, "health_ok", w->health_ok, "stalled", w->stalled,
                               "served", (json_int_t)w->served, "failed", (json_int_t)w->failed, "failovers",
                               (json_int_t)w->failovers);
+        if (o && !w->member)
+            json_object_set_new(o, "leaving", json_true()); /* discovery dropped it; its requests finish */
         if (o && v) {
             json_object_set_new(o, "tpot_ms", json_real(v->tpot_s * 1e3));
             json_object_set_new(o, "ttft_ms", json_real(v->ttft_s * 1e3));

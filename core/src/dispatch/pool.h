@@ -1,6 +1,12 @@
 /*
  * pool.h - the workers the gateway routes to (docs/workers.md): the `workers:` list of the
- * config, or one worker at upstream.url (the supervisor plugin's, when it is loaded).
+ * config, the workers discovery finds (discovery.h), or one worker at upstream.url (the
+ * supervisor plugin's, when it is loaded).
+ *
+ * The pool is a table of slots whose addresses never move (requests name their worker by slot,
+ * request.worker_id). A discovered pool has TLAB_POOL_MAX slots; a worker that leaves it stays
+ * in its slot, out of routing, until its last request ends; only then is the slot given to a
+ * newcomer. Loops over the pool visit every slot up to tlab__pool_size() and check `member`.
  *
  * Each worker carries its own concurrency gate and autopilot (gate.c), its load (route.c), its
  * circuit breaker and health (breaker.h, pool_health.c). This file owns the list, the per-worker
@@ -29,7 +35,8 @@ typedef struct tlab__pool_worker {
     char *url;       /* base URL: a request goes to url + its path */
     char *root_url;  /* url without a trailing /v1: /health and /metrics live there */
     char labels[96]; /* worker="<name>", for the per-worker metric series */
-    int listed;      /* from the workers list (external, health-polled); 0: upstream.url */
+    int listed;      /* from the workers list or discovery (external, health-polled); 0: upstream.url */
+    int member;      /* in the pool now; 0: it left (discovery) and finishes what it has in flight */
 
     /* gate.c: the worker's autopilot and scrape */
     tlab__autopilot *ap;
@@ -55,9 +62,26 @@ typedef struct tlab__pool_worker {
     uint64_t served, failed, failovers;
 } tlab__pool_worker;
 
+/* Bit i of a request's tried-workers mask is slot i: a pool holds at most 64 workers. */
+#define TLAB_POOL_MAX 64
+
 int tlab__pool_init(const tlab__config *cfg);
 void tlab__pool_shutdown(void);
+/* Slots in use so far (members and leavers): loops run to here and check `member`. */
 size_t tlab__pool_size(void);
+/* Workers in the pool now. */
+size_t tlab__pool_members(void);
+/* The pool of one fixed worker (no workers list, no discovery, or a list of one): that worker
+ * is never ejected, and its gate alone decides. */
+int tlab__pool_single(void);
+/* Discovery (discovery.h) only. The member named `name`, or NULL. */
+tlab__pool_worker *tlab__pool_find(const char *name);
+/* Discovery only. Adds a worker: back into its old slot when it is still finishing there (its
+ * state kept), else into a free slot, reset (the caller gives it a gate: tlab__gate_worker_reset).
+ * NULL when all TLAB_POOL_MAX slots are busy or out of memory; *fresh says whether it was reset. */
+tlab__pool_worker *tlab__pool_add(const char *name, const char *url, int *fresh);
+/* Discovery only. w leaves: no new request goes there; those in flight finish. */
+void tlab__pool_remove(tlab__pool_worker *w);
 tlab__pool_worker *tlab__pool_worker_at(size_t i);
 /* The worker of a request (request.worker_id), NULL when none or out of range. */
 tlab__pool_worker *tlab__pool_worker_of(int id);

@@ -60,8 +60,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what, (void)arg;
     for (size_t i = 0; i < tlab__pool_size(); i++) {
         tlab__pool_worker *w = tlab__pool_worker_at(i);
-        if (!w->listed || w->health_xfer)
-            continue; /* a poll still under way is not doubled */
+        if (!w->listed || !w->member || w->health_xfer)
+            continue; /* a poll still under way is not doubled; a worker that left is not polled */
         char url[1100];
         snprintf(url, sizeof url, "%s/health", w->root_url);
         w->health_answer_ok = 0;
@@ -71,7 +71,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
 
 int tlab__pool_health_init(struct event_base *base, tlab__upstream *up, const tlab__config *cfg, void (*wake)(void)) {
     memset(&h, 0, sizeof h);
-    if (!cfg->n_workers || !up)
+    if ((!cfg->n_workers && !cfg->discovery_file[0] && !cfg->discovery_dns[0]) || !up)
         return 0;
     h.up = up;
     h.wake = wake;

@@ -1,5 +1,5 @@
 /*
- * pool_health.h - active health of the listed workers: GET <root>/health of each, every
+ * pool_health.h - active health of the listed and discovered workers: GET <root>/health of each, every
  * pool.health_interval_ms, on the loop. A failed or non-200 answer counts as a failure toward
  * the worker's ejection (breaker.h); a 200 ends an ejection whose time is over (the half-open
  * probe). A 200 never clears failures that requests saw: an engine can stop admitting while its

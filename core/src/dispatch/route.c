@@ -77,6 +77,8 @@ static tlab__pool_worker *affinity_target(const tlab_request *r) {
     uint64_t best_w = 0;
     for (size_t i = 0; i < tlab__pool_size(); i++) {
         tlab__pool_worker *w = tlab__pool_worker_at(i);
+        if (!w->member)
+            continue;
         uint64_t wt = weight(value, w->name);
         if (!best || wt > best_w) {
             best = w;
@@ -88,7 +90,7 @@ static tlab__pool_worker *affinity_target(const tlab_request *r) {
 
 tlab__pool_worker *tlab__route_pick(const tlab_request *r, uint64_t exclude, uint64_t now) {
     size_t n = tlab__pool_size();
-    if (n == 1) {
+    if (tlab__pool_single()) {
         tlab__pool_worker *w = tlab__pool_worker_at(0);
         return tlab__gate_worker_open(w) ? w : NULL; /* the single-worker path: its gate alone */
     }
@@ -125,7 +127,7 @@ tlab__pool_worker *tlab__route_pick(const tlab_request *r, uint64_t exclude, uin
 }
 
 tlab__pool_worker *tlab__route_pick_now(const tlab_request *r, uint64_t exclude, uint64_t now) {
-    if (tlab__pool_size() < 2)
+    if (tlab__pool_single())
         return NULL;
     past_gates = 1;
     tlab__pool_worker *w = tlab__route_pick(r, exclude, now);

@@ -20,6 +20,7 @@
 
 #include "policy/auth.h"
 #include "config/config.h"
+#include "discovery/discovery.h"
 #include "dispatch/dispatch.h"
 #include "dispatch/gate.h"
 #include "dispatch/pool.h"
@@ -224,8 +225,20 @@ int main(int argc, char **argv) {
         LOG_ERROR("out of memory setting up the autopilot");
         goto out;
     }
+    if (tlab__discovery_init(tlab__gw.base, &cfg, tlab__dispatch_wake, err, sizeof err) != 0) {
+        LOG_ERROR("%s", err);
+        rc = 2;
+        goto out;
+    }
     if (tlab__plugins_load(tlab__gw.base, &cfg, tlab__plugin_api(), err, sizeof err) != 0) {
         LOG_ERROR("%s", err);
+        goto out;
+    }
+    if ((cfg.discovery_file[0] || cfg.discovery_dns[0]) && tlab__plugins_worker_state() >= 0) {
+        LOG_ERROR("%s:%d:%d: discovery and the supervisor plugin do not go together: the supervisor runs one worker at "
+                  "upstream.url; discover workers you start yourself, or drop discovery",
+                  cfg.source ? cfg.source : "(config)", cfg.discovery_line, cfg.discovery_col);
+        rc = 2;
         goto out;
     }
     if (cfg.n_workers && tlab__plugins_worker_state() >= 0) {
@@ -255,6 +268,8 @@ int main(int argc, char **argv) {
     char where[600];
     if (cfg.n_workers)
         snprintf(where, sizeof where, "%zu workers", cfg.n_workers);
+    else if (cfg.discovery_file[0] || cfg.discovery_dns[0])
+        snprintf(where, sizeof where, "workers from discovery: %s; %zu now", tlab__discovery_describe(), tlab__pool_members());
     else
         snprintf(where, sizeof where, "upstream %s", cfg.upstream_url);
     LOG_INFO("tlab-gateway %s listening on http://%s:%d (%s, %zu plugin%s)", TLAB_VERSION, cfg.listen_host, tlab__gw.port, where,
@@ -291,6 +306,7 @@ out:
         event_free(shutdown_timer);
     tlab__stream_keepalive_shutdown();
     tlab__process_shutdown();
+    tlab__discovery_shutdown();
     tlab__pool_health_shutdown();
     tlab__gate_shutdown();
     tlab__route_shutdown();

@@ -89,6 +89,10 @@ static void restart_keys(const tlab__config *old, const tlab__config *next, keyl
     if (old->pool_health_interval_ms != next->pool_health_interval_ms || old->pool_eject_after_failures != next->pool_eject_after_failures ||
         old->pool_eject_ms != next->pool_eject_ms || str_differs(old->pool_affinity_header, next->pool_affinity_header))
         note(k, "pool");
+    if (str_differs(old->discovery_file, next->discovery_file) || str_differs(old->discovery_dns, next->discovery_dns) ||
+        old->discovery_port != next->discovery_port || old->discovery_interval_ms != next->discovery_interval_ms ||
+        str_differs(old->discovery_dns_server, next->discovery_dns_server))
+        note(k, "discovery");
 }
 
 #define LIVE_LONG(field, key)                                                                                                      \
