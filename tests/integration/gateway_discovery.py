@@ -257,6 +257,35 @@ if dnsmasq:
     st, _ = completion(port)
     t.check(st == 200, f"requests are still served ({st})")
     gw.stop()
+
+    # SRV records: a port per record (a sim on 127.0.0.1 at its own port beside the one on 127.0.0.2)
+    csim, cport = t.start_sim(["--startup-seconds", "0"], time_scale=TS)
+
+    def start_dnsmasq(srv):
+        args = [dnsmasq, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--local=/tlab.test/",
+                "--host-record=a.tlab.test,127.0.0.2", "--host-record=c.tlab.test,127.0.0.1",
+                "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={dport}", "--conf-file=/dev/null",
+                "--local-ttl=0", "--log-facility=-", "--pid-file=", "--user=" + (os.environ.get("USER") or "root")]
+        args += [f"--srv-host=_http._tcp.workers.tlab.test,{target},{p}" for target, p in srv]
+        return t.Proc(args, "dnsmasq")
+
+    dns = start_dnsmasq([("a.tlab.test", wport), ("c.tlab.test", cport)])
+    time.sleep(0.5)
+    with open(cfg_dns, "w") as f:
+        f.write(f"discovery:\n  dns: _http._tcp.workers.tlab.test\n  interval_ms: 300\n"
+                f"  dns_server: 127.0.0.1:{dport}\n{POOL}")
+    gw, port = t.start_gateway(1, config=cfg_dns)
+    na, nc = f"127.0.0.2-{wport}", f"127.0.0.1-{cport}"
+    t.check(wait_for(lambda: sorted(workers_view(port)) == sorted([na, nc]), 5),
+            f"SRV records: a worker per record, each at its own port ({sorted(workers_view(port))})")
+    results = [completion(port)[0] for _ in range(6)]
+    t.check(results == [200] * 6, f"requests to the SRV pool are served ({results})")
+    dns.stop()
+    dns = start_dnsmasq([("c.tlab.test", cport)])
+    t.check(wait_for(lambda: sorted(workers_view(port)) == [nc], 5), "an SRV record removed: its worker leaves")
+    dns.stop()
+    gw.stop()
+    csim.stop()
     for pr in dsims:
         pr.stop()
 

@@ -94,8 +94,9 @@ typedef struct tlab__config {
     /* discovery: the pool's members from a watched file or a DNS name instead of a workers list
      * (docs/workers.md, "Discovery"); at most one of file and dns. */
     char *discovery_file;        /* discovery.file: one worker per line, watched with inotify; "" = off (default) */
-    char *discovery_dns;         /* discovery.dns: a name whose A/AAAA records are the workers; "" = off (default) */
-    long discovery_port;         /* discovery.port: the workers' port for dns, 1..65535, default 8000 */
+    char *discovery_dns;         /* discovery.dns: a name whose A/AAAA records (SRV when it starts with '_') are the
+                                    workers; "" = off (default) */
+    long discovery_port;         /* discovery.port: the workers' port for A/AAAA records, 1..65535, default 8000 */
     long discovery_interval_ms;  /* discovery.interval_ms: how often dns is resolved again, 100..3600000, default 5000 */
     char *discovery_dns_server;  /* discovery.dns_server: "host[:port]" to ask instead of /etc/resolv.conf's; "" (default) */
     int discovery_line, discovery_col; /* where the discovery section starts, for errors naming it */

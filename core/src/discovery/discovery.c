@@ -9,6 +9,7 @@
 #include "common/log.h"
 #include "discovery/discovery_dns.h"
 #include "discovery/discovery_file.h"
+#include "discovery/discovery_srv.h"
 #include "dispatch/gate.h"
 #include "dispatch/pool.h"
 
@@ -70,6 +71,12 @@ int tlab__discovery_init(struct event_base *base, const tlab__config *cfg, void 
         snprintf(dsc.what, sizeof dsc.what, "file %s", cfg->discovery_file);
         return tlab__discovery_file_start(base, cfg->discovery_file, on_found, err, errlen);
     }
+    if (cfg->discovery_dns[0] == '_') {
+        /* _service._proto.name: SRV records, a port each */
+        snprintf(dsc.what, sizeof dsc.what, "dns SRV %s, every %ld ms", cfg->discovery_dns, cfg->discovery_interval_ms);
+        return tlab__discovery_srv_start(base, cfg->discovery_dns, cfg->discovery_interval_ms, cfg->discovery_dns_server,
+                                         on_found, err, errlen);
+    }
     if (cfg->discovery_dns[0]) {
         snprintf(dsc.what, sizeof dsc.what, "dns %s, port %ld, every %ld ms", cfg->discovery_dns, cfg->discovery_port,
                  cfg->discovery_interval_ms);
@@ -83,6 +90,7 @@ int tlab__discovery_init(struct event_base *base, const tlab__config *cfg, void 
 void tlab__discovery_shutdown(void) {
     tlab__discovery_file_stop();
     tlab__discovery_dns_stop();
+    tlab__discovery_srv_stop();
     snprintf(dsc.what, sizeof dsc.what, "off");
 }
 

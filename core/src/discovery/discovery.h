@@ -1,6 +1,6 @@
 /*
  * discovery.h - a pool that changes while the gateway runs (docs/workers.md, "Discovery"): the
- * configured source (discovery_file.h or discovery_dns.h) hands over its list of workers, and
+ * configured source (discovery_file.h, discovery_dns.h or discovery_srv.h) hands over its list of workers, and
  * this file makes the pool match it. A worker that joins gets its own gate and is routed to at
  * once; a worker that leaves gets no new request and finishes those it has (no request fails
  * because its worker left the list); its slot is reused once it is idle.
