@@ -77,7 +77,10 @@ class Load:
 
 # --- config errors ---
 bad_cases = [
-    ("workers:\n  - name: a\n    engine: vllm\n", "3:5", "supervised pool workers are not supported yet"),
+    ("workers:\n  - name: a\n    engine: vllm\n", "2:5", "needs a url (a worker you start) or a port"),
+    ("workers:\n  - {name: a, url: 'http://127.0.0.1:1', port: 8000}\n", "2:42", "belongs to a worker the gateway starts"),
+    ("workers:\n  - {name: a, port: 80000}\n", "2:21", "must be an integer from 1 to 65535"),
+    ("workers:\n  - {name: a, port: 8000, engine: tpu}\n", "2:5", "'engine' must be auto, vllm or sim"),
     ("workers:\n  - {name: a, url: 'http://127.0.0.1:1'}\n  - {name: a, url: 'http://127.0.0.1:2'}\n", "3:5",
      "listed twice"),
     ("workers:\n  - {name: a, url: 'ftp://x'}\n", "2:20", "must be an http:// or https:// URL"),

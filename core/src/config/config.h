@@ -21,10 +21,13 @@ typedef struct tlab__plugin_conf {
     int line, col;  /* where the entry starts, for error messages */
 } tlab__plugin_conf;
 
-/* One external worker of the pool (docs/workers.md). */
+/* One worker of the pool (docs/workers.md): external (a url) or supervised (a port). */
 typedef struct tlab__worker_conf {
     char *name;     /* workers[i].name, required, unique: letters, digits, '.', '_', '-' (a metric label) */
-    char *url;      /* workers[i].url, required: its base URL, as upstream.url */
+    char *url;      /* workers[i].url: its base URL, as upstream.url; http://127.0.0.1:<port> when supervised */
+    json_t *supervise; /* supervised: the supervisor's options for it (engine, profile, ...: worker_cmd.h); NULL: external */
+    char **env;     /* supervised: workers[i].env as "NAME=value", NULL-terminated; NULL when none */
+    int port;       /* supervised: workers[i].port */
     int line, col;  /* where the entry starts */
 } tlab__worker_conf;
 
@@ -89,6 +92,7 @@ typedef struct tlab__config {
     long pool_eject_ms;          /* pool.eject_ms: the first ejection; doubles per failed trial, 100..3600000, default 1000 */
     long pool_stall_ms;          /* pool.stall_ms: in flight and no byte from the worker this long = stalled, 100..3600000,
                                     default 10000 */
+    long pool_min_ready;         /* pool.min_ready: supervised workers kept running however idle, 0..64, default 0 */
     char *pool_affinity_header;  /* pool.affinity_header: requests with the same value go to the same worker; "" = off
                                     (default) */
     /* discovery: the pool's members from a watched file or a DNS name instead of a workers list

@@ -73,6 +73,7 @@ static const field pool_fields[] = {
     FLD("eject_ms", F_LONG, pool_eject_ms, 100, 3600000),
     FLD("stall_ms", F_LONG, pool_stall_ms, 100, 3600000),
     FLD("affinity_header", F_STR, pool_affinity_header, 0, 0),
+    FLD("min_ready", F_LONG, pool_min_ready, 0, 64),
 };
 static const field discovery_fields[] = {
     FLD("file", F_PATH, discovery_file, 0, 0),
@@ -176,6 +177,10 @@ void tlab__config_free(tlab__config *cfg) {
     for (size_t i = 0; i < cfg->n_workers; i++) {
         free(cfg->workers[i].name);
         free(cfg->workers[i].url);
+        json_decref(cfg->workers[i].supervise);
+        for (char **e = cfg->workers[i].env; e && *e; e++)
+            free(*e);
+        free(cfg->workers[i].env);
     }
     free(cfg->workers);
     free(cfg->pool_affinity_header);

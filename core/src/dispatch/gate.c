@@ -466,19 +466,40 @@ uint64_t tlab__gate_slo_us(void) {
     return g.slo_us;
 }
 
-double tlab__gate_cold_wait_s(void) {
-    const tlab__pool_worker *w = tlab__pool_worker_at(0);
-    if (!g.timer || !w || w->listed)
-        return 0; /* listed workers are external: no start to wait for */
-    int ws = tlab__pool_worker_state(w);
+/* Seconds until w could take requests, from its measured start time; -1 when it is not on its
+ * way (failed, or up). */
+static double worker_cold_wait_s(const tlab__pool_worker *w, int ws) {
     if (worker_up(ws) || ws == TLAB_WORKER_FAILED)
-        return 0;
+        return -1;
     double cold = tlab__autopilot_view_get(w->ap)->cold_start_s;
     if (ws == TLAB_WORKER_STARTING && w->left_running_us) {
         double left = cold - (double)(tlab__now_us() - w->left_running_us) / 1e6;
         return left > 0 ? left : 0;
     }
-    return ws == TLAB_WORKER_IDLE || ws == TLAB_WORKER_STOPPING ? cold : 0;
+    return ws == TLAB_WORKER_IDLE || ws == TLAB_WORKER_STOPPING ? cold : -1;
+}
+
+double tlab__gate_cold_wait_s(void) {
+    if (!g.timer)
+        return 0;
+    /* 0 as soon as one worker takes requests (the pool's wait covers the rest); else the soonest
+     * start among the workers the gateway starts. External workers have no start to wait for. */
+    uint64_t now = tlab__now_us();
+    double best = -1;
+    for (size_t i = 0; i < tlab__pool_size(); i++) {
+        const tlab__pool_worker *w = tlab__pool_worker_at(i);
+        if (!w->member || !w->ap)
+            continue;
+        int ws = tlab__pool_worker_state(w);
+        if (worker_up(ws) && tlab__pool_worker_routable(w, now))
+            return 0;
+        if (w->listed && !w->supervised)
+            continue;
+        double c = worker_cold_wait_s(w, ws);
+        if (c >= 0 && (best < 0 || c < best))
+            best = c;
+    }
+    return best > 0 ? best : 0;
 }
 
 /* The pool drains as one: its free slots and its drain rates add up. With one worker this is
@@ -555,6 +576,7 @@ int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *ms
             /* Refused, but the worker starts anyway: otherwise a start longer than the SLO
              * would refuse every request for ever, and the promised retry would find it cold. */
             tlab__plugins_worker_demand();
+            tlab__pool_note_demand(now);
             double retry = cold + ttft - budget;
             *retry_after_s = retry < 1 ? 1 : (int)(retry + 0.999);
             snprintf(msg, len, "the worker is starting (measured start time: %.1f s to go) and the request's deadline has "

@@ -15,6 +15,7 @@ static struct {
     tlab__pool_worker *w;
     size_t n, cap;
     int dynamic; /* discovery fills it */
+    uint64_t demand_us; /* the latest tlab__pool_note_demand */
     int eject_after;
     uint64_t eject_us;
     tlab_metric *m_in_flight, *m_limit, *m_up, *m_breaker, *m_ejections, *m_served, *m_failed, *m_failovers;
@@ -106,6 +107,10 @@ int tlab__pool_init(const tlab__config *cfg) {
                       listed) != 0)
                 return -1;
             zero_series(pool.w[i].labels);
+            if (listed && cfg->workers[i].supervise) {
+                pool.w[i].supervised = 1;
+                pool.w[i].sup_state = TLAB_WORKER_IDLE;
+            }
         }
     }
     tlab__pool_publish();
@@ -120,7 +125,7 @@ size_t tlab__pool_members(void) {
 }
 
 int tlab__pool_single(void) {
-    return !pool.dynamic && pool.n == 1;
+    return !pool.dynamic && pool.n == 1 && !pool.w[0].supervised;
 }
 
 tlab__pool_worker *tlab__pool_find(const char *name) {
@@ -211,13 +216,16 @@ tlab__pool_worker *tlab__pool_worker_of(int id) {
 }
 
 int tlab__pool_worker_state(const tlab__pool_worker *w) {
+    if (w->supervised)
+        return w->sup_state;
     return w->listed ? -1 : tlab__plugins_worker_state();
 }
 
 int tlab__pool_worker_routable(const tlab__pool_worker *w, uint64_t now) {
     /* The only worker is never ejected: there would be nowhere to send its requests, and the
      * single-worker path answers its failures itself (503, and the supervisor's restart). */
-    return tlab__pool_single() || (w->member && tlab__breaker_routable(&w->breaker, now) && (!w->listed || w->health_ok));
+    return tlab__pool_single() || (w->member && (!w->supervised || w->sup_state == TLAB_WORKER_RUNNING) &&
+                                   tlab__breaker_routable(&w->breaker, now) && (!w->listed || w->health_ok));
 }
 
 void tlab__pool_leg_started(tlab__pool_worker *w, double tokens, uint64_t now) {
@@ -268,6 +276,14 @@ void tlab__pool_count_ejection(tlab__pool_worker *w) {
     ejected(w);
 }
 
+void tlab__pool_note_demand(uint64_t now) {
+    pool.demand_us = now;
+}
+
+int tlab__pool_demand_since(uint64_t since) {
+    return pool.demand_us && pool.demand_us >= since;
+}
+
 void tlab__pool_publish(void) {
     uint64_t now = tlab__now_us();
     for (size_t i = 0; i < pool.n; i++) {
@@ -288,13 +304,15 @@ json_t *tlab__pool_describe(void) {
         const tlab__autopilot_view *v = w->ap ? tlab__autopilot_view_get(w->ap) : NULL;
         int ws = tlab__pool_worker_state(w);
         json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:f, s:i, s:s, s:I, s:b, s:b, s:I, s:I, s:I}", "name", w->name, "url",
-                              w->url, "kind", w->listed ? "external" : ws >= 0 ? "supervised" : "external", "state",
+                              w->url, "kind", w->supervised ? "supervised" : w->listed ? "external" : ws >= 0 ? "supervised" : "external", "state",
                               ws >= 0 ? tlab_worker_state_name((tlab_worker_state)ws) : "external", "in_flight",
                               (json_int_t)w->in_flight, "in_flight_tokens", w->in_flight_tokens, "gate_limit",
                               w->ap ? tlab__autopilot_limit(w->ap) : 0, "breaker", tlab__breaker_state_name(w->breaker.state),
                               "ejections", (json_int_t)w->breaker.ejections, "health_ok", w->health_ok, "stalled", w->stalled,
                               "served", (json_int_t)w->served, "failed", (json_int_t)w->failed, "failovers",
                               (json_int_t)w->failovers);
+        if (o && w->supervised)
+            json_object_set_new(o, "pid", json_integer(w->sup_pid));
         if (o && !w->member)
             json_object_set_new(o, "leaving", json_true()); /* discovery dropped it; its requests finish */
         if (o && v) {

@@ -37,6 +37,9 @@ typedef struct tlab__pool_worker {
     char labels[96]; /* worker="<name>", for the per-worker metric series */
     int listed;      /* from the workers list or discovery (external, health-polled); 0: upstream.url */
     int member;      /* in the pool now; 0: it left (discovery) and finishes what it has in flight */
+    int supervised;  /* the gateway starts and stops it (a workers entry with a port: pool_supervisor.h) */
+    int sup_state;   /* supervised: its tlab_worker_state, written by pool_supervisor.c only */
+    long sup_pid;    /* supervised: its process (group) id while it runs, else 0; pool_supervisor.c */
 
     /* gate.c: the worker's autopilot and scrape */
     tlab__autopilot *ap;
@@ -71,8 +74,8 @@ void tlab__pool_shutdown(void);
 size_t tlab__pool_size(void);
 /* Workers in the pool now. */
 size_t tlab__pool_members(void);
-/* The pool of one fixed worker (no workers list, no discovery, or a list of one): that worker
- * is never ejected, and its gate alone decides. */
+/* The pool of one fixed worker (no workers list, no discovery, or a list of one external
+ * worker): that worker is never ejected, and its gate alone decides. */
 int tlab__pool_single(void);
 /* Discovery (discovery.h) only. The member named `name`, or NULL. */
 tlab__pool_worker *tlab__pool_find(const char *name);
@@ -85,8 +88,8 @@ void tlab__pool_remove(tlab__pool_worker *w);
 tlab__pool_worker *tlab__pool_worker_at(size_t i);
 /* The worker of a request (request.worker_id), NULL when none or out of range. */
 tlab__pool_worker *tlab__pool_worker_of(int id);
-/* The supervisor plugin's state for the pool of one at upstream.url; -1 (external, always up)
- * for listed workers. */
+/* The worker's state: a supervised entry's own, the supervisor plugin's for the pool of one at
+ * upstream.url; -1 (external, always up) for external listed and discovered workers. */
 int tlab__pool_worker_state(const tlab__pool_worker *w);
 /* Whether w takes requests at `now`: not ejected. The only worker is always routable (a
  * supervised one's state is its plugin gate's business). */
@@ -103,6 +106,11 @@ void tlab__pool_progress(tlab__pool_worker *w, uint64_t now);
 void tlab__pool_count_failover(tlab__pool_worker *from);
 /* w was ejected without a request's failure (health check, stall): counted in the metrics. */
 void tlab__pool_count_ejection(tlab__pool_worker *w);
+/* Admission refused a request because no worker was started (its start would take too long):
+ * the supervised workers take it as demand all the same (pool_supervisor.h). */
+void tlab__pool_note_demand(uint64_t now);
+/* Whether demand was noted at or after `since`. */
+int tlab__pool_demand_since(uint64_t since);
 /* Publishes the per-worker gauges (gateway_worker_*). */
 void tlab__pool_publish(void);
 /* /admin/workers: one object per worker. New reference, NULL on allocation failure. */

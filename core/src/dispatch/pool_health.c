@@ -60,8 +60,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what, (void)arg;
     for (size_t i = 0; i < tlab__pool_size(); i++) {
         tlab__pool_worker *w = tlab__pool_worker_at(i);
-        if (!w->listed || !w->member || w->health_xfer)
-            continue; /* a poll still under way is not doubled; a worker that left is not polled */
+        if (!w->listed || !w->member || w->health_xfer || (w->supervised && w->sup_state != TLAB_WORKER_RUNNING))
+            continue; /* a poll still under way is not doubled; a worker that left is not polled, nor a supervised one that is not running (its supervisor polls it) */
         char url[1100];
         snprintf(url, sizeof url, "%s/health", w->root_url);
         w->health_answer_ok = 0;

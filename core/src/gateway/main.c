@@ -36,6 +36,7 @@
 #include "relay/relay.h"
 #include "gateway/reload.h"
 #include "relay/stream_keepalive.h"
+#include "supervise/pool_supervisor.h"
 #include "upstream/upstream.h"
 
 /* What SIGHUP needs to load the config again exactly as at start-up. */
@@ -225,6 +226,11 @@ int main(int argc, char **argv) {
         LOG_ERROR("out of memory setting up the autopilot");
         goto out;
     }
+    if (tlab__pool_supervisor_init(tlab__gw.base, tlab__gw.upstream, &cfg, tlab__dispatch_wake, err, sizeof err) != 0) {
+        LOG_ERROR("%s", err);
+        rc = 2;
+        goto out;
+    }
     if (tlab__discovery_init(tlab__gw.base, &cfg, tlab__dispatch_wake, err, sizeof err) != 0) {
         LOG_ERROR("%s", err);
         rc = 2;
@@ -275,7 +281,8 @@ int main(int argc, char **argv) {
     LOG_INFO("tlab-gateway %s listening on http://%s:%d (%s, %zu plugin%s)", TLAB_VERSION, cfg.listen_host, tlab__gw.port, where,
              tlab__plugins_count(), tlab__plugins_count() == 1 ? "" : "s");
     for (size_t i = 0; i < cfg.n_workers; i++)
-        LOG_INFO("worker %s at %s", cfg.workers[i].name, cfg.workers[i].url);
+        LOG_INFO("worker %s at %s%s", cfg.workers[i].name, cfg.workers[i].url,
+                 cfg.workers[i].supervise ? " (supervised: started on demand, or for pool.min_ready)" : "");
     if (tlab__auth_enabled())
         LOG_INFO("auth on: %zu API key%s from %s", tlab__auth_key_count(), tlab__auth_key_count() == 1 ? "" : "s",
                  cfg.auth_keys_file);
@@ -305,6 +312,7 @@ out:
     if (shutdown_timer)
         event_free(shutdown_timer);
     tlab__stream_keepalive_shutdown();
+    tlab__pool_supervisor_shutdown();
     tlab__process_shutdown();
     tlab__discovery_shutdown();
     tlab__pool_health_shutdown();

@@ -52,7 +52,9 @@ static int workers_differ(const tlab__config *a, const tlab__config *b) {
     if (a->n_workers != b->n_workers)
         return 1;
     for (size_t i = 0; i < a->n_workers; i++)
-        if (strcmp(a->workers[i].name, b->workers[i].name) != 0 || strcmp(a->workers[i].url, b->workers[i].url) != 0)
+        if (strcmp(a->workers[i].name, b->workers[i].name) != 0 || strcmp(a->workers[i].url, b->workers[i].url) != 0 ||
+            !a->workers[i].supervise != !b->workers[i].supervise ||
+            (a->workers[i].supervise && !json_equal(a->workers[i].supervise, b->workers[i].supervise)))
             return 1;
     return 0;
 }
@@ -87,7 +89,7 @@ static void restart_keys(const tlab__config *old, const tlab__config *next, keyl
     if (workers_differ(old, next))
         note(k, "workers");
     if (old->pool_health_interval_ms != next->pool_health_interval_ms || old->pool_eject_after_failures != next->pool_eject_after_failures ||
-        old->pool_eject_ms != next->pool_eject_ms || str_differs(old->pool_affinity_header, next->pool_affinity_header))
+        old->pool_eject_ms != next->pool_eject_ms || old->pool_min_ready != next->pool_min_ready || str_differs(old->pool_affinity_header, next->pool_affinity_header))
         note(k, "pool");
     if (str_differs(old->discovery_file, next->discovery_file) || str_differs(old->discovery_dns, next->discovery_dns) ||
         old->discovery_port != next->discovery_port || old->discovery_interval_ms != next->discovery_interval_ms ||
