@@ -25,7 +25,7 @@ MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
 tmp = tempfile.mkdtemp(prefix="tlab-pool-sup-")
 
 
-def write_config(path, ports, min_ready=0, idle_s=3):
+def write_config(path, ports, min_ready=0, idle_s=3, sleep_s=None):
     with open(path, "w") as f:
         f.write("workers:\n")
         for name, p in ports:
@@ -34,6 +34,8 @@ def write_config(path, ports, min_ready=0, idle_s=3):
                     f"    idle_timeout_s: {idle_s}\n    backoff_min_ms: 200\n    log_file: {tmp}/worker-{name}.log\n"
                     f"    env: {{TLAB_TEST_WORKER: '{name}'}}\n"
                     f"    profiles_dir: {t.SRC}/configs/model_profiles\n")
+            if sleep_s is not None:
+                f.write(f"    sleep_after_s: {sleep_s}\n")
         f.write(f"pool:\n  min_ready: {min_ready}\n  health_interval_ms: 200\n  stall_ms: 1500\n  eject_ms: 500\n")
         f.write("plugins:\n  - name: queue\n  - name: metrics\n")
 
@@ -133,6 +135,23 @@ t.check(not any(alive(p) for p in pids) and not any(port_open(p) for _, p in por
         "their processes are gone and their ports free")
 t.check(t.metric(port, "gateway_worker_starts_total", 'worker="a"') >= 1 and
         t.metric(port, "gateway_worker_stops_total", 'worker="b"') >= 1, "starts and stops are counted per worker")
+gw.stop()
+
+# --- the idle ladder: sleep, wake, stop ---
+write_config(cfg, ports[:1], min_ready=0, idle_s=5, sleep_s=1)
+gw, port = t.start_gateway(1, config=cfg)
+st, _ = completion(port)
+pid = view(port)["a"]["pid"]
+t.check(st == 200 and view(port)["a"]["state"] == "running", f"a request starts the worker ({st})")
+t.check(wait_for(lambda: view(port)["a"]["state"] == "sleeping", 4) and alive(pid),
+        "idle for sleep_after_s: it sleeps, its process kept")
+st, _ = completion(port)
+v = view(port)["a"]
+t.check(st == 200 and v["state"] == "running" and v["pid"] == pid, f"a request wakes it (same pid) and is served ({st}, {v})")
+t.check(t.metric(port, "gateway_worker_sleeps_total", 'worker="a"') >= 1 and
+        t.metric(port, "gateway_worker_wakes_total", 'worker="a"') >= 1, "sleeps and wakes are counted")
+t.check(wait_for(lambda: view(port)["a"]["state"] == "idle", 10) and not alive(pid),
+        "asleep until idle_timeout_s in all: then it stops")
 gw.stop()
 
 # --- min_ready, stall, crash ---

@@ -31,12 +31,16 @@ typedef struct sup {
     tlab__pool_worker *w;
     tlab__worker_options opt;
     json_t *knobs;
-    char **env;
+    char **env; /* the entry's env (not owned) and VLLM_SERVER_DEV_MODE=1 for the sleep rung; the array is owned */
     int port;
     long pid;
     uint64_t since_us, idle_since_us, backoff_until_us, backoff_us, last_poll_us, stop_deadline_us;
     struct tlab__xfer *health;
     int health_status;
+    struct tlab__xfer *call; /* POST /sleep or /wake_up under way */
+    int call_status, call_is_wake;
+    int sleep_supported;     /* cleared when the worker answers 404 to /sleep: the ladder falls back to stop */
+    int waking;              /* starting because of POST /wake_up, not a spawn */
     const char *stop_reason; /* why it is stopping: "idle", "stalled" */
 } sup;
 
@@ -47,8 +51,12 @@ static struct {
     tlab__upstream *up;
     void (*wake)(void);
     long min_ready;
-    tlab_metric *m_state, *m_starts, *m_crashes, *m_stops, *m_failures;
+    tlab_metric *m_state, *m_starts, *m_crashes, *m_stops, *m_failures, *m_sleeps, *m_wakes;
 } ps;
+
+static void on_health_data_ignored(void *arg, const char *data, size_t len) {
+    (void)arg, (void)data, (void)len;
+}
 
 static void set_state(sup *s, tlab_worker_state st, const char *why) {
     if (s->w->sup_state == (int)st)
@@ -64,6 +72,16 @@ static void cancel_health(sup *s) {
     if (s->health)
         tlab__xfer_abort(s->health);
     s->health = NULL;
+    if (s->call)
+        tlab__xfer_abort(s->call);
+    s->call = NULL;
+    s->waking = 0;
+}
+
+/* The idle ladder's first rung (sleep) is on: configured before idle_timeout_s, and the worker
+ * did not say it has no sleep mode. */
+static int ladder(const sup *s) {
+    return s->sleep_supported && tlab__worker_sleep_enabled(&s->opt);
 }
 
 static void fail_start(sup *s, const char *what) {
@@ -157,13 +175,82 @@ static void stop(sup *s, const char *why, int sig) {
         tlab__process_signal(s->pid, sig);
 }
 
+static void on_call_headers(void *arg, int status, const char *ctype) {
+    (void)ctype;
+    ((sup *)arg)->call_status = status;
+}
+
+static void on_call_done(void *arg, tlab__xfer_result result, const char *detail) {
+    sup *s = arg;
+    s->call = NULL;
+    int ok = result == TLAB_XFER_OK && s->call_status == 200;
+    const char *what = result == TLAB_XFER_OK ? "" : detail ? detail : "failed";
+    if (!s->call_is_wake) {
+        if (s->w->sup_state != TLAB_WORKER_SLEEPING)
+            return;
+        if (ok) {
+            tlab__metric_add(ps.m_sleeps, s->w->labels, 1);
+            return;
+        }
+        if (s->call_status == 404) {
+            s->sleep_supported = 0;
+            tlab__log(TLAB_LOG_WARN, NULL, "worker %s has no sleep mode (POST /sleep answered 404): its idle ladder falls back to stop",
+                      s->w->name);
+        } else {
+            tlab__log(TLAB_LOG_WARN, NULL, "worker %s: POST /sleep failed (status %d %s); staying awake", s->w->name, s->call_status,
+                      what);
+        }
+        s->idle_since_us = tlab__now_us();
+        set_state(s, TLAB_WORKER_RUNNING, "sleep failed");
+        return;
+    }
+    if (s->w->sup_state != TLAB_WORKER_STARTING || !s->waking)
+        return;
+    s->waking = 0;
+    if (!ok) {
+        tlab__log(TLAB_LOG_WARN, NULL, "worker %s: POST /wake_up failed (status %d %s); restarting it", s->w->name, s->call_status,
+                  what);
+        stop(s, "wake failed: restarted", SIGKILL);
+        return;
+    }
+    tlab__metric_add(ps.m_wakes, s->w->labels, 1);
+    s->idle_since_us = 0;
+    char why[64];
+    snprintf(why, sizeof why, "woken in %.2f s", (double)(tlab__now_us() - s->since_us) / 1e6);
+    set_state(s, TLAB_WORKER_RUNNING, why);
+    if (ps.wake)
+        ps.wake();
+}
+
+static const tlab__xfer_callbacks call_cb = {on_call_headers, on_health_data_ignored, on_call_done};
+
+/* POST <root>/sleep?level=N or /wake_up: vLLM's sleep mode (in its dev mode), tlab-sim's too. */
+static void post(sup *s, const char *path, int is_wake) {
+    char url[600];
+    snprintf(url, sizeof url, "%s%s", s->w->root_url, path);
+    s->call_status = 0;
+    s->call_is_wake = is_wake;
+    s->call = tlab__upstream_start(ps.up, "POST", url, "", 0, NULL, is_wake ? (long)(s->opt.startup_timeout_us / 1000) : 30000,
+                                   &call_cb, s);
+}
+
+static void go_to_sleep(sup *s) {
+    char path[48];
+    snprintf(path, sizeof path, "/sleep?level=%d", s->opt.sleep_level);
+    /* Out of routing before the call: vLLM aborts what runs when it falls asleep. */
+    set_state(s, TLAB_WORKER_SLEEPING, "idle: sleep mode");
+    post(s, path, 0);
+}
+
+static void wake_up(sup *s, const char *why) {
+    s->waking = 1;
+    set_state(s, TLAB_WORKER_STARTING, why);
+    post(s, "/wake_up", 1);
+}
+
 static void on_health_headers(void *arg, int status, const char *ctype) {
     (void)ctype;
     ((sup *)arg)->health_status = status;
-}
-
-static void on_health_data(void *arg, const char *data, size_t len) {
-    (void)arg, (void)data, (void)len;
 }
 
 static void on_health_done(void *arg, tlab__xfer_result result, const char *detail) {
@@ -192,7 +279,7 @@ static void on_health_done(void *arg, tlab__xfer_result result, const char *deta
         ps.wake();
 }
 
-static const tlab__xfer_callbacks health_cb = {on_health_headers, on_health_data, on_health_done};
+static const tlab__xfer_callbacks health_cb = {on_health_headers, on_health_data_ignored, on_health_done};
 
 static void poll_health(sup *s, uint64_t now) {
     if (s->health || now - s->last_poll_us < s->opt.health_interval_us)
@@ -227,8 +314,8 @@ static void tick_one(sup *s, uint64_t now) {
             char why[96];
             snprintf(why, sizeof why, "not ready after startup_timeout_s = %.0f s", (double)s->opt.startup_timeout_us / 1e6);
             fail_start(s, why);
-        } else {
-            poll_health(s, now);
+        } else if (!s->waking) {
+            poll_health(s, now); /* a waking worker answers /health asleep too: its wake call decides */
         }
         break;
     case TLAB_WORKER_RUNNING:
@@ -270,26 +357,44 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
     }
     /* Scale up: min_ready, always_on, then demand; one start per tick, in the list's order. */
     int more = want_more(now);
-    for (size_t i = 0; i < ps.n; i++) {
-        sup *s = &ps.s[i];
-        if (s->w->sup_state != TLAB_WORKER_IDLE)
-            continue;
-        const char *why = up + starting < (size_t)ps.min_ready ? "pool.min_ready"
-                          : s->opt.always_on                  ? "always_on"
-                          : more && !starting                 ? "requests waiting"
-                                                              : NULL;
-        if (why) {
-            start(s, why);
+    /* A sleeping worker first: waking it takes seconds where a start takes minutes. */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < ps.n; i++) {
+            sup *s = &ps.s[i];
+            int st = s->w->sup_state;
+            if (pass == 0 ? st != TLAB_WORKER_SLEEPING || s->call : st != TLAB_WORKER_IDLE)
+                continue;
+            const char *why = up + starting < (size_t)ps.min_ready ? "pool.min_ready"
+                              : s->opt.always_on                  ? "always_on"
+                              : more && !starting                 ? "requests waiting"
+                                                                  : NULL;
+            if (!why)
+                continue;
+            if (pass == 0)
+                wake_up(s, why);
+            else
+                start(s, why);
+            pass = 2;
             break;
         }
-    }
-    /* Scale down: a worker idle for its idle_timeout_s, while more than min_ready run and nothing waits. */
+    /* Scale down, the idle ladder: a running worker idle for sleep_after_s sleeps (when it has a
+     * sleep mode), a sleeping one idle for idle_timeout_s in all stops, and without sleep mode a
+     * running one stops at idle_timeout_s; never below min_ready running, never while requests wait. */
     if (tlab__dispatch_waiting())
         return;
-    for (size_t i = ps.n; i-- > 0 && up > (size_t)ps.min_ready;) {
+    for (size_t i = ps.n; i-- > 0;) {
         sup *s = &ps.s[i];
-        if (s->w->sup_state == TLAB_WORKER_RUNNING && !s->opt.always_on && s->idle_since_us &&
-            now - s->idle_since_us >= s->opt.idle_timeout_us) {
+        uint64_t idle = s->idle_since_us ? now - s->idle_since_us : 0;
+        if (s->w->sup_state == TLAB_WORKER_SLEEPING && !s->call && idle >= s->opt.idle_timeout_us) {
+            stop(s, "idle", SIGTERM);
+            continue;
+        }
+        if (s->w->sup_state != TLAB_WORKER_RUNNING || s->opt.always_on || !s->idle_since_us || up <= (size_t)ps.min_ready)
+            continue;
+        if (ladder(s) && idle >= s->opt.sleep_after_us) {
+            go_to_sleep(s);
+            up--;
+        } else if (!ladder(s) && idle >= s->opt.idle_timeout_us) {
             stop(s, "idle", SIGTERM);
             up--;
         }
@@ -300,7 +405,6 @@ static int setup(sup *s, tlab__pool_worker *w, const tlab__worker_conf *wc, char
     char why[256];
     s->w = w;
     s->port = wc->port;
-    s->env = wc->env;
     if (tlab__worker_options_parse(&s->opt, wc->supervise, wc->url, why, sizeof why) != 0)
         return snprintf(err, errlen, "workers[%s]: %s", wc->name, why), -1;
     tlab__worker_resolve_engine(&s->opt, why, sizeof why);
@@ -308,6 +412,17 @@ static int setup(sup *s, tlab__pool_worker *w, const tlab__worker_conf *wc, char
     if (!(s->knobs = tlab__worker_load_profile(tlab__yaml_load_file, &s->opt, why, sizeof why)))
         return snprintf(err, errlen, "worker %s: %s", wc->name, why), -1;
     s->backoff_us = s->opt.backoff_min_us;
+    s->sleep_supported = 1;
+    /* vLLM serves /sleep and /wake_up only in its dev mode: the entry's env plus that one. */
+    size_t n = 0;
+    while (wc->env && wc->env[n])
+        n++;
+    if (!(s->env = calloc(n + 2, sizeof *s->env)))
+        return snprintf(err, errlen, "out of memory"), -1;
+    for (size_t i = 0; i < n; i++)
+        s->env[i] = wc->env[i];
+    if (tlab__worker_sleep_enabled(&s->opt) && s->opt.sleep_mode_flag)
+        s->env[n] = "VLLM_SERVER_DEV_MODE=1";
     w->sup_state = TLAB_WORKER_IDLE;
     return 0;
 }
@@ -332,6 +447,10 @@ int tlab__pool_supervisor_init(struct event_base *base, tlab__upstream *up, cons
                                          "Workers that exited while running", NULL, 0);
     ps.m_stops = tlab__metric_register(TLAB_METRIC_COUNTER, "gateway_worker_stops_total",
                                        "Workers stopped by the gateway (idle, stalled)", NULL, 0);
+    ps.m_sleeps = tlab__metric_register(TLAB_METRIC_COUNTER, "gateway_worker_sleeps_total",
+                                        "Workers put to sleep (vLLM sleep mode) when idle", NULL, 0);
+    ps.m_wakes = tlab__metric_register(TLAB_METRIC_COUNTER, "gateway_worker_wakes_total", "Sleeping workers woken by demand",
+                                       NULL, 0);
     ps.m_failures = tlab__metric_register(TLAB_METRIC_COUNTER, "gateway_worker_start_failures_total",
                                           "Starts that did not reach READY", NULL, 0);
     for (size_t i = 0; i < cfg->n_workers; i++) {
@@ -346,6 +465,8 @@ int tlab__pool_supervisor_init(struct event_base *base, tlab__upstream *up, cons
         tlab__metric_add(ps.m_crashes, l, 0);
         tlab__metric_add(ps.m_stops, l, 0);
         tlab__metric_add(ps.m_failures, l, 0);
+        tlab__metric_add(ps.m_sleeps, l, 0);
+        tlab__metric_add(ps.m_wakes, l, 0);
     }
     if (!(ps.timer = event_new(base, -1, EV_PERSIST, on_tick, NULL)))
         return snprintf(err, errlen, "out of memory"), -1;
@@ -363,6 +484,7 @@ void tlab__pool_supervisor_shutdown(void) {
             tlab__process_signal(s->pid, SIGTERM);
         tlab__worker_options_free(&s->opt);
         json_decref(s->knobs);
+        free(s->env);
     }
     if (ps.timer)
         event_free(ps.timer);

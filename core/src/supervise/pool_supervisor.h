@@ -3,8 +3,9 @@
  * `workers:` entry with a port instead of a url is a worker the gateway starts, stops and
  * restarts itself, one state machine per worker, on the loop:
  *
- *   idle -> starting -> running -> stopping -> idle; failed (a start that did not reach READY,
- *   retried after a backoff that doubles, from backoff_min_ms to backoff_max_ms).
+ *   idle -> starting -> running -> stopping -> idle; running -> sleeping -> starting (woken) or
+ *   stopping; failed (a start that did not reach READY, retried after a backoff that doubles,
+ *   from backoff_min_ms to backoff_max_ms).
  *
  * It keeps pool.min_ready workers running (default 0: scale to zero) and starts one more when
  * requests wait and no running worker has room under its gate (or admission refused a request
