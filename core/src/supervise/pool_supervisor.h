@@ -9,16 +9,15 @@
  *
  * It keeps pool.min_ready workers running (default 0: scale to zero) and starts one more when
  * requests wait and no running worker has room under its gate (or admission refused a request
- * for lack of a started worker), one start at a time, in the list's order. A running worker idle
- * (nothing in flight) for its idle_timeout_s is stopped while more than min_ready run and nothing
- * waits. A worker that crashes is started again when there is demand; a worker the pool found
+ * for lack of a started worker), one start at a time, in the list's order, a sleeping worker
+ * woken before an idle one is started. The idle ladder, as the supervisor plugin's: a running
+ * worker idle (nothing in flight) for sleep_after_s sleeps (vLLM's POST /sleep: the GPU freed,
+ * the process kept; a 404 turns the rung off), and idle for idle_timeout_s in all it stops;
+ * never below min_ready running, never while requests wait. A worker that crashes is started again when there is demand; a worker the pool found
  * stalled (pool.stall_ms) is killed and started again. A starting worker gets no request: it is
  * READY at its first 200 from /health, and only when the port's listener is in its own process
  * group (an impostor on its port is never taken for it); a port already in use fails the start.
  * Every worker gets SIGTERM when the gateway dies, even by kill -9 (process.h).
- *
- * Not done for pool workers: the sleep rung of the supervisor plugin (vLLM sleep mode); an idle
- * pool worker is stopped.
  */
 #ifndef TLAB_POOL_SUPERVISOR_H
 #define TLAB_POOL_SUPERVISOR_H
