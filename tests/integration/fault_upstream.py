@@ -10,6 +10,10 @@ Usage: fault_upstream.py PORT MODE
   status  answers every request with 418 and an OpenAI error body (pass-through check).
   midevent  answers 200 text/event-stream with one whole event and half of the next, in separate
           writes, then closes (no terminating chunk): a stream that breaks mid-event.
+  splitcut  a POST gets a chat stream whose every event arrives in two reads (two chunks 50 ms
+          apart), role chunk and three words, then the connection closes: a stream cut midway
+          whose events were split (gateway_pool.py: it must still go on at another worker).
+          Other requests (health polls) get 200.
   mix     the request body's "fault" field picks the behaviour per request (gateway_chaos.py):
           ok, hang (never answers), hangmid (headers and one event or half a body, then silence),
           badjson (200 JSON content type, body not JSON), wrongctype (200 text/html), truncchunk
@@ -142,6 +146,17 @@ def serve(conn):
                               b'data: {"choices": [{"index": 0, "del'):
                     conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
                     time.sleep(0.1)
+                return
+            if mode == "splitcut" and head.startswith(b"POST"):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+                deltas = [{"role": "assistant", "content": ""}] + [{"content": w} for w in ("One", " two", " three")]
+                for d in deltas:
+                    ev = b"data: " + json.dumps({"id": "chatcmpl-f", "object": "chat.completion.chunk", "created": 1,
+                                                 "model": "m", "choices": [{"index": 0, "delta": d,
+                                                                            "finish_reason": None}]}).encode() + b"\n\n"
+                    for piece in (ev[:len(ev) // 2], ev[len(ev) // 2:]):
+                        conn.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
+                        time.sleep(0.05)
                 return
             if mode == "status":
                 reply(conn, 418, {"object": "error", "message": "I am a teapot", "type": "BadRequestError", "code": 418})

@@ -10,7 +10,9 @@
   had sent nothing move to another worker, new ones route around it; after SIGCONT it is back;
 - kill -9 of a worker under mixed streaming load (chat and completions): every stream cut midway
   goes on at the other worker, and equals the same request answered without a failure, byte for
-  byte apart from ids and timestamps (one role chunk, no text lost or repeated, usage that adds up).
+  byte apart from ids and timestamps (one role chunk, no text lost or repeated, usage that adds up);
+- a worker whose events each arrive in two reads and whose stream is then cut: the stream still
+  goes on at the other worker (a split event must not turn resume off).
 """
 import json
 import os
@@ -246,4 +248,24 @@ t.check(all(r == 1 for r in roles), f"one role chunk per chat stream ({roles})")
 t.check(all(st == 200 for st, _ in res), f"non-streaming requests beside them all answered 200 ({[st for st, _ in res if st != 200]})")
 t.check((t.metric(port2, "gateway_failovers_total", f'worker="{victim}"') or 0) >= 3, "the mid-stream failovers are counted")
 gw2.stop()
+
+# --- events split across reads, then the stream cut: still resumed ---
+survivor = sims2[1 if victim == "a" else 0][1]
+fault, fport = t.start_fault_upstream("splitcut")
+cfg3 = os.path.join(tmp, "gw3.yaml")
+write_config(cfg3, [("split", fport), ("sim", survivor)])
+gw3, port3 = t.start_gateway(survivor, config=cfg3)
+body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 20, "stream": True}
+resumed = 0
+for _ in range(8):
+    st, _, raw = t.request(port3, "POST", "/v1/chat/completions", body, timeout=30)
+    events = t.sse_data(raw)
+    ok = st == 200 and events and events[-1] == "[DONE]" and not any('"error"' in e for e in events)
+    t.check(ok, f"a stream through the split-event worker ends cleanly ({st}: {events[-2:] if events else raw[:200]})")
+    text = "".join((json.loads(e)["choices"][0]["delta"].get("content") or "") for e in events if e.startswith("{"))
+    resumed += text.startswith("One two three") and len(text) > len("One two three")
+t.check(resumed >= 1, f"streams cut after split events went on at the other worker ({resumed} of 8)")
+t.check("continued at another worker" in gw3.output(), "and the gateway says so")
+gw3.stop()
+fault.stop()
 t.finish()

@@ -201,7 +201,21 @@ static void on_data(void *arg, const char *data, size_t len) {
     if (!chunk)
         return;
     spliced_chunk sc = {r->splice, chunk};
-    if (r->sse_framed && r->splice)
+    if (r->sse_framed && r->splice && r->sse.held_len) {
+        /* An event split across reads goes out as the held part, then the rest: the transcript
+         * reads whole events, so it gets them together (alone, the held part turned resume off
+         * for the stream). */
+        struct evbuffer *whole = evbuffer_new();
+        if (!whole) {
+            evbuffer_free(chunk);
+            return;
+        }
+        tlab__sse_relay_feed(&r->sse, data, len, add_to_chunk, whole);
+        size_t n = evbuffer_get_length(whole);
+        if (n)
+            tlab__splice_events(r->splice, (const char *)evbuffer_pullup(whole, -1), n, add_to_chunk, chunk);
+        evbuffer_free(whole);
+    } else if (r->sse_framed && r->splice)
         tlab__sse_relay_feed(&r->sse, data, len, add_through_splice, &sc);
     else if (r->sse_framed)
         tlab__sse_relay_feed(&r->sse, data, len, add_to_chunk, chunk);
