@@ -118,7 +118,15 @@ gw, port = t.start_gateway(1, config=cfg)
 v = view(port)
 t.check(all(w["kind"] == "supervised" and w["state"] == "idle" for w in v.values()) and
         not any(port_open(p) for _, p in ports), f"min_ready 0: nothing runs at start ({v})")
-st, body = completion(port)
+d = json.loads(t.request(port, "GET", "/admin/demand")[2])
+t.check(d["workers_wanted"] == 0 and d["workers_ready"] == 0 and not d["active"], f"idle: the demand signal wants no worker ({d})")
+first = {}
+th = threading.Thread(target=lambda: first.update(r=completion(port)))
+th.start()
+t.check(wait_for(lambda: json.loads(t.request(port, "GET", "/admin/demand")[2])["workers_wanted"] >= 1, 3),
+        "a request waiting for a cold start: the demand signal wants a worker")
+th.join(60)
+st, body = first.get("r", (0, b""))
 t.check(st == 200, f"the first request starts a worker and is served ({st}: {body[:200]})")
 v = view(port)
 t.check(v["a"]["state"] == "running" and v["a"]["pid"] > 0, f"worker a runs ({v['a']['state']})")

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Graceful shutdown: on SIGTERM the gateway answers new requests with 503, lets the in-flight
-stream finish whole, and exits 0."""
+stream finish whole, and exits 0. Its probes: /readyz answers 503 while it drains (a Service stops
+sending it requests), /livez 200 (a drain is no reason to restart it)."""
 import signal
 import threading
 import time
@@ -29,10 +30,14 @@ deadline = time.monotonic() + 10
 while "started" not in result and time.monotonic() < deadline:
     time.sleep(0.01)
 t.check("started" in result, "stream started before the signal")
+t.check(t.request(port, "GET", "/readyz")[0] == 200 and t.request(port, "GET", "/livez")[0] == 200,
+        "before the signal: ready and alive")
 gw.p.send_signal(signal.SIGTERM)
 time.sleep(0.1)
 st, h, body = t.request(port, "POST", "/v1/completions", {"model": MODEL, "prompt": "hi", "max_tokens": 1})
 t.check(st == 503 and b"shutting down" in body, f"new request during drain gets 503: {st} {body}")
+rz, lz = t.request(port, "GET", "/readyz"), t.request(port, "GET", "/livez")
+t.check(rz[0] == 503 and b"draining" in rz[2] and lz[0] == 200, f"while draining: /readyz 503, /livez 200 ({rz[0]}, {lz[0]})")
 th.join(30)
 data = result.get("data", [])
 t.check(len(data) >= 151 and "[DONE]" in data, f"in-flight stream finished whole ({len(data)} events)")

@@ -455,6 +455,36 @@ int tlab__gate_limit(void) {
     return (int)g.view.limit;
 }
 
+json_t *tlab__gate_demand(void) {
+    if (!g.timer)
+        return json_object();
+    aggregate();
+    uint64_t now = tlab__now_us();
+    double in_flight = 0, in_flight_tokens = 0, limit_sum = 0;
+    int members = 0, ready = 0;
+    for (size_t i = 0; i < tlab__pool_size(); i++) {
+        const tlab__pool_worker *w = tlab__pool_worker_at(i);
+        in_flight += (double)w->in_flight;
+        in_flight_tokens += w->in_flight_tokens;
+        if (!w->member)
+            continue;
+        members++;
+        if (tlab__pool_worker_routable(w, now) && worker_up(tlab__pool_worker_state(w))) {
+            ready++;
+            limit_sum += (double)tlab__autopilot_limit(w->ap);
+        }
+    }
+    double queued = g.waiting ? (double)g.waiting() : 0;
+    double typical = g.view.typical_tokens > 0 ? g.view.typical_tokens : 256;
+    /* One worker's capacity: the ready workers' mean gate (what the autopilot learned holds the
+     * SLO), or the configured start before any worker runs (scale from zero). */
+    double per_worker = ready ? limit_sum / ready : g.params.initial_limit;
+    double want = per_worker > 0 ? ceil((in_flight + queued) / per_worker) : 0;
+    return json_pack("{s:f, s:f, s:f, s:f, s:i, s:i, s:f, s:f, s:b}", "queued", queued, "in_flight", in_flight, "queued_tokens",
+                     queued * typical, "in_flight_tokens", in_flight_tokens, "workers", members, "workers_ready", ready,
+                     "capacity_per_worker", per_worker, "workers_wanted", want, "active", queued + in_flight > 0);
+}
+
 const tlab__autopilot_view *tlab__gate_view(void) {
     if (!g.timer)
         return NULL;

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include <event2/event.h>
+#include <jansson.h>
 
 #include "config/config.h"
 #include "dispatch/autopilot.h"
@@ -37,6 +38,11 @@ void tlab__gate_on_leg_done(const tlab_request *r);
 
 /* The pool's limit: the sum of the gates of the workers that take requests. */
 int tlab__gate_limit(void);
+/* The demand signal for an outside autoscaler (KEDA's metrics-api trigger; docs/kubernetes.md):
+ * requests and tokens queued and in flight, the workers there and ready, one worker's capacity
+ * (the ready workers' mean gate limit, or autopilot.initial_limit before any runs) and the
+ * workers wanted for what is queued and in flight at that capacity. New reference. */
+json_t *tlab__gate_demand(void);
 /* The first worker's controller, for the micro-benchmark that primes it (tlab-admission-cost). */
 tlab__autopilot *tlab__gate_autopilot(void);
 const tlab__autopilot_view *tlab__gate_view(void);

@@ -23,6 +23,8 @@
 #include "policy/auth.h"
 #include "policy/validate.h"
 #include "dispatch/dispatch.h"
+#include "base/loopback.h"
+#include "dispatch/gate.h"
 #include "dispatch/pool.h"
 #include "http/http_front.h"
 #include "common/listen_socket.h"
@@ -140,11 +142,25 @@ static void on_request(tlab__http_req *http, void *arg) {
     const char *path = tlab__http_req_path(http);
     tlab__http_method cmd = tlab__http_req_method(http);
 
-    /* /health stays open on both listeners: load balancers and supervisors probe it without keys. */
+    /* /health (and /livez, /readyz below) stay open on both listeners: load balancers and
+     * supervisors probe them without keys. */
     if (strcmp(path, "/health") == 0) {
         if (cmd != TLAB_HTTP_GET)
             return method_not_allowed(http, path, "GET");
         return handle_health(gw, http);
+    }
+    /* Kubernetes' probes: alive while the loop answers (a drain is not a reason to restart it),
+     * ready while it takes new requests (not while it drains: the Service stops sending). */
+    if (strcmp(path, "/livez") == 0 || strcmp(path, "/readyz") == 0) {
+        if (cmd != TLAB_HTTP_GET)
+            return method_not_allowed(http, path, "GET");
+        int ready = path[1] == 'l' || !gw->draining;
+        json_t *o = json_pack("{s:s}", "status", gw->draining ? "draining" : "ok");
+        if (!o)
+            return send_error(http, 500, "internal_error", "%s", "out of memory");
+        send_json(http, ready ? 200 : 503, o);
+        json_decref(o);
+        return;
     }
     int admin_route = is_admin_route(path);
     if (l->admin ? !admin_route : admin_route && gw->admin_http)
@@ -155,6 +171,14 @@ static void on_request(tlab__http_req *http, void *arg) {
     long key = TLAB_AUTH_OPEN;
     if (!l->admin && (key = tlab__auth_check(http, admin_route)) == -1)
         return;
+    /* Auth off and no admin listener: the /admin/ routes (restarts, policies, the pool) answer this
+     * machine only, whatever listen.host says; in a pod the main listener is on 0.0.0.0.
+     * /metrics stays open there for Prometheus' scrape (it reads, it changes nothing). */
+    if (!l->admin && !tlab__auth_enabled() && admin_route && strcmp(path, "/metrics") != 0 &&
+        !tlab__is_loopback(tlab__http_req_peer(http, NULL)))
+        return send_error(http, 403, "permission_error", "%s",
+                          "the operator's routes (/admin/...) answer only this machine while auth is off: call from "
+                          "loopback, set auth.keys_file with an admin key, or serve them on admin.listen");
 
     if (strcmp(path, "/v1/chat/completions") == 0 || strcmp(path, "/v1/completions") == 0) {
         if (cmd != TLAB_HTTP_POST)
@@ -173,6 +197,16 @@ static void on_request(tlab__http_req *http, void *arg) {
         if (cmd != TLAB_HTTP_GET)
             return method_not_allowed(http, path, "GET");
         json_t *o = json_pack("{s:o}", "workers", tlab__pool_describe());
+        if (!o)
+            return send_error(http, 500, "internal_error", "%s", "out of memory");
+        send_json(http, 200, o);
+        json_decref(o);
+        return;
+    }
+    if (strcmp(path, "/admin/demand") == 0) {
+        if (cmd != TLAB_HTTP_GET)
+            return method_not_allowed(http, path, "GET");
+        json_t *o = tlab__gate_demand();
         if (!o)
             return send_error(http, 500, "internal_error", "%s", "out of memory");
         send_json(http, 200, o);

@@ -19,6 +19,7 @@
 #include <event2/event.h>
 
 #include "policy/auth.h"
+#include "base/loopback.h"
 #include "config/config.h"
 #include "discovery/discovery.h"
 #include "dispatch/dispatch.h"
@@ -288,10 +289,14 @@ int main(int argc, char **argv) {
                  cfg.auth_keys_file);
     else
         LOG_INFO("auth off (auth.keys_file is empty): any client may call");
+    if (!tlab__auth_enabled() && !tlab__is_loopback(cfg.listen_host))
+        LOG_WARN("listen.host %s is not a loopback address and auth is off: any host that reaches port %d can call "
+                 "/v1/chat/completions, /v1/completions, /v1/models, /metrics and the plugins' routes without a key; "
+                 "/admin/... answers loopback clients only. Set auth.keys_file to require keys",
+                 cfg.listen_host, tlab__gw.port);
     if (tlab__gw.admin_http) {
         LOG_INFO("admin routes (/metrics, /admin/...) on http://%s:%d only", cfg.admin_host, tlab__gw.admin_port);
-        const char *h = cfg.admin_host;
-        if (strncmp(h, "127.", 4) != 0 && strcmp(h, "::1") != 0 && strcmp(h, "localhost") != 0)
+        if (!tlab__is_loopback(cfg.admin_host))
             LOG_WARN("admin.listen.host %s is not a loopback address: the admin routes take no key there; firewall that port",
                      cfg.admin_host);
     }
