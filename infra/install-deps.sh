@@ -11,7 +11,7 @@ DEB_PKGS=(
   build-essential cmake pkg-config
   libevent-dev libcurl4-openssl-dev libhttp-parser-dev libssl-dev liblua5.4-dev lua5.4 libjansson-dev libyajl-dev libyaml-dev libmimalloc-dev
   curl python3 valgrind prometheus nodejs npm python3-locust gnuplot-nox
-  nginx-light dnsmasq-base
+  nginx-light dnsmasq-base python3-yaml
 )
 check=0
 for arg in "$@"; do
@@ -34,11 +34,12 @@ fi
 
 npm_missing=0
 [ -d "$here/tests/e2e/node_modules/openai" ] || npm_missing=1
+[ -d "$here/tests/k8s/node_modules/kubernetes-models" ] || npm_missing=1
 
 if [[ $check -eq 1 ]]; then
   [[ ${#missing[@]} -eq 0 && $npm_missing -eq 0 ]] && exit 0
   [[ ${#missing[@]} -gt 0 ]] && echo "missing Debian packages: ${missing[*]}"
-  [[ $npm_missing -eq 1 ]] && echo "missing npm packages in tests/e2e (openai)"
+  [[ $npm_missing -eq 1 ]] && echo "missing npm packages in tests/e2e (openai) or tests/k8s (kubernetes-models)"
   exit 1
 fi
 
@@ -56,7 +57,9 @@ if [[ ${#missing[@]} -gt 0 ]]; then
 fi
 
 if [[ $npm_missing -eq 1 ]]; then
-  echo "install-deps: npm ci in tests/e2e"
-  (cd "$here/tests/e2e" && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --silent; else npm install --no-audit --no-fund --silent; fi)
+  for d in tests/e2e tests/k8s; do
+    echo "install-deps: npm ci in $d"
+    (cd "$here/$d" && if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --silent; else npm install --no-audit --no-fund --silent; fi)
+  done
 fi
 echo "install-deps: all dependencies present"

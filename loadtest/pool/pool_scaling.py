@@ -12,18 +12,22 @@ from `tlab-sim --predict` for the profile. The gateway's CPU per request is its 
 
   loadtest/pool/pool_scaling.py [--build build] [--workers 1,2,4] [--duration 40] [--repeat 1] [--out DIR]
 
-By default (--pin) the gateway runs alone on the last CPU and the simulators and tlab-bench on the
-others, so that its CPU per request does not include the cost of sharing a core with them. With
+With --pin the gateway runs alone on the last CPU and the simulators and tlab-bench on the others
+(on 2 CPUs that squeezes them and lowers goodput; it did not steady the CPU figure). With
 --repeat K the pool sizes run in K interleaved rounds (1, 2, 4, 1, 2, 4, ...) and the table gives
 each size's median: on a small shared machine the kernel's cost per system call (most of the
 gateway's CPU: a receive and a send per token) moves 15 to 20 % from one run to the next, more
-than the 10 % the CPU goal allows, and one run per size cannot resolve it.
+than the 10 % the CPU goal allows, and one run per size cannot resolve it. Where perf may read
+tracepoints, the gateway's system calls per request are counted too: a measure of its work that
+this noise does not move.
 
 Exit status: 0 done (goals met or not: the table says); 1 a process failed.
 """
 import argparse
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -101,11 +105,30 @@ def run(a, bindir, n, rate, logdir):
         wait_up(gport, gw)
         out = os.path.join(logdir, f"n{n}-bench.json")
         c0 = cpu_s(gw.pid)
+        # System calls of the gateway over the run, when perf may read tracepoints: a measure of
+        # its work that the machine's noise does not move (most of its CPU is a receive and a
+        # send per token).
+        perf_out = os.path.join(logdir, f"n{n}-perf.csv")
+        perf = None
+        if shutil.which("perf"):
+            perf = subprocess.Popen(["perf", "stat", "-e", "raw_syscalls:sys_enter", "-x,", "-o", perf_out, "-p", str(gw.pid)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         r = subprocess.run([os.path.join(bindir, "tlab-bench"), "--url", f"http://127.0.0.1:{gport}", "--arrival", "poisson",
                             "--rate", f"{rate:.3f}", "--duration", f"{a.duration}s", "--warmup", f"{a.warmup}s", "--cooldown",
                             "5s", "--progress", "never", "--output", out], capture_output=True, text=True, cwd=SRC,
                            preexec_fn=pin_other)
         c1 = cpu_s(gw.pid)
+        syscalls = None
+        if perf:
+            perf.send_signal(signal.SIGINT)
+            try:
+                perf.wait(10)
+                with open(perf_out) as f:
+                    for line in f:
+                        if "raw_syscalls:sys_enter" in line and line.split(",")[0].isdigit():
+                            syscalls = int(line.split(",")[0])
+            except (subprocess.TimeoutExpired, OSError):
+                perf.kill()
         if r.returncode not in (0, 1) or not os.path.exists(out):
             sys.exit(f"tlab-bench failed ({r.returncode}):\n{r.stdout[-1500:]}{r.stderr[-1500:]}")
         with open(out) as f:
@@ -117,6 +140,7 @@ def run(a, bindir, n, rate, logdir):
                 "throughput_rps": res["request_throughput"], "p95_e2e_s": res["p95_e2el_ms"] / 1000 if res["completed"] else None,
                 "completed": res["completed"], "failed": res["failed"], "errors_by_kind": res.get("errors_by_kind", {}),
                 "gateway_cpu_us_per_request": 1e6 * (c1 - c0) / answered if answered else None,
+                "gateway_syscalls_per_request": syscalls / answered if answered and syscalls else None,
                 "served_per_worker": {w["name"]: w["served"] for w in workers}}
     finally:
         for p in reversed(procs):
@@ -138,8 +162,9 @@ def main():
     ap.add_argument("--overload", type=float, default=1.5, help="offered load, times the pool's capacity (default 1.5)")
     ap.add_argument("--duration", type=int, default=40, help="measured window, s (default 40)")
     ap.add_argument("--warmup", type=int, default=10, help="warm-up, s (default 10)")
-    ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=True,
-                    help="the gateway on the last CPU alone, the rest on the others (default on; --no-pin)")
+    ap.add_argument("--pin", action=argparse.BooleanOptionalAction, default=False,
+                    help="the gateway on the last CPU alone, the rest on the others (default off: on 2 CPUs the "
+                         "simulators and tlab-bench then share one and goodput drops)")
     ap.add_argument("--repeat", type=int, default=1, help="interleaved rounds; the table gives medians (default 1)")
     ap.add_argument("--out", default=os.path.join(SRC, "experiments", "pool"))
     a = ap.parse_args()
@@ -168,17 +193,22 @@ def main():
         rows.append({"workers": n, "offered_rps": rs[0]["offered_rps"], "goodput_rps": median([r["goodput_rps"] for r in rs]),
                      "p95_e2e_s": median([r["p95_e2e_s"] for r in rs]),
                      "gateway_cpu_us_per_request": median([r["gateway_cpu_us_per_request"] for r in rs]),
-                     "gateway_cpu_us_per_request_runs": [round(r["gateway_cpu_us_per_request"]) for r in rs]})
+                     "gateway_cpu_us_per_request_runs": [round(r["gateway_cpu_us_per_request"]) for r in rs],
+                     "gateway_syscalls_per_request": median([r["gateway_syscalls_per_request"] for r in rs])
+                     if all(r["gateway_syscalls_per_request"] for r in rs) else None})
     base = rows[0]
     if a.repeat > 1:
         print(f"\nmedians of {a.repeat} interleaved rounds; CPU us/request per round: " +
               ", ".join(f"{r['workers']}: {r['gateway_cpu_us_per_request_runs']}" for r in rows))
-    print("\n| workers | offered req/s | goodput req/s | x one worker | p95 E2E s | gateway CPU us/request | x one worker |")
-    print("|---|---|---|---|---|---|---|")
+    print("\n| workers | offered req/s | goodput req/s | x one worker | p95 E2E s | gateway CPU us/request | x one worker "
+          "| gateway syscalls/request | x one worker |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        sc, sc0 = r["gateway_syscalls_per_request"], base["gateway_syscalls_per_request"]
         print(f"| {r['workers']} | {r['offered_rps']:.1f} | {r['goodput_rps']:.2f} | {r['goodput_rps'] / base['goodput_rps']:.2f} | "
               f"{r['p95_e2e_s']:.2f} | {r['gateway_cpu_us_per_request']:.0f} | "
-              f"{r['gateway_cpu_us_per_request'] / base['gateway_cpu_us_per_request']:.2f} |")
+              f"{r['gateway_cpu_us_per_request'] / base['gateway_cpu_us_per_request']:.2f} | "
+              f"{f'{sc:.0f}' if sc else 'n/a (no perf)'} | {f'{sc / sc0:.2f}' if sc and sc0 else 'n/a'} |")
     with open(os.path.join(a.out, "pool_scaling.json"), "w") as f:
         json.dump({"capacity_per_worker_rps": cap, "repeat": a.repeat, "medians": rows,
                    "runs": [r for n in sizes for r in runs[n]]}, f, indent=2)

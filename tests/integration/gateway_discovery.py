@@ -158,6 +158,34 @@ st, _ = completion(port)
 t.check(st == 200, f"requests are still served ({st})")
 gw.stop()
 
+# an empty pool holds requests (workers an autoscaler starts find them), until their deadline
+with open(listing, "w") as f:
+    f.write("# nobody yet\n")
+cfg_empty = os.path.join(tmp, "gw-empty.yaml")
+with open(cfg_empty, "w") as f:
+    f.write(f"discovery:\n  file: {listing}\n{POOL}")
+gw, port = t.start_gateway(1, config=cfg_empty)
+t.check(workers_view(port) == {}, "an empty discovery file: an empty pool")
+held = {}
+th = threading.Thread(target=lambda: held.update(r=completion(port)))
+th.start()
+time.sleep(0.8)
+t.check(th.is_alive(), "a request to the empty pool is held, not refused")
+with open(listing, "w") as f:
+    f.write(listing_text(["w2"]))
+th.join(30)
+t.check(held.get("r", (0,))[0] == 200, f"and served once a worker joins ({held.get('r', (0, b''))[0]})")
+with open(listing, "w") as f:
+    f.write("# gone again\n")
+t.check(wait_for(lambda: "w2" not in workers_view(port), 5), "the pool is empty again")
+t0 = time.monotonic()
+st, h, body = t.request(port, "POST", "/v1/completions", {"model": MODEL, "prompt": "hi", "max_tokens": 5},
+                        headers={"x-request-deadline-ms": "1500"}, timeout=30)
+took = time.monotonic() - t0
+t.check(st == 503 and 1.2 <= took <= 4 and "retry-after" in {k.lower() for k in h},
+        f"no worker ever comes: 503 with Retry-After at its deadline ({st} after {took:.1f} s: {body[:160]})")
+gw.stop()
+
 # a Kubernetes ConfigMap volume: workers.txt -> ..data/workers.txt, ..data -> ..<timestamp>, swapped by rename
 cm = os.path.join(tmp, "configmap")
 os.makedirs(os.path.join(cm, "..v1"))

@@ -6,7 +6,9 @@
   error, top-level runtime error, missing on_request, an on_request that always fails, infinite
   loops at the top level and in on_request) must never become active, and are counted;
 - GET /admin/policies shows the loaded version's hash, the last error as file:line: message, and
-  the failure count.
+  the failure count;
+- a policy in a Kubernetes ConfigMap volume (admission.lua -> ..data/admission.lua, ..data -> a
+  timestamped folder, swapped by renaming ..data): the new version is in effect within 1 s.
 """
 import http.client
 import json
@@ -154,4 +156,29 @@ t.check(p["reloads"] == version + 1, f"{version + 1} versions loaded ({p['reload
 t.check(p["reload_failures"] == broken_seen, f"{broken_seen} refused ({p['reload_failures']})")
 t.check(len(p["fnv1a64"]) == 16 and p["loaded_at"].endswith("Z"), f"hash and load time shown: {p}")
 t.check(p["errors"] == 0, "no call failed at run time")
+gw.stop()
+
+# A ConfigMap volume, as kubelet lays it out and updates it.
+cm = os.path.join(tmp, "configmap")
+os.makedirs(os.path.join(cm, "..2026_12_06_v1"))
+with open(os.path.join(cm, "..2026_12_06_v1", "admission.lua"), "w") as f:
+    f.write(good(1001))
+os.symlink("..2026_12_06_v1", os.path.join(cm, "..data"))
+os.symlink("..data/admission.lua", os.path.join(cm, "admission.lua"))
+with open(cfg, "w") as f:
+    f.write(f"policies:\n  admission: {cm}/admission.lua\n  degradation: ''\n")
+gw, port = t.start_gateway(sim_port, config=cfg)
+t.check(marker() == "version-1001", "the policy from a ConfigMap volume is loaded")
+os.makedirs(os.path.join(cm, "..2026_12_06_v2"))
+with open(os.path.join(cm, "..2026_12_06_v2", "admission.lua"), "w") as f:
+    f.write(good(1002))
+os.symlink("..2026_12_06_v2", os.path.join(cm, "..data_tmp"))
+t0 = time.monotonic()
+os.rename(os.path.join(cm, "..data_tmp"), os.path.join(cm, "..data"))
+got = None
+while time.monotonic() - t0 < 1.5 and got != "version-1002":
+    got = marker()
+    time.sleep(0.01)
+lag = time.monotonic() - t0
+t.check(got == "version-1002" and lag <= 1.0, f"a ConfigMap update (..data renamed) is in effect after {lag:.3f} s ({got})")
 t.finish()

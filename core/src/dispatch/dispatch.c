@@ -15,8 +15,10 @@
 #include "hooks/plugin_host.h"
 #include "relay/relay.h"
 
+#define SWEEP_US 250000 /* how often the core's FIFO is checked for requests past their deadline */
+
 static struct {
-    struct event *ev;
+    struct event *ev, *sweep;
     tlab_request *head, *tail; /* the core's FIFO (no queue plugin) */
     size_t fifo_len;
     int scheduled;
@@ -27,15 +29,41 @@ static struct {
 
 static void run_dispatch(evutil_socket_t fd, short what, void *arg);
 
+/* The core's FIFO (no queue plugin) has no timeout of its own: a request that waits past its
+ * deadline, because no worker took requests (all ejected, or discovery has found none yet), is
+ * answered 503 then rather than held until its client gives up. Its Retry-After is the soonest
+ * measured start of a worker, else 1 s. */
+static void sweep_fifo(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    uint64_t now = tlab__now_us();
+    tlab_request *next;
+    for (tlab_request *r = d.head; r; r = next) {
+        next = r->fifo_next;
+        if (!r->deadline_us || now < r->deadline_us)
+            continue;
+        double cold = tlab__gate_cold_wait_s();
+        tlab__error err;
+        tlab__error_set(&err, 503, "service_unavailable", NULL,
+                        "no worker took the request before its deadline: %zu worker(s) in the pool, none with room", tlab__pool_members());
+        tlab__request_fail(r, &err, cold > 1 ? (int)(cold + 0.999) : 1); /* its cleanup takes it out of the FIFO */
+    }
+}
+
 int tlab__dispatch_init(struct event_base *base) {
     d.ev = event_new(base, -1, 0, run_dispatch, NULL);
-    return d.ev ? 0 : -1;
+    d.sweep = event_new(base, -1, EV_PERSIST, sweep_fifo, NULL);
+    struct timeval tv = {0, SWEEP_US};
+    if (!d.ev || !d.sweep || event_add(d.sweep, &tv) != 0)
+        return -1;
+    return 0;
 }
 
 void tlab__dispatch_shutdown(void) {
     if (d.ev)
         event_free(d.ev);
-    d.ev = NULL;
+    if (d.sweep)
+        event_free(d.sweep);
+    d.ev = d.sweep = NULL;
 }
 
 void tlab__dispatch_wake(void) {
@@ -97,13 +125,6 @@ static void stop_waiting(tlab_request *r) {
 void tlab__dispatch_submit(tlab_request *r) {
     void *qself;
     const tlab_queue_role *q = tlab__plugins_queue(&qself);
-    if (!tlab__pool_single() && tlab__pool_members() == 0) {
-        /* Discovery has found no worker (yet, or any more): nothing would ever take it. */
-        tlab__error err;
-        tlab__error_set(&err, 503, "service_unavailable", NULL, "%s", "no worker in the pool: discovery finds none now");
-        tlab__request_fail(r, &err, 0);
-        return;
-    }
     tlab__request_set_phase(r, TLAB_PHASE_WAITING);
     r->dispatch_pass = d.pass;
     r->wait_cleanup = tlab__request_cleanup_add(r, wait_cleanup, NULL);

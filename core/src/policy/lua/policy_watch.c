@@ -3,7 +3,8 @@
  *
  * inotify watches the directory of each script for IN_CLOSE_WRITE (written in place) and
  * IN_MOVED_TO (written elsewhere and renamed over it, as editors and atomic writers do); an
- * event naming a script reloads it at once. The reload itself skips content it has already
+ * event naming a script reloads it at once, and so does a Kubernetes ConfigMap update (its
+ * volume renames a "..data" symlink over the old one: every script in that folder is read again). The reload itself skips content it has already
  * judged, so repeated events cost a read and a hash. Without inotify, a 1 s timer re-reads the
  * scripts instead.
  */
@@ -44,7 +45,10 @@ static void on_inotify(evutil_socket_t fd, short what, void *arg) {
             const struct inotify_event *ev = (const struct inotify_event *)p;
             for (size_t i = 0; i < w.n; i++) {
                 const char *path = w.path[i];
-                if (path && ev->wd == w.wd[i] && ev->len && strcmp(ev->name, base_name(path)) == 0)
+                /* "..data": a Kubernetes ConfigMap volume swaps all its files at once by renaming
+                 * that symlink; the script's own name sees no event then. */
+                if (path && ev->wd == w.wd[i] && ev->len &&
+                    (strcmp(ev->name, base_name(path)) == 0 || strcmp(ev->name, "..data") == 0))
                     touched[i] = 1;
             }
             p += sizeof *ev + ev->len;

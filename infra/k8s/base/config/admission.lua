@@ -1,0 +1,1 @@
+../../../../scripts-lua/admission.lua
