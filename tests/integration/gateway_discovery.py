@@ -41,46 +41,6 @@ def workers_view(port):
     return {w["name"]: w for w in json.loads(t.request(port, "GET", "/admin/workers", timeout=5)[2])["workers"]}
 
 
-def wait_for(cond, timeout, step=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
-
-
-def completion(port, max_tokens=60):
-    try:
-        st, _, body = t.request(port, "POST", "/v1/completions",
-                                {"model": MODEL, "prompt": "hello " * 50, "max_tokens": max_tokens, "ignore_eos": True},
-                                timeout=60)
-        return st, body
-    except Exception as e:  # noqa: BLE001 - a reset or a hang is what we look for
-        return 0, str(e).encode()
-
-
-class Load:
-    def __init__(self, port, clients):
-        self.port, self.results, self.stopping = port, [], False
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
-        for th in self.threads:
-            th.start()
-
-    def run(self):
-        while not self.stopping:
-            r = completion(self.port)
-            with self.lock:
-                self.results.append(r)
-
-    def stop(self):
-        self.stopping = True
-        for th in self.threads:
-            th.join(90)
-        return self.results
-
-
 def write_atomically(path, text):
     with open(path + ".tmp", "w") as f:
         f.write(text)
@@ -129,16 +89,16 @@ gw, port = t.start_gateway(1, config=cfg)
 view = workers_view(port)
 t.check(sorted(view) == ["w1", "w2"], f"the pool is the discovery file's two workers ({sorted(view)})")
 
-load = Load(port, 16)
+load = t.Load(port, 16)
 time.sleep(1.5)
 write_atomically(listing, listing_text(["w1", "w2", "w3"]))  # renamed over: IN_MOVED_TO
-t.check(wait_for(lambda: "w3" in workers_view(port), 3), "a worker added to the file joins the pool within 3 s")
-t.check(wait_for(lambda: workers_view(port)["w3"]["served"] > 0, 5), "the added worker serves requests")
+t.check(t.wait_for(lambda: "w3" in workers_view(port), 3), "a worker added to the file joins the pool within 3 s")
+t.check(t.wait_for(lambda: workers_view(port)["w3"]["served"] > 0, 5), "the added worker serves requests")
 with open(listing, "w") as f:  # written in place: IN_CLOSE_WRITE
     f.write(listing_text(["w2", "w3"]))
-t.check(wait_for(lambda: "w1" not in workers_view(port) or workers_view(port)["w1"].get("leaving"), 3),
+t.check(t.wait_for(lambda: "w1" not in workers_view(port) or workers_view(port)["w1"].get("leaving"), 3),
         "a worker removed from the file leaves the pool within 3 s")
-t.check(wait_for(lambda: "w1" not in workers_view(port), 10), "the removed worker finishes what it had, then is gone")
+t.check(t.wait_for(lambda: "w1" not in workers_view(port), 10), "the removed worker finishes what it had, then is gone")
 w1_served = t.metric(port, "gateway_worker_requests_total", 'worker="w1"')
 time.sleep(1.5)
 t.check(t.metric(port, "gateway_worker_requests_total", 'worker="w1"') == w1_served,
@@ -151,10 +111,10 @@ t.check(sorted(workers_view(port)) == ["w2", "w3"], f"the pool is w2 and w3 ({so
 # a file with an error keeps the pool, and says where
 with open(listing, "w") as f:
     f.write(listing_text(["w2"]) + "w9 ftp://nowhere\n")
-t.check(wait_for(lambda: f"{listing}:3:4: the URL must start with http://" in gw.output(), 3),
+t.check(t.wait_for(lambda: f"{listing}:3:4: the URL must start with http://" in gw.output(), 3),
         "a discovery file with an error is logged as file:line:col")
 t.check(sorted(workers_view(port)) == ["w2", "w3"], "and the pool stays as it was")
-st, _ = completion(port)
+st, _ = t.completion(port)
 t.check(st == 200, f"requests are still served ({st})")
 gw.stop()
 
@@ -167,7 +127,7 @@ with open(cfg_empty, "w") as f:
 gw, port = t.start_gateway(1, config=cfg_empty)
 t.check(workers_view(port) == {}, "an empty discovery file: an empty pool")
 held = {}
-th = threading.Thread(target=lambda: held.update(r=completion(port)))
+th = threading.Thread(target=lambda: held.update(r=t.completion(port)))
 th.start()
 time.sleep(0.8)
 t.check(th.is_alive(), "a request to the empty pool is held, not refused")
@@ -177,7 +137,7 @@ th.join(30)
 t.check(held.get("r", (0,))[0] == 200, f"and served once a worker joins ({held.get('r', (0, b''))[0]})")
 with open(listing, "w") as f:
     f.write("# gone again\n")
-t.check(wait_for(lambda: "w2" not in workers_view(port), 5), "the pool is empty again")
+t.check(t.wait_for(lambda: "w2" not in workers_view(port), 5), "the pool is empty again")
 t0 = time.monotonic()
 st, h, body = t.request(port, "POST", "/v1/completions", {"model": MODEL, "prompt": "hi", "max_tokens": 5},
                         headers={"x-request-deadline-ms": "1500"}, timeout=30)
@@ -203,9 +163,9 @@ with open(os.path.join(cm, "..v2", "workers.txt"), "w") as f:
     f.write(listing_text(["w2", "w3"]))
 os.symlink("..v2", os.path.join(cm, "..data_tmp"))
 os.rename(os.path.join(cm, "..data_tmp"), os.path.join(cm, "..data"))
-t.check(wait_for(lambda: sorted(n for n, w in workers_view(port).items() if not w.get("leaving")) == ["w2", "w3"], 3),
+t.check(t.wait_for(lambda: sorted(n for n, w in workers_view(port).items() if not w.get("leaving")) == ["w2", "w3"], 3),
         "the ConfigMap's update (..data renamed) changes the pool within 3 s")
-st, _ = completion(port)
+st, _ = t.completion(port)
 t.check(st == 200, f"and requests are served ({st})")
 gw.stop()
 for pr, _ in sims:
@@ -213,28 +173,11 @@ for pr, _ in sims:
 
 
 # --- discovery.dns against dnsmasq ---
-def port_free_on(addrs):
-    for _ in range(50):
-        p = t.free_port()
-        ok = True
-        for a in addrs:
-            s = socket.socket()
-            try:
-                s.bind((a, p))
-            except OSError:
-                ok = False
-            finally:
-                s.close()
-        if ok:
-            return p
-    raise RuntimeError("no port free on " + " ".join(addrs))
-
-
 dnsmasq = shutil.which("dnsmasq") or ("/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else None)
 t.check(dnsmasq is not None, "dnsmasq is installed (infra/install-deps.sh: dnsmasq-base)")
 if dnsmasq:
     addrs = ["127.0.0.2", "127.0.0.3"]
-    wport = port_free_on(addrs)
+    wport = t.port_free_on(addrs)
     dsims = []
     for a in addrs:
         pr = t.Proc([os.path.join(t.BIN, "tlab-sim"), "--host", a, "--port", str(wport), "--time-scale", str(TS),
@@ -251,7 +194,7 @@ if dnsmasq:
     hosts = os.path.join(tmp, "hosts")
     with open(hosts, "w") as f:
         f.write("127.0.0.2 workers.tlab.test\n")
-    dport = port_free_on(["127.0.0.1"])
+    dport = t.port_free_on(["127.0.0.1"])
     dns = t.Proc([dnsmasq, "--keep-in-foreground", "--no-resolv", "--no-hosts", f"--addn-hosts={hosts}",
                   "--local=/tlab.test/",  # answers for the domain from the hosts file alone: no AAAA is NODATA
                   "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={dport}", "--conf-file=/dev/null",
@@ -264,25 +207,25 @@ if dnsmasq:
                 f"  dns_server: 127.0.0.1:{dport}\n{POOL}")
     gw, port = t.start_gateway(1, config=cfg_dns)
     n2, n3 = f"127.0.0.2-{wport}", f"127.0.0.3-{wport}"
-    t.check(wait_for(lambda: sorted(workers_view(port)) == [n2], 5),
+    t.check(t.wait_for(lambda: sorted(workers_view(port)) == [n2], 5),
             f"the name's A record is the pool ({sorted(workers_view(port))}; dnsmasq: {dns.output()[-300:]})")
     with open(hosts, "a") as f:
         f.write("127.0.0.3 workers.tlab.test\n")
     os.kill(dns.pid, signal.SIGHUP)
-    t.check(wait_for(lambda: sorted(workers_view(port)) == [n2, n3], 5), "a record added: its worker joins within 5 s")
-    load = Load(port, 8)
-    t.check(wait_for(lambda: all(w["served"] > 0 for w in workers_view(port).values()), 8), "both workers serve")
+    t.check(t.wait_for(lambda: sorted(workers_view(port)) == [n2, n3], 5), "a record added: its worker joins within 5 s")
+    load = t.Load(port, 8)
+    t.check(t.wait_for(lambda: all(w["served"] > 0 for w in workers_view(port).values()), 8), "both workers serve")
     with open(hosts, "w") as f:
         f.write("127.0.0.3 workers.tlab.test\n")
     os.kill(dns.pid, signal.SIGHUP)
-    t.check(wait_for(lambda: n2 not in workers_view(port), 8), "a record removed: its worker leaves, once idle")
+    t.check(t.wait_for(lambda: n2 not in workers_view(port), 8), "a record removed: its worker leaves, once idle")
     res = load.stop()
     bad = [(st, b[:120]) for st, b in res if st != 200]
     t.check(len(res) > 10 and not bad, f"no request failed as DNS changed: {len(res)} answered, failures {bad[:3]}")
     dns.stop()
-    t.check(wait_for(lambda: "did not resolve" in gw.output(), 5), "a DNS server that stopped answering is logged")
+    t.check(t.wait_for(lambda: "did not resolve" in gw.output(), 5), "a DNS server that stopped answering is logged")
     t.check(sorted(workers_view(port)) == [n3], "and the pool stays as it was")
-    st, _ = completion(port)
+    st, _ = t.completion(port)
     t.check(st == 200, f"requests are still served ({st})")
     gw.stop()
 
@@ -304,13 +247,13 @@ if dnsmasq:
                 f"  dns_server: 127.0.0.1:{dport}\n{POOL}")
     gw, port = t.start_gateway(1, config=cfg_dns)
     na, nc = f"127.0.0.2-{wport}", f"127.0.0.1-{cport}"
-    t.check(wait_for(lambda: sorted(workers_view(port)) == sorted([na, nc]), 5),
+    t.check(t.wait_for(lambda: sorted(workers_view(port)) == sorted([na, nc]), 5),
             f"SRV records: a worker per record, each at its own port ({sorted(workers_view(port))})")
-    results = [completion(port)[0] for _ in range(6)]
+    results = [t.completion(port)[0] for _ in range(6)]
     t.check(results == [200] * 6, f"requests to the SRV pool are served ({results})")
     dns.stop()
     dns = start_dnsmasq([("c.tlab.test", cport)])
-    t.check(wait_for(lambda: sorted(workers_view(port)) == [nc], 5), "an SRV record removed: its worker leaves")
+    t.check(t.wait_for(lambda: sorted(workers_view(port)) == [nc], 5), "an SRV record removed: its worker leaves")
     dns.stop()
     gw.stop()
     csim.stop()

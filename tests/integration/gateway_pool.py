@@ -44,39 +44,6 @@ def workers_view(port):
     return {w["name"]: w for w in json.loads(t.request(port, "GET", "/admin/workers", timeout=5)[2])["workers"]}
 
 
-def completion(port, max_tokens=100, headers=None, timeout=60):
-    try:
-        st, _, body = t.request(port, "POST", "/v1/completions",
-                                {"model": MODEL, "prompt": "hello " * 50, "max_tokens": max_tokens, "ignore_eos": True},
-                                headers=headers, timeout=timeout)
-        return st, body
-    except Exception as e:  # noqa: BLE001 - a reset or a hang is what we look for
-        return 0, str(e).encode()
-
-
-class Load:
-    """`clients` closed-loop clients sending completions until stop(); results as (status, body)."""
-
-    def __init__(self, port, clients, max_tokens=100):
-        self.port, self.max_tokens, self.results, self.stopping = port, max_tokens, [], False
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
-        for th in self.threads:
-            th.start()
-
-    def run(self):
-        while not self.stopping:
-            r = completion(self.port, self.max_tokens)
-            with self.lock:
-                self.results.append(r)
-
-    def stop(self):
-        self.stopping = True
-        for th in self.threads:
-            th.join(90)
-        return self.results
-
-
 # --- config errors ---
 bad_cases = [
     ("workers:\n  - name: a\n    engine: vllm\n", "2:5", "needs a url (a worker you start) or a port"),
@@ -108,7 +75,7 @@ view = workers_view(port)
 t.check(sorted(view) == names and all(w["kind"] == "external" for w in view.values()), f"/admin/workers lists the pool ({view})")
 
 # even spread: sample in-flight per worker while 36 clients keep the pool busy
-load = Load(port, 36)
+load = t.Load(port, 36, max_tokens=100)
 samples = {n: [] for n in names}
 t_end = time.monotonic() + 6
 time.sleep(1.0)  # past the autopilot's conservative start
@@ -129,7 +96,7 @@ t.check(all(v > 10 for v in served.values()), f"every worker served ({served})")
 # session affinity: one header value, one worker
 before = {n: w["served"] for n, w in workers_view(port).items()}
 for _ in range(12):
-    st, _ = completion(port, 5, headers={"x-session-id": "user-42"})
+    st, _ = t.completion(port, 5, headers={"x-session-id": "user-42"})
     t.check(st == 200, "affinity request served")
 after = {n: w["served"] for n, w in workers_view(port).items()}
 moved = {n: after[n] - before[n] for n in names}
@@ -137,7 +104,7 @@ t.check(max(moved.values()) == 12, f"12 requests with one x-session-id went to o
 
 # kill -9 of w3 under load: nothing lost
 fo_before = t.metric(port, "gateway_failovers_total") or 0
-load = Load(port, 30, max_tokens=200)
+load = t.Load(port, 30, max_tokens=200)
 time.sleep(1.5)
 in_flight_w3 = workers_view(port)["w3"]["in_flight"]
 os.kill(sims[2][0].pid, signal.SIGKILL)
@@ -152,11 +119,11 @@ t.check(v["w3"]["breaker"] in ("open", "half_open") and v["w3"]["ejections"] >= 
 t.check(t.metric(port, "gateway_worker_up", 'worker="w3"') == 0, "gateway_worker_up{worker=w3} is 0")
 served_w3 = v["w3"]["served"]
 for _ in range(10):
-    t.check(completion(port, 5)[0] == 200, "a request after the kill is served")
+    t.check(t.completion(port, 5)[0] == 200, "a request after the kill is served")
 t.check(workers_view(port)["w3"]["served"] == served_w3, "nothing more was sent to the dead worker")
 
 # SIGSTOP of w2: stalled, routed around, back after SIGCONT
-load = Load(port, 16, max_tokens=200)
+load = t.Load(port, 16, max_tokens=200)
 time.sleep(1.0)
 stopped_at = time.monotonic()
 os.kill(sims[1][0].pid, signal.SIGSTOP)
@@ -226,7 +193,7 @@ for th in run_streams(N, reference):
 t.check(all(r and r[0] == 200 and r[2] is False and r[1][-1] == "[DONE]" for r in reference), "reference streams complete")
 cut = [None] * N
 threads = run_streams(N, cut)
-plain = Load(port2, 4, max_tokens=150)
+plain = t.Load(port2, 4, max_tokens=150)
 time.sleep(0.25)
 v = workers_view(port2)
 victim = max(v, key=lambda n: v[n]["in_flight"])

@@ -14,7 +14,6 @@
 import json
 import os
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -44,18 +43,6 @@ def view(port):
     return {w["name"]: w for w in json.loads(t.request(port, "GET", "/admin/workers", timeout=5)[2])["workers"]}
 
 
-def wait_for(cond, timeout, step=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            if cond():
-                return True
-        except Exception:  # noqa: BLE001 - a view taken mid-restart
-            pass
-        time.sleep(step)
-    return cond()
-
-
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -78,37 +65,6 @@ def port_open(p):
         s.close()
 
 
-def completion(port, max_tokens=60):
-    try:
-        st, _, body = t.request(port, "POST", "/v1/completions",
-                                {"model": MODEL, "prompt": "hello " * 50, "max_tokens": max_tokens, "ignore_eos": True},
-                                timeout=60)
-        return st, body
-    except Exception as e:  # noqa: BLE001
-        return 0, str(e).encode()
-
-
-class Load:
-    def __init__(self, port, clients):
-        self.port, self.results, self.stopping = port, [], False
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
-        for th in self.threads:
-            th.start()
-
-    def run(self):
-        while not self.stopping:
-            r = completion(self.port)
-            with self.lock:
-                self.results.append(r)
-
-    def stop(self):
-        self.stopping = True
-        for th in self.threads:
-            th.join(90)
-        return self.results
-
-
 ports = [("a", t.free_port()), ("b", t.free_port())]
 cfg = os.path.join(tmp, "gw.yaml")
 
@@ -121,23 +77,23 @@ t.check(all(w["kind"] == "supervised" and w["state"] == "idle" for w in v.values
 d = json.loads(t.request(port, "GET", "/admin/demand")[2])
 t.check(d["workers_wanted"] == 0 and d["workers_ready"] == 0 and not d["active"], f"idle: the demand signal wants no worker ({d})")
 first = {}
-th = threading.Thread(target=lambda: first.update(r=completion(port)))
+th = threading.Thread(target=lambda: first.update(r=t.completion(port)))
 th.start()
-t.check(wait_for(lambda: json.loads(t.request(port, "GET", "/admin/demand")[2])["workers_wanted"] >= 1, 3),
+t.check(t.wait_for(lambda: json.loads(t.request(port, "GET", "/admin/demand")[2])["workers_wanted"] >= 1, 3),
         "a request waiting for a cold start: the demand signal wants a worker")
 th.join(60)
 st, body = first.get("r", (0, b""))
 t.check(st == 200, f"the first request starts a worker and is served ({st}: {body[:200]})")
 v = view(port)
 t.check(v["a"]["state"] == "running" and v["a"]["pid"] > 0, f"worker a runs ({v['a']['state']})")
-load = Load(port, 24)
-t.check(wait_for(lambda: view(port)["b"]["state"] == "running", 10), "load that a cannot hold starts b")
-t.check(wait_for(lambda: view(port)["b"]["served"] > 0, 5), "and b serves")
+load = t.Load(port, 24)
+t.check(t.wait_for(lambda: view(port)["b"]["state"] == "running", 10), "load that a cannot hold starts b")
+t.check(t.wait_for(lambda: view(port)["b"]["served"] > 0, 5), "and b serves")
 res = load.stop()
 bad = [(s, b[:100]) for s, b in res if s != 200]
 t.check(len(res) > 20 and not bad, f"every request under load answered 200 while b started ({len(res)}, {bad[:3]})")
 pids = [view(port)[n]["pid"] for n, _ in ports]
-t.check(wait_for(lambda: all(w["state"] == "idle" for w in view(port).values()), 12),
+t.check(t.wait_for(lambda: all(w["state"] == "idle" for w in view(port).values()), 12),
         "idle workers stop after idle_timeout_s")
 t.check(not any(alive(p) for p in pids) and not any(port_open(p) for _, p in ports),
         "their processes are gone and their ports free")
@@ -148,38 +104,38 @@ gw.stop()
 # --- the idle ladder: sleep, wake, stop ---
 write_config(cfg, ports[:1], min_ready=0, idle_s=5, sleep_s=1)
 gw, port = t.start_gateway(1, config=cfg)
-st, _ = completion(port)
+st, _ = t.completion(port)
 pid = view(port)["a"]["pid"]
 t.check(st == 200 and view(port)["a"]["state"] == "running", f"a request starts the worker ({st})")
-t.check(wait_for(lambda: view(port)["a"]["state"] == "sleeping", 4) and alive(pid),
+t.check(t.wait_for(lambda: view(port)["a"]["state"] == "sleeping", 4) and alive(pid),
         "idle for sleep_after_s: it sleeps, its process kept")
-st, _ = completion(port)
+st, _ = t.completion(port)
 v = view(port)["a"]
 t.check(st == 200 and v["state"] == "running" and v["pid"] == pid, f"a request wakes it (same pid) and is served ({st}, {v})")
 t.check(t.metric(port, "gateway_worker_sleeps_total", 'worker="a"') >= 1 and
         t.metric(port, "gateway_worker_wakes_total", 'worker="a"') >= 1, "sleeps and wakes are counted")
-t.check(wait_for(lambda: view(port)["a"]["state"] == "idle", 10) and not alive(pid),
+t.check(t.wait_for(lambda: view(port)["a"]["state"] == "idle", 10) and not alive(pid),
         "asleep until idle_timeout_s in all: then it stops")
 gw.stop()
 
 # --- min_ready, stall, crash ---
 write_config(cfg, ports, min_ready=2, idle_s=1)
 gw, port = t.start_gateway(1, config=cfg)
-t.check(wait_for(lambda: all(w["state"] == "running" for w in view(port).values()), 10),
+t.check(t.wait_for(lambda: all(w["state"] == "running" for w in view(port).values()), 10),
         "min_ready 2: both workers run before any request")
 time.sleep(1.5)
 t.check(all(w["state"] == "running" for w in view(port).values()), "and stay running past idle_timeout_s")
-load = Load(port, 12)
+load = t.Load(port, 12)
 time.sleep(1.0)
 old_b = view(port)["b"]["pid"]
 os.kill(old_b, signal.SIGSTOP)
-t.check(wait_for(lambda: view(port)["b"]["pid"] not in (0, old_b) and view(port)["b"]["state"] == "running", 15),
+t.check(t.wait_for(lambda: view(port)["b"]["pid"] not in (0, old_b) and view(port)["b"]["state"] == "running", 15),
         f"a SIGSTOPped worker is found stalled and restarted (pid {old_b} -> {view(port)['b']['pid']})")
-t.check(not wait_for(lambda: alive(old_b), 0.5) or not alive(old_b), "the stalled process is gone")
+t.check(not t.wait_for(lambda: alive(old_b), 0.5) or not alive(old_b), "the stalled process is gone")
 t.check(t.metric(port, "gateway_worker_stalls_total", 'worker="b"') >= 1, "the stall is counted")
 old_a = view(port)["a"]["pid"]
 os.kill(old_a, signal.SIGKILL)
-t.check(wait_for(lambda: view(port)["a"]["pid"] not in (0, old_a) and view(port)["a"]["state"] == "running", 15),
+t.check(t.wait_for(lambda: view(port)["a"]["pid"] not in (0, old_a) and view(port)["a"]["state"] == "running", 15),
         "a worker killed with -9 is started again")
 t.check(t.metric(port, "gateway_worker_crashes_total", 'worker="a"') >= 1, "the crash is counted")
 time.sleep(1.0)
@@ -191,17 +147,17 @@ t.check(len(res) > 20 and not bad, f"no request failed through the stall and the
 pids = [view(port)[n]["pid"] for n, _ in ports]
 gw.p.kill()
 gw.p.wait(5)
-t.check(wait_for(lambda: not any(alive(p) for p in pids), 3), f"kill -9 of the gateway: no worker alive 3 s later ({pids})")
+t.check(t.wait_for(lambda: not any(alive(p) for p in pids), 3), f"kill -9 of the gateway: no worker alive 3 s later ({pids})")
 gw.stop()
 
 # --- an impostor on a worker's port ---
 imp, _ = t.start_sim(["--startup-seconds", "0"], port=ports[0][1])
 write_config(cfg, ports[:1], min_ready=1)
 gw, port = t.start_gateway(1, config=cfg)
-t.check(wait_for(lambda: "already in use" in gw.output(), 5) and view(port)["a"]["state"] in ("failed", "idle"),
+t.check(t.wait_for(lambda: "already in use" in gw.output(), 5) and view(port)["a"]["state"] in ("failed", "idle"),
         f"a port something else listens on fails the start, naming it ({gw.output()[-400:]})")
 imp.stop()
-t.check(wait_for(lambda: view(port)["a"]["state"] == "running", 10), "once the port is free the worker starts")
+t.check(t.wait_for(lambda: view(port)["a"]["state"] == "running", 10), "once the port is free the worker starts")
 gw.stop()
 
 t.stop_all()

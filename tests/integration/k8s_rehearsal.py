@@ -51,25 +51,8 @@ t.check(DEMAND_PATH == "/admin/demand" and MAX_R >= 3, f"the ScaledObject polls 
 ADDRS = [f"127.0.0.{2 + i}" for i in range(MAX_R)]
 
 
-def port_free_on(addrs):
-    for _ in range(50):
-        p = t.free_port()
-        ok = True
-        for a in addrs:
-            s = socket.socket()
-            try:
-                s.bind((a, p))
-            except OSError:
-                ok = False
-            finally:
-                s.close()
-        if ok:
-            return p
-    raise RuntimeError("no common free port")
-
-
-WPORT = port_free_on(ADDRS)
-DPORT = port_free_on(["127.0.0.1"])
+WPORT = t.port_free_on(ADDRS)
+DPORT = t.port_free_on(["127.0.0.1"])
 hosts = os.path.join(tmp, "hosts")
 open(hosts, "w").close()
 dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"

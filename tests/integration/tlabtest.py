@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 BIN = os.environ.get("TLAB_BIN_DIR", os.path.join(os.getcwd(), "bin"))
@@ -308,3 +309,70 @@ def wait_metric(port, name, want, timeout=10.0):
 def health(port):
     """The gateway's GET /health as a dict."""
     return json.loads(request(port, "GET", "/health")[2])
+
+
+def wait_for(cond, timeout, step=0.1):
+    """Polls cond() until it is true or `timeout` seconds pass; returns its last value. An
+    exception from cond (a view taken while a process restarts) counts as false."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if cond():
+                return True
+        except Exception:  # noqa: BLE001
+            pass
+        time.sleep(step)
+    return cond()
+
+
+def port_free_on(addrs):
+    """A port free on every address of `addrs` (127.0.0.x), for servers that share one port."""
+    for _ in range(50):
+        p = free_port()
+        ok = True
+        for a in addrs:
+            s = socket.socket()
+            try:
+                s.bind((a, p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return p
+    raise RuntimeError("no port free on " + " ".join(addrs))
+
+
+def completion(port, max_tokens=60, headers=None, timeout=60):
+    """One non-streaming completion of a 50-word prompt; (status, body), status 0 with the error's
+    text when the connection failed or timed out."""
+    try:
+        st, _, body = request(port, "POST", "/v1/completions",
+                              {"model": "Qwen/Qwen2.5-0.5B-Instruct", "prompt": "hello " * 50, "max_tokens": max_tokens,
+                               "ignore_eos": True}, headers=headers, timeout=timeout)
+        return st, body
+    except Exception as e:  # noqa: BLE001 - a reset or a hang is what tests look for
+        return 0, str(e).encode()
+
+
+class Load:
+    """`clients` closed-loop clients sending completions until stop(); results as (status, body)."""
+
+    def __init__(self, port, clients, max_tokens=60):
+        self.port, self.max_tokens, self.results, self.stopping = port, max_tokens, [], False
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
+        for th in self.threads:
+            th.start()
+
+    def run(self):
+        while not self.stopping:
+            r = completion(self.port, self.max_tokens)
+            with self.lock:
+                self.results.append(r)
+
+    def stop(self):
+        self.stopping = True
+        for th in self.threads:
+            th.join(90)
+        return self.results

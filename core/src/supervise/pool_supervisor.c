@@ -175,6 +175,16 @@ static void stop(sup *s, const char *why, int sig) {
         tlab__process_signal(s->pid, sig);
 }
 
+/* s takes requests from now on: "ready in 2.1 s", "woken in 0.4 s"; the dispatcher runs. */
+static void now_running(sup *s, const char *how) {
+    char why[64];
+    snprintf(why, sizeof why, "%s in %.2f s", how, (double)(tlab__now_us() - s->since_us) / 1e6);
+    s->idle_since_us = 0;
+    set_state(s, TLAB_WORKER_RUNNING, why);
+    if (ps.wake)
+        ps.wake();
+}
+
 static void on_call_headers(void *arg, int status, const char *ctype) {
     (void)ctype;
     ((sup *)arg)->call_status = status;
@@ -214,12 +224,7 @@ static void on_call_done(void *arg, tlab__xfer_result result, const char *detail
         return;
     }
     tlab__metric_add(ps.m_wakes, s->w->labels, 1);
-    s->idle_since_us = 0;
-    char why[64];
-    snprintf(why, sizeof why, "woken in %.2f s", (double)(tlab__now_us() - s->since_us) / 1e6);
-    set_state(s, TLAB_WORKER_RUNNING, why);
-    if (ps.wake)
-        ps.wake();
+    now_running(s, "woken");
 }
 
 static const tlab__xfer_callbacks call_cb = {on_call_headers, on_health_data_ignored, on_call_done};
@@ -271,12 +276,7 @@ static void on_health_done(void *arg, tlab__xfer_result result, const char *deta
     w->health_ok = 1;
     w->stalled = 0;
     s->backoff_us = s->opt.backoff_min_us;
-    s->idle_since_us = 0;
-    char why[64];
-    snprintf(why, sizeof why, "ready in %.1f s", (double)(tlab__now_us() - s->since_us) / 1e6);
-    set_state(s, TLAB_WORKER_RUNNING, why);
-    if (ps.wake)
-        ps.wake();
+    now_running(s, "ready");
 }
 
 static const tlab__xfer_callbacks health_cb = {on_health_headers, on_health_data_ignored, on_health_done};
