@@ -111,11 +111,13 @@ static int load_supervised(ctx *c, yaml_document_t *doc, const yaml_node_t *item
         json_object_set_new(all, "log_file", json_string(log));
     }
     tlab__worker_options o;
-    if (!w->url || tlab__worker_options_parse(&o, all, w->url, why, sizeof why) != 0) {
+    memset(&o, 0, sizeof o);
+    int bad = !w->url || tlab__worker_options_parse(&o, all, w->url, why, sizeof why) != 0;
+    tlab__worker_options_free(&o); /* what it read before the error too */
+    if (bad) {
         json_decref(all);
         return fail(c, item->start_mark, "'workers[%zu]': %s", idx, w->url ? why : "out of memory");
     }
-    tlab__worker_options_free(&o);
     w->supervise = all;
     return 0;
 }
