@@ -7,8 +7,9 @@
   loops at the top level and in on_request) must never become active, and are counted;
 - GET /admin/policies shows the loaded version's hash, the last error as file:line: message, and
   the failure count;
-- a policy in a Kubernetes ConfigMap volume (admission.lua -> ..data/admission.lua, ..data -> a
-  timestamped folder, swapped by renaming ..data): the new version is in effect within 1 s.
+- the config and a policy in a Kubernetes ConfigMap volume (gateway.yaml and admission.lua ->
+  ..data/..., ..data -> a timestamped folder, swapped by renaming ..data): the new policy is in
+  effect within 1 s, and the new config too (the gateway reloads as on SIGHUP).
 """
 import http.client
 import json
@@ -158,21 +159,34 @@ t.check(len(p["fnv1a64"]) == 16 and p["loaded_at"].endswith("Z"), f"hash and loa
 t.check(p["errors"] == 0, "no call failed at run time")
 gw.stop()
 
-# A ConfigMap volume, as kubelet lays it out and updates it.
+# A ConfigMap volume, as kubelet lays it out and updates it: the gateway's config and its policy.
 cm = os.path.join(tmp, "configmap")
-os.makedirs(os.path.join(cm, "..2026_12_06_v1"))
-with open(os.path.join(cm, "..2026_12_06_v1", "admission.lua"), "w") as f:
-    f.write(good(1001))
-os.symlink("..2026_12_06_v1", os.path.join(cm, "..data"))
-os.symlink("..data/admission.lua", os.path.join(cm, "admission.lua"))
-with open(cfg, "w") as f:
-    f.write(f"policies:\n  admission: {cm}/admission.lua\n  degradation: ''\n")
-gw, port = t.start_gateway(sim_port, config=cfg)
-t.check(marker() == "version-1001", "the policy from a ConfigMap volume is loaded")
-os.makedirs(os.path.join(cm, "..2026_12_06_v2"))
-with open(os.path.join(cm, "..2026_12_06_v2", "admission.lua"), "w") as f:
-    f.write(good(1002))
-os.symlink("..2026_12_06_v2", os.path.join(cm, "..data_tmp"))
+
+
+def configmap_version(v, max_tokens):
+    d = os.path.join(cm, f"..2026_12_06_v{v}")
+    os.makedirs(d)
+    with open(os.path.join(d, "admission.lua"), "w") as f:
+        f.write(good(v))
+    with open(os.path.join(d, "gateway.yaml"), "w") as f:
+        f.write(f"policies:\n  admission: admission.lua\n  degradation: ''\nlimits:\n  max_tokens: {max_tokens}\n")
+    return d
+
+
+def over_limit():
+    st, _, body = t.request(port, "POST", "/v1/completions", {"model": MODEL, "prompt": "x", "max_tokens": 80}, timeout=10)
+    return st
+
+
+os.makedirs(cm)
+configmap_version(1001, 100)
+os.symlink("..2026_12_06_v1001", os.path.join(cm, "..data"))
+for name in ("admission.lua", "gateway.yaml"):
+    os.symlink(f"..data/{name}", os.path.join(cm, name))
+gw, port = t.start_gateway(sim_port, config=os.path.join(cm, "gateway.yaml"))
+t.check(marker() == "version-1001" and over_limit() == 200, "the config and policy from a ConfigMap volume are loaded")
+configmap_version(1002, 50)
+os.symlink("..2026_12_06_v1002", os.path.join(cm, "..data_tmp"))
 t0 = time.monotonic()
 os.rename(os.path.join(cm, "..data_tmp"), os.path.join(cm, "..data"))
 got = None
@@ -181,4 +195,6 @@ while time.monotonic() - t0 < 1.5 and got != "version-1002":
     time.sleep(0.01)
 lag = time.monotonic() - t0
 t.check(got == "version-1002" and lag <= 1.0, f"a ConfigMap update (..data renamed) is in effect after {lag:.3f} s ({got})")
+t.check(t.wait_for(lambda: over_limit() == 400, 2), "and the config's new limits.max_tokens too (80 > 50: 400)")
+t.check("ConfigMap volume changed" in gw.output(), "the reload is logged as the ConfigMap's")
 t.finish()

@@ -27,6 +27,7 @@
 #include "dispatch/pool.h"
 #include "dispatch/pool_health.h"
 #include "dispatch/route.h"
+#include "gateway/config_watch.h"
 #include "gateway/gateway.h"
 #include "gateway/http_server.h"
 #include "common/log.h"
@@ -97,12 +98,22 @@ static void on_grace_over(evutil_socket_t fd, short what, void *arg) {
 
 /* SIGHUP: the config file, then the Lua policies and the keys file (each keeps its old version
  * if the new one does not load). In-flight and waiting requests are not touched. */
-static void on_sighup(evutil_socket_t sig, short what, void *arg) {
+static void reload_all(const char *why) {
     if (tlab__gw.draining)
         return; /* nothing worth changing on the way out */
-    LOG_INFO("SIGHUP: reloading the config, the policies%s", tlab__auth_enabled() ? " and the API keys" : " (auth is off)");
+    LOG_INFO("%s: reloading the config, the policies%s", why, tlab__auth_enabled() ? " and the API keys" : " (auth is off)");
     tlab__reload_config(reload_args.cfg, reload_args.path, reload_args.sets, reload_args.n_sets);
     tlab__auth_reload();
+}
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg) {
+    (void)sig, (void)what, (void)arg;
+    reload_all("SIGHUP");
+}
+
+/* A Kubernetes ConfigMap update (config_watch.h): the same reload as SIGHUP. */
+static void on_config_swap(void) {
+    reload_all("the config's ConfigMap volume changed (..data swapped)");
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg) {
@@ -272,6 +283,7 @@ int main(int argc, char **argv) {
     evsignal_add(sigint, NULL);
     sighup = evsignal_new(tlab__gw.base, SIGHUP, on_sighup, NULL);
     evsignal_add(sighup, NULL);
+    tlab__config_watch_start(tlab__gw.base, reload_args.path, on_config_swap);
     char where[600];
     if (cfg.n_workers)
         snprintf(where, sizeof where, "%zu workers", cfg.n_workers);
@@ -319,6 +331,7 @@ out:
     tlab__stream_keepalive_shutdown();
     tlab__pool_supervisor_shutdown();
     tlab__process_shutdown();
+    tlab__config_watch_stop();
     tlab__discovery_shutdown();
     tlab__pool_health_shutdown();
     tlab__gate_shutdown();
