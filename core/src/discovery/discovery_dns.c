@@ -20,7 +20,6 @@ static struct {
     char *name;
     long port;
     tlab__discovered_fn found;
-    struct evdns_request *pending[2]; /* A, AAAA */
     int answered[2];                  /* 1: records or an authoritative "none"; 0: no answer (timeout, failure) */
     int left;                         /* queries of this round still out */
     char why[160];                    /* the latest failure, for the log */
@@ -61,7 +60,6 @@ static void round_done(void) {
 static void on_answer(int result, char type, int count, int ttl, void *addresses, void *arg) {
     (void)ttl;
     int which = arg == &dn.answered[1];
-    dn.pending[which] = NULL;
     if (result == DNS_ERR_SHUTDOWN || result == DNS_ERR_CANCEL)
         return; /* the gateway is stopping: dn may be gone */
     if (result == DNS_ERR_NONE) {
@@ -90,11 +88,9 @@ static void resolve(evutil_socket_t fd, short what, void *arg) {
     dn.answered[0] = dn.answered[1] = 0;
     dn.left = 2;
     snprintf(dn.why, sizeof dn.why, "no answer");
-    dn.pending[0] = evdns_base_resolve_ipv4(dn.dns, dn.name, 0, on_answer, &dn.answered[0]);
-    if (!dn.pending[0])
+    if (!evdns_base_resolve_ipv4(dn.dns, dn.name, 0, on_answer, &dn.answered[0]))
         dn.left--;
-    dn.pending[1] = evdns_base_resolve_ipv6(dn.dns, dn.name, 0, on_answer, &dn.answered[1]);
-    if (!dn.pending[1])
+    if (!evdns_base_resolve_ipv6(dn.dns, dn.name, 0, on_answer, &dn.answered[1]))
         dn.left--;
     if (dn.left == 0)
         round_done();

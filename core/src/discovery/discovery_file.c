@@ -10,6 +10,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include "common/dir_watch.h"
 #include "common/log.h"
 #include "dispatch/pool.h"
 
@@ -193,21 +194,16 @@ static int load(char *err, size_t errlen) {
     return 1;
 }
 
+static void seen(void *arg, int wd, const char *name) {
+    (void)wd;
+    if (strcmp(name, fw.base) == 0 || tlab__is_configmap_swap(name))
+        *(int *)arg = 1;
+}
+
 static void on_inotify(evutil_socket_t fd, short what, void *arg) {
     (void)what, (void)arg;
-    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     int touched = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n <= 0)
-            break;
-        for (char *p = buf; p < buf + n;) {
-            const struct inotify_event *ev = (const struct inotify_event *)p;
-            if (ev->len && (strcmp(ev->name, fw.base) == 0 || strcmp(ev->name, "..data") == 0))
-                touched = 1;
-            p += sizeof *ev + ev->len;
-        }
-    }
+    tlab__dir_watch_drain(fd, seen, &touched);
     char err[512];
     if (touched && load(err, sizeof err) < 0)
         tlab__log(TLAB_LOG_ERROR, NULL, "%s; the pool stays as it was", err);
@@ -219,13 +215,9 @@ int tlab__discovery_file_start(struct event_base *base, const char *path, tlab__
     fw.found = found;
     if (!(fw.path = strdup(path)))
         return snprintf(err, errlen, "out of memory"), -1;
-    const char *slash = strrchr(fw.path, '/');
-    fw.base = slash ? slash + 1 : fw.path;
+    fw.base = tlab__base_name(fw.path);
     char dir[1024];
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else
-        snprintf(dir, sizeof dir, "%.*s", slash == fw.path ? 1 : (int)(slash - fw.path), fw.path);
+    tlab__dir_of(fw.path, dir, sizeof dir);
     if (load(err, errlen) < 0)
         return -1;
     fw.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);

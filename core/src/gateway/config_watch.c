@@ -9,6 +9,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include "common/dir_watch.h"
 #include "common/log.h"
 
 static struct {
@@ -17,21 +18,16 @@ static struct {
     void (*reload)(void);
 } cw = {.fd = -1};
 
+static void seen(void *arg, int wd, const char *name) {
+    (void)wd;
+    if (tlab__is_configmap_swap(name))
+        *(int *)arg = 1;
+}
+
 static void on_inotify(evutil_socket_t fd, short what, void *arg) {
     (void)what, (void)arg;
-    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     int swapped = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n <= 0)
-            break;
-        for (char *p = buf; p < buf + n;) {
-            const struct inotify_event *ev = (const struct inotify_event *)p;
-            if (ev->len && strcmp(ev->name, "..data") == 0)
-                swapped = 1;
-            p += sizeof *ev + ev->len;
-        }
-    }
+    tlab__dir_watch_drain(fd, seen, &swapped);
     if (swapped && cw.reload)
         cw.reload();
 }
@@ -41,11 +37,7 @@ int tlab__config_watch_start(struct event_base *base, const char *config_path, v
     if (!config_path)
         return 0;
     char dir[1024];
-    const char *slash = strrchr(config_path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else
-        snprintf(dir, sizeof dir, "%.*s", slash == config_path ? 1 : (int)(slash - config_path), config_path);
+    tlab__dir_of(config_path, dir, sizeof dir);
     cw.reload = reload;
     cw.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (cw.fd < 0 || inotify_add_watch(cw.fd, dir, IN_MOVED_TO) < 0 ||

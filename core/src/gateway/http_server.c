@@ -127,6 +127,22 @@ typedef struct listener {
 
 static listener main_listener, admin_listener;
 
+/* A read-only operator route: GET answers what `make` describes (a new reference, NULL when
+ * memory ran out). */
+static void get_json(tlab__http_req *http, tlab__http_method cmd, const char *path, json_t *(*make)(void)) {
+    if (cmd != TLAB_HTTP_GET)
+        return method_not_allowed(http, path, "GET");
+    json_t *o = make();
+    if (!o)
+        return send_error(http, 500, "internal_error", "%s", "out of memory");
+    send_json(http, 200, o);
+    json_decref(o);
+}
+
+static json_t *describe_workers(void) {
+    return json_pack("{s:o}", "workers", tlab__pool_describe());
+}
+
 /* The operator's routes: on the admin listener when there is one, else behind an admin key. */
 static int is_admin_route(const char *path) {
     return strcmp(path, "/metrics") == 0 || strcmp(path, "/admin") == 0 || strncmp(path, "/admin/", 7) == 0;
@@ -193,36 +209,12 @@ static void on_request(tlab__http_req *http, void *arg) {
             return;
         return handle_models(http);
     }
-    if (strcmp(path, "/admin/workers") == 0) {
-        if (cmd != TLAB_HTTP_GET)
-            return method_not_allowed(http, path, "GET");
-        json_t *o = json_pack("{s:o}", "workers", tlab__pool_describe());
-        if (!o)
-            return send_error(http, 500, "internal_error", "%s", "out of memory");
-        send_json(http, 200, o);
-        json_decref(o);
-        return;
-    }
-    if (strcmp(path, "/admin/demand") == 0) {
-        if (cmd != TLAB_HTTP_GET)
-            return method_not_allowed(http, path, "GET");
-        json_t *o = tlab__gate_demand();
-        if (!o)
-            return send_error(http, 500, "internal_error", "%s", "out of memory");
-        send_json(http, 200, o);
-        json_decref(o);
-        return;
-    }
-    if (strcmp(path, "/admin/policies") == 0) {
-        if (cmd != TLAB_HTTP_GET)
-            return method_not_allowed(http, path, "GET");
-        json_t *o = tlab__policies_describe();
-        if (!o)
-            return send_error(http, 500, "internal_error", "%s", "out of memory");
-        send_json(http, 200, o);
-        json_decref(o);
-        return;
-    }
+    if (strcmp(path, "/admin/workers") == 0)
+        return get_json(http, cmd, path, describe_workers);
+    if (strcmp(path, "/admin/demand") == 0)
+        return get_json(http, cmd, path, tlab__gate_demand);
+    if (strcmp(path, "/admin/policies") == 0)
+        return get_json(http, cmd, path, tlab__policies_describe);
     int routed = tlab__plugins_route(http, path);
     if (routed == 1)
         return;

@@ -17,6 +17,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include "common/dir_watch.h"
 #include "common/log.h"
 
 static struct {
@@ -29,31 +30,19 @@ static struct {
     const char *mode;
 } w = {.fd = -1, .mode = "off"};
 
-static const char *base_name(const char *path) {
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
+static void seen(void *arg, int wd, const char *name) {
+    int *touched = arg;
+    for (size_t i = 0; i < w.n; i++) {
+        const char *path = w.path[i];
+        /* A ConfigMap update swaps every file of the folder at once. */
+        if (path && wd == w.wd[i] && (strcmp(name, tlab__base_name(path)) == 0 || tlab__is_configmap_swap(name)))
+            touched[i] = 1;
+    }
 }
 
 static void on_inotify(evutil_socket_t fd, short what, void *arg) {
-    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
     int touched[TLAB_POLICY_WATCH_MAX] = {0};
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n <= 0)
-            break;
-        for (char *p = buf; p < buf + n;) {
-            const struct inotify_event *ev = (const struct inotify_event *)p;
-            for (size_t i = 0; i < w.n; i++) {
-                const char *path = w.path[i];
-                /* "..data": a Kubernetes ConfigMap volume swaps all its files at once by renaming
-                 * that symlink; the script's own name sees no event then. */
-                if (path && ev->wd == w.wd[i] && ev->len &&
-                    (strcmp(ev->name, base_name(path)) == 0 || strcmp(ev->name, "..data") == 0))
-                    touched[i] = 1;
-            }
-            p += sizeof *ev + ev->len;
-        }
-    }
+    tlab__dir_watch_drain(fd, seen, touched);
     for (size_t i = 0; i < w.n; i++)
         if (touched[i] && w.hooks.changed)
             w.hooks.changed(i);
@@ -72,11 +61,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
 /* Adds a watch on the directory of `path`; returns the watch descriptor or -1. */
 static int watch_dir(const char *path) {
     char dir[1024];
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else
-        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    tlab__dir_of(path, dir, sizeof dir);
     return inotify_add_watch(w.fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO);
 }
 
