@@ -5,8 +5,8 @@
 //
 // The overlays are built with `kubectl kustomize` when a kubectl is on PATH (Debian 12's
 // kubernetes-client is too old for today's kustomization fields); without one, with the small
-// loader below (resources, namespace, labels, configMapGenerator, strategic-merge patches of
-// containers by name), which is all infra/k8s uses; TLAB_K8S_OWN_LOADER=1 forces it.
+// loader below (resources, components, namespace, labels, configMapGenerator, strategic-merge
+// patches of containers by name), which is all infra/k8s uses; TLAB_K8S_OWN_LOADER=1 forces it.
 // Usage: node validate.mjs <source dir>
 import { execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -72,12 +72,23 @@ function loadKustomization(dir) {
     }
     objs.push({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: g.name }, data });
   }
-  for (const p of (kz.patches || []).map((x) => x.path)) {
-    for (const patch of readDocs(path.join(dir, p))) {
-      const i = objs.findIndex((o) => o.kind === patch.kind && o.metadata.name === patch.metadata.name);
-      check(i >= 0, `${p}: patches ${patch.kind}/${patch.metadata.name}, which the base has`);
-      if (i >= 0) objs[i] = merge(objs[i], patch);
+  const patch = (d, k) => {
+    for (const p of (k.patches || []).map((x) => x.path)) {
+      for (const pt of readDocs(path.join(d, p))) {
+        const i = objs.findIndex((o) => o.kind === pt.kind && o.metadata.name === pt.metadata.name);
+        check(i >= 0, `${p}: patches ${pt.kind}/${pt.metadata.name}, which the base has`);
+        if (i >= 0) objs[i] = merge(objs[i], pt);
+      }
     }
+  };
+  patch(dir, kz);
+  // A Component adds its resources and patches what this kustomization has built so far.
+  for (const c of kz.components || []) {
+    const cdir = path.join(dir, c);
+    const ckz = YAML.parse(fs.readFileSync(path.join(cdir, "kustomization.yaml"), "utf8"));
+    check(ckz.kind === "Component", `${c} is a kustomize Component`);
+    for (const r of ckz.resources || []) objs = objs.concat(readDocs(path.join(cdir, r)));
+    patch(cdir, ckz);
   }
   for (const l of kz.labels || [])
     for (const o of objs) o.metadata.labels = { ...(o.metadata.labels || {}), ...l.pairs };
@@ -103,7 +114,7 @@ function kubectlKustomize(dir) {
   }
 }
 
-for (const overlay of ["sim", "vllm"]) {
+for (const overlay of ["sim", "vllm", "sim-replicas"]) {
   const dir = path.join(k8s, "overlays", overlay);
   const built = kubectlKustomize(dir);
   const objs = built || loadKustomization(dir);
@@ -138,9 +149,28 @@ for (const overlay of ["sim", "vllm"]) {
   check(gw.spec.template.spec.securityContext.runAsNonRoot && gc.securityContext.allowPrivilegeEscalation === false,
         `${overlay}: the gateway runs as non-root`);
   check(gw.spec.template.spec.terminationGracePeriodSeconds > 30, `${overlay}: the grace period covers shutdown.grace_s`);
-  const trig = so.spec.triggers.find((tr) => tr.type === "metrics-api");
-  check(trig && new URL(trig.metadata.url).pathname === "/admin/demand" && trig.metadata.valueLocation === "workers_wanted" &&
-        new URL(trig.metadata.url).port === String(cfg.admin.listen.port), `${overlay}: KEDA reads the gateway's /admin/demand on its admin port`);
+  if (overlay === "sim-replicas") {
+    // Several replicas: the limits in Redis, the keys from a Secret, KEDA on the summed demand.
+    const args = gc.command.join(" ");
+    const redisArg = /--set auth\.redis=([^: ]+):(\d+)/.exec(args);
+    const redisSvc = redisArg && byKind.Service?.[redisArg[1]];
+    check(gw.spec.replicas >= 2, `${overlay}: ${gw.spec.replicas} gateway replicas`);
+    check(redisSvc && redisSvc.spec.ports.some((p) => String(p.port) === redisArg[2]) && byKind.Deployment?.[redisArg[1]],
+          `${overlay}: auth.redis (${redisArg && redisArg[0]}) names the Redis Service and port the overlay deploys`);
+    const keysMount = gc.volumeMounts.find((m) => m.name === "keys");
+    const keysVol = gw.spec.template.spec.volumes.find((v) => v.name === "keys");
+    check(keysMount && keysVol?.secret && args.includes(`auth.keys_file=${keysMount.mountPath}/keys.yaml`),
+          `${overlay}: auth.keys_file is in the mounted Secret`);
+    const prom = so.spec.triggers.find((tr) => tr.type === "prometheus");
+    const gate = fs.readFileSync(path.join(src, "core", "src", "dispatch", "gate.c"), "utf8");
+    const series = prom ? [...prom.metadata.query.matchAll(/gateway_[a-z_]+/g)].map((m) => m[0]) : [];
+    check(prom && series.length === 2 && series.every((n) => gate.includes(`"${n}"`)) && prom.metadata.activationThreshold === "0",
+          `${overlay}: KEDA sums the replicas' demand through Prometheus, on series the gateway exports (${series})`);
+  } else {
+    const trig = so.spec.triggers.find((tr) => tr.type === "metrics-api");
+    check(trig && new URL(trig.metadata.url).pathname === "/admin/demand" && trig.metadata.valueLocation === "workers_wanted" &&
+          new URL(trig.metadata.url).port === String(cfg.admin.listen.port), `${overlay}: KEDA reads the gateway's /admin/demand on its admin port`);
+  }
   check(so.spec.minReplicaCount === 0 && so.spec.scaleTargetRef.name === "tlab-workers", `${overlay}: the workers scale from zero`);
   const wc = workers.spec.template.spec.containers[0];
   if (overlay === "vllm") {

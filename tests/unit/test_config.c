@@ -101,7 +101,10 @@ static const bad_case bad_cases[] = {
     {NULL, {"plugins[0].path=x"}, 0, 0, "plugins list cannot be set from the command line"},
     /* auth and the admin listener (a nested section) */
     {"auth:\n  keys_file:\n", {0}, 2, 13, "'auth.keys_file' must be a path or \"\" (off), got null"},
-    {"auth:\n  keys: x\n", {0}, 2, 3, "unknown key 'keys' in 'auth' (expected: keys_file)"},
+    {"auth:\n  redis: \"h:1:2\"\n", {0}, 2, 10, "'auth.redis': 'h:1:2' is not host:port"},
+    {"auth:\n  redis: 6379\n", {0}, 2, 10, "'auth.redis': '6379' is not host:port"},
+    {"auth:\n  redis_timeout_ms: 0\n", {0}, 2, 21, "'auth.redis_timeout_ms' must be between 1 and 60000"},
+    {"auth:\n  keys: x\n", {0}, 2, 3, "unknown key 'keys' in 'auth' (expected: keys_file, redis, redis_prefix, redis_timeout_ms)"},
     {"admin:\n  listen:\n    port: 70000\n", {0}, 3, 11, "'admin.listen.port' must be between 0 and 65535, got 70000"},
     {"admin:\n  listen:\n    port: x\n", {0}, 3, 11, "'admin.listen.port' must be an integer or null (none), got 'x'"},
     {"admin:\n  listen:\n    hots: a\n", {0}, 3, 5, "unknown key 'hots' in 'admin.listen' (expected: host, port)"},
@@ -414,6 +417,7 @@ static void test_shipped_config(void) {
     CHECK(cfg.policy_tick_ms == def.policy_tick_ms && cfg.policy_fail_open == def.policy_fail_open);
     CHECK(cfg.policy_instruction_budget == def.policy_instruction_budget && cfg.policy_memory_limit_mb == def.policy_memory_limit_mb);
     CHECK(strcmp(cfg.auth_keys_file, "") == 0 && cfg.keyring == NULL); /* auth off by default */
+    CHECK(strcmp(cfg.auth_redis, "") == 0 && strcmp(cfg.auth_redis_prefix, "tlab:ratelimit:") == 0 && cfg.auth_redis_timeout_ms == 100);
     CHECK(cfg.admin_port == -1 && strcmp(cfg.admin_host, def.admin_host) == 0);
     CHECK(cfg.policy_stats_window_s == def.policy_stats_window_s &&
           cfg.policy_min_restart_interval_s == def.policy_min_restart_interval_s);

@@ -14,6 +14,7 @@
 
 #include <yaml.h>
 
+#include "base/hostport.h"
 #include "config/auth_keys.h"
 #include "config/config_schema.h"
 #include "config/config_workers.h"
@@ -191,10 +192,18 @@ static int set_field(loader *ld, const field *f, const char *path, const yaml_no
         *(int *)dst = scalar(n)[0] == 't' || scalar(n)[0] == 'T';
         return 0;
     }
-    if (f->type == F_STR || f->type == F_URL || f->type == F_LEVEL) {
-        char *s = get_string(ld, n, path);
+    if (f->type == F_STR || f->type == F_URL || f->type == F_LEVEL || f->type == F_HOSTPORT) {
+        /* An address may be "" (off); the other strings may not. */
+        int off = f->type == F_HOSTPORT && n->type == YAML_SCALAR_NODE && !is_null(n) && n->data.scalar.length == 0;
+        char *s = off ? strdup("") : get_string(ld, n, path);
         if (!s)
-            return -1;
+            return off ? fail_oom(ld) : -1;
+        char host[256], why[320];
+        int port;
+        if (f->type == F_HOSTPORT && *s && tlab__hostport_parse(s, 6379, host, sizeof host, &port, why, sizeof why) != 0) {
+            free(s);
+            return fail(ld, n->start_mark, "'%s': %s", path, why);
+        }
         if (f->type == F_URL && !((strncmp(s, "http://", 7) == 0 && s[7]) || (strncmp(s, "https://", 8) == 0 && s[8]))) {
             free(s);
             return fail(ld, n->start_mark, "'%s' must start with http:// or https:// and name a host, got %s", path, got);

@@ -66,6 +66,10 @@ typedef struct tlab__config {
     /* auth: API keys (docs/security.md). */
     char *auth_keys_file;        /* auth.keys_file: YAML keys file, relative to the config file's directory;
                                     "" = auth off (default) */
+    char *auth_redis;            /* auth.redis: "host[:port]" of a Redis that keeps the per-key buckets, shared
+                                    by the gateway's replicas; "" = each replica keeps its own (default) */
+    char *auth_redis_prefix;     /* auth.redis_prefix: the buckets' key prefix in Redis ("tlab:ratelimit:") */
+    long auth_redis_timeout_ms;  /* auth.redis_timeout_ms: past this the replica decides alone (100) */
     struct tlab__keyring *keyring; /* loaded from auth_keys_file when set (NULL = auth off); owned */
 
     /* admin: a separate listener for /metrics and /admin/... */

@@ -47,6 +47,9 @@ static const field policies_fields[] = {
 };
 static const field auth_fields[] = {
     FLD("keys_file", F_PATH, auth_keys_file, 0, 0),
+    FLD("redis", F_HOSTPORT, auth_redis, 0, 0),
+    FLD("redis_prefix", F_STR, auth_redis_prefix, 0, 0),
+    FLD("redis_timeout_ms", F_LONG, auth_redis_timeout_ms, 1, 60000),
 };
 static const field admin_listen_fields[] = {
     FLD("host", F_STR, admin_host, 0, 0),
@@ -134,6 +137,9 @@ int tlab__config_defaults(tlab__config *cfg) {
     cfg->log_level = strdup("info");
     cfg->plugin_dir = tlab__default_plugin_dir();
     cfg->auth_keys_file = strdup("");
+    cfg->auth_redis = strdup("");
+    cfg->auth_redis_prefix = strdup("tlab:ratelimit:");
+    cfg->auth_redis_timeout_ms = 100;
     cfg->admin_host = strdup("127.0.0.1");
     cfg->admin_port = -1;
     cfg->shutdown_grace_s = 30;
@@ -156,7 +162,7 @@ int tlab__config_defaults(tlab__config *cfg) {
     cfg->discovery_interval_ms = 5000;
     cfg->discovery_dns_server = strdup("");
     if (!cfg->discovery_file || !cfg->discovery_dns || !cfg->discovery_dns_server ||
-        !cfg->auth_keys_file || !cfg->admin_host || !cfg->listen_host || !cfg->upstream_url || !cfg->log_level ||
+        !cfg->auth_keys_file || !cfg->auth_redis || !cfg->auth_redis_prefix || !cfg->admin_host || !cfg->listen_host || !cfg->upstream_url || !cfg->log_level ||
         !cfg->plugin_dir || !cfg->policy_admission || !cfg->autopilot_start_file || !cfg->pool_affinity_header ||
         !cfg->policy_degradation) {
         tlab__config_free(cfg);
@@ -195,6 +201,8 @@ void tlab__config_free(tlab__config *cfg) {
     free(cfg->policy_admission);
     free(cfg->policy_degradation);
     free(cfg->auth_keys_file);
+    free(cfg->auth_redis);
+    free(cfg->auth_redis_prefix);
     free(cfg->admin_host);
     free(cfg->autopilot_start_file);
     tlab__keyring_free(cfg->keyring);

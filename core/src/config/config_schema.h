@@ -12,7 +12,7 @@
 #include "config/config.h"
 
 /* F_OPT_INT: an integer, or null for "none" (stored as -1). */
-typedef enum ftype { F_STR, F_URL, F_LEVEL, F_INT, F_OPT_INT, F_LONG, F_LLONG, F_PATH, F_BOOL } ftype;
+typedef enum ftype { F_STR, F_URL, F_LEVEL, F_INT, F_OPT_INT, F_LONG, F_LLONG, F_PATH, F_BOOL, F_HOSTPORT } ftype;
 
 typedef struct field {
     const char *key;

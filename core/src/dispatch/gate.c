@@ -37,6 +37,7 @@ static struct {
     long scrape_timeout_ms;
     double last_promise_s; /* the latest Retry-After promised, in seconds of tlab__now_us */
     tlab__autopilot_view view; /* the pool's: each worker's view summed or averaged (aggregate()) */
+    tlab_metric *m_demand, *m_per_worker; /* the demand signal summed across replicas (docs/kubernetes.md) */
     tlab_metric *m_limit, *m_tpot, *m_ttft, *m_drain, *m_wait, *m_scrape, *m_attain, *m_goodput;
     tlab_metric *m_w_ttft, *m_w_tpot, *m_stalls;
 } g;
@@ -221,6 +222,36 @@ static void aggregate(void) {
     g.view = a;
 }
 
+typedef struct demand {
+    double queued, in_flight, in_flight_tokens, typical_tokens, per_worker;
+    int members, ready;
+} demand;
+
+/* What the gateway asks of the pool now (GET /admin/demand and the gateway_demand_* gauges). */
+static demand measure_demand(void) {
+    uint64_t now = tlab__now_us();
+    demand d = {0};
+    double limit_sum = 0;
+    for (size_t i = 0; i < tlab__pool_size(); i++) {
+        const tlab__pool_worker *w = tlab__pool_worker_at(i);
+        d.in_flight += (double)w->in_flight;
+        d.in_flight_tokens += w->in_flight_tokens;
+        if (!w->member)
+            continue;
+        d.members++;
+        if (tlab__pool_worker_routable(w, now) && worker_up(tlab__pool_worker_state(w))) {
+            d.ready++;
+            limit_sum += (double)tlab__autopilot_limit(w->ap);
+        }
+    }
+    d.queued = g.waiting ? (double)g.waiting() : 0;
+    d.typical_tokens = g.view.typical_tokens > 0 ? g.view.typical_tokens : 256;
+    /* One worker's capacity: the ready workers' mean gate (what the autopilot learned holds the
+     * SLO), or the configured start before any worker runs (scale from zero). */
+    d.per_worker = d.ready ? limit_sum / d.ready : g.params.initial_limit;
+    return d;
+}
+
 static void publish(void) {
     aggregate();
     tlab__metric_set(g.m_limit, NULL, g.view.limit);
@@ -232,6 +263,9 @@ static void publish(void) {
     const tlab__stats_view *sv = tlab__stats_get();
     tlab__metric_set(g.m_attain, NULL, sv->slo_attainment);
     tlab__metric_set(g.m_goodput, NULL, sv->goodput);
+    demand d = measure_demand();
+    tlab__metric_set(g.m_demand, NULL, d.queued + d.in_flight);
+    tlab__metric_set(g.m_per_worker, NULL, d.per_worker);
     tlab__pool_publish();
 }
 
@@ -365,6 +399,11 @@ int tlab__gate_init(struct event_base *base, tlab__upstream *up, const tlab__con
                                        "1 while the workers' /metrics answer and steer the autopilot, else 0", NULL, 0);
     g.m_attain = tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_slo_attainment",
                                        "Share of finished requests answered 2xx inside their deadline (stats window)", NULL, 0);
+    g.m_demand = tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_demand_requests",
+                                       "Requests queued or in flight at the workers (GET /admin/demand: queued + in_flight)", NULL, 0);
+    g.m_per_worker = tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_demand_capacity_per_worker",
+                                           "Requests one worker holds inside the SLO, as the autopilot learned it (autopilot.initial_limit "
+                                           "before any worker is ready)", NULL, 0);
     g.m_goodput = tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_goodput_rps",
                                         "Requests per second answered 2xx inside their deadline (stats window)", NULL, 0);
     g.m_w_ttft = tlab__metric_register(TLAB_METRIC_HISTOGRAM, "gateway_worker_ttft_seconds",
@@ -459,30 +498,11 @@ json_t *tlab__gate_demand(void) {
     if (!g.timer)
         return json_object();
     aggregate();
-    uint64_t now = tlab__now_us();
-    double in_flight = 0, in_flight_tokens = 0, limit_sum = 0;
-    int members = 0, ready = 0;
-    for (size_t i = 0; i < tlab__pool_size(); i++) {
-        const tlab__pool_worker *w = tlab__pool_worker_at(i);
-        in_flight += (double)w->in_flight;
-        in_flight_tokens += w->in_flight_tokens;
-        if (!w->member)
-            continue;
-        members++;
-        if (tlab__pool_worker_routable(w, now) && worker_up(tlab__pool_worker_state(w))) {
-            ready++;
-            limit_sum += (double)tlab__autopilot_limit(w->ap);
-        }
-    }
-    double queued = g.waiting ? (double)g.waiting() : 0;
-    double typical = g.view.typical_tokens > 0 ? g.view.typical_tokens : 256;
-    /* One worker's capacity: the ready workers' mean gate (what the autopilot learned holds the
-     * SLO), or the configured start before any worker runs (scale from zero). */
-    double per_worker = ready ? limit_sum / ready : g.params.initial_limit;
-    double want = per_worker > 0 ? ceil((in_flight + queued) / per_worker) : 0;
-    return json_pack("{s:f, s:f, s:f, s:f, s:i, s:i, s:f, s:f, s:b}", "queued", queued, "in_flight", in_flight, "queued_tokens",
-                     queued * typical, "in_flight_tokens", in_flight_tokens, "workers", members, "workers_ready", ready,
-                     "capacity_per_worker", per_worker, "workers_wanted", want, "active", queued + in_flight > 0);
+    demand d = measure_demand();
+    double want = d.per_worker > 0 ? ceil((d.in_flight + d.queued) / d.per_worker) : 0;
+    return json_pack("{s:f, s:f, s:f, s:f, s:i, s:i, s:f, s:f, s:b}", "queued", d.queued, "in_flight", d.in_flight, "queued_tokens",
+                     d.queued * d.typical_tokens, "in_flight_tokens", d.in_flight_tokens, "workers", d.members, "workers_ready",
+                     d.ready, "capacity_per_worker", d.per_worker, "workers_wanted", want, "active", d.queued + d.in_flight > 0);
 }
 
 const tlab__autopilot_view *tlab__gate_view(void) {

@@ -73,6 +73,13 @@ static void handle_health(tlab__gateway *gw, tlab__http_req *http) {
     json_decref(o);
 }
 
+/* Past every check: the request joins the queue. */
+static void admitted(tlab_request *r) {
+    tlab__request_emit(r, TLAB_EV_ADMITTED);
+    r->overhead_us += r->t[TLAB_EV_ADMITTED] - r->t[TLAB_EV_ARRIVED];
+    tlab__dispatch_submit(r);
+}
+
 static void handle_llm(tlab__gateway *gw, tlab__http_req *http, const char *path, tlab__api_kind kind, long key) {
     if (gw->draining) {
         send_error(http, 503, "service_unavailable", "%s", "the gateway is shutting down; retry on another instance");
@@ -101,11 +108,9 @@ static void handle_llm(tlab__gateway *gw, tlab__http_req *http, const char *path
         return; /* admission.lua rejected it (or failed with fail_open: false); already answered */
     /* After the policy, so a clamped max_tokens is what gets reserved and a policy's refusal
      * costs the key nothing. */
-    if (tlab__auth_admit(r) != 0)
-        return; /* the key's rate limit: 429 already sent */
-    tlab__request_emit(r, TLAB_EV_ADMITTED);
-    r->overhead_us += r->t[TLAB_EV_ADMITTED] - r->t[TLAB_EV_ARRIVED];
-    tlab__dispatch_submit(r);
+    if (tlab__auth_admit(r, admitted) != 0)
+        return; /* the key's rate limit: 429 already sent, or Redis decides and admitted() follows */
+    admitted(r);
 }
 
 static void handle_models(tlab__http_req *http) {

@@ -222,8 +222,8 @@ int main(int argc, char **argv) {
         LOG_ERROR("cannot create the event loop");
         goto out;
     }
-    if (tlab__auth_init(&cfg) != 0) {
-        LOG_ERROR("out of memory setting up the API keys' limits");
+    if (tlab__auth_init(&cfg, tlab__gw.base, err, sizeof err) != 0) {
+        LOG_ERROR("%s", err);
         goto out;
     }
     tlab__gw.upstream = tlab__upstream_new(tlab__gw.base, &cfg);

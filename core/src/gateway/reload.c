@@ -80,6 +80,9 @@ static void restart_keys(const tlab__config *old, const tlab__config *next, keyl
         note(k, "limits.max_client_connections");
     if (str_differs(old->auth_keys_file, next->auth_keys_file))
         note(k, "auth.keys_file");
+    if (str_differs(old->auth_redis, next->auth_redis) || str_differs(old->auth_redis_prefix, next->auth_redis_prefix) ||
+        old->auth_redis_timeout_ms != next->auth_redis_timeout_ms)
+        note(k, "auth.redis");
     if (old->policy_stats_window_s != next->policy_stats_window_s)
         note(k, "policies.stats_window_s");
     if (str_differs(old->plugin_dir, next->plugin_dir))

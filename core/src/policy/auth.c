@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "base/metrics_registry.h"
 #include "policy/rate_limit.h"
+#include "policy/shared_limits.h"
 #include "policy/usage_meter.h"
 
 typedef struct tlab__access tlab__access;
@@ -38,6 +39,9 @@ struct tlab__access {
     int64_t prompt_estimate; /* the prompt's share of `reserved` */
     int admitted;
     int metering; /* admitted: the response is read for usage (meter initialised) */
+    int shared;   /* admitted by Redis' buckets (auth.redis): settled there */
+    tlab__shared_call *call;       /* Redis' answer awaited; NULL otherwise */
+    tlab__auth_admitted_fn then;   /* runs once Redis admits the request */
     tlab__usage_meter meter;
 };
 
@@ -110,16 +114,22 @@ static tlab__limiter *current_limiter(const keyset *ks, long key) {
     return NULL;
 }
 
-int tlab__auth_init(tlab__config *cfg) {
+int tlab__auth_init(tlab__config *cfg, struct event_base *base, char *err, size_t errlen) {
     default_max_tokens = cfg->max_tokens;
-    if (!cfg->keyring)
+    if (!cfg->keyring) {
+        if (cfg->auth_redis[0])
+            LOG_WARN("auth.redis is set but auth.keys_file is not: there are no per-key limits to share");
         return 0;
-    if (!(keys_path = strdup(cfg->auth_keys_file)))
+    }
+    if (cfg->auth_redis[0] &&
+        tlab__shared_limits_start(base, cfg->auth_redis, cfg->auth_redis_prefix, cfg->auth_redis_timeout_ms, err, errlen) != 0)
         return -1;
+    if (!(keys_path = strdup(cfg->auth_keys_file)))
+        return snprintf(err, errlen, "out of memory setting up the API keys' limits"), -1;
     tlab__keyring *kr = cfg->keyring;
     cfg->keyring = NULL; /* ours now: reloads replace it */
     if (!(current = keyset_new(kr, NULL)))
-        return -1;
+        return snprintf(err, errlen, "out of memory setting up the API keys' limits"), -1;
     /* Registered up front so /metrics shows the families before the first refusal. */
     tlab__metric_register(TLAB_METRIC_COUNTER, AUTH_FAILURES, AUTH_FAILURES_HELP, NULL, 0);
     tlab__metric_register(TLAB_METRIC_COUNTER, RATE_LIMITED, RATE_LIMITED_HELP, NULL, 0);
@@ -152,6 +162,7 @@ int tlab__auth_reload(void) {
 }
 
 void tlab__auth_shutdown(void) {
+    tlab__shared_limits_stop();
     keyset_unref(current);
     current = NULL;
     free(keys_path);
@@ -245,14 +256,17 @@ static void settle(tlab_request *r, void *data) {
     if (!a)
         return;
     r->access = NULL;
+    tlab__shared_limits_cancel(a->call); /* the request ended while Redis decided */
     if (a->admitted) {
         tlab__usage_meter_end(&a->meter);
         int64_t used = tlab__usage_charge(&a->meter, r->t[TLAB_EV_DISPATCHED] != 0, r->status, a->prompt_estimate, a->reserved);
-        tlab__limiter *l = current_limiter(a->set, a->key);
-        if (l) /* NULL: the key was removed by a reload while this request ran */
+        const char *name = a->set->kr->keys[a->key].name;
+        tlab__limiter *l = a->shared ? NULL : current_limiter(a->set, a->key);
+        if (a->shared) /* the bucket the admission charged: named by the limit it had then */
+            tlab__shared_limits_settle(name, a->set->kr->keys[a->key].tokens_per_minute, a->reserved, used);
+        else if (l) /* NULL: the key was removed by a reload while this request ran */
             tlab__limiter_settle(l, a->reserved, used, tlab__now_us());
         tlab__usage_meter_free(&a->meter);
-        const char *name = a->set->kr->keys[a->key].name;
         char labels[96];
         snprintf(labels, sizeof labels, "key=\"%s\"", name);
         count(KEY_TOKENS, KEY_TOKENS_HELP, labels, (double)used);
@@ -290,14 +304,14 @@ static void add_header(tlab_request *r, const char *name, long long value) {
 
 /* OpenAI's x-ratelimit-* headers, for the limits the key has (added last to first: the list
  * is sent from its head). */
-static void add_limit_headers(tlab_request *r, tlab__limiter *l, uint64_t now) {
-    if (l->tokens.per_minute) {
-        add_header(r, "x-ratelimit-remaining-tokens", tlab__bucket_tokens(&l->tokens, now));
-        add_header(r, "x-ratelimit-limit-tokens", l->tokens.per_minute);
+static void add_limit_headers(tlab_request *r, const tlab__api_key *k, int64_t requests_left, int64_t tokens_left) {
+    if (k->tokens_per_minute) {
+        add_header(r, "x-ratelimit-remaining-tokens", tokens_left);
+        add_header(r, "x-ratelimit-limit-tokens", k->tokens_per_minute);
     }
-    if (l->requests.per_minute) {
-        add_header(r, "x-ratelimit-remaining-requests", tlab__bucket_tokens(&l->requests, now));
-        add_header(r, "x-ratelimit-limit-requests", l->requests.per_minute);
+    if (k->requests_per_minute) {
+        add_header(r, "x-ratelimit-remaining-requests", requests_left);
+        add_header(r, "x-ratelimit-limit-requests", k->requests_per_minute);
     }
 }
 
@@ -311,40 +325,36 @@ static void rate_limited(const char *key_name, tlab__limit_result res) {
     count(RATE_LIMITED, RATE_LIMITED_HELP, labels, 1);
 }
 
-int tlab__auth_admit(tlab_request *r) {
+static int64_t reservation(const tlab_request *r, int64_t *prompt) {
+    *prompt = tlab__request_info_prompt_tokens(&r->info);
+    return *prompt + (r->info.max_tokens >= 0 ? r->info.max_tokens : default_max_tokens);
+}
+
+/* Answers r with 429 for `res`, whoever decided it (the local buckets or Redis'). */
+static void refuse_limit(tlab_request *r, const tlab__api_key *k, tlab__limit_result res, int retry, int64_t reserve,
+                         int64_t prompt) {
+    tlab__error err;
+    if (res == TLAB_LIMIT_TOO_LARGE)
+        tlab__error_set(&err, 429, "tokens", NULL,
+                       "Request too large for key '%s': it reserves %lld tokens (prompt estimate %lld + max_tokens, "
+                       "limits.max_tokens when absent), more than its limit of %lld tokens per minute. Lower max_tokens.",
+                       k->name, (long long)reserve, (long long)prompt, k->tokens_per_minute);
+    else if (res == TLAB_LIMIT_REQUESTS)
+        tlab__error_set(&err, 429, "requests", NULL,
+                       "Rate limit reached for key '%s' on requests per minute: limit %lld. Please try again in %ds.", k->name,
+                       k->requests_per_minute, retry);
+    else
+        tlab__error_set(&err, 429, "tokens", NULL,
+                       "Rate limit reached for key '%s' on tokens per minute: limit %lld, requested %lld. Please try "
+                       "again in %ds.",
+                       k->name, k->tokens_per_minute, (long long)reserve, retry);
+    err.code = "rate_limit_exceeded";
+    rate_limited(k->name, res);
+    tlab__request_fail(r, &err, retry);
+}
+
+static void admitted(tlab_request *r, const tlab__api_key *k, int64_t reserve, int64_t prompt) {
     tlab__access *a = r->access;
-    if (!a)
-        return 0;
-    /* Admission runs in the same loop turn as the key check: no reload in between. */
-    tlab__limiter *l = &a->set->limiters[a->key];
-    const tlab__api_key *k = &a->set->kr->keys[a->key];
-    uint64_t now = tlab__now_us();
-    int64_t prompt = tlab__request_info_prompt_tokens(&r->info);
-    int64_t reserve = prompt + (r->info.max_tokens >= 0 ? r->info.max_tokens : default_max_tokens);
-    int retry = 0;
-    tlab__limit_result res = tlab__limiter_admit(l, reserve, now, &retry);
-    if (res != TLAB_LIMIT_OK) {
-        tlab__error err;
-        if (res == TLAB_LIMIT_TOO_LARGE)
-            tlab__error_set(&err, 429, "tokens", NULL,
-                           "Request too large for key '%s': it reserves %lld tokens (prompt estimate %lld + max_tokens, "
-                           "limits.max_tokens when absent), more than its limit of %lld tokens per minute. Lower max_tokens.",
-                           k->name, (long long)reserve, (long long)prompt, k->tokens_per_minute);
-        else if (res == TLAB_LIMIT_REQUESTS)
-            tlab__error_set(&err, 429, "requests", NULL,
-                           "Rate limit reached for key '%s' on requests per minute: limit %lld. Please try again in %ds.", k->name,
-                           k->requests_per_minute, retry);
-        else
-            tlab__error_set(&err, 429, "tokens", NULL,
-                           "Rate limit reached for key '%s' on tokens per minute: limit %lld, requested %lld. Please try "
-                           "again in %ds.",
-                           k->name, k->tokens_per_minute, (long long)reserve, retry);
-        err.code = "rate_limit_exceeded";
-        rate_limited(k->name, res);
-        add_limit_headers(r, l, now);
-        tlab__request_fail(r, &err, retry);
-        return -1;
-    }
     a->admitted = 1;
     a->reserved = reserve;
     a->prompt_estimate = prompt;
@@ -352,11 +362,69 @@ int tlab__auth_admit(tlab_request *r) {
      * unlimited keys too; only keys with a token limit have a bucket to settle. */
     a->metering = 1;
     tlab__usage_meter_init(&a->meter, r->info.stream);
-    add_limit_headers(r, l, now);
-    tlab__log(TLAB_LOG_DEBUG, r->id, "key=%s reserved=%lld tokens", k->name, (long long)reserve);
+    tlab__log(TLAB_LOG_DEBUG, r->id, "key=%s reserved=%lld tokens%s", k->name, (long long)reserve, a->shared ? " (Redis)" : "");
+}
+
+/* The key's own buckets in this process: 0 admitted, -1 refused (answered). */
+static int admit_locally(tlab_request *r) {
+    tlab__access *a = r->access;
+    tlab__limiter *l = current_limiter(a->set, a->key);
+    const tlab__api_key *k = &a->set->kr->keys[a->key];
+    if (!l) { /* removed by a reload while Redis decided: its old limits, unenforced, as for requests under way */
+        int64_t prompt, reserve = reservation(r, &prompt);
+        admitted(r, k, reserve, prompt);
+        return 0;
+    }
+    uint64_t now = tlab__now_us();
+    int64_t prompt, reserve = reservation(r, &prompt);
+    int retry = 0;
+    tlab__limit_result res = tlab__limiter_admit(l, reserve, now, &retry);
+    add_limit_headers(r, k, tlab__bucket_tokens(&l->requests, now), tlab__bucket_tokens(&l->tokens, now));
+    if (res != TLAB_LIMIT_OK) {
+        refuse_limit(r, k, res, retry, reserve, prompt);
+        return -1;
+    }
+    admitted(r, k, reserve, prompt);
     return 0;
 }
 
+/* Redis' answer for r (shared_limits.h). */
+static void on_shared_verdict(void *arg, const tlab__shared_verdict *v) {
+    tlab_request *r = arg;
+    tlab__access *a = r->access;
+    a->call = NULL;
+    if (v->result == TLAB_SHARED_UNAVAILABLE) {
+        if (admit_locally(r) == 0)
+            a->then(r);
+        return;
+    }
+    const tlab__api_key *k = &a->set->kr->keys[a->key];
+    int64_t prompt, reserve = reservation(r, &prompt);
+    add_limit_headers(r, k, v->remaining_requests, v->remaining_tokens);
+    if (v->result != TLAB_LIMIT_OK) {
+        refuse_limit(r, k, (tlab__limit_result)v->result, v->retry_after_s, reserve, prompt);
+        return;
+    }
+    a->shared = 1;
+    admitted(r, k, reserve, prompt);
+    a->then(r);
+}
+
+int tlab__auth_admit(tlab_request *r, tlab__auth_admitted_fn then) {
+    tlab__access *a = r->access;
+    if (!a)
+        return 0;
+    const tlab__api_key *k = &a->set->kr->keys[a->key];
+    if (tlab__shared_limits_enabled() && (k->requests_per_minute || k->tokens_per_minute)) {
+        int64_t prompt, reserve = reservation(r, &prompt);
+        a->then = then;
+        a->call = tlab__shared_limits_admit(k->name, k->requests_per_minute, k->tokens_per_minute, reserve, on_shared_verdict, r);
+        if (a->call)
+            return 1;
+        /* not connected: this replica decides alone (counted in gateway_shared_limit_fallbacks_total) */
+    }
+    return admit_locally(r);
+}
 int tlab__auth_admit_call(tlab__http_req *http, long key) {
     if (key < 0 || !current)
         return 0;
