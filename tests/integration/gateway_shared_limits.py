@@ -8,7 +8,8 @@ requests_per_minute holds within 5 % of the limit across both replicas under a s
 replica A blocks replica B, and its refund (the stream cancelled on A) reaches B; Redis paused
 (SIGSTOP) -> each request is decided by the replica's own bucket after auth.redis_timeout_ms, none
 hangs; Redis killed -> the same at once, gateway_shared_limit_up 0; Redis back on its port -> the
-gateways reconnect and share again.
+gateways reconnect and share again; KEDA's Prometheus trigger for several replicas (read from
+infra/k8s/components/shared-limits) answers on a real Prometheus scraping both.
 """
 import json
 import os
@@ -17,6 +18,11 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import yaml
 
 import tlabtest as t
 
@@ -158,5 +164,36 @@ t.check((t.metric(admin_b, "gateway_shared_limit_fallbacks_total") or 0) == befo
 keys = subprocess.run(["redis-cli", "-p", str(redis_port), "--scan", "--pattern", "tlab:ratelimit:shared:*"],
                       capture_output=True, text=True).stdout.split()
 t.check("tlab:ratelimit:shared:requests:60" in keys, f"the bucket in Redis under the default prefix: {keys}")
+
+# --- KEDA's Prometheus trigger for several replicas (components/shared-limits), read from the
+# manifest, run by a real Prometheus scraping both replicas: both are counted, the query answers ---
+with open(os.path.join(t.SRC, "infra/k8s/components/shared-limits/workers-scaledobject-prometheus.yaml")) as f:
+    trigger = yaml.safe_load(f)["spec"]["triggers"][0]["metadata"]
+prom_port = t.free_port()
+with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
+    f.write("global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: tlab-gateway\n    static_configs: [{targets: [%s]}]\n"
+            % ", ".join(f'"127.0.0.1:{admin}"' for _, _, admin in gws))
+prom = t.Proc(["prometheus", f"--config.file={tmp}/prometheus.yml", f"--storage.tsdb.path={tmp}/prom",
+               f"--web.listen-address=127.0.0.1:{prom_port}"], "prometheus")
+t.wait_http(prom_port, "/-/ready", timeout=30, proc=prom)
+
+
+def query(expr):
+    url = f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    try:
+        return json.loads(urllib.request.urlopen(url, timeout=10).read())
+    except urllib.error.HTTPError as e:
+        return json.loads(e.read())
+
+
+counted = t.wait_for(lambda: (query("count(gateway_demand_requests)").get("data", {}).get("result") or [{"value": [0, "0"]}])[0]["value"][1] == "2", 20)
+t.check(counted, "Prometheus scrapes gateway_demand_requests from both replicas")
+r = query(trigger["query"])
+res = r.get("data", {}).get("result", [])
+t.check(r.get("status") == "success" and len(res) == 1 and float(res[0]["value"][1]) == 0,
+        f"the trigger's query answers 0 workers wanted with nothing queued: {trigger['query']} -> {str(r)[:300]}")
+cap = query("max(gateway_demand_capacity_per_worker)").get("data", {}).get("result", [])
+t.check(cap and float(cap[0]["value"][1]) >= 1, f"one worker's capacity is there: {cap}")
+prom.stop()
 
 t.finish()
