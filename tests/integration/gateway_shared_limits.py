@@ -7,7 +7,8 @@ requests_per_minute holds within 5 % of the limit across both replicas under a s
 (each replica alone would let through twice as many); a stream's token reservation made on
 replica A blocks replica B, and its refund (the stream cancelled on A) reaches B; Redis paused
 (SIGSTOP) -> each request is decided by the replica's own bucket after auth.redis_timeout_ms, none
-hangs; Redis killed -> the same at once, gateway_shared_limit_up 0; Redis back on its port -> the
+hangs, and the admissions Redis makes when it resumes are given back; SCRIPT FLUSH -> the scripts
+are sent again whole; Redis hung for good -> the connection is dropped after 3 timeouts; Redis killed -> the same at once, gateway_shared_limit_up 0; Redis back on its port -> the
 gateways reconnect and share again; KEDA's Prometheus trigger for several replicas (read from
 infra/k8s/components/shared-limits) answers on a real Prometheus scraping both.
 """
@@ -27,7 +28,8 @@ import yaml
 import tlabtest as t
 
 MODEL = "Qwen/Qwen2.5-0.5B-Instruct"
-KEYS = {"shared": "sk-tlab-test-shared-0123456789", "big": "sk-tlab-test-big-0123456789"}
+KEYS = {"shared": "sk-tlab-test-shared-0123456789", "big": "sk-tlab-test-big-0123456789",
+        "slow": "sk-tlab-test-slow-0123456789"}
 RPM = 60  # the shared key: a bucket of 60, one more per second
 
 
@@ -48,6 +50,7 @@ with open(os.path.join(tmp, "keys.yaml"), "w") as f:
     f.write(f"""keys:
   - {{name: shared, key: {KEYS['shared']}, requests_per_minute: {RPM}}}
   - {{name: big, key: {KEYS['big']}, tokens_per_minute: 1500}}
+  - {{name: slow, key: {KEYS['slow']}, requests_per_minute: 6}}
 """)
 
 # --- a malformed address is a config error at start ---
@@ -73,10 +76,13 @@ def start_redis():
 
 
 redis = start_redis()
-sim, sim_port = t.start_sim(["--max-model-len", "4096", "--startup-seconds", "0"], time_scale=10)
+# Real time (time scale 1): a 1000-token stream lasts seconds, long enough to be cancelled midway.
+sim, sim_port = t.start_sim(["--max-model-len", "4096", "--startup-seconds", "0"])
 cfg = os.path.join(tmp, "gateway.yaml")
 with open(cfg, "w") as f:
-    f.write(f"auth:\n  keys_file: keys.yaml\n  redis: 127.0.0.1:{redis_port}\nplugins:\n  - name: metrics\n")
+    # 500 ms: no admission falls back on a loaded 2-core machine while Redis is up.
+    f.write(f"auth:\n  keys_file: keys.yaml\n  redis: 127.0.0.1:{redis_port}\n  redis_timeout_ms: 500\n"
+            "plugins:\n  - name: metrics\n")
 gws = []
 for _ in range(2):
     admin = t.free_port()
@@ -137,16 +143,46 @@ while time.monotonic() < deadline and st != 200:
     st, _, body = completion(port_b, "big", max_tokens=1000)
 t.check(st == 200, f"B after A's stream was cancelled and refunded: {st} {body[:200]}")
 
-# --- Redis paused: each request decided locally after the timeout (100 ms), none hangs ---
+# --- Redis lost its scripts (a restart, SCRIPT FLUSH): sent again whole, still shared ---
+subprocess.run(["redis-cli", "-p", str(redis_port), "script", "flush"], capture_output=True, timeout=10)
+before = t.metric(admin_a, "gateway_shared_limit_fallbacks_total") or 0
+st, h, _ = completion(port_a, "slow")
+t.check(st == 200 and h.get("x-ratelimit-remaining-requests") == "5", f"after SCRIPT FLUSH: {st} {h}")
+t.check((t.metric(admin_a, "gateway_shared_limit_fallbacks_total") or 0) == before, "decided by Redis after SCRIPT FLUSH")
+
+# --- Redis paused: each request decided locally after the timeout (500 ms), none hangs; the
+# admissions Redis makes once it resumes, which nobody waits for, are given back ---
 os.kill(redis.pid, signal.SIGSTOP)
 t0 = time.monotonic()
-answers = [completion(port_a, "shared")[0] for _ in range(5)]
+answers = [completion(port_a, "slow")[0] for _ in range(2)]
 took = time.monotonic() - t0
 os.kill(redis.pid, signal.SIGCONT)
-t.check(set(answers) <= {200, 429} and 200 in answers, f"answers with Redis paused: {answers}")
-t.check(took < 5, f"5 requests with Redis paused took {took:.2f} s")
-t.check((t.metric(admin_a, "gateway_shared_limit_fallbacks_total", 'reason="timeout"') or 0) >= 5,
+t.check(answers == [200, 200], f"answers with Redis paused (the replica's own bucket is full): {answers}")
+t.check(took < 5, f"2 requests with Redis paused took {took:.2f} s")
+t.check((t.metric(admin_a, "gateway_shared_limit_fallbacks_total", 'reason="timeout"') or 0) == 2,
         "fallbacks counted as timeouts")
+time.sleep(0.5)  # Redis runs the two late admissions, then their releases
+# The shared bucket had 5 left; with the late admissions kept it would have 3 (plus a refill of
+# 0.1 a second), so the 5th request below would be refused.
+answers = [completion(port_b, "slow")[0] for _ in range(5)]
+t.check(answers == [200] * 5, f"late admissions were released: B gets the 5 left: {answers}")
+t.check(completion(port_b, "slow")[0] == 429, "and then the limit")
+t.check(gw_a.alive(), "replica A kept its connection or reconnected")
+t.check(t.wait_metric(admin_a, "gateway_shared_limit_up", 1, timeout=5), "A is up on Redis after the pause")
+
+# --- a Redis that stays hung: three admissions in a row past the timeout drop the connection,
+# so later requests do not each wait the timeout; it comes back when Redis does ---
+os.kill(redis.pid, signal.SIGSTOP)
+answers = [completion(port_a, "shared")[0] for _ in range(3)]
+dropped = t.wait_metric(admin_a, "gateway_shared_limit_up", 0, timeout=3)
+t0 = time.monotonic()
+more = completion(port_a, "shared")[0]
+quick = time.monotonic() - t0
+os.kill(redis.pid, signal.SIGCONT)
+t.check(set(answers + [more]) <= {200, 429}, f"answers while Redis hangs: {answers} {more}")
+t.check(dropped and "dropping the connection" in gw_a.output(), "the hung connection is dropped")
+t.check(quick < 0.4, f"after the drop a request is decided at once ({quick:.2f} s), not after the timeout")
+t.check(t.wait_metric(admin_a, "gateway_shared_limit_up", 1, timeout=5), "reconnected once Redis answers")
 
 # --- Redis gone: decided locally at once; back on its port: shared again ---
 redis.stop(signal.SIGKILL)
@@ -161,9 +197,9 @@ before = t.metric(admin_b, "gateway_shared_limit_fallbacks_total") or 0
 st, h, _ = completion(port_b, "shared")
 t.check(st in (200, 429) and h.get("x-ratelimit-limit-requests") == str(RPM), f"after the reconnect: {st} {h}")
 t.check((t.metric(admin_b, "gateway_shared_limit_fallbacks_total") or 0) == before, "decided by Redis again")
-keys = subprocess.run(["redis-cli", "-p", str(redis_port), "--scan", "--pattern", "tlab:ratelimit:shared:*"],
+keys = subprocess.run(["redis-cli", "-p", str(redis_port), "--scan", "--pattern", "tlab:ratelimit:{shared}:*"],
                       capture_output=True, text=True).stdout.split()
-t.check("tlab:ratelimit:shared:requests:60" in keys, f"the bucket in Redis under the default prefix: {keys}")
+t.check("tlab:ratelimit:{shared}:requests:60" in keys, f"the bucket in Redis under the default prefix: {keys}")
 
 # --- KEDA's Prometheus trigger for several replicas (components/shared-limits), read from the
 # manifest, run by a real Prometheus scraping both replicas: both are counted, the query answers ---

@@ -263,7 +263,8 @@ static void settle(tlab_request *r, void *data) {
         const char *name = a->set->kr->keys[a->key].name;
         tlab__limiter *l = a->shared ? NULL : current_limiter(a->set, a->key);
         if (a->shared) /* the bucket the admission charged: named by the limit it had then */
-            tlab__shared_limits_settle(name, a->set->kr->keys[a->key].tokens_per_minute, a->reserved, used);
+            tlab__shared_limits_settle(name, a->set->kr->keys[a->key].requests_per_minute,
+                                       a->set->kr->keys[a->key].tokens_per_minute, a->reserved, used);
         else if (l) /* NULL: the key was removed by a reload while this request ran */
             tlab__limiter_settle(l, a->reserved, used, tlab__now_us());
         tlab__usage_meter_free(&a->meter);
@@ -399,7 +400,7 @@ static void on_shared_verdict(void *arg, const tlab__shared_verdict *v) {
         return;
     }
     const tlab__api_key *k = &a->set->kr->keys[a->key];
-    int64_t prompt, reserve = reservation(r, &prompt);
+    int64_t prompt = a->prompt_estimate, reserve = a->reserved; /* what Redis was asked for */
     add_limit_headers(r, k, v->remaining_requests, v->remaining_tokens);
     if (v->result != TLAB_LIMIT_OK) {
         refuse_limit(r, k, (tlab__limit_result)v->result, v->retry_after_s, reserve, prompt);
@@ -418,6 +419,8 @@ int tlab__auth_admit(tlab_request *r, tlab__auth_admitted_fn then) {
     if (tlab__shared_limits_enabled() && (k->requests_per_minute || k->tokens_per_minute)) {
         int64_t prompt, reserve = reservation(r, &prompt);
         a->then = then;
+        a->reserved = reserve; /* kept: a SIGHUP may change limits.max_tokens before Redis answers */
+        a->prompt_estimate = prompt;
         a->call = tlab__shared_limits_admit(k->name, k->requests_per_minute, k->tokens_per_minute, reserve, on_shared_verdict, r);
         if (a->call)
             return 1;

@@ -17,6 +17,7 @@
 
 #include <event2/dns.h>
 #include <event2/util.h>
+#include <openssl/sha.h>
 
 #include <async.h>
 #include <hiredis.h>
@@ -47,45 +48,62 @@
     "end\n"
 
 /* KEYS: requests bucket, tokens bucket. ARGV: requests/min, tokens/min (0 = none), reserve.
- * Returns {result, retry_after_s, requests left, tokens left} (tlab__limit_result codes). */
+ * Returns {result, retry_after_s, requests left, tokens left} (tlab__limit_result codes). The
+ * order of the checks and the rounding are rate_limit.c's. */
 static const char admit_script[] = PRELUDE
     "local rpm, tpm, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
-    "if tpm > 0 and n > tpm then return {3, 0, -1, -1} end\n"
     "local rl, tl = -1, -1\n"
     "if rpm > 0 then rl = level(KEYS[1], rpm) end\n"
     "if tpm > 0 then tl = level(KEYS[2], tpm) end\n"
+    "if tpm > 0 and n > tpm then return {3, 0, math.floor(rl), math.floor(tl)} end\n"
     "local wait, code = 0, 0\n"
     "if rpm > 0 and rl < 1 then wait = (1 - rl) * 60000000 / rpm; code = 1 end\n"
-    "if tpm > 0 and tl < n then\n"
+    "if tpm > 0 and n > 0 and tl < n then\n"
     "  local w = (n - tl) * 60000000 / tpm\n"
     "  if code == 0 then code = 2 end\n"
     "  if w > wait then wait = w end\n"
     "end\n"
-    "if code ~= 0 then return {code, math.max(1, math.ceil(wait / 1000000)), math.floor(rl), math.floor(tl)} end\n"
+    "if code ~= 0 then\n"
+    "  return {code, math.min(31536000, math.max(1, math.ceil(wait / 1000000))), math.floor(rl), math.floor(tl)}\n"
+    "end\n"
     "if rpm > 0 then rl = rl - 1; save(KEYS[1], rl, rpm) end\n"
     "if tpm > 0 then tl = tl - n; save(KEYS[2], tl, tpm) end\n"
     "return {0, 0, math.floor(rl), math.floor(tl)}\n";
 
-/* KEYS: tokens bucket. ARGV: tokens/min, reserved - used (a refund, or a charge when negative). */
+/* KEYS: requests bucket, tokens bucket. ARGV: requests/min, tokens/min, requests and tokens to
+ * give back (a token charge when negative). A settlement gives back reserved - used tokens; a
+ * release undoes an admission nobody waited for (1 request and the whole reservation). */
 static const char settle_script[] = PRELUDE
-    "local tpm, d = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
-    "local l = level(KEYS[1], tpm) + d\n"
-    "if l > tpm then l = tpm end\n"
-    "save(KEYS[1], l, tpm)\n"
+    "local function give(key, pm, d)\n"
+    "  if pm <= 0 or d == 0 then return end\n"
+    "  local l = level(key, pm) + d\n"
+    "  if l > pm then l = pm end\n"
+    "  save(key, l, pm)\n"
+    "end\n"
+    "give(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[3]))\n"
+    "give(KEYS[2], tonumber(ARGV[2]), tonumber(ARGV[4]))\n"
     "return 0\n";
 
 enum { ADMIT, SETTLE, N_SCRIPTS };
 static const char *const scripts[N_SCRIPTS] = {admit_script, settle_script};
 
+/* One script call: an admission (fn set until decided), or a settlement or release (no fn). The
+ * command's words are kept, so a script Redis lost can be sent again whole. */
 struct tlab__shared_call {
-    tlab__shared_admit_fn fn; /* NULL once decided or cancelled */
+    tlab__shared_admit_fn fn; /* NULL once decided or cancelled, and for settlements */
     void *arg;
-    struct event *timer;
-    char *argv_buf;           /* the command, kept to send it again whole on NOSCRIPT */
+    struct event *timer;      /* admissions: auth.redis_timeout_ms */
+    int script;               /* ADMIT or SETTLE */
+    int64_t limits[2];        /* requests and tokens per minute */
+    int64_t reserve;          /* an admission's reservation, released if nobody waits for it */
+    char *buf;                /* the bucket keys and numbers, argv's strings */
+    const char *argv[9];
+    size_t argvlen[9];
     int argc;
-    const char *argv[8];
-    size_t argvlen[8];
 };
+
+#define MAX_PENDING 10000 /* calls in flight on one connection: past it Redis is too slow to matter */
+#define DROP_AFTER_TIMEOUTS 3 /* admissions in a row past the timeout: the connection is dropped */
 
 static struct {
     struct event_base *base;
@@ -95,10 +113,14 @@ static struct {
     int port;
     char *prefix;
     struct timeval timeout;
-    redisAsyncContext *ac;      /* NULL while not connected */
-    int loaded;                 /* scripts' SHAs known: admissions go to Redis */
-    char sha[N_SCRIPTS][41];
+    redisAsyncContext *ac;      /* NULL while not connected or connecting */
+    int connected;              /* ac has connected: admissions go to Redis */
+    char sha[N_SCRIPTS][41];    /* the scripts' SHA1, computed here: EVALSHA needs no SCRIPT LOAD */
     struct event *retry;        /* reconnects a second after a failure */
+    struct event *connect_timer; /* gives up a connect that hangs (a black-holed address) */
+    struct event *drop;         /* frees a stuck connection outside hiredis' callbacks */
+    int pending;                /* calls sent and not answered */
+    int timeouts_in_a_row;
     int up_logged;              /* last state logged: 1 up, 0 down, -1 never */
     int stopping;
 } S = {.up_logged = -1};
@@ -143,12 +165,44 @@ static void retry_later(void) {
         evtimer_add(S.retry, &second);
 }
 
-/* ---- one admission's life: sent, then answered, timed out, or failed with the connection ---- */
+/* Lost the connection (hiredis frees the context itself after the callback that tells us). */
+static void lost(void) {
+    S.ac = NULL;
+    S.connected = 0;
+    S.timeouts_in_a_row = 0;
+    if (S.connect_timer)
+        evtimer_del(S.connect_timer);
+    if (S.stopping)
+        return;
+    set_up(0);
+    retry_later();
+}
+
+/* Frees the context from a timer, never from inside one of its own callbacks: every call still
+ * waiting gets a NULL reply (decided locally), then the disconnect callback (or none, when it
+ * never connected) runs. */
+static void drop_connection(const char *why) {
+    if (!S.ac)
+        return;
+    LOG_WARN("auth.redis: dropping the connection to %s:%d: %s", S.host, S.port, why);
+    redisAsyncContext *ac = S.ac;
+    int tcp_up = (ac->c.flags & REDIS_CONNECTED) != 0;
+    redisAsyncFree(ac);
+    if (!tcp_up) /* no callback ran */
+        lost();
+}
+
+static void on_drop(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what;
+    drop_connection(arg);
+}
+
+/* ---- calls: sent, then answered, timed out, or failed with the connection ---- */
 
 static void call_free(tlab__shared_call *c) {
     if (c->timer)
         event_free(c->timer);
-    free(c->argv_buf);
+    free(c->buf);
     free(c);
 }
 
@@ -170,80 +224,140 @@ static void unavailable(tlab__shared_call *c, const char *reason) {
 
 static void on_timeout(evutil_socket_t fd, short what, void *arg) {
     (void)fd, (void)what;
-    /* The call stays allocated: hiredis still holds it, and frees it through on_admit_reply
-     * when the late answer (or the connection's end) comes. */
+    /* The call stays allocated: hiredis still holds it, and frees it through on_reply when the
+     * late answer (or the connection's end) comes; a late admission is then released. */
     unavailable(arg, "timeout");
+    if (++S.timeouts_in_a_row >= DROP_AFTER_TIMEOUTS && S.drop)
+        event_active(S.drop, EV_TIMEOUT, 0); /* a hung server or a silent peer: start afresh */
 }
 
 static int send_call(tlab__shared_call *c);
+static tlab__shared_call *call_new(int script, const char *name, int64_t requests_per_minute, int64_t tokens_per_minute,
+                                   int64_t a, int64_t b);
 
 static int64_t reply_int(const redisReply *r, size_t i) {
     return i < r->elements && r->element[i]->type == REDIS_REPLY_INTEGER ? (int64_t)r->element[i]->integer : -1;
 }
 
-static void on_admit_reply(redisAsyncContext *ac, void *reply, void *privdata) {
+/* An admission Redis granted after its request stopped waiting (timed out, or its client left):
+ * the request was decided elsewhere or not at all, so the charge goes back. */
+static void release(const tlab__shared_call *c) {
+    /* argv[3..4] are the bucket keys; the name is inside them, so rebuild from the call's own. */
+    tlab__shared_call *r = calloc(1, sizeof *r);
+    size_t k1 = c->argvlen[3], k2 = c->argvlen[4];
+    if (!r || !(r->buf = malloc(k1 + k2 + 4 * 24))) {
+        free(r);
+        return;
+    }
+    char *p = r->buf, *end = r->buf + k1 + k2 + 4 * 24;
+    r->script = SETTLE;
+    r->argv[0] = "EVALSHA";
+    r->argv[1] = S.sha[SETTLE];
+    r->argv[2] = "2";
+    memcpy(p, c->argv[3], k1 + 1), r->argv[3] = p, p += k1 + 1;
+    memcpy(p, c->argv[4], k2 + 1), r->argv[4] = p, p += k2 + 1;
+    const int64_t nums[4] = {c->limits[0], c->limits[1], 1, c->reserve};
+    for (int i = 0; i < 4; i++)
+        r->argv[5 + i] = p, p += snprintf(p, (size_t)(end - p), "%lld", (long long)nums[i]) + 1;
+    r->argc = 9;
+    for (int i = 0; i < r->argc; i++)
+        r->argvlen[i] = strlen(r->argv[i]);
+    if (send_call(r) != 0)
+        call_free(r);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
     tlab__shared_call *c = privdata;
     redisReply *r = reply;
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && c->fn && S.ac) {
-        /* Redis restarted (or SCRIPT FLUSH): send the script itself; it is cached again. */
+    S.pending--;
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && S.ac && (c->fn || c->script == SETTLE)) {
+        /* Redis does not have the script (a restart, SCRIPT FLUSH): send it whole; cached again. */
         c->argv[0] = "EVAL";
         c->argvlen[0] = 4;
-        c->argv[1] = scripts[ADMIT];
-        c->argvlen[1] = strlen(scripts[ADMIT]);
+        c->argv[1] = scripts[c->script];
+        c->argvlen[1] = strlen(scripts[c->script]);
         if (send_call(c) == 0)
             return;
     }
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
-        if (r && r->type == REDIS_REPLY_ERROR && c->fn)
-            LOG_WARN("auth.redis: the admission script failed: %s", r->str);
-        unavailable(c, r ? "error" : "disconnected");
-    } else {
-        tlab__shared_verdict v = {(int)reply_int(r, 0), (int)reply_int(r, 1), reply_int(r, 2), reply_int(r, 3)};
-        decide(c, &v);
+    if (r && r->type == REDIS_REPLY_ERROR)
+        LOG_WARN("auth.redis: the %s script failed: %s", c->script == ADMIT ? "admission" : "settlement", r->str);
+    if (c->script == ADMIT) {
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+            S.timeouts_in_a_row = 0;
+            tlab__shared_verdict v = {(int)reply_int(r, 0), (int)reply_int(r, 1), reply_int(r, 2), reply_int(r, 3)};
+            if (!c->fn && v.result == TLAB_LIMIT_OK && S.ac)
+                release(c);
+            decide(c, &v);
+        } else {
+            unavailable(c, r ? "error" : "disconnected");
+        }
     }
     call_free(c);
 }
 
 static int send_call(tlab__shared_call *c) {
-    return redisAsyncCommandArgv(S.ac, on_admit_reply, c, c->argc, c->argv, c->argvlen) == REDIS_OK ? 0 : -1;
+    if (!S.ac || redisAsyncCommandArgv(S.ac, on_reply, c, c->argc, c->argv, c->argvlen) != REDIS_OK)
+        return -1;
+    S.pending++;
+    return 0;
 }
 
-/* The bucket keys: <prefix><name>:requests:<per minute>, so a changed limit starts afresh. */
+/* The bucket keys: <prefix>{<name>}:requests:<per minute>. A changed limit starts afresh; the
+ * braces (a hash tag) keep a key's two buckets in one slot of a Redis Cluster. */
 static int bucket_key(char *out, size_t len, const char *name, const char *what, int64_t per_minute) {
-    int n = snprintf(out, len, "%s%s:%s:%lld", S.prefix, name, what, (long long)per_minute);
+    int n = snprintf(out, len, "%s{%s}:%s:%lld", S.prefix, name, what, (long long)per_minute);
     return n > 0 && (size_t)n < len ? n : -1;
+}
+
+/* A call of `script` on key `name`'s two buckets with ARGV limits, then a and b (an admission:
+ * the reservation alone; a settlement: the requests and tokens to give back). */
+static tlab__shared_call *call_new(int script, const char *name, int64_t requests_per_minute, int64_t tokens_per_minute,
+                                   int64_t a, int64_t b) {
+    tlab__shared_call *c = calloc(1, sizeof *c);
+    size_t cap = 2 * (strlen(S.prefix) + strlen(name) + 48) + 4 * 24;
+    if (!c || !(c->buf = malloc(cap))) {
+        free(c);
+        return NULL;
+    }
+    char *p = c->buf, *end = c->buf + cap;
+    c->script = script;
+    c->limits[0] = requests_per_minute;
+    c->limits[1] = tokens_per_minute;
+    c->argv[0] = "EVALSHA";
+    c->argv[1] = S.sha[script];
+    c->argv[2] = "2";
+    int i = 3;
+    c->argv[i++] = p, p += bucket_key(p, (size_t)(end - p), name, "requests", requests_per_minute) + 1;
+    c->argv[i++] = p, p += bucket_key(p, (size_t)(end - p), name, "tokens", tokens_per_minute) + 1;
+    const int64_t nums[4] = {requests_per_minute, tokens_per_minute, a, b};
+    for (int k = 0; k < (script == ADMIT ? 3 : 4); k++)
+        c->argv[i++] = p, p += snprintf(p, (size_t)(end - p), "%lld", (long long)nums[k]) + 1;
+    c->argc = i;
+    for (int k = 0; k < i; k++)
+        c->argvlen[k] = strlen(c->argv[k]);
+    return c;
 }
 
 tlab__shared_call *tlab__shared_limits_admit(const char *name, int64_t requests_per_minute, int64_t tokens_per_minute,
                                              int64_t reserve, tlab__shared_admit_fn fn, void *arg) {
-    if (!S.ac || !S.loaded) {
+    if (!S.connected) {
         if (S.base)
             fallback("down");
         return NULL;
     }
-    tlab__shared_call *c = calloc(1, sizeof *c);
-    size_t cap = 2 * (strlen(S.prefix) + strlen(name) + 40) + 3 * 24;
-    if (!c || !(c->argv_buf = malloc(cap)) || !(c->timer = evtimer_new(S.base, on_timeout, c))) {
+    if (S.pending >= MAX_PENDING) {
+        fallback("backlog");
+        return NULL;
+    }
+    tlab__shared_call *c = call_new(ADMIT, name, requests_per_minute, tokens_per_minute, reserve, 0);
+    if (!c || !(c->timer = evtimer_new(S.base, on_timeout, c))) {
         if (c)
-            free(c->argv_buf);
-        free(c);
+            call_free(c);
         fallback("memory");
         return NULL;
     }
-    char *p = c->argv_buf, *end = c->argv_buf + cap;
-    c->argv[0] = "EVALSHA";
-    c->argv[1] = S.sha[ADMIT];
-    c->argv[2] = "2";
-    int i = 3, n;
-    c->argv[i] = p, n = bucket_key(p, (size_t)(end - p), name, "requests", requests_per_minute), p += n + 1, i++;
-    c->argv[i] = p, n = bucket_key(p, (size_t)(end - p), name, "tokens", tokens_per_minute), p += n + 1, i++;
-    c->argv[i] = p, p += snprintf(p, (size_t)(end - p), "%lld", (long long)requests_per_minute) + 1, i++;
-    c->argv[i] = p, p += snprintf(p, (size_t)(end - p), "%lld", (long long)tokens_per_minute) + 1, i++;
-    c->argv[i] = p, p += snprintf(p, (size_t)(end - p), "%lld", (long long)reserve) + 1, i++;
-    c->argc = i;
-    for (int k = 0; k < i; k++)
-        c->argvlen[k] = strlen(c->argv[k]);
+    c->reserve = reserve;
     c->fn = fn;
     c->arg = arg;
     if (send_call(c) != 0) {
@@ -258,78 +372,67 @@ tlab__shared_call *tlab__shared_limits_admit(const char *name, int64_t requests_
 void tlab__shared_limits_cancel(tlab__shared_call *c) {
     if (!c)
         return;
-    c->fn = NULL;
+    c->fn = NULL; /* its answer, when it comes, is released if Redis admitted it */
     evtimer_del(c->timer);
 }
 
-static void on_settle_reply(redisAsyncContext *ac, void *reply, void *privdata) {
-    (void)ac, (void)privdata;
-    redisReply *r = reply;
-    if (r && r->type == REDIS_REPLY_ERROR)
-        LOG_WARN("auth.redis: settling a reservation failed: %s", r->str);
-}
-
-void tlab__shared_limits_settle(const char *name, int64_t tokens_per_minute, int64_t reserved, int64_t used) {
-    if (!S.ac || !tokens_per_minute || reserved == used)
+void tlab__shared_limits_settle(const char *name, int64_t requests_per_minute, int64_t tokens_per_minute, int64_t reserved,
+                                int64_t used) {
+    if (!S.connected || !tokens_per_minute || reserved == used)
         return; /* no connection: the refund is lost and the bucket refills on its own */
-    char key[512], pm[24], d[24];
-    if (bucket_key(key, sizeof key, name, "tokens", tokens_per_minute) < 0)
-        return;
-    snprintf(pm, sizeof pm, "%lld", (long long)tokens_per_minute);
-    snprintf(d, sizeof d, "%lld", (long long)(reserved - used));
-    /* EVAL, not EVALSHA: a settlement has no caller to retry it, and it is one per request. */
-    const char *argv[] = {"EVAL", scripts[SETTLE], "1", key, pm, d};
-    size_t len[] = {4, strlen(scripts[SETTLE]), 1, strlen(key), strlen(pm), strlen(d)};
-    redisAsyncCommandArgv(S.ac, on_settle_reply, NULL, 6, argv, len);
+    tlab__shared_call *c = call_new(SETTLE, name, requests_per_minute, tokens_per_minute, 0, reserved - used);
+    if (c && send_call(c) != 0)
+        call_free(c);
+    else if (!c)
+        LOG_WARN("auth.redis: out of memory settling a reservation of key %s", name);
 }
 
 /* ---- the connection ---- */
 
-static void on_loaded(redisAsyncContext *ac, void *reply, void *privdata) {
-    (void)ac;
+/* Redis answered the first PING: the connection is up. A stopped or overloaded server accepts
+ * TCP connections in its backlog and answers nothing, so the connect alone proves nothing. */
+static void on_pong(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac, (void)privdata;
     redisReply *r = reply;
-    size_t which = (size_t)(uintptr_t)privdata;
-    if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
-        if (r)
-            LOG_WARN("auth.redis: SCRIPT LOAD failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    if (!r || S.connected)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) { /* -LOADING, -NOAUTH...: the connect timer retries */
+        LOG_WARN("auth.redis: %s:%d answers PING with %s", S.host, S.port, r->str);
         return;
     }
-    memcpy(S.sha[which], r->str, 40);
-    S.sha[which][40] = '\0';
-    if (which == N_SCRIPTS - 1) {
-        S.loaded = 1;
-        set_up(1);
-    }
+    evtimer_del(S.connect_timer);
+    S.connected = 1;
+    S.timeouts_in_a_row = 0;
+    set_up(1);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status) {
     if (status != REDIS_OK) {
-        /* hiredis frees the context after this returns */
+        evtimer_del(S.connect_timer);
         if (S.up_logged != 0)
             LOG_WARN("auth.redis: cannot connect to %s:%d: %s", S.host, S.port, ac->errstr);
-        S.ac = NULL;
-        S.loaded = 0;
-        set_up(0);
-        retry_later();
+        lost(); /* hiredis frees the context after this returns */
         return;
     }
-    for (size_t i = 0; i < N_SCRIPTS; i++)
-        redisAsyncCommand(S.ac, on_loaded, (void *)(uintptr_t)i, "SCRIPT LOAD %s", scripts[i]);
+    /* A peer that vanishes without a FIN (a node gone) is noticed by TCP keepalive. */
+    redisEnableKeepAlive((redisContext *)&ac->c);
+    redisAsyncCommand(S.ac, on_pong, NULL, "PING"); /* the connect timer runs until it answers */
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
-    (void)ac;
-    S.ac = NULL;
-    S.loaded = 0;
-    if (S.stopping)
-        return;
-    if (status != REDIS_OK)
+    if (status != REDIS_OK && !S.stopping)
         LOG_WARN("auth.redis: connection to %s:%d lost: %s", S.host, S.port, ac->errstr);
-    set_up(0);
-    retry_later();
+    lost();
+}
+
+static void on_connect_timeout(evutil_socket_t fd, short what, void *arg) {
+    (void)fd, (void)what, (void)arg;
+    if (S.ac && !S.connected)
+        drop_connection("no answer to PING within 2 s of connecting");
 }
 
 static void connect_addr(const char *ip) {
+    static const struct timeval connect_timeout = {2, 0};
     redisAsyncContext *ac = redisAsyncConnect(ip, S.port);
     if (!ac || ac->err) {
         if (S.up_logged != 0)
@@ -341,9 +444,12 @@ static void connect_addr(const char *ip) {
         return;
     }
     S.ac = ac;
+    S.connected = 0;
+    S.pending = 0;
     redisLibeventAttach(ac, S.base);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    evtimer_add(S.connect_timer, &connect_timeout);
 }
 
 static void on_resolved(int result, struct evutil_addrinfo *res, void *arg) {
@@ -391,10 +497,17 @@ int tlab__shared_limits_start(struct event_base *base, const char *addr, const c
     char e[300];
     if (tlab__hostport_parse(addr, 6379, S.host, sizeof S.host, &S.port, e, sizeof e) != 0)
         return snprintf(err, errlen, "auth.redis: %s", e), -1;
-    if (!(S.prefix = strdup(prefix)) || !(S.retry = evtimer_new(base, on_retry, NULL))) {
-        free(S.prefix);
-        S.prefix = NULL;
+    if (!(S.prefix = strdup(prefix)) || !(S.retry = evtimer_new(base, on_retry, NULL)) ||
+        !(S.connect_timer = evtimer_new(base, on_connect_timeout, NULL)) ||
+        !(S.drop = event_new(base, -1, 0, on_drop, "several admissions in a row timed out"))) {
+        tlab__shared_limits_stop();
         return snprintf(err, errlen, "auth.redis: out of memory"), -1;
+    }
+    for (int i = 0; i < N_SCRIPTS; i++) {
+        unsigned char md[SHA_DIGEST_LENGTH];
+        SHA1((const unsigned char *)scripts[i], strlen(scripts[i]), md);
+        for (int k = 0; k < SHA_DIGEST_LENGTH; k++)
+            snprintf(S.sha[i] + 2 * k, 3, "%02x", md[k]);
     }
     S.base = base;
     S.stopping = 0;
@@ -402,15 +515,13 @@ int tlab__shared_limits_start(struct event_base *base, const char *addr, const c
     S.timeout.tv_usec = (timeout_ms % 1000) * 1000;
     tlab__metric_register(TLAB_METRIC_COUNTER, FALLBACKS, FALLBACKS_HELP, NULL, 0);
     tlab_metric *m = tlab__metric_register(TLAB_METRIC_GAUGE, UP, UP_HELP, NULL, 0);
-    if (m)
+    if (m) /* 0 until connected; the first line logged is the first connect or its failure */
         tlab__metric_set(m, NULL, 0);
     connect_now();
     return 0;
 }
 
 void tlab__shared_limits_stop(void) {
-    if (!S.base)
-        return;
     S.stopping = 1;
     if (S.resolving)
         evdns_getaddrinfo_cancel(S.resolving); /* calls on_resolved with EVUTIL_EAI_CANCEL */
@@ -418,12 +529,17 @@ void tlab__shared_limits_stop(void) {
     if (S.ac) {
         redisAsyncContext *ac = S.ac;
         S.ac = NULL;
+        S.connected = 0;
         redisAsyncFree(ac); /* pending calls get a NULL reply: their requests decide locally */
     }
     if (S.dns)
         evdns_base_free(S.dns, 1);
     if (S.retry)
         event_free(S.retry);
+    if (S.connect_timer)
+        event_free(S.connect_timer);
+    if (S.drop)
+        event_free(S.drop);
     free(S.prefix);
     memset(&S, 0, sizeof S);
     S.up_logged = -1;
@@ -434,5 +550,5 @@ int tlab__shared_limits_enabled(void) {
 }
 
 int tlab__shared_limits_up(void) {
-    return S.ac && S.loaded;
+    return S.connected;
 }

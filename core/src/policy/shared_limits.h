@@ -11,7 +11,9 @@
  * Everything runs on the loop (hiredis' async API on libevent; a host name is resolved with
  * evdns). When Redis does not answer within auth.redis_timeout_ms, or is not connected, the
  * caller decides with its local bucket: the limit then holds per replica (fail-open), counted in
- * gateway_shared_limit_fallbacks_total. A lost connection is retried every second.
+ * gateway_shared_limit_fallbacks_total; an admission Redis grants after its request stopped
+ * waiting is released. A lost connection is retried every second; three admissions in a row past
+ * the timeout drop it (a hung Redis), and TCP keepalive notices a peer that vanished.
  */
 #ifndef TLAB_SHARED_LIMITS_H
 #define TLAB_SHARED_LIMITS_H
@@ -29,7 +31,7 @@ int tlab__shared_limits_start(struct event_base *base, const char *addr, const c
 /* Closes the connection; calls waiting for an answer get TLAB_SHARED_UNAVAILABLE first. */
 void tlab__shared_limits_stop(void);
 int tlab__shared_limits_enabled(void);
-/* 1 while connected with the scripts loaded (gateway_shared_limit_up). */
+/* 1 while connected (gateway_shared_limit_up). */
 int tlab__shared_limits_up(void);
 
 #define TLAB_SHARED_UNAVAILABLE (-1) /* Redis did not decide: use the local bucket */
@@ -52,10 +54,12 @@ typedef struct tlab__shared_call tlab__shared_call;
  */
 tlab__shared_call *tlab__shared_limits_admit(const char *name, int64_t requests_per_minute, int64_t tokens_per_minute,
                                              int64_t reserve, tlab__shared_admit_fn fn, void *arg);
-/* The call's fn will not run (its request ended first). */
+/* The call's fn will not run (its request ended first). If Redis admits it anyway, the charge
+ * is given back. */
 void tlab__shared_limits_cancel(tlab__shared_call *call);
-/* Settles an admission Redis made: returns reserved - used to the token bucket, or charges the
- * excess (tlab__limiter_settle). Sent without waiting for the answer. */
-void tlab__shared_limits_settle(const char *name, int64_t tokens_per_minute, int64_t reserved, int64_t used);
+/* Settles an admission Redis made (with the limits it was made under): returns reserved - used
+ * to the token bucket, or charges the excess (tlab__limiter_settle). Sent without waiting. */
+void tlab__shared_limits_settle(const char *name, int64_t requests_per_minute, int64_t tokens_per_minute, int64_t reserved,
+                                int64_t used);
 
 #endif
