@@ -75,6 +75,14 @@ def pinning(a):
     return {cpus[-1]}, set(cpus[:-1])
 
 
+def machine_cpu():
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]  # idle + iowait
+    return sum(v) - idle, sum(v)
+
+
 def run(a, bindir, n, rate, logdir):
     gw_cpus, other_cpus = pinning(a)
     pin_other = (lambda: os.sched_setaffinity(0, other_cpus)) if other_cpus else None
@@ -105,6 +113,7 @@ def run(a, bindir, n, rate, logdir):
         wait_up(gport, gw)
         out = os.path.join(logdir, f"n{n}-bench.json")
         c0 = cpu_s(gw.pid)
+        m0, s0 = machine_cpu(), [cpu_s(p.pid) for p in procs[:n]]
         # System calls of the gateway over the run, when perf may read tracepoints: a measure of
         # its work that the machine's noise does not move (most of its CPU is a receive and a
         # send per token).
@@ -118,6 +127,8 @@ def run(a, bindir, n, rate, logdir):
                             "5s", "--progress", "never", "--output", out], capture_output=True, text=True, cwd=SRC,
                            preexec_fn=pin_other)
         c1 = cpu_s(gw.pid)
+        m1, s1 = machine_cpu(), [cpu_s(p.pid) for p in procs[:n]]
+        span = a.warmup + a.duration + 5
         syscalls = None
         if perf:
             perf.send_signal(signal.SIGINT)
@@ -141,7 +152,11 @@ def run(a, bindir, n, rate, logdir):
                 "completed": res["completed"], "failed": res["failed"], "errors_by_kind": res.get("errors_by_kind", {}),
                 "gateway_cpu_us_per_request": 1e6 * (c1 - c0) / answered if answered else None,
                 "gateway_syscalls_per_request": syscalls / answered if answered and syscalls else None,
-                "served_per_worker": {w["name"]: w["served"] for w in workers}}
+                "served_per_worker": {w["name"]: w["served"] for w in workers},
+                # How busy the machine was over tlab-bench's run (all CPUs, every process), and
+                # the simulators' own share: on 2 CPUs the workers compete with the gateway.
+                "machine_busy_pct": 100 * (m1[0] - m0[0]) / (m1[1] - m0[1]) if m1[1] > m0[1] else None,
+                "sims_cpu_pct_of_one_cpu": 100 * (sum(s1) - sum(s0)) / span}
     finally:
         for p in reversed(procs):
             p.terminate()
@@ -180,7 +195,8 @@ def main():
             row = run(a, bindir, n, rate, a.out)
             runs[n].append(row)
             print(f"  goodput {row['goodput_rps']:.2f} req/s, p95 {row['p95_e2e_s']}, failed {row['failed']}, "
-                  f"gateway CPU {row['gateway_cpu_us_per_request']:.0f} us/request, per worker {row['served_per_worker']}",
+                  f"gateway CPU {row['gateway_cpu_us_per_request']:.0f} us/request, per worker {row['served_per_worker']}, "
+                  f"machine busy {row['machine_busy_pct']:.0f} %, simulators {row['sims_cpu_pct_of_one_cpu']:.0f} % of one CPU",
                   flush=True)
 
     def median(xs):
@@ -195,20 +211,23 @@ def main():
                      "gateway_cpu_us_per_request": median([r["gateway_cpu_us_per_request"] for r in rs]),
                      "gateway_cpu_us_per_request_runs": [round(r["gateway_cpu_us_per_request"]) for r in rs],
                      "gateway_syscalls_per_request": median([r["gateway_syscalls_per_request"] for r in rs])
-                     if all(r["gateway_syscalls_per_request"] for r in rs) else None})
+                     if all(r["gateway_syscalls_per_request"] for r in rs) else None,
+                     "machine_busy_pct": median([r["machine_busy_pct"] for r in rs]),
+                     "sims_cpu_pct_of_one_cpu": median([r["sims_cpu_pct_of_one_cpu"] for r in rs])})
     base = rows[0]
     if a.repeat > 1:
         print(f"\nmedians of {a.repeat} interleaved rounds; CPU us/request per round: " +
               ", ".join(f"{r['workers']}: {r['gateway_cpu_us_per_request_runs']}" for r in rows))
     print("\n| workers | offered req/s | goodput req/s | x one worker | p95 E2E s | gateway CPU us/request | x one worker "
-          "| gateway syscalls/request | x one worker |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| gateway syscalls/request | x one worker | machine CPU busy % | simulators, % of one CPU |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         sc, sc0 = r["gateway_syscalls_per_request"], base["gateway_syscalls_per_request"]
         print(f"| {r['workers']} | {r['offered_rps']:.1f} | {r['goodput_rps']:.2f} | {r['goodput_rps'] / base['goodput_rps']:.2f} | "
               f"{r['p95_e2e_s']:.2f} | {r['gateway_cpu_us_per_request']:.0f} | "
               f"{r['gateway_cpu_us_per_request'] / base['gateway_cpu_us_per_request']:.2f} | "
-              f"{f'{sc:.0f}' if sc else 'n/a (no perf)'} | {f'{sc / sc0:.2f}' if sc and sc0 else 'n/a'} |")
+              f"{f'{sc:.0f}' if sc else 'n/a (no perf)'} | {f'{sc / sc0:.2f}' if sc and sc0 else 'n/a'} | "
+              f"{r['machine_busy_pct']:.0f} | {r['sims_cpu_pct_of_one_cpu']:.0f} |")
     with open(os.path.join(a.out, "pool_scaling.json"), "w") as f:
         json.dump({"capacity_per_worker_rps": cap, "repeat": a.repeat, "medians": rows,
                    "runs": [r for n in sizes for r in runs[n]]}, f, indent=2)

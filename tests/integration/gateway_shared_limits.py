@@ -19,9 +19,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import yaml
 
@@ -205,23 +202,7 @@ t.check("tlab:ratelimit:{shared}:requests:60" in keys, f"the bucket in Redis und
 # manifest, run by a real Prometheus scraping both replicas: both are counted, the query answers ---
 with open(os.path.join(t.SRC, "infra/k8s/components/shared-limits/workers-scaledobject-prometheus.yaml")) as f:
     trigger = yaml.safe_load(f)["spec"]["triggers"][0]["metadata"]
-prom_port = t.free_port()
-with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
-    f.write("global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: tlab-gateway\n    static_configs: [{targets: [%s]}]\n"
-            % ", ".join(f'"127.0.0.1:{admin}"' for _, _, admin in gws))
-prom = t.Proc(["prometheus", f"--config.file={tmp}/prometheus.yml", f"--storage.tsdb.path={tmp}/prom",
-               f"--web.listen-address=127.0.0.1:{prom_port}"], "prometheus")
-t.wait_http(prom_port, "/-/ready", timeout=30, proc=prom)
-
-
-def query(expr):
-    url = f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    try:
-        return json.loads(urllib.request.urlopen(url, timeout=10).read())
-    except urllib.error.HTTPError as e:
-        return json.loads(e.read())
-
-
+prom, query = t.start_prometheus({"tlab-gateway": [f"127.0.0.1:{admin}" for _, _, admin in gws]}, tmp)
 counted = t.wait_for(lambda: (query("count(gateway_demand_requests)").get("data", {}).get("result") or [{"value": [0, "0"]}])[0]["value"][1] == "2", 20)
 t.check(counted, "Prometheus scrapes gateway_demand_requests from both replicas")
 r = query(trigger["query"])

@@ -44,26 +44,7 @@ t.check(lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.str
         f"promtool check metrics: rc={lint.returncode} {lint.stdout.decode()} {lint.stderr.decode()}")
 
 # A real Prometheus scraping both.
-prom_port = t.free_port()
-with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
-    f.write(f"""global: {{scrape_interval: 1s}}
-scrape_configs:
-  - job_name: tlab-gateway
-    static_configs: [{{targets: ["127.0.0.1:{port}"]}}]
-  - job_name: worker
-    static_configs: [{{targets: ["127.0.0.1:{sim_port}"]}}]
-""")
-prom = t.Proc(["prometheus", f"--config.file={tmp}/prometheus.yml", f"--storage.tsdb.path={tmp}/data",
-               f"--web.listen-address=127.0.0.1:{prom_port}"], "prometheus")
-t.wait_http(prom_port, "/-/ready", timeout=30, proc=prom)
-
-
-def query(expr):
-    url = f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    try:
-        return json.loads(urllib.request.urlopen(url, timeout=10).read())
-    except urllib.error.HTTPError as e:
-        return json.loads(e.read())
+prom, query = t.start_prometheus({"tlab-gateway": [f"127.0.0.1:{port}"], "worker": [f"127.0.0.1:{sim_port}"]}, tmp)
 
 
 # Keep traffic flowing while Prometheus collects a few scrapes, so rate() windows have data.

@@ -376,3 +376,29 @@ class Load:
         for th in self.threads:
             th.join(90)
         return self.results
+
+
+def start_prometheus(jobs, tmp):
+    """Starts a real Prometheus on a free port scraping `jobs` ({job name: ["host:port", ...]})
+    every second, its data in `tmp`; returns (Proc, query) once ready, where query(expr) is the
+    parsed JSON answer of an instant query (errors included)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    port = free_port()
+    with open(os.path.join(tmp, "prometheus.yml"), "w") as f:
+        f.write("global: {scrape_interval: 1s}\nscrape_configs:\n" + "".join(
+            f"  - job_name: {job}\n    static_configs: [{{targets: [{', '.join(repr(x) for x in targets)}]}}]\n"
+            for job, targets in jobs.items()))
+    pr = Proc(["prometheus", f"--config.file={tmp}/prometheus.yml", f"--storage.tsdb.path={tmp}/prometheus-data",
+               f"--web.listen-address=127.0.0.1:{port}"], "prometheus")
+    wait_http(port, "/-/ready", timeout=30, proc=pr)
+
+    def query(expr):
+        url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+        try:
+            return json.loads(urllib.request.urlopen(url, timeout=10).read())
+        except urllib.error.HTTPError as e:
+            return json.loads(e.read())
+
+    return pr, query
