@@ -10,7 +10,8 @@ replica A blocks replica B, and its refund (the stream cancelled on A) reaches B
 hangs, and the admissions Redis makes when it resumes are given back; SCRIPT FLUSH -> the scripts
 are sent again whole; Redis hung for good -> the connection is dropped after 3 timeouts; Redis killed -> the same at once, gateway_shared_limit_up 0; Redis back on its port -> the
 gateways reconnect and share again; KEDA's Prometheus trigger for several replicas (read from
-infra/k8s/components/shared-limits) answers on a real Prometheus scraping both.
+infra/k8s/components/shared-limits) answers on a real Prometheus scraping both; a request
+still waiting for Redis when the drain starts gets 503.
 """
 import json
 import os
@@ -212,5 +213,19 @@ t.check(r.get("status") == "success" and len(res) == 1 and float(res[0]["value"]
 cap = query("max(gateway_demand_capacity_per_worker)").get("data", {}).get("result", [])
 t.check(cap and float(cap[0]["value"][1]) >= 1, f"one worker's capacity is there: {cap}")
 prom.stop()
+
+# --- a request still waiting for Redis when the drain starts gets the drain's 503, and the
+# gateway still exits cleanly ---
+os.kill(redis.pid, signal.SIGSTOP)
+late = {}
+th = threading.Thread(target=lambda: late.update(r=completion(port_a, "shared")))
+th.start()
+time.sleep(0.2)
+gw_a.p.send_signal(signal.SIGTERM)
+th.join(10)
+os.kill(redis.pid, signal.SIGCONT)
+st, _, body = late.get("r", (None, None, b""))
+t.check(st == 503 and b"shutting down" in body, f"waiting for Redis at the drain: {st} {body[:200]}")
+t.check(gw_a.p.wait(10) == 0, f"the draining gateway exits 0: {gw_a.output()[-1500:]}")
 
 t.finish()

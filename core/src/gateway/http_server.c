@@ -73,8 +73,15 @@ static void handle_health(tlab__gateway *gw, tlab__http_req *http) {
     json_decref(o);
 }
 
-/* Past every check: the request joins the queue. */
+/* Past every check: the request joins the queue. With auth.redis this runs when Redis answers,
+ * which may be after the drain began: the queue was answered 503 then, and so is this request. */
 static void admitted(tlab_request *r) {
+    if (tlab__gw.draining) {
+        tlab__error err;
+        tlab__error_set(&err, 503, "service_unavailable", NULL, "the gateway is shutting down; retry on another instance");
+        tlab__request_fail(r, &err, 1);
+        return;
+    }
     tlab__request_emit(r, TLAB_EV_ADMITTED);
     r->overhead_us += r->t[TLAB_EV_ADMITTED] - r->t[TLAB_EV_ARRIVED];
     tlab__dispatch_submit(r);
