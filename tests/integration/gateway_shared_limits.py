@@ -135,10 +135,7 @@ st, h, body = completion(port_b, "big", max_tokens=1000)
 t.check(st == 429 and b'"tokens"' in body, f"B sees A's reservation: {st} {body[:300]}")
 t.check(h.get("x-ratelimit-limit-tokens") == "1500", f"B's x-ratelimit headers {h}")
 stream.close()
-deadline, st = time.monotonic() + 5, 0
-while time.monotonic() < deadline and st != 200:
-    time.sleep(0.05)
-    st, _, body = completion(port_b, "big", max_tokens=1000)
+st, _, body = t.retry_until(lambda: completion(port_b, "big", max_tokens=1000), 200, 5)
 t.check(st == 200, f"B after A's stream was cancelled and refunded: {st} {body[:200]}")
 
 # --- Redis lost its scripts (a restart, SCRIPT FLUSH): sent again whole, still shared ---

@@ -402,3 +402,14 @@ def start_prometheus(jobs, tmp):
             return json.loads(e.read())
 
     return pr, query
+
+
+def retry_until(call, status, timeout, step=0.05):
+    """Calls call() (returning (status, headers, body)) every `step` s until it answers `status`
+    or `timeout` s pass; returns its last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = call()
+        if r[0] == status or time.monotonic() >= deadline:
+            return r
+        time.sleep(step)
