@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -183,14 +182,8 @@ if dnsmasq:
         pr = t.Proc([os.path.join(t.BIN, "tlab-sim"), "--host", a, "--port", str(wport), "--time-scale", str(TS),
                      "--startup-seconds", "0"], "sim")
         dsims.append(pr)
-    for a, pr in zip(addrs, dsims):
-        end = time.monotonic() + 30
-        while time.monotonic() < end:
-            try:
-                with socket.create_connection((a, wport), timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
+    for a in addrs:
+        t.wait_listening(a, wport, 30, step=0.1)
     hosts = os.path.join(tmp, "hosts")
     with open(hosts, "w") as f:
         f.write("127.0.0.2 workers.tlab.test\n")

@@ -20,7 +20,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -114,14 +113,8 @@ class Keda:
             new = [a for a in ADDRS if a not in self.sims][: n - self.replicas]
             procs = {a: t.Proc([os.path.join(t.BIN, "tlab-sim"), "--host", a, "--port", str(WPORT), "--time-scale", "10",
                                 "--startup-seconds", "1"], "sim") for a in new}
-            for a, pr in procs.items():  # ready pods only: the record comes after /health answers
-                end = time.monotonic() + 20
-                while time.monotonic() < end:
-                    try:
-                        with socket.create_connection((a, WPORT), timeout=0.5):
-                            break
-                    except OSError:
-                        time.sleep(0.05)
+            for a, pr in procs.items():  # ready pods only: the record comes after the port answers
+                t.wait_listening(a, WPORT, 20)
                 self.sims[a] = pr
             self.write_records()
         else:
@@ -169,46 +162,6 @@ class Keda:
             pr.stop()
 
 
-def completion():
-    try:
-        st, h, body = t.request(port, "POST", "/v1/completions",
-                                {"model": MODEL, "prompt": "hello " * 50, "max_tokens": 60, "ignore_eos": True},
-                                headers={"x-request-deadline-ms": "30000"}, timeout=60)
-        return st, h, body
-    except Exception as e:  # noqa: BLE001
-        return 0, {}, str(e).encode()
-
-
-class Load:
-    def __init__(self):
-        self.results, self.n, self.stopping = [], 0, False
-        self.lock = threading.Lock()
-        self.threads = []
-
-    def set_clients(self, n):
-        while len(self.threads) < n:
-            i = len(self.threads)
-            th = threading.Thread(target=self.run, args=(i,), daemon=True)
-            self.threads.append(th)
-            th.start()
-        self.n = n
-
-    def run(self, i):
-        while not self.stopping:
-            if i >= self.n:
-                time.sleep(0.05)
-                continue
-            r = completion()
-            with self.lock:
-                self.results.append(r)
-
-    def stop(self):
-        self.stopping = True
-        for th in self.threads:
-            th.join(90)
-        return self.results
-
-
 keda = Keda()
 d0 = demand()
 t.check(d0["workers_wanted"] == 0 and keda.replicas == 0, f"idle: no worker wanted, none running ({d0})")
@@ -230,8 +183,7 @@ t.check(len(comments) >= 1 and raw.index(comments[0]) < raw.index(data[0]),
 t.check(keda.history[:2] == [0, 1], f"0 -> 1 worker on the first request ({keda.history})")
 print(f"first request after 0: served in {took:.2f} s, {len(comments)} keep-alive(s) before its first token", flush=True)
 
-load = Load()
-load.set_clients(3)
+load = t.Load(port, 3, headers={"x-request-deadline-ms": "30000"})
 time.sleep(3)
 load.set_clients(90)  # at most 24 per worker (autopilot.max_limit above): 90 want 4
 end = time.monotonic() + 25
@@ -252,8 +204,8 @@ while time.monotonic() < end and keda.replicas != 0:
 t.check(keda.replicas == 0, f"no load: back to 0 workers ({keda.history})")
 keda.stop()
 
-lost = [(st, b[:120]) for st, _, b in res if st not in (200, 429)]
-refused = [h for st, h, _ in res if st == 429]
+lost = [(st, b[:120]) for st, b in res if st not in (200, 429)]
+refused = [b for st, b in res if st == 429]
 t.check(len(res) > 50 and not lost, f"no accepted request lost: {len(res)} answered, {len(refused)} refused early, lost {lost[:3]}")
 t.check(all("retry-after" in h for h in refused), "every early refusal carries a Retry-After")
 peak = max(keda.history)

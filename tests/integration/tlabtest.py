@@ -356,18 +356,28 @@ def completion(port, max_tokens=60, headers=None, timeout=60):
 
 
 class Load:
-    """`clients` closed-loop clients sending completions until stop(); results as (status, body)."""
+    """`clients` closed-loop clients sending completions (with `headers`) until stop(); results as
+    (status, body). set_clients(n) changes how many send: threads beyond n idle."""
 
-    def __init__(self, port, clients, max_tokens=60):
-        self.port, self.max_tokens, self.results, self.stopping = port, max_tokens, [], False
+    def __init__(self, port, clients, max_tokens=60, headers=None):
+        self.port, self.max_tokens, self.headers = port, max_tokens, headers
+        self.results, self.stopping, self.n, self.threads = [], False, 0, []
         self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
-        for th in self.threads:
+        self.set_clients(clients)
+
+    def set_clients(self, n):
+        self.n = n
+        while len(self.threads) < n:
+            th = threading.Thread(target=self.run, args=(len(self.threads),), daemon=True)
+            self.threads.append(th)
             th.start()
 
-    def run(self):
+    def run(self, i):
         while not self.stopping:
-            r = completion(self.port, self.max_tokens)
+            if i >= self.n:
+                time.sleep(0.05)
+                continue
+            r = completion(self.port, self.max_tokens, self.headers)
             with self.lock:
                 self.results.append(r)
 
@@ -376,6 +386,19 @@ class Load:
         for th in self.threads:
             th.join(90)
         return self.results
+
+
+def wait_listening(host, port, timeout, step=0.05):
+    """Waits until host:port accepts a TCP connection (a server on another loopback address, which
+    wait_http does not reach); returns whether it did within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(step)
+    return False
 
 
 def start_prometheus(jobs, tmp):

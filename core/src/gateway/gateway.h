@@ -32,4 +32,8 @@ typedef struct tlab__gateway {
 
 extern tlab__gateway tlab__gw;
 
+/* The 503 of every request refused or cut short by the drain (new, queued, or admitted by Redis
+ * after the drain began). */
+#define TLAB_DRAINING_MESSAGE "the gateway is shutting down; retry on another instance"
+
 #endif

@@ -78,7 +78,7 @@ static void handle_health(tlab__gateway *gw, tlab__http_req *http) {
 static void admitted(tlab_request *r) {
     if (tlab__gw.draining) {
         tlab__error err;
-        tlab__error_set(&err, 503, "service_unavailable", NULL, "the gateway is shutting down; retry on another instance");
+        tlab__error_set(&err, 503, "service_unavailable", NULL, TLAB_DRAINING_MESSAGE);
         tlab__request_fail(r, &err, 1);
         return;
     }
@@ -89,7 +89,7 @@ static void admitted(tlab_request *r) {
 
 static void handle_llm(tlab__gateway *gw, tlab__http_req *http, const char *path, tlab__api_kind kind, long key) {
     if (gw->draining) {
-        send_error(http, 503, "service_unavailable", "%s", "the gateway is shutting down; retry on another instance");
+        send_error(http, 503, "service_unavailable", "%s", TLAB_DRAINING_MESSAGE);
         return;
     }
     tlab_request *r = tlab__request_new(http, path, kind);

@@ -126,7 +126,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
              tlab__dispatch_waiting());
     tlab__gw.draining = 1;
     tlab__error err;
-    tlab__error_set(&err, 503, "service_unavailable", NULL, "the gateway is shutting down; retry on another instance");
+    tlab__error_set(&err, 503, "service_unavailable", NULL, TLAB_DRAINING_MESSAGE);
     tlab__dispatch_drain(&err);
     /* Poll for the last request to end; a 50 ms poll costs nothing and keeps request.c unaware of shutdown. */
     struct event *poll = event_new(tlab__gw.base, -1, EV_PERSIST, on_drain_poll, NULL);

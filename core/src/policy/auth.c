@@ -35,7 +35,7 @@ typedef struct keyset {
 struct tlab__access {
     keyset *set;
     long key;
-    int64_t reserved;        /* tokens taken from the key's bucket at admission; 0 before */
+    int64_t reserved;        /* tokens the request reserves (reserve_for), taken from the bucket once admitted */
     int64_t prompt_estimate; /* the prompt's share of `reserved` */
     int admitted;
     int metering; /* admitted: the response is read for usage (meter initialised) */
@@ -260,12 +260,12 @@ static void settle(tlab_request *r, void *data) {
     if (a->admitted) {
         tlab__usage_meter_end(&a->meter);
         int64_t used = tlab__usage_charge(&a->meter, r->t[TLAB_EV_DISPATCHED] != 0, r->status, a->prompt_estimate, a->reserved);
-        const char *name = a->set->kr->keys[a->key].name;
-        tlab__limiter *l = a->shared ? NULL : current_limiter(a->set, a->key);
-        if (a->shared) /* the bucket the admission charged: named by the limit it had then */
-            tlab__shared_limits_settle(name, a->set->kr->keys[a->key].requests_per_minute,
-                                       a->set->kr->keys[a->key].tokens_per_minute, a->reserved, used);
-        else if (l) /* NULL: the key was removed by a reload while this request ran */
+        const tlab__api_key *k = &a->set->kr->keys[a->key];
+        const char *name = k->name;
+        tlab__limiter *l;
+        if (a->shared) /* the bucket the admission charged: named by the limits it had then */
+            tlab__shared_limits_settle(name, k->requests_per_minute, k->tokens_per_minute, a->reserved, used);
+        else if ((l = current_limiter(a->set, a->key))) /* NULL: the key was removed by a reload meanwhile */
             tlab__limiter_settle(l, a->reserved, used, tlab__now_us());
         tlab__usage_meter_free(&a->meter);
         char labels[96];
@@ -326,20 +326,23 @@ static void rate_limited(const char *key_name, tlab__limit_result res) {
     count(RATE_LIMITED, RATE_LIMITED_HELP, labels, 1);
 }
 
-static int64_t reservation(const tlab_request *r, int64_t *prompt) {
-    *prompt = tlab__request_info_prompt_tokens(&r->info);
-    return *prompt + (r->info.max_tokens >= 0 ? r->info.max_tokens : default_max_tokens);
+/* The tokens r reserves (prompt estimate + max_tokens, limits.max_tokens when absent), kept in
+ * its access: a SIGHUP may change limits.max_tokens before Redis answers. */
+static void reserve_for(tlab_request *r) {
+    tlab__access *a = r->access;
+    a->prompt_estimate = tlab__request_info_prompt_tokens(&r->info);
+    a->reserved = a->prompt_estimate + (r->info.max_tokens >= 0 ? r->info.max_tokens : default_max_tokens);
 }
 
 /* Answers r with 429 for `res`, whoever decided it (the local buckets or Redis'). */
-static void refuse_limit(tlab_request *r, const tlab__api_key *k, tlab__limit_result res, int retry, int64_t reserve,
-                         int64_t prompt) {
+static void refuse_limit(tlab_request *r, const tlab__api_key *k, tlab__limit_result res, int retry) {
+    long long reserve = r->access->reserved, prompt = r->access->prompt_estimate;
     tlab__error err;
     if (res == TLAB_LIMIT_TOO_LARGE)
         tlab__error_set(&err, 429, "tokens", NULL,
                        "Request too large for key '%s': it reserves %lld tokens (prompt estimate %lld + max_tokens, "
                        "limits.max_tokens when absent), more than its limit of %lld tokens per minute. Lower max_tokens.",
-                       k->name, (long long)reserve, (long long)prompt, k->tokens_per_minute);
+                       k->name, reserve, prompt, k->tokens_per_minute);
     else if (res == TLAB_LIMIT_REQUESTS)
         tlab__error_set(&err, 429, "requests", NULL,
                        "Rate limit reached for key '%s' on requests per minute: limit %lld. Please try again in %ds.", k->name,
@@ -348,22 +351,20 @@ static void refuse_limit(tlab_request *r, const tlab__api_key *k, tlab__limit_re
         tlab__error_set(&err, 429, "tokens", NULL,
                        "Rate limit reached for key '%s' on tokens per minute: limit %lld, requested %lld. Please try "
                        "again in %ds.",
-                       k->name, k->tokens_per_minute, (long long)reserve, retry);
+                       k->name, k->tokens_per_minute, reserve, retry);
     err.code = "rate_limit_exceeded";
     rate_limited(k->name, res);
     tlab__request_fail(r, &err, retry);
 }
 
-static void admitted(tlab_request *r, const tlab__api_key *k, int64_t reserve, int64_t prompt) {
+static void admitted(tlab_request *r, const tlab__api_key *k) {
     tlab__access *a = r->access;
     a->admitted = 1;
-    a->reserved = reserve;
-    a->prompt_estimate = prompt;
     /* Every admitted request is metered, so gateway_key_tokens_total is real usage for
      * unlimited keys too; only keys with a token limit have a bucket to settle. */
     a->metering = 1;
     tlab__usage_meter_init(&a->meter, r->info.stream);
-    tlab__log(TLAB_LOG_DEBUG, r->id, "key=%s reserved=%lld tokens%s", k->name, (long long)reserve, a->shared ? " (Redis)" : "");
+    tlab__log(TLAB_LOG_DEBUG, r->id, "key=%s reserved=%lld tokens%s", k->name, (long long)a->reserved, a->shared ? " (Redis)" : "");
 }
 
 /* The key's own buckets in this process: 0 admitted, -1 refused (answered). */
@@ -372,20 +373,18 @@ static int admit_locally(tlab_request *r) {
     tlab__limiter *l = current_limiter(a->set, a->key);
     const tlab__api_key *k = &a->set->kr->keys[a->key];
     if (!l) { /* removed by a reload while Redis decided: its old limits, unenforced, as for requests under way */
-        int64_t prompt, reserve = reservation(r, &prompt);
-        admitted(r, k, reserve, prompt);
+        admitted(r, k);
         return 0;
     }
     uint64_t now = tlab__now_us();
-    int64_t prompt, reserve = reservation(r, &prompt);
     int retry = 0;
-    tlab__limit_result res = tlab__limiter_admit(l, reserve, now, &retry);
+    tlab__limit_result res = tlab__limiter_admit(l, a->reserved, now, &retry);
     add_limit_headers(r, k, tlab__bucket_tokens(&l->requests, now), tlab__bucket_tokens(&l->tokens, now));
     if (res != TLAB_LIMIT_OK) {
-        refuse_limit(r, k, res, retry, reserve, prompt);
+        refuse_limit(r, k, res, retry);
         return -1;
     }
-    admitted(r, k, reserve, prompt);
+    admitted(r, k);
     return 0;
 }
 
@@ -400,14 +399,13 @@ static void on_shared_verdict(void *arg, const tlab__shared_verdict *v) {
         return;
     }
     const tlab__api_key *k = &a->set->kr->keys[a->key];
-    int64_t prompt = a->prompt_estimate, reserve = a->reserved; /* what Redis was asked for */
     add_limit_headers(r, k, v->remaining_requests, v->remaining_tokens);
     if (v->result != TLAB_LIMIT_OK) {
-        refuse_limit(r, k, (tlab__limit_result)v->result, v->retry_after_s, reserve, prompt);
+        refuse_limit(r, k, (tlab__limit_result)v->result, v->retry_after_s);
         return;
     }
     a->shared = 1;
-    admitted(r, k, reserve, prompt);
+    admitted(r, k);
     a->then(r);
 }
 
@@ -416,18 +414,17 @@ int tlab__auth_admit(tlab_request *r, tlab__auth_admitted_fn then) {
     if (!a)
         return 0;
     const tlab__api_key *k = &a->set->kr->keys[a->key];
+    reserve_for(r);
     if (tlab__shared_limits_enabled() && (k->requests_per_minute || k->tokens_per_minute)) {
-        int64_t prompt, reserve = reservation(r, &prompt);
         a->then = then;
-        a->reserved = reserve; /* kept: a SIGHUP may change limits.max_tokens before Redis answers */
-        a->prompt_estimate = prompt;
-        a->call = tlab__shared_limits_admit(k->name, k->requests_per_minute, k->tokens_per_minute, reserve, on_shared_verdict, r);
+        a->call = tlab__shared_limits_admit(k->name, k->requests_per_minute, k->tokens_per_minute, a->reserved, on_shared_verdict, r);
         if (a->call)
             return 1;
         /* not connected: this replica decides alone (counted in gateway_shared_limit_fallbacks_total) */
     }
     return admit_locally(r);
 }
+
 int tlab__auth_admit_call(tlab__http_req *http, long key) {
     if (key < 0 || !current)
         return 0;

@@ -9,7 +9,6 @@
 #include "policy/shared_limits.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +95,8 @@ struct tlab__shared_call {
     int script;               /* ADMIT or SETTLE */
     int64_t limits[2];        /* requests and tokens per minute */
     int64_t reserve;          /* an admission's reservation, released if nobody waits for it */
-    char *buf;                /* the bucket keys and numbers, argv's strings */
+    const char *name;         /* the API key's name (in buf: the call may outlive the key set) */
+    char *buf;                /* the name, the bucket keys and numbers: argv's strings */
     const char *argv[9];
     size_t argvlen[9];
     int argc;
@@ -242,27 +242,8 @@ static int64_t reply_int(const redisReply *r, size_t i) {
 /* An admission Redis granted after its request stopped waiting (timed out, or its client left):
  * the request was decided elsewhere or not at all, so the charge goes back. */
 static void release(const tlab__shared_call *c) {
-    /* argv[3..4] are the bucket keys; the name is inside them, so rebuild from the call's own. */
-    tlab__shared_call *r = calloc(1, sizeof *r);
-    size_t k1 = c->argvlen[3], k2 = c->argvlen[4];
-    if (!r || !(r->buf = malloc(k1 + k2 + 4 * 24))) {
-        free(r);
-        return;
-    }
-    char *p = r->buf, *end = r->buf + k1 + k2 + 4 * 24;
-    r->script = SETTLE;
-    r->argv[0] = "EVALSHA";
-    r->argv[1] = S.sha[SETTLE];
-    r->argv[2] = "2";
-    memcpy(p, c->argv[3], k1 + 1), r->argv[3] = p, p += k1 + 1;
-    memcpy(p, c->argv[4], k2 + 1), r->argv[4] = p, p += k2 + 1;
-    const int64_t nums[4] = {c->limits[0], c->limits[1], 1, c->reserve};
-    for (int i = 0; i < 4; i++)
-        r->argv[5 + i] = p, p += snprintf(p, (size_t)(end - p), "%lld", (long long)nums[i]) + 1;
-    r->argc = 9;
-    for (int i = 0; i < r->argc; i++)
-        r->argvlen[i] = strlen(r->argv[i]);
-    if (send_call(r) != 0)
+    tlab__shared_call *r = call_new(SETTLE, c->name, c->limits[0], c->limits[1], 1, c->reserve);
+    if (r && send_call(r) != 0)
         call_free(r);
 }
 
@@ -315,12 +296,13 @@ static int bucket_key(char *out, size_t len, const char *name, const char *what,
 static tlab__shared_call *call_new(int script, const char *name, int64_t requests_per_minute, int64_t tokens_per_minute,
                                    int64_t a, int64_t b) {
     tlab__shared_call *c = calloc(1, sizeof *c);
-    size_t cap = 2 * (strlen(S.prefix) + strlen(name) + 48) + 4 * 24;
+    size_t name_len = strlen(name), cap = name_len + 1 + 2 * (strlen(S.prefix) + name_len + 48) + 4 * 24;
     if (!c || !(c->buf = malloc(cap))) {
         free(c);
         return NULL;
     }
     char *p = c->buf, *end = c->buf + cap;
+    c->name = memcpy(p, name, name_len + 1), p += name_len + 1;
     c->script = script;
     c->limits[0] = requests_per_minute;
     c->limits[1] = tokens_per_minute;
@@ -547,8 +529,4 @@ void tlab__shared_limits_stop(void) {
 
 int tlab__shared_limits_enabled(void) {
     return S.base != NULL;
-}
-
-int tlab__shared_limits_up(void) {
-    return S.connected;
 }

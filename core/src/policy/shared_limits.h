@@ -31,8 +31,6 @@ int tlab__shared_limits_start(struct event_base *base, const char *addr, const c
 /* Closes the connection; calls waiting for an answer get TLAB_SHARED_UNAVAILABLE first. */
 void tlab__shared_limits_stop(void);
 int tlab__shared_limits_enabled(void);
-/* 1 while connected (gateway_shared_limit_up). */
-int tlab__shared_limits_up(void);
 
 #define TLAB_SHARED_UNAVAILABLE (-1) /* Redis did not decide: use the local bucket */
 
