@@ -187,6 +187,47 @@ static void gateway_samples_alone(void) {
     tlab__autopilot_free(ap);
 }
 
+/* vLLM's inter-token histogram, scraped every 100 ms, on a worker that stalls for a prefill in
+ * one interval of ten: nine intervals of 14 tokens 7 ms apart, then one of a single 90 ms gap.
+ * What the worker streams is the token-weighted mean, (9 x 0.098 + 0.09) / 127 = 7.7 ms; the
+ * mean of the intervals' own means is (9 x 7 + 90) / 10 = 15.3 ms, twice that, and a gate steered
+ * by it shrinks for a slowness that is not there. Between scrapes (the gateway ticks faster than
+ * it scrapes in front of a time-scaled simulator) the gateway's own, coarser samples must not
+ * pull the worker's figure either. */
+static void worker_tpot_is_token_weighted(void) {
+    tlab__autopilot *ap = tlab__autopilot_new(&params);
+    tlab__worker_reading r = {.running = 14, .kv_usage = 0.1, .has_itl = 1, .has_ttft = 1};
+    tlab__gate_state g = {.in_flight = 14, .waiting = 0, .worker_up = 1};
+    const double truth = (9 * 0.098 + 0.09) / 127;
+    double lo = 1, hi = 0;
+    tlab__autopilot_on_worker(ap, &r);
+    for (int i = 0; i < 400; i++) {
+        int stall = i % 10 == 9;
+        r.itl_sum += stall ? 0.09 : 0.098;
+        r.itl_count += stall ? 1 : 14;
+        r.ttft_sum += 0.05;
+        r.ttft_count += 1;
+        tlab__autopilot_on_worker(ap, &r);
+        tlab__autopilot_tick(ap, &g, 0.025);
+        /* three more ticks before the next scrape, each with a slow request the gateway saw */
+        for (int k = 0; k < 3; k++) {
+            tlab__autopilot_sample s = {.service_s = 6.0, .ttft_s = 1.0, .tokens = 201, .ok = 1};
+            tlab__autopilot_on_sample(ap, &s);
+            tlab__autopilot_tick(ap, &g, 0.025);
+        }
+        double t = tlab__autopilot_view_get(ap)->tpot_s;
+        if (i >= 200) {
+            lo = t < lo ? t : lo;
+            hi = t > hi ? t : hi;
+        }
+    }
+    CHECK_MSG(lo > truth * 0.85 && hi < truth * 1.15, "controller TPOT %.2f..%.2f ms, streamed %.2f ms", lo * 1e3,
+              hi * 1e3, truth * 1e3);
+    double ttft = tlab__autopilot_view_get(ap)->ttft_s;
+    CHECK_MSG(fabs(ttft - 0.05) < 1e-9, "TTFT %.4f s from the worker alone (the gateway saw 1 s)", ttft);
+    tlab__autopilot_free(ap);
+}
+
 static void parses_vllm_metrics(void) {
     static const char text[] =
         "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
@@ -225,6 +266,7 @@ int main(void) {
     restart_measures_again();
     fixed_gate_when_off();
     gateway_samples_alone();
+    worker_tpot_is_token_weighted();
     parses_vllm_metrics();
     return tlab_test_finish();
 }
