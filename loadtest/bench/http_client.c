@@ -162,6 +162,10 @@ static slot *new_slot(tlab_http *h) {
 }
 
 int tlab_http_send(tlab_http *h, void *arg) {
+    return tlab_http_send_body(h, h->body, h->body_len, arg);
+}
+
+int tlab_http_send_body(tlab_http *h, const char *body, size_t body_len, void *arg) {
     slot *s = h->free_list;
     if (s)
         h->free_list = s->next_free;
@@ -170,6 +174,8 @@ int tlab_http_send(tlab_http *h, void *arg) {
     s->arg = arg;
     s->got_bytes = s->headers_done = 0;
     s->retry_after_s = -1;
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     if (curl_multi_add_handle(h->multi, s->easy) != CURLM_OK) {
         s->next_free = h->free_list;
         h->free_list = s;

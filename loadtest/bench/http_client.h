@@ -40,6 +40,8 @@ tlab_http *tlab_http_new(struct event_base *base, const char *url, const char *b
                          long max_connections, const tlab_http_callbacks *cb);
 /* Starts one request; arg is passed to the callbacks. Returns 0 or -1 (see the contract above). */
 int tlab_http_send(tlab_http *h, void *arg);
+/* The same with its own body (not copied: it must live until on_done). */
+int tlab_http_send_body(tlab_http *h, const char *body, size_t body_len, void *arg);
 /* Requests started and not yet done. */
 size_t tlab_http_active(const tlab_http *h);
 /* Connections opened so far (from libcurl's counts of finished requests). */

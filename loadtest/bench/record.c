@@ -23,7 +23,8 @@ tlab_req *tlab_reqs_add(tlab_reqs *s) {
         s->nblocks++;
     }
     tlab_req *r = &s->blocks[b][i];
-    *r = (tlab_req){.sched = -1, .sent = -1, .first = -1, .last = -1, .done = -1, .usage_out = -1, .usage_in = -1};
+    *r = (tlab_req){.sched = -1, .sent = -1, .first = -1, .last = -1, .done = -1, .usage_out = -1, .usage_in = -1,
+                    .seq = (uint32_t)s->n};
     s->n++;
     return r;
 }

@@ -34,6 +34,7 @@ typedef struct {
     float *itl;         /* gaps between successive token chunks, seconds */
     uint32_t n_itl, cap_itl;
     uint32_t chunks;    /* token-bearing chunks seen */
+    uint32_t seq;       /* the request's number in the run, from 0: its body's "user" (runner.c) */
     int32_t usage_out;  /* usage.completion_tokens, -1 if not reported */
     int32_t usage_in;   /* usage.prompt_tokens, -1 if not reported */
     int16_t status;     /* HTTP status, 0 if none */

@@ -33,7 +33,12 @@ typedef struct live {
     tlab_response resp;
     struct run *run;
     double retry_after_s; /* of this attempt's response, -1 if none */
+    size_t body_len;
+    char body[]; /* the workload's body with this request's own "user" */
 } live;
+
+/* Room for ,"user":"tlab-bench-<seq>" */
+#define USER_FIELD_MAX 40
 
 /* A rejected request waiting for its Retry-After before it is sent again. */
 typedef struct retry_wait {
@@ -48,6 +53,7 @@ typedef struct run {
     tlab_run_result *res;
     struct event_base *base;
     tlab_http *http;
+    const tlab_workload *w;
     struct event *send_ev, *progress_ev, *sigint_ev, *sigterm_ev, *early_ev;
     size_t planned;        /* requests due in the window, for early stop */
     double t0;
@@ -216,16 +222,26 @@ static int start_request(run *r, tlab_req *rec) {
         rec->kind = TLAB_K_DROPPED;
         return 1;
     }
-    live *l = malloc(sizeof *l);
+    /* Each request names its end user (OpenAI's `user` field), as clients of a real service differ:
+     * a gateway that recognises a retry by its body (to keep the Retry-After it promised) must
+     * not take one client for another. A retry sends the same body again. */
+    const tlab_workload *w = r->w;
+    live *l = malloc(sizeof *l + w->body_len + USER_FIELD_MAX);
     if (!l)
         return -1;
+    l->body_len = w->body_len;
+    memcpy(l->body, w->body, w->body_len);
+    if (w->body_len && w->body[w->body_len - 1] == '}') {
+        int n = snprintf(l->body + w->body_len - 1, USER_FIELD_MAX + 1, ",\"user\":\"tlab-bench-%u\"}", rec->seq);
+        l->body_len += (size_t)n - 1;
+    }
     l->run = r;
     l->retry_after_s = -1;
     tlab_response_init(&l->resp, rec);
     double t = now_s(r);
     if (!rec->retries)
         rec->sent = t;
-    if (tlab_http_send(r->http, l) != 0) {
+    if (tlab_http_send_body(r->http, l->body, l->body_len, l) != 0) {
         free(l);
         rec->kind = TLAB_K_NO_RESPONSE;
         rec->done = t;
@@ -358,7 +374,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg) {
 int tlab_run(const tlab_run_cfg *cfg, const tlab_workload *w, tlab_run_result *res, char *err, size_t errlen) {
     memset(res, 0, sizeof *res);
     err[0] = '\0';
-    run r = {.cfg = cfg, .res = res};
+    run r = {.cfg = cfg, .res = res, .w = w};
     res->window_start = cfg->warmup_s;
     res->window_end = cfg->warmup_s + cfg->duration_s;
     r.end_s = cfg->warmup_s + cfg->duration_s + cfg->cooldown_s;

@@ -67,6 +67,8 @@ def die(msg):
 
 
 def main():
+    # SIGTERM ends the run through the finally blocks, so no simulator or gateway outlives it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(SRC, "build"), help="build folder (default build)")

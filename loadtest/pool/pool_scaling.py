@@ -168,6 +168,8 @@ def run(a, bindir, n, rate, logdir):
 
 
 def main():
+    # SIGTERM ends the run through the finally blocks, so no simulator or gateway outlives it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(SRC, "build"))
     ap.add_argument("--workers", default="1,2,4", help="pool sizes, comma-separated (default 1,2,4)")

@@ -8,8 +8,12 @@
  *   The class comes from the policy (request_priority), the x-priority header, the API key's
  *   default, or default_class, in that order.
  * - A deadline per class (queue_timeout_ms): a request that waits longer gets 503 with
- *   Retry-After. Within a class deadlines are in arrival order, so one timer per class, armed
- *   for its head, is enough.
+ *   Retry-After. Within a class the promised retries (below) and the fresh arrivals are each in
+ *   arrival order, so one timer per class, armed for the earlier of their two heads, is enough.
+ * - Retry-After is kept (ABI 1.3): a retry that comes back when a deadline refusal told it to
+ *   (api->request_promised) goes after the class's other promised retries and before its fresh
+ *   arrivals, and is judged with only those ahead. Without this, 42 % of retries got in at their
+ *   first retry during a 3x burst: they came back into a queue new arrivals had filled.
  * Wait times are measured from the lifecycle events by the metrics plugin
  * (gateway_queue_wait_seconds); this plugin counts what only it knows: timeouts, refusals and
  * per-class depth.
@@ -35,6 +39,7 @@ typedef struct node {
     tlab_request *r;
     struct node *prev, *next;
     int cls;
+    int promised; /* in the class's promised prefix */
     uint64_t enqueued_us;
 } node;
 
@@ -43,7 +48,8 @@ typedef struct qclass {
     char label[96]; /* class="<name>", the metric label, made once: publish_depth runs twice per request */
     uint64_t timeout_us;
     node *head, *tail;
-    size_t len;
+    node *promised_tail; /* the promised retries are a prefix of the list; its last one, or NULL */
+    size_t len, promised_len;
     unsigned passed_over; /* consecutive dispatches from higher classes while this one waited */
     tlab_timer *deadline;
     struct queue *q;
@@ -73,12 +79,24 @@ static double class_share(const queue *q, int cls) {
     return q->n_classes > 1 ? 1.0 - q->headroom * (double)cls / (double)(q->n_classes - 1) : 1.0;
 }
 
-/* Requests that go before a newcomer of class `cls`: every one in its class and the classes above. */
-static size_t ahead_of(const queue *q, int cls) {
+/* Requests that go before a newcomer of class `cls`: every one in the classes above, and in its
+ * own class every one (a fresh arrival) or the promised retries (a promised one). */
+static size_t ahead_of(const queue *q, int cls, int promised) {
     size_t n = 0;
-    for (int i = 0; i <= cls; i++)
+    for (int i = 0; i < cls; i++)
         n += q->classes[i].len;
-    return n;
+    return n + (promised ? q->classes[cls].promised_len : q->classes[cls].len);
+}
+
+/* The first fresh arrival of class c (after the promised prefix), or NULL. */
+static node *first_fresh(const qclass *c) {
+    return c->promised_tail ? c->promised_tail->next : c->head;
+}
+
+/* Of the class's two arrival-ordered runs, the head that waited longest: the next to time out. */
+static node *oldest(const qclass *c) {
+    node *p = c->promised_tail ? c->head : NULL, *f = first_fresh(c);
+    return !p ? f : !f ? p : p->enqueued_us <= f->enqueued_us ? p : f;
 }
 
 static void count_reject(queue *q, const char *reason, int cls) {
@@ -107,17 +125,23 @@ static uint64_t effective_timeout(const qclass *c) {
 }
 
 static void arm_deadline(qclass *c) {
-    if (!c->head) {
+    node *o = oldest(c);
+    if (!o) {
         c->q->api->timer_stop(c->deadline);
         return;
     }
-    uint64_t now = c->q->api->now_us(), due = c->head->enqueued_us + effective_timeout(c);
+    uint64_t now = c->q->api->now_us(), due = o->enqueued_us + effective_timeout(c);
     c->q->api->timer_start(c->deadline, due > now ? due - now : 0, 0);
 }
 
 static void unlink_node(queue *q, node *n) {
     qclass *c = &q->classes[n->cls];
-    int was_head = c->head == n;
+    int was_head = c->head == n || first_fresh(c) == n;
+    if (n->promised) {
+        if (c->promised_tail == n)
+            c->promised_tail = n->prev; /* a prefix: what is before a promised node is promised */
+        c->promised_len--;
+    }
     if (n->prev)
         n->prev->next = n->next;
     else
@@ -142,8 +166,8 @@ static void on_deadline(void *arg) {
     char msg[192];
     /* request_reject removes the request through remove(), which re-arms the timer. */
     uint64_t limit = effective_timeout(c);
-    while (c->head && c->head->enqueued_us + limit <= now) {
-        node *n = c->head;
+    node *n;
+    while ((n = oldest(c)) != NULL && n->enqueued_us + limit <= now) {
         snprintf(msg, sizeof msg, "the request waited %llu ms in the '%s' queue without reaching a worker (%s %llu)",
                  (unsigned long long)((now - n->enqueued_us) / 1000), c->name,
                  limit == c->timeout_us ? "queue_timeout_ms" : "cold_start_timeout_ms", (unsigned long long)(limit / 1000));
@@ -204,8 +228,9 @@ static int q_push(void *self, tlab_request *r) {
         return TLAB_ERROR; /* choose_class answered it */
     char why[320];
     int retry = 0;
+    int promised = TLAB_API_HAS(q->api, request_promised) && q->api->request_promised(r);
     if (TLAB_API_HAS(q->api, request_judge) &&
-        q->api->request_judge(r, (double)ahead_of(q, cls), class_share(q, cls), why, sizeof why, &retry) != TLAB_OK) {
+        q->api->request_judge(r, (double)ahead_of(q, cls, promised), class_share(q, cls), why, sizeof why, &retry) != TLAB_OK) {
         count_reject(q, "deadline", cls);
         q->api->request_reject(r, 429, "rate_limit_exceeded", why, retry);
         return TLAB_ERROR;
@@ -218,18 +243,28 @@ static int q_push(void *self, tlab_request *r) {
     qclass *c = &q->classes[cls];
     n->r = r;
     n->cls = cls;
+    n->promised = promised;
     n->enqueued_us = q->api->now_us();
-    n->prev = c->tail;
-    if (c->tail)
-        c->tail->next = n;
+    node *after = promised ? c->promised_tail : c->tail;
+    n->prev = after;
+    n->next = after ? after->next : c->head;
+    if (n->next)
+        n->next->prev = n;
+    else
+        c->tail = n;
+    if (after)
+        after->next = n;
     else
         c->head = n;
-    c->tail = n;
+    if (promised) {
+        c->promised_tail = n;
+        c->promised_len++;
+    }
     c->len++;
     q->depth++;
     q->api->request_set_data(q->ctx, r, n);
     publish_depth(q, cls);
-    if (c->head == n)
+    if (c->head == n || first_fresh(c) == n)
         arm_deadline(c);
     return TLAB_OK;
 }

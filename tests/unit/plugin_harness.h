@@ -28,6 +28,7 @@ struct tlab_request {
     void *data;
     int status;
     int stream;
+    int promised; /* request_promised */
     uint64_t t[TLAB_EV__COUNT];
     uint64_t overhead_us;
     /* what request_reject did */
@@ -186,6 +187,10 @@ static int h_set_priority(tlab_request *r, const char *p) {
     return TLAB_OK;
 }
 
+static int h_promised(const tlab_request *r) {
+    return r->promised;
+}
+
 static const tlab_api harness_api = {
     .size = sizeof(tlab_api), .abi_major = TLAB_ABI_MAJOR, .abi_minor = TLAB_ABI_MINOR, .log = h_log, .now_us = h_now,
     .timer_new = h_timer_new, .timer_start = h_timer_start, .timer_stop = h_timer_stop, .timer_free = h_timer_free,
@@ -196,6 +201,7 @@ static const tlab_api harness_api = {
     .request_get_data = h_get_data, .request_reject = h_reject, .dispatch_wake = h_wake, .in_flight = h_in_flight,
     .route_add = h_route_add, .exchange_reply = h_exchange_reply, .worker_state = h_worker_state, .waiting = h_waiting,
     .request_overhead_us = h_overhead, .request_priority = h_priority, .request_set_priority = h_set_priority,
+    .request_promised = h_promised,
 };
 
 /* Advances the clock by `us`, firing due timers in due order (a timer may re-arm itself). */

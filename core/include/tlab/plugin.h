@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define TLAB_ABI_MAJOR 1
-#define TLAB_ABI_MINOR 2
+#define TLAB_ABI_MINOR 3
 
 #define TLAB_OK 0
 #define TLAB_ERROR (-1)
@@ -264,6 +264,13 @@ typedef struct tlab_api {
     int (*request_judge)(const tlab_request *r, double ahead, double share, char *msg, size_t msglen, int *retry_after_s);
     /* The autopilot's gate: most requests at the worker at once, now. */
     int (*gate_limit)(void);
+
+    /* ---- ABI 1.3 ---- */
+    /* 1 when r is a client's retry that came back when a deadline refusal's Retry-After told it
+     * to (same body and Authorization, inside the promise's window): a queue keeps the promise
+     * by putting r ahead of the requests that arrived fresh in its class, and judges it with
+     * only those promised retries ahead (docs/autopilot.md, "Retry-After"). */
+    int (*request_promised)(const tlab_request *r);
 } tlab_api;
 
 /* A queue role: the gateway pushes admitted requests here and pops them when it may dispatch. */

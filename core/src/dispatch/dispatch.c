@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "common/log.h"
 #include "dispatch/gate.h"
+#include "dispatch/retry_promises.h"
 #include "dispatch/pool.h"
 #include "dispatch/route.h"
 #include "hooks/plugin_host.h"
@@ -20,7 +21,8 @@
 static struct {
     struct event *ev, *sweep;
     tlab_request *head, *tail; /* the core's FIFO (no queue plugin) */
-    size_t fifo_len;
+    tlab_request *promised_tail; /* its promised retries come first (retry_promises.h); the last of them */
+    size_t fifo_len, promised_len;
     int scheduled;
     int running; /* inside run_dispatch: a submit from a hook must not re-enter it */
     int draining; /* tlab__dispatch_drain: nothing is sent back to the queue any more */
@@ -73,18 +75,32 @@ void tlab__dispatch_wake(void) {
     }
 }
 
+/* A promised retry goes after the other promised ones, before every fresh arrival. */
 static void fifo_push(tlab_request *r) {
-    r->fifo_prev = d.tail;
-    r->fifo_next = NULL;
-    if (d.tail)
-        d.tail->fifo_next = r;
+    tlab_request *after = r->promised ? d.promised_tail : d.tail;
+    r->fifo_prev = after;
+    r->fifo_next = after ? after->fifo_next : d.head;
+    if (r->fifo_next)
+        r->fifo_next->fifo_prev = r;
+    else
+        d.tail = r;
+    if (after)
+        after->fifo_next = r;
     else
         d.head = r;
-    d.tail = r;
+    if (r->promised) {
+        d.promised_tail = r;
+        d.promised_len++;
+    }
     d.fifo_len++;
 }
 
 static void fifo_remove(tlab_request *r) {
+    if (r->promised) {
+        if (d.promised_tail == r)
+            d.promised_tail = r->fifo_prev; /* the promised ones are a prefix */
+        d.promised_len--;
+    }
     if (r->fifo_prev)
         r->fifo_prev->fifo_next = r->fifo_next;
     else
@@ -129,6 +145,8 @@ void tlab__dispatch_submit(tlab_request *r) {
     r->dispatch_pass = d.pass;
     r->wait_cleanup = tlab__request_cleanup_add(r, wait_cleanup, NULL);
     tlab__request_compact_body(r); /* before any hook, so r is surely alive */
+    if (!r->requeued) /* a request sent back keeps its place class */
+        r->promised = (uint8_t)tlab__promises_claim(r->client_key, (double)tlab__now_us() / 1e6);
     if (q) {
         r->queued_in_plugin = 1;
         tlab__request_emit(r, TLAB_EV_QUEUED);
@@ -146,7 +164,8 @@ void tlab__dispatch_submit(tlab_request *r) {
     } else {
         char why[320];
         int retry;
-        if (!r->requeued && tlab__gate_judge(r, (double)d.fifo_len, 1.0, why, sizeof why, &retry) != 0) {
+        double ahead = r->promised ? (double)d.promised_len : (double)d.fifo_len;
+        if (!r->requeued && tlab__gate_judge(r, ahead, 1.0, why, sizeof why, &retry) != 0) {
             stop_waiting(r);
             tlab__error err;
             tlab__error_set(&err, 429, "rate_limit_exceeded", NULL, "%s", why);

@@ -10,6 +10,7 @@
 
 #include "base/clock.h"
 #include "base/metrics_registry.h"
+#include "dispatch/retry_promises.h"
 #include "common/log.h"
 #include "dispatch/pool.h"
 #include "dispatch/worker_scrape.h"
@@ -40,6 +41,7 @@ static struct {
     tlab_metric *m_demand, *m_per_worker; /* the demand signal summed across replicas (docs/kubernetes.md) */
     tlab_metric *m_limit, *m_tpot, *m_ttft, *m_drain, *m_wait, *m_scrape, *m_attain, *m_goodput;
     tlab_metric *m_w_ttft, *m_w_tpot, *m_stalls;
+    tlab_metric *m_promises; /* Retry-After promises made and claimed (retry_promises.h) */
 } g;
 
 static const double ttft_buckets[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
@@ -266,6 +268,10 @@ static void publish(void) {
     demand d = measure_demand();
     tlab__metric_set(g.m_demand, NULL, d.queued + d.in_flight);
     tlab__metric_set(g.m_per_worker, NULL, d.per_worker);
+    uint64_t made, claimed;
+    tlab__promises_counts(&made, &claimed);
+    tlab__metric_set(g.m_promises, "outcome=\"made\"", (double)made);
+    tlab__metric_set(g.m_promises, "outcome=\"claimed\"", (double)claimed);
     tlab__pool_publish();
 }
 
@@ -404,6 +410,10 @@ int tlab__gate_init(struct event_base *base, tlab__upstream *up, const tlab__con
     g.m_per_worker = tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_demand_capacity_per_worker",
                                            "Requests one worker holds inside the SLO, as the autopilot learned it (autopilot.initial_limit "
                                            "before any worker is ready)", NULL, 0);
+    g.m_promises = tlab__metric_register(TLAB_METRIC_COUNTER, "gateway_retry_promises_total",
+                                         "Retry-After promises of deadline refusals (outcome=made) and retries that came back "
+                                         "inside their promise's window and were queued ahead of fresh arrivals (outcome=claimed)",
+                                         NULL, 0);
     g.m_goodput = tlab__metric_register(TLAB_METRIC_GAUGE, "gateway_goodput_rps",
                                         "Requests per second answered 2xx inside their deadline (stats window)", NULL, 0);
     g.m_w_ttft = tlab__metric_register(TLAB_METRIC_HISTOGRAM, "gateway_worker_ttft_seconds",
@@ -629,6 +639,7 @@ int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *ms
             tlab__pool_note_demand(now);
             double retry = cold + ttft - budget;
             *retry_after_s = retry < 1 ? 1 : (int)(retry + 0.999);
+            tlab__promises_add(r->client_key, (double)now / 1e6 + *retry_after_s);
             snprintf(msg, len, "the worker is starting (measured start time: %.1f s to go) and the request's deadline has "
                                "%.0f ms left; retry in %d s", cold, left * 1e3, *retry_after_s);
             return -1;
@@ -654,6 +665,8 @@ int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *ms
     g.last_promise_s = at;
     double retry = at - now_s;
     *retry_after_s = retry < 1 ? 1 : (int)(retry + 0.999);
+    /* Kept: the retry is known by what it repeats and goes ahead of fresh arrivals. */
+    tlab__promises_add(r->client_key, now_s + *retry_after_s);
     snprintf(msg, len, "predicted to finish in %.1f s (%.1f s waiting behind %.0f requests, draining %.1f/s; %.1f s at the "
                        "worker), past its deadline (%.1f s left); retry in %d s", finish, wait, ahead, v->drain_rate, service,
              left, *retry_after_s);

@@ -26,6 +26,7 @@
 #include "base/loopback.h"
 #include "dispatch/gate.h"
 #include "dispatch/pool.h"
+#include "dispatch/retry_promises.h"
 #include "http/http_front.h"
 #include "common/listen_socket.h"
 #include "common/log.h"
@@ -99,6 +100,8 @@ static void handle_llm(tlab__gateway *gw, tlab__http_req *http, const char *path
     }
     r->forward_authorization = !tlab__auth_enabled();
     tlab__request_emit(r, TLAB_EV_ARRIVED);
+    /* Before any policy rewrites the body: a retry repeats what the client sent. */
+    r->client_key = tlab__promise_key(r->raw_body, r->raw_len, tlab__http_req_header(http, "Authorization"));
     if (tlab__auth_attach(r, key) != 0) {
         tlab__error oom;
         tlab__error_set(&oom, 500, "internal_error", NULL, "out of memory");

@@ -170,6 +170,10 @@ static int api_request_judge(const tlab_request *r, double ahead, double share, 
     return rc == 0 ? TLAB_OK : TLAB_DECLINED;
 }
 
+static int api_request_promised(const tlab_request *r) {
+    return r->promised;
+}
+
 static size_t api_waiting(void) {
     return tlab__dispatch_waiting();
 }
@@ -222,6 +226,7 @@ static const tlab_api api_table = {
     .request_deadline_us = api_request_deadline_us,
     .request_judge = api_request_judge,
     .gate_limit = tlab__gate_limit,
+    .request_promised = api_request_promised,
     .request_overhead_us = api_request_overhead_us,
     .request_priority = tlab__request_priority,
     .request_set_priority = api_request_set_priority,

@@ -71,6 +71,7 @@ struct tlab_request {
     uint64_t dispatch_pass; /* the dispatcher's pass number at submission (dispatch.c) */
     uint64_t last_client_write_us;
     uint64_t tried_workers; /* bit i: worker i failed this request before its first byte (dispatch.c) */
+    uint64_t client_key;    /* what a retry of it repeats: body and Authorization (retry_promises.h) */
     struct tlab_request *fifo_next, *fifo_prev; /* the core's FIFO, when no queue plugin */
     struct tlab__xfer *xfer;
     struct tlab__splice *splice; /* a resumable stream's transcript (relay/splice.h), NULL otherwise */
@@ -105,6 +106,7 @@ struct tlab_request {
     uint8_t resumable;        /* a stream another worker may continue if it is cut (dispatch.c sets it) */
     uint8_t sse_framed;       /* the body relays through `sse` (an event stream to the client) */
     uint8_t forward_authorization; /* the client's Authorization goes to the worker (gateway auth off) */
+    uint8_t promised;         /* a retry at the time a Retry-After promised it: queued ahead of fresh arrivals */
     tlab__sse_relay sse;       /* holds back unfinished events; see sse_relay.h */
     tlab__request_cleanup cleanups[TLAB_REQUEST_CLEANUPS];
 };

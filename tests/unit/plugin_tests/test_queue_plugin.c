@@ -2,7 +2,7 @@
  * test_queue_plugin.c - the queue plugin against the stand-in gateway: FIFO within a class,
  * strict priority between classes, the starvation bound, deadlines (503 + Retry-After, per
  * class), the depth bound (429), class choice (policy, header, API key), removal, the
- * concurrency gate, and config errors.
+ * concurrency gate, promised retries ahead of fresh arrivals, and config errors.
  */
 #include "../../../plugins/queue/queue.c"
 
@@ -146,6 +146,38 @@ int main(void) {
     H.in_flight = 100000;
     CHECK(H.desc->dispatch_gate(H.self, r[0]) == TLAB_OK);
     H.in_flight = 0;
+    harness_unload();
+
+    /* A promised retry (ABI 1.3) goes after the class's earlier promised retries and before its
+     * fresh arrivals, not before a higher class; the deadline timer still fires for the request
+     * that waited longest, whichever run it is in. */
+    load("{\"queue_timeout_ms\": 100}");
+    for (int i = 0; i < 6; i++) {
+        r[i]->x_priority = NULL;
+        r[i]->rejected_status = 0;
+        r[i]->promised = 0;
+    }
+    push(r[0], TLAB_OK); /* t=0 fresh */
+    harness_advance(10 * 1000);
+    r[1]->promised = 1;
+    push(r[1], TLAB_OK); /* t=10 promised */
+    push(r[2], TLAB_OK); /* t=10 fresh */
+    r[3]->promised = 1;
+    push(r[3], TLAB_OK); /* t=10 promised, after r1 */
+    r[4]->x_priority = "high";
+    push(r[4], TLAB_OK);
+    expect_pop("r4"); /* a higher class still goes first */
+    expect_pop("r1");
+    expect_pop("r3");
+    r[5]->promised = 1;
+    push(r[5], TLAB_OK); /* t=10, the only promised one now: before r0 and r2 */
+    harness_advance(90 * 1000); /* t=100: r0 (fresh, the oldest) times out, not the promised head */
+    CHECK_MSG(r[0]->rejected_status == 503 && r[5]->rejected_status == 0 && r[2]->rejected_status == 0,
+              "r0 %d r5 %d r2 %d", r[0]->rejected_status, r[5]->rejected_status, r[2]->rejected_status);
+    harness_advance(10 * 1000); /* t=110: both of t=10 */
+    CHECK(r[5]->rejected_status == 503 && r[2]->rejected_status == 503 && Q->depth(H.self) == 0);
+    for (int i = 0; i < 6; i++)
+        r[i]->promised = 0;
     harness_unload();
 
     /* Config errors name the key. */

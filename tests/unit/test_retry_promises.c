@@ -1,0 +1,57 @@
+/*
+ * test_retry_promises.c - the book of Retry-After promises (core/src/dispatch/retry_promises.c):
+ * a retry is known by its body and Authorization inside its promise's window, once; expired
+ * promises leave; a full book forgets the oldest.
+ */
+#include <string.h>
+
+#include "dispatch/retry_promises.h"
+#include "tlab_test.h"
+
+static void keys(void) {
+    const char *a = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"user\":\"u1\"}";
+    const char *b = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"user\":\"u2\"}";
+    uint64_t ka = tlab__promise_key(a, strlen(a), NULL);
+    CHECK(ka == tlab__promise_key(a, strlen(a), NULL)); /* a retry repeats its body */
+    CHECK(ka != tlab__promise_key(b, strlen(b), NULL));
+    CHECK(ka != tlab__promise_key(a, strlen(a), "Bearer sk-1")); /* another key's identical body */
+    CHECK(tlab__promise_key(a, strlen(a), "Bearer sk-1") != tlab__promise_key(a, strlen(a), "Bearer sk-2"));
+    CHECK(tlab__promise_key("", 0, NULL) != 0); /* 0 marks a used slot */
+}
+
+static void windows(void) {
+    tlab__promises_reset();
+    CHECK(tlab__promises_claim(7, 100.0) == 0); /* nothing promised */
+    tlab__promises_add(7, 100.0);
+    tlab__promises_add(8, 101.0);
+    CHECK(tlab__promises_open(90.0) == 2);
+    CHECK(tlab__promises_claim(7, 100.0 - TLAB_PROMISE_EARLY_S - 0.1) == 0); /* too early */
+    CHECK(tlab__promises_claim(9, 100.0) == 0);                             /* not promised */
+    CHECK(tlab__promises_claim(7, 100.0 - TLAB_PROMISE_EARLY_S + 0.1) == 1); /* a client that rounded down */
+    CHECK(tlab__promises_claim(7, 100.5) == 0);                             /* once */
+    CHECK(tlab__promises_claim(8, 101.0 + TLAB_PROMISE_LATE_S - 0.1) == 1); /* a slow client */
+    tlab__promises_add(9, 200.0);
+    CHECK(tlab__promises_claim(9, 200.0 + TLAB_PROMISE_LATE_S + 0.1) == 0); /* expired */
+    CHECK(tlab__promises_open(300.0) == 0);
+    uint64_t made, claimed;
+    tlab__promises_counts(&made, &claimed);
+    CHECK_MSG(made == 3 && claimed == 2, "made %llu claimed %llu", (unsigned long long)made, (unsigned long long)claimed);
+}
+
+static void a_full_book_forgets_the_oldest(void) {
+    tlab__promises_reset();
+    for (uint64_t i = 1; i <= TLAB_PROMISES_MAX + 10; i++)
+        tlab__promises_add(i, 50.0);
+    CHECK(tlab__promises_open(50.0) == TLAB_PROMISES_MAX);
+    CHECK(tlab__promises_claim(5, 50.0) == 0);  /* forgotten */
+    CHECK(tlab__promises_claim(11, 50.0) == 1); /* kept */
+    CHECK(tlab__promises_claim(TLAB_PROMISES_MAX + 10, 50.0) == 1);
+    tlab__promises_reset();
+}
+
+int main(void) {
+    keys();
+    windows();
+    a_full_book_forgets_the_oldest();
+    return tlab_test_finish();
+}
