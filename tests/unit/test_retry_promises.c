@@ -29,13 +29,33 @@ static void windows(void) {
     CHECK(tlab__promises_claim(9, 100.0) == 0);                             /* not promised */
     CHECK(tlab__promises_claim(7, 100.0 - TLAB_PROMISE_EARLY_S + 0.1) == 1); /* a client that rounded down */
     CHECK(tlab__promises_claim(7, 100.5) == 0);                             /* once */
+    CHECK(tlab__promises_due(100.5, 1.0) == 1);  /* 8 at 101 holds room for the next second */
+    CHECK(tlab__promises_due(99.0, 1.0) == 0);   /* not yet */
+    CHECK(tlab__promises_due(102.5, 1.0) == 0);  /* 1.5 s late: it holds no room any more */
     CHECK(tlab__promises_claim(8, 101.0 + TLAB_PROMISE_LATE_S - 0.1) == 1); /* a slow client */
     tlab__promises_add(9, 200.0);
     CHECK(tlab__promises_claim(9, 200.0 + TLAB_PROMISE_LATE_S + 0.1) == 0); /* expired */
     CHECK(tlab__promises_open(300.0) == 0);
     uint64_t made, claimed;
+    double shown = tlab__promises_show_rate();
+    CHECK_MSG(shown > 0.09 && shown < 0.1, "two retries came, one promise expired: show rate %.3f", shown);
     tlab__promises_counts(&made, &claimed);
     CHECK_MSG(made == 3 && claimed == 2, "made %llu claimed %llu", (unsigned long long)made, (unsigned long long)claimed);
+}
+
+/* Clients that never retry: the room kept for them fades; clients that do: it grows. */
+static void show_rate_learns(void) {
+    tlab__promises_reset();
+    CHECK(tlab__promises_show_rate() == 0);
+    for (uint64_t i = 1; i <= 60; i++)
+        tlab__promises_add(i, (double)i);
+    for (uint64_t i = 1; i <= 60; i++)
+        CHECK(tlab__promises_claim(i, (double)i));
+    CHECK_MSG(tlab__promises_show_rate() > 0.9, "all came: %.3f", tlab__promises_show_rate());
+    for (uint64_t i = 1; i <= 60; i++)
+        tlab__promises_add(100 + i, 100.0 + (double)i);
+    CHECK(tlab__promises_open(500.0) == 0); /* all expired unclaimed */
+    CHECK_MSG(tlab__promises_show_rate() < 0.1, "none came: %.3f", tlab__promises_show_rate());
 }
 
 static void a_full_book_forgets_the_oldest(void) {
@@ -52,6 +72,7 @@ static void a_full_book_forgets_the_oldest(void) {
 int main(void) {
     keys();
     windows();
+    show_rate_learns();
     a_full_book_forgets_the_oldest();
     return tlab_test_finish();
 }

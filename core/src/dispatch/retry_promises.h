@@ -34,6 +34,13 @@ uint64_t tlab__promise_key(const char *body, size_t len, const char *authorizati
 void tlab__promises_add(uint64_t key, double at_s);
 /* 1 when a promise for `key` is open at `now_s` (it is then used up), else 0. */
 int tlab__promises_claim(uint64_t key, double now_s);
+/* Promises whose retry is due from a second ago to `horizon_s` from now and has not come yet:
+ * the room a fresh arrival must leave them (gate.c counts them ahead of it). A retry more than a
+ * second late holds no room: a client that gave up must not keep capacity idle. */
+size_t tlab__promises_due(double now_s, double horizon_s);
+/* The share of promises whose retry came (a moving average, 0 before any came): the room kept is
+ * tlab__promises_due x this. */
+double tlab__promises_show_rate(void);
 /* Promises still open or to come at `now_s`. */
 size_t tlab__promises_open(double now_s);
 /* Promises made and promises claimed by their retry, since start (for /metrics). */
