@@ -5,7 +5,8 @@
 - an overload burst (twice the capacity tlab-sim predicts, for 10 s): through the gateway as
   shipped (the autopilot on) the goodput (answered 200 inside the SLO) is at least 1.5x straight
   to the worker and 15 % of the worker's capacity, the refusals are 429s with a
-  Retry-After, counted by reason and class, and the gate and predictions show in /metrics;
+  Retry-After, counted by reason and class, recorded as promises that a retry claims, and the
+  gate and predictions show in /metrics;
 - priority shedding: under the same burst the low class is refused more than the high one;
 - a cold start (the supervisor, real time): once the worker's start time is measured, a request
   whose deadline is shorter than the start is refused at once with a Retry-After, and one with
@@ -129,6 +130,17 @@ t.check((t.metric(port, "gateway_autopilot_tpot_seconds") or 0) > 0, "the measur
 t.check(t.metric(port, "gateway_autopilot_worker_metrics") == 1, "steered by the worker's /metrics")
 t.check(t.metric(port, "gateway_slo_attainment") is not None and t.metric(port, "gateway_goodput_rps") is not None,
         "SLO attainment and goodput are published")
+# Every refusal with a Retry-After is a promise; the same request sent again inside a promise's
+# window is known as its retry (docs/autopilot.md, "Retry-After is kept").
+promised = sum(1 for r in refused if r[1].get("retry-after", "").isdigit() and b"; retry in " in r[2])
+made = t.metric(port, "gateway_retry_promises_total", 'outcome="made"') or 0
+t.check(made >= promised, f"the refusals' Retry-Afters are recorded as promises ({made} made, {promised} seen)")
+deadline = time.monotonic() + 12
+while time.monotonic() < deadline and not (t.metric(port, "gateway_retry_promises_total", 'outcome="claimed"') or 0):
+    completion(port, 200)  # the burst's body again
+    time.sleep(0.3)
+t.check((t.metric(port, "gateway_retry_promises_total", 'outcome="claimed"') or 0) >= 1,
+        "a retry of a refused request inside its promise's window is counted as claimed")
 
 # --- priority shedding: the low class goes first ---
 hdr = lambda i: {"x-priority": "high" if i % 2 else "low"}  # noqa: E731

@@ -228,6 +228,67 @@ static void worker_tpot_is_token_weighted(void) {
     tlab__autopilot_free(ap);
 }
 
+/* One scrape of a worker running `running` with `waiting` in its own queue, 5 ms a token (well
+ * under the target), then a tick with the gate full. */
+static void scrape_and_tick(tlab__autopilot *ap, tlab__worker_reading *r, double running, double waiting, double in_flight) {
+    r->running = running;
+    r->waiting = waiting;
+    r->itl_sum += 0.005 * 20 * running;
+    r->itl_count += 20 * running;
+    r->ttft_sum += 0.03;
+    r->ttft_count += 1;
+    tlab__autopilot_on_worker(ap, r);
+    tlab__gate_state g = {.in_flight = in_flight, .waiting = 50, .worker_up = 1};
+    tlab__autopilot_tick(ap, &g, 0.1);
+}
+
+/* max_num_seqs 32, as vLLM shows it: the gate holds at 32 when vLLM queues, vLLM's waiting count
+ * then reads 0 (the excess got scheduled) and the gate grows again, until it has seen the engine
+ * queue twice at the same running count: then it stays there. */
+static void learns_the_engines_ceiling(void) {
+    tlab__autopilot *ap = tlab__autopilot_new(&params);
+    tlab__worker_reading r = {.kv_usage = 0.2, .has_itl = 1, .has_ttft = 1};
+    tlab__autopilot_on_worker(ap, &r);
+    int holds = 0, above_after_second_hold = 0;
+    for (int i = 0; i < 600; i++) {
+        double limit = tlab__autopilot_limit(ap);
+        double running = limit < 32 ? limit : 32, waiting = limit > 32 ? limit - 32 : 0;
+        int before = tlab__autopilot_limit(ap);
+        scrape_and_tick(ap, &r, running, waiting, limit);
+        if (tlab__autopilot_limit(ap) == 32 && before > 32)
+            holds++;
+        if (holds >= 2 && tlab__autopilot_limit(ap) > 32)
+            above_after_second_hold++;
+    }
+    CHECK_MSG(holds == 2, "held at the ceiling %d times (2: the second one teaches it)", holds);
+    CHECK_MSG(above_after_second_hold == 0, "grew past the learned ceiling %d times", above_after_second_hold);
+    CHECK(tlab__autopilot_limit(ap) == 32);
+    /* It runs more after all (the KV cache, not max_num_seqs): the ceiling is forgotten. */
+    scrape_and_tick(ap, &r, 40, 0, 32);
+    for (int i = 0; i < 20; i++)
+        scrape_and_tick(ap, &r, tlab__autopilot_limit(ap), 0, tlab__autopilot_limit(ap));
+    CHECK_MSG(tlab__autopilot_limit(ap) > 32, "grows again once it ran more: %d", tlab__autopilot_limit(ap));
+    tlab__autopilot_free(ap);
+}
+
+/* A worker that restarts: no scrape answers and nothing comes back, while the gate is full and
+ * the last estimate says there is room. The limit must not grow on that estimate. */
+static void no_growth_without_measurements(void) {
+    tlab__autopilot *ap = tlab__autopilot_new(&params);
+    tlab__worker_reading r = {.kv_usage = 0.2, .has_itl = 1, .has_ttft = 1};
+    tlab__autopilot_on_worker(ap, &r);
+    for (int i = 0; i < 30; i++)
+        scrape_and_tick(ap, &r, tlab__autopilot_limit(ap), 0, tlab__autopilot_limit(ap));
+    int before = tlab__autopilot_limit(ap);
+    tlab__autopilot_on_worker(ap, NULL); /* the scrape fails */
+    tlab__gate_state g = {.in_flight = before, .waiting = 50, .worker_up = 1};
+    for (int i = 0; i < 40; i++)
+        tlab__autopilot_tick(ap, &g, 0.025);
+    CHECK_MSG(tlab__autopilot_limit(ap) <= before * 1.5, "limit %d -> %d with nothing measured", before,
+              tlab__autopilot_limit(ap));
+    tlab__autopilot_free(ap);
+}
+
 static void parses_vllm_metrics(void) {
     static const char text[] =
         "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
@@ -267,6 +328,8 @@ int main(void) {
     fixed_gate_when_off();
     gateway_samples_alone();
     worker_tpot_is_token_weighted();
+    learns_the_engines_ceiling();
+    no_growth_without_measurements();
     parses_vllm_metrics();
     return tlab_test_finish();
 }

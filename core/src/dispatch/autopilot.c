@@ -29,6 +29,9 @@
 #define EWMA_TOKENS 0.05      /* per request */
 #define DRAIN_TAU_S 2.0       /* the measured drain rate's time constant */
 #define WORKER_QUEUE_STREAK 10/* scrapes in a row with vLLM's waiting queue non-empty: it is full, not admitting */
+/* Ticks without a new measurement after which the limit stops growing: one scrape interval at
+ * the fastest tick (4 ticks to a scrape in front of tlab-sim --time-scale 4). */
+#define STALE_TICKS 4
 #define KV_FULL 0.95          /* no growth above this KV-cache usage */
 #define DEFAULT_TOKENS 256.0  /* typical request before any sample: vLLM's own small default range */
 #define SHARE_EMPTY_QUEUE 0.75 /* service target with nothing waiting: a share of the SLO */
@@ -54,6 +57,13 @@ struct tlab__autopilot {
     double wk_ttft_last;          /* the last scrape's own mean TTFT */
     double running, waiting_now, kv_usage;
     int waiting_streak;
+    /* The engine's own ceiling: vLLM queued twice at the same running count, which is what
+     * max_num_seqs looks like from outside (a KV-cache limit moves with the requests' lengths).
+     * Without it the gate held at 32 after a tier-3 restart, saw vLLM's waiting count read 0 once
+     * the excess had been scheduled, grew to 42-46, and was held again: a 5 s swing that never
+     * settled (87 s by the +-15 % rule). Forgotten when the worker restarts, or runs more. */
+    double held_at, engine_cap;
+    int stale_ticks; /* ticks since measure() last had new data: growth needs evidence, not an old estimate */
     double drain_measured;
     int saturated;
 };
@@ -128,6 +138,8 @@ void tlab__autopilot_on_worker(tlab__autopilot *a, const tlab__worker_reading *r
     }
     a->v.worker_metrics = 1;
     a->running = r->running;
+    if (a->engine_cap > 0 && r->running > a->engine_cap + 0.5)
+        a->engine_cap = 0; /* it runs more: that was not its ceiling */
     a->kv_usage = r->kv_usage;
     /* vLLM counts a request as waiting from its arrival to its first scheduled step, so single
      * readings of 10 or 20 are normal under load; a queue that never empties for a second is
@@ -163,6 +175,7 @@ void tlab__autopilot_on_worker_start(tlab__autopilot *a, double start_s) {
     a->waiting_streak = 0;
     a->itl_sum_avg = a->itl_count_avg = a->ttft_sum_avg = a->ttft_count_avg = 0;
     a->wk_tpot_new = a->wk_ttft_new = 0;
+    a->held_at = a->engine_cap = 0; /* new knobs, maybe another max_num_seqs */
     if (a->p.fixed_limit <= 0) {
         double half = a->limit / 2, start = half > a->p.initial_limit ? half : a->p.initial_limit;
         if (start < a->limit)
@@ -173,7 +186,7 @@ void tlab__autopilot_on_worker_start(tlab__autopilot *a, double start_s) {
 }
 
 static void measure(tlab__autopilot *a, double dt_s) {
-    int first = a->v.samples == 0;
+    int first = a->v.samples == 0, samples = a->v.samples;
     if (a->v.worker_metrics && a->wk_tpot_new) {
         a->v.tpot_s = a->itl_sum_avg / a->itl_count_avg; /* already a moving average */
         a->v.samples++;
@@ -200,6 +213,7 @@ static void measure(tlab__autopilot *a, double dt_s) {
     a->gw_tpot_sum = a->gw_ttft_sum = 0;
     a->gw_tpot_n = a->gw_ttft_n = a->completions = 0;
     a->wk_tpot_new = a->wk_ttft_new = 0;
+    a->stale_ticks = a->v.samples > samples ? 0 : a->stale_ticks + 1;
 }
 
 int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double dt_s) {
@@ -220,6 +234,9 @@ int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double d
     a->v.target_s = target;
     if (a->v.worker_metrics && a->waiting_streak >= WORKER_QUEUE_STREAK && a->running >= 1 && a->saturated &&
         a->limit > a->running + 1) {
+        if (a->held_at > 0 && fabs(a->running - a->held_at) < 0.5)
+            a->engine_cap = a->running;
+        a->held_at = a->running;
         a->limit = a->running;
         a->waiting_streak = 0;
         a->v.last_reason = "the worker keeps a waiting queue (max_num_seqs or KV cache full): held at what it runs";
@@ -231,11 +248,17 @@ int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double d
             a->limit = want;
             a->v.last_reason = "service time over the target: in flight scaled down";
         }
-    } else if (a->saturated && s < target * (1 - DEAD_BAND) && a->kv_usage < KV_FULL &&
-               (!a->v.worker_metrics || a->waiting_now < 1)) {
-        /* Not while vLLM holds requests it has not scheduled yet: one more would only wait there. */
+    } else if (a->saturated && a->stale_ticks < STALE_TICKS && s < target * (1 - DEAD_BAND) && a->kv_usage < KV_FULL &&
+               (!a->v.worker_metrics || a->waiting_now < 1) && !(a->engine_cap > 0 && a->limit >= a->engine_cap)) {
+        /* Not while vLLM holds requests it has not scheduled yet: one more would only wait there.
+         * Not on an old estimate: while a worker restarted (no scrape answered, nothing came
+         * back) the last one grew the limit from 54 to 208 in half a second. */
         a->limit *= clampd(1.0 + 0.5 * (target / s - 1.0), 1.0, GROWTH_MAX);
-        a->v.last_reason = "room under the target and the gate is full: growing";
+        if (a->engine_cap > 0 && a->limit > a->engine_cap)
+            a->limit = a->engine_cap;
+        a->v.last_reason = a->engine_cap > 0 && a->limit >= a->engine_cap
+                               ? "room under the target: grown to the engine's ceiling (it queued twice at this many running)"
+                               : "room under the target and the gate is full: growing";
     }
     a->limit = clampd(a->limit, 1, a->p.max_limit);
     publish(a);
