@@ -3,7 +3,8 @@
  * (default scripts-lua/admission.lua) into the policy host exactly as the gateway does, then
  * times N calls of tlab__policy_admission() one by one and prints the median, p90, p99 and max in
  * microseconds; then the same for the autopilot's deadline judgement (tlab__gate_judge, what the
- * queue asks at every push), on a gate primed with measurements and a busy worker.
+ * queue asks at every push), on a gate primed with measurements and a busy worker, also with a
+ * full book of Retry-After promises; and the retry key every request's body is hashed into.
  * Usage: tlab-admission-cost [script] [calls]   (docs/performance.md)
  */
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "base/clock.h"
 #include "dispatch/gate.h"
 #include "dispatch/pool.h"
+#include "dispatch/retry_promises.h"
 #include "request/request.h"
 #include "gateway/gateway.h"
 #include "base/metrics_registry.h"
@@ -80,6 +82,39 @@ static void time_judge(tlab__config *cfg, uint64_t *ns, long n) {
         snprintf(what, sizeof what, "deadline judgement (tlab__gate_judge), %d ahead", ahead);
         report(what, ns, n, rejects);
     }
+    /* The refusals above left their Retry-After promises: the book is full, the worst case for a
+     * fresh request, which counts the promises due ahead of it (retry_promises.h). */
+    long rejects = 0;
+    for (long i = 0; i < n; i++) {
+        struct timespec a, b;
+        r.deadline_us = tlab__now_us() + 5000000;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        rejects += tlab__gate_judge(&r, 5, 1.0, msg, sizeof msg, &retry) != 0;
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        ns[i] = elapsed_ns(&a, &b);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "deadline judgement, 5 ahead, %zu Retry-After promises open",
+             tlab__promises_open((double)tlab__now_us() / 1e6));
+    report(what, ns, n, rejects);
+    tlab__promises_reset();
+    /* What every request pays at arrival: the key a retry of it would repeat (a 200-token chat body). */
+    char body[1400];
+    int len = snprintf(body, sizeof body, "{\"model\":\"Qwen/Qwen2.5-0.5B-Instruct\",\"messages\":[{\"role\":\"user\",\"content\":\"");
+    while (len < 1300)
+        len += snprintf(body + len, sizeof body - (size_t)len, "word ");
+    len += snprintf(body + len, sizeof body - (size_t)len, "\"}],\"max_tokens\":200,\"stream\":true}");
+    volatile uint64_t sink = 0;
+    for (long i = 0; i < n; i++) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        sink += tlab__promise_key(body, (size_t)len, "Bearer sk-0123456789abcdef");
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        ns[i] = elapsed_ns(&a, &b);
+    }
+    (void)sink;
+    snprintf(what, sizeof what, "retry key of a %d-byte body (tlab__promise_key)", len);
+    report(what, ns, n, 0);
     tlab__pool_worker_at(0)->in_flight = 0;
     tlab__gate_shutdown();
     tlab__pool_shutdown();
