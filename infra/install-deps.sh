@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 DEB_PKGS=(
   build-essential cmake pkg-config
-  libevent-dev libcurl4-openssl-dev libhttp-parser-dev libssl-dev liblua5.4-dev lua5.4 libjansson-dev libyajl-dev libyaml-dev libmimalloc-dev
+  libevent-dev libcurl4-openssl-dev libhttp-parser-dev libssl-dev liblua5.4-dev lua5.4 libjansson-dev libyajl-dev libyaml-dev libmimalloc-dev libxxhash-dev
   curl python3 valgrind prometheus nodejs npm python3-locust gnuplot-nox
   nginx-light dnsmasq-base python3-yaml libhiredis-dev redis-server
 )

@@ -1,12 +1,19 @@
 /*
- * retry_promises.c - a ring of (key, promised time), oldest first. Promises are made in
- * nearly increasing time (gate.c spaces them at the drain rate), so the expired ones are at the
- * front and leave from there; a lookup scans what is open, a few hundred entries at most during
- * a burst, and is skipped entirely while the ring is empty (the common case: no burst).
+ * retry_promises.c - a ring of (key, promised time), oldest first. Promises are made in nearly
+ * increasing time: gate.c spaces them at the drain rate, and rounding Retry-After up to whole
+ * seconds moves one by less than a second. So the expired ones are at the front and leave from
+ * there, and a lookup binary-searches the start of the times it cares about (widened by that
+ * second) and scans only those: a scan of the whole book cost 9 us per request with 4096 open
+ * promises (tlab-admission-cost). Nothing is scanned while the book is empty: no burst.
  */
 #include "dispatch/retry_promises.h"
 
-#include "base/fnv1a.h"
+#include <string.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#define DISORDER_S 1.0 /* how far a promise's time may be out of order: Retry-After's rounding */
 
 typedef struct promise {
     uint64_t key; /* 0: used up */
@@ -23,12 +30,30 @@ static uint64_t made, claimed;
 static double show_rate;
 #define SHOW_WEIGHT 0.05
 
+/* Every request pays this at arrival: XXH3 reads 8 bytes and more at a time, where FNV-1a's
+ * byte loop took 3.7 us for a 200-token chat body. */
 uint64_t tlab__promise_key(const char *body, size_t len, const char *authorization) {
-    uint64_t h = tlab__fnv1a64(body, len);
+    uint64_t h = XXH3_64bits(body, len);
     if (authorization)
-        for (const unsigned char *p = (const unsigned char *)authorization; *p; p++)
-            h = (h ^ *p) * 0x100000001b3ULL;
+        h = XXH3_64bits_withSeed(authorization, strlen(authorization), h);
     return h ? h : 1; /* 0 marks a used-up slot */
+}
+
+static promise *at(size_t i) {
+    return &ring[(head + i) % TLAB_PROMISES_MAX];
+}
+
+/* The first promise (in ring order) whose time is at least t, give or take the disorder. */
+static size_t first_from(double t) {
+    size_t lo = 0, hi = count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (at(mid)->at_s < t - DISORDER_S)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 /* Drops the promises whose window closed before now_s, and used-up ones at the front. */
@@ -53,8 +78,9 @@ void tlab__promises_add(uint64_t key, double at_s) {
 
 int tlab__promises_claim(uint64_t key, double now_s) {
     expire(now_s);
-    for (size_t i = 0; i < count; i++) {
-        promise *p = &ring[(head + i) % TLAB_PROMISES_MAX];
+    for (size_t i = first_from(now_s - TLAB_PROMISE_LATE_S); i < count && at(i)->at_s <= now_s + TLAB_PROMISE_EARLY_S + DISORDER_S;
+         i++) {
+        promise *p = at(i);
         if (p->key == key && now_s >= p->at_s - TLAB_PROMISE_EARLY_S && now_s <= p->at_s + TLAB_PROMISE_LATE_S) {
             p->key = 0;
             claimed++;
@@ -69,8 +95,8 @@ int tlab__promises_claim(uint64_t key, double now_s) {
 size_t tlab__promises_due(double now_s, double horizon_s) {
     expire(now_s);
     size_t n = 0;
-    for (size_t i = 0; i < count; i++) {
-        const promise *p = &ring[(head + i) % TLAB_PROMISES_MAX];
+    for (size_t i = first_from(now_s - 1.0); i < count && at(i)->at_s <= now_s + horizon_s + DISORDER_S; i++) {
+        const promise *p = at(i);
         n += p->key != 0 && p->at_s >= now_s - 1.0 && p->at_s <= now_s + horizon_s;
     }
     return n;
