@@ -271,6 +271,26 @@ static void learns_the_engines_ceiling(void) {
     tlab__autopilot_free(ap);
 }
 
+/* vLLM queues twice at the same running count because its KV cache is full: not a ceiling (it
+ * moves with the requests' lengths), so the gate may grow again once the cache has room. */
+static void a_full_kv_cache_is_not_a_ceiling(void) {
+    tlab__autopilot *ap = tlab__autopilot_new(&params);
+    tlab__worker_reading r = {.kv_usage = 0.92, .has_itl = 1, .has_ttft = 1}; /* nearly full: it holds 32 */
+    tlab__autopilot_on_worker(ap, &r);
+    int holds = 0;
+    for (int i = 0; i < 300; i++) {
+        double limit = tlab__autopilot_limit(ap);
+        scrape_and_tick(ap, &r, limit < 32 ? limit : 32, limit > 32 ? limit - 32 : 0, limit);
+        holds += limit > 32 && tlab__autopilot_limit(ap) == 32;
+    }
+    CHECK_MSG(holds >= 3, "held at 32 %d times", holds);
+    r.kv_usage = 0.3; /* shorter requests now: room in the cache, vLLM runs what it is given */
+    for (int i = 0; i < 100; i++)
+        scrape_and_tick(ap, &r, tlab__autopilot_limit(ap), 0, tlab__autopilot_limit(ap));
+    CHECK_MSG(tlab__autopilot_limit(ap) > 40, "grows once the cache has room: %d", tlab__autopilot_limit(ap));
+    tlab__autopilot_free(ap);
+}
+
 /* A worker that restarts: no scrape answers and nothing comes back, while the gate is full and
  * the last estimate says there is room. The limit must not grow on that estimate. */
 static void no_growth_without_measurements(void) {
@@ -330,6 +350,7 @@ int main(void) {
     worker_tpot_is_token_weighted();
     learns_the_engines_ceiling();
     no_growth_without_measurements();
+    a_full_kv_cache_is_not_a_ceiling();
     parses_vllm_metrics();
     return tlab_test_finish();
 }

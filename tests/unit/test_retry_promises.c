@@ -58,6 +58,21 @@ static void show_rate_learns(void) {
     CHECK_MSG(tlab__promises_show_rate() < 0.1, "none came: %.3f", tlab__promises_show_rate());
 }
 
+/* A cold-start promise seconds later than the spaced ones that follow it: the book stays in time
+ * order, so the later ones are still found and expire on time. */
+static void out_of_order_promises(void) {
+    tlab__promises_reset();
+    tlab__promises_add(1, 136.0); /* a cold start: 36 s */
+    tlab__promises_add(2, 111.0);
+    tlab__promises_add(3, 112.0);
+    CHECK(tlab__promises_due(111.0, 1.0) == 2);
+    CHECK(tlab__promises_claim(2, 111.0) == 1);
+    CHECK(tlab__promises_claim(3, 112.5) == 1);
+    CHECK(tlab__promises_open(130.0) == 1); /* 2 and 3 used, 1 still to come */
+    CHECK(tlab__promises_claim(1, 136.0) == 1);
+    CHECK(tlab__promises_claim(0, 136.0) == 0); /* 0 is a used slot's mark, never a request's key */
+}
+
 static void a_full_book_forgets_the_oldest(void) {
     tlab__promises_reset();
     for (uint64_t i = 1; i <= TLAB_PROMISES_MAX + 10; i++)
@@ -73,6 +88,7 @@ int main(void) {
     keys();
     windows();
     show_rate_learns();
+    out_of_order_promises();
     a_full_book_forgets_the_oldest();
     return tlab_test_finish();
 }

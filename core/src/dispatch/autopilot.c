@@ -29,9 +29,9 @@
 #define EWMA_TOKENS 0.05      /* per request */
 #define DRAIN_TAU_S 2.0       /* the measured drain rate's time constant */
 #define WORKER_QUEUE_STREAK 10/* scrapes in a row with vLLM's waiting queue non-empty: it is full, not admitting */
-/* Ticks without a new measurement after which the limit stops growing: one scrape interval at
- * the fastest tick (4 ticks to a scrape in front of tlab-sim --time-scale 4). */
-#define STALE_TICKS 4
+/* The engine's ceiling is learned only below this KV-cache usage: a full KV cache also stops vLLM
+ * at a running count, but one that moves with the requests' lengths. */
+#define KV_CEILING_MAX 0.9
 #define KV_FULL 0.95          /* no growth above this KV-cache usage */
 #define DEFAULT_TOKENS 256.0  /* typical request before any sample: vLLM's own small default range */
 #define SHARE_EMPTY_QUEUE 0.75 /* service target with nothing waiting: a share of the SLO */
@@ -61,9 +61,11 @@ struct tlab__autopilot {
      * max_num_seqs looks like from outside (a KV-cache limit moves with the requests' lengths).
      * Without it the gate held at 32 after a tier-3 restart, saw vLLM's waiting count read 0 once
      * the excess had been scheduled, grew to 42-46, and was held again: a 5 s swing that never
-     * settled (87 s by the +-15 % rule). Forgotten when the worker restarts, or runs more. */
+     * settled (87 s by the +-15 % rule). Learned only while the KV cache has room; forgotten when
+     * the worker restarts, or when it is seen running more (possible only when other gateways
+     * share the worker: this gate keeps it at the ceiling). */
     double held_at, engine_cap;
-    int stale_ticks; /* ticks since measure() last had new data: growth needs evidence, not an old estimate */
+    int fresh; /* the last measure() had new data */
     double drain_measured;
     int saturated;
 };
@@ -139,7 +141,7 @@ void tlab__autopilot_on_worker(tlab__autopilot *a, const tlab__worker_reading *r
     a->v.worker_metrics = 1;
     a->running = r->running;
     if (a->engine_cap > 0 && r->running > a->engine_cap + 0.5)
-        a->engine_cap = 0; /* it runs more: that was not its ceiling */
+        a->engine_cap = a->held_at = 0; /* it runs more (another gateway's requests too): not its ceiling */
     a->kv_usage = r->kv_usage;
     /* vLLM counts a request as waiting from its arrival to its first scheduled step, so single
      * readings of 10 or 20 are normal under load; a queue that never empties for a second is
@@ -213,7 +215,7 @@ static void measure(tlab__autopilot *a, double dt_s) {
     a->gw_tpot_sum = a->gw_ttft_sum = 0;
     a->gw_tpot_n = a->gw_ttft_n = a->completions = 0;
     a->wk_tpot_new = a->wk_ttft_new = 0;
-    a->stale_ticks = a->v.samples > samples ? 0 : a->stale_ticks + 1;
+    a->fresh = a->v.samples > samples;
 }
 
 int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double dt_s) {
@@ -234,7 +236,7 @@ int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double d
     a->v.target_s = target;
     if (a->v.worker_metrics && a->waiting_streak >= WORKER_QUEUE_STREAK && a->running >= 1 && a->saturated &&
         a->limit > a->running + 1) {
-        if (a->held_at > 0 && fabs(a->running - a->held_at) < 0.5)
+        if (a->held_at > 0 && fabs(a->running - a->held_at) < 0.5 && a->kv_usage < KV_CEILING_MAX)
             a->engine_cap = a->running;
         a->held_at = a->running;
         a->limit = a->running;
@@ -248,11 +250,12 @@ int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double d
             a->limit = want;
             a->v.last_reason = "service time over the target: in flight scaled down";
         }
-    } else if (a->saturated && a->stale_ticks < STALE_TICKS && s < target * (1 - DEAD_BAND) && a->kv_usage < KV_FULL &&
+    } else if (a->saturated && (a->v.worker_metrics || a->fresh) && s < target * (1 - DEAD_BAND) && a->kv_usage < KV_FULL &&
                (!a->v.worker_metrics || a->waiting_now < 1) && !(a->engine_cap > 0 && a->limit >= a->engine_cap)) {
         /* Not while vLLM holds requests it has not scheduled yet: one more would only wait there.
-         * Not on an old estimate: while a worker restarted (no scrape answered, nothing came
-         * back) the last one grew the limit from 54 to 208 in half a second. */
+         * Without the worker's metrics, only on a tick with a request that came back: while a
+         * worker restarted (no scrape answered, nothing came back) growing on the last estimate
+         * took the limit from 54 to 208 in half a second. */
         a->limit *= clampd(1.0 + 0.5 * (target / s - 1.0), 1.0, GROWTH_MAX);
         if (a->engine_cap > 0 && a->limit > a->engine_cap)
             a->limit = a->engine_cap;

@@ -652,7 +652,8 @@ int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *ms
                  r->info.max_tokens > 0 ? r->info.max_tokens : (long)v->typical_tokens, service);
         return -1;
     }
-    /* The retries promised for the next second go ahead of a fresh request when they come: the
+    /* The retries promised from a second ago to a second ahead go ahead of a fresh request when
+     * they come (Retry-After is whole seconds, and clients are a little early or late): the
      * room they were promised is kept for them, in the share of clients that do come back
      * (without it 60 % of retries got in at their first retry, not 80: fresh arrivals took the
      * slot that freed at the promised time). */

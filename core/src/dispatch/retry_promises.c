@@ -1,10 +1,9 @@
 /*
- * retry_promises.c - a ring of (key, promised time), oldest first. Promises are made in nearly
- * increasing time: gate.c spaces them at the drain rate, and rounding Retry-After up to whole
- * seconds moves one by less than a second. So the expired ones are at the front and leave from
- * there, and a lookup binary-searches the start of the times it cares about (widened by that
- * second) and scans only those: a scan of the whole book cost 9 us per request with 4096 open
- * promises (tlab-admission-cost). Nothing is scanned while the book is empty: no burst.
+ * retry_promises.c - a ring of (key, promised time), kept in time order (tlab__promises_add
+ * sorts the rare promise that comes out of order into place). The expired ones are at the front
+ * and leave from there, and a lookup binary-searches the start of the times it cares about and
+ * scans only those: a scan of the whole book cost 9 us per request with 4096 open promises
+ * (tlab-admission-cost). Nothing is scanned while the book is empty: no burst.
  */
 #include "dispatch/retry_promises.h"
 
@@ -13,7 +12,6 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#define DISORDER_S 1.0 /* how far a promise's time may be out of order: Retry-After's rounding */
 
 typedef struct promise {
     uint64_t key; /* 0: used up */
@@ -43,12 +41,12 @@ static promise *at(size_t i) {
     return &ring[(head + i) % TLAB_PROMISES_MAX];
 }
 
-/* The first promise (in ring order) whose time is at least t, give or take the disorder. */
+/* The first promise whose time is at least t. */
 static size_t first_from(double t) {
     size_t lo = 0, hi = count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (at(mid)->at_s < t - DISORDER_S)
+        if (at(mid)->at_s < t)
             lo = mid + 1;
         else
             hi = mid;
@@ -66,19 +64,31 @@ static void expire(double now_s) {
     }
 }
 
+/* Kept in time order: a promise for a cold start (the worker's start time, a per-request
+ * deadline) can be seconds out of order with the spaced ones, and an unsorted book would stop
+ * the searches and the expiry early. Usually it goes at the end; otherwise a few move up. */
 void tlab__promises_add(uint64_t key, double at_s) {
-    if (count == TLAB_PROMISES_MAX) { /* full: the oldest is forgotten */
+    if (count == TLAB_PROMISES_MAX) { /* full: the oldest is forgotten, as if its client never came */
+        if (ring[head].key != 0)
+            show_rate -= SHOW_WEIGHT * show_rate;
         head = (head + 1) % TLAB_PROMISES_MAX;
         count--;
     }
-    ring[(head + count) % TLAB_PROMISES_MAX] = (promise){.key = key ? key : 1, .at_s = at_s};
+    size_t i = count;
+    while (i > 0 && at(i - 1)->at_s > at_s) {
+        *at(i) = *at(i - 1);
+        i--;
+    }
+    *at(i) = (promise){.key = key ? key : 1, .at_s = at_s};
     count++;
     made++;
 }
 
 int tlab__promises_claim(uint64_t key, double now_s) {
+    if (!key)
+        return 0; /* 0 marks a used-up slot, never a request */
     expire(now_s);
-    for (size_t i = first_from(now_s - TLAB_PROMISE_LATE_S); i < count && at(i)->at_s <= now_s + TLAB_PROMISE_EARLY_S + DISORDER_S;
+    for (size_t i = first_from(now_s - TLAB_PROMISE_LATE_S); i < count && at(i)->at_s <= now_s + TLAB_PROMISE_EARLY_S;
          i++) {
         promise *p = at(i);
         if (p->key == key && now_s >= p->at_s - TLAB_PROMISE_EARLY_S && now_s <= p->at_s + TLAB_PROMISE_LATE_S) {
@@ -95,7 +105,7 @@ int tlab__promises_claim(uint64_t key, double now_s) {
 size_t tlab__promises_due(double now_s, double horizon_s) {
     expire(now_s);
     size_t n = 0;
-    for (size_t i = first_from(now_s - 1.0); i < count && at(i)->at_s <= now_s + horizon_s + DISORDER_S; i++) {
+    for (size_t i = first_from(now_s - 1.0); i < count && at(i)->at_s <= now_s + horizon_s; i++) {
         const promise *p = at(i);
         n += p->key != 0 && p->at_s >= now_s - 1.0 && p->at_s <= now_s + horizon_s;
     }
