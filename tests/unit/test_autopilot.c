@@ -242,6 +242,12 @@ static void scrape_and_tick(tlab__autopilot *ap, tlab__worker_reading *r, double
     tlab__autopilot_tick(ap, &g, 0.1);
 }
 
+/* n scrapes of a worker that runs everything the gate lets through, nothing queued in vLLM. */
+static void run_unqueued(tlab__autopilot *ap, tlab__worker_reading *r, int n) {
+    for (int i = 0; i < n; i++)
+        scrape_and_tick(ap, r, tlab__autopilot_limit(ap), 0, tlab__autopilot_limit(ap));
+}
+
 /* max_num_seqs 32, as vLLM shows it: the gate holds at 32 when vLLM queues, vLLM's waiting count
  * then reads 0 (the excess got scheduled) and the gate grows again, until it has seen the engine
  * queue twice at the same running count: then it stays there. */
@@ -265,8 +271,7 @@ static void learns_the_engines_ceiling(void) {
     CHECK(tlab__autopilot_limit(ap) == 32);
     /* It runs more after all (the KV cache, not max_num_seqs): the ceiling is forgotten. */
     scrape_and_tick(ap, &r, 40, 0, 32);
-    for (int i = 0; i < 20; i++)
-        scrape_and_tick(ap, &r, tlab__autopilot_limit(ap), 0, tlab__autopilot_limit(ap));
+    run_unqueued(ap, &r, 20);
     CHECK_MSG(tlab__autopilot_limit(ap) > 32, "grows again once it ran more: %d", tlab__autopilot_limit(ap));
     tlab__autopilot_free(ap);
 }
@@ -285,8 +290,7 @@ static void a_full_kv_cache_is_not_a_ceiling(void) {
     }
     CHECK_MSG(holds >= 3, "held at 32 %d times", holds);
     r.kv_usage = 0.3; /* shorter requests now: room in the cache, vLLM runs what it is given */
-    for (int i = 0; i < 100; i++)
-        scrape_and_tick(ap, &r, tlab__autopilot_limit(ap), 0, tlab__autopilot_limit(ap));
+    run_unqueued(ap, &r, 100);
     CHECK_MSG(tlab__autopilot_limit(ap) > 40, "grows once the cache has room: %d", tlab__autopilot_limit(ap));
     tlab__autopilot_free(ap);
 }
@@ -297,8 +301,7 @@ static void no_growth_without_measurements(void) {
     tlab__autopilot *ap = tlab__autopilot_new(&params);
     tlab__worker_reading r = {.kv_usage = 0.2, .has_itl = 1, .has_ttft = 1};
     tlab__autopilot_on_worker(ap, &r);
-    for (int i = 0; i < 30; i++)
-        scrape_and_tick(ap, &r, tlab__autopilot_limit(ap), 0, tlab__autopilot_limit(ap));
+    run_unqueued(ap, &r, 30);
     int before = tlab__autopilot_limit(ap);
     tlab__autopilot_on_worker(ap, NULL); /* the scrape fails */
     tlab__gate_state g = {.in_flight = before, .waiting = 50, .worker_up = 1};
