@@ -657,8 +657,9 @@ int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *ms
      * room they were promised is kept for them, in the share of clients that do come back
      * (without it 60 % of retries got in at their first retry, not 80: fresh arrivals took the
      * slot that freed at the promised time). */
+    double now_s = (double)now / 1e6;
     if (!r->promised)
-        ahead += (double)tlab__promises_due((double)now / 1e6, TLAB_PROMISE_EARLY_S) * tlab__promises_show_rate();
+        ahead += (double)tlab__promises_due(now_s, TLAB_PROMISE_EARLY_S) * tlab__promises_show_rate();
     double wait = tlab__gate_wait_s(ahead), finish = (wait + service) * PREDICTION_MARGIN;
     if (finish <= budget)
         return 0;
@@ -666,7 +667,7 @@ int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *ms
      * is that much closer to the front, so a retry then would just make it. But every refused
      * client of a burst hears the same figure and would come back together: the promises are
      * spaced at the drain rate, each one after the last still to come. */
-    double now_s = (double)now / 1e6, at = now_s + (finish - budget);
+    double at = now_s + (finish - budget);
     if (v->drain_rate > 0 && g.last_promise_s + 1.0 / v->drain_rate > at)
         at = g.last_promise_s + 1.0 / v->drain_rate;
     g.last_promise_s = at;

@@ -12,7 +12,6 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-
 typedef struct promise {
     uint64_t key; /* 0: used up */
     double at_s;
@@ -56,8 +55,8 @@ static size_t first_from(double t) {
 
 /* Drops the promises whose window closed before now_s, and used-up ones at the front. */
 static void expire(double now_s) {
-    while (count && (ring[head].key == 0 || ring[head].at_s + TLAB_PROMISE_LATE_S < now_s)) {
-        if (ring[head].key != 0) /* its window closed unclaimed */
+    while (count && (at(0)->key == 0 || at(0)->at_s + TLAB_PROMISE_LATE_S < now_s)) {
+        if (at(0)->key != 0) /* its window closed unclaimed */
             show_rate -= SHOW_WEIGHT * show_rate;
         head = (head + 1) % TLAB_PROMISES_MAX;
         count--;
@@ -69,7 +68,7 @@ static void expire(double now_s) {
  * the searches and the expiry early. Usually it goes at the end; otherwise a few move up. */
 void tlab__promises_add(uint64_t key, double at_s) {
     if (count == TLAB_PROMISES_MAX) { /* full: the oldest is forgotten, as if its client never came */
-        if (ring[head].key != 0)
+        if (at(0)->key != 0)
             show_rate -= SHOW_WEIGHT * show_rate;
         head = (head + 1) % TLAB_PROMISES_MAX;
         count--;
@@ -88,10 +87,11 @@ int tlab__promises_claim(uint64_t key, double now_s) {
     if (!key)
         return 0; /* 0 marks a used-up slot, never a request */
     expire(now_s);
+    /* The book is in time order: these are exactly the promises whose window is open now. */
     for (size_t i = first_from(now_s - TLAB_PROMISE_LATE_S); i < count && at(i)->at_s <= now_s + TLAB_PROMISE_EARLY_S;
          i++) {
         promise *p = at(i);
-        if (p->key == key && now_s >= p->at_s - TLAB_PROMISE_EARLY_S && now_s <= p->at_s + TLAB_PROMISE_LATE_S) {
+        if (p->key == key) {
             p->key = 0;
             claimed++;
             show_rate += SHOW_WEIGHT * (1.0 - show_rate);
@@ -105,10 +105,8 @@ int tlab__promises_claim(uint64_t key, double now_s) {
 size_t tlab__promises_due(double now_s, double horizon_s) {
     expire(now_s);
     size_t n = 0;
-    for (size_t i = first_from(now_s - 1.0); i < count && at(i)->at_s <= now_s + horizon_s; i++) {
-        const promise *p = at(i);
-        n += p->key != 0 && p->at_s >= now_s - 1.0 && p->at_s <= now_s + horizon_s;
-    }
+    for (size_t i = first_from(now_s - 1.0); i < count && at(i)->at_s <= now_s + horizon_s; i++)
+        n += at(i)->key != 0;
     return n;
 }
 
@@ -116,7 +114,7 @@ size_t tlab__promises_open(double now_s) {
     expire(now_s);
     size_t n = 0;
     for (size_t i = 0; i < count; i++)
-        n += ring[(head + i) % TLAB_PROMISES_MAX].key != 0;
+        n += at(i)->key != 0;
     return n;
 }
 

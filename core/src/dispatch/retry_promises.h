@@ -2,8 +2,9 @@
  * retry_promises.h - the Retry-After promises the gateway made, so that it can keep them.
  *
  * A deadline refusal (429 at arrival, or 503 for a queued request judged unreachable; not a
- * queue timeout) tells the client when a retry would be served. During a burst the retry comes back into a queue that new arrivals filled meanwhile,
- * and is refused again: measured, only 42 % of retries were admitted at their first retry.
+ * queue timeout) tells the client when a retry would be served. During a burst the retry comes
+ * back into a queue that new arrivals filled meanwhile, and is refused again: measured, only
+ * 42 % of retries were admitted at their first retry.
  * Keeping the promise means knowing the retry when it arrives. Clients do not echo a token (the
  * openai SDK retries a 429 with the same request after its Retry-After), so a promise is keyed
  * by what a retry repeats: the request's body and its Authorization header. A request that
