@@ -312,6 +312,22 @@ static void no_growth_without_measurements(void) {
     tlab__autopilot_free(ap);
 }
 
+/* The supervisor drains the worker for a restart: it holds every waiting request while the ones
+ * in flight finish fast. The gate is not what holds them back, so the limit must not grow. */
+static void no_growth_while_something_else_holds(void) {
+    tlab__autopilot *ap = tlab__autopilot_new(&params);
+    tlab__worker_reading r = {.kv_usage = 0.2, .has_itl = 1, .has_ttft = 1};
+    tlab__autopilot_on_worker(ap, &r);
+    run_unqueued(ap, &r, 30);
+    int before = tlab__autopilot_limit(ap);
+    for (int i = 0; i < 40; i++) {
+        double in_flight = before * (1.0 - (i + 1) / 40.0); /* draining, nothing dispatched */
+        scrape_and_tick(ap, &r, in_flight, 0, in_flight);
+    }
+    CHECK_MSG(tlab__autopilot_limit(ap) <= before, "limit %d -> %d while the worker drained", before, tlab__autopilot_limit(ap));
+    tlab__autopilot_free(ap);
+}
+
 static void parses_vllm_metrics(void) {
     static const char text[] =
         "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
@@ -353,6 +369,7 @@ int main(void) {
     worker_tpot_is_token_weighted();
     learns_the_engines_ceiling();
     no_growth_without_measurements();
+    no_growth_while_something_else_holds();
     a_full_kv_cache_is_not_a_ceiling();
     parses_vllm_metrics();
     return tlab_test_finish();

@@ -221,7 +221,12 @@ static void measure(tlab__autopilot *a, double dt_s) {
 int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double dt_s) {
     double before = a->limit;
     measure(a, dt_s);
-    a->saturated = g->waiting > 0 || g->in_flight + 0.5 >= floor(a->limit);
+    /* The gate is what holds requests back only when it is full. Requests waiting while it has
+     * room are held by something else: the supervisor draining the worker for a restart, a
+     * batching window, a worker out of routing. Counting those as saturation grew the limit by
+     * 10 % a tick while a tier-3 restart drained the worker (49 -> 206 in a second of workload
+     * time), and the new worker, halved from there, was handed 103 requests for 32 slots. */
+    a->saturated = g->in_flight + 0.5 >= floor(a->limit) || (g->waiting > 0 && g->in_flight + 1.5 >= floor(a->limit));
     if (a->p.fixed_limit > 0 || a->v.samples == 0 || !g->worker_up) {
         publish(a);
         return 0;
