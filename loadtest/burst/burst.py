@@ -165,7 +165,7 @@ class Bench:
             fh.write(text)
         port = free_port()
         sets = ["--set", "listen.host=127.0.0.1", "--set", f"listen.port={port}", "--set",
-                f"upstream.url=http://127.0.0.1:{sim_port}", "--set", f"plugin_dir={self.plugin_dir}", "--set", "log.level=warn"]
+                f"upstream.url=http://127.0.0.1:{sim_port}", "--set", f"plugin_dir={self.plugin_dir}", "--set", f"log.level={self.a.log_level}"]
         gw = os.path.join(self.bin, "tlab-gateway")
         chk = subprocess.run([gw, "--check-config", "-c", path] + sets, capture_output=True, text=True)
         if chk.returncode != 0:
@@ -341,6 +341,8 @@ def parse_args(argv):
     ap.add_argument("--cooldown", type=float, help="seconds (default 10; --quick 5)")
     ap.add_argument("--timeout", type=float, default=120.0, help="tlab-bench's per-request timeout, s (default 120)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--log-level", default="warn", choices=["debug", "info", "warn", "error"],
+                    help="the gateways' log.level; info logs each limit change with its reason (default warn)")
     ap.add_argument("--no-plots", action="store_true", help="tables only (tlab-report --no-plots)")
     ap.add_argument("--version", action="version", version=f"burst.py (llm-throughput-lab) {project_version()}")
     a = ap.parse_args(argv)

@@ -328,6 +328,52 @@ static void no_growth_while_something_else_holds(void) {
     tlab__autopilot_free(ap);
 }
 
+/* Once the limit was cut (the knee is near), it grows by at most 2 % per fresh measurement and
+ * not at all on ticks between two scrapes (four ticks to a scrape in front of --time-scale 4):
+ * growing 10 % a tick while the measurements lagged a second took the gate 1.6x past the knee
+ * in each burst. Before the first cut it climbs fast (slow start). */
+static void grows_slowly_once_the_knee_was_seen(void) {
+    tlab__autopilot *ap = tlab__autopilot_new(&params);
+    tlab__worker_reading r = {.kv_usage = 0.2, .has_itl = 1, .has_ttft = 1};
+    tlab__autopilot_on_worker(ap, &r);
+    int before = tlab__autopilot_limit(ap);
+    run_unqueued(ap, &r, 5); /* slow start: 10 % a tick */
+    CHECK_MSG(tlab__autopilot_limit(ap) >= before * 1.4, "slow start grew %d -> %d in 5 ticks", before, tlab__autopilot_limit(ap));
+    /* 20 ms a token at the gate: 5.1 s of service against the 3 s target, a cut */
+    double l = tlab__autopilot_view_get(ap)->limit;
+    tlab__gate_state g = {.in_flight = floor(l), .waiting = 50, .worker_up = 1};
+    for (int i = 0; i < 100 && tlab__autopilot_view_get(ap)->limit >= l; i++) {
+        r.running = floor(l);
+        r.itl_sum += 0.02 * 20 * l;
+        r.itl_count += 20 * l;
+        tlab__autopilot_on_worker(ap, &r);
+        tlab__autopilot_tick(ap, &g, 0.025);
+    }
+    CHECK_MSG(tlab__autopilot_view_get(ap)->limit < l, "cut from %.1f: %.1f", l, tlab__autopilot_view_get(ap)->limit);
+    double cut = tlab__autopilot_view_get(ap)->limit, worst = 0;
+    int between = 0;
+    for (int i = 0; i < 200; i++) {
+        double was = tlab__autopilot_view_get(ap)->limit;
+        r.running = was;
+        r.itl_sum += 0.005 * 20 * was; /* fast again: room under the target */
+        r.itl_count += 20 * was;
+        tlab__autopilot_on_worker(ap, &r);
+        for (int k = 0; k < 4; k++) {
+            double t0 = tlab__autopilot_view_get(ap)->limit;
+            g.in_flight = floor(t0);
+            tlab__autopilot_tick(ap, &g, 0.025);
+            double growth = tlab__autopilot_view_get(ap)->limit / t0;
+            if (k > 0 && growth > 1.0)
+                between++;
+            worst = growth > worst ? growth : worst;
+        }
+    }
+    CHECK_MSG(worst <= 1.02 + 1e-9, "grew %.3fx in one tick after the cut", worst);
+    CHECK_MSG(between == 0, "grew on %d ticks without a new measurement", between);
+    CHECK_MSG(tlab__autopilot_view_get(ap)->limit > 2 * cut, "still grows: %.1f -> %.1f", cut, tlab__autopilot_view_get(ap)->limit);
+    tlab__autopilot_free(ap);
+}
+
 static void parses_vllm_metrics(void) {
     static const char text[] =
         "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
@@ -370,6 +416,7 @@ int main(void) {
     learns_the_engines_ceiling();
     no_growth_without_measurements();
     no_growth_while_something_else_holds();
+    grows_slowly_once_the_knee_was_seen();
     a_full_kv_cache_is_not_a_ceiling();
     parses_vllm_metrics();
     return tlab_test_finish();
