@@ -25,6 +25,7 @@ typedef struct slot {
     int got_bytes;
     int headers_done;
     double retry_after_s; /* Retry-After of the response being read, -1 if none */
+    double retry_after_ms; /* its retry-after-ms (read first, as the openai SDKs do), -1 if none */
     int active;
     struct slot *next_free;
 } slot;
@@ -49,14 +50,15 @@ struct tlab_http {
 
 static void on_finished(void *arg, CURL *easy, CURLcode rc);
 
-/* "Retry-After: 3\r\n" -> 3; fractional seconds are accepted, an HTTP-date or garbage is -1
- * (the caller then treats the header as absent). The line is not NUL-terminated. */
-static double parse_retry_after(const char *line, size_t len) {
-    static const char name[] = "retry-after:";
-    if (len < sizeof name || strncasecmp(line, name, sizeof name - 1) != 0)
+/* "Retry-After: 3\r\n" with name "retry-after:" -> 3; fractional values are accepted, an
+ * HTTP-date or garbage is -1 (the caller then treats the header as absent). The line is not
+ * NUL-terminated. */
+static double parse_number_header(const char *line, size_t len, const char *name) {
+    size_t name_len = strlen(name);
+    if (len <= name_len || strncasecmp(line, name, name_len) != 0)
         return -1;
     char buf[32];
-    size_t i = sizeof name - 1, k = 0;
+    size_t i = name_len, k = 0;
     while (i < len && (line[i] == ' ' || line[i] == '\t'))
         i++;
     while (i < len && k + 1 < sizeof buf && line[i] != '\r' && line[i] != '\n')
@@ -79,14 +81,18 @@ static size_t header_cb(char *data, size_t size, size_t n, void *arg) {
         if (!s->headers_done) {
             s->headers_done = 1;
             int sse = ctype && strncmp(ctype, "text/event-stream", 17) == 0;
-            s->h->cb.on_headers(s->arg, (int)status, sse, s->retry_after_s);
+            /* retry-after-ms first: the gateway's exact wait behind the whole-second Retry-After. */
+            s->h->cb.on_headers(s->arg, (int)status, sse, s->retry_after_ms >= 0 ? s->retry_after_ms / 1e3 : s->retry_after_s);
         }
     } else if (!s->headers_done && len > 0 && (data[0] == 'R' || data[0] == 'r')) {
         /* One byte compared per header line: the hot path stays as it was. An interim response's
          * header would be overwritten by the final one's. */
-        double v = parse_retry_after(data, len);
+        double v = parse_number_header(data, len, "retry-after:");
         if (v >= 0)
             s->retry_after_s = v;
+        v = parse_number_header(data, len, "retry-after-ms:");
+        if (v >= 0)
+            s->retry_after_ms = v;
     }
     return len;
 }
@@ -174,6 +180,7 @@ int tlab_http_send_body(tlab_http *h, const char *body, size_t body_len, void *a
     s->arg = arg;
     s->got_bytes = s->headers_done = 0;
     s->retry_after_s = -1;
+    s->retry_after_ms = -1;
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(s->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     if (curl_multi_add_handle(h->multi, s->easy) != CURLM_OK) {

@@ -118,6 +118,21 @@ t.check(set(codes) <= {200, 429, 503}, f"only 200, 429 and 503 through the gatew
 refused = [r for r in via if r and r[0] in (429, 503)]
 t.check(refused and all(r[1].get("retry-after", "").isdigit() for r in refused if "cannot finish" not in r[2].decode()),
         f"refusals carry Retry-After ({len(refused)} refused)")
+
+
+def exact_retry(h):
+    """A deadline refusal's retry-after-ms: the exact wait behind its whole-second Retry-After."""
+    try:
+        ra, ms = int(h.get("retry-after", "")), float(h.get("retry-after-ms", ""))
+    except ValueError:
+        return False
+    return 0 < ms <= ra * 1000 and (ra == 1 or ms > (ra - 1) * 1000)
+
+
+promising = [r for r in refused if b"; retry in " in r[2]]
+t.check(promising and all(exact_retry(r[1]) for r in promising),
+        f"deadline refusals carry retry-after-ms inside their Retry-After's second "
+        f"({[(r[1].get('retry-after'), r[1].get('retry-after-ms')) for r in promising[:5]]})")
 served = sorted(r[3] for r in via if r and r[0] == 200)
 p95 = served[int(0.95 * (len(served) - 1))] if served else 0
 t.check(p95 * 1000 <= 2 * SLO_MS, f"p95 of the served near the SLO: {p95:.2f} s (SLO {SLO_MS / 1000} s)")
@@ -186,7 +201,7 @@ t.check(st == 200 and took >= 1.5, f"the first request waits for the cold start 
 t.check(t.wait_metric(port, "gateway_worker_state", 0, timeout=15), "the worker stops when idle")
 st, h, body, took = completion(port, 20, headers={"x-request-deadline-ms": "800"})
 msg = json.loads(body).get("error", {}).get("message", "") if st == 429 else body
-t.check(st == 429 and "starting" in msg and h.get("retry-after", "").isdigit() and took < 1.0,
+t.check(st == 429 and "starting" in msg and exact_retry(h) and took < 1.0,
         f"a deadline shorter than the measured start: 429 at once with Retry-After ({st}, {took:.2f} s, {msg[:160]!r})")
 st, _, _, _ = completion(port, 20, headers={"x-request-deadline-ms": "30000"})
 t.check(st == 200, f"with room for the start it is served ({st})")

@@ -169,6 +169,7 @@ void tlab__dispatch_submit(tlab_request *r) {
             stop_waiting(r);
             tlab__error err;
             tlab__error_set(&err, 429, "rate_limit_exceeded", NULL, "%s", why);
+            tlab__gate_add_retry_after_ms(r, retry);
             tlab__request_fail(r, &err, retry);
             return;
         }

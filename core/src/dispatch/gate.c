@@ -17,6 +17,7 @@
 #include "hooks/plugin_host.h"
 #include "relay/relay.h"
 #include "relay/splice.h"
+#include "request/request.h"
 #include "request/stats.h"
 
 #define LOG_EVERY_US 1000000 /* limit changes are logged at most this often (and on a new reason) */
@@ -37,6 +38,11 @@ static struct {
     int worker_metrics;            /* autopilot.worker_metrics */
     long scrape_timeout_ms;
     double last_promise_s; /* the latest Retry-After promised, in seconds of tlab__now_us */
+    /* The last refusal tlab__gate_judge gave a Retry-After: its request, the whole seconds and
+     * the exact wait behind them (tlab__gate_retry_after_ms). */
+    const tlab_request *refused;
+    int refused_retry_s;
+    double refused_retry_ms;
     tlab__autopilot_view view; /* the pool's: each worker's view summed or averaged (aggregate()) */
     tlab_metric *m_demand, *m_per_worker; /* the demand signal summed across replicas (docs/kubernetes.md) */
     tlab_metric *m_limit, *m_tpot, *m_ttft, *m_drain, *m_wait, *m_scrape, *m_attain, *m_goodput;
@@ -609,8 +615,33 @@ double tlab__gate_service_s(long tokens) {
     return weight > 0 ? sum / weight : 0;
 }
 
+/* Refused with a retry in `retry_s`: Retry-After is whole seconds, rounded up (never early);
+ * the promise is kept for the exact time, which clients that read `retry-after-ms` (the openai
+ * SDKs do) come back at. Rounded, a burst's retries came back in clumps a second apart: at
+ * tlab-sim's --time-scale 4 a second is 80 % of the SLO, and a clump's back half was refused
+ * again. Kept: the retry is known by what it repeats and goes ahead of fresh arrivals. */
+static void promise(const tlab_request *r, double now_s, double retry_s, int *retry_after_s) {
+    if (retry_s < 0.001)
+        retry_s = 0.001;
+    *retry_after_s = retry_s < 1 ? 1 : (int)ceil(retry_s - 1e-9);
+    g.refused = r;
+    g.refused_retry_s = *retry_after_s;
+    g.refused_retry_ms = retry_s * 1e3;
+    tlab__promises_add(r->client_key, now_s + retry_s);
+}
+
+void tlab__gate_add_retry_after_ms(tlab_request *r, int retry_after_s) {
+    if (!r || r != g.refused || retry_after_s != g.refused_retry_s)
+        return;
+    g.refused = NULL; /* once: a later request at the same address is another one */
+    char ms[32];
+    snprintf(ms, sizeof ms, "%.0f", ceil(g.refused_retry_ms));
+    tlab__request_add_response_header(r, "retry-after-ms", ms);
+}
+
 int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *msg, size_t len, int *retry_after_s) {
     *retry_after_s = 0;
+    g.refused = NULL;
     if (!g.timer || !r->deadline_us)
         return 0;
     double service = tlab__gate_service_s(r->info.max_tokens);
@@ -637,9 +668,7 @@ int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *ms
              * would refuse every request for ever, and the promised retry would find it cold. */
             tlab__plugins_worker_demand();
             tlab__pool_note_demand(now);
-            double retry = cold + ttft - budget;
-            *retry_after_s = retry < 1 ? 1 : (int)(retry + 0.999);
-            tlab__promises_add(r->client_key, (double)now / 1e6 + *retry_after_s);
+            promise(r, (double)now / 1e6, cold + ttft - budget, retry_after_s);
             snprintf(msg, len, "the worker is starting (measured start time: %.1f s to go) and the request's deadline has "
                                "%.0f ms left; retry in %d s", cold, left * 1e3, *retry_after_s);
             return -1;
@@ -671,10 +700,7 @@ int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *ms
     if (v->drain_rate > 0 && g.last_promise_s + 1.0 / v->drain_rate > at)
         at = g.last_promise_s + 1.0 / v->drain_rate;
     g.last_promise_s = at;
-    double retry = at - now_s;
-    *retry_after_s = retry < 1 ? 1 : (int)(retry + 0.999);
-    /* Kept: the retry is known by what it repeats and goes ahead of fresh arrivals. */
-    tlab__promises_add(r->client_key, now_s + *retry_after_s);
+    promise(r, now_s, at - now_s, retry_after_s);
     snprintf(msg, len, "predicted to finish in %.1f s (%.1f s waiting behind %.0f requests, draining %.1f/s; %.1f s at the "
                        "worker), past its deadline (%.1f s left); retry in %d s", finish, wait, ahead, v->drain_rate, service,
              left, *retry_after_s);

@@ -148,6 +148,7 @@ static int api_request_reject(tlab_request *r, int status, const char *type, con
      * queue plugin calls this from push() itself, before it holds r. */
     tlab__error err;
     tlab__error_set(&err, status, type ? type : "invalid_request_error", NULL, "%s", message ? message : "rejected");
+    tlab__gate_add_retry_after_ms(r, retry_after_s);
     tlab__request_fail(r, &err, retry_after_s);
     return TLAB_OK;
 }
