@@ -26,7 +26,7 @@
 #define GROWTH_MAX 1.10       /* per tick, until the limit first hit the knee */
 #define GROWTH_NEAR_KNEE 1.02 /* per fresh measurement, after that */
 #define SHRINK_FLOOR 0.5      /* at most halve the in-flight count in one tick */
-#define EWMA_WORKER 0.1       /* weight of a new worker reading (every ~100 ms) */
+#define EWMA_WORKER 0.15      /* weight of a new worker reading (every ~100 ms) */
 #define DEAD_BAND 0.05        /* within +-5 % of the target nothing moves: noise is not a signal */
 #define EWMA_GATEWAY 0.2      /* weight of a tick's worth of finished requests */
 #define EWMA_TOKENS 0.05      /* per request */
