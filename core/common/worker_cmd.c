@@ -295,6 +295,11 @@ static int push_array(char ***argv, size_t *n, const json_t *arr) {
     return 0;
 }
 
+long tlab__worker_knob_max_num_seqs(const json_t *knobs) {
+    const json_t *v = json_object_get(knobs, "max_num_seqs");
+    return json_is_integer(v) && json_integer_value(v) > 0 ? (long)json_integer_value(v) : 0;
+}
+
 char **tlab__worker_build_argv(const tlab__worker_options *o, const json_t *knobs, char *err, size_t errlen) {
     char **argv = NULL;
     size_t n = 0;

@@ -47,6 +47,7 @@ typedef struct supervisor {
     tlab__worker_options opt;
     json_t *profile;   /* the model profile's knobs */
     json_t *overrides; /* knobs from restart_worker, on top of the profile */
+    long max_num_seqs; /* of the worker started last (0: its command line did not set it) */
     tlab_worker_state state;
     long pid;
     int restart_pending; /* restart_worker: drain, stop, then start with overrides */
@@ -263,6 +264,7 @@ static void start_worker(supervisor *s, const char *why) {
     json_t *knobs = tlab__worker_merge_knobs(s->profile, s->overrides);
     char err[512];
     char **argv = tlab__worker_build_argv(&s->opt, knobs, err, sizeof err);
+    s->max_num_seqs = tlab__worker_knob_max_num_seqs(knobs);
     json_decref(knobs);
     if (!argv) {
         s->state = TLAB_WORKER_STARTING;
@@ -435,6 +437,10 @@ static void on_event(void *self, tlab_request *r, tlab_event ev) {
     } else if (ev == TLAB_EV_DONE) {
         maybe_restart_drained(s);
     }
+}
+
+static long role_max_num_seqs(void *self) {
+    return ((supervisor *)self)->max_num_seqs;
 }
 
 static tlab_worker_state role_state(void *self) {
@@ -630,6 +636,7 @@ static const tlab_worker_role worker_role = {
     .state = role_state,
     .demand = role_demand,
     .restart = role_restart,
+    .max_num_seqs = role_max_num_seqs,
 };
 
 static const tlab_plugin supervisor_plugin = {

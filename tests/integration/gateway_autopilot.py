@@ -194,10 +194,15 @@ t.check(r.returncode == 2 and re.search(re.escape(start) + r":\d+:\d+:", r.stder
 # --- cold start: judged with the worker's measured start time ---
 wport = t.free_port()
 scfg = t.write_supervised_config(os.path.join(tmp, "sup.yaml"), wport, '["--startup-seconds", "2"]',
-                                 supervisor="      idle_timeout_s: 1\n      sleep_after_s: 0\n")
+                                 supervisor="      idle_timeout_s: 1\n      sleep_after_s: 0\n"
+                                            "      overrides: {max_num_seqs: 4}\n")
 gw, port = t.start_gateway(wport, config=scfg)
 st, _, _, took = completion(port, 20)  # starts the worker: its start time is measured
 t.check(st == 200 and took >= 1.5, f"the first request waits for the cold start ({st}, {took:.1f} s)")
+# The supervisor started it with max_num_seqs 4: the gate (8 at the conservative start) goes no
+# higher (ABI 1.4, tlab_worker_role.max_num_seqs).
+lim = t.metric(port, "gateway_autopilot_limit")
+t.check(lim == 4, f"the gate holds the worker's max_num_seqs 4 from its start: {lim}")
 t.check(t.wait_metric(port, "gateway_worker_state", 0, timeout=15), "the worker stops when idle")
 st, h, body, took = completion(port, 20, headers={"x-request-deadline-ms": "800"})
 msg = json.loads(body).get("error", {}).get("message", "") if st == 429 else body

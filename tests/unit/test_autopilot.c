@@ -381,6 +381,30 @@ static void grows_slowly_only_near_the_target(void) {
     tlab__autopilot_free(ap);
 }
 
+/* The supervisor started the worker with max_num_seqs 32: the gate goes no higher, from the
+ * start, without waiting to see vLLM queue twice (a tier-3 restart settled in 14 to 38 s on
+ * that inference). */
+static void a_known_max_num_seqs_caps_the_gate(void) {
+    tlab__autopilot *ap = tlab__autopilot_new(&params);
+    tlab__worker_reading r = {.kv_usage = 0.2, .has_itl = 1, .has_ttft = 1};
+    tlab__autopilot_on_worker(ap, &r);
+    run_unqueued(ap, &r, 40);
+    CHECK_MSG(tlab__autopilot_limit(ap) > 64, "a fast worker: %d", tlab__autopilot_limit(ap));
+    tlab__autopilot_on_worker_start(ap, 0);
+    tlab__autopilot_set_max_num_seqs(ap, 32);
+    CHECK_MSG(tlab__autopilot_limit(ap) == 32, "restarted with max_num_seqs 32: limit %d", tlab__autopilot_limit(ap));
+    tlab__autopilot_on_worker(ap, &r);
+    run_unqueued(ap, &r, 100);
+    CHECK_MSG(tlab__autopilot_limit(ap) == 32, "room under the target, but max_num_seqs 32: limit %d", tlab__autopilot_limit(ap));
+    tlab__autopilot_set_max_num_seqs(ap, 0); /* unknown: changes nothing */
+    CHECK(tlab__autopilot_limit(ap) == 32);
+    tlab__autopilot_on_worker_start(ap, 0); /* restarted without it: inferred again */
+    tlab__autopilot_on_worker(ap, &r);
+    run_unqueued(ap, &r, 40);
+    CHECK_MSG(tlab__autopilot_limit(ap) > 32, "without max_num_seqs the gate grows again: %d", tlab__autopilot_limit(ap));
+    tlab__autopilot_free(ap);
+}
+
 static void parses_vllm_metrics(void) {
     static const char text[] =
         "# HELP vllm:num_requests_running Number of requests in model execution batches.\n"
@@ -424,6 +448,7 @@ int main(void) {
     no_growth_without_measurements();
     no_growth_while_something_else_holds();
     grows_slowly_only_near_the_target();
+    a_known_max_num_seqs_caps_the_gate();
     a_full_kv_cache_is_not_a_ceiling();
     parses_vllm_metrics();
     return tlab_test_finish();

@@ -29,7 +29,7 @@ static const load_case cases[] = {
      {"plugin 'missing' (", "cannot load", "does_not_exist.so"}},
     {"no_entry", TLAB_FIXTURE_PLUGIN_DIR "/no_entry.so", "{}", 0, {"plugin 'no_entry'", "missing entry symbol 'tlab_plugin_entry'", NULL}},
     {"bad_abi", TLAB_FIXTURE_PLUGIN_DIR "/bad_abi.so", "{}", 0,
-     {"plugin 'bad_abi'", "is not binary compatible: built for plugin ABI 2.3", "this gateway provides ABI 1.3"}},
+     {"plugin 'bad_abi'", "is not binary compatible: built for plugin ABI 2.3", "this gateway provides ABI 1.4"}},
     {"failing_init", TLAB_FIXTURE_PLUGIN_DIR "/failing_init.so", "{\"reason\": \"test\"}", 0,
      {"plugin 'failing_init'", "init failed: refusing on purpose: reason=test", NULL}},
     {"masked_counter", TLAB_FIXTURE_PLUGIN_DIR "/masked_counter.so", "{}", 1, {NULL}},

@@ -34,7 +34,7 @@ extern "C" {
 #endif
 
 #define TLAB_ABI_MAJOR 1
-#define TLAB_ABI_MINOR 3
+#define TLAB_ABI_MINOR 4
 
 #define TLAB_OK 0
 #define TLAB_ERROR (-1)
@@ -292,6 +292,11 @@ typedef struct tlab_worker_role {
     void (*demand)(void *self);
     /* Restart with knob overrides (a JSON object of model-profile keys); TLAB_ERROR when refused. */
     int (*restart)(void *self, const json_t *overrides);
+    /* ABI 1.4 (optional, NULL or absent: unknown): the max_num_seqs the worker running now was
+     * started with, 0 when its command line did not set one (the engine's default applies, and
+     * that depends on the GPU). vLLM runs no more requests at once, so the autopilot's gate goes
+     * no higher; without it the gateway infers the ceiling from vLLM queueing. */
+    long (*max_num_seqs)(void *self);
 } tlab_worker_role;
 
 /*

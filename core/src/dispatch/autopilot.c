@@ -70,6 +70,7 @@ struct tlab__autopilot {
      * the worker restarts, or when it is seen running more (possible only when other gateways
      * share the worker: this gate keeps it at the ceiling). */
     double held_at, engine_cap;
+    double known_cap; /* max_num_seqs as the worker was started, when its supervisor says (0: not) */
     int fresh; /* the last measure() had new data */
     double drain_measured;
     int saturated;
@@ -145,8 +146,10 @@ void tlab__autopilot_on_worker(tlab__autopilot *a, const tlab__worker_reading *r
     }
     a->v.worker_metrics = 1;
     a->running = r->running;
-    if (a->engine_cap > 0 && r->running > a->engine_cap + 0.5)
-        a->engine_cap = a->held_at = 0; /* it runs more (another gateway's requests too): not its ceiling */
+    if (a->engine_cap > 0 && r->running > a->engine_cap + 0.5) {
+        a->engine_cap = a->known_cap; /* it runs more (another gateway's requests too): not its ceiling */
+        a->held_at = 0;
+    }
     a->kv_usage = r->kv_usage;
     /* vLLM counts a request as waiting from its arrival to its first scheduled step, so single
      * readings of 10 or 20 are normal under load; a queue that never empties for a second is
@@ -182,12 +185,24 @@ void tlab__autopilot_on_worker_start(tlab__autopilot *a, double start_s) {
     a->waiting_streak = 0;
     a->itl_sum_avg = a->itl_count_avg = a->ttft_sum_avg = a->ttft_count_avg = 0;
     a->wk_tpot_new = a->wk_ttft_new = 0;
-    a->held_at = a->engine_cap = 0; /* new knobs, maybe another max_num_seqs */
+    a->held_at = a->engine_cap = a->known_cap = 0; /* new knobs, maybe another max_num_seqs */
     if (a->p.fixed_limit <= 0) {
         double half = a->limit / 2, start = half > a->p.initial_limit ? half : a->p.initial_limit;
         if (start < a->limit)
             a->limit = start;
         a->v.last_reason = "the worker (re)started: measuring again";
+    }
+    publish(a);
+}
+
+void tlab__autopilot_set_max_num_seqs(tlab__autopilot *a, double max_num_seqs) {
+    if (max_num_seqs < 1)
+        return;
+    a->known_cap = a->engine_cap = max_num_seqs;
+    a->held_at = 0;
+    if (a->p.fixed_limit <= 0 && a->limit > max_num_seqs) {
+        a->limit = max_num_seqs;
+        a->v.last_reason = "the worker runs at most max_num_seqs at once: no more are let through";
     }
     publish(a);
 }
@@ -270,9 +285,9 @@ int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double d
         a->limit *= clampd(1.0 + 0.5 * (target / s - 1.0), 1.0, most);
         if (a->engine_cap > 0 && a->limit > a->engine_cap)
             a->limit = a->engine_cap;
-        a->v.last_reason = a->engine_cap > 0 && a->limit >= a->engine_cap
-                               ? "room under the target: grown to the engine's ceiling (it queued twice at this many running)"
-                               : "room under the target and the gate is full: growing";
+        a->v.last_reason = !(a->engine_cap > 0 && a->limit >= a->engine_cap) ? "room under the target and the gate is full: growing"
+                           : a->engine_cap == a->known_cap ? "room under the target: grown to the engine's max_num_seqs"
+                                                            : "room under the target: grown to the engine's ceiling (it queued twice at this many running)";
     }
     a->limit = clampd(a->limit, 1, a->p.max_limit);
     publish(a);

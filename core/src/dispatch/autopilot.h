@@ -76,6 +76,10 @@ void tlab__autopilot_on_sample(tlab__autopilot *a, const tlab__autopilot_sample 
 void tlab__autopilot_on_worker(tlab__autopilot *a, const tlab__worker_reading *reading);
 /* The worker became ready after `start_s` seconds of starting (0: unknown): estimates restart. */
 void tlab__autopilot_on_worker_start(tlab__autopilot *a, double start_s);
+/* The worker was started with this max_num_seqs (its supervisor knows; call after
+ * tlab__autopilot_on_worker_start, which forgets it): vLLM runs no more at once, so the gate goes
+ * no higher. Without it the ceiling is inferred from vLLM queueing twice at the same count. */
+void tlab__autopilot_set_max_num_seqs(tlab__autopilot *a, double max_num_seqs);
 /* The control step; `dt_s` since the previous one. Returns 1 when the limit changed. */
 int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double dt_s);
 

@@ -132,6 +132,8 @@ static void watch_worker(tlab__pool_worker *w, uint64_t now) {
         double start_s = w->left_running_us ? (double)(now - w->left_running_us) / 1e6 : 0;
         /* Only a real start (from idle or starting) measures the cold start; a wake is shorter. */
         tlab__autopilot_on_worker_start(w->ap, w->prev_state == TLAB_WORKER_STARTING ? start_s : 0);
+        /* Known from the command line the gateway started it with: no need to infer it. */
+        tlab__autopilot_set_max_num_seqs(w->ap, (double)tlab__pool_worker_max_num_seqs(w));
         w->left_running_us = 0;
         w->up_since_us = now;
     } else if (!worker_up(ws) && (worker_up(w->prev_state) || w->prev_state == -2)) {

@@ -221,6 +221,12 @@ int tlab__pool_worker_state(const tlab__pool_worker *w) {
     return w->listed ? -1 : tlab__plugins_worker_state();
 }
 
+long tlab__pool_worker_max_num_seqs(const tlab__pool_worker *w) {
+    if (w->supervised)
+        return w->sup_max_num_seqs;
+    return w->listed ? 0 : tlab__plugins_worker_max_num_seqs();
+}
+
 int tlab__pool_worker_routable(const tlab__pool_worker *w, uint64_t now) {
     /* The only worker is never ejected: there would be nowhere to send its requests, and the
      * single-worker path answers its failures itself (503, and the supervisor's restart). */

@@ -40,6 +40,7 @@ typedef struct tlab__pool_worker {
     int supervised;  /* the gateway starts and stops it (a workers entry with a port: pool_supervisor.h) */
     int sup_state;   /* supervised: its tlab_worker_state, written by pool_supervisor.c only */
     long sup_pid;    /* supervised: its process (group) id while it runs, else 0; pool_supervisor.c */
+    long sup_max_num_seqs; /* supervised: the max_num_seqs it was started with (0: not set); pool_supervisor.c */
 
     /* gate.c: the worker's autopilot and scrape */
     tlab__autopilot *ap;
@@ -91,6 +92,9 @@ tlab__pool_worker *tlab__pool_worker_of(int id);
 /* The worker's state: a supervised entry's own, the supervisor plugin's for the pool of one at
  * upstream.url; -1 (external, always up) for external listed and discovered workers. */
 int tlab__pool_worker_state(const tlab__pool_worker *w);
+/* The max_num_seqs w was started with, when the gateway started it (its own supervisor or the
+ * supervisor plugin); 0 when unknown (external workers, a command line without one). */
+long tlab__pool_worker_max_num_seqs(const tlab__pool_worker *w);
 /* Whether w takes requests at `now`: not ejected. The only worker is always routable (a
  * supervised one's state is its plugin gate's business). */
 int tlab__pool_worker_routable(const tlab__pool_worker *w, uint64_t now);

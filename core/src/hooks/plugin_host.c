@@ -143,7 +143,7 @@ static int load_one(const tlab__plugin_conf *pc, size_t index, char *err, size_t
     if (desc->worker) {
         if (worker_owner != (size_t)-1)
             FAIL("declares a worker role, but plugin '%s' already has it", plugins[worker_owner]->name);
-        if (desc->worker->size < sizeof(tlab_worker_role) || !desc->worker->state)
+        if (desc->worker->size < offsetof(tlab_worker_role, max_num_seqs) || !desc->worker->state)
             FAIL("worker role is incomplete (state is required)");
     }
     if (desc->abi_minor > TLAB_ABI_MINOR)
@@ -294,6 +294,16 @@ int tlab__plugins_worker_state(void) {
     if (worker_owner == (size_t)-1)
         return -1;
     return (int)plugins[worker_owner]->desc->worker->state(plugins[worker_owner]->self);
+}
+
+long tlab__plugins_worker_max_num_seqs(void) {
+    if (worker_owner == (size_t)-1)
+        return 0;
+    const tlab_worker_role *w = plugins[worker_owner]->desc->worker;
+    if (w->size < offsetof(tlab_worker_role, max_num_seqs) + sizeof w->max_num_seqs || !w->max_num_seqs)
+        return 0; /* built for ABI 1.3 or older, or it does not say */
+    long n = w->max_num_seqs(plugins[worker_owner]->self);
+    return n > 0 ? n : 0;
 }
 
 void tlab__plugins_worker_demand(void) {

@@ -38,6 +38,9 @@ int tlab__plugins_route(tlab__http_req *http, const char *path);
 int tlab__plugins_command(const char *verb, const json_t *args, json_t **result);
 /* The worker role's state, or -1 when no plugin has the worker role. */
 int tlab__plugins_worker_state(void);
+/* The max_num_seqs the worker role started its worker with; 0 when unknown (no worker role, a
+ * plugin older than ABI 1.4, or a command line without one). */
+long tlab__plugins_worker_max_num_seqs(void);
 /* Tells the worker role there is demand (no-op without one). */
 void tlab__plugins_worker_demand(void);
 
