@@ -11,11 +11,11 @@
  *     worker, not from the limit: lowering a limit does not end running requests, so a rule on
  *     the limit itself would keep cutting for the seconds it takes them to finish (the collapse
  *     that Vegas-style controllers guard against with a smoothing window).
- *  4. S < T and the gate is full: the limit grows halfway to T/S, by at most 10 % a tick while
- *     S is under 2/3 of T (a gate at 4 reaches 64 in about 3 s of 100 ms ticks), and by at most
- *     2 % per fresh measurement above that: near the knee the moving averages lag, and 10 % a
- *     tick in the meantime overshot it 1.6x per burst. Not a mode that a cut switches on: a
- *     gate cut to 3 by the first measurements of a cold start then took 40 s to climb back.
+ *  4. S < T and the gate is full: the limit grows halfway to T/S, by at most 10 % a tick (a gate
+ *     at 4 reaches 64 in about 3 s of 100 ms ticks), and after a cut or a hold by at most 2 % per
+ *     fresh measurement: near the knee the moving averages lag, and 10 % a tick in the meantime
+ *     overshot it 1.6x per burst. Fast again once S is under 2/3 of T: a gate cut to 3 by a cold
+ *     start's first measurements took 40 s to climb back at 2 %.
  *  5. vLLM keeps a waiting queue of its own (its max_num_seqs or KV cache is full): the limit is
  *     held at what it runs, so the waiting happens in the gateway.
  */
@@ -24,9 +24,9 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define GROWTH_MAX 1.10       /* per tick, while the service time is far under the target */
-#define GROWTH_NEAR_KNEE 1.02 /* per fresh measurement, once it is within NEAR_TARGET of it */
-#define NEAR_TARGET 0.67      /* S above this share of the target: the knee is near */
+#define GROWTH_MAX 1.10       /* per tick, until the limit was cut or held */
+#define GROWTH_NEAR_KNEE 1.02 /* per fresh measurement, after that */
+#define FAR_UNDER 0.67        /* S under this share of the target: the knee seen is stale */
 #define SHRINK_FLOOR 0.5      /* at most halve the in-flight count in one tick */
 #define EWMA_WORKER 0.15      /* weight of a new worker reading (every ~100 ms) */
 #define DEAD_BAND 0.05        /* within +-5 % of the target nothing moves: noise is not a signal */
@@ -72,6 +72,7 @@ struct tlab__autopilot {
     double held_at, engine_cap;
     double known_cap; /* max_num_seqs as the worker was started, when its supervisor says (0: not) */
     int fresh; /* the last measure() had new data */
+    int knee_seen; /* cut or held since the service time was last far under the target */
     double drain_measured;
     int saturated;
 };
@@ -186,6 +187,7 @@ void tlab__autopilot_on_worker_start(tlab__autopilot *a, double start_s) {
     a->itl_sum_avg = a->itl_count_avg = a->ttft_sum_avg = a->ttft_count_avg = 0;
     a->wk_tpot_new = a->wk_ttft_new = 0;
     a->held_at = a->engine_cap = a->known_cap = 0; /* new knobs, maybe another max_num_seqs */
+    a->knee_seen = 0;
     if (a->p.fixed_limit <= 0) {
         double half = a->limit / 2, start = half > a->p.initial_limit ? half : a->p.initial_limit;
         if (start < a->limit)
@@ -266,6 +268,7 @@ int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double d
         a->held_at = a->running;
         a->limit = a->running;
         a->waiting_streak = 0;
+        a->knee_seen = 1;
         a->v.last_reason = "the worker keeps a waiting queue (max_num_seqs or KV cache full): held at what it runs";
     } else if (s > target * (1 + DEAD_BAND) && g->in_flight >= 0.5 * a->limit) {
         /* Only near the limit: a few requests in flight say little about the limit, and the
@@ -273,6 +276,7 @@ int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double d
         double want = g->in_flight * clampd(target / s, SHRINK_FLOOR, 1.0);
         if (want < a->limit) {
             a->limit = want;
+            a->knee_seen = 1;
             a->v.last_reason = "service time over the target: in flight scaled down";
         }
     } else if (a->saturated && (a->v.worker_metrics || a->fresh) && s < target * (1 - DEAD_BAND) && a->kv_usage < KV_FULL &&
@@ -281,7 +285,9 @@ int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double d
          * Without the worker's metrics, only on a tick with a request that came back: while a
          * worker restarted (no scrape answered, nothing came back) growing on the last estimate
          * took the limit from 54 to 208 in half a second. */
-        double most = s < NEAR_TARGET * target ? GROWTH_MAX : a->fresh ? GROWTH_NEAR_KNEE : 1.0;
+        if (s < FAR_UNDER * target)
+            a->knee_seen = 0;
+        double most = !a->knee_seen ? GROWTH_MAX : a->fresh ? GROWTH_NEAR_KNEE : 1.0;
         a->limit *= clampd(1.0 + 0.5 * (target / s - 1.0), 1.0, most);
         if (a->engine_cap > 0 && a->limit > a->engine_cap)
             a->limit = a->engine_cap;
