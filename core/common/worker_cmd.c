@@ -295,7 +295,23 @@ static int push_array(char ***argv, size_t *n, const json_t *arr) {
     return 0;
 }
 
-long tlab__worker_knob_max_num_seqs(const json_t *knobs) {
+/* Whether a list of extra arguments sets the flag itself (`--flag N` or `--flag=N`). */
+static int sets_flag(const json_t *args, const char *flag) {
+    size_t i, len = strlen(flag);
+    const json_t *a;
+    json_array_foreach(args, i, a) {
+        const char *v = json_string_value(a);
+        if (v && strncmp(v, flag, len) == 0 && (v[len] == '\0' || v[len] == '='))
+            return 1;
+    }
+    return 0;
+}
+
+long tlab__worker_max_num_seqs(const tlab__worker_options *o, const json_t *knobs) {
+    /* An extra argument comes after the knob on the command line, and the engine takes the last. */
+    if (sets_flag(json_object_get(knobs, "extra_args"), "--max-num-seqs") || sets_flag(o->extra_args, "--max-num-seqs") ||
+        sets_flag(o->sim_args, "--max-num-seqs"))
+        return 0;
     const json_t *v = json_object_get(knobs, "max_num_seqs");
     return json_is_integer(v) && json_integer_value(v) > 0 ? (long)json_integer_value(v) : 0;
 }

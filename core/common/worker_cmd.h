@@ -51,8 +51,9 @@ void tlab__worker_resolve_engine(tlab__worker_options *o, char *why, size_t whyl
 int tlab__worker_check_knobs(const json_t *knobs, char *err, size_t errlen);
 /* A new object: base's keys, then over's on top (either may be NULL). */
 json_t *tlab__worker_merge_knobs(const json_t *base, const json_t *over);
-/* The knobs' max_num_seqs, 0 when they do not set it. */
-long tlab__worker_knob_max_num_seqs(const json_t *knobs);
+/* The max_num_seqs the worker's command line gives it: the knob's, 0 when there is none or when
+ * an extra argument sets --max-num-seqs itself (it comes later and wins; its value is not read). */
+long tlab__worker_max_num_seqs(const tlab__worker_options *o, const json_t *knobs);
 /* The worker's argv (NULL-terminated, malloc'd; free with tlab__worker_free_argv), or NULL with err. */
 char **tlab__worker_build_argv(const tlab__worker_options *o, const json_t *knobs, char *err, size_t errlen);
 void tlab__worker_free_argv(char **argv);

@@ -264,7 +264,7 @@ static void start_worker(supervisor *s, const char *why) {
     json_t *knobs = tlab__worker_merge_knobs(s->profile, s->overrides);
     char err[512];
     char **argv = tlab__worker_build_argv(&s->opt, knobs, err, sizeof err);
-    s->max_num_seqs = tlab__worker_knob_max_num_seqs(knobs);
+    s->max_num_seqs = tlab__worker_max_num_seqs(&s->opt, knobs);
     json_decref(knobs);
     if (!argv) {
         s->state = TLAB_WORKER_STARTING;

@@ -201,8 +201,8 @@ st, _, _, took = completion(port, 20)  # starts the worker: its start time is me
 t.check(st == 200 and took >= 1.5, f"the first request waits for the cold start ({st}, {took:.1f} s)")
 # The supervisor started it with max_num_seqs 4: the gate (8 at the conservative start) goes no
 # higher (ABI 1.4, tlab_worker_role.max_num_seqs).
-lim = t.metric(port, "gateway_autopilot_limit")
-t.check(lim == 4, f"the gate holds the worker's max_num_seqs 4 from its start: {lim}")
+t.check(t.wait_metric(port, "gateway_autopilot_limit", 4, timeout=5),
+        f"the gate holds the worker's max_num_seqs 4 from its start: {t.metric(port, 'gateway_autopilot_limit')}")
 t.check(t.wait_metric(port, "gateway_worker_state", 0, timeout=15), "the worker stops when idle")
 st, h, body, took = completion(port, 20, headers={"x-request-deadline-ms": "800"})
 msg = json.loads(body).get("error", {}).get("message", "") if st == 429 else body

@@ -228,6 +228,15 @@ static void worker_tpot_is_token_weighted(void) {
     tlab__autopilot_free(ap);
 }
 
+/* A controller that has seen one scrape of an idle worker whose KV cache is `kv_usage` full, and
+ * that scrape as `r`, for the next ones. */
+static tlab__autopilot *fed_autopilot(tlab__worker_reading *r, double kv_usage) {
+    tlab__autopilot *ap = tlab__autopilot_new(&params);
+    *r = (tlab__worker_reading){.kv_usage = kv_usage, .has_itl = 1, .has_ttft = 1};
+    tlab__autopilot_on_worker(ap, r);
+    return ap;
+}
+
 /* One scrape of a worker running `running` with `waiting` in its own queue, 5 ms a token (well
  * under the target), then a tick with the gate full. */
 static void scrape_and_tick(tlab__autopilot *ap, tlab__worker_reading *r, double running, double waiting, double in_flight) {
@@ -252,9 +261,8 @@ static void run_unqueued(tlab__autopilot *ap, tlab__worker_reading *r, int n) {
  * then reads 0 (the excess got scheduled) and the gate grows again, until it has seen the engine
  * queue twice at the same running count: then it stays there. */
 static void learns_the_engines_ceiling(void) {
-    tlab__autopilot *ap = tlab__autopilot_new(&params);
-    tlab__worker_reading r = {.kv_usage = 0.2, .has_itl = 1, .has_ttft = 1};
-    tlab__autopilot_on_worker(ap, &r);
+    tlab__worker_reading r;
+    tlab__autopilot *ap = fed_autopilot(&r, 0.2);
     int holds = 0, above_after_second_hold = 0;
     for (int i = 0; i < 600; i++) {
         double limit = tlab__autopilot_limit(ap);
@@ -279,9 +287,8 @@ static void learns_the_engines_ceiling(void) {
 /* vLLM queues twice at the same running count because its KV cache is full: not a ceiling (it
  * moves with the requests' lengths), so the gate may grow again once the cache has room. */
 static void a_full_kv_cache_is_not_a_ceiling(void) {
-    tlab__autopilot *ap = tlab__autopilot_new(&params);
-    tlab__worker_reading r = {.kv_usage = 0.92, .has_itl = 1, .has_ttft = 1}; /* nearly full: it holds 32 */
-    tlab__autopilot_on_worker(ap, &r);
+    tlab__worker_reading r;
+    tlab__autopilot *ap = fed_autopilot(&r, 0.92); /* nearly full: it holds 32 */
     int holds = 0;
     for (int i = 0; i < 300; i++) {
         double limit = tlab__autopilot_limit(ap);
@@ -298,9 +305,8 @@ static void a_full_kv_cache_is_not_a_ceiling(void) {
 /* A worker that restarts: no scrape answers and nothing comes back, while the gate is full and
  * the last estimate says there is room. The limit must not grow on that estimate. */
 static void no_growth_without_measurements(void) {
-    tlab__autopilot *ap = tlab__autopilot_new(&params);
-    tlab__worker_reading r = {.kv_usage = 0.2, .has_itl = 1, .has_ttft = 1};
-    tlab__autopilot_on_worker(ap, &r);
+    tlab__worker_reading r;
+    tlab__autopilot *ap = fed_autopilot(&r, 0.2);
     run_unqueued(ap, &r, 30);
     int before = tlab__autopilot_limit(ap);
     tlab__autopilot_on_worker(ap, NULL); /* the scrape fails */
@@ -315,9 +321,8 @@ static void no_growth_without_measurements(void) {
 /* The supervisor drains the worker for a restart: it holds every waiting request while the ones
  * in flight finish fast. The gate is not what holds them back, so the limit must not grow. */
 static void no_growth_while_something_else_holds(void) {
-    tlab__autopilot *ap = tlab__autopilot_new(&params);
-    tlab__worker_reading r = {.kv_usage = 0.2, .has_itl = 1, .has_ttft = 1};
-    tlab__autopilot_on_worker(ap, &r);
+    tlab__worker_reading r;
+    tlab__autopilot *ap = fed_autopilot(&r, 0.2);
     run_unqueued(ap, &r, 30);
     int before = tlab__autopilot_limit(ap);
     for (int i = 0; i < 40; i++) {
@@ -345,9 +350,8 @@ static void scrape_at(tlab__autopilot *ap, tlab__worker_reading *r, double runni
  * the service time is far under the target (under 2/3) the knee it saw is stale and it climbs
  * fast again: a gate cut to 3 by a cold start's first measurements took 40 s to climb back at 2 %. */
 static void grows_slowly_after_a_cut_until_far_under_the_target(void) {
-    tlab__autopilot *ap = tlab__autopilot_new(&params);
-    tlab__worker_reading r = {.kv_usage = 0.2, .has_itl = 1, .has_ttft = 1};
-    tlab__autopilot_on_worker(ap, &r);
+    tlab__worker_reading r;
+    tlab__autopilot *ap = fed_autopilot(&r, 0.2);
     int before = tlab__autopilot_limit(ap);
     run_unqueued(ap, &r, 5); /* slow start: 10 % a tick */
     CHECK_MSG(tlab__autopilot_limit(ap) >= before * 1.4, "slow start grew %d -> %d in 5 ticks", before, tlab__autopilot_limit(ap));
@@ -394,9 +398,8 @@ static void grows_slowly_after_a_cut_until_far_under_the_target(void) {
  * start, without waiting to see vLLM queue twice (a tier-3 restart settled in 14 to 38 s on
  * that inference). */
 static void a_known_max_num_seqs_caps_the_gate(void) {
-    tlab__autopilot *ap = tlab__autopilot_new(&params);
-    tlab__worker_reading r = {.kv_usage = 0.2, .has_itl = 1, .has_ttft = 1};
-    tlab__autopilot_on_worker(ap, &r);
+    tlab__worker_reading r;
+    tlab__autopilot *ap = fed_autopilot(&r, 0.2);
     run_unqueued(ap, &r, 40);
     CHECK_MSG(tlab__autopilot_limit(ap) > 64, "a fast worker: %d", tlab__autopilot_limit(ap));
     tlab__autopilot_on_worker_start(ap, 0);
@@ -405,6 +408,18 @@ static void a_known_max_num_seqs_caps_the_gate(void) {
     tlab__autopilot_on_worker(ap, &r);
     run_unqueued(ap, &r, 100);
     CHECK_MSG(tlab__autopilot_limit(ap) == 32, "room under the target, but max_num_seqs 32: limit %d", tlab__autopilot_limit(ap));
+    /* vLLM queues twice at 20 (say, a KV cache full at 0.8): the inferred ceiling, 20 */
+    for (int i = 0; i < 200; i++) {
+        double limit = tlab__autopilot_limit(ap);
+        r.kv_usage = 0.8;
+        scrape_and_tick(ap, &r, limit < 20 ? limit : 20, limit > 20 ? limit - 20 : 0, limit);
+    }
+    CHECK_MSG(tlab__autopilot_limit(ap) == 20, "held at the inferred ceiling: %d", tlab__autopilot_limit(ap));
+    /* it runs 25 after all: the inferred ceiling goes, the known max_num_seqs stays */
+    r.kv_usage = 0.2;
+    scrape_and_tick(ap, &r, 25, 0, 20);
+    run_unqueued(ap, &r, 100);
+    CHECK_MSG(tlab__autopilot_limit(ap) == 32, "back to max_num_seqs 32: %d", tlab__autopilot_limit(ap));
     tlab__autopilot_set_max_num_seqs(ap, 0); /* unknown: changes nothing */
     CHECK(tlab__autopilot_limit(ap) == 32);
     tlab__autopilot_on_worker_start(ap, 0); /* restarted without it: inferred again */

@@ -18,6 +18,8 @@
  *     start's first measurements took 40 s to climb back at 2 %.
  *  5. vLLM keeps a waiting queue of its own (its max_num_seqs or KV cache is full): the limit is
  *     held at what it runs, so the waiting happens in the gateway.
+ *  6. The worker's max_num_seqs, when the gateway started it with one, caps the limit from the
+ *     start (tlab__autopilot_set_max_num_seqs); otherwise 5 infers the ceiling.
  */
 #include "dispatch/autopilot.h"
 
@@ -68,13 +70,15 @@ struct tlab__autopilot {
      * the excess had been scheduled, grew to 42-46, and was held again: a 5 s swing that never
      * settled (87 s by the +-15 % rule). Learned only while the KV cache has room; forgotten when
      * the worker restarts, or when it is seen running more (possible only when other gateways
-     * share the worker: this gate keeps it at the ceiling). */
+     * share the worker: this gate keeps it at the ceiling): then the known max_num_seqs, if any,
+     * is the ceiling again. */
     double held_at, engine_cap;
     double known_cap; /* max_num_seqs as the worker was started, when its supervisor says (0: not) */
     int fresh; /* the last measure() had new data */
     int knee_seen; /* cut or held since the service time was last far under the target */
     double drain_measured;
-    int saturated;
+    int saturated; /* the gate is full of requests in flight: growth may help */
+    int backlog;   /* requests wait or the gate is full: the measured drain rate is the gate's */
 };
 
 static double clampd(double x, double lo, double hi) {
@@ -89,7 +93,7 @@ static void publish(tlab__autopilot *a) {
     a->v.limit = a->limit;
     double s = tlab__autopilot_service_s(a, 0);
     double model = s > 0 ? a->limit / s : 0;
-    a->v.drain_rate = model > 0 && a->saturated && a->drain_measured > 0 ? 0.5 * (model + a->drain_measured) : model;
+    a->v.drain_rate = model > 0 && a->backlog && a->drain_measured > 0 ? 0.5 * (model + a->drain_measured) : model;
 }
 
 tlab__autopilot *tlab__autopilot_new(const tlab__autopilot_params *p) {
@@ -249,6 +253,10 @@ int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double d
      * 10 % a tick while a tier-3 restart drained the worker (49 -> 206 in a second of workload
      * time), and the new worker, halved from there, was handed 103 requests for 32 slots. */
     a->saturated = g->in_flight + 0.5 >= floor(a->limit) || (g->waiting > 0 && g->in_flight + 1.5 >= floor(a->limit));
+    /* The drain rate blends in what was measured while anything waits, also when something
+     * other than the gate holds it back (a drain, a queue plugin's max_inflight): the model
+     * alone (limit / service) would then promise too much. */
+    a->backlog = a->saturated || g->waiting > 0;
     if (a->p.fixed_limit > 0 || a->v.samples == 0 || !g->worker_up) {
         publish(a);
         return 0;

@@ -623,21 +623,23 @@ double tlab__gate_service_s(long tokens) {
  * tlab-sim's --time-scale 4 a second is 80 % of the SLO, and a clump's back half was refused
  * again. Kept: the retry is known by what it repeats and goes ahead of fresh arrivals. */
 static void promise(const tlab_request *r, double now_s, double retry_s, int *retry_after_s) {
-    if (retry_s < 0.001)
-        retry_s = 0.001;
-    *retry_after_s = retry_s < 1 ? 1 : (int)ceil(retry_s - 1e-9);
+    double ms = ceil(retry_s * 1e3); /* whole ms, never early; the seconds from them, so ms <= s x 1000 */
+    if (ms < 1)
+        ms = 1;
+    *retry_after_s = ms <= 1000 ? 1 : (int)ceil(ms / 1e3);
     g.refused = r;
     g.refused_retry_s = *retry_after_s;
-    g.refused_retry_ms = retry_s * 1e3;
-    tlab__promises_add(r->client_key, now_s + retry_s);
+    g.refused_retry_ms = ms;
+    tlab__promises_add(r->client_key, now_s + ms / 1e3);
 }
 
 void tlab__gate_add_retry_after_ms(tlab_request *r, int retry_after_s) {
-    if (!r || r != g.refused || retry_after_s != g.refused_retry_s)
+    const tlab_request *judged = g.refused;
+    g.refused = NULL; /* any refusal uses it up: a later one at the same address is another request */
+    if (!r || r != judged || retry_after_s != g.refused_retry_s)
         return;
-    g.refused = NULL; /* once: a later request at the same address is another one */
     char ms[32];
-    snprintf(ms, sizeof ms, "%.0f", ceil(g.refused_retry_ms));
+    snprintf(ms, sizeof ms, "%.0f", g.refused_retry_ms);
     tlab__request_add_response_header(r, "retry-after-ms", ms);
 }
 

@@ -59,9 +59,10 @@ double tlab__gate_cold_wait_s(void);
  * (0..1] of the time it has left. 0: yes, or unknown (no measurement yet, no deadline). -1: no;
  * msg says why, and *retry_after_s when a retry would make it (0: a retry cannot help). */
 int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *msg, size_t len, int *retry_after_s);
-/* Before r is refused with `retry_after_s`: when that is the Retry-After the last
- * tlab__gate_judge call gave r, the reply also carries `retry-after-ms`, the exact wait behind
- * those whole seconds (the openai SDKs read it first; the promise is kept for that time). */
+/* Before r is refused with `retry_after_s`: when that is the Retry-After that the last
+ * tlab__gate_judge call (with no refusal since) gave r, the reply also carries `retry-after-ms`,
+ * the wait behind those whole seconds in whole milliseconds (the openai SDKs read it first; the
+ * promise is kept for that time). */
 void tlab__gate_add_retry_after_ms(tlab_request *r, int retry_after_s);
 
 #endif

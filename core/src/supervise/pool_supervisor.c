@@ -160,7 +160,7 @@ static void start(sup *s, const char *why) {
         return;
     }
     s->w->sup_pid = s->pid;
-    s->w->sup_max_num_seqs = tlab__worker_knob_max_num_seqs(s->knobs);
+    s->w->sup_max_num_seqs = tlab__worker_max_num_seqs(&s->opt, s->knobs);
     tlab__metric_add(ps.m_starts, s->w->labels, 1);
     tlab__log(TLAB_LOG_INFO, NULL, "worker %s starting (%s): pid %ld: %s", s->w->name, why, s->pid, line);
     s->last_poll_us = 0;
