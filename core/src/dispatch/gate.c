@@ -39,7 +39,7 @@ static struct {
     long scrape_timeout_ms;
     double last_promise_s; /* the latest Retry-After promised, in seconds of tlab__now_us */
     /* The last refusal tlab__gate_judge gave a Retry-After: its request, the whole seconds and
-     * the exact wait behind them (tlab__gate_retry_after_ms). */
+     * the whole milliseconds behind them (tlab__gate_add_retry_after_ms). */
     const tlab_request *refused;
     int refused_retry_s;
     double refused_retry_ms;

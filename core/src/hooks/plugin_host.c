@@ -50,6 +50,9 @@ static size_t worker_owner = (size_t)-1;
 
 /* The core reads descriptor fields up to on_tick; later fields are read only if size covers them. */
 #define DESC_MIN_SIZE (offsetof(tlab_plugin, on_tick) + sizeof(((tlab_plugin *)0)->on_tick))
+/* Whether a shared struct of type `type` at p (its first field its size) has `field`: a plugin
+ * built for an older minor ABI ends before the fields appended since. */
+#define COVERS(p, type, field) ((p)->size >= offsetof(type, field) + sizeof((p)->field))
 
 size_t tlab__plugins_count(void) {
     return n_plugins;
@@ -180,7 +183,7 @@ static int load_one(const tlab__plugin_conf *pc, size_t index, char *err, size_t
 static uint32_t event_mask(const tlab_plugin *desc) {
     if (!desc->on_event)
         return 0;
-    if (desc->size >= offsetof(tlab_plugin, events) + sizeof desc->events && desc->events)
+    if (COVERS(desc, tlab_plugin, events) && desc->events)
         return desc->events & TLAB_EVENTS_ALL;
     return TLAB_EVENTS_ALL;
 }
@@ -300,7 +303,7 @@ long tlab__plugins_worker_max_num_seqs(void) {
     if (worker_owner == (size_t)-1)
         return 0;
     const tlab_worker_role *w = plugins[worker_owner]->desc->worker;
-    if (w->size < offsetof(tlab_worker_role, max_num_seqs) + sizeof w->max_num_seqs || !w->max_num_seqs)
+    if (!COVERS(w, tlab_worker_role, max_num_seqs) || !w->max_num_seqs)
         return 0; /* built for ABI 1.3 or older, or it does not say */
     long n = w->max_num_seqs(plugins[worker_owner]->self);
     return n > 0 ? n : 0;
