@@ -7,15 +7,18 @@
  *     interval, streamed or not), else from the requests the gateway saw finish.
  *  2. The typical request's service time S = TTFT + tokens x TPOT against the target
  *     T = service_share x SLO.
- *  3. S > T: the limit drops to in_flight x T/S. It is computed from the requests really at the
- *     worker, not from the limit: lowering a limit does not end running requests, so a rule on
- *     the limit itself would keep cutting for the seconds it takes them to finish (the collapse
- *     that Vegas-style controllers guard against with a smoothing window).
- *  4. S < T and the gate is full: the limit grows halfway to T/S, by at most 10 % a tick (a gate
- *     at 4 reaches 64 in about 3 s of 100 ms ticks), and after a cut or a hold by at most 2 % per
- *     fresh measurement: near the knee the moving averages lag, and 10 % a tick in the meantime
- *     overshot it 1.6x per burst. Fast again once S is under 2/3 of T: a gate cut to 3 by a cold
- *     start's first measurements took 40 s to climb back at 2 %.
+ *  3. S > 1.05 T: the limit drops to in_flight x 1.025 T/S (the middle of the band). It is
+ *     computed from the requests really at the worker, not from the limit: lowering a limit
+ *     does not end running requests, so a rule on the limit itself would keep cutting for the
+ *     seconds it takes them to finish (the collapse that Vegas-style controllers guard against
+ *     with a smoothing window).
+ *  4. S < T and the gate is full: the limit grows halfway to T/S (up to T, not 0.95 T: where S
+ *     barely moves with the batch that band is a third of the gate, and the gate stayed
+ *     wherever a cut had left it), by at most 10 % a tick (a gate at 4 reaches 64 in about 3 s
+ *     of 100 ms ticks), and after a cut or a hold by at most 2 % per fresh measurement: near
+ *     the knee the moving averages lag, and 10 % a tick in the meantime overshot it 1.6x per
+ *     burst. Fast again once S is under 2/3 of T: a gate cut to 3 by a cold start's first
+ *     measurements took 40 s to climb back at 2 %.
  *  5. vLLM keeps a waiting queue of its own (its max_num_seqs or KV cache is full): the limit is
  *     held at what it runs, so the waiting happens in the gateway.
  *  6. The worker's max_num_seqs, when the gateway started it with one, caps the limit from the
@@ -31,7 +34,7 @@
 #define FAR_UNDER 0.67        /* S under this share of the target: the knee seen is stale */
 #define SHRINK_FLOOR 0.5      /* at most halve the in-flight count in one tick */
 #define EWMA_WORKER 0.15      /* weight of a new worker reading (every ~100 ms) */
-#define DEAD_BAND 0.05        /* within +-5 % of the target nothing moves: noise is not a signal */
+#define DEAD_BAND 0.05        /* no cut until 5 % over the target (noise is not a signal); a cut aims at half that */
 #define EWMA_GATEWAY 0.2      /* weight of a tick's worth of finished requests */
 #define EWMA_TOKENS 0.05      /* per request */
 #define DRAIN_TAU_S 2.0       /* the measured drain rate's time constant */
@@ -281,13 +284,13 @@ int tlab__autopilot_tick(tlab__autopilot *a, const tlab__gate_state *g, double d
     } else if (s > target * (1 + DEAD_BAND) && g->in_flight >= 0.5 * a->limit) {
         /* Only near the limit: a few requests in flight say little about the limit, and the
          * measurement may still be from the last burst. */
-        double want = g->in_flight * clampd(target / s, SHRINK_FLOOR, 1.0);
+        double want = g->in_flight * clampd(target * (1 + 0.5 * DEAD_BAND) / s, SHRINK_FLOOR, 1.0);
         if (want < a->limit) {
             a->limit = want;
             a->knee_seen = 1;
             a->v.last_reason = "service time over the target: in flight scaled down";
         }
-    } else if (a->saturated && (a->v.worker_metrics || a->fresh) && s < target * (1 - DEAD_BAND) && a->kv_usage < KV_FULL &&
+    } else if (a->saturated && (a->v.worker_metrics || a->fresh) && s < target && a->kv_usage < KV_FULL &&
                (!a->v.worker_metrics || a->waiting_now < 1) && !(a->engine_cap > 0 && a->limit >= a->engine_cap)) {
         /* Not while vLLM holds requests it has not scheduled yet: one more would only wait there.
          * Without the worker's metrics, only on a tick with a request that came back: while a
