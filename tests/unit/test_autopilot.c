@@ -333,7 +333,6 @@ static void no_growth_while_something_else_holds(void) {
     tlab__autopilot_free(ap);
 }
 
-/* One scrape of a worker running `running`, `tpot` a token, nothing queued in vLLM. */
 /* A worker whose service time barely moves with the batch (a large GPU in its compute-bound
  * range: rtx4090-24gb with Qwen3-4B streamed 4.5 ms a token at 100 in flight and 4.8 at 128).
  * The knee is flat: 0.95 T to 1.05 T spans 75 to 125 in flight. Growing only under 0.95 T left
@@ -341,7 +340,7 @@ static void no_growth_while_something_else_holds(void) {
  * benchmark's rtx4090 ramp 100-115 in flight against a best static gate of 128, 0.93-0.99x). */
 static void a_flat_knee_is_found_again_after_a_cut(void) {
     /* 256 tokens (the typical request before any sample) at 9.4 ms + n x 23 us: S(0) = 0.8 T */
-    worker w = {.a = 0.009375, .b = 0.0000234375, .tokens = 256, .seed = 3};
+    worker w = {.a = 0.009375, .b = 0.0000234375, .tokens = 256};
     tlab__autopilot *ap = tlab__autopilot_new(&params);
     double lo, hi, mean, k = knee(&w, 3.0); /* 100 */
     run(ap, &w, 600, 100, &lo, &hi, &mean);
@@ -359,6 +358,7 @@ static void a_flat_knee_is_found_again_after_a_cut(void) {
     tlab__autopilot_free(ap);
 }
 
+/* One scrape of a worker running `running`, `tpot` a token, nothing queued in vLLM. */
 static void scrape_at(tlab__autopilot *ap, tlab__worker_reading *r, double running, double tpot) {
     r->running = running;
     r->waiting = 0;

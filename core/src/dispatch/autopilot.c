@@ -7,13 +7,13 @@
  *     interval, streamed or not), else from the requests the gateway saw finish.
  *  2. The typical request's service time S = TTFT + tokens x TPOT against the target
  *     T = service_share x SLO.
- *  3. S > 1.05 T: the limit drops to in_flight x 1.025 T/S (the middle of the band). It is
- *     computed from the requests really at the worker, not from the limit: lowering a limit
- *     does not end running requests, so a rule on the limit itself would keep cutting for the
- *     seconds it takes them to finish (the collapse that Vegas-style controllers guard against
- *     with a smoothing window).
+ *  3. S > 1.05 T: the limit drops to in_flight x 1.025 T/S (the middle of T..1.05 T, where
+ *     nothing moves). It is computed from the requests really at the worker, not from the
+ *     limit: lowering a limit does not end running requests, so a rule on the limit itself
+ *     would keep cutting for the seconds it takes them to finish (the collapse that
+ *     Vegas-style controllers guard against with a smoothing window).
  *  4. S < T and the gate is full: the limit grows halfway to T/S (up to T, not 0.95 T: where S
- *     barely moves with the batch that band is a third of the gate, and the gate stayed
+ *     barely moves with the batch, 0.95 T..1.05 T spans a third of the gate, and the gate stayed
  *     wherever a cut had left it), by at most 10 % a tick (a gate at 4 reaches 64 in about 3 s
  *     of 100 ms ticks), and after a cut or a hold by at most 2 % per fresh measurement: near
  *     the knee the moving averages lag, and 10 % a tick in the meantime overshot it 1.6x per
