@@ -626,7 +626,7 @@ static void promise(const tlab_request *r, double now_s, double retry_s, int *re
     double ms = ceil(retry_s * 1e3); /* whole ms, never early; the seconds from them, so ms <= s x 1000 */
     if (ms < 1)
         ms = 1;
-    *retry_after_s = ms <= 1000 ? 1 : (int)ceil(ms / 1e3);
+    *retry_after_s = (int)ceil(ms / 1e3); /* 1 for anything up to a second */
     g.refused = r;
     g.refused_retry_s = *retry_after_s;
     g.refused_retry_ms = ms;
