@@ -3,8 +3,9 @@
 
 Reads points.json (each point: a GPU profile, a model profile, a closed-loop benchmark and the published
 figures), asks `tlab-sim --predict-batch` for the prediction of every point, and:
-  1. fits the v2 host-side constants (per calibration_class) and memory efficiencies (per memory_class)
-     by minimising the squared log-ratio of predicted to published figures (throughput, TPOT, TTFT);
+  1. fits the v2 host-side constants (per calibration_class), memory efficiencies (per memory_class) and
+     compute efficiencies (per compute_class) by minimising the absolute log-ratio of predicted to published
+     figures (throughput, TPOT, TTFT); a point marked "not_fitted" (with its reason) is only predicted;
   2. refits once per point without that point and predicts it: the leave-one-out (LOO) error;
   3. predicts every point with today's (v1) profiles (v1/*.yaml, copied from before v2) for comparison;
   4. fits layer_launch_us and the HBM efficiency to the H200 GPU-only decode steps (shared/data);
@@ -55,6 +56,7 @@ PARAMS = [
     ("compute_efficiency", "compute_class", "ad104-l4", 0.2, 0.9, 0.55),
     ("compute_efficiency", "compute_class", "ad102-4090", 0.2, 0.9, 0.55),
     ("compute_efficiency", "compute_class", "ga100", 0.2, 0.9, 0.5),
+    ("compute_efficiency", "compute_class", "gh100", 0.2, 0.9, 0.5),
     ("memory_efficiency", "memory_class", "hbm2e", 0.40, 0.95, 0.80),
     ("memory_efficiency", "memory_class", "gddr", 0.40, 0.95, 0.80),
 ]
@@ -311,6 +313,13 @@ def tables(doc, pts, fit_vals, fit_preds, loo_preds, v1_preds, h2):
             out.append(f"| {p['id']} | {label} | {pub:g} | {g(vg)} | {g(got)} | {g(lg)} | {fmt_err(ev)} | "
                        f"{fmt_err(ef)} | {fmt_err(el)} |")
     out.append("")
+    nf = [p for p in pts if p.get("not_fitted")]
+    if nf:
+        out.append("Points predicted but not fitted (their fit and LOO columns are the same out-of-sample prediction; "
+                   "they count in the medians below):\n")
+        for p in nf:
+            out.append(f"- {p['id']}: {p['not_fitted']}")
+        out.append("")
     excl = [p for p in pts if p.get("ttft_excluded")]
     if excl:
         out.append("TTFTs left out of the fit and the error medians (tlab-sim has no prefix cache):\n")
@@ -433,13 +442,16 @@ def main():
                 base["layer_launch_us"] = f"{h2['layer_launch_us']:.3g}"
         else:
             pred = Predictor(a.sim, pts, tmp)
-        vals, best = fit(pred, pts)
-        print(f"fit: loss {best:.4f} over {len(pts)} points", file=sys.stderr)
+        fitted = [p for p in pts if not p.get("not_fitted")]
+        vals, best = fit(pred, fitted)
+        print(f"fit: loss {best:.4f} over {len(fitted)} points ({len(pts) - len(fitted)} predicted only)", file=sys.stderr)
         fit_preds = pred.candidates([vals], pts)[0]
         loo_preds = None
         if not a.no_loo:
             def one(i):
-                rest = pts[:i] + pts[i + 1:]
+                if pts[i].get("not_fitted"):  # never in the fit: its prediction already leaves it out
+                    return fit_preds[i]
+                rest = [p for j, p in enumerate(pts) if j != i and not p.get("not_fitted")]
                 v, _ = fit(pred, rest)  # cold start: a warm start from the all-points fit would leak the point
                 return pred.candidates([v], [pts[i]])[0][0]
             with concurrent.futures.ThreadPoolExecutor(a.jobs) as ex:

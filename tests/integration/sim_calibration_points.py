@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""sim_calibration_points.py - the calibration set (loadtest/sim/calibration/points.json) stays usable:
+every point names a known source, a shipped GPU and model profile and the statistic of each latency;
+a point left out of the fit says why; tlab-sim --predict-batch predicts every point with the shipped
+profiles; and docs/simulator.md lists every point (calibrate.py --write-docs was run after the last edit)."""
+import json
+import os
+import subprocess
+
+from tlabtest import BIN, SRC, check, finish
+
+POINTS = os.path.join(SRC, "loadtest", "sim", "calibration", "points.json")
+CONFIGS = os.path.join(SRC, "configs")
+doc = json.load(open(POINTS))
+pts, sources = doc["points"], doc["sources"]
+check(len(pts) >= 25, f"{len(pts)} points")
+check(len({p["id"] for p in pts}) == len(pts), "point ids are unique")
+for p in pts:
+    pid, pub = p["id"], p["published"]
+    check(p["source"] in sources and sources[p["source"]]["url"].startswith("https://"), f"{pid}: source with a URL")
+    check(os.path.exists(os.path.join(CONFIGS, "hardware", p["hardware"] + ".yaml")), f"{pid}: GPU profile exists")
+    check(os.path.exists(os.path.join(CONFIGS, "hardware", "models", p["model_profile"] + ".yaml")),
+          f"{pid}: model profile exists")
+    check(any(k in pub for k in ("req_per_s", "output_tok_per_s", "tpot_ms", "ttft_ms")), f"{pid}: a published figure")
+    for m in ("ttft", "tpot"):
+        if f"{m}_ms" in pub:
+            check(pub.get(f"{m}_stat") in ("mean", "median"), f"{pid}: {m} says mean or median")
+    if "not_fitted" in p:
+        check(isinstance(p["not_fitted"], str) and len(p["not_fitted"]) > 20, f"{pid}: not_fitted gives its reason")
+
+lines = [f"--hardware {p['hardware']} --model-profile {p['model_profile']} {p.get('sim_args', '')} "
+         f"--concurrency {p['concurrency']} --input-len {p['input_len']} --output-len {p['output_len']} "
+         f"--num-prompts {p['num_prompts']}" for p in pts]
+out = subprocess.run([os.path.join(BIN, "tlab-sim"), "--config-dir", CONFIGS, "--predict-batch"],
+                     input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=50)
+check(out.returncode == 0, f"--predict-batch exits 0 ({out.stderr.strip()[:200]})")
+res = [json.loads(x) for x in out.stdout.splitlines()]
+check(len(res) == len(pts), f"one answer per point ({len(res)} for {len(pts)})")
+for p, r in zip(pts, res):
+    check(r.get("ok") and r.get("req_per_s", 0) > 0, f"{p['id']}: predicted ({r.get('error', '')})")
+
+text = open(os.path.join(SRC, "docs", "simulator.md")).read()
+missing = [p["id"] for p in pts if f"| {p['id']} |" not in text]
+check(not missing, f"docs/simulator.md lists every point (missing: {missing[:3]}); run calibrate.py --write-docs")
+finish()
