@@ -398,6 +398,9 @@ void sim_engine_count_rejected(sim_engine *e) { e->metrics.rejected++; }
 void sim_engine_render_metrics(sim_engine *e, struct evbuffer *out) {
     sim_sched_stats st;
     sim_sched_get_stats(e->sched, &st);
+    /* The gauge is vLLM's view: left waiting by the last step, not still in the API server. Asleep
+     * no step runs, so everything that reached the engine counts. */
+    st.num_waiting = sim_sched_num_waiting_engine(e->sched, sim_engine_now(e), e->paused != 0);
     sim_metrics_render(&e->metrics, &st, e->cfg->model, e->cfg->time_scale, sim_engine_now(e), out);
     /* vLLM's info gauge: what the KV cache was sized to at start-up. */
     evbuffer_add_printf(out,

@@ -19,6 +19,7 @@ struct sim_sched {
     long free_blocks;
     uint64_t preemptions;
     bool no_admit; /* waiting sequences stay queued (draining before a sleep) */
+    double last_plan_t; /* `now` of the last sim_sched_plan(); -1 before the first */
     sim_seq **step;  /* sequences scheduled in the step under way; aborted ones become NULL */
     int step_n, step_cap;
 };
@@ -64,6 +65,7 @@ sim_sched *sim_sched_new(const sim_sched_cfg *cfg) {
         return NULL;
     s->cfg = *cfg;
     s->free_blocks = cfg->num_blocks;
+    s->last_plan_t = -1;
     s->step_cap = cfg->max_num_seqs > 0 ? cfg->max_num_seqs : 1;
     s->step = calloc((size_t)s->step_cap, sizeof(*s->step));
     if (!s->step) {
@@ -154,6 +156,7 @@ static void add_to_step(sim_sched *s, sim_seq *q, int n, sim_step_shape *shape) 
 
 int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now) {
     memset(shape, 0, sizeof(*shape));
+    s->last_plan_t = now;
     s->step_n = 0;
     int budget = s->cfg.max_num_batched_tokens;
     bool preempted = false;
@@ -262,6 +265,15 @@ void sim_sched_get_stats(const sim_sched *s, sim_sched_stats *st) {
 }
 
 double sim_sched_next_ready(const sim_sched *s) { return s->waiting.head ? s->waiting.head->t_ready : -1; }
+
+int sim_sched_num_waiting_engine(const sim_sched *s, double now, bool all_ready) {
+    double by = all_ready || s->last_plan_t > now ? now : s->last_plan_t;
+    int n = 0;
+    /* Preempted sequences go back to the head with an old t_ready, so the list is not sorted: walk it. */
+    for (const sim_seq *q = s->waiting.head; q; q = q->next)
+        n += q->t_ready <= by;
+    return n;
+}
 
 void sim_sched_set_admit(sim_sched *s, bool admit) { s->no_admit = !admit; }
 

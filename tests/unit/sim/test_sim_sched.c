@@ -190,8 +190,33 @@ static void test_ready_time(void) {
     sim_sched_free(s);
 }
 
+/* vLLM's waiting gauge: only what reached the engine and the last schedule left out. */
+static void test_waiting_as_vllm_counts_it(void) {
+    sim_sched *s = mk(1, 2048, 1000, 1); /* max_num_seqs 1 */
+    sim_step_shape sh;
+    add(s, 0, 10, 3);
+    add(s, 1, 10, 3);
+    add(s, 2, 10, 3);
+    seqs[1].t_ready = 0.5;
+    seqs[2].t_ready = 9.0; /* still in the API server for a long time */
+    CHECK(sim_sched_num_waiting_engine(s, 0.0, false) == 0); /* no step yet */
+    CHECK(sim_sched_plan(s, &sh, 0.0) == 1);                  /* seq 0 runs; seq 1 is not ready yet */
+    CHECK(sim_sched_num_waiting_engine(s, 0.7, false) == 0);  /* seq 1 ready since 0.5, but no step since */
+    sim_sched_commit(s, 1.0, on_tok, NULL);
+    CHECK(sim_sched_plan(s, &sh, 1.0) == 1); /* seq 0 again: max_num_seqs leaves seq 1 out */
+    CHECK(sim_sched_num_waiting_engine(s, 1.2, false) == 1);
+    CHECK(sim_sched_num_waiting_engine(s, 9.5, true) == 2); /* asleep: all that reached the engine */
+    sim_sched_stats st;
+    sim_sched_get_stats(s, &st);
+    CHECK(st.num_waiting == 2); /* the total still counts the one in pre-processing */
+    sim_sched_abort(s, &seqs[1]);
+    CHECK(sim_sched_num_waiting_engine(s, 1.2, false) == 0);
+    sim_sched_free(s);
+}
+
 int main(void) {
     test_ready_time();
+    test_waiting_as_vllm_counts_it();
     test_budget_and_chunking();
     test_no_chunking();
     test_max_num_seqs();
