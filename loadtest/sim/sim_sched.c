@@ -16,7 +16,13 @@ typedef struct seq_list {
 struct sim_sched {
     sim_sched_cfg cfg;
     seq_list waiting, running;
-    long free_blocks;
+    long free_blocks;  /* free, including the cached ones below */
+    /* Preempted sequences whose blocks are free but still hold their KV (vLLM's prefix cache is on
+     * by default in V1: a freed block keeps its hash until the allocator hands it out again).
+     * Oldest preemption first, the order vLLM's free queue evicts them in; blocks that hold nothing
+     * (from finished requests, never prefix hits for distinct prompts) are handed out before any. */
+    sim_seq *lru_head, *lru_tail;
+    long cached_free;
     uint64_t preemptions;
     bool no_admit; /* waiting sequences stay queued (draining before a sleep) */
     double last_plan_t; /* `now` of the last sim_sched_plan(); -1 before the first */
@@ -86,12 +92,52 @@ void sim_sched_add(sim_sched *s, sim_seq *seq, double now) {
     (void)now;
     seq->state = SIM_SEQ_WAITING;
     seq->scheduled = 0;
+    seq->cached_blocks = 0;
+    seq->lru_prev = seq->lru_next = NULL;
     list_push_tail(&s->waiting, seq);
 }
 
 static void free_blocks(sim_sched *s, sim_seq *q) {
     s->free_blocks += q->num_blocks;
     q->num_blocks = 0;
+}
+
+static void lru_unlink(sim_sched *s, sim_seq *q) {
+    if (q->lru_prev)
+        q->lru_prev->lru_next = q->lru_next;
+    else
+        s->lru_head = q->lru_next;
+    if (q->lru_next)
+        q->lru_next->lru_prev = q->lru_prev;
+    else
+        s->lru_tail = q->lru_prev;
+    q->lru_prev = q->lru_next = NULL;
+}
+
+/* q's cached blocks stop being a prefix hit; they stay free. */
+static void uncache(sim_sched *s, sim_seq *q) {
+    if (q->cached_blocks <= 0)
+        return;
+    s->cached_free -= q->cached_blocks;
+    q->cached_blocks = 0;
+    lru_unlink(s, q);
+}
+
+/* Takes `need` free blocks (need <= free_blocks): empty ones first, then cached ones, oldest
+ * preemption first and each sequence's last block first (vLLM frees a request's blocks in reverse,
+ * so its prefix outlives its tail). */
+static void take_free(sim_sched *s, long need) {
+    long spill = need - (s->free_blocks - s->cached_free);
+    while (spill > 0 && s->lru_head) {
+        sim_seq *h = s->lru_head;
+        long take = spill < h->cached_blocks ? spill : h->cached_blocks;
+        h->cached_blocks -= (int)take;
+        s->cached_free -= take;
+        spill -= take;
+        if (h->cached_blocks == 0)
+            lru_unlink(s, h);
+    }
+    s->free_blocks -= need;
 }
 
 /* Drops q from the step under way, if it is in it. */
@@ -113,6 +159,7 @@ void sim_sched_abort(sim_sched *s, sim_seq *seq) {
         return;
     unschedule(s, seq);
     free_blocks(s, seq);
+    uncache(s, seq);
     seq->state = SIM_SEQ_ABORTED;
 }
 
@@ -123,16 +170,29 @@ static bool alloc_slots(sim_sched *s, sim_seq *q, int tokens) {
         return true;
     if (need > s->free_blocks)
         return false;
-    s->free_blocks -= need;
+    take_free(s, need);
     q->num_blocks += (int)need;
     return true;
 }
 
-/* Recompute preemption: q loses its KV and goes back to the head of the waiting queue. */
+/* Recompute preemption: q frees its KV and goes back to the head of the waiting queue; its full
+ * blocks stay cached until reused (prefix_admit). */
 static void preempt(sim_sched *s, sim_seq *q) {
     list_remove(&s->running, q);
     unschedule(s, q);
+    int full = q->num_computed / s->cfg.block_size;
+    q->cached_blocks = full < q->num_blocks ? full : q->num_blocks;
     free_blocks(s, q);
+    if (q->cached_blocks > 0) {
+        s->cached_free += q->cached_blocks;
+        q->lru_prev = s->lru_tail;
+        q->lru_next = NULL;
+        if (s->lru_tail)
+            s->lru_tail->lru_next = q;
+        else
+            s->lru_head = q;
+        s->lru_tail = q;
+    }
     q->num_computed = 0;
     q->state = SIM_SEQ_WAITING;
     q->preemptions++;
@@ -152,6 +212,36 @@ static void add_to_step(sim_sched *s, sim_seq *q, int n, sim_step_shape *shape) 
         shape->prefill_seqs++;
     }
     shape->ctx_tokens += q->num_computed + n;
+}
+
+/*
+ * A waiting q starts its next chunk: the prefix of a preempted q still cached is a hit (vLLM's
+ * get_computed_blocks; at most all but the last token, which is always computed), the rest needs
+ * new blocks. False, changing nothing, when the chunk does not fit the budget (unchunked) or the
+ * blocks. Without the hits a preempted 32K-token prompt recomputed from scratch each time and a
+ * burst of them on an H100 thrashed: 288 preemptions for 100 requests.
+ */
+static bool prefix_admit(sim_sched *s, sim_seq *q, int budget) {
+    int bs = s->cfg.block_size, total = q->prompt_len + q->num_output;
+    int hit = q->cached_blocks;
+    if (hit > (total - 1) / bs)
+        hit = (total - 1) / bs;
+    int computed = hit * bs;
+    int n = total - computed;
+    if (!s->cfg.chunked_prefill && n > budget)
+        return false;
+    if (n > budget)
+        n = budget;
+    long need = (computed + n + bs - 1) / bs - hit; /* new blocks beyond the hit */
+    if (need > s->free_blocks - hit)
+        return false;
+    uncache(s, q);         /* its cached blocks are plain free blocks now... */
+    s->free_blocks -= hit; /* ...and the hit ones are q's again */
+    q->num_blocks = hit;
+    q->num_computed = computed;
+    take_free(s, need);
+    q->num_blocks += (int)need;
+    return true;
 }
 
 int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now) {
@@ -194,13 +284,11 @@ int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now) {
         q = s->waiting.head;
         if (q->t_ready > now)
             break; /* still in the API server; arrivals are FIFO, so nothing behind it is ready either */
-        int n = q->prompt_len + q->num_output - q->num_computed;
-        if (!s->cfg.chunked_prefill && n > budget)
+        if (!prefix_admit(s, q, budget))
             break;
+        int n = q->prompt_len + q->num_output - q->num_computed;
         if (n > budget)
             n = budget;
-        if (!alloc_slots(s, q, q->num_computed + n))
-            break;
         list_remove(&s->waiting, q);
         list_push_tail(&s->running, q);
         q->state = SIM_SEQ_RUNNING;

@@ -1,7 +1,8 @@
 /*
  * sim_sched.h - a pure model of vLLM's V1 continuous-batching scheduler: FIFO waiting queue, a per-step
  * token budget, a cap on running sequences, paged KV blocks, chunked prefill, and preemption by
- * recompute. No I/O and no clock: the caller drives it with sim_sched_plan() then sim_sched_commit().
+ * recompute, where the prefix cache keeps a preempted request's blocks until they are reused. No I/O
+ * and no clock: the caller drives it with sim_sched_plan() then sim_sched_commit().
  */
 #ifndef SIM_SCHED_H
 #define SIM_SCHED_H
@@ -29,6 +30,10 @@ typedef struct sim_seq {
     int scheduled;    /* tokens scheduled in the current step; 0 if none */
     int state, finish, preemptions;
     double t_ready; /* not admitted before this simulated time (API-server pre-processing); 0 = at once */
+    /* After a preemption: its full KV blocks still in the prefix cache (freed, not yet reused), and
+     * its place in the scheduler's eviction order. Managed by the scheduler. */
+    int cached_blocks;
+    struct sim_seq *lru_prev, *lru_next;
     double t_arrival, t_scheduled, t_first_token, t_last_token, t_prev_token;
 } sim_seq;
 
@@ -104,11 +109,11 @@ double sim_sched_next_ready(const sim_sched *s);
 
 /*
  * What vLLM's vllm:num_requests_waiting shows: the waiting sequences that had reached the engine
- * (t_ready) by the last sim_sched_plan() and were left out of it, or, with `all_ready` (the engine
- * is not stepping: asleep), every waiting sequence ready by `now`. vLLM's engine core reports
- * len(self.waiting) after each step's schedule, and a request enters that queue only when the API
- * server has finished pre-processing it; counting the sequences still in the API server too read
- * 0.5 to 1 waiting at 30 requests/s on a 23 ms API overhead, where vLLM reads 0.
+ * (t_ready) by the last sim_sched_plan() (or by `now`, if that is earlier) and were left out of it;
+ * 0 before the first plan. vLLM's engine core reports len(self.waiting) after each step's schedule,
+ * and a request joins that queue only once the API server has handed it over. With `all_ready`
+ * every waiting sequence ready by `now` counts: tlab-sim's choice for an engine that is not
+ * stepping (asleep), where it keeps requests queued until the wake.
  */
 int sim_sched_num_waiting_engine(const sim_sched *s, double now, bool all_ready);
 

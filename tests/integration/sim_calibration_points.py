@@ -2,7 +2,8 @@
 """sim_calibration_points.py - the calibration set (loadtest/sim/calibration/points.json) stays usable:
 every point names a known source, a shipped GPU and model profile and the statistic of each latency;
 a point left out of the fit says why; tlab-sim --predict-batch predicts every point with the shipped
-profiles; and docs/simulator.md lists every point (calibrate.py --write-docs was run after the last edit)."""
+profiles; and docs/simulator.md names every point (a point added without calibrate.py --write-docs
+fails; stale figures for a point already listed do not)."""
 import json
 import os
 import subprocess

@@ -159,9 +159,10 @@ void tlab__autopilot_on_worker(tlab__autopilot *a, const tlab__worker_reading *r
         a->held_at = 0;
     }
     a->kv_usage = r->kv_usage;
-    /* vLLM counts a request as waiting from its arrival to its first scheduled step, so single
-     * readings of 10 or 20 are normal under load; a queue that never empties for a second is
-     * a full engine (max_num_seqs or the KV cache). */
+    /* vLLM counts a request as waiting from when its engine core receives it (after the API
+     * server) until a step schedules it: the prompts one step's token budget could not take, so
+     * single readings of 10 or 20 are normal under load; a queue that never empties for a second
+     * is a full engine (max_num_seqs or the KV cache). */
     a->waiting_streak = r->waiting >= 1 ? a->waiting_streak + 1 : 0;
     a->waiting_now = r->waiting;
     /* A count that went down is a worker that restarted: no delta across it. */

@@ -190,6 +190,46 @@ static void test_ready_time(void) {
     sim_sched_free(s);
 }
 
+/* Runs seq 0 (16-token prompt, `decode` tokens) beside seq 1 (a 96-token prompt) on 6 blocks of 16:
+ * seq 1 (one output token) is preempted after its first 48-token chunk. Returns what seq 1 had computed, and the
+ * prefill scheduled with it, at the plan that brought it back. */
+static void preempt_then_readmit(int decode, int *computed_back, int *prefill_back) {
+    sim_sched *s = mk(256, 64, 6, 1);
+    sim_step_shape sh;
+    add(s, 0, 16, decode);
+    add(s, 1, 96, 1);
+    *computed_back = *prefill_back = -1;
+    int was_waiting = 0;
+    for (int t = 0; t < 500 && sim_sched_plan(s, &sh, t) > 0; t++) {
+        if (seqs[1].preemptions > 0 && was_waiting && seqs[1].state == SIM_SEQ_RUNNING && *computed_back < 0) {
+            *computed_back = seqs[1].num_computed;
+            *prefill_back = sh.prefill_tokens;
+        }
+        was_waiting = seqs[1].state == SIM_SEQ_WAITING;
+        sim_sched_commit(s, t + 1, on_tok, NULL);
+    }
+    sim_sched_stats st;
+    sim_sched_get_stats(s, &st);
+    CHECK(seqs[1].preemptions == 1 && recs[0].finished && recs[1].finished);
+    CHECK(recs[0].tokens == decode && recs[1].tokens == 1);
+    CHECK(st.used_blocks == 0);
+    sim_sched_free(s);
+}
+
+/* vLLM's prefix cache keeps a preempted request's blocks until they are handed out again. */
+static void test_preempted_prefix_is_a_hit(void) {
+    int computed, prefill;
+    /* seq 0 needs one more block (3 in all): a free one, seq 1's 3 cached blocks survive. */
+    preempt_then_readmit(20, &computed, &prefill);
+    CHECK(computed == 48 && prefill == 48); /* back where it was: the other 48 tokens only */
+    /* seq 0 grows to 5 blocks: it takes two of seq 1's cached blocks, the last ones first. */
+    preempt_then_readmit(64, &computed, &prefill);
+    CHECK(computed == 16 && prefill == 64); /* the first block survived; one 64-token chunk */
+    /* seq 0 grows to all 6 blocks: nothing of seq 1 survives, it recomputes from scratch. */
+    preempt_then_readmit(80, &computed, &prefill);
+    CHECK(computed == 0 && prefill == 64);
+}
+
 /* vLLM's waiting gauge: only what reached the engine and the last schedule left out. */
 static void test_waiting_as_vllm_counts_it(void) {
     sim_sched *s = mk(1, 2048, 1000, 1); /* max_num_seqs 1 */
@@ -212,11 +252,26 @@ static void test_waiting_as_vllm_counts_it(void) {
     sim_sched_abort(s, &seqs[1]);
     CHECK(sim_sched_num_waiting_engine(s, 1.2, false) == 0);
     sim_sched_free(s);
+
+    /* A preempted sequence goes back to the head with an old t_ready, ahead of later arrivals. */
+    s = mk(256, 2048, 2, 1); /* 2 blocks of 16 */
+    add(s, 0, 16, 20);
+    add(s, 1, 8, 20);
+    add(s, 2, 8, 2);
+    seqs[2].t_ready = 50.0;
+    CHECK(sim_sched_plan(s, &sh, 0.0) == 2); /* seq 0 and seq 1 take a block each */
+    sim_sched_commit(s, 1.0, on_tok, NULL);
+    CHECK(sim_sched_plan(s, &sh, 1.0) == 1); /* seq 0 needs a second block: seq 1 is preempted */
+    CHECK(seqs[1].preemptions == 1);
+    CHECK(sim_sched_num_waiting_engine(s, 1.5, false) == 1);  /* seq 1; seq 2 is still in the API */
+    CHECK(sim_sched_num_waiting_engine(s, 60.0, true) == 2);
+    sim_sched_free(s);
 }
 
 int main(void) {
     test_ready_time();
     test_waiting_as_vllm_counts_it();
+    test_preempted_prefix_is_a_hit();
     test_budget_and_chunking();
     test_no_chunking();
     test_max_num_seqs();
