@@ -217,11 +217,11 @@ static void add_to_step(sim_sched *s, sim_seq *q, int n, sim_step_shape *shape) 
 /*
  * A waiting q starts its next chunk: the prefix of a preempted q still cached is a hit (vLLM's
  * get_computed_blocks; at most all but the last token, which is always computed), the rest needs
- * new blocks. False, changing nothing, when the chunk does not fit the budget (unchunked) or the
- * blocks. Without the hits a preempted 32K-token prompt recomputed from scratch each time and a
+ * new blocks. Returns the chunk's tokens (at least 1), or 0, changing nothing, when it does not fit
+ * the budget (unchunked) or the blocks. Without the hits a preempted 32K-token prompt recomputed from scratch each time and a
  * burst of them on an H100 thrashed: 288 preemptions for 100 requests.
  */
-static bool prefix_admit(sim_sched *s, sim_seq *q, int budget) {
+static int prefix_admit(sim_sched *s, sim_seq *q, int budget) {
     int bs = s->cfg.block_size, total = q->prompt_len + q->num_output;
     int hit = q->cached_blocks;
     if (hit > (total - 1) / bs)
@@ -229,19 +229,19 @@ static bool prefix_admit(sim_sched *s, sim_seq *q, int budget) {
     int computed = hit * bs;
     int n = total - computed;
     if (!s->cfg.chunked_prefill && n > budget)
-        return false;
+        return 0;
     if (n > budget)
         n = budget;
     long need = (computed + n + bs - 1) / bs - hit; /* new blocks beyond the hit */
     if (need > s->free_blocks - hit)
-        return false;
+        return 0;
     uncache(s, q);         /* its cached blocks are plain free blocks now... */
     s->free_blocks -= hit; /* ...and the hit ones are q's again */
     q->num_blocks = hit;
     q->num_computed = computed;
     take_free(s, need);
     q->num_blocks += (int)need;
-    return true;
+    return n;
 }
 
 int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now) {
@@ -284,11 +284,9 @@ int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now) {
         q = s->waiting.head;
         if (q->t_ready > now)
             break; /* still in the API server; arrivals are FIFO, so nothing behind it is ready either */
-        if (!prefix_admit(s, q, budget))
+        int n = prefix_admit(s, q, budget);
+        if (n == 0)
             break;
-        int n = q->prompt_len + q->num_output - q->num_computed;
-        if (n > budget)
-            n = budget;
         list_remove(&s->waiting, q);
         list_push_tail(&s->running, q);
         q->state = SIM_SEQ_RUNNING;

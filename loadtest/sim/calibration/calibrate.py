@@ -485,7 +485,7 @@ def main():
     text, _ = tables(doc, pts, vals, fit_preds, loo_preds, v1_preds, h2)
     print(text)
     if a.write_profiles:
-        write_profiles(vals, h2, touched([p for p in pts if not p.get("not_fitted")], pred.bases))
+        write_profiles(vals, h2, touched(fitted, pred.bases))
     if a.write_docs:  # after --write-profiles, so the profile tables show the new values
         write_docs(text, a.sim)
 
