@@ -53,10 +53,16 @@ int sim_memory_plan(const sim_hw *hw, const sim_modelp *m, double gpu_util, int 
     return 0;
 }
 
-/* The roofline part shared by both step models: the larger of the FLOPs and the bytes. */
-static double roofline(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s) {
+/* The roofline part shared by both step models: the larger of the FLOPs and the bytes. v2 also prices
+ * attention's own FLOPs (QK^T and AV: 2 x 2 x head_dim per query head, layer and (query, key) pair):
+ * the weights' 2 x params per token miss them, and for a 32K-token prompt of Qwen3-14B they add 44 %
+ * (prefill of the GPUStack H100 points, docs/simulator.md section 6). v1 keeps its fitted form. */
+static double roofline(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s, int attention) {
     double tokens = (double)s->prefill_tokens + s->decode_seqs;
-    double compute = 2.0 * m->params * tokens / (hw->flops * hw->eff_compute);
+    double flop = 2.0 * m->params * tokens;
+    if (attention)
+        flop += 4.0 * m->layers * m->q_heads * m->head_dim * (double)s->attn_pairs;
+    double compute = flop / (hw->flops * hw->eff_compute);
     double memory = (sim_model_weight_bytes(m) + (double)s->ctx_tokens * sim_model_kv_bytes_per_token(m)) /
                     (hw->bw_bytes_s * hw->eff_mem);
     return compute > memory ? compute : memory;
@@ -64,7 +70,7 @@ static double roofline(const sim_hw *hw, const sim_modelp *m, const sim_step_sha
 
 void sim_step_split(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s, sim_step_parts *out) {
     int seqs = s->decode_seqs + s->prefill_seqs;
-    out->gpu = m->layers * hw->layer_launch_s + roofline(hw, m, s);
+    out->gpu = m->layers * hw->layer_launch_s + roofline(hw, m, s, 1);
     out->host = hw->host_step_s + hw->host_seq_s * seqs + hw->beta1_s * s->prefill_tokens;
     /* A prefill chunk that is not the prompt's last sends nothing; counting it keeps the scheduler
      * out of the cost model and errs by at most one token per long prompt. */
@@ -80,7 +86,7 @@ double sim_api_ready(const sim_hw *hw, double *api_free, double arrival) {
 
 double sim_step_seconds(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s) {
     if (hw->step_model != 2)
-        return hw->beta0_s + roofline(hw, m, s) + hw->beta1_s * s->prefill_tokens + hw->beta2_s * s->decode_seqs;
+        return hw->beta0_s + roofline(hw, m, s, 0) + hw->beta1_s * s->prefill_tokens + hw->beta2_s * s->decode_seqs;
     sim_step_parts p;
     sim_step_split(hw, m, s, &p);
     double d = p.gpu > p.host ? p.gpu : p.host;

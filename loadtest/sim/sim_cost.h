@@ -34,6 +34,8 @@ typedef struct sim_step_shape {
     int decode_seqs;       /* sequences decoding one token */
     int prefill_seqs;      /* sequences computing a prompt chunk (v2 prices their host work per sequence) */
     long long ctx_tokens;  /* sum over scheduled sequences of their context length after the step */
+    long long attn_pairs;  /* causal attention's (query, key) pairs this step: a sequence computing n tokens
+                              after c cached ones has n x c + n (n + 1) / 2 */
 } sim_step_shape;
 
 /* The three parts of a v2 step; they run concurrently, so the step takes the longest of them. */
@@ -46,6 +48,7 @@ typedef struct sim_step_parts {
 /*
  * Simulated duration of one step in seconds.
  *   compute = 2 * params * (prefill_tokens + decode_seqs) / (peak_flops * eff_compute)
+ *             (v2 adds 4 * layers * q_heads * head_dim * attn_pairs to the FLOPs)
  *   memory  = (weight_bytes + ctx_tokens * kv_bytes_per_token) / (bandwidth * eff_mem)
  * Step model 1 (profiles without host_step_ms):
  *   beta0 + max(compute, memory) + beta1 * prefill_tokens + beta2 * decode_seqs

@@ -184,14 +184,19 @@ int sim_hw_load(const char *config_dir, const char *name, sim_hw *hw, char *err,
 int sim_model_load(const char *config_dir, const char *name, sim_modelp *m, char *err, size_t errlen) {
     char path[1024];
     kv_file kv;
-    double params, layers, kvh, hd, db, mml;
+    double params, layers, kvh, hd, db, mml, qh;
     resolve(config_dir, "hardware/models", name, path, sizeof path);
     if (kv_parse(path, &kv, err, errlen))
         return -1;
     if (kv_num(&kv, path, "params", &params, err, errlen) || kv_num(&kv, path, "num_layers", &layers, err, errlen) ||
         kv_num(&kv, path, "num_kv_heads", &kvh, err, errlen) || kv_num(&kv, path, "head_dim", &hd, err, errlen) ||
-        kv_num(&kv, path, "dtype_bytes", &db, err, errlen) || kv_num(&kv, path, "max_model_len", &mml, err, errlen))
+        kv_num(&kv, path, "dtype_bytes", &db, err, errlen) || kv_num(&kv, path, "max_model_len", &mml, err, errlen) ||
+        kv_opt(&kv, path, "num_attention_heads", 0, &qh, err, errlen))
         return -1;
+    if (qh < 0 || qh > 1e6) {
+        snprintf(err, errlen, "%s: num_attention_heads must be >= 1 (or left out)", path);
+        return -1;
+    }
     if (params <= 0 || layers < 1 || kvh < 1 || hd < 1 || db < 1 || mml < 1) {
         snprintf(err, errlen, "%s: params, num_layers, num_kv_heads, head_dim, dtype_bytes, max_model_len must be >= 1", path);
         return -1;
@@ -202,6 +207,7 @@ int sim_model_load(const char *config_dir, const char *name, sim_modelp *m, char
     m->layers = (int)layers;
     m->kv_heads = (int)kvh;
     m->head_dim = (int)hd;
+    m->q_heads = (int)qh;
     m->dtype_bytes = (int)db;
     m->max_model_len = (int)mml;
     return 0;

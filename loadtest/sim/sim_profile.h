@@ -38,6 +38,7 @@ typedef struct sim_modelp {
     char name[128];
     double params;
     int layers, kv_heads, head_dim, dtype_bytes;
+    int q_heads; /* num_attention_heads; 0 (not in the profile): attention FLOPs are not priced */
     int max_model_len;
 } sim_modelp;
 

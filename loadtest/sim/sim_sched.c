@@ -212,6 +212,7 @@ static void add_to_step(sim_sched *s, sim_seq *q, int n, sim_step_shape *shape) 
         shape->prefill_seqs++;
     }
     shape->ctx_tokens += q->num_computed + n;
+    shape->attn_pairs += (long long)n * q->num_computed + (long long)n * (n + 1) / 2;
 }
 
 /*

@@ -7,6 +7,7 @@ fails; stale figures for a point already listed do not)."""
 import json
 import os
 import subprocess
+import sys
 
 from tlabtest import BIN, SRC, check, finish
 
@@ -39,6 +40,25 @@ res = [json.loads(x) for x in out.stdout.splitlines()]
 check(len(res) == len(pts), f"one answer per point ({len(res)} for {len(pts)})")
 for p, r in zip(pts, res):
     check(r.get("ok") and r.get("req_per_s", 0) > 0, f"{p['id']}: predicted ({r.get('error', '')})")
+
+# The prefix-cache rule on made-up points (RTX 4090, 165 TFLOP/s; Qwen3-4B, 4.02B parameters).
+sys.path.insert(0, os.path.join(SRC, "loadtest", "sim", "calibration"))
+import calibrate  # noqa: E402
+
+
+def made_up(i, n, ttft, c=1):
+    return {"id": f"x{i}", "source": "X", "hardware": "rtx4090-24gb", "model_profile": "Qwen3-4B", "input_len": n,
+            "concurrency": c, "published": {"ttft_ms": ttft}}
+
+
+fake = [made_up(0, 128, 28), made_up(1, 128, 32), made_up(2, 1024, 50), made_up(3, 1024, 90), made_up(4, 2048, 40),
+        made_up(5, 1024, 50, c=2), made_up(6, 512, 25)]
+calibrate.mark_prefix_cached(fake)
+flagged = [p["id"] for p in fake if p.get("ttft_excluded")]
+# x2: 896 tokens more than the 128-token prompts (30 ms) in 20 ms = 360 TFLOP/s; x4: 2048 tokens in 40 ms
+# = 412 TFLOP/s in all; x6: shorter than the 128-token prompts' TTFT. Kept: x3 (120 TFLOP/s over the
+# short prompts), the short prompts themselves, x5 (under load the TTFT also holds queueing).
+check(flagged == ["x2", "x4", "x6"], f"prefill faster than the GPU's peak is flagged as prefix-cache hits ({flagged})")
 
 text = open(os.path.join(SRC, "docs", "simulator.md")).read()
 missing = [p["id"] for p in pts if f"| {p['id']} |" not in text]

@@ -108,6 +108,16 @@ static void test_step_time_v2(void) {
                   "%s: gpu %.5f host %.5f api %.5f step %.5f ms", cases[i].what, p.gpu * 1e3, p.host * 1e3,
                   p.api * 1e3, d * 1e3);
     }
+    /* Attention FLOPs, with the model's query heads given: a 2048-token prompt has 2048 x 2049 / 2
+     * (query, key) pairs at 4 x 24 layers x 8 heads x 64 = 49,152 FLOPs each, 103.1 GFLOPs on top of
+     * the weights' 4,096: compute = 4,199.1 GFLOPs / 50 TFLOP/s = 83.982 ms, GPU 84.942 ms. */
+    sim_modelp heads = M2;
+    heads.q_heads = 8;
+    sim_step_shape pf = {.prefill_tokens = 2048, .prefill_seqs = 1, .ctx_tokens = 2048, .attn_pairs = 2048LL * 2049 / 2};
+    sim_step_parts pa;
+    sim_step_split(&HW2, &heads, &pf, &pa);
+    CHECK_MSG(NEAR(pa.gpu * 1e3, 0.96 + (4.096e12 + 49152.0 * 2098176) / 50e12 * 1e3, 1e-9) && NEAR(pa.gpu * 1e3, 84.942, 1e-3),
+              "attention FLOPs: gpu %.5f ms", pa.gpu * 1e3);
     /* The API server can be the bottleneck: 10 ms per token x 32 streams. */
     sim_hw slow_api = HW2;
     slow_api.api_token_s = 10e-3;
@@ -120,6 +130,8 @@ static void test_step_time_v2(void) {
     v1.beta2_s = 20e-6;
     sim_step_shape one = {.decode_seqs = 1, .ctx_tokens = 300};
     CHECK(NEAR(sim_step_seconds(&v1, &M2, &one), 3e-3 + (2e9 + 300 * 12288.0) / 800e9 + 20e-6, 1e-9));
+    /* and prices no attention FLOPs (its constants were fitted without them) */
+    CHECK(NEAR(sim_step_seconds(&v1, &heads, &pf), 3e-3 + 4.096e12 / 50e12 + 2048 * 2e-6, 1e-9));
 }
 
 /* The API server: a lone request waits api_overhead; a burst queues on the serial part. */

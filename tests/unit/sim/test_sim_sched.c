@@ -49,10 +49,13 @@ static void test_budget_and_chunking(void) {
     CHECK(sim_sched_plan(s, &sh, 0) == 3); /* 1000 + 1000 + a 48-token chunk of the third */
     CHECK(sh.prefill_tokens == 2048);
     CHECK(seqs[2].scheduled == 48);
+    CHECK(sh.attn_pairs == 2 * (1000LL * 1001 / 2) + 48 * 49 / 2); /* causal: token i sees i + 1 keys */
     sim_sched_commit(s, 1, on_tok, NULL);
     CHECK(recs[0].tokens == 1 && recs[1].tokens == 1 && recs[2].tokens == 0); /* a partial prefill emits nothing */
     CHECK(sim_sched_plan(s, &sh, 1) == 3); /* two decodes + the rest of the third prompt */
     CHECK(sh.decode_seqs == 2 && sh.prefill_tokens == 952);
+    /* a decode sees its 1000 cached tokens and itself; the chunk's 952 tokens see the 48 before them too */
+    CHECK(sh.attn_pairs == 2 * 1001 + 952LL * 48 + 952LL * 953 / 2);
     sim_sched_commit(s, 2, on_tok, NULL);
     CHECK(recs[2].tokens == 1);
     for (int k = 0; k < 10; k++) {
