@@ -193,7 +193,7 @@ int sim_model_load(const char *config_dir, const char *name, sim_modelp *m, char
         kv_num(&kv, path, "dtype_bytes", &db, err, errlen) || kv_num(&kv, path, "max_model_len", &mml, err, errlen) ||
         kv_opt(&kv, path, "num_attention_heads", 0, &qh, err, errlen))
         return -1;
-    if (qh < 0 || qh > 1e6) {
+    if (kv_get(&kv, "num_attention_heads") && (qh < 1 || qh > 1e6)) {
         snprintf(err, errlen, "%s: num_attention_heads must be >= 1 (or left out)", path);
         return -1;
     }

@@ -389,7 +389,10 @@ def tables(doc, pts, fit_vals, fit_preds, loo_preds, v1_preds, h2):
             xs = [x for x in by[m] if x[0] == c]
             v1, l = med([x[1] for x in xs]), med([x[3] for x in xs])
             verdict = "" if v1 is None or l is None else ("**worse**" if l > v1 + 1e-9 else "better or equal")
-            out.append(f"| {c} | {m} | {len(xs)} | {fmt_abs(v1)} | {fmt_abs(l)} | {verdict} |")
+            a, b = fmt_abs(v1), fmt_abs(l)
+            if a == b and verdict == "**worse**":  # equal to one decimal: show the digit that decides
+                a, b = f"{v1 * 100:.2f} %", f"{l * 100:.2f} %"
+            out.append(f"| {c} | {m} | {len(xs)} | {a} | {b} | {verdict} |")
     out.append("")
     if h2:
         out.append(f"H200 GPU-only decode steps (B = 1, mean of the fused-upper and core-lower bounds) against "
@@ -444,13 +447,14 @@ def profile_tables(sim):
                    f"{h['peak_tflops']} | {h['compute_efficiency']} / {h['memory_efficiency']} | "
                    f"{h.get('layer_launch_us', '')} | {h.get('host_step_ms', '')} | {h.get('host_seq_us', '')} | "
                    f"{h.get('beta1_us_per_prefill_token', '')} | {h['api_overhead_ms']} ({h.get('api_serial_ms', 0)}) | {d} |")
-    out += ["", "| model | params | layers | KV heads | head dim | bytes | max_model_len | KV bytes/token |",
-            "|---|---|---|---|---|---|---|---|"]
+    out += ["", "| model | params | layers | query heads | KV heads | head dim | bytes | max_model_len | KV bytes/token |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for f in sorted(os.listdir(mdir)):
         if f.endswith(".yaml"):
             m = read_profile(os.path.join(mdir, f))
             kv = 2 * int(m["num_layers"]) * int(m["num_kv_heads"]) * int(m["head_dim"]) * int(m["dtype_bytes"])
-            out.append(f"| {m['name']} | {int(m['params']):,} | {m['num_layers']} | {m['num_kv_heads']} | "
+            out.append(f"| {m['name']} | {int(m['params']):,} | {m['num_layers']} | {m.get('num_attention_heads', '-')} | "
+                       f"{m['num_kv_heads']} | "
                        f"{m['head_dim']} | {m['dtype_bytes']} | {m['max_model_len']} | {kv:,} |")
     return "\n".join(out)
 

@@ -3,6 +3,10 @@
  * formula, against hand-computed values. Profiles are read from the source tree's configs/.
  */
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "sim_cost.h"
 #include "sim_predict.h"
@@ -172,7 +176,28 @@ static void test_profiles(void) {
         sim_modelp m;
         CHECK_MSG(sim_model_load("configs", models[i], &m, err, sizeof err) == 0, "%s: %s", models[i], err);
         CHECK_MSG(m.params > 4e8 && m.params < 1.6e10 && m.max_model_len >= 32768, "%s", models[i]);
+        /* every shipped model prices attention: its query heads are a multiple of its KV heads (GQA) */
+        CHECK_MSG(m.q_heads >= m.kv_heads && m.q_heads % m.kv_heads == 0, "%s: %d query heads", models[i], m.q_heads);
     }
+    /* A made-up profile: num_attention_heads may be left out (no attention FLOPs), never 0. */
+    char dir[] = "/tmp/tlab-sim-model-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[256];
+    snprintf(path, sizeof path, "%s/m.yaml", dir);
+    static const char *const heads[] = {"", "num_attention_heads: 16\n", "num_attention_heads: 0\n"};
+    for (int k = 0; k < 3; k++) {
+        FILE *f = fopen(path, "w");
+        CHECK(f != NULL);
+        fprintf(f, "params: 1000000000\nnum_layers: 24\nnum_kv_heads: 2\nhead_dim: 64\ndtype_bytes: 2\n"
+                   "max_model_len: 4096\n%s", heads[k]);
+        fclose(f);
+        sim_modelp m;
+        int rc = sim_model_load("configs", path, &m, err, sizeof err);
+        CHECK_MSG(k < 2 ? rc == 0 && m.q_heads == 16 * k : rc == -1 && strstr(err, "num_attention_heads"), "case %d: %s", k,
+                  err);
+    }
+    remove(path);
+    rmdir(dir);
     /* Llama-3.1-8B: 32 layers x 8 KV heads x 128 x 2 (K, V) x 2 bytes = 131,072 bytes per token. */
     sim_modelp l;
     CHECK(sim_model_load("configs", "Llama-3.1-8B-Instruct", &l, err, sizeof err) == 0);
