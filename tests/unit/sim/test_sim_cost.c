@@ -114,7 +114,7 @@ static void test_step_time_v2(void) {
     }
     /* Attention FLOPs, with the model's query heads given: a 2048-token prompt has 2048 x 2049 / 2
      * (query, key) pairs at 4 x 24 layers x 8 heads x 64 = 49,152 FLOPs each, 103.1 GFLOPs on top of
-     * the weights' 4,096: compute = 4,199.1 GFLOPs / 50 TFLOP/s = 83.982 ms, GPU 84.942 ms. */
+     * the weights' 4,096: compute = 4,199.1 GFLOPs / 50 TFLOP/s = 83.983 ms, GPU 84.943 ms. */
     sim_modelp heads = M2;
     heads.q_heads = 8;
     sim_step_shape pf = {.prefill_tokens = 2048, .prefill_seqs = 1, .ctx_tokens = 2048, .attn_pairs = 2048LL * 2049 / 2};
@@ -179,15 +179,20 @@ static void test_profiles(void) {
         /* every shipped model prices attention: its query heads are a multiple of its KV heads (GQA) */
         CHECK_MSG(m.q_heads >= m.kv_heads && m.q_heads % m.kv_heads == 0, "%s: %d query heads", models[i], m.q_heads);
     }
-    /* A made-up profile: num_attention_heads may be left out (no attention FLOPs), never 0. */
+    /* A made-up profile: num_attention_heads may be left out (no attention FLOPs); given, it is a whole
+     * multiple of the 2 KV heads. */
     char dir[] = "/tmp/tlab-sim-model-XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     char path[256];
     snprintf(path, sizeof path, "%s/m.yaml", dir);
-    static const char *const heads[] = {"", "num_attention_heads: 16\n", "num_attention_heads: 0\n"};
-    for (int k = 0; k < 3; k++) {
+    static const char *const heads[] = {"", "num_attention_heads: 16\n", "num_attention_heads: 0\n",
+                                        "num_attention_heads: 3\n", "num_attention_heads: 16.5\n",
+                                        "num_attention_heads: nan\n"};
+    for (int k = 0; k < (int)(sizeof heads / sizeof heads[0]); k++) {
         FILE *f = fopen(path, "w");
         CHECK(f != NULL);
+        if (!f)
+            break;
         fprintf(f, "params: 1000000000\nnum_layers: 24\nnum_kv_heads: 2\nhead_dim: 64\ndtype_bytes: 2\n"
                    "max_model_len: 4096\n%s", heads[k]);
         fclose(f);

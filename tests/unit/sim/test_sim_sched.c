@@ -207,6 +207,11 @@ static void preempt_then_readmit(int decode, int *computed_back, int *prefill_ba
         if (seqs[1].preemptions > 0 && was_waiting && seqs[1].state == SIM_SEQ_RUNNING && *computed_back < 0) {
             *computed_back = seqs[1].num_computed;
             *prefill_back = sh.prefill_tokens;
+            /* Attention prices the chunk after the cached prefix (n x c + n (n + 1) / 2); the rest of the
+             * step, if anything, is seq 0's decode (its context and itself). */
+            long long n = sh.prefill_tokens, c = seqs[1].num_computed, other = sh.attn_pairs - (n * c + n * (n + 1) / 2);
+            CHECK_MSG(other == 0 || other == seqs[0].num_computed + 1, "attention pairs %lld, %lld beside the chunk",
+                      sh.attn_pairs, other);
         }
         was_waiting = seqs[1].state == SIM_SEQ_WAITING;
         sim_sched_commit(s, t + 1, on_tok, NULL);
