@@ -391,10 +391,13 @@ def tables(doc, pts, fit_vals, fit_preds, loo_preds, v1_preds, h2):
         for c in classes:
             xs = [x for x in by[m] if x[0] == c]
             v1, l = med([x[1] for x in xs]), med([x[3] for x in xs])
-            verdict = "" if v1 is None or l is None else ("**worse**" if l > v1 + 1e-9 else "better or equal")
+            # Worse by more than 0.0001 % (a point's error can equal another's to many digits).
+            verdict = "" if v1 is None or l is None else ("**worse**" if l > v1 + 1e-6 else "better or equal")
             a, b = fmt_abs(v1), fmt_abs(l)
-            if a == b and verdict == "**worse**":  # equal to one decimal: show the digit that decides
-                a, b = f"{v1 * 100:.2f} %", f"{l * 100:.2f} %"
+            for d in (2, 3, 4):  # equal to one decimal but worse: show the digits that decide
+                if a != b or verdict != "**worse**":
+                    break
+                a, b = f"{v1 * 100:.{d}f} %", f"{l * 100:.{d}f} %"
             out.append(f"| {c} | {m} | {len(xs)} | {a} | {b} | {verdict} |")
     out.append("")
     if h2:
