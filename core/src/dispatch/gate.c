@@ -643,42 +643,49 @@ void tlab__gate_add_retry_after_ms(tlab_request *r, int retry_after_s) {
     tlab__request_add_response_header(r, "retry-after-ms", ms);
 }
 
+/* Cold: the worker's last measured start time, then its fastest first token (0 when none was
+ * measured). Refused, the worker starts anyway: otherwise a start longer than the SLO would
+ * refuse every request for ever, and the promised retry would find it cold. */
+static int judge_cold(const tlab_request *r, double ttft, double left, double budget, uint64_t now, char *msg, size_t len,
+                      int *retry_after_s) {
+    double cold = tlab__gate_cold_wait_s();
+    if (cold <= 0 || cold + ttft <= budget)
+        return 0;
+    tlab__plugins_worker_demand();
+    tlab__pool_note_demand(now);
+    promise(r, (double)now / 1e6, cold + ttft - budget, retry_after_s);
+    snprintf(msg, len, "the worker is starting (measured start time: %.1f s to go) and the request's deadline has "
+                       "%.0f ms left; retry in %d s", cold, left * 1e3, *retry_after_s);
+    return -1;
+}
+
 int tlab__gate_judge(const tlab_request *r, double ahead, double share, char *msg, size_t len, int *retry_after_s) {
     *retry_after_s = 0;
     g.refused = NULL;
     if (!g.timer || !r->deadline_us)
         return 0;
     double service = tlab__gate_service_s(r->info.max_tokens);
-    if (service <= 0)
-        return 0; /* nothing measured yet: the conservative start admits and the gate holds */
     uint64_t now = tlab__now_us();
     double left = r->deadline_us > now ? (double)(r->deadline_us - now) / 1e6 : 0, budget = left * share;
+    int idle = pool_in_flight() == 0;
+    /* Nothing measured yet: the conservative start admits and the gate holds. Except into a start
+     * measured to outlast the deadline: the request that caused that start waited on it and is no
+     * sample, so a worker stopped again before a scrape measured its first answers knew its start
+     * time and nothing else, and admitted the next request into a 6 s start against a 5 s SLO. */
+    if (service <= 0)
+        return idle ? judge_cold(r, 0, left, budget, now, msg, len, retry_after_s) : 0;
     const tlab__autopilot_view *v = tlab__gate_view();
     /* An idle worker is judged by the fastest first token it ever gave: what was measured under
      * an earlier load could otherwise refuse everything for ever, since only a request that
      * runs can measure again. */
-    int idle = pool_in_flight() == 0;
     double ttft = idle ? v->ttft_min_s : v->ttft_s;
     if (ttft > 0 && budget < ttft) {
         snprintf(msg, len, "the request's deadline (%.0f ms left) is shorter than the worker's measured time to first token "
                            "(%.0f ms%s): it cannot be met", left * 1e3, ttft * 1e3, idle ? ", its fastest" : "");
         return -1;
     }
-    if (idle) {
-        /* Cold: the worker's last measured start time, then its fastest first token. */
-        double cold = tlab__gate_cold_wait_s();
-        if (cold > 0 && cold + ttft > budget) {
-            /* Refused, but the worker starts anyway: otherwise a start longer than the SLO
-             * would refuse every request for ever, and the promised retry would find it cold. */
-            tlab__plugins_worker_demand();
-            tlab__pool_note_demand(now);
-            promise(r, (double)now / 1e6, cold + ttft - budget, retry_after_s);
-            snprintf(msg, len, "the worker is starting (measured start time: %.1f s to go) and the request's deadline has "
-                               "%.0f ms left; retry in %d s", cold, left * 1e3, *retry_after_s);
-            return -1;
-        }
-        return 0;
-    }
+    if (idle)
+        return judge_cold(r, ttft, left, budget, now, msg, len, retry_after_s);
     if (budget < service) {
         snprintf(msg, len, "the request cannot finish inside its deadline (%.0f ms left): %ld tokens take about %.1f s at "
                            "the worker now; lower max_tokens or allow a longer deadline", left * 1e3,
