@@ -194,17 +194,17 @@ int sim_model_load(const char *config_dir, const char *name, sim_modelp *m, char
         kv_num(&kv, path, "dtype_bytes", &db, err, errlen) || kv_num(&kv, path, "max_model_len", &mml, err, errlen) ||
         kv_opt(&kv, path, "num_attention_heads", 0, &qh, err, errlen))
         return -1;
+    if (params <= 0 || layers < 1 || kvh < 1 || hd < 1 || db < 1 || mml < 1) {
+        snprintf(err, errlen, "%s: params, num_layers, num_kv_heads, head_dim, dtype_bytes, max_model_len must be >= 1", path);
+        return -1;
+    }
     /* Written as "inside the range" so that a NaN (strtod reads "nan") fails it too. */
     if (kv_get(&kv, "num_attention_heads") &&
-        !(qh >= 1 && qh <= 1e6 && qh == floor(qh) && fmod(qh, kvh >= 1 ? floor(kvh) : 1) == 0)) {
+        !(qh >= 1 && qh <= 1e6 && qh == floor(qh) && fmod(qh, floor(kvh)) == 0)) {
         snprintf(err, errlen,
                  "%s: num_attention_heads must be a whole number from 1 to 1000000 and a multiple of num_kv_heads "
                  "(or left out)",
                  path);
-        return -1;
-    }
-    if (params <= 0 || layers < 1 || kvh < 1 || hd < 1 || db < 1 || mml < 1) {
-        snprintf(err, errlen, "%s: params, num_layers, num_kv_heads, head_dim, dtype_bytes, max_model_len must be >= 1", path);
         return -1;
     }
     const char *nm = kv_get(&kv, "name");

@@ -5,12 +5,17 @@
  */
 #include "sim_sched.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* An intrusive list over one of a sequence's links (`link`: its offset in sim_seq), so the same
+ * code keeps the waiting and running queues (sim_seq.queue) and the prefix cache's eviction order
+ * (sim_seq.lru). */
 typedef struct seq_list {
     sim_seq *head, *tail;
     int n;
+    size_t link;
 } seq_list;
 
 struct sim_sched {
@@ -21,7 +26,7 @@ struct sim_sched {
      * by default in V1: a freed block keeps its hash until the allocator hands it out again).
      * Oldest preemption first, the order vLLM's free queue evicts them in; blocks that hold nothing
      * (from finished requests, never prefix hits for distinct prompts) are handed out before any. */
-    sim_seq *lru_head, *lru_tail;
+    seq_list cached;
     long cached_free;
     uint64_t preemptions;
     bool no_admit; /* waiting sequences stay queued (draining before a sleep) */
@@ -30,11 +35,14 @@ struct sim_sched {
     int step_n, step_cap;
 };
 
+static sim_seq_link *link_of(const seq_list *l, sim_seq *q) { return (sim_seq_link *)((char *)q + l->link); }
+
 static void list_push_tail(seq_list *l, sim_seq *q) {
-    q->next = NULL;
-    q->prev = l->tail;
+    sim_seq_link *k = link_of(l, q);
+    k->next = NULL;
+    k->prev = l->tail;
     if (l->tail)
-        l->tail->next = q;
+        link_of(l, l->tail)->next = q;
     else
         l->head = q;
     l->tail = q;
@@ -42,10 +50,11 @@ static void list_push_tail(seq_list *l, sim_seq *q) {
 }
 
 static void list_push_head(seq_list *l, sim_seq *q) {
-    q->prev = NULL;
-    q->next = l->head;
+    sim_seq_link *k = link_of(l, q);
+    k->prev = NULL;
+    k->next = l->head;
     if (l->head)
-        l->head->prev = q;
+        link_of(l, l->head)->prev = q;
     else
         l->tail = q;
     l->head = q;
@@ -53,15 +62,16 @@ static void list_push_head(seq_list *l, sim_seq *q) {
 }
 
 static void list_remove(seq_list *l, sim_seq *q) {
-    if (q->prev)
-        q->prev->next = q->next;
+    sim_seq_link *k = link_of(l, q);
+    if (k->prev)
+        link_of(l, k->prev)->next = k->next;
     else
-        l->head = q->next;
-    if (q->next)
-        q->next->prev = q->prev;
+        l->head = k->next;
+    if (k->next)
+        link_of(l, k->next)->prev = k->prev;
     else
-        l->tail = q->prev;
-    q->prev = q->next = NULL;
+        l->tail = k->prev;
+    k->prev = k->next = NULL;
     l->n--;
 }
 
@@ -70,6 +80,8 @@ sim_sched *sim_sched_new(const sim_sched_cfg *cfg) {
     if (!s)
         return NULL;
     s->cfg = *cfg;
+    s->waiting.link = s->running.link = offsetof(sim_seq, queue);
+    s->cached.link = offsetof(sim_seq, lru);
     s->free_blocks = cfg->num_blocks;
     s->last_plan_t = -1;
     s->step_cap = cfg->max_num_seqs > 0 ? cfg->max_num_seqs : 1;
@@ -93,7 +105,7 @@ void sim_sched_add(sim_sched *s, sim_seq *seq, double now) {
     seq->state = SIM_SEQ_WAITING;
     seq->scheduled = 0;
     seq->cached_blocks = 0;
-    seq->lru_prev = seq->lru_next = NULL;
+    seq->lru.prev = seq->lru.next = NULL;
     list_push_tail(&s->waiting, seq);
 }
 
@@ -102,25 +114,13 @@ static void free_blocks(sim_sched *s, sim_seq *q) {
     q->num_blocks = 0;
 }
 
-static void lru_unlink(sim_sched *s, sim_seq *q) {
-    if (q->lru_prev)
-        q->lru_prev->lru_next = q->lru_next;
-    else
-        s->lru_head = q->lru_next;
-    if (q->lru_next)
-        q->lru_next->lru_prev = q->lru_prev;
-    else
-        s->lru_tail = q->lru_prev;
-    q->lru_prev = q->lru_next = NULL;
-}
-
 /* q's cached blocks stop being a prefix hit; they stay free. */
 static void uncache(sim_sched *s, sim_seq *q) {
     if (q->cached_blocks <= 0)
         return;
     s->cached_free -= q->cached_blocks;
     q->cached_blocks = 0;
-    lru_unlink(s, q);
+    list_remove(&s->cached, q);
 }
 
 /* Takes `need` free blocks (need <= free_blocks): empty ones first, then cached ones, oldest
@@ -128,14 +128,14 @@ static void uncache(sim_sched *s, sim_seq *q) {
  * so its prefix outlives its tail). */
 static void take_free(sim_sched *s, long need) {
     long spill = need - (s->free_blocks - s->cached_free);
-    while (spill > 0 && s->lru_head) {
-        sim_seq *h = s->lru_head;
+    while (spill > 0 && s->cached.head) {
+        sim_seq *h = s->cached.head;
         long take = spill < h->cached_blocks ? spill : h->cached_blocks;
         h->cached_blocks -= (int)take;
         s->cached_free -= take;
         spill -= take;
         if (h->cached_blocks == 0)
-            lru_unlink(s, h);
+            list_remove(&s->cached, h);
     }
     s->free_blocks -= need;
 }
@@ -185,13 +185,7 @@ static void preempt(sim_sched *s, sim_seq *q) {
     free_blocks(s, q);
     if (q->cached_blocks > 0) {
         s->cached_free += q->cached_blocks;
-        q->lru_prev = s->lru_tail;
-        q->lru_next = NULL;
-        if (s->lru_tail)
-            s->lru_tail->lru_next = q;
-        else
-            s->lru_head = q;
-        s->lru_tail = q;
+        list_push_tail(&s->cached, q);
     }
     q->num_computed = 0;
     q->state = SIM_SEQ_WAITING;
@@ -252,7 +246,7 @@ int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now) {
     int budget = s->cfg.max_num_batched_tokens;
     bool preempted = false;
 
-    /* 1. Running sequences, oldest first. Victims are taken from the tail, i.e. after q, so q->next
+    /* 1. Running sequences, oldest first. Victims are taken from the tail, i.e. after q, so q->queue.next
      *    stays valid (list_remove relinks it). */
     sim_seq *q = s->running.head;
     while (q && budget > 0) {
@@ -260,7 +254,7 @@ int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now) {
         if (n > budget)
             n = budget;
         if (n <= 0) { /* nothing to compute (cannot happen after commit); skip */
-            q = q->next;
+            q = q->queue.next;
             continue;
         }
         bool ok = true;
@@ -277,7 +271,7 @@ int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now) {
             break; /* q itself was preempted: nothing after it can run either */
         add_to_step(s, q, n, shape);
         budget -= n;
-        q = q->next;
+        q = q->queue.next;
     }
 
     /* 2. Waiting sequences in FIFO order; none when this step had to preempt (as vLLM). */
@@ -357,7 +351,7 @@ int sim_sched_num_waiting_engine(const sim_sched *s, double now, bool all_ready)
     double by = all_ready || s->last_plan_t > now ? now : s->last_plan_t;
     int n = 0;
     /* Preempted sequences go back to the head with an old t_ready, so the list is not sorted: walk it. */
-    for (const sim_seq *q = s->waiting.head; q; q = q->next)
+    for (const sim_seq *q = s->waiting.head; q; q = q->queue.next)
         n += q->t_ready <= by;
     return n;
 }

@@ -15,12 +15,17 @@
 enum sim_seq_state { SIM_SEQ_NEW = 0, SIM_SEQ_WAITING, SIM_SEQ_RUNNING, SIM_SEQ_FINISHED, SIM_SEQ_ABORTED };
 enum sim_finish { SIM_FINISH_NONE = 0, SIM_FINISH_LENGTH, SIM_FINISH_STOP, SIM_FINISH_ABORT };
 
+/* A place in one of the scheduler's lists. */
+typedef struct sim_seq_link {
+    struct sim_seq *prev, *next;
+} sim_seq_link;
+
 /*
  * One request. The caller owns the memory (embed it in its own struct); the scheduler only links it.
  * Fill prompt_len, max_tokens, min_tokens, ignore_eos, eos_at and t_arrival before sim_sched_add().
  */
 typedef struct sim_seq {
-    struct sim_seq *prev, *next; /* in the waiting or running list */
+    sim_seq_link queue; /* in the waiting or running list */
     uint64_t id;
     int prompt_len, max_tokens, min_tokens, eos_at;
     bool ignore_eos;
@@ -33,7 +38,7 @@ typedef struct sim_seq {
     /* After a preemption: its full KV blocks still in the prefix cache (freed, not yet reused), and
      * its place in the scheduler's eviction order. Managed by the scheduler. */
     int cached_blocks;
-    struct sim_seq *lru_prev, *lru_next;
+    sim_seq_link lru;
     double t_arrival, t_scheduled, t_first_token, t_last_token, t_prev_token;
 } sim_seq;
 
