@@ -85,8 +85,8 @@ static int kv_num(const kv_file *kv, const char *path, const char *key, double *
     }
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || *end || v < 0) {
-        snprintf(err, errlen, "%s: '%s' must be a non-negative number, got '%s'", path, key, s);
+    if (errno || end == s || *end || !isfinite(v) || v < 0) { /* strtod takes "nan" and "inf" */
+        snprintf(err, errlen, "%s: '%s' must be a finite non-negative number, got '%s'", path, key, s);
         return -1;
     }
     *out = v;

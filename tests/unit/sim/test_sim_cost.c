@@ -201,6 +201,33 @@ static void test_profiles(void) {
         CHECK_MSG(k < 2 ? rc == 0 && m.q_heads == 16 * k : rc == -1 && strstr(err, "num_attention_heads"), "case %d: %s", k,
                   err);
     }
+    /* Every numeric key of a GPU profile refuses what strtod reads but no GPU has: NaN, infinities,
+     * negatives (here peak_tflops in a copy of the rtx3050 profile); the error names the key. */
+    static const char *const bad[] = {"nan", "inf", "-inf", "-1", "1e999", "12x"};
+    for (int k = -1; k < (int)(sizeof bad / sizeof bad[0]); k++) {
+        FILE *in = fopen("configs/hardware/rtx3050-4gb.yaml", "r"), *out = fopen(path, "w");
+        CHECK(in != NULL && out != NULL);
+        if (!in || !out) {
+            if (in)
+                fclose(in);
+            if (out)
+                fclose(out);
+            break;
+        }
+        char line[512];
+        while (fgets(line, sizeof line, in))
+            if (strncmp(line, "peak_tflops:", 12) == 0)
+                fprintf(out, "peak_tflops: %s\n", k < 0 ? "12.2" : bad[k]);
+            else
+                fputs(line, out);
+        fclose(in);
+        fclose(out);
+        sim_hw hw;
+        int rc = sim_hw_load("configs", path, &hw, err, sizeof err);
+        CHECK_MSG(k < 0 ? rc == 0 && hw.flops == 12.2e12
+                        : rc == -1 && strstr(err, "'peak_tflops' must be a finite non-negative number") != NULL,
+                  "peak_tflops %s: %s", k < 0 ? "12.2" : bad[k], err);
+    }
     remove(path);
     rmdir(dir);
     /* Llama-3.1-8B: 32 layers x 8 KV heads x 128 x 2 (K, V) x 2 bytes = 131,072 bytes per token. */
