@@ -75,7 +75,7 @@ static const char *kv_get(const kv_file *kv, const char *key) {
     return NULL;
 }
 
-/* Reads a required positive number; -1 with err naming the file and key when missing or bad. */
+/* Reads a required finite non-negative number; -1 with err naming the file and key when missing or bad. */
 static int kv_num(const kv_file *kv, const char *path, const char *key, double *out, char *err, size_t errlen) {
     const char *s = kv_get(kv, key);
     char *end;
