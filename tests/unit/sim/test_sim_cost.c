@@ -48,6 +48,21 @@ static void test_memory(void) {
 
     CHECK(sim_hw_load("configs", "no-such-gpu", &hw, err, sizeof err) == -1);
     CHECK_STR_CONTAINS(S(err), "no-such-gpu");
+
+    /* The h100-80gb profile against vLLM v0.19.0's own start-up logs on an H100 80GB (TP 1,
+     * --gpu-memory-utilization 0.95; llm-d-planner's accuracy report, docs/simulator.md section 1):
+     * "GPU KV cache size" 476,016 tokens for Llama-3.1-8B-Instruct and 1,096,000 for Qwen2.5-7B-Instruct. */
+    static const struct {
+        const char *model;
+        double tokens;
+    } logged[] = {{"Llama-3.1-8B-Instruct", 476016}, {"Qwen2.5-7B-Instruct", 1096000}};
+    CHECK(sim_hw_load("configs", "h100-80gb", &hw, err, sizeof err) == 0);
+    for (size_t i = 0; i < sizeof logged / sizeof logged[0]; i++) {
+        CHECK(sim_model_load("configs", logged[i].model, &m, err, sizeof err) == 0);
+        CHECK(sim_memory_plan(&hw, &m, 0.95, 16, 16384, &mem, err, sizeof err) == 0);
+        CHECK_MSG(NEAR((double)mem.capacity_tokens, logged[i].tokens, 0.02), "%s: %ld tokens, vLLM logged %.0f",
+                  logged[i].model, mem.capacity_tokens, logged[i].tokens);
+    }
 }
 
 static void test_step_time(void) {
