@@ -198,7 +198,7 @@ int sim_model_load(const char *config_dir, const char *name, sim_modelp *m, char
         snprintf(err, errlen, "%s: params, num_layers, num_kv_heads, head_dim, dtype_bytes, max_model_len must be >= 1", path);
         return -1;
     }
-    /* Written as "inside the range" so that a NaN (strtod reads "nan") fails it too. */
+    /* kv_num has already refused NaN and the infinities; here only the range and GQA's divisibility. */
     if (kv_get(&kv, "num_attention_heads") &&
         !(qh >= 1 && qh <= 1e6 && qh == floor(qh) && fmod(qh, floor(kvh)) == 0)) {
         snprintf(err, errlen,
