@@ -26,6 +26,7 @@ void sim_config_defaults(sim_config *cfg) {
     cfg->port = 8000;
     cfg->gpu_memory_utilization = 0.9;
     cfg->chunked_prefill = 1;
+    cfg->async_scheduling = 1;
     cfg->block_size = 16;
     snprintf(cfg->hardware, sizeof cfg->hardware, "rtx3050-4gb");
     const char *env = getenv("TLAB_CONFIG_DIR");
@@ -50,6 +51,8 @@ void sim_config_usage(FILE *out) {
             "                                  other than the A100; max(max_model_len, that) without chunking)\n"
             "  --gpu-memory-utilization F      fraction of GPU memory vLLM may use (default 0.9)\n"
             "  --enable-chunked-prefill / --no-enable-chunked-prefill   (default on, as vLLM V1)\n"
+            "  --async-scheduling / --no-async-scheduling   plan step n+1 while step n runs (default on, as\n"
+            "                                  vLLM since v0.14; off: a new request can join the next step)\n"
             "  --block-size N                  KV block size in tokens (default 16)\n"
             "  --enable-sleep-mode             serve POST /sleep, POST /wake_up, GET /is_sleeping; as in vLLM,\n"
             "                                  only when the environment also has VLLM_SERVER_DEV_MODE=1\n"
@@ -138,12 +141,14 @@ int sim_config_parse(sim_config *cfg, int argc, char **argv, char *err, size_t e
             bool_dst = &cfg->chunked_prefill;
         else if (!strcmp(flag, "--enable-sleep-mode") || !strcmp(flag, "--no-enable-sleep-mode"))
             bool_dst = &cfg->enable_sleep_mode;
+        else if (!strcmp(flag, "--async-scheduling") || !strcmp(flag, "--no-async-scheduling"))
+            bool_dst = &cfg->async_scheduling;
         if (!strcmp(flag, "--predict") || !strcmp(flag, "--predict-batch")) {
             cfg->predict = flag[9] == '-' ? 2 : 1;
             continue;
         }
         if (bool_dst) {
-            on = flag[2] == 'e';
+            on = strncmp(flag, "--no-", 5) != 0;
             if (val) {
                 if (!strcmp(val, "true") || !strcmp(val, "True") || !strcmp(val, "1"))
                     on = on ? 1 : 0;

@@ -21,6 +21,7 @@ typedef struct sim_config {
     int max_num_batched_tokens; /* 0 = vLLM's default for this GPU */
     double gpu_memory_utilization;
     int chunked_prefill;      /* 1 on (V1 default), 0 off */
+    int async_scheduling;     /* 1 on (vLLM's default since v0.14, PR #27614), 0 off */
     int enable_sleep_mode;    /* --enable-sleep-mode: /sleep, /wake_up, /is_sleeping (with VLLM_SERVER_DEV_MODE=1) */
     int block_size;
     char hardware[512];

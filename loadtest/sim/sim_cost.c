@@ -78,10 +78,12 @@ void sim_step_split(const sim_hw *hw, const sim_modelp *m, const sim_step_shape 
 }
 
 double sim_api_ready(const sim_hw *hw, double *api_free, double arrival) {
-    double start = arrival > *api_free ? arrival : *api_free;
-    *api_free = start + hw->api_serial_s;
-    double lone = arrival + hw->api_overhead_s;
-    return lone > *api_free ? lone : *api_free;
+    double serial = hw->api_serial_s < hw->api_overhead_s ? hw->api_serial_s : hw->api_overhead_s;
+    double start = arrival + hw->api_overhead_s - serial;
+    if (start < *api_free)
+        start = *api_free;
+    *api_free = start + serial;
+    return *api_free;
 }
 
 double sim_step_seconds(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s) {

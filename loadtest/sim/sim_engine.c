@@ -339,7 +339,8 @@ sim_engine *sim_engine_new(struct event_base *base, const sim_config *cfg, const
                         .block_size = cfg->block_size,
                         .num_blocks = mem->num_blocks,
                         .max_model_len = cfg->max_model_len,
-                        .chunked_prefill = cfg->chunked_prefill != 0};
+                        .chunked_prefill = cfg->chunked_prefill != 0,
+                        .async_scheduling = cfg->async_scheduling != 0};
     e->sched = sim_sched_new(&sc);
     e->timer = evtimer_new(base, on_timer, e);
     e->op_timer = evtimer_new(base, on_op_timer, e);

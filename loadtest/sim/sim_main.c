@@ -110,9 +110,10 @@ int main(int argc, char **argv) {
     }
     sim_log("INFO", "sim_main.c",
          "tlab-sim: model=%s profile=%s hardware=%s max_model_len=%d max_num_seqs=%d max_num_batched_tokens=%d "
-         "chunked_prefill=%s block_size=%d gpu_memory_utilization=%.2f time_scale=%g",
+         "chunked_prefill=%s async_scheduling=%s block_size=%d gpu_memory_utilization=%.2f time_scale=%g",
          app.cfg.model, app.model.name, app.hw.name, app.cfg.max_model_len, app.cfg.max_num_seqs,
-         app.cfg.max_num_batched_tokens, app.cfg.chunked_prefill ? "on" : "off", app.cfg.block_size,
+         app.cfg.max_num_batched_tokens, app.cfg.chunked_prefill ? "on" : "off",
+         app.cfg.async_scheduling ? "on" : "off", app.cfg.block_size,
          app.cfg.gpu_memory_utilization, app.cfg.time_scale);
     if (sim_memory_plan(&app.hw, &app.model, app.cfg.gpu_memory_utilization, app.cfg.block_size, app.cfg.max_model_len,
                         &app.mem, err, sizeof err)) {

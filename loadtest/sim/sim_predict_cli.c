@@ -49,7 +49,8 @@ static void predict(sim_config *cfg, predict_result *r) {
                                 .block_size = cfg->block_size,
                                 .num_blocks = r->mem.num_blocks,
                                 .max_model_len = cfg->max_model_len,
-                                .chunked_prefill = cfg->chunked_prefill != 0};
+                                .chunked_prefill = cfg->chunked_prefill != 0,
+                                .async_scheduling = cfg->async_scheduling != 0};
     if (sim_predict_run(&r->hw, &r->m, in, &r->out, r->err, sizeof r->err) == 0)
         r->stage = P_OK;
 }
@@ -68,9 +69,9 @@ static void print_text(const sim_config *cfg, const predict_result *r) {
     const sim_predict_in *in = &r->in;
     long need = (long)in->concurrency * (in->input_len + in->output_len);
     printf("settings: max_model_len %d, max_num_seqs %d, max_num_batched_tokens %d, chunked prefill %s, "
-           "gpu_memory_utilization %.2f\n",
+           "async scheduling %s, gpu_memory_utilization %.2f\n",
            cfg->max_model_len, cfg->max_num_seqs, cfg->max_num_batched_tokens, cfg->chunked_prefill ? "on" : "off",
-           cfg->gpu_memory_utilization);
+           cfg->async_scheduling ? "on" : "off", cfg->gpu_memory_utilization);
     printf("memory: weights %.2f GiB, KV cache %.2f GiB = %ld tokens (%.2fx max_model_len)\n", mem->weight_bytes / GIB,
            mem->kv_avail_bytes / GIB, mem->capacity_tokens, mem->max_concurrency);
     printf("fits: yes%s\n", need > mem->capacity_tokens ? " (but the benchmark's requests need more KV than that: "

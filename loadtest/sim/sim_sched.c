@@ -31,6 +31,7 @@ struct sim_sched {
     uint64_t preemptions;
     bool no_admit; /* waiting sequences stay queued (draining before a sleep) */
     double last_plan_t; /* `now` of the last sim_sched_plan(); -1 before the first */
+    double last_commit_t; /* `now` of the last sim_sched_commit(); -1 before the first */
     sim_seq **step;  /* sequences scheduled in the step under way; aborted ones become NULL */
     int step_n, step_cap;
 };
@@ -84,6 +85,7 @@ sim_sched *sim_sched_new(const sim_sched_cfg *cfg) {
     s->cached.link = offsetof(sim_seq, lru);
     s->free_blocks = cfg->num_blocks;
     s->last_plan_t = -1;
+    s->last_commit_t = -1;
     s->step_cap = cfg->max_num_seqs > 0 ? cfg->max_num_seqs : 1;
     s->step = calloc((size_t)s->step_cap, sizeof(*s->step));
     if (!s->step) {
@@ -239,8 +241,25 @@ static int prefix_admit(sim_sched *s, sim_seq *q, int budget) {
     return n;
 }
 
+/*
+ * The time by which a waiting sequence must have reached the engine to join the step planned at now.
+ * With async scheduling vLLM's engine core keeps two steps in flight (batch_queue_size 2): right after
+ * launching step n it drains its input queue and schedules step n+1, then blocks on step n's output.
+ * So step n+1 sees only what had arrived when step n started, unless it would have been empty (no
+ * sequence left running and none ready then): the engine core then blocks on step n, drains the input
+ * queue afterwards and plans at now, as without async scheduling. An idle engine plans at once.
+ */
+static double admit_cutoff(const sim_sched *s, double now) {
+    if (!s->cfg.async_scheduling || s->last_commit_t != now || s->last_plan_t < 0 || s->last_plan_t >= now)
+        return now;
+    /* Admission stops at the first waiting sequence not yet ready, so the head decides. */
+    bool left_work = s->running.n > 0 || (s->waiting.head && s->waiting.head->t_ready <= s->last_plan_t);
+    return left_work ? s->last_plan_t : now;
+}
+
 int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now) {
     memset(shape, 0, sizeof(*shape));
+    double by = admit_cutoff(s, now);
     s->last_plan_t = now;
     s->step_n = 0;
     int budget = s->cfg.max_num_batched_tokens;
@@ -277,7 +296,7 @@ int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now) {
     /* 2. Waiting sequences in FIFO order; none when this step had to preempt (as vLLM). */
     while (!preempted && !s->no_admit && s->waiting.head && budget > 0 && s->running.n < s->cfg.max_num_seqs) {
         q = s->waiting.head;
-        if (q->t_ready > now)
+        if (q->t_ready > by)
             break; /* still in the API server; arrivals are FIFO, so nothing behind it is ready either */
         int n = prefix_admit(s, q, budget);
         if (n == 0)
@@ -309,6 +328,7 @@ static int finish_reason(const sim_sched *s, const sim_seq *q) {
 }
 
 void sim_sched_commit(sim_sched *s, double now, sim_token_fn fn, void *arg) {
+    s->last_commit_t = now;
     /* fn may abort other sequences of this step: unschedule() then NULLs their slots, which is why
      * step_n stays valid until the walk is over. */
     int n = s->step_n;

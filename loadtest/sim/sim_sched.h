@@ -49,6 +49,9 @@ typedef struct sim_sched_cfg {
     long num_blocks;
     int max_model_len;
     bool chunked_prefill;
+    /* vLLM's --async-scheduling: the engine core plans step n+1 while the GPU runs step n, so a
+     * request that reaches the engine during step n waits for step n+2 when n+1 has work. */
+    bool async_scheduling;
 } sim_sched_cfg;
 
 typedef struct sim_sched sim_sched;
@@ -81,6 +84,9 @@ void sim_sched_abort(sim_sched *s, sim_seq *seq);
  * preempting the newest running sequence when blocks run out, then waiting sequences in FIFO order
  * while budget, max_num_seqs and blocks allow. Returns the number of sequences scheduled (0 = idle)
  * and fills shape for the cost model. Must be followed by sim_sched_commit() before the next plan.
+ * Waiting sequences are admitted when ready (t_ready) by `now`; with async_scheduling, when this step
+ * follows the previous one back to back (its commit was at `now`) and that step left work behind,
+ * by the previous plan's time instead: vLLM planned this step while the previous one ran.
  */
 int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now);
 

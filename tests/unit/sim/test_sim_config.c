@@ -25,6 +25,7 @@ static const pcase parse_cases[] = {
     {{"tlab-sim", "--block-size", "7"}, -1, "invalid choice: 7"},
     {{"tlab-sim", "positional"}, -1, "unrecognized arguments: positional"},
     {{"tlab-sim", "--time-scale", "0"}, -1, "invalid float value"},
+    {{"tlab-sim", "--async-scheduling=maybe"}, -1, "expected true or false, got 'maybe'"},
 };
 
 static int argc_of(const char *const *argv) {
@@ -51,6 +52,18 @@ static void test_parse(void) {
     sim_config_defaults(&cfg);
     CHECK(sim_config_parse(&cfg, 6, (char **)argv, err, sizeof err) == 0);
     CHECK(cfg.port == 9001 && cfg.max_num_seqs == 8 && cfg.chunked_prefill == 0 && cfg.seed == 7);
+    /* Async scheduling is on by default, as in vLLM since v0.14; both forms and =false turn it off. */
+    CHECK(cfg.async_scheduling == 1);
+    const char *off[][2] = {{"tlab-sim", "--no-async-scheduling"}, {"tlab-sim", "--async-scheduling=false"},
+                            {"tlab-sim", "--async_scheduling=0"}};
+    for (size_t i = 0; i < sizeof off / sizeof off[0]; i++) {
+        sim_config_defaults(&cfg);
+        CHECK(sim_config_parse(&cfg, 2, (char **)off[i], err, sizeof err) == 0);
+        CHECK_MSG(cfg.async_scheduling == 0, "%s", off[i][1]);
+    }
+    const char *on[] = {"tlab-sim", "--no-async-scheduling", "--async-scheduling"};
+    sim_config_defaults(&cfg);
+    CHECK(sim_config_parse(&cfg, 3, (char **)on, err, sizeof err) == 0 && cfg.async_scheduling == 1);
 }
 
 static void test_finalize(void) {

@@ -153,23 +153,30 @@ static void test_step_time_v2(void) {
     CHECK(NEAR(sim_step_seconds(&v1, &heads, &pf), 3e-3 + 4.096e12 / 50e12 + 2048 * 2e-6, 1e-9));
 }
 
-/* The API server: a lone request waits api_overhead; a burst queues on the serial part. */
+/* The API server: a lone request waits api_overhead; a burst queues on the serial part, which is the
+ * last api_serial of each request's api_overhead. */
 static void test_api_ready(void) {
     sim_hw hw = HW2; /* api_overhead 10 ms */
     hw.api_serial_s = 4e-3;
     double busy = 0;
     CHECK(NEAR(sim_api_ready(&hw, &busy, 1.0), 1.010, 1e-12)); /* alone: 10 ms */
-    CHECK(NEAR(busy, 1.004, 1e-12));
-    /* Five at once at t = 2: serial parts end at 2.004 .. 2.020; each waits at least 10 ms. */
-    double want[] = {2.010, 2.010, 2.012, 2.016, 2.020};
+    CHECK(NEAR(busy, 1.010, 1e-12));
+    /* Five at once at t = 2: serial parts start at 2.006 and run back to back, 4 ms each. */
+    double want[] = {2.010, 2.014, 2.018, 2.022, 2.026};
     for (int i = 0; i < 5; i++) {
         double r = sim_api_ready(&hw, &busy, 2.0);
         CHECK_MSG(NEAR(r, want[i], 1e-12), "burst %d: %.6f want %.6f", i, r, want[i]);
     }
+    /* One that arrives while the loop is still busy with the burst starts its serial part after it. */
+    CHECK(NEAR(sim_api_ready(&hw, &busy, 2.020), 2.030, 1e-12));
     hw.api_serial_s = 0; /* v1 profiles: pure latency */
     busy = 0;
     for (int i = 0; i < 3; i++)
         CHECK(NEAR(sim_api_ready(&hw, &busy, 3.0), 3.010, 1e-12));
+    hw.api_serial_s = 20e-3; /* above the overhead: the serial part is all of it */
+    busy = 0;
+    CHECK(NEAR(sim_api_ready(&hw, &busy, 4.0), 4.010, 1e-12));
+    CHECK(NEAR(sim_api_ready(&hw, &busy, 4.0), 4.020, 1e-12));
 }
 
 /* Every shipped GPU and model profile loads; the GPUs use step model v2; the model's bytes are sane. */

@@ -193,6 +193,46 @@ static void test_ready_time(void) {
     sim_sched_free(s);
 }
 
+/*
+ * vLLM's --async-scheduling: the step after step n is planned while step n runs, so a request that
+ * reaches the engine during step n joins step n + 2, unless step n + 1 would have had no work.
+ */
+static void test_async_admission(void) {
+    for (int async = 0; async <= 1; async++) {
+        sim_sched_cfg c = {.max_num_seqs = 256, .max_num_batched_tokens = 2048, .block_size = 16, .num_blocks = 1000,
+                           .max_model_len = 100000, .chunked_prefill = true, .async_scheduling = async != 0};
+        memset(recs, 0, sizeof recs);
+        memset(seqs, 0, sizeof seqs);
+        sim_sched *s = sim_sched_new(&c);
+        sim_step_shape sh;
+        add(s, 0, 10, 5); /* runs from t = 0: steps [0,1) [1,2) [2,3) ... */
+        add(s, 1, 10, 2);
+        seqs[1].t_ready = 0.5; /* reaches the engine during step [0,1) */
+        CHECK(sim_sched_plan(s, &sh, 0.0) == 1);
+        sim_sched_commit(s, 1.0, on_tok, NULL);
+        /* Step [1,2) was planned at t = 0 under async scheduling: seq 1 waits for step [2,3). */
+        CHECK_MSG(sim_sched_plan(s, &sh, 1.0) == (async ? 1 : 2), "async %d: step [1,2) has %d", async, sh.prefill_seqs);
+        sim_sched_commit(s, 2.0, on_tok, NULL);
+        if (async) {
+            CHECK(sim_sched_plan(s, &sh, 2.0) == 2 && sh.prefill_tokens == 10);
+            sim_sched_commit(s, 3.0, on_tok, NULL);
+        }
+        CHECK(seqs[1].t_scheduled == (async ? 2.0 : 1.0));
+        /* An idle engine plans at once: seq 2 arrives after a gap (a plan that found nothing ready). */
+        while (sim_sched_plan(s, &sh, 10.0) > 0)
+            sim_sched_commit(s, 10.0, on_tok, NULL);
+        add(s, 2, 10, 1);
+        seqs[2].t_ready = 20.0;
+        CHECK(sim_sched_plan(s, &sh, 20.0) == 1 && seqs[2].t_scheduled == 20.0);
+        sim_sched_commit(s, 21.0, on_tok, NULL);
+        /* Back to back, but the step that just ended left no work: step [21,...) is planned at 21, not at 20. */
+        add(s, 3, 10, 1);
+        seqs[3].t_ready = 20.5;
+        CHECK_MSG(sim_sched_plan(s, &sh, 21.0) == 1, "async %d: a request ready during a last step waits", async);
+        sim_sched_free(s);
+    }
+}
+
 /* Runs seq 0 (16-token prompt, `decode` tokens) beside seq 1 (a 96-token prompt) on 6 blocks of 16:
  * seq 1 (one output token) is preempted after its first 48-token chunk. Returns what seq 1 had computed, and the
  * prefill scheduled with it, at the plan that brought it back. */
@@ -278,6 +318,7 @@ static void test_waiting_as_vllm_counts_it(void) {
 
 int main(void) {
     test_ready_time();
+    test_async_admission();
     test_waiting_as_vllm_counts_it();
     test_preempted_prefix_is_a_hit();
     test_budget_and_chunking();
