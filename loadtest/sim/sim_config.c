@@ -238,6 +238,16 @@ int sim_config_parse(sim_config *cfg, int argc, char **argv, char *err, size_t e
     return 0;
 }
 
+sim_sched_cfg sim_config_sched(const sim_config *cfg, long num_blocks) {
+    return (sim_sched_cfg){.max_num_seqs = cfg->max_num_seqs,
+                           .max_num_batched_tokens = cfg->max_num_batched_tokens,
+                           .block_size = cfg->block_size,
+                           .num_blocks = num_blocks,
+                           .max_model_len = cfg->max_model_len,
+                           .chunked_prefill = cfg->chunked_prefill != 0,
+                           .async_scheduling = cfg->async_scheduling != 0};
+}
+
 int sim_config_finalize(sim_config *cfg, const sim_hw *hw, const sim_modelp *m, char *err, size_t errlen) {
     if (!cfg->model[0])
         snprintf(cfg->model, sizeof cfg->model, "%s", m->name);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "sim_profile.h"
+#include "sim_sched.h"
 
 typedef struct sim_config {
     char model[256];          /* served model name; "" = the model profile's name */
@@ -64,6 +65,10 @@ int sim_config_load_profiles(sim_config *cfg, sim_hw *hw, sim_modelp *m, char *e
  * default_max_num_batched_tokens overrides the token figure).
  */
 void sim_config_batch_defaults(const sim_hw *hw, int *max_num_batched_tokens, int *max_num_seqs);
+
+/* The scheduler's settings from a finalized config and the memory plan's KV block count: the one place
+ * the server (sim_engine) and --predict take them from, so both schedule alike. */
+sim_sched_cfg sim_config_sched(const sim_config *cfg, long num_blocks);
 
 void sim_config_usage(FILE *out);
 

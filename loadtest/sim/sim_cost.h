@@ -52,8 +52,10 @@ typedef struct sim_step_parts {
  *   memory  = (weight_bytes + ctx_tokens * kv_bytes_per_token) / (bandwidth * eff_mem)
  * Step model 1 (profiles without host_step_ms):
  *   beta0 + max(compute, memory) + beta1 * prefill_tokens + beta2 * decode_seqs
- * Step model 2: max(gpu, host, api) of sim_step_split(), because vLLM V1 prepares step n+1 on the CPU
- * while the GPU runs step n (async scheduling) and the API server is a process of its own.
+ * Step model 2: max(gpu, host, api) of sim_step_split(), because vLLM V1 overlaps its CPU work with the
+ * GPU's (the API server is a process of its own; the engine core launches the GPU's work and prepares
+ * while it runs) and published single-stream TPOTs fit the larger of the two, not their sum, with
+ * async scheduling off as well as on (docs/simulator.md §3). The flag changes admission only.
  */
 double sim_step_seconds(const sim_hw *hw, const sim_modelp *m, const sim_step_shape *s);
 
@@ -63,10 +65,11 @@ void sim_step_split(const sim_hw *hw, const sim_modelp *m, const sim_step_shape 
 /*
  * When a request sent at `arrival` reaches the engine core. vLLM's API server is one process with one
  * event loop: part of each request's pre-processing (api_serial: parsing, tokenization, hand-off) runs
- * there one request at a time, the rest (api_overhead in all) is latency that overlaps. So a lone
- * request waits api_overhead, and a burst of n waits up to n x api_serial, which is what makes TTFT
- * grow with concurrency in closed-loop benchmarks. *api_free is the loop's busy-until time (start at 0);
- * arrivals must come in time order.
+ * there one request at a time, the rest (api_overhead in all) is latency that overlaps. The serial part
+ * is the last api_serial of the api_overhead (clipped to it), so a lone request waits api_overhead and
+ * the n-th of a burst sent together api_overhead + (n - 1) x api_serial: a closed-loop wave reaches the
+ * engine spread out, which is what makes TTFT grow with concurrency. *api_free is the loop's busy-until
+ * time (start at 0); arrivals must come in time order.
  */
 double sim_api_ready(const sim_hw *hw, double *api_free, double arrival);
 

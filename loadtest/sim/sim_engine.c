@@ -334,13 +334,7 @@ sim_engine *sim_engine_new(struct event_base *base, const sim_config *cfg, const
     e->hw = hw;
     e->model = m;
     e->mem = mem;
-    sim_sched_cfg sc = {.max_num_seqs = cfg->max_num_seqs,
-                        .max_num_batched_tokens = cfg->max_num_batched_tokens,
-                        .block_size = cfg->block_size,
-                        .num_blocks = mem->num_blocks,
-                        .max_model_len = cfg->max_model_len,
-                        .chunked_prefill = cfg->chunked_prefill != 0,
-                        .async_scheduling = cfg->async_scheduling != 0};
+    sim_sched_cfg sc = sim_config_sched(cfg, mem->num_blocks);
     e->sched = sim_sched_new(&sc);
     e->timer = evtimer_new(base, on_timer, e);
     e->op_timer = evtimer_new(base, on_op_timer, e);

@@ -44,13 +44,7 @@ static void predict(sim_config *cfg, predict_result *r) {
     in->num_prompts = cfg->num_prompts > 0 ? cfg->num_prompts : 10 * in->concurrency;
     in->input_len = cfg->input_len > 0 ? cfg->input_len : 200;
     in->output_len = cfg->output_len > 0 ? cfg->output_len : 200;
-    in->sched = (sim_sched_cfg){.max_num_seqs = cfg->max_num_seqs,
-                                .max_num_batched_tokens = cfg->max_num_batched_tokens,
-                                .block_size = cfg->block_size,
-                                .num_blocks = r->mem.num_blocks,
-                                .max_model_len = cfg->max_model_len,
-                                .chunked_prefill = cfg->chunked_prefill != 0,
-                                .async_scheduling = cfg->async_scheduling != 0};
+    in->sched = sim_config_sched(cfg, r->mem.num_blocks);
     if (sim_predict_run(&r->hw, &r->m, in, &r->out, r->err, sizeof r->err) == 0)
         r->stage = P_OK;
 }

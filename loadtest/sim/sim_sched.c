@@ -1,7 +1,8 @@
 /*
  * sim_sched.c - continuous batching after vLLM's V1 Scheduler.schedule(): one token budget per step
  * shared by decodes and prefills, KV blocks allocated per block_size tokens, recompute preemption of
- * the newest running request when the allocator is empty, FIFO admission from the waiting queue.
+ * the newest running request when the allocator is empty, FIFO admission from the waiting queue, and
+ * with async scheduling (vLLM's default since v0.14) admission one step behind (admit_cutoff).
  */
 #include "sim_sched.h"
 
@@ -31,6 +32,7 @@ struct sim_sched {
     uint64_t preemptions;
     bool no_admit; /* waiting sequences stay queued (draining before a sleep) */
     double last_plan_t; /* `now` of the last sim_sched_plan(); -1 before the first */
+    double last_by;     /* the last plan's admission cutoff (admit_cutoff); -1 before the first */
     double last_commit_t; /* `now` of the last sim_sched_commit(); -1 before the first */
     sim_seq **step;  /* sequences scheduled in the step under way; aborted ones become NULL */
     int step_n, step_cap;
@@ -85,6 +87,7 @@ sim_sched *sim_sched_new(const sim_sched_cfg *cfg) {
     s->cached.link = offsetof(sim_seq, lru);
     s->free_blocks = cfg->num_blocks;
     s->last_plan_t = -1;
+    s->last_by = -1;
     s->last_commit_t = -1;
     s->step_cap = cfg->max_num_seqs > 0 ? cfg->max_num_seqs : 1;
     s->step = calloc((size_t)s->step_cap, sizeof(*s->step));
@@ -248,6 +251,9 @@ static int prefix_admit(sim_sched *s, sim_seq *q, int budget) {
  * So step n+1 sees only what had arrived when step n started, unless it would have been empty (no
  * sequence left running and none ready then): the engine core then blocks on step n, drains the input
  * queue afterwards and plans at now, as without async scheduling. An idle engine plans at once.
+ * One difference is left: vLLM plans step n+1 before step n's tokens are known, so a sequence that
+ * stops at EOS (or is aborted) in step n still counts as work there; here it is gone, and an arrival
+ * can join one step earlier than in vLLM when it was the last one running.
  */
 static double admit_cutoff(const sim_sched *s, double now) {
     if (!s->cfg.async_scheduling || s->last_commit_t != now || s->last_plan_t < 0 || s->last_plan_t >= now)
@@ -261,6 +267,7 @@ int sim_sched_plan(sim_sched *s, sim_step_shape *shape, double now) {
     memset(shape, 0, sizeof(*shape));
     double by = admit_cutoff(s, now);
     s->last_plan_t = now;
+    s->last_by = by;
     s->step_n = 0;
     int budget = s->cfg.max_num_batched_tokens;
     bool preempted = false;
@@ -368,7 +375,9 @@ void sim_sched_get_stats(const sim_sched *s, sim_sched_stats *st) {
 double sim_sched_next_ready(const sim_sched *s) { return s->waiting.head ? s->waiting.head->t_ready : -1; }
 
 int sim_sched_num_waiting_engine(const sim_sched *s, double now, bool all_ready) {
-    double by = all_ready || s->last_plan_t > now ? now : s->last_plan_t;
+    /* With async scheduling the last plan drained only what had arrived by its cutoff: later arrivals
+     * are still in the engine core's input queue, which len(waiting) does not count. */
+    double by = all_ready || s->last_by > now ? now : s->last_by;
     int n = 0;
     /* Preempted sequences go back to the head with an old t_ready, so the list is not sorted: walk it. */
     for (const sim_seq *q = s->waiting.head; q; q = q->queue.next)

@@ -45,7 +45,7 @@ PBEGIN, PEND = "<!-- calibrate.py: profiles begin -->", "<!-- calibrate.py: prof
 # the API server's, and a larger value only stood in for the missing API-server queue.
 # api_serial is bounded below at 1 ms: one request's turn on the API server's event loop (parse,
 # validate, tokenize, hand-off, all Python) is not free. Unbounded, the search ended at 0.16 ms for
-# workstations, where a closed loop's wave reaches the engine within microseconds, at a higher loss
+# workstations, where a closed loop's wave of 32 reaches the engine within 5 ms, at a higher loss
 # (5.65 against 5.55).
 # Start values: round figures near the previous fit. From the older start values (3 ms, 15 ms, 1 ms,
 # 20 us) and from two random starts in the box the fit ended at a higher loss: 6.09, 6.09 and 6.21
@@ -112,8 +112,8 @@ class Predictor:
         self.sim, self.points, self.tmp, self.n = sim, points, tmp, itertools.count()
         self.bases = {p["hardware"]: read_profile(hw_path(p["hardware"])) for p in points}
 
-    def line(self, hw_file, p):
-        return (f"--hardware {hw_file} --model-profile {p['model_profile']} {p.get('sim_args', '')} "
+    def line(self, hw_file, p, extra=""):
+        return (f"--hardware {hw_file} --model-profile {p['model_profile']} {p.get('sim_args', '')} {extra} "
                 f"--concurrency {p['concurrency']} --input-len {p['input_len']} --output-len {p['output_len']} "
                 f"--num-prompts {p['num_prompts']}")
 
@@ -138,8 +138,8 @@ class Predictor:
         k = len(pts)
         return [res[i * k:(i + 1) * k] for i in range(len(value_sets))]
 
-    def with_files(self, files, pts):
-        return self.run_lines([self.line(files[p["hardware"]], p) for p in pts])
+    def with_files(self, files, pts, extra=""):
+        return self.run_lines([self.line(files[p["hardware"]], p, extra) for p in pts])
 
 
 def pairs(p, pred):
@@ -215,9 +215,10 @@ def mark_prefix_cached(pts):
 
 
 def penalty(values):
-    """The serial part of the API server's work is part of its per-request work: api_serial_ms above
-    api_overhead_ms would make api_overhead_ms dead (a lone request would wait api_serial_ms). An
-    unconstrained fit did that for the server class (8.5 against 8.0 ms), pinned by three H100 points."""
+    """The serial part of the API server's work is part of its per-request work: tlab-sim clips
+    api_serial_ms to api_overhead_ms (sim_api_ready), so any excess would be dead and the fit would
+    wander in it. An unconstrained fit went there for the server class (8.5 against 8.0 ms), pinned
+    by three H100 points."""
     by = {(p[0], p[2]): v for p, v in zip(PARAMS, values)}
     return sum(10.0 * max(0.0, by[("api_serial_ms", c)] - by[("api_overhead_ms", c)])
                for (k, c) in by if k == "api_serial_ms" and ("api_overhead_ms", c) in by)
@@ -524,7 +525,8 @@ def main():
             f = os.path.join(HERE, "v1", hw + ".yaml")
             v1_files[hw] = f if os.path.exists(f) else None
         v1_pts = [p for p in pts if v1_files[p["hardware"]]]
-        v1_res = dict(zip([p["id"] for p in v1_pts], pred.with_files(v1_files, v1_pts)))
+        # v1 as it was: its simulator had no asynchronous scheduling (the later flag wins).
+        v1_res = dict(zip([p["id"] for p in v1_pts], pred.with_files(v1_files, v1_pts, "--no-async-scheduling")))
         v1_preds = [v1_res.get(p["id"], {"ok": False}) for p in pts]
     text, _ = tables(doc, pts, vals, fit_preds, loo_preds, v1_preds, h2)
     print(text)
