@@ -27,12 +27,17 @@ static void on_tok(sim_seq *q, int idx, int finish, void *arg) {
     }
 }
 
-static sim_sched *mk(int seqs_max, int budget, long blocks, int chunked) {
+static sim_sched *mk_async(int seqs_max, int budget, long blocks, int chunked, int async) {
     sim_sched_cfg c = {.max_num_seqs = seqs_max, .max_num_batched_tokens = budget, .block_size = 16,
-                       .num_blocks = blocks, .max_model_len = 100000, .chunked_prefill = chunked != 0};
+                       .num_blocks = blocks, .max_model_len = 100000, .chunked_prefill = chunked != 0,
+                       .async_scheduling = async != 0};
     memset(recs, 0, sizeof recs);
     memset(seqs, 0, sizeof seqs);
     return sim_sched_new(&c);
+}
+
+static sim_sched *mk(int seqs_max, int budget, long blocks, int chunked) {
+    return mk_async(seqs_max, budget, blocks, chunked, 0);
 }
 
 static void add(sim_sched *s, int i, int prompt, int max_tokens) {
@@ -195,22 +200,28 @@ static void test_ready_time(void) {
 }
 
 /*
+ * The async-scheduling scene: seq 0 (10 + 5 tokens) runs from t = 0 in steps of 1 s; seq 1 (10 + 2)
+ * reaches the engine at 0.5, during step [0,1). Returns the scheduler after that first step.
+ */
+static sim_sched *one_step_then_arrival(int seqs_max, int async) {
+    sim_sched *s = mk_async(seqs_max, 2048, 1000, 1, async);
+    sim_step_shape sh;
+    add(s, 0, 10, 5);
+    add(s, 1, 10, 2);
+    seqs[1].t_ready = 0.5;
+    CHECK(sim_sched_plan(s, &sh, 0.0) == 1);
+    sim_sched_commit(s, 1.0, on_tok, NULL);
+    return s;
+}
+
+/*
  * vLLM's --async-scheduling: the step after step n is planned while step n runs, so a request that
  * reaches the engine during step n joins step n + 2, unless step n + 1 would have had no work.
  */
 static void test_async_admission(void) {
     for (int async = 0; async <= 1; async++) {
-        sim_sched_cfg c = {.max_num_seqs = 256, .max_num_batched_tokens = 2048, .block_size = 16, .num_blocks = 1000,
-                           .max_model_len = 100000, .chunked_prefill = true, .async_scheduling = async != 0};
-        memset(recs, 0, sizeof recs);
-        memset(seqs, 0, sizeof seqs);
-        sim_sched *s = sim_sched_new(&c);
+        sim_sched *s = one_step_then_arrival(256, async);
         sim_step_shape sh;
-        add(s, 0, 10, 5); /* runs from t = 0: steps [0,1) [1,2) [2,3) ... */
-        add(s, 1, 10, 2);
-        seqs[1].t_ready = 0.5; /* reaches the engine during step [0,1) */
-        CHECK(sim_sched_plan(s, &sh, 0.0) == 1);
-        sim_sched_commit(s, 1.0, on_tok, NULL);
         /* Step [1,2) was planned at t = 0 under async scheduling: seq 1 waits for step [2,3). */
         int n = sim_sched_plan(s, &sh, 1.0);
         CHECK_MSG(n == (async ? 1 : 2), "async %d: step [1,2) has %d sequences", async, n);
@@ -235,14 +246,7 @@ static void test_async_admission(void) {
 
         /* A plan that does not follow a commit at the same instant (the engine was asleep in between)
          * admits all that is ready, though work was left running: no step is in flight to plan behind. */
-        memset(recs, 0, sizeof recs);
-        memset(seqs, 0, sizeof seqs);
-        s = sim_sched_new(&c);
-        add(s, 0, 10, 5);
-        add(s, 1, 10, 2);
-        seqs[1].t_ready = 0.5;
-        CHECK(sim_sched_plan(s, &sh, 0.0) == 1);
-        sim_sched_commit(s, 1.0, on_tok, NULL);
+        s = one_step_then_arrival(256, async);
         n = sim_sched_plan(s, &sh, 5.0); /* woken at 5 */
         CHECK_MSG(n == 2 && seqs[1].t_scheduled == 5.0, "async %d: the plan after a wake has %d sequences", async, n);
         sim_sched_free(s);
@@ -334,16 +338,7 @@ static void test_waiting_as_vllm_counts_it(void) {
     /* With async scheduling the plan at t drained only what had arrived by the previous plan: a request
      * that arrived in between is still in the engine core's input queue, not in vLLM's waiting count. */
     for (int async = 0; async <= 1; async++) {
-        sim_sched_cfg c = {.max_num_seqs = 1, .max_num_batched_tokens = 2048, .block_size = 16, .num_blocks = 1000,
-                           .max_model_len = 100000, .chunked_prefill = true, .async_scheduling = async != 0};
-        memset(recs, 0, sizeof recs);
-        memset(seqs, 0, sizeof seqs);
-        s = sim_sched_new(&c);
-        add(s, 0, 10, 5);
-        add(s, 1, 10, 2);
-        seqs[1].t_ready = 0.5;
-        CHECK(sim_sched_plan(s, &sh, 0.0) == 1);
-        sim_sched_commit(s, 1.0, on_tok, NULL);
+        s = one_step_then_arrival(1, async);
         CHECK(sim_sched_plan(s, &sh, 1.0) == 1); /* seq 0; max_num_seqs 1 leaves seq 1 out either way */
         int w = sim_sched_num_waiting_engine(s, 1.2, false);
         CHECK_MSG(w == (async ? 0 : 1), "async %d: %d waiting after the plan at 1", async, w);
